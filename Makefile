@@ -1,0 +1,51 @@
+# bioworkbench: `make demo` sets everything up and runs the demo; `make test` runs the tests.
+# Both create .venv with a Python >= 3.12 (scripts/find-python.sh) and install the project first.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= data/demo
+KERNEL := bioworkbench
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow lint format venv kernel benchmark clean
+
+$(BIN)/python:
+	@PY="$$(scripts/find-python.sh)" || exit 1; \
+	echo "creating $(VENV) with $$PY ($$($$PY --version))"; \
+	"$$PY" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+$(VENV)/.kernel: $(VENV)/.installed
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (bioworkbench)" >/dev/null
+	@touch $@
+
+venv: $(VENV)/.installed
+kernel: $(VENV)/.kernel
+
+demo: $(VENV)/.kernel
+	$(BIN)/bioworkbench demo --out $(DEMO)
+
+test: $(VENV)/.kernel
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.kernel
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check bioworkbench tests benchmarks
+	$(BIN)/ruff format --check bioworkbench tests benchmarks
+	$(BIN)/nbstripout --verify notebooks/*.ipynb 2>/dev/null || true
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format bioworkbench tests benchmarks
+	$(BIN)/ruff check --fix bioworkbench tests benchmarks
+
+benchmark: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_campaign.py
+
+clean:
+	rm -rf $(VENV) data reports .pytest_cache .ruff_cache

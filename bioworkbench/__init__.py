@@ -1,0 +1,72 @@
+"""bioworkbench: analytics for biopharmaceutical process data, in Jupyter and in reports.
+
+``import bioworkbench as bw`` is light: polars and the data model load now; modelling, plotting
+and reporting libraries (PyMC, hvplot, papermill) load only when a function needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from bioworkbench.campaign import Campaign, read_campaign
+from bioworkbench.errors import (
+    BioWorkbenchError,
+    BioWorkbenchWarning,
+    ConfigError,
+    DataReadError,
+    Issue,
+    MissingDependencyError,
+    ModelNotFittedError,
+    ReportError,
+    SchemaError,
+)
+from bioworkbench.schema import register_variable, variables
+
+_LAZY_MODULES = {"io", "kinetics", "simulate", "units", "schema", "errors", "campaign"}
+_LAZY_ATTRS = {
+    "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
+    "read_wide": ("bioworkbench.io.wide", "read_wide"),
+    "read_tidy_observations": ("bioworkbench.io.tidy", "read_table"),
+}
+
+__all__ = [
+    "BioWorkbenchError",
+    "BioWorkbenchWarning",
+    "Campaign",
+    "ConfigError",
+    "DataReadError",
+    "Issue",
+    "MissingDependencyError",
+    "ModelNotFittedError",
+    "ReportError",
+    "SchemaError",
+    "__version__",
+    "io",
+    "kinetics",
+    "read_campaign",
+    "read_wide",
+    "register_variable",
+    "simulate_campaign",
+    "variables",
+]
+
+if TYPE_CHECKING:
+    from bioworkbench import io, kinetics
+    from bioworkbench.io.wide import read_wide
+    from bioworkbench.simulate import simulate_campaign
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"bioworkbench.{name}")
+    if name in _LAZY_ATTRS:
+        module, attr = _LAZY_ATTRS[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'bioworkbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

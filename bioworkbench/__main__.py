@@ -1,0 +1,5 @@
+import sys
+
+from bioworkbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""Exception hierarchy and the :class:`Issue` record that every validator collects.
+
+Every error a user can cause says *where* (file, line, column, batch), *what* was found, what was
+expected, and how to fix it. Validators collect all problems first and raise once; the message shows
+the first :data:`MAX_SHOWN` issues and counts the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "MAX_SHOWN",
+    "BioWorkbenchError",
+    "BioWorkbenchWarning",
+    "ConfigError",
+    "DataReadError",
+    "Issue",
+    "MissingDependencyError",
+    "ModelNotFittedError",
+    "ReportError",
+    "SchemaError",
+]
+
+MAX_SHOWN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem found in the data: where it is, what was found, and how to fix it."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: str | None = None
+    batch: str | None = None
+    hint: str | None = None
+
+    def location(self) -> str:
+        parts = []
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.column is not None:
+            parts.append(f'column "{self.column}"')
+        where = ", ".join(parts)
+        if self.batch is not None:
+            where = f"{where} (batch {self.batch})" if where else f"batch {self.batch}"
+        return where
+
+    def format(self, *, with_file: bool = True) -> str:
+        where = self.location()
+        if with_file and self.file:
+            where = f"{self.file}: {where}" if where else self.file
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f" Hint: {self.hint}"
+        return text
+
+
+class BioWorkbenchError(Exception):
+    """Base class of every error bioworkbench raises on purpose."""
+
+
+class SchemaError(BioWorkbenchError, ValueError):
+    """Data that does not fit the campaign schema; carries every :class:`Issue` found."""
+
+    def __init__(self, issues: Iterable[Issue] | str, *, context: str | None = None) -> None:
+        if isinstance(issues, str):
+            issues = [Issue(issues)]
+        self.issues: list[Issue] = list(issues)
+        self.context = context
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        n = len(self.issues)
+        files = {i.file for i in self.issues if i.file}
+        where = self.context or (next(iter(files)) if len(files) == 1 else None)
+        head = f"{n} problem{'s' if n != 1 else ''}" + (f" in {where}" if where else "")
+        # name the file on each line unless the heading already does
+        same = len(files) == 1 and where == next(iter(files))
+        lines = [head]
+        for issue in self.issues[:MAX_SHOWN]:
+            lines.append(f"  - {issue.format(with_file=not same)}")
+        if n > MAX_SHOWN:
+            lines.append(f"  ... and {n - MAX_SHOWN} more")
+        return "\n".join(lines)
+
+
+class DataReadError(BioWorkbenchError, OSError):
+    """A file that cannot be read at all (missing, unreadable, wrong format)."""
+
+
+class ConfigError(BioWorkbenchError, ValueError):
+    """A configuration (column map, parameter set, option) that is invalid."""
+
+
+class ModelNotFittedError(BioWorkbenchError, RuntimeError):
+    """A model used before :meth:`fit`."""
+
+
+class ReportError(BioWorkbenchError, RuntimeError):
+    """A report run that failed."""
+
+
+class MissingDependencyError(BioWorkbenchError, ImportError):
+    """An optional dependency that is not installed."""
+
+
+class BioWorkbenchWarning(UserWarning):
+    """Something the user should know (e.g. flagged rows excluded from an analysis)."""

@@ -1,0 +1,255 @@
+"""Unit parsing and conversion to canonical units, with pint.
+
+Conversion is applied per ``(variable, unit)`` group, never per row: pint computes one scale (and,
+for temperatures, an offset) per group and polars applies it to the whole column. Mass and molar
+concentrations convert through the variable's molar mass from the registry (``g/L`` of glucose ->
+``mmol/L`` with 180.16 g/mol). A unit that cannot be converted is an error, never a guess.
+
+Unit spellings found in instrument and bioreactor exports are normalised first: ``10^6 cells/mL``,
+``E6 cells/mL``, ``x10^6/mL``, ``°C``, ``µm``, ``mM``, ``% air sat``, ``pH units``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from bioworkbench.errors import ConfigError, Issue
+
+__all__ = ["canonical_unit_label", "conversion", "parse_unit", "to_canonical"]
+
+# Units pint does not have, or that are labels rather than physical units.
+_DIMENSIONLESS_LABELS = {
+    "ph": "pH",
+    "ph units": "pH",
+    "ph unit": "pH",
+    "au": "AU",
+    "a.u.": "AU",
+    "od": "AU",
+    "od600": "AU",
+    "-": "1",
+    "": "1",
+    "1": "1",
+    "fraction": "1",
+}
+
+
+@functools.cache
+def ureg():
+    """The package's pint registry (cells and osmoles added as base dimensions)."""
+    import pint
+
+    reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    reg.define("cell = [cell_count] = cells")
+    reg.define("osmole = [osmolarity] = Osm = osm")
+    reg.define("air_saturation = percent = air_sat")
+    return reg
+
+
+def _normalise(unit: str) -> str:
+    u = unit.strip()
+    u = u.replace("µ", "u").replace("μ", "u").replace("°", "deg").replace("·", "*")
+    u = u.replace("×", "x").replace("⁶", "^6").replace("³", "^3")
+    u = re.sub(r"\s+", " ", u)
+    # 10^6 cells/mL, 10E6, x10^6, E6, 1E+06 -> 1e6
+    u = re.sub(r"^(?:x\s*)?10\s*(?:\^|\*\*|E)\s*\+?(\d+)", r"1e\1", u, flags=re.I)
+    u = re.sub(r"^1?E\+?0*(\d+)\b", r"1e\1", u, flags=re.I)
+    u = re.sub(r"^1e\+?0*(\d+)", r"1e\1", u, flags=re.I)
+    # "1e6/mL" means cells
+    u = re.sub(r"^(1e\d+)\s*/", r"\1 cells/", u)
+    u = re.sub(r"\bdegC\b|\bdeg C\b|\bC\b(?=$)", "degC", u)
+    u = re.sub(r"%\s*(air\s*sat(uration)?|sat(uration)?|DO|as)\b\.?", "percent", u, flags=re.I)
+    u = u.replace("%", "percent")
+    u = re.sub(r"\bmM\b", "mmol/L", u)
+    u = re.sub(r"\buM\b", "umol/L", u)
+    u = re.sub(r"\bmOsm/kg\s*H2O\b", "mOsm/kg", u, flags=re.I)
+    u = re.sub(r"\bmOsmol\b", "mOsm", u, flags=re.I)
+    u = re.sub(r"\bvv?d\b", "1/d", u)
+    return u
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUnit:
+    """A unit string resolved to a pint quantity (the magnitude carries scale prefixes like 1e6)."""
+
+    text: str
+    label: str | None  # for dimensionless labels such as pH or AU
+    quantity: object | None  # pint Quantity of magnitude 1 x scale
+
+
+@functools.cache
+def parse_unit(unit: str) -> ParsedUnit:
+    """Parse a unit string; raise :class:`ConfigError` if pint does not understand it."""
+    if unit is None:
+        raise ConfigError("a unit is required; found an empty unit.")
+    key = unit.strip().lower()
+    if key in _DIMENSIONLESS_LABELS:
+        label = _DIMENSIONLESS_LABELS[key]
+        return ParsedUnit(unit, label, None if label != "1" else ureg().Quantity(1, ""))
+    text = _normalise(unit)
+    try:
+        q = ureg().Quantity(text)
+    except Exception as exc:  # pint raises several kinds here
+        raise ConfigError(
+            f"unit {unit!r} is not understood ({type(exc).__name__}: {exc}).",
+        ) from None
+    return ParsedUnit(unit, None, q)
+
+
+@functools.cache
+def canonical_unit_label(unit: str) -> str:
+    """The string stored in ``observations.unit`` for a canonical unit (as written in the registry)."""
+    return unit
+
+
+@functools.cache
+def conversion(unit: str, target: str, molar_mass: float | None = None) -> tuple[float, float]:
+    """``(scale, offset)`` with ``value_in_target = value * scale + offset``.
+
+    Raises
+    ------
+    ConfigError
+        If ``unit`` cannot be converted to ``target`` (different dimensions and no molar mass that
+        bridges mass and amount of substance).
+    """
+    src, dst = parse_unit(unit), parse_unit(target)
+    if src.quantity is None or dst.quantity is None:
+        if src.label == dst.label:
+            return 1.0, 0.0
+        raise ConfigError(f"cannot convert {unit!r} to {target!r}.")
+    reg = ureg()
+    qs, qd = src.quantity, dst.quantity
+    if qs.dimensionality == qd.dimensionality:
+        if _is_offset(qs) or _is_offset(qd):
+            u_src, u_dst = qs.units, qd.units
+            zero = reg.Quantity(0.0, u_src).to(u_dst).magnitude
+            one = reg.Quantity(1.0, u_src).to(u_dst).magnitude
+            return float(one - zero), float(zero)
+        return float((qs / qd).to("").magnitude), 0.0
+    if molar_mass is not None:
+        mass, substance = reg.Quantity("g/L").dimensionality, reg.Quantity("mol/L").dimensionality
+        mm = reg.Quantity(molar_mass, "g/mol")
+        if qs.dimensionality == mass and qd.dimensionality == substance:
+            return float((qs / mm / qd).to("").magnitude), 0.0
+        if qs.dimensionality == substance and qd.dimensionality == mass:
+            return float((qs * mm / qd).to("").magnitude), 0.0
+    raise ConfigError(
+        f"cannot convert {unit!r} ({qs.dimensionality}) to {target!r} ({qd.dimensionality})."
+    )
+
+
+def _is_offset(q) -> bool:
+    return not q.units._ok_for_muldiv() if hasattr(q.units, "_ok_for_muldiv") else (
+        "degree_Celsius" in str(q.units) or "degree_Fahrenheit" in str(q.units)
+    )
+
+
+def to_canonical(
+    df: pl.DataFrame,
+    *,
+    variable_col: str = "variable",
+    value_col: str = "value",
+    unit_col: str = "unit",
+    file: str | None = None,
+    line_col: str | None = None,
+) -> tuple[pl.DataFrame, list[Issue]]:
+    """Convert ``value_col`` to each variable's canonical unit and set ``unit_col`` to it.
+
+    Works per ``(variable, unit)`` group: one pint conversion per group, one vectorised
+    multiply-add per row. Rows whose variable is unknown are left as they are (the schema check
+    reports them). Returns the converted frame and the issues (units that cannot be converted,
+    missing units), which the caller raises.
+    """
+    from bioworkbench.schema import registry, suggest
+
+    reg = registry()
+    groups = df.select(variable_col, unit_col).unique()
+    rows = []
+    issues: list[Issue] = []
+    for var, unit in groups.iter_rows():
+        if var not in reg:
+            continue
+        v = reg[var]
+        if unit is None or str(unit).strip() == "":
+            bad = df.filter((pl.col(variable_col) == var) & pl.col(unit_col).is_null())
+            _unit_issue(
+                issues, bad, var, unit, f"no unit for {var}; expected {v.unit} or a unit "
+                f"convertible to it.", file, line_col
+            )
+            continue
+        try:
+            scale, offset = conversion(str(unit), v.unit, v.molar_mass)
+        except ConfigError as exc:
+            bad = df.filter((pl.col(variable_col) == var) & (pl.col(unit_col) == unit))
+            examples = _examples(v)
+            _unit_issue(
+                issues,
+                bad,
+                var,
+                unit,
+                f"found {unit!r} for {var}; expected a unit convertible to {v.unit}"
+                f"{' (' + examples + ')' if examples else ''}. ({exc})",
+                file,
+                line_col,
+            )
+            continue
+        rows.append((var, unit, scale, offset, v.unit))
+    del suggest
+    if not rows:
+        return df, issues
+    table = pl.DataFrame(
+        rows,
+        schema={
+            variable_col: pl.String,
+            "_unit_in": pl.String,
+            "_scale": pl.Float64,
+            "_offset": pl.Float64,
+            "_canon": pl.String,
+        },
+        orient="row",
+    )
+    if df.schema[variable_col] != pl.String:
+        table = table.with_columns(pl.col(variable_col).cast(df.schema[variable_col]))
+    out = (
+        df.with_columns(pl.col(unit_col).cast(pl.String).alias("_unit_in"))
+        .join(table, on=[variable_col, "_unit_in"], how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("_scale").is_not_null())
+            .then(pl.col(value_col) * pl.col("_scale") + pl.col("_offset"))
+            .otherwise(pl.col(value_col))
+            .alias(value_col),
+            pl.coalesce("_canon", pl.col(unit_col).cast(pl.String)).alias(unit_col),
+        )
+        .drop("_unit_in", "_scale", "_offset", "_canon")
+    )
+    return out, issues
+
+
+def _examples(v) -> str:
+    if v.molar_mass is not None:
+        return "g/L, mg/L, mg/dL, mmol/L, mM, umol/L"
+    examples = {
+        "1e6 cells/mL": "1e6 cells/mL, 10^6 cells/mL, cells/mL, 1e5 cells/mL",
+        "%": "%, fraction as 1",
+        "mg/L": "mg/L, g/L, ug/mL",
+        "mL": "mL, L, uL",
+        "degC": "degC, °C, degF, K",
+        "mmHg": "mmHg, kPa, atm",
+        "mOsm/kg": "mOsm/kg",
+        "g/L": "g/L, mg/L, mg/mL",
+    }
+    return examples.get(v.unit, "")
+
+
+def _unit_issue(issues, bad, var, unit, message, file, line_col):
+    n = bad.height
+    batch = bad["batch_id"][0] if "batch_id" in bad.columns and n else None
+    line = bad[line_col][0] if line_col and line_col in bad.columns and n else None
+    src_file = file
+    if src_file is None and "source_file" in bad.columns and n:
+        src_file = bad["source_file"][0]
+    more = f" ({n} rows; first shown)" if n > 1 else ""
+    issues.append(Issue(message + more, file=src_file, line=line, column="unit", batch=batch))
