@@ -106,7 +106,9 @@ class Campaign:
         frames: dict[str, pl.DataFrame] = {}
         for fname, obj in given.items():
             file, first_line = files.get(fname, (None, None))
-            frame, found = coerce_frame(fname, _as_frame(obj, fname), file=file, first_line=first_line)
+            frame, found = coerce_frame(
+                fname, _as_frame(obj, fname), file=file, first_line=first_line
+            )
             issues.extend(found)
             frames[fname] = frame
         if not issues and validate:
@@ -125,7 +127,9 @@ class Campaign:
                 )
         if issues:
             files_involved = {i.file for i in issues if i.file}
-            context = next(iter(files_involved)) if len(files_involved) == 1 else f"campaign {name!r}"
+            context = (
+                next(iter(files_involved)) if len(files_involved) == 1 else f"campaign {name!r}"
+            )
             raise SchemaError(issues, context=context)
         self._frames = frames
         self.name = name
@@ -190,7 +194,10 @@ class Campaign:
         if unknown:
             raise SchemaError(
                 [
-                    Issue(f"batch {b!r} is not in campaign {self.name!r}.", hint=suggest(b, self.batch_ids, what="Batches"))
+                    Issue(
+                        f"batch {b!r} is not in campaign {self.name!r}.",
+                        hint=suggest(b, self.batch_ids, what="Batches"),
+                    )
                     for b in unknown
                 ]
             )
@@ -207,7 +214,10 @@ class Campaign:
         return self.observations.filter(pl.col("flag").is_not_null())
 
     def to_wide(
-        self, *, source: str | None = "offline", batch_ids: Iterable[str] | None = None,
+        self,
+        *,
+        source: str | None = "offline",
+        batch_ids: Iterable[str] | None = None,
         include_flagged: bool = False,
     ) -> pl.DataFrame:
         """A wide view for people and plots: one row per (batch, time), one column per variable.
@@ -224,10 +234,9 @@ class Campaign:
             obs = obs.filter(pl.col("flag").is_null())
         if obs.is_empty():
             return pl.DataFrame(schema={"batch_id": pl.String, "time_h": pl.Float64})
-        return (
-            obs.pivot(on="variable", index=["batch_id", "time_h"], values="value", aggregate_function="first")
-            .sort("batch_id", "time_h")
-        )
+        return obs.pivot(
+            on="variable", index=["batch_id", "time_h"], values="value", aggregate_function="first"
+        ).sort("batch_id", "time_h")
 
     def summary(self) -> pl.DataFrame:
         """One row per batch: status, duration, sample and flag counts, peak VCD, final titer."""
@@ -251,7 +260,9 @@ class Campaign:
             .group_by("batch_id")
             .agg(final_titer=pl.col("value").last())
         )
-        cols = [c for c in ("batch_id", "status", "process", "scale_l") if c in self.batches.columns]
+        cols = [
+            c for c in ("batch_id", "status", "process", "scale_l") if c in self.batches.columns
+        ]
         return (
             self.batches.select(cols)
             .join(per, on="batch_id", how="left")
@@ -389,7 +400,8 @@ def read_campaign(
     folder = Path(folder)
     if not folder.is_dir():
         raise DataReadError(
-            f"campaign folder {folder} does not exist (or is not a folder). A campaign folder holds "
+            f"campaign folder {folder} does not exist (or is not a folder). "
+            "A campaign folder holds "
             "batches, observations, events, media, quality and specs as .parquet or .csv files."
         )
     meta: dict[str, Any] = {}

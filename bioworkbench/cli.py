@@ -22,7 +22,9 @@ def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0) -
     return path
 
 
-def simulate(out: str | Path, *, n_batches: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
+def simulate(
+    out: str | Path, *, n_batches: int = 24, seed: int = 0, overwrite: bool = False
+) -> Path:
     """Simulate a campaign and write it as a campaign folder."""
     from bioworkbench.simulate import simulate_campaign
 
@@ -44,8 +46,14 @@ def summary(folder: str | Path) -> None:
 def _print_frame(df) -> None:
     import polars as pl
 
-    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=160, float_precision=2,
-                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+    with pl.Config(
+        tbl_rows=200,
+        tbl_cols=20,
+        tbl_width_chars=160,
+        float_precision=2,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
         print(df)
 
 

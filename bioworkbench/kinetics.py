@@ -66,7 +66,9 @@ def _offline(campaign, *, exclude_flagged: bool) -> pl.DataFrame:
             stacklevel=3,
         )
         obs = obs.filter(pl.col("flag").is_null())
-    return obs.filter(pl.col("value").is_not_null()).select("batch_id", "time_h", "variable", "value")
+    return obs.filter(pl.col("value").is_not_null()).select(
+        "batch_id", "time_h", "variable", "value"
+    )
 
 
 def _events(campaign) -> pl.DataFrame:
@@ -84,7 +86,7 @@ def _cum_at(
     inclusive: bool,
     name: str,
 ) -> pl.DataFrame:
-    """Add column ``name`` = sum of ``steps[value]`` at times before (``inclusive``: up to) each point.
+    """Add ``name`` = sum of ``steps[value]`` before (``inclusive``: up to) each point's time.
 
     ``steps`` has ``by`` + ``time_h`` + ``value``; the cumulative sum is taken per ``by`` group and
     looked up with an as-of join, so no Python loop is needed.
@@ -161,7 +163,9 @@ def volumes(campaign, times: pl.DataFrame | None = None) -> pl.DataFrame:
     )
     v_obs = (
         campaign.observations.filter(
-            (pl.col("variable") == "volume") & pl.col("flag").is_null() & pl.col("value").is_not_null()
+            (pl.col("variable") == "volume")
+            & pl.col("flag").is_null()
+            & pl.col("value").is_not_null()
         )
         .group_by("batch_id", "time_h")
         .agg(_v_obs=pl.col("value").first())
@@ -249,7 +253,8 @@ def compute(
         variables = [
             v
             for v in reg
-            if v in measured and (v == "titer" or (reg[v].kind == "concentration" and reg[v].molar_mass))
+            if v in measured
+            and (v == "titer" or (reg[v].kind == "concentration" and reg[v].molar_mass))
         ]
     else:
         missing = sorted(set(variables) - set(obs["variable"].unique().to_list()))
@@ -260,8 +265,12 @@ def compute(
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
     vol = volumes(campaign, obs.select("batch_id", "time_h"))
     vol = vol.with_columns(
-        volume_ml=pl.when(pl.col("volume_source") == "unknown").then(1.0).otherwise(pl.col("volume_ml")),
-        sample_ml=pl.when(pl.col("volume_source") == "unknown").then(0.0).otherwise(pl.col("sample_ml")),
+        volume_ml=pl.when(pl.col("volume_source") == "unknown")
+        .then(1.0)
+        .otherwise(pl.col("volume_ml")),
+        sample_ml=pl.when(pl.col("volume_source") == "unknown")
+        .then(0.0)
+        .otherwise(pl.col("sample_ml")),
     )
     ev = _events(campaign)
     removals = ev.filter(pl.col("event").is_in(REMOVALS)).select(
@@ -278,38 +287,56 @@ def compute(
         )
     )
     cells = _interval_removed(cells, removals, value="xv")
-    cells = cells.with_columns(
-        _dt_d=(pl.col("time_h") - pl.col("time_h").shift(1).over("batch_id")) / 24.0,
-        _xv_prev=pl.col("xv").shift(1).over("batch_id"),
-        _n_after_prev=pl.col("n_after").shift(1).over("batch_id"),
-    ).with_columns(
-        _ivcd_step=((pl.col("_xv_prev") + pl.col("xv")) / 2 * pl.col("_dt_d")).fill_null(0.0),
-        _ivcn_step=((pl.col("_n_after_prev") + pl.col("n_before")) / 2 * pl.col("_dt_d")).fill_null(0.0),
-    ).with_columns(
-        ivcd=pl.col("_ivcd_step").cum_sum().over("batch_id"),
-        ivcn=pl.col("_ivcn_step").cum_sum().over("batch_id"),
-        mu=(
-            (pl.col("n_before") + pl.col("_removed")) / pl.col("_n_after_prev")
-        ).log() / pl.col("_dt_d"),
+    cells = (
+        cells.with_columns(
+            _dt_d=(pl.col("time_h") - pl.col("time_h").shift(1).over("batch_id")) / 24.0,
+            _xv_prev=pl.col("xv").shift(1).over("batch_id"),
+            _n_after_prev=pl.col("n_after").shift(1).over("batch_id"),
+        )
+        .with_columns(
+            _ivcd_step=((pl.col("_xv_prev") + pl.col("xv")) / 2 * pl.col("_dt_d")).fill_null(0.0),
+            _ivcn_step=(
+                (pl.col("_n_after_prev") + pl.col("n_before")) / 2 * pl.col("_dt_d")
+            ).fill_null(0.0),
+        )
+        .with_columns(
+            ivcd=pl.col("_ivcd_step").cum_sum().over("batch_id"),
+            ivcn=pl.col("_ivcn_step").cum_sum().over("batch_id"),
+            mu=((pl.col("n_before") + pl.col("_removed")) / pl.col("_n_after_prev")).log()
+            / pl.col("_dt_d"),
+        )
     )
     vsrc = (
         pl.lit("volume: ")
         + pl.col("volume_source")
-        + pl.when(pl.col("volume_source") == "unknown").then(pl.lit(" (treated as constant)")).otherwise(pl.lit(""))
+        + pl.when(pl.col("volume_source") == "unknown")
+        .then(pl.lit(" (treated as constant)"))
+        .otherwise(pl.lit(""))
     )
     first = pl.col("_dt_d").is_null()
     out = [
         cells.select(
-            "batch_id", "time_h", variable=pl.lit("ivcd"), value="ivcd",
-            unit=pl.lit("1e6 cells*d/mL"), method=pl.lit("trapezoid of Xv over time"),
+            "batch_id",
+            "time_h",
+            variable=pl.lit("ivcd"),
+            value="ivcd",
+            unit=pl.lit("1e6 cells*d/mL"),
+            method=pl.lit("trapezoid of Xv over time"),
         ),
         cells.filter(~first & pl.col("mu").is_finite()).select(
-            "batch_id", "time_h", variable=pl.lit("mu"), value="mu", unit=pl.lit("1/d"),
+            "batch_id",
+            "time_h",
+            variable=pl.lit("mu"),
+            value="mu",
+            unit=pl.lit("1/d"),
             method=pl.lit("ln(Xv_i V_i / Xv_{i-1} V_{i-1} after sampling) / dt; ") + vsrc,
         ),
         cells.filter(~first & (pl.col("mu") > 0) & pl.col("mu").is_finite()).select(
-            "batch_id", "time_h", variable=pl.lit("doubling_time"),
-            value=24.0 * math.log(2) / pl.col("mu"), unit=pl.lit("h"),
+            "batch_id",
+            "time_h",
+            variable=pl.lit("doubling_time"),
+            value=24.0 * math.log(2) / pl.col("mu"),
+            unit=pl.lit("h"),
             method=pl.lit("24 ln2 / mu"),
         ),
     ]
@@ -319,7 +346,9 @@ def compute(
         ana = (
             obs.filter(pl.col("variable").is_in(variables))
             .rename({"value": "c"})
-            .join(cells.select("batch_id", "time_h", "ivcn"), on=["batch_id", "time_h"], how="inner")
+            .join(
+                cells.select("batch_id", "time_h", "ivcn"), on=["batch_id", "time_h"], how="inner"
+            )
             .join(vol, on=["batch_id", "time_h"], how="left")
             .sort("batch_id", "variable", "time_h")
         )
@@ -329,37 +358,54 @@ def compute(
             .join(media, on="medium", how="inner")
             .select("batch_id", "variable", "time_h", _amt=pl.col("volume_ml") * pl.col("_conc"))
         )
-        ana = _cum_at(ana, added, "_amt", by=["batch_id", "variable"], inclusive=False, name="_added_cum")
+        ana = _cum_at(
+            ana, added, "_amt", by=["batch_id", "variable"], inclusive=False, name="_added_cum"
+        )
         ana = _interval_removed(ana, removals, value="c", by=["batch_id", "variable"])
         g = ["batch_id", "variable"]
-        ana = ana.with_columns(
-            _first=pl.col("time_h").shift(1).over(g).is_null(),
-            _start_amt=(pl.col("c") * (pl.col("volume_ml") - pl.col("sample_ml"))).shift(1).over(g),
-            _added=pl.col("_added_cum") - pl.col("_added_cum").shift(1).over(g),
-            _ivcn=pl.col("ivcn") - pl.col("ivcn").shift(1).over(g),
-        ).with_columns(
-            _net=pl.col("c") * pl.col("volume_ml") + pl.col("_removed") - pl.col("_start_amt") - pl.col("_added"),
-        ).filter(~pl.col("_first"))
+        ana = (
+            ana.with_columns(
+                _first=pl.col("time_h").shift(1).over(g).is_null(),
+                _start_amt=(pl.col("c") * (pl.col("volume_ml") - pl.col("sample_ml")))
+                .shift(1)
+                .over(g),
+                _added=pl.col("_added_cum") - pl.col("_added_cum").shift(1).over(g),
+                _ivcn=pl.col("ivcn") - pl.col("ivcn").shift(1).over(g),
+            )
+            .with_columns(
+                _net=pl.col("c") * pl.col("volume_ml")
+                + pl.col("_removed")
+                - pl.col("_start_amt")
+                - pl.col("_added"),
+            )
+            .filter(~pl.col("_first"))
+        )
         is_titer = pl.col("variable") == "titer"
         ana = ana.with_columns(_cum=pl.col("_net").cum_sum().over(g) / 1000.0)
         out += [
             ana.filter(pl.col("_ivcn") > 0).select(
-                "batch_id", "time_h",
-                variable=pl.when(is_titer).then(pl.lit("qp")).otherwise(pl.lit("q_") + pl.col("variable")),
+                "batch_id",
+                "time_h",
+                variable=pl.when(is_titer)
+                .then(pl.lit("qp"))
+                .otherwise(pl.lit("q_") + pl.col("variable")),
                 value=pl.col("_net") / pl.col("_ivcn"),
                 unit=pl.when(is_titer).then(pl.lit("pg/cell/d")).otherwise(pl.lit("pmol/cell/d")),
                 method=pl.lit("net mass balance / integral of viable cell numbers; ") + vsrc,
             ),
             ana.select(
-                "batch_id", "time_h",
+                "batch_id",
+                "time_h",
                 variable=pl.lit("cum_") + pl.col("variable"),
                 value="_cum",
                 unit=pl.when(is_titer).then(pl.lit("mg")).otherwise(pl.lit("mmol")),
                 method=pl.lit("cumulative net amount (positive = produced); ") + vsrc,
             ),
         ]
-    return pl.concat(out, how="vertical_relaxed").sort("batch_id", "variable", "time_h").select(
-        [pl.col(k).cast(v) for k, v in OUTPUT_SCHEMA.items()]
+    return (
+        pl.concat(out, how="vertical_relaxed")
+        .sort("batch_id", "variable", "time_h")
+        .select([pl.col(k).cast(v) for k, v in OUTPUT_SCHEMA.items()])
     )
 
 
@@ -373,17 +419,49 @@ def _interval_removed(
     (S1 − t_{i-1} S0) / Δt`` with ``S0 = Σ s_j`` and ``S1 = Σ s_j t_j`` over the open interval.
     """
     by = by or ["batch_id"]
-    df = _cum_at(df, removals.select("batch_id", "time_h", "_s0"), "_s0", by=["batch_id"], inclusive=False, name="_s0_lt")
-    df = _cum_at(df, removals.select("batch_id", "time_h", "_s0"), "_s0", by=["batch_id"], inclusive=True, name="_s0_le")
-    df = _cum_at(df, removals.select("batch_id", "time_h", "_s1"), "_s1", by=["batch_id"], inclusive=False, name="_s1_lt")
-    df = _cum_at(df, removals.select("batch_id", "time_h", "_s1"), "_s1", by=["batch_id"], inclusive=True, name="_s1_le")
+    df = _cum_at(
+        df,
+        removals.select("batch_id", "time_h", "_s0"),
+        "_s0",
+        by=["batch_id"],
+        inclusive=False,
+        name="_s0_lt",
+    )
+    df = _cum_at(
+        df,
+        removals.select("batch_id", "time_h", "_s0"),
+        "_s0",
+        by=["batch_id"],
+        inclusive=True,
+        name="_s0_le",
+    )
+    df = _cum_at(
+        df,
+        removals.select("batch_id", "time_h", "_s1"),
+        "_s1",
+        by=["batch_id"],
+        inclusive=False,
+        name="_s1_lt",
+    )
+    df = _cum_at(
+        df,
+        removals.select("batch_id", "time_h", "_s1"),
+        "_s1",
+        by=["batch_id"],
+        inclusive=True,
+        name="_s1_le",
+    )
     t_prev = pl.col("time_h").shift(1).over(by)
     c_prev = pl.col(value).shift(1).over(by)
     s0 = pl.col("_s0_lt") - pl.col("_s0_le").shift(1).over(by)
     s1 = pl.col("_s1_lt") - pl.col("_s1_le").shift(1).over(by)
-    removed = s0 * c_prev + (pl.col(value) - c_prev) * (s1 - t_prev * s0) / (pl.col("time_h") - t_prev)
-    return df.sort([*by, "time_h"]).with_columns(_removed=removed.fill_null(0.0)).drop(
-        "_s0_lt", "_s0_le", "_s1_lt", "_s1_le"
+    removed = s0 * c_prev + (pl.col(value) - c_prev) * (s1 - t_prev * s0) / (
+        pl.col("time_h") - t_prev
+    )
+    return (
+        df.sort([*by, "time_h"])
+        .with_columns(_removed=removed.fill_null(0.0))
+        .drop("_s0_lt", "_s0_le", "_s1_lt", "_s1_le")
     )
 
 
@@ -412,8 +490,12 @@ def qp_regression(
     """
     kin = compute(campaign, variables=[], exclude_flagged=exclude_flagged)
     ivcd = kin.filter(pl.col("variable") == "ivcd").select("batch_id", "time_h", ivcd="value")
-    titer = _offline(campaign, exclude_flagged=exclude_flagged).filter(pl.col("variable") == "titer")
-    d = titer.select("batch_id", "time_h", y="value").join(ivcd, on=["batch_id", "time_h"], how="inner")
+    titer = _offline(campaign, exclude_flagged=exclude_flagged).filter(
+        pl.col("variable") == "titer"
+    )
+    d = titer.select("batch_id", "time_h", y="value").join(
+        ivcd, on=["batch_id", "time_h"], how="inner"
+    )
     if start_h is not None:
         d = d.filter(pl.col("time_h") >= start_h)
     if end_h is not None:
@@ -449,6 +531,10 @@ def qp_regression(
     )
     return (
         campaign.batches.select("batch_id")
-        .join(res.select("batch_id", "qp", "qp_se", "r2", "n", "start_h", "end_h"), on="batch_id", how="left")
+        .join(
+            res.select("batch_id", "qp", "qp_se", "r2", "n", "start_h", "end_h"),
+            on="batch_id",
+            how="left",
+        )
         .with_columns(pl.col("n").fill_null(0))
     )

@@ -85,8 +85,8 @@ def register_variable(
     name: str,
     unit: str,
     *,
-    min: float | None = None,  # noqa: A002 - mirrors the registry field
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     typical: tuple[float, float] | list[float] | None = None,
     molar_mass: float | None = None,
     kind: str = "other",
@@ -260,7 +260,15 @@ FRAMES: dict[str, tuple[Column, ...]] = {
 
 #: columns a user may leave out of a file; they are added as nulls
 _OPTIONAL_ON_READ: dict[str, set[str]] = {
-    "batches": {"product", "cell_line", "scale_l", "process", "status", "start", "initial_volume_ml"},
+    "batches": {
+        "product",
+        "cell_line",
+        "scale_l",
+        "process",
+        "status",
+        "start",
+        "initial_volume_ml",
+    },
     "observations": {"source", "flag", "flag_reason", "source_file", "source_line"},
     "events": {"volume_ml", "medium", "note"},
     "media": set(),
@@ -379,9 +387,12 @@ def coerce_frame(
 
             def hint(row, col=c.name, is_str=src_is_str, dtype=c.dtype):
                 v = str(row[col])
-                if is_str and dtype == pl.Float64 and "," in v and v.replace(",", "", 1).replace(
-                    ".", "", 1
-                ).lstrip("-").isdigit():
+                if (
+                    is_str
+                    and dtype == pl.Float64
+                    and "," in v
+                    and v.replace(",", "", 1).replace(".", "", 1).lstrip("-").isdigit()
+                ):
                     return "the file uses decimal commas; pass decimal_comma=True."
                 return None
 
@@ -404,10 +415,7 @@ def _to_utc(expr: pl.Expr, src: Any) -> pl.Expr:
     if src == pl.Date:
         return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if src == pl.String:
-        return (
-            expr.str.strip_chars()
-            .str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-        )
+        return expr.str.strip_chars().str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
     return expr.cast(UTC, strict=False)
 
 
@@ -439,7 +447,11 @@ def _check_nulls(df: pl.DataFrame, ctx: _Ctx) -> None:
     for c in FRAMES[ctx.frame]:
         if not c.nullable and c.name in df.columns and df[c.name].null_count():
             _report_rows(
-                df, pl.col(c.name).is_null(), ctx, c.name, f"{c.name} is empty; a value is required."
+                df,
+                pl.col(c.name).is_null(),
+                ctx,
+                c.name,
+                f"{c.name} is empty; a value is required.",
             )
 
 
@@ -447,7 +459,9 @@ def _check_batches_known(df, ctx, batch_ids) -> None:
     if batch_ids is None or df.is_empty():
         return
     known = batch_ids.unique()
-    unknown = df.filter(~pl.col("batch_id").is_in(known.implode()) & pl.col("batch_id").is_not_null())
+    unknown = df.filter(
+        ~pl.col("batch_id").is_in(known.implode()) & pl.col("batch_id").is_not_null()
+    )
     if unknown.height:
         for b in unknown["batch_id"].unique(maintain_order=True).head(20).to_list():
             first = df.with_columns(_line=_lines(df, ctx)).filter(pl.col("batch_id") == b)
@@ -469,15 +483,23 @@ def _check_time(df, ctx) -> None:
         ~pl.col("time_h").is_finite() | (pl.col("time_h") < 0),
         ctx,
         "time_h",
-        lambda r: f"time_h must be a finite number of hours since inoculation (>= 0); "
-        f"found {r['time_h']}.",
+        lambda r: (
+            f"time_h must be a finite number of hours since inoculation (>= 0); "
+            f"found {r['time_h']}."
+        ),
     )
 
 
 def _rules_batches(df, ctx, **_):
     _check_nulls(df, ctx)
     dup = pl.col("batch_id").is_duplicated() & pl.col("batch_id").is_not_null()
-    _report_rows(df, dup, ctx, "batch_id", lambda r: f"batch_id {r['batch_id']!r} appears more than once; ids must be unique.")
+    _report_rows(
+        df,
+        dup,
+        ctx,
+        "batch_id",
+        lambda r: f"batch_id {r['batch_id']!r} appears more than once; ids must be unique.",
+    )
     for col in ("scale_l", "initial_volume_ml"):
         _report_rows(
             df,
@@ -510,8 +532,9 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         ctx,
         "variable",
         lambda r: f"unknown variable {r['variable']!r}.",
-        hint=lambda r: suggest(r["variable"], known)
-        + " Register new ones with bw.register_variable().",
+        hint=lambda r: (
+            suggest(r["variable"], known) + " Register new ones with bw.register_variable()."
+        ),
     )
     _report_rows(
         df,
@@ -530,8 +553,9 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         pl.col("_canon").is_not_null() & (pl.col("unit") != pl.col("_canon")),
         ctx,
         "unit",
-        lambda r: f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units "
-        f"({r['_canon']!r}).",
+        lambda r: (
+            f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({r['_canon']!r})."
+        ),
         hint="read files with bw.read_campaign / bw.io readers, which convert units, or convert "
         "with bw.units.to_canonical().",
     )
@@ -544,7 +568,11 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
     )
     # physically impossible values must be flagged, never silently kept
     lim = pl.DataFrame(
-        {"variable": known, "_min": [reg[v].min for v in known], "_max": [reg[v].max for v in known]}
+        {
+            "variable": known,
+            "_min": [reg[v].min for v in known],
+            "_max": [reg[v].max for v in known],
+        }
     )
     chk = df.join(lim, on="variable", how="left")
     _report_rows(
@@ -554,8 +582,10 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         & ((pl.col("value") < pl.col("_min")) | (pl.col("value") > pl.col("_max"))),
         ctx,
         "value",
-        lambda r: f"{r['variable']} = {r['value']} {r['unit']} is impossible; expected "
-        f"{_range_text(r['_min'], r['_max'])}.",
+        lambda r: (
+            f"{r['variable']} = {r['value']} {r['unit']} is impossible; expected "
+            f"{_range_text(r['_min'], r['_max'])}."
+        ),
         hint="fix the source, or read with on_invalid='flag' to keep the row flagged 'invalid'.",
     )
     dup = (
@@ -563,15 +593,20 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         & pl.col("flag").is_null()
     )
     flagged_free = df.filter(pl.col("flag").is_null())
-    if flagged_free.select(pl.struct("batch_id", "time_h", "variable", "source").is_duplicated().any()).item():
+    if flagged_free.select(
+        pl.struct("batch_id", "time_h", "variable", "source").is_duplicated().any()
+    ).item():
         _report_rows(
             df.with_columns(_dup=dup),
             pl.col("_dup"),
             ctx,
             "time_h",
-            lambda r: f"duplicate {r['variable']} at time_h={r['time_h']} ({r['source']}); "
-            "each (batch, time, variable, source) must appear once.",
-            hint="remove the repeat in the source, or flag one of the rows 'excluded' with a reason.",
+            lambda r: (
+                f"duplicate {r['variable']} at time_h={r['time_h']} ({r['source']}); "
+                "each (batch, time, variable, source) must appear once."
+            ),
+            hint="remove the repeat in the source, or flag one of the rows 'excluded' "
+            "with a reason.",
         )
 
 
@@ -602,8 +637,9 @@ def _rules_events(df, ctx, batch_ids=None, media=None, **_):
         pl.col("volume_ml").is_not_null() & ~(pl.col("volume_ml") >= 0),
         ctx,
         "volume_ml",
-        lambda r: f"volume_ml must be >= 0 (the event kind gives the direction); found "
-        f"{r['volume_ml']}.",
+        lambda r: (
+            f"volume_ml must be >= 0 (the event kind gives the direction); found {r['volume_ml']}."
+        ),
     )
     if media is not None:
         known = media["medium"].unique().to_list()
@@ -613,9 +649,11 @@ def _rules_events(df, ctx, batch_ids=None, media=None, **_):
             ctx,
             "medium",
             lambda r: f"medium {r['medium']!r} is not in the media table.",
-            hint=lambda r: suggest(r["medium"], known, what="Known media")
-            if known
-            else "the media table is empty; add the medium's composition.",
+            hint=lambda r: (
+                suggest(r["medium"], known, what="Known media")
+                if known
+                else "the media table is empty; add the medium's composition."
+            ),
         )
 
 
@@ -647,8 +685,9 @@ def _rules_media(df, ctx, **_):
         pl.col("_canon").is_not_null() & (pl.col("unit") != pl.col("_canon")),
         ctx,
         "unit",
-        lambda r: f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units "
-        f"({r['_canon']!r}).",
+        lambda r: (
+            f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({r['_canon']!r})."
+        ),
     )
     _report_rows(
         df,
@@ -690,7 +729,9 @@ def _rules_specs(df, ctx, **_):
     )
     _report_rows(
         df,
-        pl.col("lower").is_not_null() & pl.col("upper").is_not_null() & (pl.col("lower") > pl.col("upper")),
+        pl.col("lower").is_not_null()
+        & pl.col("upper").is_not_null()
+        & (pl.col("lower") > pl.col("upper")),
         ctx,
         "lower",
         lambda r: f"spec {r['name']!r}: lower {r['lower']} is above upper {r['upper']}.",

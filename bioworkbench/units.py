@@ -101,7 +101,7 @@ def parse_unit(unit: str) -> ParsedUnit:
 
 @functools.cache
 def canonical_unit_label(unit: str) -> str:
-    """The string stored in ``observations.unit`` for a canonical unit (as written in the registry)."""
+    """The string stored in ``observations.unit`` for a canonical unit (as in the registry)."""
     return unit
 
 
@@ -142,8 +142,10 @@ def conversion(unit: str, target: str, molar_mass: float | None = None) -> tuple
 
 
 def _is_offset(q) -> bool:
-    return not q.units._ok_for_muldiv() if hasattr(q.units, "_ok_for_muldiv") else (
-        "degree_Celsius" in str(q.units) or "degree_Fahrenheit" in str(q.units)
+    return (
+        not q.units._ok_for_muldiv()
+        if hasattr(q.units, "_ok_for_muldiv")
+        else ("degree_Celsius" in str(q.units) or "degree_Fahrenheit" in str(q.units))
     )
 
 
@@ -176,8 +178,13 @@ def to_canonical(
         if unit is None or str(unit).strip() == "":
             bad = df.filter((pl.col(variable_col) == var) & pl.col(unit_col).is_null())
             _unit_issue(
-                issues, bad, var, unit, f"no unit for {var}; expected {v.unit} or a unit "
-                f"convertible to it.", file, line_col
+                issues,
+                bad,
+                var,
+                unit,
+                f"no unit for {var}; expected {v.unit} or a unit convertible to it.",
+                file,
+                line_col,
             )
             continue
         try:

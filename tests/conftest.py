@@ -55,10 +55,20 @@ def small_frames() -> dict[str, pl.DataFrame]:
         {"medium": ["FeedA"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]}
     )
     quality = pl.DataFrame(
-        {"batch_id": ["B1"], "attribute": ["aggregates"], "value": [2.1], "unit": ["%"], "method": ["SEC"]}
+        {
+            "batch_id": ["B1"],
+            "attribute": ["aggregates"],
+            "value": [2.1],
+            "unit": ["%"],
+            "method": ["SEC"],
+        }
     )
-    specs = pl.DataFrame({"name": ["aggregates"], "lower": [None], "upper": [5.0], "kind": ["spec"]})
-    return dict(batches=batches, observations=obs, events=events, media=media, quality=quality, specs=specs)
+    specs = pl.DataFrame(
+        {"name": ["aggregates"], "lower": [None], "upper": [5.0], "kind": ["spec"]}
+    )
+    return dict(
+        batches=batches, observations=obs, events=events, media=media, quality=quality, specs=specs
+    )
 
 
 @pytest.fixture

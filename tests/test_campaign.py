@@ -58,7 +58,14 @@ def test_validation_collects_every_problem(frames):
 )
 def test_impossible_values_and_units_are_errors(frames, variable, value, unit, expected):
     extra = pl.DataFrame(
-        {"batch_id": ["B1"], "time_h": [72.0], "variable": [variable], "value": [value], "unit": [unit], "source": ["offline"]}
+        {
+            "batch_id": ["B1"],
+            "time_h": [72.0],
+            "variable": [variable],
+            "value": [value],
+            "unit": [unit],
+            "source": ["offline"],
+        }
     )
     obs = pl.concat([frames["observations"], extra], how="diagonal_relaxed")
     with pytest.raises(bw.SchemaError, match=expected) as err:
@@ -68,10 +75,23 @@ def test_impossible_values_and_units_are_errors(frames, variable, value, unit, e
 
 def test_flagged_impossible_value_is_kept(frames):
     extra = pl.DataFrame(
-        {"batch_id": ["B1"], "time_h": [72.0], "variable": ["glucose"], "value": [-1.0], "unit": ["mmol/L"],
-         "source": ["offline"], "flag": ["invalid"], "flag_reason": ["analyser error"]}
+        {
+            "batch_id": ["B1"],
+            "time_h": [72.0],
+            "variable": ["glucose"],
+            "value": [-1.0],
+            "unit": ["mmol/L"],
+            "source": ["offline"],
+            "flag": ["invalid"],
+            "flag_reason": ["analyser error"],
+        }
     )
-    c = bw.Campaign(**{**frames, "observations": pl.concat([frames["observations"], extra], how="diagonal_relaxed")})
+    c = bw.Campaign(
+        **{
+            **frames,
+            "observations": pl.concat([frames["observations"], extra], how="diagonal_relaxed"),
+        }
+    )
     assert c.flagged().height == 1
     assert c.summary().filter(pl.col("batch_id") == "B1")["n_flagged"].item() == 1
 
@@ -94,7 +114,14 @@ def test_batches_rules(frames):
 
 
 def test_specs_rules(frames):
-    specs = pl.DataFrame({"name": ["titer", "ph"], "lower": [5.0, None], "upper": [1.0, None], "kind": ["spec", "limit"]})
+    specs = pl.DataFrame(
+        {
+            "name": ["titer", "ph"],
+            "lower": [5.0, None],
+            "upper": [1.0, None],
+            "kind": ["spec", "limit"],
+        }
+    )
     with pytest.raises(bw.SchemaError) as err:
         bw.Campaign(**{**frames, "specs": specs})
     text = str(err.value)
@@ -105,7 +132,12 @@ def test_specs_rules(frames):
 
 def test_events_rules(frames):
     ev = pl.concat(
-        [frames["events"], pl.DataFrame({"batch_id": ["B1"], "time_h": [-1.0], "event": ["feeding"], "volume_ml": [-3.0]})],
+        [
+            frames["events"],
+            pl.DataFrame(
+                {"batch_id": ["B1"], "time_h": [-1.0], "event": ["feeding"], "volume_ml": [-3.0]}
+            ),
+        ],
         how="diagonal_relaxed",
     )
     with pytest.raises(bw.SchemaError) as err:
@@ -135,9 +167,9 @@ def test_write_read_roundtrip(tmp_path, frames):
 def test_modified_parquet_is_revalidated(tmp_path, frames):
     path = bw.Campaign(**frames).write(tmp_path / "camp")
     obs = pl.read_parquet(path / "observations.parquet")
-    obs.with_columns(value=pl.when(pl.col("variable") == "viability").then(150.0).otherwise("value")).write_parquet(
-        path / "observations.parquet"
-    )
+    obs.with_columns(
+        value=pl.when(pl.col("variable") == "viability").then(150.0).otherwise("value")
+    ).write_parquet(path / "observations.parquet")
     with pytest.raises(bw.SchemaError, match="viability = 150"):
         bw.read_campaign(path)
 
@@ -163,7 +195,9 @@ def test_read_csv_campaign_converts_units_and_keeps_lineage(tmp_path, frames):
     c = bw.read_campaign(tmp_path / "c")
     obs = c.observations.sort("source_line")
     assert obs["unit"].to_list() == ["1e6 cells/mL", "mmol/L", "mmol/L", "1e6 cells/mL", "%"]
-    assert obs["value"].to_list() == pytest.approx([0.5, 7.2 / 180.16 * 1000, 6500 / 180.16, 1.2, 97.0])
+    assert obs["value"].to_list() == pytest.approx(
+        [0.5, 7.2 / 180.16 * 1000, 6500 / 180.16, 1.2, 97.0]
+    )
     assert obs["source_line"].to_list() == [2, 3, 4, 5, 6]
     assert obs["source_file"].str.ends_with("observations.csv").all()
     assert obs["source"].unique().to_list() == ["offline"]
@@ -173,7 +207,7 @@ def test_csv_errors_name_file_line_column_batch(tmp_path, frames):
     text = (
         "batch_id,time_h,variable,value,unit\n"
         "B1,0,vcd,0.5,1e6 cells/mL\n"
-        "B1,24,glucose,\"12,5\",mmol/L\n"
+        'B1,24,glucose,"12,5",mmol/L\n'
         "B2,24,glucose,3,cells\n"
     )
     _write_csv_campaign(tmp_path / "c", frames, observations_text=text)
@@ -181,7 +215,7 @@ def test_csv_errors_name_file_line_column_batch(tmp_path, frames):
         bw.read_campaign(tmp_path / "c")
     text = str(err.value)
     assert "observations.csv" in text
-    assert 'line 3, column "value" (batch B1): expected a number, found \'12,5\'' in text
+    assert "line 3, column \"value\" (batch B1): expected a number, found '12,5'" in text
     assert "decimal_comma=True" in text
 
 
@@ -227,12 +261,14 @@ def test_missing_folder_and_frames(tmp_path):
     with pytest.raises(bw.DataReadError, match="does not exist"):
         bw.read_campaign(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(bw.DataReadError, match="no batches.parquet or batches.csv"):
+    with pytest.raises(bw.DataReadError, match=r"no batches\.parquet or batches\.csv"):
         bw.read_campaign(tmp_path / "empty")
 
 
 def test_missing_column_named(tmp_path, frames):
-    _write_csv_campaign(tmp_path / "c", frames, observations_text="batch_id,time_h,variable,value\nB1,0,vcd,1\n")
+    _write_csv_campaign(
+        tmp_path / "c", frames, observations_text="batch_id,time_h,variable,value\nB1,0,vcd,1\n"
+    )
     with pytest.raises(bw.SchemaError, match="missing column 'unit' in the observations table"):
         bw.read_campaign(tmp_path / "c")
 

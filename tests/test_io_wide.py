@@ -6,11 +6,11 @@ import textwrap
 
 import polars as pl
 import pytest
+from conftest import shared_data
 
 import bioworkbench as bw
 from bioworkbench.io import column_map, read_wide
 from bioworkbench.io.wide import split_header
-from conftest import shared_data
 
 MAP = {
     "name": "test-map",
@@ -59,7 +59,9 @@ def test_wide_csv_reads_converts_and_books_events(tmp_path):
     c = read_wide(write(tmp_path, GOOD), MAP)
     assert sorted(c.batch_ids) == ["R1", "R2"]
     obs = c.observations
-    glc = obs.filter((pl.col("variable") == "glucose") & (pl.col("batch_id") == "R1")).sort("time_h")
+    glc = obs.filter((pl.col("variable") == "glucose") & (pl.col("batch_id") == "R1")).sort(
+        "time_h"
+    )
     assert glc["unit"].unique().to_list() == ["mmol/L"]
     assert glc["value"][0] == pytest.approx(6.0 / 180.16 * 1000)
     assert glc["time_h"].to_list() == [0.0, 24.0, 48.0]
@@ -70,7 +72,9 @@ def test_wide_csv_reads_converts_and_books_events(tmp_path):
     ev = c.events.sort("batch_id", "time_h")
     feeds = ev.filter(pl.col("event") == "feed")
     # cumulative 0 -> 20 mL between day 1 and 2 of R1: one event at the interval midpoint
-    assert feeds.filter(pl.col("batch_id") == "R1").select("time_h", "volume_ml").rows() == [(36.0, 20.0)]
+    assert feeds.filter(pl.col("batch_id") == "R1").select("time_h", "volume_ml").rows() == [
+        (36.0, 20.0)
+    ]
     assert ev.filter(pl.col("event") == "sample").height == 5
     assert c.media["concentration"][0] == pytest.approx(80 / 180.16 * 1000)
     assert len(c.sources) == 1
@@ -91,8 +95,11 @@ def test_wide_timestamps_with_inoculation_first_row(tmp_path):
         R1,2026-03-02 10:00,1.0
         """
     )
-    cmap = {"batch": {"column": "Reactor"}, "time": {"column": "Timestamp", "unit": "timestamp", "format": "%Y-%m-%d %H:%M"},
-            "columns": {"VCD (1e6 cells/mL)": "vcd"}}
+    cmap = {
+        "batch": {"column": "Reactor"},
+        "time": {"column": "Timestamp", "unit": "timestamp", "format": "%Y-%m-%d %H:%M"},
+        "columns": {"VCD (1e6 cells/mL)": "vcd"},
+    }
     c = read_wide(write(tmp_path, text), cmap)
     assert sorted(c.observations["time_h"].to_list()) == [0.0, 26.0]
 
@@ -100,8 +107,11 @@ def test_wide_timestamps_with_inoculation_first_row(tmp_path):
 def test_one_file_per_batch_from_filename(tmp_path):
     text = "Time (h),VCD (1e6 cells/mL)\n0,0.5\n24,1.0\n"
     p1, p2 = write(tmp_path, text, "run_B07.csv"), write(tmp_path, text, "run_B08.csv")
-    cmap = {"batch": {"from_filename": r"run_(?P<batch>B\d+)"}, "time": {"column": "Time (h)", "unit": "h"},
-            "columns": {"VCD (1e6 cells/mL)": "vcd"}}
+    cmap = {
+        "batch": {"from_filename": r"run_(?P<batch>B\d+)"},
+        "time": {"column": "Time (h)", "unit": "h"},
+        "columns": {"VCD (1e6 cells/mL)": "vcd"},
+    }
     c = read_wide([p1, p2], cmap)
     assert sorted(c.batch_ids) == ["B07", "B08"]
     assert set(c.observations["source_file"]) == {str(p1), str(p2)}
@@ -110,13 +120,50 @@ def test_one_file_per_batch_from_filename(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "line", "column", "batch", "expected"),
     [
-        (lambda t: t.replace("R1,1,1.1,", "R1,1,1.1x,"), 3, "VCD (1e6 cells/mL)", "R1", "expected a number for vcd, found '1.1x'"),
-        (lambda t: t.replace("R2,1,0.9,98.2", "R2,1,0.9,104.0"), 6, "value", "R2", "viability = 104 % is impossible"),
-        (lambda t: t.replace("R1,2,2.3,97.5,4.1", "R1,2,2.3,97.5,-4.1"), 4, "value", "R1", "is impossible"),
-        (lambda t: t.replace("R1,2,2.3", "R1,0.5,2.3"), 4, "Time (d)", "R1", "time goes backwards: 12 h after 24 h"),
-        (lambda t: t.replace("R2,1,0.9", "R2,0,0.9"), 6, "time_h", "R2", "duplicate vcd at time_h=0.0"),
-        (lambda t: t.replace("R1,2,2.3,97.5,4.1,9.0,0.12,4,20", "R1,2,2.3,97.5,4.1,9.0,0.12,4,-1"), 4, "Feed total [mL]", "R1",
-         "cumulative feed volume decreases"),
+        (
+            lambda t: t.replace("R1,1,1.1,", "R1,1,1.1x,"),
+            3,
+            "VCD (1e6 cells/mL)",
+            "R1",
+            "expected a number for vcd, found '1.1x'",
+        ),
+        (
+            lambda t: t.replace("R2,1,0.9,98.2", "R2,1,0.9,104.0"),
+            6,
+            "value",
+            "R2",
+            "viability = 104 % is impossible",
+        ),
+        (
+            lambda t: t.replace("R1,2,2.3,97.5,4.1", "R1,2,2.3,97.5,-4.1"),
+            4,
+            "value",
+            "R1",
+            "is impossible",
+        ),
+        (
+            lambda t: t.replace("R1,2,2.3", "R1,0.5,2.3"),
+            4,
+            "Time (d)",
+            "R1",
+            "time goes backwards: 12 h after 24 h",
+        ),
+        (
+            lambda t: t.replace("R2,1,0.9", "R2,0,0.9"),
+            6,
+            "time_h",
+            "R2",
+            "duplicate vcd at time_h=0.0",
+        ),
+        (
+            lambda t: t.replace(
+                "R1,2,2.3,97.5,4.1,9.0,0.12,4,20", "R1,2,2.3,97.5,4.1,9.0,0.12,4,-1"
+            ),
+            4,
+            "Feed total [mL]",
+            "R1",
+            "cumulative feed volume decreases",
+        ),
     ],
 )
 def test_broken_wide_inputs_are_located(tmp_path, edit, line, column, batch, expected):
@@ -126,7 +173,9 @@ def test_broken_wide_inputs_are_located(tmp_path, edit, line, column, batch, exp
     text = str(err.value)
     assert expected in text
     assert str(path) in text or "export.csv" in text
-    hits = [i for i in err.value.issues if expected.split(" ")[0] in i.message or expected in i.message]
+    hits = [
+        i for i in err.value.issues if expected.split(" ")[0] in i.message or expected in i.message
+    ]
     assert any((i.line, i.column, i.batch) == (line, column, batch) for i in err.value.issues), [
         (i.line, i.column, i.batch, i.message) for i in err.value.issues
     ]
@@ -145,7 +194,13 @@ def test_unknown_and_missing_columns(tmp_path):
 
 def test_unit_in_header_not_convertible(tmp_path):
     text = GOOD.replace("Glucose [g/L]", "Glucose [cells]")
-    cmap = {**MAP, "columns": {**{k: v for k, v in MAP["columns"].items() if k != "Glucose [g/L]"}, "Glucose [cells]": "glucose"}}
+    cmap = {
+        **MAP,
+        "columns": {
+            **{k: v for k, v in MAP["columns"].items() if k != "Glucose [g/L]"},
+            "Glucose [cells]": "glucose",
+        },
+    }
     with pytest.raises(bw.SchemaError) as err:
         read_wide(write(tmp_path, text), cmap)
     issue = next(i for i in err.value.issues if i.column == "unit")
@@ -154,14 +209,24 @@ def test_unit_in_header_not_convertible(tmp_path):
 
 
 def test_event_referring_to_unknown_medium(tmp_path):
-    cmap = {**MAP, "media": [{"medium": "F2", "variable": "glucose", "concentration": 80, "unit": "g/L"}]}
+    cmap = {
+        **MAP,
+        "media": [{"medium": "F2", "variable": "glucose", "concentration": 80, "unit": "g/L"}],
+    }
     with pytest.raises(bw.SchemaError, match="medium 'F1' is not in the media table"):
         read_wide(write(tmp_path, GOOD), cmap)
 
 
 def test_bad_column_maps():
     with pytest.raises(bw.ConfigError) as err:
-        column_map({"batch": {}, "time": {"column": "t", "unit": "weeks"}, "columns": {"x": "glucos"}, "colums": 1})
+        column_map(
+            {
+                "batch": {},
+                "time": {"column": "t", "unit": "weeks"},
+                "columns": {"x": "glucos"},
+                "colums": 1,
+            }
+        )
     msg = str(err.value)
     assert "unknown key 'colums'" in msg and "Did you mean 'columns'" in msg
     assert "unknown variable 'glucos'" in msg
@@ -199,7 +264,7 @@ def test_ambr250_real_campaign():
     assert c.batches["initial_volume_ml"].unique().to_list() == [100.0]
     obs = c.observations
     r05 = obs.filter(pl.col("batch_id") == "R05")
-    glc0 = r05.filter((pl.col("variable") == "glucose")).sort("time_h")["value"][0]
+    glc0 = r05.filter(pl.col("variable") == "glucose").sort("time_h")["value"][0]
     assert glc0 == pytest.approx(11.143792852902099 / 180.16 * 1000)
     assert r05.filter(pl.col("variable") == "od600")["value"].max() == pytest.approx(280.8)
     # cumulative feed booked as interval events that add up to the final total
@@ -209,7 +274,9 @@ def test_ambr250_real_campaign():
     # lineage points at the spreadsheet row
     assert set(obs["source_file"]) == {str(path)}
     assert obs["source_line"].min() == 2 and obs["source_line"].max() == 61
-    assert c.media.filter(pl.col("variable") == "glucose")["concentration"].item() == pytest.approx(500 / 180.16 * 1000)
+    assert c.media.filter(pl.col("variable") == "glucose")["concentration"].item() == pytest.approx(
+        500 / 180.16 * 1000
+    )
     # high ammonium of the late samples is plausible here, not flagged
     assert c.flagged().height == 0
 

@@ -18,7 +18,13 @@ def campaign(rows, events=(), media=None, v0=1000.0, batch="A"):
     ).with_columns(source=pl.lit("offline"))
     ev = pl.DataFrame(
         list(events),
-        schema={"batch_id": pl.String, "time_h": pl.Float64, "event": pl.String, "volume_ml": pl.Float64, "medium": pl.String},
+        schema={
+            "batch_id": pl.String,
+            "time_h": pl.Float64,
+            "event": pl.String,
+            "volume_ml": pl.Float64,
+            "medium": pl.String,
+        },
         orient="row",
     )
     ids = sorted(set(obs["batch_id"]))
@@ -31,13 +37,18 @@ def campaign(rows, events=(), media=None, v0=1000.0, batch="A"):
 
 
 def get(kin, variable, batch="A"):
-    return kin.filter((pl.col("variable") == variable) & (pl.col("batch_id") == batch)).sort("time_h")
+    return kin.filter((pl.col("variable") == variable) & (pl.col("batch_id") == batch)).sort(
+        "time_h"
+    )
 
 
 def test_constant_vcd_gives_linear_ivcd_and_titer_20x_ivcd_gives_qp_20():
     rows = []
     for d in range(8):
-        rows += [("A", 24.0 * d, "vcd", 2.0, "1e6 cells/mL"), ("A", 24.0 * d, "titer", 20 * 2.0 * d, "mg/L")]
+        rows += [
+            ("A", 24.0 * d, "vcd", 2.0, "1e6 cells/mL"),
+            ("A", 24.0 * d, "titer", 20 * 2.0 * d, "mg/L"),
+        ]
     kin = kinetics.compute(campaign(rows))
     assert get(kin, "ivcd")["value"].to_list() == pytest.approx([2.0 * d for d in range(8)])
     assert get(kin, "qp")["value"].to_list() == pytest.approx([20.0] * 7)
@@ -57,10 +68,14 @@ def test_exponential_growth_with_sampling_and_feeds_gives_constant_mu():
         events += [("A", 24.0 * d, "sample", 10.0, None), ("A", 24.0 * d, "feed", 40.0, "F")]
         n -= n / v * 10.0
         v += 30.0
-    media = pl.DataFrame({"medium": ["F"], "variable": ["glucose"], "concentration": [0.0], "unit": ["mmol/L"]})
+    media = pl.DataFrame(
+        {"medium": ["F"], "variable": ["glucose"], "concentration": [0.0], "unit": ["mmol/L"]}
+    )
     kin = kinetics.compute(campaign(rows, events, media))
     assert get(kin, "mu")["value"].to_list() == pytest.approx([mu] * 5)
-    assert get(kin, "doubling_time")["value"].to_list() == pytest.approx([24 * math.log(2) / mu] * 5)
+    assert get(kin, "doubling_time")["value"].to_list() == pytest.approx(
+        [24 * math.log(2) / mu] * 5
+    )
     # concentration-based μ (ignoring dilution) would be wrong: check it differs
     xv = [r[3] for r in rows]
     naive = math.log(xv[1] / xv[0])
@@ -71,12 +86,17 @@ def test_feed_that_raises_glucose_still_gives_consumption():
     # cells consume 5 mmol of glucose a day; a daily feed adds 10 mmol so the concentration rises
     v, c, rows, events = 1000.0, 20.0, [], []
     for d in range(5):
-        rows += [("A", 24.0 * d, "vcd", 5.0, "1e6 cells/mL"), ("A", 24.0 * d, "glucose", c, "mmol/L")]
+        rows += [
+            ("A", 24.0 * d, "vcd", 5.0, "1e6 cells/mL"),
+            ("A", 24.0 * d, "glucose", c, "mmol/L"),
+        ]
         events.append(("A", 24.0 * d, "feed", 25.0, "G"))  # 25 mL x 400 mmol/L = 10 mmol
         amount = c * v + 25.0 * 400.0 - 5000.0  # µmol after a day
         v += 25.0
         c = amount / v
-    media = pl.DataFrame({"medium": ["G"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]})
+    media = pl.DataFrame(
+        {"medium": ["G"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]}
+    )
     camp = campaign(rows, events, media)
     assert np.all(np.diff([r[3] for r in rows if r[2] == "glucose"]) > 0)  # glucose rises
     kin = kinetics.compute(camp)
@@ -91,9 +111,11 @@ def test_feed_that_raises_glucose_still_gives_consumption():
 def test_intermediate_sample_without_the_analyte_is_booked():
     # glucose measured day 0 and 2 only; a 100 mL sample on day 1 removes glucose too
     rows = [
-        ("A", 0.0, "vcd", 1.0, "1e6 cells/mL"), ("A", 0.0, "glucose", 10.0, "mmol/L"),
+        ("A", 0.0, "vcd", 1.0, "1e6 cells/mL"),
+        ("A", 0.0, "glucose", 10.0, "mmol/L"),
         ("A", 24.0, "vcd", 1.0, "1e6 cells/mL"),
-        ("A", 48.0, "vcd", 1.0, "1e6 cells/mL"), ("A", 48.0, "glucose", 10.0, "mmol/L"),
+        ("A", 48.0, "vcd", 1.0, "1e6 cells/mL"),
+        ("A", 48.0, "glucose", 10.0, "mmol/L"),
     ]
     events = [("A", 24.0, "sample", 100.0, None)]
     kin = kinetics.compute(campaign(rows, events))
@@ -103,7 +125,8 @@ def test_intermediate_sample_without_the_analyte_is_booked():
 
 def test_volume_observations_take_precedence_and_sample_before_additions():
     rows = [
-        ("A", 0.0, "vcd", 1.0, "1e6 cells/mL"), ("A", 0.0, "volume", 500.0, "mL"),
+        ("A", 0.0, "vcd", 1.0, "1e6 cells/mL"),
+        ("A", 0.0, "volume", 500.0, "mL"),
         ("A", 24.0, "vcd", 1.0, "1e6 cells/mL"),
     ]
     events = [("A", 0.0, "feed", 50.0, None), ("A", 0.0, "sample", 10.0, None)]
@@ -130,12 +153,16 @@ def test_missing_sample_merges_intervals_and_batches_are_independent():
 
 def test_flagged_rows_are_excluded_and_counted():
     rows = [("A", 24.0 * d, "vcd", 1.0 + d, "1e6 cells/mL") for d in range(3)]
-    obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row").with_columns(
+    obs = pl.DataFrame(
+        rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row"
+    ).with_columns(
         source=pl.lit("offline"),
         flag=pl.when(pl.col("time_h") == 24).then(pl.lit("excluded")).otherwise(None),
         flag_reason=pl.when(pl.col("time_h") == 24).then(pl.lit("clumped sample")).otherwise(None),
     )
-    camp = bw.Campaign(batches=pl.DataFrame({"batch_id": ["A"], "initial_volume_ml": [1000.0]}), observations=obs)
+    camp = bw.Campaign(
+        batches=pl.DataFrame({"batch_id": ["A"], "initial_volume_ml": [1000.0]}), observations=obs
+    )
     with pytest.warns(bw.BioWorkbenchWarning, match="1 flagged offline observation"):
         kin = kinetics.compute(camp)
     assert get(kin, "ivcd")["time_h"].to_list() == [0.0, 48.0]
@@ -143,8 +170,13 @@ def test_flagged_rows_are_excluded_and_counted():
 
 def test_unknown_volume_is_said_in_method():
     rows = [("A", 24.0 * d, "vcd", 1.0 + d, "1e6 cells/mL") for d in range(3)]
-    obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row")
-    camp = bw.Campaign(batches=pl.DataFrame({"batch_id": ["A"]}), observations=obs.with_columns(source=pl.lit("offline")))
+    obs = pl.DataFrame(
+        rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row"
+    )
+    camp = bw.Campaign(
+        batches=pl.DataFrame({"batch_id": ["A"]}),
+        observations=obs.with_columns(source=pl.lit("offline")),
+    )
     mu = get(kinetics.compute(camp), "mu")
     assert mu["value"].to_list() == pytest.approx([math.log(2), math.log(1.5)])
     assert mu["method"].str.contains("unknown").all()
@@ -154,8 +186,10 @@ def test_qp_regression_recovers_slope_with_noise():
     rng = np.random.default_rng(1)
     rows = []
     for d in range(10):
-        rows += [("A", 24.0 * d, "vcd", 3.0, "1e6 cells/mL"),
-                 ("A", 24.0 * d, "titer", 100 + 25.0 * 3.0 * d + rng.normal(0, 5), "mg/L")]
+        rows += [
+            ("A", 24.0 * d, "vcd", 3.0, "1e6 cells/mL"),
+            ("A", 24.0 * d, "titer", 100 + 25.0 * 3.0 * d + rng.normal(0, 5), "mg/L"),
+        ]
     res = kinetics.qp_regression(campaign(rows))
     r = res.row(0, named=True)
     assert r["n"] == 10
@@ -168,15 +202,20 @@ def test_qp_regression_recovers_slope_with_noise():
 def test_kinetics_match_a_straightforward_pandas_computation():
     """Cross-check against an independent loop implementation on a random fed-batch."""
     rng = np.random.default_rng(7)
-    rows, events, v = [], [], 1000.0
+    rows, events = [], []
     xv, glc = 0.4, 30.0
     for d in range(8):
-        rows += [("A", 24.0 * d, "vcd", xv, "1e6 cells/mL"), ("A", 24.0 * d, "glucose", glc, "mmol/L")]
+        rows += [
+            ("A", 24.0 * d, "vcd", xv, "1e6 cells/mL"),
+            ("A", 24.0 * d, "glucose", glc, "mmol/L"),
+        ]
         s, f = 5.0, float(rng.uniform(0, 40)) if d >= 2 else 0.0
         events += [("A", 24.0 * d, "sample", s, None), ("A", 24.0 * d, "feed", f, "F")]
         xv *= float(rng.uniform(1.2, 1.8))
         glc = float(rng.uniform(10, 40))
-    media = pl.DataFrame({"medium": ["F"], "variable": ["glucose"], "concentration": [300.0], "unit": ["mmol/L"]})
+    media = pl.DataFrame(
+        {"medium": ["F"], "variable": ["glucose"], "concentration": [300.0], "unit": ["mmol/L"]}
+    )
     kin = kinetics.compute(campaign(rows, events, media))
     # independent computation
     V = 1000.0

@@ -71,7 +71,12 @@ def read_frame_file(
 ) -> tuple[pl.DataFrame, int]:
     """Read one campaign frame file; unknown extra columns are kept."""
     df, first_line = read_table(path, separator=separator, decimal_comma=decimal_comma)
-    if separator == "," and path.suffix.lower() == ".csv" and df.width == 1 and ";" in df.columns[0]:
+    if (
+        separator == ","
+        and path.suffix.lower() == ".csv"
+        and df.width == 1
+        and ";" in df.columns[0]
+    ):
         raise DataReadError(
             f"{path}: one column {df.columns[0]!r} found; the file looks semicolon-separated. "
             "Pass separator=';' (and decimal_comma=True if numbers use commas)."
@@ -92,13 +97,17 @@ def prepare_observations(
     frames = dict(frames)
     if "observations" in frames:
         file, first_line = files["observations"]
-        obs, found = coerce_frame("observations", frames["observations"], file=file, first_line=first_line)
+        obs, found = coerce_frame(
+            "observations", frames["observations"], file=file, first_line=first_line
+        )
         if found and any(i.message.startswith("missing column") for i in found):
             return frames, found
         issues.extend(found)  # unreadable cells: keep checking the rest, raise all together
         obs = obs.with_columns(
             pl.col("source_file").fill_null(pl.lit(file)),
-            pl.col("source_line").fill_null(pl.int_range(pl.len(), dtype=pl.Int64) + (first_line or 0)),
+            pl.col("source_line").fill_null(
+                pl.int_range(pl.len(), dtype=pl.Int64) + (first_line or 0)
+            ),
             pl.col("source").fill_null("offline"),
         )
         obs, found = to_canonical(obs, line_col="source_line")
@@ -112,9 +121,7 @@ def prepare_observations(
         if found:
             return frames, issues + found
         media = media.with_row_index("_line", offset=first_line or 0)
-        media, found = to_canonical(
-            media, value_col="concentration", file=file, line_col="_line"
-        )
+        media, found = to_canonical(media, value_col="concentration", file=file, line_col="_line")
         issues.extend(found)
         frames["media"] = media.drop("_line")
     return frames, issues
@@ -147,8 +154,8 @@ def flag_values(
     x = obs.join(lim, on="variable", how="left", maintain_order="left")
     free = pl.col("flag").is_null() & pl.col("value").is_not_null()
     invalid = free & ((pl.col("value") < pl.col("_min")) | (pl.col("value") > pl.col("_max")))
-    suspect = free & ~invalid & (
-        (pl.col("value") < pl.col("_lo")) | (pl.col("value") > pl.col("_hi"))
+    suspect = (
+        free & ~invalid & ((pl.col("value") < pl.col("_lo")) | (pl.col("value") > pl.col("_hi")))
     )
     issues: list[Issue] = []
     if on_invalid == "raise":
@@ -160,8 +167,10 @@ def flag_values(
             invalid,
             ctx,
             "value",
-            lambda r: f"{r['variable']} = {r['value']:g} {r['unit']} is impossible; expected "
-            f"{_range_text(r['_min'], r['_max'])}.",
+            lambda r: (
+                f"{r['variable']} = {r['value']:g} {r['unit']} is impossible; expected "
+                f"{_range_text(r['_min'], r['_max'])}."
+            ),
             hint="correct the source, or read with on_invalid='flag' to keep such rows flagged "
             "'invalid'.",
         )

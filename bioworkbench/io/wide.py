@@ -32,8 +32,17 @@ __all__ = ["ColumnMap", "column_map", "read_wide", "split_header"]
 _HEADER_UNIT = re.compile(r"^(?P<name>.*?)\s*[\[(](?P<unit>[^\[\]()]+)[\])]\s*$")
 _TIME_UNITS = ("h", "d", "min", "s", "timestamp")
 _MAP_KEYS = {
-    "name", "description", "source", "read", "batch", "time", "columns", "events", "ignore",
-    "batches", "media",
+    "name",
+    "description",
+    "source",
+    "read",
+    "batch",
+    "time",
+    "columns",
+    "events",
+    "ignore",
+    "batches",
+    "media",
 }
 
 
@@ -90,7 +99,9 @@ class ColumnMap:
         for key in sorted(unknown):
             bad(f"unknown key {key!r}.", suggest(key, _MAP_KEYS, what="Valid keys"))
         batch = raw.get("batch") or {}
-        if not isinstance(batch, Mapping) or not ({"column", "template", "from_filename", "value"} & set(batch)):
+        if not isinstance(batch, Mapping) or not (
+            {"column", "template", "from_filename", "value"} & set(batch)
+        ):
             bad(
                 "'batch' must say where the batch id comes from: column, template, from_filename "
                 "(a regex with a group named 'batch') or value."
@@ -101,7 +112,10 @@ class ColumnMap:
             bad("'time' needs a 'column' (and a 'unit': h, d, min, s or timestamp).")
             time = {}
         elif time.get("unit", "h") not in _TIME_UNITS:
-            bad(f"time unit {time.get('unit')!r} is not supported; use one of {', '.join(_TIME_UNITS)}.")
+            bad(
+                f"time unit {time.get('unit')!r} is not supported; use one of "
+                f"{', '.join(_TIME_UNITS)}."
+            )
         default_source = raw.get("source", "offline")
         if default_source not in SOURCES:
             bad(f"source {default_source!r} is not one of {', '.join(SOURCES)}.")
@@ -142,7 +156,10 @@ class ColumnMap:
                 bad(f"event column {spec['column']!r} has no unit; add 'unit: mL'.")
                 continue
             if spec["event"] not in ("sample", "feed", "bolus", "base", "harvest"):
-                bad(f"event column {spec['column']!r}: event {spec['event']!r} is not a volume event.")
+                bad(
+                    f"event column {spec['column']!r}: event {spec['event']!r} is not a volume "
+                    "event."
+                )
                 continue
             events.append(
                 EventSpec(
@@ -181,7 +198,9 @@ class ColumnMap:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
         if not isinstance(raw, Mapping):
-            raise ConfigError(f"{path}: a column map is a YAML mapping; found {type(raw).__name__}.")
+            raise ConfigError(
+                f"{path}: a column map is a YAML mapping; found {type(raw).__name__}."
+            )
         return cls.from_dict(raw, path=str(path))
 
     def is_ignored(self, header: str) -> bool:
@@ -315,7 +334,9 @@ def read_wide(
         media = media.with_columns(pl.col("concentration").cast(pl.Float64))
         media, found = to_canonical(media, value_col="concentration", file=cmap.path)
         issues.extend(found)
-    batch_frame, found = _batches(pl.concat(rows_parts, how="diagonal_relaxed"), cmap, batches, paths[0])
+    batch_frame, found = _batches(
+        pl.concat(rows_parts, how="diagonal_relaxed"), cmap, batches, paths[0]
+    )
     issues.extend(found)
     if issues:
         raise SchemaError(issues)
@@ -367,7 +388,9 @@ def _check_columns(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> list[Issue]
     return issues
 
 
-def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
+def _batch_and_time(
+    df: pl.DataFrame, cmap: ColumnMap, path: Path
+) -> tuple[pl.DataFrame, list[Issue]]:
     issues: list[Issue] = []
     b = cmap.batch
     prefix = str(b.get("prefix", ""))
@@ -376,7 +399,13 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
     elif "template" in b:
         parts = re.split(r"({[^{}]+})", b["template"])
         bid = pl.concat_str(
-            [pl.col(p[1:-1]).cast(pl.String).str.strip_chars() if p.startswith("{") else pl.lit(p) for p in parts if p]
+            [
+                pl.col(p[1:-1]).cast(pl.String).str.strip_chars()
+                if p.startswith("{")
+                else pl.lit(p)
+                for p in parts
+                if p
+            ]
         )
     elif "from_filename" in b:
         m = re.search(b["from_filename"], path.name)
@@ -393,7 +422,14 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
         bid = pl.lit(str(b["value"]))
     df = df.with_columns((pl.lit(prefix) + bid).alias("_batch"))
     for row in df.filter(pl.col("_batch").is_null()).head(20).iter_rows(named=True):
-        issues.append(Issue("no batch id on this row.", file=str(path), line=row["_line"], column=b.get("column")))
+        issues.append(
+            Issue(
+                "no batch id on this row.",
+                file=str(path),
+                line=row["_line"],
+                column=b.get("column"),
+            )
+        )
     t = cmap.time
     col, unit = t["column"], t.get("unit", "h")
     raw = df[col]
@@ -403,27 +439,41 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
         if inoc == "first":
             tmp = df.with_columns(_ts=ts).with_columns(_t0=pl.col("_ts").min().over("_batch"))
         elif isinstance(inoc, Mapping) and "column" in inoc:
-            tmp = df.with_columns(_ts=ts, _t0=_parse_timestamps(df[inoc["column"]], t.get("format")))
+            tmp = df.with_columns(
+                _ts=ts, _t0=_parse_timestamps(df[inoc["column"]], t.get("format"))
+            )
         else:
             tmp = df.with_columns(_ts=ts, _t0=pl.lit(inoc).str.to_datetime(time_zone="UTC"))
         hours = (pl.col("_ts") - pl.col("_t0")).dt.total_microseconds() / 3.6e9
         df = tmp.with_columns(_time_h=hours).drop("_ts", "_t0")
         bad = df["_time_h"].is_null() & raw.is_not_null()
     else:
-        num = raw.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False) if raw.dtype == pl.String else raw.cast(pl.Float64, strict=False)
+        num = (
+            raw.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+            if raw.dtype == pl.String
+            else raw.cast(pl.Float64, strict=False)
+        )
         scale, _ = conversion(unit, "h")
         df = df.with_columns(_time_h=num * scale)
         bad = df["_time_h"].is_null() & raw.is_not_null()
     for row in df.filter(bad).head(20).iter_rows(named=True):
         issues.append(
             Issue(
-                f"time {row[col]!r} is not readable as {'a timestamp' if unit == 'timestamp' else 'a number of ' + unit}.",
-                file=str(path), line=row["_line"], column=col, batch=row["_batch"],
+                f"time {row[col]!r} is not readable as "
+                f"{'a timestamp' if unit == 'timestamp' else 'a number of ' + unit}.",
+                file=str(path),
+                line=row["_line"],
+                column=col,
+                batch=row["_batch"],
             )
         )
     missing_t = df.filter(pl.col("_time_h").is_null() & raw.is_null())
     for row in missing_t.head(20).iter_rows(named=True):
-        issues.append(Issue("time is empty.", file=str(path), line=row["_line"], column=col, batch=row["_batch"]))
+        issues.append(
+            Issue(
+                "time is empty.", file=str(path), line=row["_line"], column=col, batch=row["_batch"]
+            )
+        )
     # time going backwards within a batch, in file order
     back = df.with_columns(_prev=pl.col("_time_h").shift(1).over("_batch")).filter(
         pl.col("_time_h") < pl.col("_prev")
@@ -431,9 +481,13 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
     for row in back.head(20).iter_rows(named=True):
         issues.append(
             Issue(
-                f"time goes backwards: {row['_time_h']:g} h after {row['_prev']:g} h in the row before"
+                f"time goes backwards: {row['_time_h']:g} h after {row['_prev']:g} h in the "
+                "row before"
                 " for this batch.",
-                file=str(path), line=row["_line"], column=col, batch=row["_batch"],
+                file=str(path),
+                line=row["_line"],
+                column=col,
+                batch=row["_batch"],
                 hint="rows of a batch must be in time order; check for a pasted or mis-typed time.",
             )
         )
@@ -442,12 +496,20 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
 
 def _parse_timestamps(s: pl.Series, fmt: str | None) -> pl.Series:
     if s.dtype == pl.String:
-        return s.str.strip_chars().str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
+        return s.str.strip_chars().str.to_datetime(
+            format=fmt, time_zone="UTC", strict=False, time_unit="us"
+        )
     if isinstance(s.dtype, pl.Datetime):
-        return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
+        return (
+            s.dt.replace_time_zone("UTC")
+            if s.dtype.time_zone is None
+            else s.dt.convert_time_zone("UTC")
+        )
     if s.dtype == pl.Date:
         return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return s.cast(pl.String).str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
+    return s.cast(pl.String).str.to_datetime(
+        format=fmt, time_zone="UTC", strict=False, time_unit="us"
+    )
 
 
 def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
@@ -473,7 +535,11 @@ def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, 
                 issues.append(
                     Issue(
                         f"expected a number for {spec.variable}, found {v!r}.",
-                        file=str(path), line=row["_line"], column=spec.header, batch=row["_batch"], hint=hint,
+                        file=str(path),
+                        line=row["_line"],
+                        column=spec.header,
+                        batch=row["_batch"],
+                        hint=hint,
                     )
                 )
         parts.append(
@@ -486,7 +552,8 @@ def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, 
                     "unit": pl.Series([spec.unit] * df.height, dtype=pl.String),
                     "source": pl.Series([spec.source] * df.height, dtype=pl.String),
                     "source_line": df["_line"].cast(pl.Int64),
-                    "_present": s.is_not_null() & ~(s.cast(pl.String).str.strip_chars() == "").fill_null(False),
+                    "_present": s.is_not_null()
+                    & ~(s.cast(pl.String).str.strip_chars() == "").fill_null(False),
                 }
             )
         )
@@ -509,23 +576,37 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
     parts = []
     for spec in cmap.events:
         s = df[spec.column]
-        val = s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False) if s.dtype == pl.String else s.cast(pl.Float64, strict=False)
+        val = (
+            s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+            if s.dtype == pl.String
+            else s.cast(pl.Float64, strict=False)
+        )
         try:
             scale, _ = conversion(spec.unit, "mL")
         except ConfigError as exc:
             issues.append(Issue(f"volume unit: {exc}", file=str(path), column=spec.column))
             continue
-        x = df.select("_batch", "_time_h", "_line").with_columns(_v=val * scale).filter(pl.col("_v").is_not_null())
+        x = (
+            df.select("_batch", "_time_h", "_line")
+            .with_columns(_v=val * scale)
+            .filter(pl.col("_v").is_not_null())
+        )
         if spec.cumulative:
             x = x.sort("_batch", "_time_h", maintain_order=True).with_columns(
                 _prev_v=pl.col("_v").shift(1, fill_value=0.0).over("_batch"),
                 _prev_t=pl.col("_time_h").shift(1, fill_value=0.0).over("_batch"),
             )
-            for row in x.filter(pl.col("_v") < pl.col("_prev_v") - 1e-9).head(20).iter_rows(named=True):
+            for row in (
+                x.filter(pl.col("_v") < pl.col("_prev_v") - 1e-9).head(20).iter_rows(named=True)
+            ):
                 issues.append(
                     Issue(
-                        f"cumulative {spec.event} volume decreases ({row['_prev_v']:g} -> {row['_v']:g} mL).",
-                        file=str(path), line=row["_line"], column=spec.column, batch=row["_batch"],
+                        f"cumulative {spec.event} volume decreases "
+                        f"({row['_prev_v']:g} -> {row['_v']:g} mL).",
+                        file=str(path),
+                        line=row["_line"],
+                        column=spec.column,
+                        batch=row["_batch"],
                     )
                 )
             ev = x.filter(pl.col("_v") > pl.col("_prev_v")).select(
@@ -536,15 +617,25 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
                 medium=pl.lit(spec.medium, dtype=pl.String),
                 note=pl.format(
                     "{} added between {} h and {} h (from cumulative column '{}', {} line {})",
-                    pl.lit(spec.event), pl.col("_prev_t").round(3), pl.col("_time_h").round(3),
-                    pl.lit(spec.column), pl.lit(path.name), pl.col("_line"),
+                    pl.lit(spec.event),
+                    pl.col("_prev_t").round(3),
+                    pl.col("_time_h").round(3),
+                    pl.lit(spec.column),
+                    pl.lit(path.name),
+                    pl.col("_line"),
                 ),
             )
         else:
             bad = x.filter(pl.col("_v") < 0)
             for row in bad.head(20).iter_rows(named=True):
                 issues.append(
-                    Issue(f"{spec.event} volume {row['_v']:g} mL is negative.", file=str(path), line=row["_line"], column=spec.column, batch=row["_batch"])
+                    Issue(
+                        f"{spec.event} volume {row['_v']:g} mL is negative.",
+                        file=str(path),
+                        line=row["_line"],
+                        column=spec.column,
+                        batch=row["_batch"],
+                    )
                 )
             ev = x.filter(pl.col("_v") > 0).select(
                 batch_id="_batch",
@@ -579,13 +670,28 @@ def _batches(
         meta, _ = read_table(meta_path, sheet=spec.get("sheet"))
         key = spec.get("key")
         if key not in meta.columns:
-            return ids, [Issue(f"batches key column {key!r} not in {meta_path}.", file=str(meta_path), line=1,
-                               hint=suggest(key, meta.columns, what="Columns"))]
+            return ids, [
+                Issue(
+                    f"batches key column {key!r} not in {meta_path}.",
+                    file=str(meta_path),
+                    line=1,
+                    hint=suggest(key, meta.columns, what="Columns"),
+                )
+            ]
         prefix = str(cmap.batch.get("prefix", ""))
-        meta = meta.with_columns((pl.lit(prefix) + pl.col(key).cast(pl.String).str.strip_chars()).alias("_batch"))
+        meta = meta.with_columns(
+            (pl.lit(prefix) + pl.col(key).cast(pl.String).str.strip_chars()).alias("_batch")
+        )
         missing = ids.filter(~pl.col("batch_id").is_in(meta["_batch"].implode()))
         for b in missing["batch_id"].to_list():
-            issues.append(Issue(f"batch {b!r} has data but no row in {meta_path.name}.", file=str(meta_path), column=key, batch=b))
+            issues.append(
+                Issue(
+                    f"batch {b!r} has data but no row in {meta_path.name}.",
+                    file=str(meta_path),
+                    column=key,
+                    batch=b,
+                )
+            )
         base = meta
     else:
         # metadata from the data rows themselves: first row of each batch
@@ -599,12 +705,20 @@ def _batches(
             continue
         col = src.get("column")
         if col not in base.columns:
-            issues.append(Issue(f"batches column {col!r} (for {target}) not found.", file=src_name or str(first_path),
-                                line=1, hint=suggest(col, base.columns, what="Columns")))
+            issues.append(
+                Issue(
+                    f"batches column {col!r} (for {target}) not found.",
+                    file=src_name or str(first_path),
+                    line=1,
+                    hint=suggest(col, base.columns, what="Columns"),
+                )
+            )
             continue
         e = pl.col(col)
         if "format" in src:
-            e = e.cast(pl.String).str.to_datetime(format=src["format"], time_zone="UTC", strict=False)
+            e = e.cast(pl.String).str.to_datetime(
+                format=src["format"], time_zone="UTC", strict=False
+            )
         elif "unit" in src and target == "initial_volume_ml":
             scale, _ = conversion(src["unit"], "mL")
             e = e.cast(pl.Float64) * scale

@@ -1,0 +1,118 @@
+"""Unit parsing and conversion (pint), including mass <-> molar through the registry's molar masses."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import bioworkbench as bw
+from bioworkbench.schema import get_variable, registry
+from bioworkbench.units import conversion, parse_unit, to_canonical
+
+
+@pytest.mark.parametrize(
+    ("unit", "target", "molar_mass", "expected"),
+    [
+        ("g/L", "mmol/L", 180.16, 1000 / 180.16),
+        ("mg/dL", "mmol/L", 180.16, 10 / 180.16),
+        ("mM", "mmol/L", None, 1.0),
+        ("mmol/L", "g/L", 90.08, 0.09008),
+        ("10^6 cells/mL", "1e6 cells/mL", None, 1.0),
+        ("E6 cells/mL", "1e6 cells/mL", None, 1.0),
+        ("x10^6/mL", "1e6 cells/mL", None, 1.0),
+        ("cells/mL", "1e6 cells/mL", None, 1e-6),
+        ("1e5 cells/mL", "1e6 cells/mL", None, 0.1),
+        ("g/L", "mg/L", None, 1000.0),
+        ("ug/mL", "mg/L", None, 1.0),
+        ("L", "mL", None, 1000.0),
+        ("kPa", "mmHg", None, 7.500616),
+        ("fraction", "%", None, 100.0),
+        ("% air sat", "%", None, 1.0),
+        ("mOsm/kg H2O", "mOsm/kg", None, 1.0),
+        ("µm", "um", None, 1.0),
+        ("pH", "pH", None, 1.0),
+    ],
+)
+def test_scales(unit, target, molar_mass, expected):
+    scale, offset = conversion(unit, target, molar_mass)
+    assert scale == pytest.approx(expected, rel=1e-6)
+    assert offset == 0.0
+
+
+def test_temperature_offsets():
+    scale, offset = conversion("degF", "degC")
+    assert 98.6 * scale + offset == pytest.approx(37.0)
+    scale, offset = conversion("K", "degC")
+    assert 310.15 * scale + offset == pytest.approx(37.0)
+    assert conversion("°C", "degC") == (1.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("unit", "target", "mm"),
+    [("cells", "mmol/L", 180.16), ("g/L", "mmol/L", None), ("AU", "pH", None), ("mmHg", "%", None)],
+)
+def test_impossible_conversions_raise(unit, target, mm):
+    with pytest.raises(bw.ConfigError, match="cannot convert"):
+        conversion(unit, target, mm)
+
+
+def test_unparseable_unit():
+    with pytest.raises(bw.ConfigError, match="not understood"):
+        parse_unit("furlongs per fortnight squared!")
+
+
+def test_registry_is_data_and_extendable():
+    assert get_variable("glucose").molar_mass == 180.16
+    assert {
+        "vcd",
+        "tcd",
+        "viability",
+        "glucose",
+        "lactate",
+        "glutamine",
+        "glutamate",
+        "ammonium",
+        "titer",
+        "volume",
+        "ph",
+        "do",
+        "temperature",
+        "osmolality",
+        "pco2",
+    } <= set(registry())
+    table = bw.variables()
+    assert table.filter(pl.col("variable") == "lactate")["molar_mass"].item() == 90.08
+    with pytest.raises(bw.ConfigError, match="already registered"):
+        bw.register_variable("glucose", "mmol/L")
+    try:
+        bw.register_variable(
+            "pyroglutamate", "mmol/L", min=0, molar_mass=129.11, kind="concentration"
+        )
+        df = pl.DataFrame(
+            {"batch_id": ["A"], "variable": ["pyroglutamate"], "value": [1.2911], "unit": ["g/L"]}
+        )
+        out, issues = to_canonical(df)
+        assert not issues and out["value"][0] == pytest.approx(10.0)
+    finally:
+        registry().pop("pyroglutamate", None)
+    with pytest.raises(bw.SchemaError, match="Did you mean 'glucose'"):
+        get_variable("glucse")
+
+
+def test_to_canonical_groups_and_reports():
+    df = pl.DataFrame(
+        {
+            "batch_id": ["A", "A", "B", "B"],
+            "variable": ["glucose", "vcd", "glucose", "temperature"],
+            "value": [1.8016, 2e6, 3.0, 98.6],
+            "unit": ["g/L", "cells/mL", "cells", "degF"],
+            "line": [2, 3, 4, 5],
+        }
+    )
+    out, issues = to_canonical(df, file="x.csv", line_col="line")
+    assert out["value"][0] == pytest.approx(10.0) and out["unit"][0] == "mmol/L"
+    assert out["value"][1] == pytest.approx(2.0) and out["unit"][1] == "1e6 cells/mL"
+    assert out["value"][3] == pytest.approx(37.0) and out["unit"][3] == "degC"
+    assert out["value"][2] == 3.0  # not converted: reported
+    [issue] = issues
+    assert (issue.file, issue.line, issue.column, issue.batch) == ("x.csv", 4, "unit", "B")
