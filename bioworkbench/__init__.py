@@ -25,7 +25,18 @@ from bioworkbench.errors import (
 )
 from bioworkbench.schema import register_variable, variables
 
-_LAZY_MODULES = {"io", "kinetics", "simulate", "units", "schema", "errors", "campaign"}
+_LAZY_MODULES = {
+    "io",
+    "kinetics",
+    "simulate",
+    "units",
+    "schema",
+    "errors",
+    "campaign",
+    "plots",
+    "review",
+    "reports",
+}
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
     "read_wide": ("bioworkbench.io.wide", "read_wide"),

@@ -43,6 +43,65 @@ def summary(folder: str | Path) -> None:
     _print_frame(campaign.summary())
 
 
+def report(
+    name: str,
+    *,
+    parameter_file: str | None = None,
+    parameters: dict | None = None,
+    output_dir: str = "reports",
+    kernel: str | None = None,
+) -> Path:
+    """Run one report notebook and print where its HTML and the index are."""
+    from bioworkbench.reports import run_report
+
+    res = run_report(
+        name,
+        parameter_file=parameter_file,
+        parameters=parameters,
+        output_dir=output_dir,
+        kernel=kernel,
+    )
+    print(f"{res.status}: {res.html}")
+    print(f"index: {Path(output_dir).resolve() / 'index.html'}")
+    return res.run_dir
+
+
+def run(
+    paths: list[str],
+    *,
+    output_dir: str = "reports",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    kernel: str | None = None,
+) -> int:
+    """Run many reports in parallel through Dask; print a line per failure; return the failure count."""
+    from bioworkbench.reports import run_many
+
+    results = run_many(
+        paths, output_dir=output_dir, scheduler=scheduler, n_workers=workers, kernel=kernel
+    )
+    failed = [r for r in results if r["status"] != "completed"]
+    print(
+        f"{len(results) - len(failed)} of {len(results)} reports completed; index: {Path(output_dir).resolve() / 'index.html'}"
+    )
+    for r in failed:
+        err = r.get("error") or {}
+        print(
+            f"  {r['status']}: {r['file']}: {err.get('ename')}: {err.get('evalue')}",
+            file=sys.stderr,
+        )
+    return len(failed)
+
+
+def _parse_value(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def _print_frame(df) -> None:
     import polars as pl
 
@@ -75,6 +134,36 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("summary", help="read a campaign folder and print a summary")
     p.add_argument("folder")
 
+    p = sub.add_parser(
+        "report", help="run one report notebook with papermill and render it to HTML"
+    )
+    p.add_argument("name", help="report notebook name (notebooks/NAME.ipynb)")
+    p.add_argument("-f", "--file", dest="parameter_file", help="YAML parameter file")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        default=[],
+        help="set a parameter (VALUE is read as YAML: 3, 0.5, true, text)",
+    )
+    p.add_argument("-o", "--output", default="reports", help="output folder (default: reports/)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel (default: bioworkbench)")
+
+    p = sub.add_parser(
+        "run", help="run many reports in parallel (Dask) from parameter files or folders"
+    )
+    p.add_argument(
+        "paths", nargs="+", help="YAML files or folders laid out as parameters/<report>/*.yaml"
+    )
+    p.add_argument("-o", "--output", default="reports")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument(
+        "--workers", type=int, default=None, help="local workers (default: one per core)"
+    )
+    p.add_argument("--kernel", default=None)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -83,6 +172,26 @@ def main(argv: list[str] | None = None) -> int:
             simulate(args.out, n_batches=args.n_batches, seed=args.seed, overwrite=args.overwrite)
         elif args.command == "summary":
             summary(args.folder)
+        elif args.command == "report":
+            report(
+                args.name,
+                parameter_file=args.parameter_file,
+                parameters={k: _parse_value(v) for k, v in args.parameter},
+                output_dir=args.output,
+                kernel=args.kernel,
+            )
+        elif args.command == "run":
+            return (
+                1
+                if run(
+                    args.paths,
+                    output_dir=args.output,
+                    scheduler=args.scheduler,
+                    workers=args.workers,
+                    kernel=args.kernel,
+                )
+                else 0
+            )
     except (BioWorkbenchError, FileExistsError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

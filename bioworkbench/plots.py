@@ -1,0 +1,486 @@
+"""Interactive figures (hvplot / HoloViews, Bokeh backend) that return objects and never show or save.
+
+Every function takes the data first and keyword-only options after, narrows the frame to the
+plotted columns before plotting, labels axes with canonical units, and shows culture time in days.
+:func:`setup` loads the Bokeh extension with *inline* resources, so a report rendered to HTML draws its
+plots with no internet; every plot function calls it (it is idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import polars as pl
+
+from bioworkbench.errors import MissingDependencyError, SchemaError
+
+__all__ = [
+    "plot_batch_envelopes",
+    "plot_cqa_grid",
+    "plot_cqa_vs_cpp",
+    "plot_envelope",
+    "plot_kinetics",
+    "plot_online",
+    "plot_outcomes",
+    "plot_trajectories",
+    "setup",
+]
+
+HIGHLIGHT = "#d62728"
+OTHERS = "#9aa5b1"
+BAND = "#4c78a8"
+_READY = False
+
+
+def setup() -> Any:
+    """Load HoloViews' Bokeh extension with inline resources (once) and register ``.hvplot``.
+
+    Returns the ``holoviews`` module. Safe to call repeatedly (e.g. on notebook re-runs).
+    """
+    global _READY
+    try:
+        import holoviews as hv
+    except ImportError as exc:  # pragma: no cover - hvplot is a hard dependency
+        raise MissingDependencyError("plots need hvplot and holoviews: pip install hvplot") from exc
+    if not _READY:
+        hv.extension("bokeh", inline=True, logo=False)
+        import hvplot.polars  # noqa: F401  (registers DataFrame.hvplot)
+
+        _READY = True
+    return hv
+
+
+def _label(variable: str, unit: str | None) -> str:
+    from bioworkbench.schema import registry
+
+    reg = registry()
+    desc = reg[variable].description if variable in reg else variable
+    name = desc[:1].upper() + desc[1:] if desc else variable
+    return f"{name} ({unit})" if unit and unit not in ("1",) else name
+
+
+def _unit_of(observations: pl.DataFrame, variable: str) -> str | None:
+    units = observations.filter(pl.col("variable") == variable)["unit"].unique().to_list()
+    if units:
+        return units[0]
+    from bioworkbench.schema import registry
+
+    reg = registry()
+    return reg[variable].unit if variable in reg else None
+
+
+def _narrow(
+    observations: pl.DataFrame,
+    variable: str,
+    *,
+    source: str | None,
+    batch_ids: Iterable[str] | None = None,
+    include_flagged: bool = False,
+) -> pl.DataFrame:
+    obs = observations.filter(pl.col("variable") == variable)
+    if source is not None:
+        obs = obs.filter(pl.col("source") == source)
+    if batch_ids is not None:
+        obs = obs.filter(pl.col("batch_id").is_in(list(batch_ids)))
+    if not include_flagged:
+        obs = obs.filter(pl.col("flag").is_null())
+    if obs.is_empty():
+        found = observations["variable"].unique().sort().to_list()
+        raise SchemaError(
+            f"no {source + ' ' if source else ''}observations of {variable!r} to plot"
+            f"{' for the batches asked for' if batch_ids is not None else ''}. "
+            f"Variables present: {', '.join(found) or 'none'}."
+        )
+    return obs.select("batch_id", (pl.col("time_h") / 24).alias("day"), "value").sort(
+        "batch_id", "day"
+    )
+
+
+def _single_line(
+    df: pl.DataFrame, *, x: str = "day", y: str = "value", by: str = "batch_id"
+) -> pl.DataFrame:
+    """All groups in one line, broken by a null row after each group: one glyph instead of one per
+    batch, which keeps plots of many batches fast to build and to draw."""
+    breaks = (
+        df.select(by)
+        .unique(maintain_order=True)
+        .with_columns(
+            pl.lit(None, dtype=df.schema[x]).alias(x), pl.lit(None, dtype=df.schema[y]).alias(y)
+        )
+    )
+    return pl.concat([df.select(by, x, y), breaks]).sort(
+        by, x, nulls_last=True, maintain_order=True
+    )
+
+
+def plot_trajectories(
+    observations: pl.DataFrame,
+    *,
+    variable: str,
+    highlight: str | None = None,
+    batch_ids: Iterable[str] | None = None,
+    source: str | None = "offline",
+    width: int = 700,
+    height: int = 320,
+) -> Any:
+    """Overlay of one variable's trajectories across batches, one batch highlighted.
+
+    Parameters
+    ----------
+    observations
+        Campaign observations (tidy). Flagged rows are left out.
+    variable
+        Canonical variable name (``"vcd"``, ``"titer"``…).
+    highlight
+        Batch drawn in colour on top of the others (grey).
+    batch_ids
+        Restrict to these batches.
+    source
+        ``"offline"`` (default), ``"online"``, ``"atline"`` or ``None`` for all.
+    """
+    hv = setup()
+    df = _narrow(observations, variable, source=source, batch_ids=batch_ids)
+    unit = _unit_of(observations, variable)
+    ylabel = _label(variable, unit)
+    others = df.filter(pl.col("batch_id") != highlight) if highlight else df
+    opts = dict(xlabel="Culture time (d)", ylabel=ylabel, width=width, height=height)
+    plot = _single_line(others).hvplot.line(
+        x="day",
+        y="value",
+        color=OTHERS if highlight else BAND,
+        alpha=0.6,
+        line_width=1,
+        hover_cols=["batch_id"],
+        label="other batches" if highlight else "batches",
+        **opts,
+    )
+    if highlight:
+        mine = df.filter(pl.col("batch_id") == highlight)
+        if mine.is_empty():
+            raise SchemaError(f"batch {highlight!r} has no {variable} observations to highlight.")
+        plot = (
+            plot
+            * mine.hvplot.line(
+                x="day", y="value", color=HIGHLIGHT, line_width=3, label=highlight, **opts
+            )
+            * mine.hvplot.scatter(x="day", y="value", color=HIGHLIGHT, size=40, **opts)
+        )
+    title = f"{ylabel}: {'batch ' + highlight + ' among ' if highlight else ''}"
+    title += f"{df['batch_id'].n_unique()} batches"
+    return plot.opts(hv.opts.Overlay(title=title, show_legend=bool(highlight)))
+
+
+def plot_envelope(
+    envelope: pl.DataFrame,
+    batch: pl.DataFrame | None = None,
+    *,
+    variable: str,
+    batch_id: str | None = None,
+    unit: str | None = None,
+    width: int = 700,
+    height: int = 320,
+) -> Any:
+    """A batch against the campaign envelope (median and quantile band by culture time).
+
+    Parameters
+    ----------
+    envelope
+        From :func:`bioworkbench.review.envelope`: ``variable, time_h, median, lower, upper``.
+    batch
+        Observations of the batch (tidy); only ``variable`` rows are drawn.
+    """
+    hv = setup()
+    env = envelope.filter(pl.col("variable") == variable).select(
+        (pl.col("time_h") / 24).alias("day"), "median", "lower", "upper"
+    )
+    if env.is_empty():
+        raise SchemaError(f"the envelope has no rows for {variable!r}.")
+    if unit is None:
+        unit = (
+            envelope.filter(pl.col("variable") == variable)["unit"][0]
+            if "unit" in envelope.columns
+            else None
+        )
+    ylabel = _label(variable, unit)
+    opts = dict(xlabel="Culture time (d)", ylabel=ylabel, width=width, height=height)
+    band = env.hvplot.area(
+        x="day",
+        y="lower",
+        y2="upper",
+        color=BAND,
+        alpha=0.2,
+        label="5–95 % of batches",
+        line_width=0,
+        **opts,
+    )
+    med = env.hvplot.line(
+        x="day", y="median", color=BAND, line_dash="dashed", label="median", **opts
+    )
+    plot = band * med
+    if batch is not None:
+        b = (
+            batch.filter((pl.col("variable") == variable) & pl.col("flag").is_null())
+            .select((pl.col("time_h") / 24).alias("day"), "value")
+            .sort("day")
+        )
+        if not b.is_empty():
+            label = batch_id or "batch"
+            plot = (
+                plot
+                * b.hvplot.line(
+                    x="day", y="value", color=HIGHLIGHT, line_width=2.5, label=label, **opts
+                )
+                * b.hvplot.scatter(x="day", y="value", color=HIGHLIGHT, size=40, **opts)
+            )
+    return plot.opts(
+        hv.opts.Overlay(
+            title=f"{ylabel}{': ' + batch_id if batch_id else ''} vs campaign envelope",
+            legend_position="top_left",
+        )
+    )
+
+
+def plot_kinetics(
+    kinetics: pl.DataFrame,
+    *,
+    variables: Sequence[str] = ("mu", "ivcd", "q_glucose", "q_lactate", "qp"),
+    batch_ids: Iterable[str] | None = None,
+    highlight: str | None = None,
+    width: int = 420,
+    height: int = 260,
+) -> Any:
+    """Kinetics over culture time, one panel per quantity (from :func:`bioworkbench.kinetics.compute`)."""
+    hv = setup()
+    k = kinetics.filter(pl.col("variable").is_in(list(variables)))
+    if batch_ids is not None:
+        k = k.filter(pl.col("batch_id").is_in(list(batch_ids)))
+    present = [v for v in variables if v in set(k["variable"].unique().to_list())]
+    if not present:
+        raise SchemaError(f"no kinetics rows for {', '.join(variables)}.")
+    panels = []
+    for v in present:
+        d = (
+            k.filter(pl.col("variable") == v)
+            .select("batch_id", (pl.col("time_h") / 24).alias("day"), "value", "unit")
+            .sort("batch_id", "day")
+        )
+        unit = d["unit"][0]
+        opts = dict(
+            xlabel="Culture time (d)",
+            ylabel=f"{_KIN_LABELS.get(v, v)} ({unit})",
+            width=width,
+            height=height,
+        )
+        others = d.filter(pl.col("batch_id") != highlight) if highlight else d
+        p = _single_line(others).hvplot.line(
+            x="day",
+            y="value",
+            color=OTHERS if highlight else BAND,
+            alpha=0.7,
+            hover_cols=["batch_id"],
+            **opts,
+        )
+        if highlight and not d.filter(pl.col("batch_id") == highlight).is_empty():
+            p = p * d.filter(pl.col("batch_id") == highlight).hvplot.line(
+                x="day", y="value", color=HIGHLIGHT, line_width=3, **opts
+            )
+        panels.append(p.opts(hv.opts.Overlay(title=_KIN_LABELS.get(v, v))))
+    return hv.Layout(panels).cols(2).opts(shared_axes=False)
+
+
+_KIN_LABELS = {
+    "mu": "Specific growth rate μ",
+    "ivcd": "IVCD",
+    "doubling_time": "Doubling time",
+    "qp": "Specific productivity qp",
+    "q_glucose": "q glucose",
+    "q_lactate": "q lactate",
+    "q_glutamine": "q glutamine",
+    "q_ammonium": "q ammonium",
+}
+
+
+def plot_cqa_vs_cpp(
+    table: pl.DataFrame,
+    *,
+    attribute: str,
+    cpp: str,
+    specs: pl.DataFrame | None = None,
+    highlight: str | None = None,
+    width: int = 360,
+    height: int = 300,
+) -> Any:
+    """Harvest CQA against a CPP setpoint, one point per batch, spec limits as lines.
+
+    ``table`` is one row per batch with ``batch_id``, the ``cpp`` column and the ``attribute``
+    column (see :func:`bioworkbench.review.campaign_table`).
+    """
+    hv = setup()
+    missing = [c for c in ("batch_id", cpp, attribute) if c not in table.columns]
+    if missing:
+        raise SchemaError(
+            f"plot_cqa_vs_cpp: column(s) {', '.join(missing)} not in the table; columns: {', '.join(table.columns)}."
+        )
+    d = table.select("batch_id", cpp, attribute).drop_nulls()
+    opts = dict(
+        xlabel=cpp.removeprefix("cpp_").replace("_", " "),
+        ylabel=attribute.replace("_", " "),
+        width=width,
+        height=height,
+    )
+    plot = d.hvplot.scatter(
+        x=cpp, y=attribute, hover_cols=["batch_id"], color=BAND, size=60, **opts
+    )
+    if highlight and highlight in d["batch_id"].to_list():
+        plot = plot * d.filter(pl.col("batch_id") == highlight).hvplot.scatter(
+            x=cpp, y=attribute, color=HIGHLIGHT, size=120, **opts
+        )
+    if specs is not None and not specs.is_empty():
+        s = specs.filter((pl.col("name") == attribute) & (pl.col("kind") == "spec"))
+        for row in s.iter_rows(named=True):
+            for lim in ("lower", "upper"):
+                if row[lim] is not None:
+                    plot = plot * hv.HLine(row[lim]).opts(
+                        color=HIGHLIGHT, line_dash="dashed", line_width=1.5
+                    )
+    return plot.opts(
+        hv.opts.Overlay(
+            title=f"{attribute.replace('_', ' ')} vs {cpp.removeprefix('cpp_').replace('_', ' ')}"
+        )
+    )
+
+
+def plot_outcomes(
+    table: pl.DataFrame, *, columns: Sequence[str], width: int = 300, height: int = 260
+) -> Any:
+    """Batch-to-batch variability: one box-and-points panel per outcome column of a batch table."""
+    hv = setup()
+    panels = []
+    for col in columns:
+        if col not in table.columns:
+            raise SchemaError(
+                f"plot_outcomes: no column {col!r}; columns: {', '.join(table.columns)}."
+            )
+        d = (
+            table.select("batch_id", pl.col(col).cast(pl.Float64))
+            .drop_nulls()
+            .with_columns(group=pl.lit(col))
+        )
+        box = d.hvplot.box(
+            y=col,
+            by="group",
+            width=width,
+            height=height,
+            ylabel=col.replace("_", " "),
+            xlabel="",
+            color=BAND,
+            alpha=0.3,
+        )
+        pts = d.hvplot.scatter(
+            x="group",
+            y=col,
+            hover_cols=["batch_id"],
+            color=HIGHLIGHT,
+            size=30,
+            width=width,
+            height=height,
+        )
+        panels.append((box * pts).opts(hv.opts.Overlay(title=col.replace("_", " "))))
+    return hv.Layout(panels).cols(3).opts(shared_axes=False)
+
+
+def plot_online(
+    observations: pl.DataFrame,
+    *,
+    batch_id: str,
+    variables: Sequence[str] = ("ph", "do", "temperature"),
+    width: int = 700,
+    height: int = 200,
+    max_points: int = 5000,
+) -> Any:
+    """Online sensor traces of one batch, one panel per variable (decimated to ``max_points``)."""
+    hv = setup()
+    obs = observations.filter((pl.col("batch_id") == batch_id) & (pl.col("source") == "online"))
+    panels = []
+    for v in variables:
+        d = (
+            obs.filter(pl.col("variable") == v)
+            .select((pl.col("time_h") / 24).alias("day"), "value", "flag")
+            .sort("day")
+        )
+        if d.is_empty():
+            continue
+        step = max(1, d.height // max_points)
+        d = d.gather_every(step)
+        unit = _unit_of(observations, v)
+        panels.append(
+            d.hvplot.line(
+                x="day",
+                y="value",
+                xlabel="Culture time (d)",
+                ylabel=_label(v, unit),
+                width=width,
+                height=height,
+                color=BAND,
+                line_width=1,
+            ).opts(
+                title=f"{_label(v, unit)} (online{', every ' + str(step) + 'th point' if step > 1 else ''})"
+            )
+        )
+    if not panels:
+        raise SchemaError(
+            f"batch {batch_id!r} has no online observations of {', '.join(variables)}."
+        )
+    return hv.Layout(panels).cols(1).opts(shared_axes=False)
+
+
+def plot_batch_envelopes(
+    envelope: pl.DataFrame,
+    batch: pl.DataFrame,
+    *,
+    batch_id: str,
+    variables: Sequence[str] = ("vcd", "viability", "glucose", "lactate", "ammonium", "titer"),
+    width: int = 440,
+    height: int = 260,
+) -> Any:
+    """One envelope panel per variable present in both the envelope and the batch."""
+    hv = setup()
+    have = set(envelope["variable"].unique().to_list()) & set(batch["variable"].unique().to_list())
+    panels = [
+        plot_envelope(
+            envelope, batch, variable=v, batch_id=batch_id, width=width, height=height
+        ).opts(hv.opts.Overlay(title=_label(v, None)))
+        for v in variables
+        if v in have
+    ]
+    if not panels:
+        raise SchemaError(
+            f"no variable of {', '.join(variables)} is in both the envelope and batch {batch_id}."
+        )
+    return hv.Layout(panels).cols(2).opts(shared_axes=False)
+
+
+def plot_cqa_grid(
+    table: pl.DataFrame,
+    *,
+    attributes: Sequence[str],
+    cpps: Sequence[str],
+    specs: pl.DataFrame | None = None,
+    highlight: str | None = None,
+    width: int = 300,
+    height: int = 250,
+) -> Any:
+    """Every CQA against every CPP setpoint (one panel each), spec limits drawn."""
+    hv = setup()
+    panels = [
+        plot_cqa_vs_cpp(
+            table, attribute=a, cpp=c, specs=specs, highlight=highlight, width=width, height=height
+        )
+        for a in attributes
+        if a in table.columns
+        for c in cpps
+    ]
+    if not panels:
+        raise SchemaError("plot_cqa_grid: none of the attributes is a column of the table.")
+    return hv.Layout(panels).cols(len(cpps)).opts(shared_axes=False)
