@@ -28,8 +28,10 @@ kernel: $(VENV)/.kernel
 
 demo: $(VENV)/.kernel
 	$(BIN)/bioworkbench demo --out $(DEMO)
+	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report -o reports
 
 test: $(VENV)/.kernel
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.kernel
