@@ -36,6 +36,7 @@ _LAZY_MODULES = {
     "plots",
     "review",
     "reports",
+    "models",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),

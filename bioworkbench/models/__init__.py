@@ -1,0 +1,11 @@
+"""Bayesian process models on PyMC, all following one contract (:class:`BayesModel`).
+
+Importing this package is light; PyMC, PyTensor and nutpie load when a model is built.
+"""
+
+from bioworkbench.models.base import BayesModel, Prior, load
+from bioworkbench.models.forecast import Forecast, forecast
+from bioworkbench.models.growth import GrowthModel
+from bioworkbench.models.titer import TiterModel
+
+__all__ = ["BayesModel", "Forecast", "GrowthModel", "Prior", "TiterModel", "forecast", "load"]

@@ -1,0 +1,325 @@
+"""The contract every Bayesian model of bioworkbench follows.
+
+* ``Model(priors=None, sampler=None)`` is cheap: it stores configuration only. Default priors are
+  data (:class:`Prior`, with unit and reason) and can be overridden one by one.
+* ``build(data)`` returns the ``pm.Model`` without sampling; ``sample_prior_predictive`` works
+  before fitting.
+* ``fit(data, *, draws, tune, chains, random_seed)`` samples and keeps the posterior
+  (``xarray.DataTree``) on ``.idata``. The sampler is nutpie where it is installed (compiled models
+  are cached and reused across fits of the same structure), PyMC's NUTS otherwise; the choice and
+  its timings are recorded in ``.sampling``.
+* ``predict`` and ``summary`` return tidy polars frames with ``mean, lower, upper, prob``.
+* ``diagnostics()`` returns divergences, max r̂, min ESS and the issues found.
+* ``save(path)`` / :func:`load` round-trip through netCDF with the model type, priors, sampler
+  settings, data, data hash and package version in its attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ConfigError, ModelNotFittedError
+from bioworkbench.schema import suggest
+
+__all__ = ["BayesModel", "Prior", "load"]
+
+DEFAULT_SAMPLER: dict[str, Any] = {
+    "backend": "auto",  # "auto" (nutpie if installed, else pymc), "nutpie" or "pymc"
+    "draws": 1000,
+    "tune": 1000,
+    "chains": 4,
+    "target_accept": 0.9,  # PyMC NUTS only
+    "cores": None,
+    "adaptation": "diag",  # nutpie mass-matrix adaptation: "diag" or "low_rank"
+}
+#: thresholds under which :meth:`BayesModel.diagnostics` raises an issue
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior: a PyMC distribution name, its parameters (natural scale), unit and reason."""
+
+    dist: str
+    params: dict[str, float] = field(default_factory=dict)
+    unit: str = ""
+    why: str = ""
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        import pymc as pm
+
+        return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    @classmethod
+    def coerce(cls, obj: Prior | Mapping[str, Any], *, name: str) -> Prior:
+        if isinstance(obj, Prior):
+            return obj
+        if isinstance(obj, Mapping) and "dist" in obj:
+            d = dict(obj)
+            return cls(d.pop("dist"), dict(d.pop("params", {})) | {k: v for k, v in d.items() if k not in ("unit", "why")},
+                       d.get("unit", ""), d.get("why", ""))
+        raise ConfigError(f"prior {name!r}: give a Prior or a mapping with 'dist' and its parameters; got {obj!r}.")
+
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+class BayesModel:
+    """Base class: configuration, sampling, diagnostics and persistence shared by every model."""
+
+    model_type: ClassVar[str] = "BayesModel"
+    default_priors: ClassVar[dict[str, Prior]] = {}
+
+    def __init__(self, priors: Mapping[str, Prior | Mapping[str, Any]] | None = None,
+                 sampler: Mapping[str, Any] | None = None) -> None:
+        priors = dict(priors or {})
+        unknown = [k for k in priors if k not in self.default_priors]
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__}: unknown prior(s) {', '.join(map(repr, unknown))}. "
+                + suggest(unknown[0], self.default_priors, what="Priors of this model")
+            )
+        self.priors: dict[str, Prior] = {k: Prior.coerce(priors.get(k, v), name=k) for k, v in self.default_priors.items()}
+        sampler = dict(sampler or {})
+        bad = [k for k in sampler if k not in DEFAULT_SAMPLER]
+        if bad:
+            raise ConfigError(f"{type(self).__name__}: unknown sampler setting(s) {', '.join(map(repr, bad))}. "
+                              + suggest(bad[0], DEFAULT_SAMPLER, what="Settings"))
+        if sampler.get("backend", "auto") not in ("auto", "nutpie", "pymc"):
+            raise ConfigError(f"sampler backend must be 'auto', 'nutpie' or 'pymc'; got {sampler['backend']!r}.")
+        self.sampler: dict[str, Any] = DEFAULT_SAMPLER | sampler
+        self.idata: Any = None
+        self.data: dict[str, Any] | None = None
+        self.sampling: dict[str, Any] = {}
+
+    # -- to implement ---------------------------------------------------------------------
+    def _prepare(self, data: Any, **kwargs: Any) -> dict[str, Any]:
+        """Turn user data into arrays and coordinates (JSON-serialisable: lists, numbers, str)."""
+        raise NotImplementedError
+
+    def _build(self, d: dict[str, Any]) -> Any:
+        """The ``pm.Model`` for prepared data ``d``."""
+        raise NotImplementedError
+
+    def _structure(self, d: dict[str, Any]) -> tuple:
+        """What decides the compiled model's shape (cache key); data that only changes values is not part of it."""
+        return (json.dumps(d, sort_keys=True, default=str),)
+
+    def _shared_data(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
+        """``pm.Data`` values that may change between fits without recompiling."""
+        return {}
+
+    # -- contract -----------------------------------------------------------------------------
+    def build(self, data: Any, **kwargs: Any) -> Any:
+        """The PyMC model for ``data``, without sampling."""
+        d = self._prepare(data, **kwargs)
+        self.data = d
+        return self._build(d)
+
+    def sample_prior_predictive(self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any) -> Any:
+        """Draws from the prior and prior predictive (works before :meth:`fit`)."""
+        import pymc as pm
+
+        if data is None and self.data is None:
+            raise ModelNotFittedError(f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations).")
+        model = self.build(data, **kwargs) if data is not None else self._build(self.data)
+        return pm.sample_prior_predictive(draws=draws, model=model, random_seed=random_seed)
+
+    def fit(self, data: Any, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
+            random_seed: int | None = None, progressbar: bool = False, **kwargs: Any) -> BayesModel:
+        """Sample the posterior; keep it on ``.idata`` and the sampler record on ``.sampling``."""
+        d = self._prepare(data, **kwargs)
+        self.data = d
+        draws = draws or self.sampler["draws"]
+        tune = tune or self.sampler["tune"]
+        chains = chains or self.sampler["chains"]
+        backend = self._backend()
+        t0 = time.perf_counter()
+        if backend == "nutpie":
+            import nutpie
+
+            key = (type(self).__name__, self._structure(d), json.dumps({k: asdict(v) for k, v in self.priors.items()}, sort_keys=True))
+            compiled = _COMPILED.get(key)
+            cached = compiled is not None
+            if compiled is None:
+                compiled = nutpie.compile_pymc_model(self._build(d))
+                _COMPILED[key] = compiled
+            known = {getattr(v, "name", None) for v in getattr(compiled, "shared_var_keys", {})}
+            shared = {k: v for k, v in self._shared_data(d).items() if k in known}
+            if shared:
+                compiled = compiled.with_data(**shared)
+            t1 = time.perf_counter()
+            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
+                                  progress_bar=progressbar, cores=self.sampler["cores"] or min(chains, 4), save_warmup=False,
+                                  adaptation=self.sampler["adaptation"])
+            t2 = time.perf_counter()
+        else:
+            import pymc as pm
+
+            cached = False
+            model = self._build(d)
+            t1 = time.perf_counter()
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, model=model,
+                              target_accept=self.sampler["target_accept"], progressbar=progressbar,
+                              cores=self.sampler["cores"] or min(chains, 4), compute_convergence_checks=False)
+            t2 = time.perf_counter()
+        self.idata = idata
+        self.sampling = {"backend": backend, "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed,
+                         "compiled_from_cache": cached, "compile_s": round(t1 - t0, 3), "sample_s": round(t2 - t1, 3)}
+        return self
+
+    def _backend(self) -> str:
+        want = self.sampler["backend"]
+        if want == "pymc":
+            return "pymc"
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            if want == "nutpie":
+                from bioworkbench.errors import MissingDependencyError
+
+                raise MissingDependencyError("sampler backend 'nutpie' asked for but nutpie is not installed: pip install nutpie") from None
+            return "pymc"
+        return "nutpie"
+
+    def _require_fit(self) -> None:
+        if self.idata is None:
+            raise ModelNotFittedError(f"{type(self).__name__} has no posterior yet; call .fit(campaign) first.")
+
+    def posterior_draws(self, name: str) -> np.ndarray:
+        """Posterior draws of ``name`` stacked as ``(sample, ...)``."""
+        self._require_fit()
+        da = self.idata["posterior"][name]
+        return da.stack(sample=("chain", "draw")).transpose("sample", ...).values
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Divergences, max r̂, min bulk and tail ESS, the sampler record, and the issues found."""
+        import arviz as az
+
+        self._require_fit()
+        post = self.idata["posterior"].to_dataset()
+        stats = self.idata["sample_stats"].to_dataset()
+        div = int(stats["diverging"].sum()) if "diverging" in stats else 0
+        n_chains = post.sizes.get("chain", 1)
+        rhat = az.rhat(post) if n_chains > 1 else None
+        ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
+        max_rhat = float(max(float(v.max()) for v in rhat.data_vars.values())) if rhat is not None else float("nan")
+        min_b = float(min(float(v.min()) for v in ess_b.data_vars.values()))
+        min_t = float(min(float(v.min()) for v in ess_t.data_vars.values()))
+        issues = []
+        if div:
+            issues.append(f"{div} divergent transition(s): the posterior geometry is hard; results may be biased.")
+        if rhat is not None and max_rhat > RHAT_MAX:
+            issues.append(f"max r̂ = {max_rhat:.3f} > {RHAT_MAX}: chains disagree; sample longer or reparameterise.")
+        if min_b < ESS_MIN:
+            issues.append(f"min bulk ESS = {min_b:.0f} < {ESS_MIN}: intervals are noisy; draw more samples.")
+        return {"divergences": div, "max_rhat": max_rhat, "min_ess_bulk": min_b, "min_ess_tail": min_t,
+                "chains": n_chains, "draws": post.sizes.get("draw"), **{f"sampler_{k}": v for k, v in self.sampling.items()},
+                "ok": not issues, "issues": issues}
+
+    def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
+        lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return {"mean": draws.mean(axis=0), "sd": draws.std(axis=0), "lower": lo, "upper": hi}
+
+    def _summary_frame(self, names: dict[str, tuple[str, str]], index: dict[str, list[str]], prob: float) -> pl.DataFrame:
+        """Tidy summary of posterior variables: ``names`` maps variable -> (label, unit); ``index``
+        maps variable -> labels of its one dimension (absent: scalar)."""
+        import arviz as az
+
+        post = self.idata["posterior"].to_dataset()
+        multi = post.sizes.get("chain", 1) > 1
+        rhat = az.rhat(post) if multi else None
+        ess = az.ess(post, method="bulk")
+        rows = []
+        for var, (label, unit) in names.items():
+            x = self.posterior_draws(var)
+            s = self._summarise(x, prob)
+            r = rhat[var].values if rhat is not None else np.full(x.shape[1:], np.nan)
+            e = ess[var].values
+            labels = index.get(var)
+            if labels is None:
+                rows.append({"parameter": label, "level": "campaign", "batch_id": None, "mean": float(s["mean"]), "sd": float(s["sd"]),
+                             "lower": float(s["lower"]), "upper": float(s["upper"]), "unit": unit, "r_hat": float(r), "ess_bulk": float(e)})
+            else:
+                for i, lab in enumerate(labels):
+                    rows.append({"parameter": label, "level": "batch" if var.endswith("_b") else "group", "batch_id": lab,
+                                 "mean": float(s["mean"][i]), "sd": float(s["sd"][i]), "lower": float(s["lower"][i]),
+                                 "upper": float(s["upper"][i]), "unit": unit, "r_hat": float(r[i]), "ess_bulk": float(e[i])})
+        return pl.DataFrame(rows).with_columns(prob=pl.lit(prob)).select(
+            "parameter", "level", "batch_id", "mean", "sd", "lower", "upper", "prob", "unit", "r_hat", "ess_bulk")
+
+    # -- persistence ----------------------------------------------------------------------
+    def data_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.data, sort_keys=True, default=str).encode()).hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the posterior and everything needed to predict again to a netCDF file."""
+        from bioworkbench import __version__
+
+        self._require_fit()
+        path = Path(path)
+        dt = self.idata.copy()
+        dt.attrs.update({
+            "bw_model_type": self.model_type,
+            "bw_priors": json.dumps({k: asdict(v) for k, v in self.priors.items()}),
+            "bw_sampler": json.dumps(self.sampler),
+            "bw_sampling": json.dumps(self.sampling),
+            "bw_data": json.dumps(self.data, default=_json_default),
+            "bw_data_hash": self.data_hash(),
+            "bw_version": __version__,
+        })
+        # attributes of sample_stats may hold non-serialisable objects (nutpie settings)
+        for node in dt.subtree:
+            for k, v in list(node.attrs.items()):
+                if not isinstance(v, (str, int, float, np.number, np.ndarray, list, tuple)):
+                    node.attrs[k] = str(v)
+            for name in list(node.data_vars):
+                if node[name].dtype == object:
+                    node[name] = node[name].astype(str)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dt.to_netcdf(path, engine="h5netcdf")
+        return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load(path: str | Path) -> BayesModel:
+    """Load a model saved with :meth:`BayesModel.save` (its type is read from the file)."""
+    import xarray as xr
+
+    from bioworkbench.models.growth import GrowthModel
+    from bioworkbench.models.titer import TiterModel
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"model file {path} not found.")
+    dt = xr.open_datatree(path, engine="h5netcdf").load()
+    kind = dt.attrs.get("bw_model_type")
+    classes = {c.model_type: c for c in (GrowthModel, TiterModel)}
+    if kind not in classes:
+        raise ConfigError(f"{path}: not a bioworkbench model file (model type {kind!r}); known: {', '.join(classes)}.")
+    cls = classes[kind]
+    priors = {k: Prior(**v) for k, v in json.loads(dt.attrs["bw_priors"]).items()}
+    model = cls(priors=priors, sampler=json.loads(dt.attrs["bw_sampler"]))
+    model.data = json.loads(dt.attrs["bw_data"])
+    if model.data_hash() != dt.attrs["bw_data_hash"]:
+        raise ConfigError(f"{path}: the stored data do not match their hash; the file is damaged.")
+    model.sampling = json.loads(dt.attrs.get("bw_sampling", "{}"))
+    model.idata = dt
+    return model

@@ -1,0 +1,240 @@
+"""Titer as a function of the cells that made it: per-batch specific productivity, partially pooled.
+
+Model (``b`` the batch, ``j`` a titer sample; IVCD in 1e6 cells·d/mL, titer in mg/L)::
+
+    titer_bj ~ Normal(a_b + qp_b · IVCD⁻_bj + qp'_b · IVCD⁺_bj,  sqrt((c · m_bj)² + s₀²))
+    log qp_b  = log qp_campaign + τ_qp · z_b
+    log (qp'_b / qp_b) = log r_campaign + τ_r · z'_b
+
+``IVCD⁻`` is the IVCD accumulated before the batch's ``shift`` event (e.g. a temperature shift) and
+``IVCD⁺`` the IVCD after it, so a productivity change at the shift is learnt (without a shift event,
+``IVCD⁺ = 0`` and ``qp`` applies throughout). 1 mg/L per 1e6 cells·d/mL is 1 pg/cell/d, so ``qp`` is in
+pg/cell/d. The error has a proportional part ``c`` (assay CV) and a floor ``s₀`` (mg/L). IVCD comes
+from :func:`bioworkbench.kinetics.compute` (trapezoid of the measured VCD), interpolated linearly to
+the shift time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ConfigError, SchemaError
+from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.models.growth import _bucket
+
+__all__ = ["TiterModel", "titer_design"]
+
+
+def titer_design(campaign, *, batch_ids: list[str] | None = None, known_until_h: Mapping[str, float] | None = None) -> pl.DataFrame:
+    """Titer samples with the IVCD before and after each batch's shift event.
+
+    Returns ``batch_id, time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
+    """
+    import warnings
+
+    from bioworkbench import kinetics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kin = kinetics.compute(campaign, variables=[])
+    ivcd = kin.filter(pl.col("variable") == "ivcd").select("batch_id", "time_h", ivcd="value").sort("batch_id", "time_h")
+    titer = campaign.observations.filter(
+        (pl.col("variable") == "titer") & (pl.col("source") != "online") & pl.col("flag").is_null() & pl.col("value").is_not_null()
+    ).select("batch_id", "time_h", titer="value")
+    ids = batch_ids if batch_ids is not None else campaign.batch_ids
+    titer = titer.filter(pl.col("batch_id").is_in(ids))
+    if known_until_h:
+        cut = pl.DataFrame({"batch_id": list(known_until_h), "_cut": [float(v) for v in known_until_h.values()]})
+        titer = titer.join(cut, on="batch_id", how="left").filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut"))).drop("_cut")
+    shift = campaign.events.filter(pl.col("event") == "shift").group_by("batch_id").agg(shift_h=pl.col("time_h").min())
+    d = titer.join(ivcd, on=["batch_id", "time_h"], how="inner").join(shift, on="batch_id", how="left")
+    ivcd_at_shift = _interp_at(ivcd, shift)
+    return (
+        d.join(ivcd_at_shift, on="batch_id", how="left")
+        .with_columns(
+            ivcd_pre=pl.when(pl.col("shift_h").is_null() | (pl.col("time_h") <= pl.col("shift_h"))).then("ivcd").otherwise("ivcd_shift"),
+        )
+        .with_columns(ivcd_post=pl.col("ivcd") - pl.col("ivcd_pre"))
+        .select("batch_id", "time_h", "titer", "ivcd", "ivcd_pre", "ivcd_post", "shift_h")
+        .sort("batch_id", "time_h")
+    )
+
+
+def _interp_at(curve: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
+    """Linear interpolation of ``curve`` (batch_id, time_h, ivcd) at ``at`` (batch_id, shift_h)."""
+    if at.is_empty():
+        return pl.DataFrame(schema={"batch_id": pl.String, "ivcd_shift": pl.Float64})
+    a = at.rename({"shift_h": "time_h"}).sort("time_h")
+    c = curve.sort("time_h")
+    before = a.join_asof(c.rename({"time_h": "t0", "ivcd": "y0"}), left_on="time_h", right_on="t0", by="batch_id", strategy="backward", check_sortedness=False)
+    both = before.join_asof(c.rename({"time_h": "t1", "ivcd": "y1"}), left_on="time_h", right_on="t1", by="batch_id", strategy="forward", check_sortedness=False)
+    return both.select(
+        "batch_id",
+        ivcd_shift=pl.when(pl.col("t1") == pl.col("t0")).then("y0")
+        .when(pl.col("t1").is_null()).then("y0")
+        .otherwise(pl.col("y0") + (pl.col("y1") - pl.col("y0")) * (pl.col("time_h") - pl.col("t0")) / (pl.col("t1") - pl.col("t0"))),
+    )
+
+
+class TiterModel(BayesModel):
+    """Per-batch specific productivity from titer against IVCD (see the module docstring).
+
+    Default priors:
+
+    =================  ============================  ==========  ====================================
+    prior              distribution                  unit        why
+    =================  ============================  ==========  ====================================
+    ``qp``             LogNormal(log 25, 0.7)        pg/cell/d   CHO mAb processes: 5–100 pg/cell/d
+    ``sd_log_qp``      HalfNormal(0.3)               log         batch-to-batch CV of qp up to ~50 %
+    ``shift_ratio``    LogNormal(0, 0.5)             –           qp after / before the shift, 0.4–2.7
+    ``sd_log_ratio``   HalfNormal(0.2)               log
+    ``intercept``      Normal(0, 100)                mg/L        titer at inoculation (carry-over)
+    ``sd_intercept``   HalfNormal(50)                mg/L
+    ``cv``             HalfNormal(0.1)               –           assay CV, typically 2–8 %
+    ``floor``          HalfNormal(20)                mg/L        assay error near the limit of detection
+    =================  ============================  ==========  ====================================
+    """
+
+    model_type = "TiterModel"
+    default_priors = {
+        "qp": Prior("LogNormal", {"mu": float(np.log(25.0)), "sigma": 0.7}, "pg/cell/d", "CHO mAb processes: 5-100 pg/cell/d"),
+        "sd_log_qp": Prior("HalfNormal", {"sigma": 0.3}, "log", "batch-to-batch CV of qp up to ~50 %"),
+        "shift_ratio": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}, "", "qp after / before the shift"),
+        "sd_log_ratio": Prior("HalfNormal", {"sigma": 0.2}, "log", "batch-to-batch spread of the ratio"),
+        "intercept": Prior("Normal", {"mu": 0.0, "sigma": 100.0}, "mg/L", "titer at inoculation (carry-over)"),
+        "sd_intercept": Prior("HalfNormal", {"sigma": 50.0}, "mg/L", "batch-to-batch spread of the intercept"),
+        "cv": Prior("HalfNormal", {"sigma": 0.1}, "", "assay CV, typically 2-8 %"),
+        "floor": Prior("HalfNormal", {"sigma": 20.0}, "mg/L", "assay error near the detection limit"),
+    }
+    min_points = 3
+
+    def _prepare(self, data: Any, *, batch_ids: list[str] | None = None, known_until_h: Mapping[str, float] | None = None,
+                 min_points: int | None = None) -> dict[str, Any]:
+        from bioworkbench.campaign import Campaign
+
+        if isinstance(data, dict) and "ivcd_pre" in data:
+            return data
+        if not isinstance(data, Campaign):
+            raise ConfigError(f"{type(self).__name__}.fit takes a Campaign; got {type(data).__name__}.")
+        min_points = min_points or self.min_points
+        ids = batch_ids if batch_ids is not None else data.batch_ids
+        d = titer_design(data, batch_ids=ids, known_until_h=known_until_h)
+        n = {b: 0 for b in ids} | dict(d.group_by("batch_id").len().iter_rows())
+        # a running batch (known only up to a time) leans on the campaign: fewer points suffice
+        running = set(known_until_h or {})
+        few = {b: k for b, k in n.items() if k < (min(min_points, 1) if b in running else min_points)}
+        if few:
+            raise SchemaError(
+                "; ".join(f"batch {b} has {k} titer point{'s' if k != 1 else ''} with a VCD at the same time"
+                          for b, k in sorted(few.items()))
+                + f" — the titer model needs at least {min_points} per batch. Leave such batches out with batch_ids=[...]."
+            )
+        idx = {b: i for i, b in enumerate(ids)}
+        shifts = dict(d.group_by("batch_id").agg(pl.col("shift_h").first()).iter_rows())
+        return {
+            "batch_ids": list(ids),
+            "b": [idx[b] for b in d["batch_id"].to_list()],
+            "titer": d["titer"].to_list(),
+            "ivcd_pre": d["ivcd_pre"].to_list(),
+            "ivcd_post": d["ivcd_post"].to_list(),
+            "time_h": d["time_h"].to_list(),
+            "shift_h": [shifts.get(b) for b in ids],
+        }
+
+    def _structure(self, d: dict[str, Any]) -> tuple:
+        return (len(d["batch_ids"]), _bucket(len(d["titer"]), 64))
+
+    def _padded(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
+        _, no = self._structure(d)
+        n = len(d["titer"])
+        pad = np.zeros(no - n)
+        return {
+            "titer": np.concatenate([np.asarray(d["titer"], float), pad]),
+            "ivcd_pre": np.concatenate([np.asarray(d["ivcd_pre"], float), pad]),
+            "ivcd_post": np.concatenate([np.asarray(d["ivcd_post"], float), pad]),
+            "b": np.concatenate([np.asarray(d["b"], "int64"), np.zeros(no - n, "int64")]),
+            "w": np.concatenate([np.ones(n), pad]),
+        }
+
+    def _shared_data(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
+        return self._padded(d)
+
+    def _build(self, d: dict[str, Any]) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        nb, _ = self._structure(d)
+        arr = self._padded(d)
+        p = self.priors
+        with pm.Model(coords={"batch": list(d["batch_ids"])}) as model:
+            y = pm.Data("titer", arr["titer"])
+            x1 = pm.Data("ivcd_pre", arr["ivcd_pre"])
+            x2 = pm.Data("ivcd_post", arr["ivcd_post"])
+            b = pm.Data("b", arr["b"])
+            w = pm.Data("w", arr["w"])
+            qp_c = p["qp"].create("qp_campaign")
+            ratio_c = p["shift_ratio"].create("shift_ratio_campaign")
+            a_c = p["intercept"].create("intercept_campaign")
+            sd_qp = p["sd_log_qp"].create("sd_log_qp")
+            sd_r = p["sd_log_ratio"].create("sd_log_ratio")
+            sd_a = p["sd_intercept"].create("sd_intercept")
+            # productivity is well identified by each batch's titer curve: centred
+            log_qp = pm.Normal("log_qp_b", pt.log(qp_c), sd_qp, dims="batch")
+            z_r = pm.Normal("z_ratio", 0.0, 1.0, dims="batch")
+            z_a = pm.Normal("z_intercept", 0.0, 1.0, dims="batch")
+            qp = pm.Deterministic("qp_b", pt.exp(log_qp), dims="batch")
+            qp2 = pm.Deterministic("qp_after_shift_b", qp * pt.exp(pt.log(ratio_c) + sd_r * z_r), dims="batch")
+            a = pm.Deterministic("intercept_b", a_c + sd_a * z_a, dims="batch")
+            mean = a[b] + qp[b] * x1 + qp2[b] * x2
+            cv = p["cv"].create("cv")
+            s0 = p["floor"].create("floor")
+            sigma = pt.sqrt((cv * mean) ** 2 + s0**2)
+            pm.Potential("loglik", (w * pm.logp(pm.Normal.dist(mu=mean, sigma=sigma), y)).sum())
+        return model
+
+    def summary(self, prob: float = 0.9) -> pl.DataFrame:
+        """qp (and qp after the shift, intercept) per batch and for the campaign."""
+        self._require_fit()
+        ids = self.data["batch_ids"]
+        names = {"qp_b": ("qp", "pg/cell/d"), "qp_after_shift_b": ("qp_after_shift", "pg/cell/d"), "intercept_b": ("intercept", "mg/L"),
+                 "qp_campaign": ("qp", "pg/cell/d"), "shift_ratio_campaign": ("shift_ratio", ""), "sd_log_qp": ("sd_log_qp", "log"),
+                 "cv": ("cv", ""), "floor": ("floor", "mg/L")}
+        index = {k: ids for k in ("qp_b", "qp_after_shift_b", "intercept_b")}
+        out = self._summary_frame(names, index, prob)
+        # a batch without a shift event has no qp after a shift
+        no_shift = [b for b, s in zip(ids, self.data["shift_h"], strict=True) if s is None]
+        return out.filter(~((pl.col("parameter") == "qp_after_shift") & pl.col("batch_id").is_in(no_shift)))
+
+    def predict(self, *, batch_id: str, ivcd_pre: np.ndarray, ivcd_post: np.ndarray, prob: float = 0.9, kind: str = "mean",
+                random_seed: int | None = None) -> pl.DataFrame:
+        """Titer of ``batch_id`` at the given IVCD before/after the shift: ``mean, lower, upper, prob``."""
+        draws = self.titer_draws(batch_id, np.asarray(ivcd_pre, float)[None, :], np.asarray(ivcd_post, float)[None, :],
+                                 kind=kind, random_seed=random_seed)
+        lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return pl.DataFrame({"batch_id": batch_id, "ivcd_pre": ivcd_pre, "ivcd_post": ivcd_post, "variable": "titer",
+                             "mean": draws.mean(axis=0), "lower": lo, "upper": hi}).with_columns(prob=pl.lit(prob))
+
+    def titer_draws(self, batch_id: str, ivcd_pre: np.ndarray, ivcd_post: np.ndarray, *, kind: str = "mean",
+                    random_seed: int | None = None) -> np.ndarray:
+        """Titer draws ``(sample, ...)`` for IVCD arrays broadcast against the posterior samples."""
+        self._require_fit()
+        ids = self.data["batch_ids"]
+        if batch_id not in ids:
+            raise SchemaError(f"batch {batch_id!r} was not in the data this titer model was fitted on.")
+        i = ids.index(batch_id)
+        a = self.posterior_draws("intercept_b")[:, i][:, None]
+        q1 = self.posterior_draws("qp_b")[:, i][:, None]
+        q2 = self.posterior_draws("qp_after_shift_b")[:, i][:, None]
+        m = a + q1 * ivcd_pre + q2 * ivcd_post
+        if kind == "predictive":
+            rng = np.random.default_rng(random_seed)
+            cv = self.posterior_draws("cv")[:, None]
+            s0 = self.posterior_draws("floor")[:, None]
+            m = m + rng.standard_normal(m.shape) * np.sqrt((cv * m) ** 2 + s0**2)
+        elif kind != "mean":
+            raise ConfigError(f"kind must be 'mean' or 'predictive'; got {kind!r}.")
+        return m
