@@ -20,6 +20,10 @@ __all__ = [
     "plot_cqa_grid",
     "plot_cqa_vs_cpp",
     "plot_envelope",
+    "plot_forecast",
+    "plot_forest",
+    "plot_forests",
+    "plot_growth_fit",
     "plot_kinetics",
     "plot_online",
     "plot_outcomes",
@@ -484,3 +488,121 @@ def plot_cqa_grid(
     if not panels:
         raise SchemaError("plot_cqa_grid: none of the attributes is a column of the table.")
     return hv.Layout(panels).cols(len(cpps)).opts(shared_axes=False)
+
+
+def plot_growth_fit(
+    prediction: pl.DataFrame,
+    observations: pl.DataFrame,
+    *,
+    batch_ids: Sequence[str] | None = None,
+    variable: str = "vcd",
+    cols: int = 4,
+    width: int = 260,
+    height: int = 200,
+) -> Any:
+    """Fitted curves with their interval band over the data, one small panel per batch.
+
+    ``prediction`` is a model's ``predict`` frame (``batch_id, time_h, mean, lower, upper``).
+    """
+    hv = setup()
+    ids = list(batch_ids) if batch_ids is not None else prediction["batch_id"].unique(maintain_order=True).to_list()
+    unit = _unit_of(observations, variable)
+    panels = []
+    for b in ids:
+        p = prediction.filter(pl.col("batch_id") == b).select((pl.col("time_h") / 24).alias("day"), "mean", "lower", "upper")
+        o = observations.filter((pl.col("batch_id") == b) & (pl.col("variable") == variable) & (pl.col("source") != "online"))
+        opts = dict(xlabel="Culture time (d)", ylabel=_label(variable, unit), width=width, height=height)
+        panel = p.hvplot.area(x="day", y="lower", y2="upper", color=BAND, alpha=0.25, line_width=0, **opts) * p.hvplot.line(
+            x="day", y="mean", color=BAND, **opts
+        )
+        if not o.is_empty():
+            good = o.filter(pl.col("flag").is_null()).select((pl.col("time_h") / 24).alias("day"), "value")
+            panel = panel * good.hvplot.scatter(x="day", y="value", color="black", size=15, **opts)
+            bad = o.filter(pl.col("flag").is_not_null()).select((pl.col("time_h") / 24).alias("day"), "value")
+            if not bad.is_empty():
+                panel = panel * bad.hvplot.scatter(x="day", y="value", color=HIGHLIGHT, marker="x", size=30, **opts)
+        panels.append(panel.opts(hv.opts.Overlay(title=str(b), show_legend=False)))
+    if not panels:
+        raise SchemaError("plot_growth_fit: no batches to draw.")
+    return hv.Layout(panels).cols(cols).opts(shared_axes=False)
+
+
+def plot_forest(
+    summary: pl.DataFrame,
+    *,
+    parameter: str,
+    width: int = 420,
+    height: int | None = None,
+) -> Any:
+    """Forest plot of one parameter: per-batch means with intervals, the campaign value as a band."""
+    hv = setup()
+    s = summary.filter(pl.col("parameter") == parameter)
+    per = s.filter(pl.col("level") == "batch").sort("mean")
+    if per.is_empty():
+        raise SchemaError(f"plot_forest: no per-batch rows for {parameter!r}; parameters: "
+                          f"{', '.join(summary['parameter'].unique().sort().to_list())}.")
+    unit = per["unit"][0]
+    label = f"{parameter.replace('_', ' ')} ({unit})" if unit else parameter.replace("_", " ")
+    height = height or max(200, 18 * per.height + 60)
+    ids = per["batch_id"].to_list()
+    segs = hv.Segments(
+        [(r["lower"], r["batch_id"], r["upper"], r["batch_id"]) for r in per.iter_rows(named=True)],
+        kdims=["lower", "batch", "upper", "batch_end"],
+    ).opts(color=BAND, line_width=2)
+    pts = hv.Scatter([(r["mean"], r["batch_id"]) for r in per.iter_rows(named=True)], kdims=["value"], vdims=["batch"]).opts(
+        color=BAND, size=6
+    )
+    plot = segs * pts
+    camp = s.filter(pl.col("level") == "campaign")
+    if camp.height:
+        c = camp.row(0, named=True)
+        plot = hv.VSpan(c["lower"], c["upper"]).opts(color=OTHERS, alpha=0.25) * hv.VLine(c["mean"]).opts(color="black", line_dash="dashed") * plot
+    prob = per["prob"][0] if "prob" in per.columns else None
+    title = f"{parameter.replace('_', ' ')}: per batch" + (f" ({prob:.0%} intervals; grey: campaign)" if prob else "")
+    return plot.opts(hv.opts.Overlay(title=title, width=width, height=height, xlabel=label, ylabel="batch")).redim.values(batch=ids)
+
+
+def plot_forecast(
+    trajectory: pl.DataFrame,
+    observations: pl.DataFrame,
+    *,
+    batch_id: str,
+    known_h: float,
+    spec_lower: float | None = None,
+    width: int = 440,
+    height: int = 280,
+) -> Any:
+    """A running batch's forecast: predicted VCD and titer bands, the known data, what came after."""
+    hv = setup()
+    panels = []
+    for var in ("vcd", "titer"):
+        p = trajectory.filter((pl.col("batch_id") == batch_id) & (pl.col("variable") == var)).select(
+            (pl.col("time_h") / 24).alias("day"), "mean", "lower", "upper"
+        )
+        if p.is_empty():
+            continue
+        unit = _unit_of(observations, var)
+        opts = dict(xlabel="Culture time (d)", ylabel=_label(var, unit), width=width, height=height)
+        panel = p.hvplot.area(x="day", y="lower", y2="upper", color=BAND, alpha=0.25, line_width=0, label="forecast interval", **opts)
+        panel = panel * p.hvplot.line(x="day", y="mean", color=BAND, label="forecast", **opts)
+        o = observations.filter((pl.col("batch_id") == batch_id) & (pl.col("variable") == var) & (pl.col("source") != "online")
+                                & pl.col("flag").is_null()).select((pl.col("time_h") / 24).alias("day"), "value", pl.col("time_h"))
+        known = o.filter(pl.col("time_h") <= known_h)
+        later = o.filter(pl.col("time_h") > known_h)
+        if not known.is_empty():
+            panel = panel * known.hvplot.scatter(x="day", y="value", color="black", size=30, label="known", **opts)
+        if not later.is_empty():
+            panel = panel * later.hvplot.scatter(x="day", y="value", color=OTHERS, size=30, label="after the forecast", **opts)
+        panel = panel * hv.VLine(known_h / 24).opts(color="black", line_dash="dotted")
+        if var == "titer" and spec_lower is not None:
+            panel = panel * hv.HLine(spec_lower).opts(color=HIGHLIGHT, line_dash="dashed")
+        panels.append(panel.opts(hv.opts.Overlay(title=f"{_label(var, unit)}: forecast from day {known_h / 24:.1f}", legend_position="top_left")))
+    if not panels:
+        raise SchemaError(f"plot_forecast: no forecast rows for batch {batch_id!r}.")
+    return hv.Layout(panels).cols(2).opts(shared_axes=False)
+
+
+def plot_forests(summary: pl.DataFrame, *, parameters: Sequence[str], cols: int = 2, width: int = 420) -> Any:
+    """Forest plots of several parameters side by side, each on its own axis."""
+    hv = setup()
+    return hv.Layout([plot_forest(summary, parameter=p, width=width) for p in parameters]).cols(cols).opts(shared_axes=False)

@@ -29,6 +29,7 @@ __all__ = [
     "envelope",
     "exceptional_batches",
     "excursions",
+    "forecast_section",
     "markdown",
     "narrative",
     "outcomes",
@@ -1205,3 +1206,47 @@ class Table:
 def table(frame: pl.DataFrame, *, max_rows: int = 500, caption: str | None = None) -> Table:
     """Show ``frame`` as a clean HTML table (for report notebooks)."""
     return Table(frame, max_rows=max_rows, caption=caption)
+
+
+@dataclass
+class ForecastSection:
+    """The batch report's forecast section (see :func:`forecast_section`)."""
+
+    batch_id: str
+    known_days: float
+    forecast: Any
+    observations: pl.DataFrame
+    text: str
+
+    def plot(self) -> Any:
+        from bioworkbench import plots
+
+        if self.forecast is None:
+            return markdown("")
+        return plots.plot_forecast(self.forecast.trajectory, self.observations, batch_id=self.batch_id,
+                                   known_h=self.forecast.known_h[self.batch_id], spec_lower=self.forecast.spec_lower)
+
+    def table(self) -> Table:
+        if self.forecast is None:
+            return table(pl.DataFrame())
+        return table(self.forecast.endpoints.filter(pl.col("batch_id") == self.batch_id))
+
+
+def forecast_section(campaign, batch_id: str, *, known_days: float, draws: int = 500, tune: int = 500, chains: int = 2,
+                     random_seed: int | None = None, prob: float = 0.9) -> ForecastSection:
+    """Forecast the end of ``batch_id`` from its first ``known_days`` days (0: no forecast).
+
+    The history is every other completed batch with enough data (see
+    :func:`bioworkbench.models.forecast`); the text states the predicted end with its interval, the
+    probability of missing the titer specification, and the sampler diagnostics.
+    """
+    _check_batch(campaign, batch_id)
+    obs = campaign.observations.filter(pl.col("batch_id") == batch_id)
+    if not known_days or known_days <= 0:
+        return ForecastSection(batch_id, 0.0, None, obs, "No forecast was requested for this report (known_days = 0).")
+    from bioworkbench.models import diagnostics_markdown, forecast
+
+    fc = forecast(campaign, batch_id, known_h=known_days * 24, draws=draws, tune=tune, chains=chains, random_seed=random_seed, prob=prob)
+    text = fc.sentence(batch_id) + "\n\n" + diagnostics_markdown(fc.diagnostics["growth"], name="Growth model") + "\n\n" + \
+        diagnostics_markdown(fc.diagnostics["titer"], name="Titer model")
+    return ForecastSection(batch_id, known_days, fc, obs, text)

@@ -3,9 +3,20 @@
 Importing this package is light; PyMC, PyTensor and nutpie load when a model is built.
 """
 
-from bioworkbench.models.base import BayesModel, Prior, load
+from bioworkbench.models.base import BayesModel, Prior, diagnostics_markdown, load
 from bioworkbench.models.forecast import Forecast, forecast
 from bioworkbench.models.growth import GrowthModel
 from bioworkbench.models.titer import TiterModel
+from bioworkbench.models.usable import usable_batches
 
-__all__ = ["BayesModel", "Forecast", "GrowthModel", "Prior", "TiterModel", "forecast", "load"]
+__all__ = [
+    "BayesModel",
+    "Forecast",
+    "GrowthModel",
+    "Prior",
+    "TiterModel",
+    "diagnostics_markdown",
+    "forecast",
+    "load",
+    "usable_batches",
+]

@@ -30,7 +30,7 @@ import polars as pl
 from bioworkbench.errors import ConfigError, ModelNotFittedError
 from bioworkbench.schema import suggest
 
-__all__ = ["BayesModel", "Prior", "load"]
+__all__ = ["BayesModel", "Prior", "diagnostics_markdown", "load"]
 
 DEFAULT_SAMPLER: dict[str, Any] = {
     "backend": "auto",  # "auto" (nutpie if installed, else pymc), "nutpie" or "pymc"
@@ -132,8 +132,23 @@ class BayesModel:
 
         if data is None and self.data is None:
             raise ModelNotFittedError(f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations).")
+        import warnings
+
+        import xarray as xr
+
         model = self.build(data, **kwargs) if data is not None else self._build(self.data)
-        return pm.sample_prior_predictive(draws=draws, model=model, random_seed=random_seed)
+        with warnings.catch_warnings():
+            # the likelihood is a masked Potential; the observations' prior predictive is drawn below
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=random_seed)
+        sim = self._simulate_observations(prior["prior"].to_dataset(), np.random.default_rng(random_seed))
+        if sim is not None:
+            prior["prior_predictive"] = xr.DataTree(dataset=sim)
+        return prior
+
+    def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
+        """Prior predictive draws of the observations from prior parameter draws (``None``: none)."""
+        return None
 
     def fit(self, data: Any, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
             random_seed: int | None = None, progressbar: bool = False, **kwargs: Any) -> BayesModel:
@@ -323,3 +338,14 @@ def load(path: str | Path) -> BayesModel:
     model.sampling = json.loads(dt.attrs.get("bw_sampling", "{}"))
     model.idata = dt
     return model
+
+
+def diagnostics_markdown(diag: Mapping[str, Any], *, name: str = "model") -> str:
+    """The sampler diagnostics as a Markdown paragraph; a warning block when they are poor."""
+    head = (f"**{name}** — sampler {diag.get('sampler_backend', '?')}: {diag.get('chains')} chains × {diag.get('draws')} draws, "
+            f"{diag['divergences']} divergences, max r̂ {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
+            f"min tail ESS {diag['min_ess_tail']:.0f}.")
+    if diag.get("ok"):
+        return head + " The diagnostics are good."
+    items = "\n".join(f"> - {i}" for i in diag["issues"])
+    return f"{head}\n\n> ⚠️ **Warning: the sampler diagnostics are poor; read the intervals with caution.**\n{items}"

@@ -80,6 +80,7 @@ def forecast(
     random_seed: int | None = None,
     growth_priors: Mapping[str, Any] | None = None,
     titer_priors: Mapping[str, Any] | None = None,
+    sampler: Mapping[str, Any] | None = None,
 ) -> Forecast:
     """Forecast running batches known up to ``known_h`` hours (one value, or one per batch).
 
@@ -98,6 +99,8 @@ def forecast(
         Harvest time to forecast (default: the median last sample time of the history).
     spec_lower
         Lower titer specification (mg/L; default: the ``titer`` spec of ``campaign.specs``).
+    sampler
+        Sampler settings for both models (see :class:`BayesModel`).
 
     Returns
     -------
@@ -137,9 +140,9 @@ def forecast(
     if spec_lower is None and not campaign.specs.is_empty():
         s = campaign.specs.filter((pl.col("name") == "titer") & (pl.col("kind") == "spec") & pl.col("lower").is_not_null())
         spec_lower = float(s["lower"][0]) if s.height else None
-    g = GrowthModel(priors=growth_priors).fit(campaign, batch_ids=ids, known_until_h=known, draws=draws, tune=tune, chains=chains,
+    g = GrowthModel(priors=growth_priors, sampler=sampler).fit(campaign, batch_ids=ids, known_until_h=known, draws=draws, tune=tune, chains=chains,
                                               random_seed=random_seed)
-    t = TiterModel(priors=titer_priors).fit(campaign, batch_ids=ids, known_until_h=known, draws=draws, tune=tune, chains=chains,
+    t = TiterModel(priors=titer_priors, sampler=sampler).fit(campaign, batch_ids=ids, known_until_h=known, draws=draws, tune=tune, chains=chains,
                                             random_seed=None if random_seed is None else random_seed + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -179,10 +182,10 @@ def forecast(
         tit = t.titer_draws(b, pre[:n], post[:n], kind="predictive", random_seed=int(rng.integers(2**31)))
         vcd_pred = f[:n] * np.exp(g.posterior_draws("sigma")[:n, None] * rng.standard_t(g.posterior_draws("nu")[:n, None], size=f[:n].shape))
         keep = np.isin(grid, report_t)
-        for var, arr in (("vcd", vcd_pred[:, keep]), ("titer", tit[:, keep])):
-            lo, hi = np.nanquantile(arr, [lo_q, hi_q], axis=0) if var == "titer" else np.quantile(arr, [lo_q, hi_q], axis=0)
-            traj.append(pl.DataFrame({"batch_id": b, "time_h": grid[keep], "variable": var, "mean": np.nanmean(arr, axis=0) if var == "titer" else arr.mean(axis=0),
-                                      "lower": lo, "upper": hi}))
+        keep_t = keep & (grid >= t_k)  # titer is forecast from the last known sample on
+        for var, arr, times in (("vcd", vcd_pred[:, keep], grid[keep]), ("titer", tit[:, keep_t], grid[keep_t])):
+            lo, hi = np.quantile(arr, [lo_q, hi_q], axis=0)
+            traj.append(pl.DataFrame({"batch_id": b, "time_h": times, "variable": var, "mean": arr.mean(axis=0), "lower": lo, "upper": hi}))
         final = tit[:, -1]
         peak = f[:n].max(axis=1)
         t_peak = grid[f[:n].argmax(axis=1)] / 24

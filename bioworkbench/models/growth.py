@@ -219,6 +219,22 @@ class GrowthModel(BayesModel):
             pm.Potential("loglik", (w * pm.logp(pm.StudentT.dist(nu=nu, mu=mean, sigma=sigma), log_y)).sum())
         return model
 
+    def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
+        import xarray as xr
+
+        n = len(self.data["t"])
+        th = prior["theta"].values[..., : len(self.data["batch_ids"]), :]  # (chain, draw, batch, 5)
+        b = np.asarray(self.data["b"])
+        t = np.asarray(self.data["t"])
+        nat = th.copy()
+        for i in (0, 1, 4):
+            nat[..., i] = np.exp(th[..., i])
+        p = nat[..., b, :]  # (chain, draw, obs, 5)
+        mean = np.log(p[..., 0]) - np.logaddexp(0.0, -p[..., 1] * (t - p[..., 2])) - p[..., 4] * np.logaddexp(0.0, t - p[..., 3])
+        sigma, nu = prior["sigma"].values[..., None], prior["nu"].values[..., None]
+        y = np.exp(mean + sigma * rng.standard_t(nu, size=mean.shape))
+        return xr.Dataset({"vcd": (("chain", "draw", "obs"), y)}, coords={"obs": np.arange(n)})
+
     # -- results ------------------------------------------------------------------------------
     def _theta(self) -> np.ndarray:
         """Posterior per-batch parameters on their natural scales: (sample, batch, 5)

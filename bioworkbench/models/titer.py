@@ -196,6 +196,16 @@ class TiterModel(BayesModel):
             pm.Potential("loglik", (w * pm.logp(pm.Normal.dist(mu=mean, sigma=sigma), y)).sum())
         return model
 
+    def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
+        import xarray as xr
+
+        b = np.asarray(self.data["b"])
+        x1, x2 = np.asarray(self.data["ivcd_pre"]), np.asarray(self.data["ivcd_post"])
+        mean = prior["intercept_b"].values[..., b] + prior["qp_b"].values[..., b] * x1 + prior["qp_after_shift_b"].values[..., b] * x2
+        sd = np.sqrt((prior["cv"].values[..., None] * mean) ** 2 + prior["floor"].values[..., None] ** 2)
+        y = mean + sd * rng.standard_normal(mean.shape)
+        return xr.Dataset({"titer": (("chain", "draw", "obs"), y)}, coords={"obs": np.arange(len(b))})
+
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
         """qp (and qp after the shift, intercept) per batch and for the campaign."""
         self._require_fit()
