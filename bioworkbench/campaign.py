@@ -106,9 +106,7 @@ class Campaign:
         frames: dict[str, pl.DataFrame] = {}
         for fname, obj in given.items():
             file, first_line = files.get(fname, (None, None))
-            frame, found = coerce_frame(
-                fname, _as_frame(obj, fname), file=file, first_line=first_line
-            )
+            frame, found = coerce_frame(fname, _as_frame(obj, fname), file=file, first_line=first_line)
             issues.extend(found)
             frames[fname] = frame
         if not issues and validate:
@@ -127,9 +125,7 @@ class Campaign:
                 )
         if issues:
             files_involved = {i.file for i in issues if i.file}
-            context = (
-                next(iter(files_involved)) if len(files_involved) == 1 else f"campaign {name!r}"
-            )
+            context = next(iter(files_involved)) if len(files_involved) == 1 else f"campaign {name!r}"
             raise SchemaError(issues, context=context)
         self._frames = frames
         self.name = name
@@ -203,9 +199,7 @@ class Campaign:
             )
         keep = pl.col("batch_id").is_in(ids)
         new = object.__new__(Campaign)
-        new._frames = {
-            k: (v.filter(keep) if "batch_id" in v.columns else v) for k, v in self._frames.items()
-        }
+        new._frames = {k: (v.filter(keep) if "batch_id" in v.columns else v) for k, v in self._frames.items()}
         new.name, new.description, new.sources = self.name, self.description, dict(self.sources)
         return new
 
@@ -234,9 +228,9 @@ class Campaign:
             obs = obs.filter(pl.col("flag").is_null())
         if obs.is_empty():
             return pl.DataFrame(schema={"batch_id": pl.String, "time_h": pl.Float64})
-        return obs.pivot(
-            on="variable", index=["batch_id", "time_h"], values="value", aggregate_function="first"
-        ).sort("batch_id", "time_h")
+        return obs.pivot(on="variable", index=["batch_id", "time_h"], values="value", aggregate_function="first").sort(
+            "batch_id", "time_h"
+        )
 
     def summary(self) -> pl.DataFrame:
         """One row per batch: status, duration, sample and flag counts, peak VCD, final titer."""
@@ -260,9 +254,7 @@ class Campaign:
             .group_by("batch_id")
             .agg(final_titer=pl.col("value").last())
         )
-        cols = [
-            c for c in ("batch_id", "status", "process", "scale_l") if c in self.batches.columns
-        ]
+        cols = [c for c in ("batch_id", "status", "process", "scale_l") if c in self.batches.columns]
         return (
             self.batches.select(cols)
             .join(per, on="batch_id", how="left")
@@ -318,9 +310,7 @@ class Campaign:
 
         folder = Path(folder)
         if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"{folder} exists and is not empty; pass overwrite=True to replace it."
-            )
+            raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
@@ -424,9 +414,7 @@ def read_campaign(
         candidates = [folder / f"{fname}.parquet", folder / f"{fname}.csv"]
         present = [p for p in candidates if p.exists()]
         if len(present) > 1:
-            raise DataReadError(
-                f"{folder}: both {present[0].name} and {present[1].name} exist; keep one."
-            )
+            raise DataReadError(f"{folder}: both {present[0].name} and {present[1].name} exist; keep one.")
         if not present:
             if fname in ("batches", "observations"):
                 raise DataReadError(
@@ -436,13 +424,9 @@ def read_campaign(
             continue
         path = present[0]
         recorded = (meta.get("frames") or {}).get(fname, {})
-        if trusted and not (
-            recorded.get("file") == path.name and recorded.get("sha256") == sha256_file(path)
-        ):
+        if trusted and not (recorded.get("file") == path.name and recorded.get("sha256") == sha256_file(path)):
             trusted = False
-        frame, first_line = read_frame_file(
-            path, fname, separator=separator, decimal_comma=decimal_comma
-        )
+        frame, first_line = read_frame_file(path, fname, separator=separator, decimal_comma=decimal_comma)
         frames[fname] = frame
         files[fname] = (str(path), first_line)
     issues: list[Issue] = []

@@ -22,9 +22,7 @@ def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0) -
     return path
 
 
-def simulate(
-    out: str | Path, *, n_batches: int = 24, seed: int = 0, overwrite: bool = False
-) -> Path:
+def simulate(out: str | Path, *, n_batches: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
     """Simulate a campaign and write it as a campaign folder."""
     from bioworkbench.simulate import simulate_campaign
 
@@ -77,12 +75,11 @@ def run(
     """Run many reports in parallel through Dask; print a line per failure; return the failure count."""
     from bioworkbench.reports import run_many
 
-    results = run_many(
-        paths, output_dir=output_dir, scheduler=scheduler, n_workers=workers, kernel=kernel
-    )
+    results = run_many(paths, output_dir=output_dir, scheduler=scheduler, n_workers=workers, kernel=kernel)
     failed = [r for r in results if r["status"] != "completed"]
     print(
-        f"{len(results) - len(failed)} of {len(results)} reports completed; index: {Path(output_dir).resolve() / 'index.html'}"
+        f"{len(results) - len(failed)} of {len(results)} reports completed; "
+        f"index: {Path(output_dir).resolve() / 'index.html'}"
     )
     for r in failed:
         err = r.get("error") or {}
@@ -134,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("summary", help="read a campaign folder and print a summary")
     p.add_argument("folder")
 
-    p = sub.add_parser(
-        "report", help="run one report notebook with papermill and render it to HTML"
-    )
+    p = sub.add_parser("report", help="run one report notebook with papermill and render it to HTML")
     p.add_argument("name", help="report notebook name (notebooks/NAME.ipynb)")
     p.add_argument("-f", "--file", dest="parameter_file", help="YAML parameter file")
     p.add_argument(
@@ -151,17 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="reports", help="output folder (default: reports/)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel (default: bioworkbench)")
 
-    p = sub.add_parser(
-        "run", help="run many reports in parallel (Dask) from parameter files or folders"
-    )
-    p.add_argument(
-        "paths", nargs="+", help="YAML files or folders laid out as parameters/<report>/*.yaml"
-    )
+    p = sub.add_parser("run", help="run many reports in parallel (Dask) from parameter files or folders")
+    p.add_argument("paths", nargs="+", help="YAML files or folders laid out as parameters/<report>/*.yaml")
     p.add_argument("-o", "--output", default="reports")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument(
-        "--workers", type=int, default=None, help="local workers (default: one per core)"
-    )
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: one per core)")
     p.add_argument("--kernel", default=None)
 
     args = parser.parse_args(argv)

@@ -52,29 +52,18 @@ def _offline(campaign, *, exclude_flagged: bool) -> pl.DataFrame:
     obs = campaign.observations.filter(pl.col("source") != "online")
     n_flag = obs.filter(pl.col("flag").is_not_null()).height
     if exclude_flagged and n_flag:
-        by = (
-            obs.filter(pl.col("flag").is_not_null())
-            .group_by("variable")
-            .len()
-            .sort("variable")
-            .iter_rows()
-        )
+        by = obs.filter(pl.col("flag").is_not_null()).group_by("variable").len().sort("variable").iter_rows()
         warnings.warn(
-            f"kinetics: {n_flag} flagged offline observation(s) excluded "
-            f"({', '.join(f'{v}: {n}' for v, n in by)}).",
+            f"kinetics: {n_flag} flagged offline observation(s) excluded ({', '.join(f'{v}: {n}' for v, n in by)}).",
             BioWorkbenchWarning,
             stacklevel=3,
         )
         obs = obs.filter(pl.col("flag").is_null())
-    return obs.filter(pl.col("value").is_not_null()).select(
-        "batch_id", "time_h", "variable", "value"
-    )
+    return obs.filter(pl.col("value").is_not_null()).select("batch_id", "time_h", "variable", "value")
 
 
 def _events(campaign) -> pl.DataFrame:
-    return campaign.events.select(
-        "batch_id", "time_h", "event", pl.col("volume_ml").fill_null(0.0), "medium"
-    )
+    return campaign.events.select("batch_id", "time_h", "event", pl.col("volume_ml").fill_null(0.0), "medium")
 
 
 def _cum_at(
@@ -151,9 +140,7 @@ def volumes(campaign, times: pl.DataFrame | None = None) -> pl.DataFrame:
     signed = ev.filter(pl.col("event").is_in(ADDITIONS + REMOVALS)).select(
         "batch_id",
         "time_h",
-        _dv=pl.when(pl.col("event").is_in(ADDITIONS))
-        .then(pl.col("volume_ml"))
-        .otherwise(-pl.col("volume_ml")),
+        _dv=pl.when(pl.col("event").is_in(ADDITIONS)).then(pl.col("volume_ml")).otherwise(-pl.col("volume_ml")),
     )
     out = _cum_at(times, signed, "_dv", by=["batch_id"], inclusive=False, name="_net")
     samples = (
@@ -163,9 +150,7 @@ def volumes(campaign, times: pl.DataFrame | None = None) -> pl.DataFrame:
     )
     v_obs = (
         campaign.observations.filter(
-            (pl.col("variable") == "volume")
-            & pl.col("flag").is_null()
-            & pl.col("value").is_not_null()
+            (pl.col("variable") == "volume") & pl.col("flag").is_null() & pl.col("value").is_not_null()
         )
         .group_by("batch_id", "time_h")
         .agg(_v_obs=pl.col("value").first())
@@ -251,10 +236,7 @@ def compute(
     if variables is None:
         measured = set(obs["variable"].unique().to_list())
         variables = [
-            v
-            for v in reg
-            if v in measured
-            and (v == "titer" or (reg[v].kind == "concentration" and reg[v].molar_mass))
+            v for v in reg if v in measured and (v == "titer" or (reg[v].kind == "concentration" and reg[v].molar_mass))
         ]
     else:
         missing = sorted(set(variables) - set(obs["variable"].unique().to_list()))
@@ -265,12 +247,8 @@ def compute(
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
     vol = volumes(campaign, obs.select("batch_id", "time_h"))
     vol = vol.with_columns(
-        volume_ml=pl.when(pl.col("volume_source") == "unknown")
-        .then(1.0)
-        .otherwise(pl.col("volume_ml")),
-        sample_ml=pl.when(pl.col("volume_source") == "unknown")
-        .then(0.0)
-        .otherwise(pl.col("sample_ml")),
+        volume_ml=pl.when(pl.col("volume_source") == "unknown").then(1.0).otherwise(pl.col("volume_ml")),
+        sample_ml=pl.when(pl.col("volume_source") == "unknown").then(0.0).otherwise(pl.col("sample_ml")),
     )
     ev = _events(campaign)
     removals = ev.filter(pl.col("event").is_in(REMOVALS)).select(
@@ -295,23 +273,18 @@ def compute(
         )
         .with_columns(
             _ivcd_step=((pl.col("_xv_prev") + pl.col("xv")) / 2 * pl.col("_dt_d")).fill_null(0.0),
-            _ivcn_step=(
-                (pl.col("_n_after_prev") + pl.col("n_before")) / 2 * pl.col("_dt_d")
-            ).fill_null(0.0),
+            _ivcn_step=((pl.col("_n_after_prev") + pl.col("n_before")) / 2 * pl.col("_dt_d")).fill_null(0.0),
         )
         .with_columns(
             ivcd=pl.col("_ivcd_step").cum_sum().over("batch_id"),
             ivcn=pl.col("_ivcn_step").cum_sum().over("batch_id"),
-            mu=((pl.col("n_before") + pl.col("_removed")) / pl.col("_n_after_prev")).log()
-            / pl.col("_dt_d"),
+            mu=((pl.col("n_before") + pl.col("_removed")) / pl.col("_n_after_prev")).log() / pl.col("_dt_d"),
         )
     )
     vsrc = (
         pl.lit("volume: ")
         + pl.col("volume_source")
-        + pl.when(pl.col("volume_source") == "unknown")
-        .then(pl.lit(" (treated as constant)"))
-        .otherwise(pl.lit(""))
+        + pl.when(pl.col("volume_source") == "unknown").then(pl.lit(" (treated as constant)")).otherwise(pl.lit(""))
     )
     first = pl.col("_dt_d").is_null()
     out = [
@@ -346,9 +319,7 @@ def compute(
         ana = (
             obs.filter(pl.col("variable").is_in(variables))
             .rename({"value": "c"})
-            .join(
-                cells.select("batch_id", "time_h", "ivcn"), on=["batch_id", "time_h"], how="inner"
-            )
+            .join(cells.select("batch_id", "time_h", "ivcn"), on=["batch_id", "time_h"], how="inner")
             .join(vol, on=["batch_id", "time_h"], how="left")
             .sort("batch_id", "variable", "time_h")
         )
@@ -358,25 +329,18 @@ def compute(
             .join(media, on="medium", how="inner")
             .select("batch_id", "variable", "time_h", _amt=pl.col("volume_ml") * pl.col("_conc"))
         )
-        ana = _cum_at(
-            ana, added, "_amt", by=["batch_id", "variable"], inclusive=False, name="_added_cum"
-        )
+        ana = _cum_at(ana, added, "_amt", by=["batch_id", "variable"], inclusive=False, name="_added_cum")
         ana = _interval_removed(ana, removals, value="c", by=["batch_id", "variable"])
         g = ["batch_id", "variable"]
         ana = (
             ana.with_columns(
                 _first=pl.col("time_h").shift(1).over(g).is_null(),
-                _start_amt=(pl.col("c") * (pl.col("volume_ml") - pl.col("sample_ml")))
-                .shift(1)
-                .over(g),
+                _start_amt=(pl.col("c") * (pl.col("volume_ml") - pl.col("sample_ml"))).shift(1).over(g),
                 _added=pl.col("_added_cum") - pl.col("_added_cum").shift(1).over(g),
                 _ivcn=pl.col("ivcn") - pl.col("ivcn").shift(1).over(g),
             )
             .with_columns(
-                _net=pl.col("c") * pl.col("volume_ml")
-                + pl.col("_removed")
-                - pl.col("_start_amt")
-                - pl.col("_added"),
+                _net=pl.col("c") * pl.col("volume_ml") + pl.col("_removed") - pl.col("_start_amt") - pl.col("_added"),
             )
             .filter(~pl.col("_first"))
         )
@@ -386,9 +350,7 @@ def compute(
             ana.filter(pl.col("_ivcn") > 0).select(
                 "batch_id",
                 "time_h",
-                variable=pl.when(is_titer)
-                .then(pl.lit("qp"))
-                .otherwise(pl.lit("q_") + pl.col("variable")),
+                variable=pl.when(is_titer).then(pl.lit("qp")).otherwise(pl.lit("q_") + pl.col("variable")),
                 value=pl.col("_net") / pl.col("_ivcn"),
                 unit=pl.when(is_titer).then(pl.lit("pg/cell/d")).otherwise(pl.lit("pmol/cell/d")),
                 method=pl.lit("net mass balance / integral of viable cell numbers; ") + vsrc,
@@ -455,9 +417,7 @@ def _interval_removed(
     c_prev = pl.col(value).shift(1).over(by)
     s0 = pl.col("_s0_lt") - pl.col("_s0_le").shift(1).over(by)
     s1 = pl.col("_s1_lt") - pl.col("_s1_le").shift(1).over(by)
-    removed = s0 * c_prev + (pl.col(value) - c_prev) * (s1 - t_prev * s0) / (
-        pl.col("time_h") - t_prev
-    )
+    removed = s0 * c_prev + (pl.col(value) - c_prev) * (s1 - t_prev * s0) / (pl.col("time_h") - t_prev)
     return (
         df.sort([*by, "time_h"])
         .with_columns(_removed=removed.fill_null(0.0))
@@ -490,12 +450,8 @@ def qp_regression(
     """
     kin = compute(campaign, variables=[], exclude_flagged=exclude_flagged)
     ivcd = kin.filter(pl.col("variable") == "ivcd").select("batch_id", "time_h", ivcd="value")
-    titer = _offline(campaign, exclude_flagged=exclude_flagged).filter(
-        pl.col("variable") == "titer"
-    )
-    d = titer.select("batch_id", "time_h", y="value").join(
-        ivcd, on=["batch_id", "time_h"], how="inner"
-    )
+    titer = _offline(campaign, exclude_flagged=exclude_flagged).filter(pl.col("variable") == "titer")
+    d = titer.select("batch_id", "time_h", y="value").join(ivcd, on=["batch_id", "time_h"], how="inner")
     if start_h is not None:
         d = d.filter(pl.col("time_h") >= start_h)
     if end_h is not None:
@@ -524,10 +480,7 @@ def qp_regression(
             .otherwise(None),
             r2=1 - pl.col("_sse") / pl.col("_syy"),
         )
-        .with_columns(
-            pl.when(pl.col("n") >= 3).then(pl.col(c)).otherwise(None).alias(c)
-            for c in ("qp", "qp_se", "r2")
-        )
+        .with_columns(pl.when(pl.col("n") >= 3).then(pl.col(c)).otherwise(None).alias(c) for c in ("qp", "qp_se", "r2"))
     )
     return (
         campaign.batches.select("batch_id")

@@ -60,7 +60,8 @@ def _label(variable: str, unit: str | None) -> str:
 
     reg = registry()
     desc = reg[variable].description if variable in reg else variable
-    name = desc[:1].upper() + desc[1:] if desc else variable
+    # capitalise the first letter, but keep symbols such as "pH" or "pCO2" as they are
+    name = desc if not desc else desc if len(desc) > 1 and desc[1].isupper() else desc[:1].upper() + desc[1:]
     return f"{name} ({unit})" if unit and unit not in ("1",) else name
 
 
@@ -96,26 +97,18 @@ def _narrow(
             f"{' for the batches asked for' if batch_ids is not None else ''}. "
             f"Variables present: {', '.join(found) or 'none'}."
         )
-    return obs.select("batch_id", (pl.col("time_h") / 24).alias("day"), "value").sort(
-        "batch_id", "day"
-    )
+    return obs.select("batch_id", (pl.col("time_h") / 24).alias("day"), "value").sort("batch_id", "day")
 
 
-def _single_line(
-    df: pl.DataFrame, *, x: str = "day", y: str = "value", by: str = "batch_id"
-) -> pl.DataFrame:
+def _single_line(df: pl.DataFrame, *, x: str = "day", y: str = "value", by: str = "batch_id") -> pl.DataFrame:
     """All groups in one line, broken by a null row after each group: one glyph instead of one per
     batch, which keeps plots of many batches fast to build and to draw."""
     breaks = (
         df.select(by)
         .unique(maintain_order=True)
-        .with_columns(
-            pl.lit(None, dtype=df.schema[x]).alias(x), pl.lit(None, dtype=df.schema[y]).alias(y)
-        )
+        .with_columns(pl.lit(None, dtype=df.schema[x]).alias(x), pl.lit(None, dtype=df.schema[y]).alias(y))
     )
-    return pl.concat([df.select(by, x, y), breaks]).sort(
-        by, x, nulls_last=True, maintain_order=True
-    )
+    return pl.concat([df.select(by, x, y), breaks]).sort(by, x, nulls_last=True, maintain_order=True)
 
 
 def plot_trajectories(
@@ -165,9 +158,7 @@ def plot_trajectories(
             raise SchemaError(f"batch {highlight!r} has no {variable} observations to highlight.")
         plot = (
             plot
-            * mine.hvplot.line(
-                x="day", y="value", color=HIGHLIGHT, line_width=3, label=highlight, **opts
-            )
+            * mine.hvplot.line(x="day", y="value", color=HIGHLIGHT, line_width=3, label=highlight, **opts)
             * mine.hvplot.scatter(x="day", y="value", color=HIGHLIGHT, size=40, **opts)
         )
     title = f"{ylabel}: {'batch ' + highlight + ' among ' if highlight else ''}"
@@ -201,11 +192,7 @@ def plot_envelope(
     if env.is_empty():
         raise SchemaError(f"the envelope has no rows for {variable!r}.")
     if unit is None:
-        unit = (
-            envelope.filter(pl.col("variable") == variable)["unit"][0]
-            if "unit" in envelope.columns
-            else None
-        )
+        unit = envelope.filter(pl.col("variable") == variable)["unit"][0] if "unit" in envelope.columns else None
     ylabel = _label(variable, unit)
     opts = dict(xlabel="Culture time (d)", ylabel=ylabel, width=width, height=height)
     band = env.hvplot.area(
@@ -218,9 +205,7 @@ def plot_envelope(
         line_width=0,
         **opts,
     )
-    med = env.hvplot.line(
-        x="day", y="median", color=BAND, line_dash="dashed", label="median", **opts
-    )
+    med = env.hvplot.line(x="day", y="median", color=BAND, line_dash="dashed", label="median", **opts)
     plot = band * med
     if batch is not None:
         b = (
@@ -232,9 +217,7 @@ def plot_envelope(
             label = batch_id or "batch"
             plot = (
                 plot
-                * b.hvplot.line(
-                    x="day", y="value", color=HIGHLIGHT, line_width=2.5, label=label, **opts
-                )
+                * b.hvplot.line(x="day", y="value", color=HIGHLIGHT, line_width=2.5, label=label, **opts)
                 * b.hvplot.scatter(x="day", y="value", color=HIGHLIGHT, size=40, **opts)
             )
     return plot.opts(
@@ -333,9 +316,7 @@ def plot_cqa_vs_cpp(
         width=width,
         height=height,
     )
-    plot = d.hvplot.scatter(
-        x=cpp, y=attribute, hover_cols=["batch_id"], color=BAND, size=60, **opts
-    )
+    plot = d.hvplot.scatter(x=cpp, y=attribute, hover_cols=["batch_id"], color=BAND, size=60, **opts)
     if highlight and highlight in d["batch_id"].to_list():
         plot = plot * d.filter(pl.col("batch_id") == highlight).hvplot.scatter(
             x=cpp, y=attribute, color=HIGHLIGHT, size=120, **opts
@@ -345,32 +326,20 @@ def plot_cqa_vs_cpp(
         for row in s.iter_rows(named=True):
             for lim in ("lower", "upper"):
                 if row[lim] is not None:
-                    plot = plot * hv.HLine(row[lim]).opts(
-                        color=HIGHLIGHT, line_dash="dashed", line_width=1.5
-                    )
+                    plot = plot * hv.HLine(row[lim]).opts(color=HIGHLIGHT, line_dash="dashed", line_width=1.5)
     return plot.opts(
-        hv.opts.Overlay(
-            title=f"{attribute.replace('_', ' ')} vs {cpp.removeprefix('cpp_').replace('_', ' ')}"
-        )
+        hv.opts.Overlay(title=f"{attribute.replace('_', ' ')} vs {cpp.removeprefix('cpp_').replace('_', ' ')}")
     )
 
 
-def plot_outcomes(
-    table: pl.DataFrame, *, columns: Sequence[str], width: int = 300, height: int = 260
-) -> Any:
+def plot_outcomes(table: pl.DataFrame, *, columns: Sequence[str], width: int = 300, height: int = 260) -> Any:
     """Batch-to-batch variability: one box-and-points panel per outcome column of a batch table."""
     hv = setup()
     panels = []
     for col in columns:
         if col not in table.columns:
-            raise SchemaError(
-                f"plot_outcomes: no column {col!r}; columns: {', '.join(table.columns)}."
-            )
-        d = (
-            table.select("batch_id", pl.col(col).cast(pl.Float64))
-            .drop_nulls()
-            .with_columns(group=pl.lit(col))
-        )
+            raise SchemaError(f"plot_outcomes: no column {col!r}; columns: {', '.join(table.columns)}.")
+        d = table.select("batch_id", pl.col(col).cast(pl.Float64)).drop_nulls().with_columns(group=pl.lit(col))
         box = d.hvplot.box(
             y=col,
             by="group",
@@ -428,14 +397,10 @@ def plot_online(
                 height=height,
                 color=BAND,
                 line_width=1,
-            ).opts(
-                title=f"{_label(v, unit)} (online{', every ' + str(step) + 'th point' if step > 1 else ''})"
-            )
+            ).opts(title=f"{_label(v, unit)} (online{', every ' + str(step) + 'th point' if step > 1 else ''})")
         )
     if not panels:
-        raise SchemaError(
-            f"batch {batch_id!r} has no online observations of {', '.join(variables)}."
-        )
+        raise SchemaError(f"batch {batch_id!r} has no online observations of {', '.join(variables)}.")
     return hv.Layout(panels).cols(1).opts(shared_axes=False)
 
 
@@ -452,16 +417,14 @@ def plot_batch_envelopes(
     hv = setup()
     have = set(envelope["variable"].unique().to_list()) & set(batch["variable"].unique().to_list())
     panels = [
-        plot_envelope(
-            envelope, batch, variable=v, batch_id=batch_id, width=width, height=height
-        ).opts(hv.opts.Overlay(title=_label(v, None)))
+        plot_envelope(envelope, batch, variable=v, batch_id=batch_id, width=width, height=height).opts(
+            hv.opts.Overlay(title=_label(v, None))
+        )
         for v in variables
         if v in have
     ]
     if not panels:
-        raise SchemaError(
-            f"no variable of {', '.join(variables)} is in both the envelope and batch {batch_id}."
-        )
+        raise SchemaError(f"no variable of {', '.join(variables)} is in both the envelope and batch {batch_id}.")
     return hv.Layout(panels).cols(2).opts(shared_axes=False)
 
 
@@ -478,9 +441,7 @@ def plot_cqa_grid(
     """Every CQA against every CPP setpoint (one panel each), spec limits drawn."""
     hv = setup()
     panels = [
-        plot_cqa_vs_cpp(
-            table, attribute=a, cpp=c, specs=specs, highlight=highlight, width=width, height=height
-        )
+        plot_cqa_vs_cpp(table, attribute=a, cpp=c, specs=specs, highlight=highlight, width=width, height=height)
         for a in attributes
         if a in table.columns
         for c in cpps
@@ -509,12 +470,16 @@ def plot_growth_fit(
     unit = _unit_of(observations, variable)
     panels = []
     for b in ids:
-        p = prediction.filter(pl.col("batch_id") == b).select((pl.col("time_h") / 24).alias("day"), "mean", "lower", "upper")
-        o = observations.filter((pl.col("batch_id") == b) & (pl.col("variable") == variable) & (pl.col("source") != "online"))
-        opts = dict(xlabel="Culture time (d)", ylabel=_label(variable, unit), width=width, height=height)
-        panel = p.hvplot.area(x="day", y="lower", y2="upper", color=BAND, alpha=0.25, line_width=0, **opts) * p.hvplot.line(
-            x="day", y="mean", color=BAND, **opts
+        p = prediction.filter(pl.col("batch_id") == b).select(
+            (pl.col("time_h") / 24).alias("day"), "mean", "lower", "upper"
         )
+        o = observations.filter(
+            (pl.col("batch_id") == b) & (pl.col("variable") == variable) & (pl.col("source") != "online")
+        )
+        opts = dict(xlabel="Culture time (d)", ylabel=_label(variable, unit), width=width, height=height)
+        panel = p.hvplot.area(
+            x="day", y="lower", y2="upper", color=BAND, alpha=0.25, line_width=0, **opts
+        ) * p.hvplot.line(x="day", y="mean", color=BAND, **opts)
         if not o.is_empty():
             good = o.filter(pl.col("flag").is_null()).select((pl.col("time_h") / 24).alias("day"), "value")
             panel = panel * good.hvplot.scatter(x="day", y="value", color="black", size=15, **opts)
@@ -539,8 +504,10 @@ def plot_forest(
     s = summary.filter(pl.col("parameter") == parameter)
     per = s.filter(pl.col("level") == "batch").sort("mean")
     if per.is_empty():
-        raise SchemaError(f"plot_forest: no per-batch rows for {parameter!r}; parameters: "
-                          f"{', '.join(summary['parameter'].unique().sort().to_list())}.")
+        raise SchemaError(
+            f"plot_forest: no per-batch rows for {parameter!r}; parameters: "
+            f"{', '.join(summary['parameter'].unique().sort().to_list())}."
+        )
     unit = per["unit"][0]
     label = f"{parameter.replace('_', ' ')} ({unit})" if unit else parameter.replace("_", " ")
     height = height or max(200, 18 * per.height + 60)
@@ -549,17 +516,23 @@ def plot_forest(
         [(r["lower"], r["batch_id"], r["upper"], r["batch_id"]) for r in per.iter_rows(named=True)],
         kdims=["lower", "batch", "upper", "batch_end"],
     ).opts(color=BAND, line_width=2)
-    pts = hv.Scatter([(r["mean"], r["batch_id"]) for r in per.iter_rows(named=True)], kdims=["value"], vdims=["batch"]).opts(
-        color=BAND, size=6
-    )
+    pts = hv.Scatter(
+        [(r["mean"], r["batch_id"]) for r in per.iter_rows(named=True)], kdims=["value"], vdims=["batch"]
+    ).opts(color=BAND, size=6)
     plot = segs * pts
     camp = s.filter(pl.col("level") == "campaign")
     if camp.height:
         c = camp.row(0, named=True)
-        plot = hv.VSpan(c["lower"], c["upper"]).opts(color=OTHERS, alpha=0.25) * hv.VLine(c["mean"]).opts(color="black", line_dash="dashed") * plot
+        plot = (
+            hv.VSpan(c["lower"], c["upper"]).opts(color=OTHERS, alpha=0.25)
+            * hv.VLine(c["mean"]).opts(color="black", line_dash="dashed")
+            * plot
+        )
     prob = per["prob"][0] if "prob" in per.columns else None
     title = f"{parameter.replace('_', ' ')}: per batch" + (f" ({prob:.0%} intervals; grey: campaign)" if prob else "")
-    return plot.opts(hv.opts.Overlay(title=title, width=width, height=height, xlabel=label, ylabel="batch")).redim.values(batch=ids)
+    return plot.opts(
+        hv.opts.Overlay(title=title, width=width, height=height, xlabel=label, ylabel="batch")
+    ).redim.values(batch=ids)
 
 
 def plot_forecast(
@@ -583,20 +556,34 @@ def plot_forecast(
             continue
         unit = _unit_of(observations, var)
         opts = dict(xlabel="Culture time (d)", ylabel=_label(var, unit), width=width, height=height)
-        panel = p.hvplot.area(x="day", y="lower", y2="upper", color=BAND, alpha=0.25, line_width=0, label="forecast interval", **opts)
+        panel = p.hvplot.area(
+            x="day", y="lower", y2="upper", color=BAND, alpha=0.25, line_width=0, label="forecast interval", **opts
+        )
         panel = panel * p.hvplot.line(x="day", y="mean", color=BAND, label="forecast", **opts)
-        o = observations.filter((pl.col("batch_id") == batch_id) & (pl.col("variable") == var) & (pl.col("source") != "online")
-                                & pl.col("flag").is_null()).select((pl.col("time_h") / 24).alias("day"), "value", pl.col("time_h"))
+        o = observations.filter(
+            (pl.col("batch_id") == batch_id)
+            & (pl.col("variable") == var)
+            & (pl.col("source") != "online")
+            & pl.col("flag").is_null()
+        ).select((pl.col("time_h") / 24).alias("day"), "value", pl.col("time_h"))
         known = o.filter(pl.col("time_h") <= known_h)
         later = o.filter(pl.col("time_h") > known_h)
         if not known.is_empty():
             panel = panel * known.hvplot.scatter(x="day", y="value", color="black", size=30, label="known", **opts)
         if not later.is_empty():
-            panel = panel * later.hvplot.scatter(x="day", y="value", color=OTHERS, size=30, label="after the forecast", **opts)
+            panel = panel * later.hvplot.scatter(
+                x="day", y="value", color=OTHERS, size=30, label="after the forecast", **opts
+            )
         panel = panel * hv.VLine(known_h / 24).opts(color="black", line_dash="dotted")
         if var == "titer" and spec_lower is not None:
             panel = panel * hv.HLine(spec_lower).opts(color=HIGHLIGHT, line_dash="dashed")
-        panels.append(panel.opts(hv.opts.Overlay(title=f"{_label(var, unit)}: forecast from day {known_h / 24:.1f}", legend_position="top_left")))
+        panels.append(
+            panel.opts(
+                hv.opts.Overlay(
+                    title=f"{_label(var, unit)}: forecast from day {known_h / 24:.1f}", legend_position="top_left"
+                )
+            )
+        )
     if not panels:
         raise SchemaError(f"plot_forecast: no forecast rows for batch {batch_id!r}.")
     return hv.Layout(panels).cols(2).opts(shared_axes=False)
@@ -605,4 +592,8 @@ def plot_forecast(
 def plot_forests(summary: pl.DataFrame, *, parameters: Sequence[str], cols: int = 2, width: int = 420) -> Any:
     """Forest plots of several parameters side by side, each on its own axis."""
     hv = setup()
-    return hv.Layout([plot_forest(summary, parameter=p, width=width) for p in parameters]).cols(cols).opts(shared_axes=False)
+    return (
+        hv.Layout([plot_forest(summary, parameter=p, width=width) for p in parameters])
+        .cols(cols)
+        .opts(shared_axes=False)
+    )

@@ -106,9 +106,7 @@ def find_notebook(name: str, directory: str | os.PathLike | None = None) -> Path
     path = directory / f"{name}.ipynb"
     if not path.exists():
         names = sorted(p.stem for p in directory.glob("*.ipynb"))
-        raise ConfigError(
-            f"no report notebook {name!r} in {directory}. " + suggest(name, names, what="Reports")
-        )
+        raise ConfigError(f"no report notebook {name!r} in {directory}. " + suggest(name, names, what="Reports"))
     return path
 
 
@@ -116,15 +114,11 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Parameter]:
     """Parse the ``parameters`` cell of a notebook (``name: type = default  # help`` lines)."""
     nb = json.loads(Path(notebook).read_text())
     cells = [
-        c
-        for c in nb["cells"]
-        if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+        c for c in nb["cells"] if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
     ]
     if not cells:
         raise ConfigError(f"{notebook}: no code cell tagged 'parameters'.")
-    source = (
-        "".join(cells[0]["source"]) if isinstance(cells[0]["source"], list) else cells[0]["source"]
-    )
+    source = "".join(cells[0]["source"]) if isinstance(cells[0]["source"], list) else cells[0]["source"]
     comments = {
         tok.start[0]: tok.string.lstrip("# ").strip()
         for tok in tokenize.generate_tokens(io.StringIO(source).readline)
@@ -162,9 +156,7 @@ def load_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
     if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{path}: a parameter file is a YAML mapping of name: value; found {type(data).__name__}."
-        )
+        raise ConfigError(f"{path}: a parameter file is a YAML mapping of name: value; found {type(data).__name__}.")
     return dict(data)
 
 
@@ -185,9 +177,7 @@ def check_parameters(
     for key in parameters:
         if key not in declared:
             hint = suggest(key, declared, what="Valid keys").split(" Valid keys")[0]
-            problems.append(
-                f"unknown key {key!r}. {hint + ' ' if hint.startswith('Did') else ''}Valid keys: {valid}."
-            )
+            problems.append(f"unknown key {key!r}. {hint + ' ' if hint.startswith('Did') else ''}Valid keys: {valid}.")
     for key, value in parameters.items():
         if key in declared and (msg := declared[key].check(value)):
             problems.append(msg)
@@ -196,9 +186,7 @@ def check_parameters(
     full = {k: p.default for k, p in declared.items()} | dict(parameters)
     if "campaign" in declared:
         full["campaign"] = str(
-            _check_campaign(
-                full["campaign"], where, full.get("batch_id") if "batch_id" in declared else None
-            )
+            _check_campaign(full["campaign"], where, full.get("batch_id") if "batch_id" in declared else None)
         )
     return full
 
@@ -215,9 +203,7 @@ def _check_campaign(folder: Any, where: str, batch_id: str | None) -> Path:
     files = [path / f"batches.{ext}" for ext in ("parquet", "csv")]
     batches_file = next((f for f in files if f.exists()), None)
     if batches_file is None:
-        raise ConfigError(
-            f"{where}: {path} is not a campaign folder (no batches.parquet or batches.csv)."
-        )
+        raise ConfigError(f"{where}: {path} is not a campaign folder (no batches.parquet or batches.csv).")
     if batch_id:
         import polars as pl
 
@@ -228,8 +214,7 @@ def _check_campaign(folder: Any, where: str, batch_id: str | None) -> Path:
         )["batch_id"].to_list()
         if batch_id not in ids:
             raise ConfigError(
-                f"{where}: batch {batch_id!r} is not in the campaign {path}. "
-                + suggest(batch_id, ids, what="Batches")
+                f"{where}: batch {batch_id!r} is not in the campaign {path}. " + suggest(batch_id, ids, what="Batches")
             )
     return path
 
@@ -403,9 +388,7 @@ def _render_html(executed: Path, target: Path, *, title: str) -> None:
     target.write_text(_inline_cdn(body))
 
 
-_CDN = re.compile(
-    r"https://cdn\.holoviz\.org/panel/[^/\s\"']+/dist/([^\s\"'?)\\]+)(\?[^\s\"')\\]*)?"
-)
+_CDN = re.compile(r"https://cdn\.holoviz\.org/panel/[^/\s\"']+/dist/([^\s\"'?)\\]+)(\?[^\s\"')\\]*)?")
 _MIME = {
     ".css": "text/css",
     ".js": "text/javascript",
@@ -462,9 +445,7 @@ def _versions() -> dict[str, str]:
 
 def _git_commit(path: Path) -> dict[str, Any] | None:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10
-        )
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(
@@ -479,9 +460,7 @@ def _git_commit(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _manifest(
-    name, run_id, notebook, parameter_file, params, kernel, started, ended, seconds, status, error
-):
+def _manifest(name, run_id, notebook, parameter_file, params, kernel, started, ended, seconds, status, error):
     inputs: dict[str, str] = {str(notebook): _sha256(notebook)}
     if parameter_file is not None:
         inputs[str(Path(parameter_file).resolve())] = _sha256(Path(parameter_file))
@@ -528,9 +507,7 @@ def write_index(output_dir: str | os.PathLike = "reports") -> Path:
     runs.sort(key=lambda m: (m.get("started", ""), m.get("run", "")), reverse=True)
     rows = []
     for m in runs:
-        params = ", ".join(
-            f"{k}={v}" for k, v in (m.get("parameters") or {}).items() if k != "campaign"
-        )
+        params = ", ".join(f"{k}={v}" for k, v in (m.get("parameters") or {}).items() if k != "campaign")
         link = f"{m['_dir']}/report.html"
         err = m.get("error") or {}
         status = html.escape(m.get("status", "?"))
@@ -546,8 +523,10 @@ def write_index(output_dir: str | os.PathLike = "reports") -> Path:
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}tr.failed .status{{color:#b00;font-weight:bold}}
 tr.completed .status{{color:#070}}</style></head>
-<body><h1>bioworkbench reports</h1><p>{len(runs)} run(s), newest first. Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC.</p>
-<table><thead><tr><th>report</th><th>parameters</th><th>status</th><th>started (UTC)</th><th>time</th><th>files</th><th>error</th></tr></thead>
+<body><h1>bioworkbench reports</h1>
+<p>{len(runs)} run(s), newest first. Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC.</p>
+<table><thead><tr><th>report</th><th>parameters</th><th>status</th><th>started (UTC)</th><th>time</th>
+<th>files</th><th>error</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
@@ -598,9 +577,7 @@ def _run_one(name: str, path: str, output_dir: str, kernel: str | None, cwd: str
             "run_dir": str(res.run_dir),
             "error": res.manifest.get("error"),
         }
-    except (
-        Exception
-    ) as exc:  # refused before the kernel: record it as failed, never stop the others
+    except Exception as exc:  # refused before the kernel: record it as failed, never stop the others
         return {
             "name": name,
             "file": path,
@@ -635,9 +612,7 @@ def run_many(
         client = Client(scheduler)
     else:
         n = n_workers or os.cpu_count() or 1
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     results = []
     try:

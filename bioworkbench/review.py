@@ -143,9 +143,7 @@ def completeness(campaign, batch_id: str, *, min_share: float = 0.5) -> pl.DataF
         .group_by("variable")
         .agg(
             flagged=pl.len().cast(pl.Int64),
-            flag_reasons=(
-                pl.col("flag") + ": " + pl.col("flag_reason").fill_null("no reason given")
-            )
+            flag_reasons=(pl.col("flag") + ": " + pl.col("flag_reason").fill_null("no reason given"))
             .unique()
             .sort()
             .str.join("; "),
@@ -174,9 +172,7 @@ def completeness(campaign, batch_id: str, *, min_share: float = 0.5) -> pl.DataF
             pl.col("missing_days").fill_null([]),
         )
         .with_columns(missing=pl.col("missing_days").list.len().cast(pl.Int64))
-        .select(
-            "variable", "expected", "present", "missing", "missing_days", "flagged", "flag_reasons"
-        )
+        .select("variable", "expected", "present", "missing", "missing_days", "flagged", "flag_reasons")
         .sort("variable")
     )
 
@@ -207,23 +203,17 @@ def envelope(
     """
     if not 0 < prob < 1:
         raise ValueError(f"prob must be between 0 and 1; got {prob}")
-    obs = observations.filter(
-        (pl.col("source") != "online") & pl.col("flag").is_null() & pl.col("value").is_not_null()
-    )
+    obs = observations.filter((pl.col("source") != "online") & pl.col("flag").is_null() & pl.col("value").is_not_null())
     if variables is not None:
         obs = obs.filter(pl.col("variable").is_in(variables))
     if batch_ids is not None:
         obs = obs.filter(pl.col("batch_id").is_in(batch_ids))
     if exclude is not None:
-        obs = obs.filter(
-            ~pl.col("batch_id").is_in([exclude] if isinstance(exclude, str) else list(exclude))
-        )
+        obs = obs.filter(~pl.col("batch_id").is_in([exclude] if isinstance(exclude, str) else list(exclude)))
     lo, hi = (1 - prob) / 2, (1 + prob) / 2
     binned = obs.with_columns(time_h=(pl.col("time_h") / bin_h).round(0) * bin_h)
     # one value per batch and bin (the mean, if a batch was sampled twice in a bin)
-    per_batch = binned.group_by("variable", "unit", "time_h", "batch_id").agg(
-        pl.col("value").mean()
-    )
+    per_batch = binned.group_by("variable", "unit", "time_h", "batch_id").agg(pl.col("value").mean())
     return (
         per_batch.group_by("variable", "unit", "time_h")
         .agg(
@@ -258,17 +248,11 @@ def excursions(
         by severity, then by relative deviation, largest first.
     """
     _check_batch(campaign, batch_id)
-    env = (
-        envelope_frame
-        if envelope_frame is not None
-        else envelope(campaign.observations, exclude=batch_id, prob=prob)
-    )
+    env = envelope_frame if envelope_frame is not None else envelope(campaign.observations, exclude=batch_id, prob=prob)
     obs = campaign.observations.filter((pl.col("batch_id") == batch_id) & pl.col("flag").is_null())
     rows: list[pl.DataFrame] = []
     # 1. offline vs envelope
-    off = obs.filter(pl.col("source") != "online").with_columns(
-        _bin=(pl.col("time_h") / 24).round(0) * 24
-    )
+    off = obs.filter(pl.col("source") != "online").with_columns(_bin=(pl.col("time_h") / 24).round(0) * 24)
     e = off.join(
         env.select("variable", pl.col("time_h").alias("_bin"), "lower", "upper"),
         on=["variable", "_bin"],
@@ -284,7 +268,7 @@ def excursions(
         e.select(
             "batch_id",
             "variable",
-            kind=pl.lit(f"envelope {int(round(prob * 100))} %"),
+            kind=pl.lit(f"envelope {round(prob * 100)} %"),
             start_h="time_h",
             end_h="time_h",
             n_points=pl.lit(1, dtype=pl.UInt32),
@@ -299,16 +283,11 @@ def excursions(
     cqa_names = campaign.quality["attribute"].unique().implode()
     lims = campaign.specs.filter(
         pl.col("name").is_in(obs["variable"].unique().implode())
-        & (
-            (pl.col("kind") == "alarm")
-            | ((pl.col("kind") == "spec") & ~pl.col("name").is_in(cqa_names))
-        )
+        & ((pl.col("kind") == "alarm") | ((pl.col("kind") == "spec") & ~pl.col("name").is_in(cqa_names)))
     )
     if not lims.is_empty():
         x = (
-            obs.join(
-                lims.select(variable="name", kind="kind", lo="lower", hi="upper"), on="variable"
-            )
+            obs.join(lims.select(variable="name", kind="kind", lo="lower", hi="upper"), on="variable")
             .sort("kind", "variable", "source", "time_h")
             .with_columns(
                 limit=pl.when(pl.col("hi").is_not_null() & (pl.col("value") > pl.col("hi")))
@@ -425,12 +404,8 @@ def excursions(
     )
     out = out.with_columns(
         deviation=pl.col("value") - pl.col("limit"),
-        direction=pl.when(pl.col("value") > pl.col("limit"))
-        .then(pl.lit("above"))
-        .otherwise(pl.lit("below")),
-        severity=pl.when(
-            pl.col("kind").str.starts_with("spec") | pl.col("kind").is_in(["PAR", "CQA spec"])
-        )
+        direction=pl.when(pl.col("value") > pl.col("limit")).then(pl.lit("above")).otherwise(pl.lit("below")),
+        severity=pl.when(pl.col("kind").str.starts_with("spec") | pl.col("kind").is_in(["PAR", "CQA spec"]))
         .then(pl.lit("critical"))
         .when(pl.col("kind").str.starts_with("alarm") | (pl.col("kind") == "probe drift"))
         .then(pl.lit("major"))
@@ -467,7 +442,8 @@ def excursions(
         .when(pl.col("kind") == "probe drift")
         .then(
             pl.lit(
-                "its offline reference (online − offline, mean over the last third of the batch) by more than the tolerance"
+                "its offline reference (online − offline, mean over the last third of the batch) "
+                "by more than the tolerance"
             )
         )
         .otherwise(
@@ -492,9 +468,7 @@ def excursions(
             pl.col("deviation").round_sig_figs(3),
         )
     )
-    order = pl.col("severity").replace_strict(
-        {"critical": 0, "major": 1, "minor": 2}, return_dtype=pl.Int8
-    )
+    order = pl.col("severity").replace_strict({"critical": 0, "major": 1, "minor": 2}, return_dtype=pl.Int8)
     # within a severity, the largest deviation relative to the band width (envelope) or the limit first
     out = out.with_columns(relative=(pl.col("deviation").abs() / pl.col("scale")).fill_nan(None))
     return out.sort([order, pl.col("relative")], descending=[False, True], nulls_last=True).select(
@@ -528,9 +502,7 @@ def _spec_text() -> pl.Expr:
     )
 
 
-def sensor_agreement(
-    campaign, *, tolerance: dict[str, float] | None = None, window_h: float = 0.5
-) -> pl.DataFrame:
+def sensor_agreement(campaign, *, tolerance: dict[str, float] | None = None, window_h: float = 0.5) -> pl.DataFrame:
     """Online probes checked against offline reference measurements of the same variable.
 
     Each offline value is paired with the nearest online value within ``window_h`` hours; per batch
@@ -546,13 +518,9 @@ def sensor_agreement(
         late_from_h, last_h, tolerance, drift``.
     """
     tol = {**SENSOR_TOLERANCE, **(tolerance or {})}
-    obs = campaign.observations.filter(
-        pl.col("flag").is_null() & pl.col("variable").is_in(list(tol))
-    )
+    obs = campaign.observations.filter(pl.col("flag").is_null() & pl.col("variable").is_in(list(tol)))
     on = (
-        obs.filter(pl.col("source") == "online")
-        .select("batch_id", "variable", "time_h", online="value")
-        .sort("time_h")
+        obs.filter(pl.col("source") == "online").select("batch_id", "variable", "time_h", online="value").sort("time_h")
     )
     off = (
         obs.filter(pl.col("source") != "online")
@@ -594,9 +562,7 @@ def sensor_agreement(
             n_pairs=pl.len(),
             mean_diff=pl.col("diff").mean(),
             max_abs_diff=pl.col("diff").abs().max(),
-            late_mean_diff=pl.col("diff")
-            .filter(pl.col("time_h") >= pl.col("_tmax") * 2 / 3)
-            .mean(),
+            late_mean_diff=pl.col("diff").filter(pl.col("time_h") >= pl.col("_tmax") * 2 / 3).mean(),
             n_late=(pl.col("time_h") >= pl.col("_tmax") * 2 / 3).sum(),
             late_from_h=pl.col("time_h").filter(pl.col("time_h") >= pl.col("_tmax") * 2 / 3).min(),
             last_h=pl.col("time_h").max(),
@@ -628,12 +594,15 @@ def outcomes(campaign, kinetics: pl.DataFrame | None = None) -> pl.DataFrame:
         .group_by("batch_id")
         .agg(peak_vcd=pl.col("value").first(), peak_h=pl.col("time_h").first())
     )
-    last = lambda v, name: (
-        good.filter(pl.col("variable") == v)
-        .sort("time_h")
-        .group_by("batch_id")
-        .agg(pl.col("value").last().alias(name))
-    )
+
+    def last(v: str, name: str) -> pl.DataFrame:
+        return (
+            good.filter(pl.col("variable") == v)
+            .sort("time_h")
+            .group_by("batch_id")
+            .agg(pl.col("value").last().alias(name))
+        )
+
     k = kinetics
     mu = (
         k.filter(pl.col("variable") == "mu")
@@ -669,14 +638,8 @@ def outcomes(campaign, kinetics: pl.DataFrame | None = None) -> pl.DataFrame:
 def cqa_table(campaign, batch_id: str | None = None) -> pl.DataFrame:
     """Quality results against their specs: ``batch_id, attribute, value, unit, method, lower,
     upper, status`` with status ``in spec``, ``out of spec`` or ``no spec``."""
-    q = (
-        campaign.quality
-        if batch_id is None
-        else campaign.quality.filter(pl.col("batch_id") == batch_id)
-    )
-    s = campaign.specs.filter(pl.col("kind") == "spec").select(
-        attribute="name", lower="lower", upper="upper"
-    )
+    q = campaign.quality if batch_id is None else campaign.quality.filter(pl.col("batch_id") == batch_id)
+    s = campaign.specs.filter(pl.col("kind") == "spec").select(attribute="name", lower="lower", upper="upper")
     out = q.join(s, on="attribute", how="left").with_columns(
         status=pl.when(pl.col("lower").is_null() & pl.col("upper").is_null())
         .then(pl.lit("no spec"))
@@ -687,9 +650,9 @@ def cqa_table(campaign, batch_id: str | None = None) -> pl.DataFrame:
         .then(pl.lit("out of spec"))
         .otherwise(pl.lit("in spec"))
     )
-    return out.select(
-        "batch_id", "attribute", "value", "unit", "method", "lower", "upper", "status"
-    ).sort("batch_id", "attribute")
+    return out.select("batch_id", "attribute", "value", "unit", "method", "lower", "upper", "status").sort(
+        "batch_id", "attribute"
+    )
 
 
 def campaign_table(campaign, kinetics: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -699,12 +662,8 @@ def campaign_table(campaign, kinetics: pl.DataFrame | None = None) -> pl.DataFra
     cq = cqa_table(campaign)
     if not cq.is_empty():
         wide = cq.pivot(on="attribute", index="batch_id", values="value")
-        fails = cq.group_by("batch_id").agg(
-            cqas_out_of_spec=(pl.col("status") == "out of spec").sum()
-        )
-        out = out.join(wide, on="batch_id", how="left", suffix="_cqa").join(
-            fails, on="batch_id", how="left"
-        )
+        fails = cq.group_by("batch_id").agg(cqas_out_of_spec=(pl.col("status") == "out of spec").sum())
+        out = out.join(wide, on="batch_id", how="left", suffix="_cqa").join(fails, on="batch_id", how="left")
     return out.with_columns(
         pl.col("cqas_out_of_spec").fill_null(0)
         if "cqas_out_of_spec" in out.columns
@@ -732,14 +691,8 @@ def exceptional_batches(
     """
     table = table if table is not None else campaign_table(campaign)
     reasons: list[pl.DataFrame] = []
-    status = campaign.batches.filter(
-        pl.col("status").is_not_null() & (pl.col("status") != "completed")
-    )
-    reasons.append(
-        status.select(
-            "batch_id", reason=pl.lit("status"), detail=pl.format("batch status is {}", "status")
-        )
-    )
+    status = campaign.batches.filter(pl.col("status").is_not_null() & (pl.col("status") != "completed"))
+    reasons.append(status.select("batch_id", reason=pl.lit("status"), detail=pl.format("batch status is {}", "status")))
     cq = cqa_table(campaign).filter(pl.col("status") == "out of spec")
     reasons.append(
         cq.select(
@@ -755,13 +708,9 @@ def exceptional_batches(
         )
     )
     columns = columns or [
-        c
-        for c in ("peak_vcd", "final_viability", "mu_growth", "qp", "final_titer")
-        if c in table.columns
+        c for c in ("peak_vcd", "final_viability", "mu_growth", "qp", "final_titer") if c in table.columns
     ]
-    completed = (
-        table.filter(pl.col("status") == "completed") if "status" in table.columns else table
-    )
+    completed = table.filter(pl.col("status") == "completed") if "status" in table.columns else table
     for col in columns:
         med = completed[col].median()
         mad = (completed[col] - med).abs().median() if med is not None else None
@@ -797,9 +746,7 @@ def exceptional_batches(
     )
     # censored results (<LOD, <LOQ, >ULOQ) are results, not problems: not a reason on their own
     fl = (
-        campaign.observations.filter(
-            pl.col("flag").is_not_null() & ~pl.col("flag").str.contains(r"^[<>]")
-        )
+        campaign.observations.filter(pl.col("flag").is_not_null() & ~pl.col("flag").str.contains(r"^[<>]"))
         .group_by("batch_id")
         .agg(n=pl.len(), flags=pl.col("flag").unique().sort().str.join(", "))
     )
@@ -811,10 +758,7 @@ def exceptional_batches(
         )
     )
     out = pl.concat(
-        [
-            r.select("batch_id", pl.col("reason").cast(pl.String), pl.col("detail").cast(pl.String))
-            for r in reasons
-        ]
+        [r.select("batch_id", pl.col("reason").cast(pl.String), pl.col("detail").cast(pl.String)) for r in reasons]
     )
     return out.sort("batch_id", "reason")
 
@@ -964,9 +908,7 @@ class BatchReview:
                 return v.strftime("%Y-%m-%d %H:%M UTC")
             return _fmt(v) if isinstance(v, float) else str(v)
 
-        return pl.DataFrame(
-            {"field": list(self.header), "value": [fmt(v) for v in self.header.values()]}
-        )
+        return pl.DataFrame({"field": list(self.header), "value": [fmt(v) for v in self.header.values()]})
 
     def kinetics_summary(self) -> pl.DataFrame:
         """Peak VCD and when, final viability, IVCD, mean μ in the growth phase, qp, final titer, with
@@ -1005,9 +947,7 @@ class BatchReview:
         )
 
 
-def batch_review(
-    campaign, batch_id: str, *, prob: float = 0.90, kinetics: pl.DataFrame | None = None
-) -> BatchReview:
+def batch_review(campaign, batch_id: str, *, prob: float = 0.90, kinetics: pl.DataFrame | None = None) -> BatchReview:
     """Compute every section of the batch report for ``batch_id``.
 
     The envelope is the campaign's *other* batches (leave-one-out), so a batch is never compared
@@ -1104,20 +1044,14 @@ def campaign_review(campaign, *, kinetics: pl.DataFrame | None = None) -> Campai
             kinetics = kin_mod.compute(campaign)
     table = campaign_table(campaign, kinetics)
     cqas = sorted(campaign.quality["attribute"].unique().to_list())
-    outcome_cols = [
-        c
-        for c in ("peak_vcd", "mu_growth", "qp", "final_viability", "final_titer")
-        if c in table.columns
-    ]
+    outcome_cols = [c for c in ("peak_vcd", "mu_growth", "qp", "final_viability", "final_titer") if c in table.columns]
     var = variability(
         table.filter(pl.col("status") == "completed") if "status" in table.columns else table,
         outcome_cols + [c for c in cqas if c in table.columns and c not in outcome_cols],
     )
     exc = exceptional_batches(campaign, table)
     n = table.height
-    n_done = (
-        table.filter(pl.col("status") == "completed").height if "status" in table.columns else n
-    )
+    n_done = table.filter(pl.col("status") == "completed").height if "status" in table.columns else n
     n_fail = table.filter(pl.col("cqas_out_of_spec") > 0).height
     worst = exc.filter(pl.col("reason") != "flagged data")["batch_id"].unique().sort().to_list()
     titer = var.filter(pl.col("outcome") == "final_titer")
@@ -1128,13 +1062,10 @@ def campaign_review(campaign, *, kinetics: pl.DataFrame | None = None) -> Campai
             f"range {titer['min'][0]:.0f}–{titer['max'][0]:.0f} mg/L."
         )
     text = (
-        f"The campaign holds {n} batches, {n_done} completed. {n_fail} batch{'es have' if n_fail != 1 else ' has'} at least "
+        f"The campaign holds {n} batches, {n_done} completed. "
+        f"{n_fail} batch{'es have' if n_fail != 1 else ' has'} at least "
         f"one CQA out of specification.{t_text} "
-        + (
-            f"Batches to look at: {', '.join(worst)} (reasons below)."
-            if worst
-            else "No batch stands out."
-        )
+        + (f"Batches to look at: {', '.join(worst)} (reasons below)." if worst else "No batch stands out.")
     )
     return CampaignReview(
         table=table,
@@ -1158,9 +1089,7 @@ class Table:
     """A frame shown as a plain HTML table in notebooks and reports (no dtype row, no quotes,
     numbers to 4 significant digits, every row up to ``max_rows``)."""
 
-    def __init__(
-        self, frame: pl.DataFrame, *, max_rows: int = 500, caption: str | None = None
-    ) -> None:
+    def __init__(self, frame: pl.DataFrame, *, max_rows: int = 500, caption: str | None = None) -> None:
         self.frame = frame
         self.max_rows = max_rows
         self.caption = caption
@@ -1184,14 +1113,9 @@ class Table:
         df = self.frame
         head = "".join(f"<th>{_html.escape(c)}</th>" for c in df.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-            for row in df.head(self.max_rows).iter_rows()
+            "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in df.head(self.max_rows).iter_rows()
         )
-        more = (
-            f"<p><em>{df.height - self.max_rows} more rows not shown.</em></p>"
-            if df.height > self.max_rows
-            else ""
-        )
+        more = f"<p><em>{df.height - self.max_rows} more rows not shown.</em></p>" if df.height > self.max_rows else ""
         cap = f"<caption>{_html.escape(self.caption)}</caption>" if self.caption else ""
         style = (
             "<style>.bw-table{border-collapse:collapse;font-size:12px}.bw-table td,.bw-table th{padding:3px 8px;"
@@ -1223,8 +1147,13 @@ class ForecastSection:
 
         if self.forecast is None:
             return markdown("")
-        return plots.plot_forecast(self.forecast.trajectory, self.observations, batch_id=self.batch_id,
-                                   known_h=self.forecast.known_h[self.batch_id], spec_lower=self.forecast.spec_lower)
+        return plots.plot_forecast(
+            self.forecast.trajectory,
+            self.observations,
+            batch_id=self.batch_id,
+            known_h=self.forecast.known_h[self.batch_id],
+            spec_lower=self.forecast.spec_lower,
+        )
 
     def table(self) -> Table:
         if self.forecast is None:
@@ -1232,8 +1161,17 @@ class ForecastSection:
         return table(self.forecast.endpoints.filter(pl.col("batch_id") == self.batch_id))
 
 
-def forecast_section(campaign, batch_id: str, *, known_days: float, draws: int = 500, tune: int = 500, chains: int = 2,
-                     random_seed: int | None = None, prob: float = 0.9) -> ForecastSection:
+def forecast_section(
+    campaign,
+    batch_id: str,
+    *,
+    known_days: float,
+    draws: int = 500,
+    tune: int = 500,
+    chains: int = 2,
+    random_seed: int | None = None,
+    prob: float = 0.9,
+) -> ForecastSection:
     """Forecast the end of ``batch_id`` from its first ``known_days`` days (0: no forecast).
 
     The history is every other completed batch with enough data (see
@@ -1246,7 +1184,21 @@ def forecast_section(campaign, batch_id: str, *, known_days: float, draws: int =
         return ForecastSection(batch_id, 0.0, None, obs, "No forecast was requested for this report (known_days = 0).")
     from bioworkbench.models import diagnostics_markdown, forecast
 
-    fc = forecast(campaign, batch_id, known_h=known_days * 24, draws=draws, tune=tune, chains=chains, random_seed=random_seed, prob=prob)
-    text = fc.sentence(batch_id) + "\n\n" + diagnostics_markdown(fc.diagnostics["growth"], name="Growth model") + "\n\n" + \
-        diagnostics_markdown(fc.diagnostics["titer"], name="Titer model")
+    fc = forecast(
+        campaign,
+        batch_id,
+        known_h=known_days * 24,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        prob=prob,
+    )
+    text = (
+        fc.sentence(batch_id)
+        + "\n\n"
+        + diagnostics_markdown(fc.diagnostics["growth"], name="Growth model")
+        + "\n\n"
+        + diagnostics_markdown(fc.diagnostics["titer"], name="Titer model")
+    )
     return ForecastSection(batch_id, known_days, fc, obs, text)

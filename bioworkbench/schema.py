@@ -122,8 +122,7 @@ def register_variable(
     if name in _REGISTRY and not replace and _REGISTRY:
         existing = _REGISTRY[name]
         raise ConfigError(
-            f"variable {name!r} is already registered (unit {existing.unit}); "
-            "pass replace=True to redefine it"
+            f"variable {name!r} is already registered (unit {existing.unit}); pass replace=True to redefine it"
         )
     parse_unit(unit)  # raises ConfigError when not understood
     var = Variable(
@@ -172,9 +171,7 @@ def get_variable(name: str) -> Variable:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise SchemaError(
-            [Issue(f"unknown variable {name!r}.", hint=suggest(name, _REGISTRY))]
-        ) from None
+        raise SchemaError([Issue(f"unknown variable {name!r}.", hint=suggest(name, _REGISTRY))]) from None
 
 
 def registry() -> dict[str, Variable]:
@@ -294,9 +291,7 @@ class _Ctx:
     issues: list[Issue] = field(default_factory=list)
 
     def add(self, message: str, *, line=None, column=None, batch=None, hint=None, file=None):
-        self.issues.append(
-            Issue(message, file=file or self.file, line=line, column=column, batch=batch, hint=hint)
-        )
+        self.issues.append(Issue(message, file=file or self.file, line=line, column=column, batch=batch, hint=hint))
 
 
 def _lines(df: pl.DataFrame, ctx: _Ctx) -> pl.Expr:
@@ -308,9 +303,7 @@ def _lines(df: pl.DataFrame, ctx: _Ctx) -> pl.Expr:
     return pl.int_range(pl.len(), dtype=pl.Int64) + ctx.first_line
 
 
-def _report_rows(
-    df: pl.DataFrame, mask: pl.Expr, ctx: _Ctx, column: str, message, hint=None, limit=50
-) -> int:
+def _report_rows(df: pl.DataFrame, mask: pl.Expr, ctx: _Ctx, column: str, message, hint=None, limit=50) -> int:
     """Add one issue per row matching ``mask`` (at most ``limit`` rows listed, the rest counted)."""
     cols = [c for c in ("batch_id", column, "source_file") if c in df.columns]
     rows = (
@@ -344,9 +337,7 @@ def coerce_frame(
     ctx = _Ctx(name, file, first_line)
     spec = FRAMES[name]
     missing = [
-        c.name
-        for c in spec
-        if c.required and c.name not in df.columns and c.name not in _OPTIONAL_ON_READ[name]
+        c.name for c in spec if c.required and c.name not in df.columns and c.name not in _OPTIONAL_ON_READ[name]
     ]
     for col in missing:
         ctx.add(
@@ -459,9 +450,7 @@ def _check_batches_known(df, ctx, batch_ids) -> None:
     if batch_ids is None or df.is_empty():
         return
     known = batch_ids.unique()
-    unknown = df.filter(
-        ~pl.col("batch_id").is_in(known.implode()) & pl.col("batch_id").is_not_null()
-    )
+    unknown = df.filter(~pl.col("batch_id").is_in(known.implode()) & pl.col("batch_id").is_not_null())
     if unknown.height:
         for b in unknown["batch_id"].unique(maintain_order=True).head(20).to_list():
             first = df.with_columns(_line=_lines(df, ctx)).filter(pl.col("batch_id") == b)
@@ -483,10 +472,7 @@ def _check_time(df, ctx) -> None:
         ~pl.col("time_h").is_finite() | (pl.col("time_h") < 0),
         ctx,
         "time_h",
-        lambda r: (
-            f"time_h must be a finite number of hours since inoculation (>= 0); "
-            f"found {r['time_h']}."
-        ),
+        lambda r: f"time_h must be a finite number of hours since inoculation (>= 0); found {r['time_h']}.",
     )
 
 
@@ -532,9 +518,7 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         ctx,
         "variable",
         lambda r: f"unknown variable {r['variable']!r}.",
-        hint=lambda r: (
-            suggest(r["variable"], known) + " Register new ones with bw.register_variable()."
-        ),
+        hint=lambda r: suggest(r["variable"], known) + " Register new ones with bw.register_variable().",
     )
     _report_rows(
         df,
@@ -544,18 +528,14 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         lambda r: f"unknown source {r['source']!r}; expected one of {', '.join(SOURCES)}.",
     )
     # units must be canonical inside a Campaign (readers convert)
-    canon = pl.DataFrame(
-        {"variable": known, "_canon": [canonical_unit_label(reg[v].unit) for v in known]}
-    )
+    canon = pl.DataFrame({"variable": known, "_canon": [canonical_unit_label(reg[v].unit) for v in known]})
     chk = df.join(canon, on="variable", how="left")
     _report_rows(
         chk,
         pl.col("_canon").is_not_null() & (pl.col("unit") != pl.col("_canon")),
         ctx,
         "unit",
-        lambda r: (
-            f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({r['_canon']!r})."
-        ),
+        lambda r: f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({r['_canon']!r}).",
         hint="read files with bw.read_campaign / bw.io readers, which convert units, or convert "
         "with bw.units.to_canonical().",
     )
@@ -583,19 +563,13 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
         ctx,
         "value",
         lambda r: (
-            f"{r['variable']} = {r['value']} {r['unit']} is impossible; expected "
-            f"{_range_text(r['_min'], r['_max'])}."
+            f"{r['variable']} = {r['value']} {r['unit']} is impossible; expected {_range_text(r['_min'], r['_max'])}."
         ),
         hint="fix the source, or read with on_invalid='flag' to keep the row flagged 'invalid'.",
     )
-    dup = (
-        pl.struct("batch_id", "time_h", "variable", "source").is_duplicated()
-        & pl.col("flag").is_null()
-    )
+    dup = pl.struct("batch_id", "time_h", "variable", "source").is_duplicated() & pl.col("flag").is_null()
     flagged_free = df.filter(pl.col("flag").is_null())
-    if flagged_free.select(
-        pl.struct("batch_id", "time_h", "variable", "source").is_duplicated().any()
-    ).item():
+    if flagged_free.select(pl.struct("batch_id", "time_h", "variable", "source").is_duplicated().any()).item():
         _report_rows(
             df.with_columns(_dup=dup),
             pl.col("_dup"),
@@ -605,8 +579,7 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
                 f"duplicate {r['variable']} at time_h={r['time_h']} ({r['source']}); "
                 "each (batch, time, variable, source) must appear once."
             ),
-            hint="remove the repeat in the source, or flag one of the rows 'excluded' "
-            "with a reason.",
+            hint="remove the repeat in the source, or flag one of the rows 'excluded' with a reason.",
         )
 
 
@@ -637,9 +610,7 @@ def _rules_events(df, ctx, batch_ids=None, media=None, **_):
         pl.col("volume_ml").is_not_null() & ~(pl.col("volume_ml") >= 0),
         ctx,
         "volume_ml",
-        lambda r: (
-            f"volume_ml must be >= 0 (the event kind gives the direction); found {r['volume_ml']}."
-        ),
+        lambda r: f"volume_ml must be >= 0 (the event kind gives the direction); found {r['volume_ml']}.",
     )
     if media is not None:
         known = media["medium"].unique().to_list()
@@ -677,17 +648,13 @@ def _rules_media(df, ctx, **_):
         "concentration",
         lambda r: f"concentration must be >= 0; found {r['concentration']}.",
     )
-    canon = pl.DataFrame(
-        {"variable": list(reg), "_canon": [canonical_unit_label(v.unit) for v in reg.values()]}
-    )
+    canon = pl.DataFrame({"variable": list(reg), "_canon": [canonical_unit_label(v.unit) for v in reg.values()]})
     _report_rows(
         df.join(canon, on="variable", how="left"),
         pl.col("_canon").is_not_null() & (pl.col("unit") != pl.col("_canon")),
         ctx,
         "unit",
-        lambda r: (
-            f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({r['_canon']!r})."
-        ),
+        lambda r: f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({r['_canon']!r}).",
     )
     _report_rows(
         df,
@@ -729,9 +696,7 @@ def _rules_specs(df, ctx, **_):
     )
     _report_rows(
         df,
-        pl.col("lower").is_not_null()
-        & pl.col("upper").is_not_null()
-        & (pl.col("lower") > pl.col("upper")),
+        pl.col("lower").is_not_null() & pl.col("upper").is_not_null() & (pl.col("lower") > pl.col("upper")),
         ctx,
         "lower",
         lambda r: f"spec {r['name']!r}: lower {r['lower']} is above upper {r['upper']}.",

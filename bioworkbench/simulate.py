@@ -356,9 +356,7 @@ def simulate_campaign(
     """
     from bioworkbench.campaign import Campaign
 
-    frames, truth = _simulate_frames(
-        n_batches, seed, days=days, online_interval_min=online_interval_min
-    )
+    frames, truth = _simulate_frames(n_batches, seed, days=days, online_interval_min=online_interval_min)
     del frames["_additions"]
     description = (
         f"Simulated CHO fed-batch campaign (mAb-A, 2 L): {n_batches} batches over {days:g} days "
@@ -394,13 +392,9 @@ def _check_arguments(n_batches: Any, days: Any, online_interval_min: Any) -> Non
     if not (isinstance(days, int | float) and math.isfinite(days) and days >= 4):
         problems.append(f"days must be a number >= 4 (feeding starts on day 3); found {days!r}.")
     if not (
-        isinstance(online_interval_min, int | float)
-        and math.isfinite(online_interval_min)
-        and online_interval_min > 0
+        isinstance(online_interval_min, int | float) and math.isfinite(online_interval_min) and online_interval_min > 0
     ):
-        problems.append(
-            f"online_interval_min must be a number of minutes > 0; found {online_interval_min!r}."
-        )
+        problems.append(f"online_interval_min must be a number of minutes > 0; found {online_interval_min!r}.")
     if problems:
         raise ConfigError("simulate_campaign: " + " ".join(problems))
 
@@ -504,9 +498,7 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
     vol = p["v0"].copy()
     rows = sorted(_MEDIUM_ROW.values())
     medium_vec = {
-        name: np.array(
-            [next((c for k, c in comp.items() if _MEDIUM_ROW[k] == r), 0.0) for r in rows]
-        )
+        name: np.array([next((c for k, c in comp.items() if _MEDIUM_ROW[k] == r), 0.0) for r in rows])
         for name, comp in _MEDIA.items()
     }
     hourly = np.empty((n_steps // _STEPS_PER_H + 1, _NS, n_b))
@@ -520,9 +512,7 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
     order = np.argsort(flat, kind="stable")
     order = order[flat[order] >= 0]
     steps, first = np.unique(flat[order], return_index=True)
-    bounds = dict(
-        zip(steps.tolist(), zip(first, [*first[1:], order.size], strict=True), strict=True)
-    )
+    bounds = dict(zip(steps.tolist(), zip(first, [*first[1:], order.size], strict=True), strict=True))
 
     def record(kind: str, b: np.ndarray, d: np.ndarray, v: np.ndarray | None, medium: int) -> None:
         ev["b"].append(b)
@@ -580,9 +570,7 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
             low = known & (sched.day[d] >= 1) & (g_meas < _K.glc_threshold)
             g_est = (g_meas * v_pre + _MEDIA["FeedA"]["glucose"] * v_feed) / (v_pre + v_feed)
             c_glc = _MEDIA["Glc"]["glucose"]
-            v_glc = np.round(
-                (_K.glc_target - g_est) * (v_pre + v_feed) / (c_glc - _K.glc_target), 1
-            )
+            v_glc = np.round((_K.glc_target - g_est) * (v_pre + v_feed) / (c_glc - _K.glc_target), 1)
             bolus = low & (v_glc > 0)
             if bolus.any():
                 add("Glc", b[bolus], d[bolus], v_glc[bolus], "bolus")
@@ -638,9 +626,7 @@ def _simulate_frames(
         "qp": _K.qp * np.exp(_K.sd_qp * re[1]),
         "kd": _K.kd * np.exp(_K.sd_kd * re[2]),
         "x0": _K.initial_vcd * np.exp(_K.sd_initial_vcd * re[3]),
-        "v0": np.round(
-            _K.initial_volume_ml + _K.sd_initial_volume_ml * rng.standard_normal(n_batches)
-        ),
+        "v0": np.round(_K.initial_volume_ml + _K.sd_initial_volume_ml * rng.standard_normal(n_batches)),
         "ph_sp": sp,
         "shift_d": design["cpp_temp_shift_day"],
         "feed_pct": design["cpp_feed_rate_pct"],
@@ -689,15 +675,11 @@ def _simulate_frames(
     t_sample_h = step / _STEPS_PER_H
     t_harvest_h = t_sample_h[np.arange(n_batches), harvest_day]
     offline = _offline(run, sched, t_sample_h, ~after_harvest, p)
-    online = _online(
-        run, p, t_harvest_h, rng, interval_min=online_interval_min, days=days, drift_b=drift_b
-    )
+    online = _online(run, p, t_harvest_h, rng, interval_min=online_interval_min, days=days, drift_b=drift_b)
     harvest_state = run.at_sample[np.arange(n_batches), harvest_day]
     frames = {
         "batches": _batches_frame(ids, design, p, aborted_b),
-        "observations": _observations_frame(
-            offline, online, ids, f"simulate_campaign(seed={seed})"
-        ),
+        "observations": _observations_frame(offline, online, ids, f"simulate_campaign(seed={seed})"),
         "events": _events_frame(run, sched, t_sample_h, t_harvest_h, p, ids, aborted_b),
         "media": _media_frame(),
         "quality": _quality_frame(ids, design, harvest_state, rng, aborted_b),
@@ -745,9 +727,7 @@ def _ph_true(t_d: np.ndarray, th: np.ndarray, p: dict[str, np.ndarray]) -> np.nd
     return p["ph_sp"][:, None] - 0.03 + 0.06 * th - 0.25 * cont
 
 
-def _offline(
-    run: _Run, sched: _Schedule, t_sample_h: np.ndarray, valid: np.ndarray, p: dict
-) -> dict[str, np.ndarray]:
+def _offline(run: _Run, sched: _Schedule, t_sample_h: np.ndarray, valid: np.ndarray, p: dict) -> dict[str, np.ndarray]:
     """Offline readings as rows ordered by (batch, time, variable); see :func:`_rows`."""
     st = run.at_sample
     taken = valid & ~sched.missing
@@ -833,9 +813,7 @@ def _online(
     pco2 = 32.0 + 1.8 * xv * (1.0 - 0.3 * th) + 40.0 * cont
     pco2 *= np.exp(_ar1(rng, shape, 0.04, 2.0 * per_h) + white(0.015))
     names = ["do", "pco2", "ph", "temperature"]  # sorted like the variable codes
-    stacked = np.stack(
-        [np.round(do, 1), np.round(pco2, 1), np.round(ph, 3), np.round(temp, 2)], axis=2
-    )
+    stacked = np.stack([np.round(do, 1), np.round(pco2, 1), np.round(ph, 3), np.round(temp, 2)], axis=2)
     running = t_h[None, :] <= t_harvest_h[:, None] + 1e-9
     keep = np.repeat(running[:, :, None], len(names), axis=2)
     return {**_rows(stacked, keep, np.broadcast_to(t_h, shape), names), "grid": t_h}
@@ -877,9 +855,7 @@ def _merge_positions(offline: dict[str, np.ndarray], online: dict[str, np.ndarra
     m = np.searchsorted(grid, offline["t"], side="left")
     n_times = per_batch[b] // n_codes
     tie = (m < n_times) & (grid[np.minimum(m, grid.size - 1)] == offline["t"])
-    before = np.minimum(m, n_times) * n_codes + tie * np.searchsorted(
-        online["codes"], offline["var"], side="left"
-    )
+    before = np.minimum(m, n_times) * n_codes + tie * np.searchsorted(online["codes"], offline["var"], side="left")
     return start[b] + before + np.arange(b.size)
 
 
@@ -902,8 +878,7 @@ def _observations_frame(
     reason_code = np.zeros(n, dtype=np.uint32)
     reason_code[dest] = np.where(offline["flag"], offline["var"] + 1, 0)
     reasons = [None] + [
-        f"below the limit of detection ({_LOD[v]:g} {_UNITS[v]})" if v in _LOD else None
-        for v in _VARIABLES
+        f"below the limit of detection ({_LOD[v]:g} {_UNITS[v]})" if v in _LOD else None for v in _VARIABLES
     ]
     return pl.DataFrame(
         {
@@ -912,17 +887,13 @@ def _observations_frame(
             "variable": pl.Series(_VARIABLES, dtype=pl.String).gather(var),
             "value": merged("value"),
             "unit": pl.Series([_UNITS[v] for v in _VARIABLES], dtype=pl.String).gather(var),
-            "source": pl.Series(["offline", "online"], dtype=pl.String).gather(
-                is_on.astype(np.uint32)
-            ),
+            "source": pl.Series(["offline", "online"], dtype=pl.String).gather(is_on.astype(np.uint32)),
             "_reason": reason_code,
         }
     ).select(
         *_FRAME_HEAD,
         pl.when(pl.col("_reason") > 0).then(pl.lit("<LOD")).alias("flag"),
-        pl.col("_reason")
-        .replace_strict(range(len(reasons)), reasons, return_dtype=pl.String)
-        .alias("flag_reason"),
+        pl.col("_reason").replace_strict(range(len(reasons)), reasons, return_dtype=pl.String).alias("flag_reason"),
         pl.lit(source_file, dtype=pl.String).alias("source_file"),
         pl.lit(None, dtype=pl.Int64).alias("source_line"),
     )
@@ -966,8 +937,7 @@ def _events_frame(
             "viability crash and DO below set point: contamination suspected, batch aborted",
         )
     b, t, kind, vol, medium, note = (
-        np.concatenate([np.broadcast_to(part[i], part[0].shape) for part in parts])
-        for i in range(6)
+        np.concatenate([np.broadcast_to(part[i], part[0].shape) for part in parts]) for i in range(6)
     )
     order = np.lexsort((kind, t, b))
     return pl.DataFrame(
@@ -976,9 +946,7 @@ def _events_frame(
             "time_h": t[order].astype(np.float64),
             "event": pl.Series(_EVENT_ORDER, dtype=pl.String).gather(kind[order].astype(np.int64)),
             "volume_ml": vol[order].astype(np.float64),
-            "medium": pl.Series(_MEDIUM_NAMES, dtype=pl.String).gather(
-                medium[order].astype(np.int64)
-            ),
+            "medium": pl.Series(_MEDIUM_NAMES, dtype=pl.String).gather(medium[order].astype(np.int64)),
             "note": pl.Series(notes, dtype=pl.String).gather(note[order].astype(np.int64)),
         }
     ).with_columns(pl.col("volume_ml").fill_nan(None))
@@ -1035,9 +1003,7 @@ def _quality_frame(
     titer = harvest[:, _TITER]
     values = {
         "titer": np.round(titer * np.exp(0.03 * e[0])),
-        "aggregates": np.round(
-            2.8 + 0.45 * shift + 0.35 * ph + 0.15 * (titer / 1000.0 - 4.0) + 0.25 * e[1], 2
-        ),
+        "aggregates": np.round(2.8 + 0.45 * shift + 0.35 * ph + 0.15 * (titer / 1000.0 - 4.0) + 0.25 * e[1], 2),
         "acidic_variants": np.round(24.0 + 2.5 * shift + 2.0 * ph + 1.5 * e[2], 1),
         "galactosylation": np.round(34.0 - (harvest[:, _NH4] - 6.0) - 2.0 * ph + 2.0 * e[3], 1),
     }

@@ -136,9 +136,7 @@ def conversion(unit: str, target: str, molar_mass: float | None = None) -> tuple
             return float((qs / mm / qd).to("").magnitude), 0.0
         if qs.dimensionality == substance and qd.dimensionality == mass:
             return float((qs * mm / qd).to("").magnitude), 0.0
-    raise ConfigError(
-        f"cannot convert {unit!r} ({qs.dimensionality}) to {target!r} ({qd.dimensionality})."
-    )
+    raise ConfigError(f"cannot convert {unit!r} ({qs.dimensionality}) to {target!r} ({qd.dimensionality}).")
 
 
 def _is_offset(q) -> bool:

@@ -53,17 +53,13 @@ def read_table(
             )
             df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
             if decimal_comma:
-                df = df.with_columns(
-                    pl.col(c).str.replace(r"^(\s*-?\d+),(\d+\s*)$", "$1.$2") for c in df.columns
-                )
+                df = df.with_columns(pl.col(c).str.replace(r"^(\s*-?\d+),(\d+\s*)$", "$1.$2") for c in df.columns)
             return df, 2
     except DataReadError:
         raise
     except Exception as exc:
         raise DataReadError(f"{path}: cannot be read as {suffix[1:]} ({exc}).") from None
-    raise DataReadError(
-        f"{path}: unsupported file type {suffix!r}; expected .csv, .tsv, .txt, .parquet or .xlsx."
-    )
+    raise DataReadError(f"{path}: unsupported file type {suffix!r}; expected .csv, .tsv, .txt, .parquet or .xlsx.")
 
 
 def read_frame_file(
@@ -71,12 +67,7 @@ def read_frame_file(
 ) -> tuple[pl.DataFrame, int]:
     """Read one campaign frame file; unknown extra columns are kept."""
     df, first_line = read_table(path, separator=separator, decimal_comma=decimal_comma)
-    if (
-        separator == ","
-        and path.suffix.lower() == ".csv"
-        and df.width == 1
-        and ";" in df.columns[0]
-    ):
+    if separator == "," and path.suffix.lower() == ".csv" and df.width == 1 and ";" in df.columns[0]:
         raise DataReadError(
             f"{path}: one column {df.columns[0]!r} found; the file looks semicolon-separated. "
             "Pass separator=';' (and decimal_comma=True if numbers use commas)."
@@ -97,17 +88,13 @@ def prepare_observations(
     frames = dict(frames)
     if "observations" in frames:
         file, first_line = files["observations"]
-        obs, found = coerce_frame(
-            "observations", frames["observations"], file=file, first_line=first_line
-        )
+        obs, found = coerce_frame("observations", frames["observations"], file=file, first_line=first_line)
         if found and any(i.message.startswith("missing column") for i in found):
             return frames, found
         issues.extend(found)  # unreadable cells: keep checking the rest, raise all together
         obs = obs.with_columns(
             pl.col("source_file").fill_null(pl.lit(file)),
-            pl.col("source_line").fill_null(
-                pl.int_range(pl.len(), dtype=pl.Int64) + (first_line or 0)
-            ),
+            pl.col("source_line").fill_null(pl.int_range(pl.len(), dtype=pl.Int64) + (first_line or 0)),
             pl.col("source").fill_null("offline"),
         )
         obs, found = to_canonical(obs, line_col="source_line")
@@ -154,9 +141,7 @@ def flag_values(
     x = obs.join(lim, on="variable", how="left", maintain_order="left")
     free = pl.col("flag").is_null() & pl.col("value").is_not_null()
     invalid = free & ((pl.col("value") < pl.col("_min")) | (pl.col("value") > pl.col("_max")))
-    suspect = (
-        free & ~invalid & ((pl.col("value") < pl.col("_lo")) | (pl.col("value") > pl.col("_hi")))
-    )
+    suspect = free & ~invalid & ((pl.col("value") < pl.col("_lo")) | (pl.col("value") > pl.col("_hi")))
     issues: list[Issue] = []
     if on_invalid == "raise":
         from bioworkbench.schema import _Ctx, _range_text, _report_rows
@@ -171,8 +156,7 @@ def flag_values(
                 f"{r['variable']} = {r['value']:g} {r['unit']} is impossible; expected "
                 f"{_range_text(r['_min'], r['_max'])}."
             ),
-            hint="correct the source, or read with on_invalid='flag' to keep such rows flagged "
-            "'invalid'.",
+            hint="correct the source, or read with on_invalid='flag' to keep such rows flagged 'invalid'.",
         )
         issues = ctx.issues
         inv_flag = pl.lit(False)
@@ -180,12 +164,8 @@ def flag_values(
         inv_flag = invalid
     else:
         raise ValueError(f"on_invalid must be 'raise' or 'flag'; got {on_invalid!r}")
-    reason_invalid = pl.format(
-        "impossible value for {}: outside [{}, {}] {}", "variable", "_min", "_max", "unit"
-    )
-    reason_suspect = pl.format(
-        "outside the typical range [{}, {}] {} of {}", "_lo", "_hi", "unit", "variable"
-    )
+    reason_invalid = pl.format("impossible value for {}: outside [{}, {}] {}", "variable", "_min", "_max", "unit")
+    reason_suspect = pl.format("outside the typical range [{}, {}] {} of {}", "_lo", "_hi", "unit", "variable")
     out = x.with_columns(
         pl.when(inv_flag)
         .then(pl.lit(FLAG_INVALID))

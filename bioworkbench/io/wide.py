@@ -99,9 +99,7 @@ class ColumnMap:
         for key in sorted(unknown):
             bad(f"unknown key {key!r}.", suggest(key, _MAP_KEYS, what="Valid keys"))
         batch = raw.get("batch") or {}
-        if not isinstance(batch, Mapping) or not (
-            {"column", "template", "from_filename", "value"} & set(batch)
-        ):
+        if not isinstance(batch, Mapping) or not ({"column", "template", "from_filename", "value"} & set(batch)):
             bad(
                 "'batch' must say where the batch id comes from: column, template, from_filename "
                 "(a regex with a group named 'batch') or value."
@@ -112,10 +110,7 @@ class ColumnMap:
             bad("'time' needs a 'column' (and a 'unit': h, d, min, s or timestamp).")
             time = {}
         elif time.get("unit", "h") not in _TIME_UNITS:
-            bad(
-                f"time unit {time.get('unit')!r} is not supported; use one of "
-                f"{', '.join(_TIME_UNITS)}."
-            )
+            bad(f"time unit {time.get('unit')!r} is not supported; use one of {', '.join(_TIME_UNITS)}.")
         default_source = raw.get("source", "offline")
         if default_source not in SOURCES:
             bad(f"source {default_source!r} is not one of {', '.join(SOURCES)}.")
@@ -141,9 +136,7 @@ class ColumnMap:
                     f"add 'unit:' (canonical: {reg[var].unit}).",
                 )
                 continue
-            columns.append(
-                ColumnSpec(str(header), var, str(unit), spec.get("source", default_source))
-            )
+            columns.append(ColumnSpec(str(header), var, str(unit), spec.get("source", default_source)))
         if not columns:
             bad("'columns' maps no column to a variable.")
         events: list[EventSpec] = []
@@ -156,10 +149,7 @@ class ColumnMap:
                 bad(f"event column {spec['column']!r} has no unit; add 'unit: mL'.")
                 continue
             if spec["event"] not in ("sample", "feed", "bolus", "base", "harvest"):
-                bad(
-                    f"event column {spec['column']!r}: event {spec['event']!r} is not a volume "
-                    "event."
-                )
+                bad(f"event column {spec['column']!r}: event {spec['event']!r} is not a volume event.")
                 continue
             events.append(
                 EventSpec(
@@ -198,9 +188,7 @@ class ColumnMap:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
         if not isinstance(raw, Mapping):
-            raise ConfigError(
-                f"{path}: a column map is a YAML mapping; found {type(raw).__name__}."
-            )
+            raise ConfigError(f"{path}: a column map is a YAML mapping; found {type(raw).__name__}.")
         return cls.from_dict(raw, path=str(path))
 
     def is_ignored(self, header: str) -> bool:
@@ -233,8 +221,7 @@ def column_map(name_or_path: str | os.PathLike | Mapping[str, Any] | ColumnMap) 
             if p.name.endswith(".yaml")
         )
         raise ConfigError(
-            f"column map {text!r} is neither a file nor a bundled map. "
-            + suggest(text, names, what="Bundled maps")
+            f"column map {text!r} is neither a file nor a bundled map. " + suggest(text, names, what="Bundled maps")
         )
     return ColumnMap.load(text)
 
@@ -334,9 +321,7 @@ def read_wide(
         media = media.with_columns(pl.col("concentration").cast(pl.Float64))
         media, found = to_canonical(media, value_col="concentration", file=cmap.path)
         issues.extend(found)
-    batch_frame, found = _batches(
-        pl.concat(rows_parts, how="diagonal_relaxed"), cmap, batches, paths[0]
-    )
+    batch_frame, found = _batches(pl.concat(rows_parts, how="diagonal_relaxed"), cmap, batches, paths[0])
     issues.extend(found)
     if issues:
         raise SchemaError(issues)
@@ -388,9 +373,7 @@ def _check_columns(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> list[Issue]
     return issues
 
 
-def _batch_and_time(
-    df: pl.DataFrame, cmap: ColumnMap, path: Path
-) -> tuple[pl.DataFrame, list[Issue]]:
+def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
     issues: list[Issue] = []
     b = cmap.batch
     prefix = str(b.get("prefix", ""))
@@ -399,13 +382,7 @@ def _batch_and_time(
     elif "template" in b:
         parts = re.split(r"({[^{}]+})", b["template"])
         bid = pl.concat_str(
-            [
-                pl.col(p[1:-1]).cast(pl.String).str.strip_chars()
-                if p.startswith("{")
-                else pl.lit(p)
-                for p in parts
-                if p
-            ]
+            [pl.col(p[1:-1]).cast(pl.String).str.strip_chars() if p.startswith("{") else pl.lit(p) for p in parts if p]
         )
     elif "from_filename" in b:
         m = re.search(b["from_filename"], path.name)
@@ -439,9 +416,7 @@ def _batch_and_time(
         if inoc == "first":
             tmp = df.with_columns(_ts=ts).with_columns(_t0=pl.col("_ts").min().over("_batch"))
         elif isinstance(inoc, Mapping) and "column" in inoc:
-            tmp = df.with_columns(
-                _ts=ts, _t0=_parse_timestamps(df[inoc["column"]], t.get("format"))
-            )
+            tmp = df.with_columns(_ts=ts, _t0=_parse_timestamps(df[inoc["column"]], t.get("format")))
         else:
             tmp = df.with_columns(_ts=ts, _t0=pl.lit(inoc).str.to_datetime(time_zone="UTC"))
         hours = (pl.col("_ts") - pl.col("_t0")).dt.total_microseconds() / 3.6e9
@@ -469,21 +444,13 @@ def _batch_and_time(
         )
     missing_t = df.filter(pl.col("_time_h").is_null() & raw.is_null())
     for row in missing_t.head(20).iter_rows(named=True):
-        issues.append(
-            Issue(
-                "time is empty.", file=str(path), line=row["_line"], column=col, batch=row["_batch"]
-            )
-        )
+        issues.append(Issue("time is empty.", file=str(path), line=row["_line"], column=col, batch=row["_batch"]))
     # time going backwards within a batch, in file order
-    back = df.with_columns(_prev=pl.col("_time_h").shift(1).over("_batch")).filter(
-        pl.col("_time_h") < pl.col("_prev")
-    )
+    back = df.with_columns(_prev=pl.col("_time_h").shift(1).over("_batch")).filter(pl.col("_time_h") < pl.col("_prev"))
     for row in back.head(20).iter_rows(named=True):
         issues.append(
             Issue(
-                f"time goes backwards: {row['_time_h']:g} h after {row['_prev']:g} h in the "
-                "row before"
-                " for this batch.",
+                f"time goes backwards: {row['_time_h']:g} h after {row['_prev']:g} h in the row before for this batch.",
                 file=str(path),
                 line=row["_line"],
                 column=col,
@@ -496,20 +463,12 @@ def _batch_and_time(
 
 def _parse_timestamps(s: pl.Series, fmt: str | None) -> pl.Series:
     if s.dtype == pl.String:
-        return s.str.strip_chars().str.to_datetime(
-            format=fmt, time_zone="UTC", strict=False, time_unit="us"
-        )
+        return s.str.strip_chars().str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
     if isinstance(s.dtype, pl.Datetime):
-        return (
-            s.dt.replace_time_zone("UTC")
-            if s.dtype.time_zone is None
-            else s.dt.convert_time_zone("UTC")
-        )
+        return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
     if s.dtype == pl.Date:
         return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return s.cast(pl.String).str.to_datetime(
-        format=fmt, time_zone="UTC", strict=False, time_unit="us"
-    )
+    return s.cast(pl.String).str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
 
 
 def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
@@ -552,8 +511,7 @@ def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, 
                     "unit": pl.Series([spec.unit] * df.height, dtype=pl.String),
                     "source": pl.Series([spec.source] * df.height, dtype=pl.String),
                     "source_line": df["_line"].cast(pl.Int64),
-                    "_present": s.is_not_null()
-                    & ~(s.cast(pl.String).str.strip_chars() == "").fill_null(False),
+                    "_present": s.is_not_null() & ~(s.cast(pl.String).str.strip_chars() == "").fill_null(False),
                 }
             )
         )
@@ -586,23 +544,16 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
         except ConfigError as exc:
             issues.append(Issue(f"volume unit: {exc}", file=str(path), column=spec.column))
             continue
-        x = (
-            df.select("_batch", "_time_h", "_line")
-            .with_columns(_v=val * scale)
-            .filter(pl.col("_v").is_not_null())
-        )
+        x = df.select("_batch", "_time_h", "_line").with_columns(_v=val * scale).filter(pl.col("_v").is_not_null())
         if spec.cumulative:
             x = x.sort("_batch", "_time_h", maintain_order=True).with_columns(
                 _prev_v=pl.col("_v").shift(1, fill_value=0.0).over("_batch"),
                 _prev_t=pl.col("_time_h").shift(1, fill_value=0.0).over("_batch"),
             )
-            for row in (
-                x.filter(pl.col("_v") < pl.col("_prev_v") - 1e-9).head(20).iter_rows(named=True)
-            ):
+            for row in x.filter(pl.col("_v") < pl.col("_prev_v") - 1e-9).head(20).iter_rows(named=True):
                 issues.append(
                     Issue(
-                        f"cumulative {spec.event} volume decreases "
-                        f"({row['_prev_v']:g} -> {row['_v']:g} mL).",
+                        f"cumulative {spec.event} volume decreases ({row['_prev_v']:g} -> {row['_v']:g} mL).",
                         file=str(path),
                         line=row["_line"],
                         column=spec.column,
@@ -651,9 +602,7 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
     return pl.concat(parts, how="vertical_relaxed"), issues
 
 
-def _batches(
-    rows: pl.DataFrame, cmap: ColumnMap, batches: Any, first_path: Path
-) -> tuple[pl.DataFrame, list[Issue]]:
+def _batches(rows: pl.DataFrame, cmap: ColumnMap, batches: Any, first_path: Path) -> tuple[pl.DataFrame, list[Issue]]:
     ids = rows.select(batch_id="_batch").unique(maintain_order=True)
     if isinstance(batches, pl.DataFrame):
         return batches, []
@@ -679,9 +628,7 @@ def _batches(
                 )
             ]
         prefix = str(cmap.batch.get("prefix", ""))
-        meta = meta.with_columns(
-            (pl.lit(prefix) + pl.col(key).cast(pl.String).str.strip_chars()).alias("_batch")
-        )
+        meta = meta.with_columns((pl.lit(prefix) + pl.col(key).cast(pl.String).str.strip_chars()).alias("_batch"))
         missing = ids.filter(~pl.col("batch_id").is_in(meta["_batch"].implode()))
         for b in missing["batch_id"].to_list():
             issues.append(
@@ -716,9 +663,7 @@ def _batches(
             continue
         e = pl.col(col)
         if "format" in src:
-            e = e.cast(pl.String).str.to_datetime(
-                format=src["format"], time_zone="UTC", strict=False
-            )
+            e = e.cast(pl.String).str.to_datetime(format=src["format"], time_zone="UTC", strict=False)
         elif "unit" in src and target == "initial_volume_ml":
             scale, _ = conversion(src["unit"], "mL")
             e = e.cast(pl.Float64) * scale

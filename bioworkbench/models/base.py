@@ -66,8 +66,12 @@ class Prior:
             return obj
         if isinstance(obj, Mapping) and "dist" in obj:
             d = dict(obj)
-            return cls(d.pop("dist"), dict(d.pop("params", {})) | {k: v for k, v in d.items() if k not in ("unit", "why")},
-                       d.get("unit", ""), d.get("why", ""))
+            return cls(
+                d.pop("dist"),
+                dict(d.pop("params", {})) | {k: v for k, v in d.items() if k not in ("unit", "why")},
+                d.get("unit", ""),
+                d.get("why", ""),
+            )
         raise ConfigError(f"prior {name!r}: give a Prior or a mapping with 'dist' and its parameters; got {obj!r}.")
 
 
@@ -80,8 +84,9 @@ class BayesModel:
     model_type: ClassVar[str] = "BayesModel"
     default_priors: ClassVar[dict[str, Prior]] = {}
 
-    def __init__(self, priors: Mapping[str, Prior | Mapping[str, Any]] | None = None,
-                 sampler: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, priors: Mapping[str, Prior | Mapping[str, Any]] | None = None, sampler: Mapping[str, Any] | None = None
+    ) -> None:
         priors = dict(priors or {})
         unknown = [k for k in priors if k not in self.default_priors]
         if unknown:
@@ -89,12 +94,16 @@ class BayesModel:
                 f"{type(self).__name__}: unknown prior(s) {', '.join(map(repr, unknown))}. "
                 + suggest(unknown[0], self.default_priors, what="Priors of this model")
             )
-        self.priors: dict[str, Prior] = {k: Prior.coerce(priors.get(k, v), name=k) for k, v in self.default_priors.items()}
+        self.priors: dict[str, Prior] = {
+            k: Prior.coerce(priors.get(k, v), name=k) for k, v in self.default_priors.items()
+        }
         sampler = dict(sampler or {})
         bad = [k for k in sampler if k not in DEFAULT_SAMPLER]
         if bad:
-            raise ConfigError(f"{type(self).__name__}: unknown sampler setting(s) {', '.join(map(repr, bad))}. "
-                              + suggest(bad[0], DEFAULT_SAMPLER, what="Settings"))
+            raise ConfigError(
+                f"{type(self).__name__}: unknown sampler setting(s) {', '.join(map(repr, bad))}. "
+                + suggest(bad[0], DEFAULT_SAMPLER, what="Settings")
+            )
         if sampler.get("backend", "auto") not in ("auto", "nutpie", "pymc"):
             raise ConfigError(f"sampler backend must be 'auto', 'nutpie' or 'pymc'; got {sampler['backend']!r}.")
         self.sampler: dict[str, Any] = DEFAULT_SAMPLER | sampler
@@ -126,12 +135,16 @@ class BayesModel:
         self.data = d
         return self._build(d)
 
-    def sample_prior_predictive(self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any) -> Any:
+    def sample_prior_predictive(
+        self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
+    ) -> Any:
         """Draws from the prior and prior predictive (works before :meth:`fit`)."""
         import pymc as pm
 
         if data is None and self.data is None:
-            raise ModelNotFittedError(f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations).")
+            raise ModelNotFittedError(
+                f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations)."
+            )
         import warnings
 
         import xarray as xr
@@ -150,8 +163,17 @@ class BayesModel:
         """Prior predictive draws of the observations from prior parameter draws (``None``: none)."""
         return None
 
-    def fit(self, data: Any, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
-            random_seed: int | None = None, progressbar: bool = False, **kwargs: Any) -> BayesModel:
+    def fit(
+        self,
+        data: Any,
+        *,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+        **kwargs: Any,
+    ) -> BayesModel:
         """Sample the posterior; keep it on ``.idata`` and the sampler record on ``.sampling``."""
         d = self._prepare(data, **kwargs)
         self.data = d
@@ -163,7 +185,11 @@ class BayesModel:
         if backend == "nutpie":
             import nutpie
 
-            key = (type(self).__name__, self._structure(d), json.dumps({k: asdict(v) for k, v in self.priors.items()}, sort_keys=True))
+            key = (
+                type(self).__name__,
+                self._structure(d),
+                json.dumps({k: asdict(v) for k, v in self.priors.items()}, sort_keys=True),
+            )
             compiled = _COMPILED.get(key)
             cached = compiled is not None
             if compiled is None:
@@ -174,9 +200,17 @@ class BayesModel:
             if shared:
                 compiled = compiled.with_data(**shared)
             t1 = time.perf_counter()
-            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
-                                  progress_bar=progressbar, cores=self.sampler["cores"] or min(chains, 4), save_warmup=False,
-                                  adaptation=self.sampler["adaptation"])
+            idata = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=random_seed,
+                progress_bar=progressbar,
+                cores=self.sampler["cores"] or min(chains, 4),
+                save_warmup=False,
+                adaptation=self.sampler["adaptation"],
+            )
             t2 = time.perf_counter()
         else:
             import pymc as pm
@@ -184,13 +218,29 @@ class BayesModel:
             cached = False
             model = self._build(d)
             t1 = time.perf_counter()
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, model=model,
-                              target_accept=self.sampler["target_accept"], progressbar=progressbar,
-                              cores=self.sampler["cores"] or min(chains, 4), compute_convergence_checks=False)
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                model=model,
+                target_accept=self.sampler["target_accept"],
+                progressbar=progressbar,
+                cores=self.sampler["cores"] or min(chains, 4),
+                compute_convergence_checks=False,
+            )
             t2 = time.perf_counter()
         self.idata = idata
-        self.sampling = {"backend": backend, "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed,
-                         "compiled_from_cache": cached, "compile_s": round(t1 - t0, 3), "sample_s": round(t2 - t1, 3)}
+        self.sampling = {
+            "backend": backend,
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "random_seed": random_seed,
+            "compiled_from_cache": cached,
+            "compile_s": round(t1 - t0, 3),
+            "sample_s": round(t2 - t1, 3),
+        }
         return self
 
     def _backend(self) -> str:
@@ -203,7 +253,9 @@ class BayesModel:
             if want == "nutpie":
                 from bioworkbench.errors import MissingDependencyError
 
-                raise MissingDependencyError("sampler backend 'nutpie' asked for but nutpie is not installed: pip install nutpie") from None
+                raise MissingDependencyError(
+                    "sampler backend 'nutpie' asked for but nutpie is not installed: pip install nutpie"
+                ) from None
             return "pymc"
         return "nutpie"
 
@@ -238,15 +290,25 @@ class BayesModel:
             issues.append(f"max r̂ = {max_rhat:.3f} > {RHAT_MAX}: chains disagree; sample longer or reparameterise.")
         if min_b < ESS_MIN:
             issues.append(f"min bulk ESS = {min_b:.0f} < {ESS_MIN}: intervals are noisy; draw more samples.")
-        return {"divergences": div, "max_rhat": max_rhat, "min_ess_bulk": min_b, "min_ess_tail": min_t,
-                "chains": n_chains, "draws": post.sizes.get("draw"), **{f"sampler_{k}": v for k, v in self.sampling.items()},
-                "ok": not issues, "issues": issues}
+        return {
+            "divergences": div,
+            "max_rhat": max_rhat,
+            "min_ess_bulk": min_b,
+            "min_ess_tail": min_t,
+            "chains": n_chains,
+            "draws": post.sizes.get("draw"),
+            **{f"sampler_{k}": v for k, v in self.sampling.items()},
+            "ok": not issues,
+            "issues": issues,
+        }
 
     def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
         lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         return {"mean": draws.mean(axis=0), "sd": draws.std(axis=0), "lower": lo, "upper": hi}
 
-    def _summary_frame(self, names: dict[str, tuple[str, str]], index: dict[str, list[str]], prob: float) -> pl.DataFrame:
+    def _summary_frame(
+        self, names: dict[str, tuple[str, str]], index: dict[str, list[str]], prob: float
+    ) -> pl.DataFrame:
         """Tidy summary of posterior variables: ``names`` maps variable -> (label, unit); ``index``
         maps variable -> labels of its one dimension (absent: scalar)."""
         import arviz as az
@@ -263,15 +325,43 @@ class BayesModel:
             e = ess[var].values
             labels = index.get(var)
             if labels is None:
-                rows.append({"parameter": label, "level": "campaign", "batch_id": None, "mean": float(s["mean"]), "sd": float(s["sd"]),
-                             "lower": float(s["lower"]), "upper": float(s["upper"]), "unit": unit, "r_hat": float(r), "ess_bulk": float(e)})
+                rows.append(
+                    {
+                        "parameter": label,
+                        "level": "campaign",
+                        "batch_id": None,
+                        "mean": float(s["mean"]),
+                        "sd": float(s["sd"]),
+                        "lower": float(s["lower"]),
+                        "upper": float(s["upper"]),
+                        "unit": unit,
+                        "r_hat": float(r),
+                        "ess_bulk": float(e),
+                    }
+                )
             else:
                 for i, lab in enumerate(labels):
-                    rows.append({"parameter": label, "level": "batch" if var.endswith("_b") else "group", "batch_id": lab,
-                                 "mean": float(s["mean"][i]), "sd": float(s["sd"][i]), "lower": float(s["lower"][i]),
-                                 "upper": float(s["upper"][i]), "unit": unit, "r_hat": float(r[i]), "ess_bulk": float(e[i])})
-        return pl.DataFrame(rows).with_columns(prob=pl.lit(prob)).select(
-            "parameter", "level", "batch_id", "mean", "sd", "lower", "upper", "prob", "unit", "r_hat", "ess_bulk")
+                    rows.append(
+                        {
+                            "parameter": label,
+                            "level": "batch" if var.endswith("_b") else "group",
+                            "batch_id": lab,
+                            "mean": float(s["mean"][i]),
+                            "sd": float(s["sd"][i]),
+                            "lower": float(s["lower"][i]),
+                            "upper": float(s["upper"][i]),
+                            "unit": unit,
+                            "r_hat": float(r[i]),
+                            "ess_bulk": float(e[i]),
+                        }
+                    )
+        return (
+            pl.DataFrame(rows)
+            .with_columns(prob=pl.lit(prob))
+            .select(
+                "parameter", "level", "batch_id", "mean", "sd", "lower", "upper", "prob", "unit", "r_hat", "ess_bulk"
+            )
+        )
 
     # -- persistence ----------------------------------------------------------------------
     def data_hash(self) -> str:
@@ -284,15 +374,17 @@ class BayesModel:
         self._require_fit()
         path = Path(path)
         dt = self.idata.copy()
-        dt.attrs.update({
-            "bw_model_type": self.model_type,
-            "bw_priors": json.dumps({k: asdict(v) for k, v in self.priors.items()}),
-            "bw_sampler": json.dumps(self.sampler),
-            "bw_sampling": json.dumps(self.sampling),
-            "bw_data": json.dumps(self.data, default=_json_default),
-            "bw_data_hash": self.data_hash(),
-            "bw_version": __version__,
-        })
+        dt.attrs.update(
+            {
+                "bw_model_type": self.model_type,
+                "bw_priors": json.dumps({k: asdict(v) for k, v in self.priors.items()}),
+                "bw_sampler": json.dumps(self.sampler),
+                "bw_sampling": json.dumps(self.sampling),
+                "bw_data": json.dumps(self.data, default=_json_default),
+                "bw_data_hash": self.data_hash(),
+                "bw_version": __version__,
+            }
+        )
         # attributes of sample_stats may hold non-serialisable objects (nutpie settings)
         for node in dt.subtree:
             for k, v in list(node.attrs.items()):
@@ -342,10 +434,42 @@ def load(path: str | Path) -> BayesModel:
 
 def diagnostics_markdown(diag: Mapping[str, Any], *, name: str = "model") -> str:
     """The sampler diagnostics as a Markdown paragraph; a warning block when they are poor."""
-    head = (f"**{name}** — sampler {diag.get('sampler_backend', '?')}: {diag.get('chains')} chains × {diag.get('draws')} draws, "
-            f"{diag['divergences']} divergences, max r̂ {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
-            f"min tail ESS {diag['min_ess_tail']:.0f}.")
+    head = (
+        f"**{name}** — sampler {diag.get('sampler_backend', '?')}: "
+        f"{diag.get('chains')} chains × {diag.get('draws')} draws, "
+        f"{diag['divergences']} divergences, max r̂ {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
+        f"min tail ESS {diag['min_ess_tail']:.0f}."
+    )
     if diag.get("ok"):
         return head + " The diagnostics are good."
     items = "\n".join(f"> - {i}" for i in diag["issues"])
     return f"{head}\n\n> ⚠️ **Warning: the sampler diagnostics are poor; read the intervals with caution.**\n{items}"
+
+
+def covariate_matrix(campaign, batch_ids: list[str], covariates: list[str] | None) -> dict[str, Any]:
+    """Standardised batch-level covariates (e.g. CPP setpoints): ``{"names", "x", "mean", "sd"}``.
+
+    Each column is centred and scaled by its standard deviation over ``batch_ids`` so that a
+    coefficient means "effect of one standard deviation of this CPP". A covariate must be numeric,
+    known for every batch and not constant.
+    """
+    if not covariates:
+        return {"names": [], "x": [[] for _ in batch_ids], "mean": [], "sd": []}
+    b = campaign.batches
+    missing = [c for c in covariates if c not in b.columns]
+    if missing:
+        raise ConfigError(
+            f"covariate(s) {', '.join(missing)} not in batches. " + suggest(missing[0], b.columns, what="Columns")
+        )
+    sub = b.filter(pl.col("batch_id").is_in(batch_ids)).select("batch_id", *covariates)
+    order = {k: i for i, k in enumerate(batch_ids)}
+    sub = sub.with_columns(_o=pl.col("batch_id").replace_strict(order, return_dtype=pl.Int64)).sort("_o")
+    x = np.column_stack([sub[c].cast(pl.Float64, strict=False).to_numpy() for c in covariates])
+    bad = [c for j, c in enumerate(covariates) if not np.all(np.isfinite(x[:, j]))]
+    if bad:
+        raise ConfigError(f"covariate(s) {', '.join(bad)} are not numeric for every batch.")
+    mean, sd = x.mean(axis=0), x.std(axis=0, ddof=1) if len(x) > 1 else np.ones(x.shape[1])
+    const = [c for j, c in enumerate(covariates) if not sd[j] > 0]
+    if const:
+        raise ConfigError(f"covariate(s) {', '.join(const)} do not vary across the batches.")
+    return {"names": list(covariates), "x": ((x - mean) / sd).tolist(), "mean": mean.tolist(), "sd": sd.tolist()}

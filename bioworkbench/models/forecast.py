@@ -55,12 +55,19 @@ class Forecast:
             e = self.endpoints.filter(pl.col("batch_id") == b)
             ft = e.filter(pl.col("quantity") == "final_titer").row(0, named=True)
             pk = e.filter(pl.col("quantity") == "peak_vcd").row(0, named=True)
-            text = (f"From the first {self.known_h[b] / 24:.1f} days, batch {b} is forecast to end on day {self.end_h / 24:.1f} "
-                    f"at {ft['mean']:.0f} mg/L ({self.prob:.0%} interval {ft['lower']:.0f}–{ft['upper']:.0f}), after a peak VCD of "
-                    f"{pk['mean']:.1f} ×10⁶ cells/mL ({pk['lower']:.1f}–{pk['upper']:.1f}).")
+            text = (
+                f"From the first {self.known_h[b] / 24:.1f} days, batch {b} is forecast to end on day "
+                f"{self.end_h / 24:.1f} "
+                f"at {ft['mean']:.0f} mg/L ({self.prob:.0%} interval {ft['lower']:.0f}–{ft['upper']:.0f}), "
+                "after a peak VCD of "
+                f"{pk['mean']:.1f} ×10⁶ cells/mL ({pk['lower']:.1f}–{pk['upper']:.1f})."
+            )
             if self.spec_lower is not None:
                 p = e.filter(pl.col("quantity") == "p_below_spec")["mean"][0]
-                text += f" The probability that the final titer falls below the {self.spec_lower:g} mg/L specification is {p:.0%}."
+                text += (
+                    f" The probability that the final titer falls below the {self.spec_lower:g} mg/L "
+                    f"specification is {p:.0%}."
+                )
             out.append(text)
         return " ".join(out)
 
@@ -81,6 +88,8 @@ def forecast(
     growth_priors: Mapping[str, Any] | None = None,
     titer_priors: Mapping[str, Any] | None = None,
     sampler: Mapping[str, Any] | None = None,
+    covariates: list[str] | None = None,
+    growth_covariates: list[str] | None = None,
 ) -> Forecast:
     """Forecast running batches known up to ``known_h`` hours (one value, or one per batch).
 
@@ -101,6 +110,12 @@ def forecast(
         Lower titer specification (mg/L; default: the ``titer`` spec of ``campaign.specs``).
     sampler
         Sampler settings for both models (see :class:`BayesModel`).
+    covariates
+        Batch columns that shift the campaign-level growth and productivity (default: the CPP
+        setpoints ``cpp_*`` that are numeric and vary across the batches): a running batch at a
+        low feed rate is then forecast like the low-feed batches of the history. Used by the titer
+        model; ``growth_covariates`` (default none) does the same for the growth model, whose
+        centred growth parameters mix poorly when covariates explain most between-batch spread.
 
     Returns
     -------
@@ -135,21 +150,53 @@ def forecast(
     ids = history + running
     if end_h is None:
         end_h = float(
-            campaign.observations.filter(pl.col("batch_id").is_in(history)).group_by("batch_id").agg(pl.col("time_h").max())["time_h"].median()
+            campaign.observations.filter(pl.col("batch_id").is_in(history))
+            .group_by("batch_id")
+            .agg(pl.col("time_h").max())["time_h"]
+            .median()
         )
     if spec_lower is None and not campaign.specs.is_empty():
-        s = campaign.specs.filter((pl.col("name") == "titer") & (pl.col("kind") == "spec") & pl.col("lower").is_not_null())
+        s = campaign.specs.filter(
+            (pl.col("name") == "titer") & (pl.col("kind") == "spec") & pl.col("lower").is_not_null()
+        )
         spec_lower = float(s["lower"][0]) if s.height else None
-    g = GrowthModel(priors=growth_priors, sampler=sampler).fit(campaign, batch_ids=ids, known_until_h=known, draws=draws, tune=tune, chains=chains,
-                                              random_seed=random_seed)
-    t = TiterModel(priors=titer_priors, sampler=sampler).fit(campaign, batch_ids=ids, known_until_h=known, draws=draws, tune=tune, chains=chains,
-                                            random_seed=None if random_seed is None else random_seed + 1)
+    if covariates is None:
+        covariates = []
+        sub = campaign.batches.filter(pl.col("batch_id").is_in(ids))
+        for c in campaign.cpps:
+            col = sub[c]
+            if col.dtype.is_numeric() and col.null_count() == 0 and col.n_unique() > 1:
+                covariates.append(c)
+    g = GrowthModel(priors=growth_priors, sampler=sampler).fit(
+        campaign,
+        batch_ids=ids,
+        known_until_h=known,
+        covariates=covariates,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+    )
+    t = TiterModel(priors=titer_priors, sampler=sampler).fit(
+        campaign,
+        batch_ids=ids,
+        known_until_h=known,
+        covariates=covariates,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=None if random_seed is None else random_seed + 1,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kin = kinetics.compute(campaign, variables=[])
     ivcd_obs = kin.filter((pl.col("variable") == "ivcd") & pl.col("batch_id").is_in(running))
-    shifts = dict(campaign.events.filter((pl.col("event") == "shift") & pl.col("batch_id").is_in(running))
-                  .group_by("batch_id").agg(pl.col("time_h").min()).iter_rows())
+    shifts = dict(
+        campaign.events.filter((pl.col("event") == "shift") & pl.col("batch_id").is_in(running))
+        .group_by("batch_id")
+        .agg(pl.col("time_h").min())
+        .iter_rows()
+    )
     rng = np.random.default_rng(random_seed)
     lo_q, hi_q = (1 - prob) / 2, (1 + prob) / 2
     traj, ends = [], []
@@ -180,29 +227,73 @@ def forecast(
         post = ivcd - pre
         n = min(f.shape[0], t.posterior_draws("qp_b").shape[0])
         tit = t.titer_draws(b, pre[:n], post[:n], kind="predictive", random_seed=int(rng.integers(2**31)))
-        vcd_pred = f[:n] * np.exp(g.posterior_draws("sigma")[:n, None] * rng.standard_t(g.posterior_draws("nu")[:n, None], size=f[:n].shape))
+        vcd_pred = f[:n] * np.exp(
+            g.posterior_draws("sigma")[:n, None] * rng.standard_t(g.posterior_draws("nu")[:n, None], size=f[:n].shape)
+        )
         keep = np.isin(grid, report_t)
         keep_t = keep & (grid >= t_k)  # titer is forecast from the last known sample on
         for var, arr, times in (("vcd", vcd_pred[:, keep], grid[keep]), ("titer", tit[:, keep_t], grid[keep_t])):
             lo, hi = np.quantile(arr, [lo_q, hi_q], axis=0)
-            traj.append(pl.DataFrame({"batch_id": b, "time_h": times, "variable": var, "mean": arr.mean(axis=0), "lower": lo, "upper": hi}))
+            traj.append(
+                pl.DataFrame(
+                    {
+                        "batch_id": b,
+                        "time_h": times,
+                        "variable": var,
+                        "mean": arr.mean(axis=0),
+                        "lower": lo,
+                        "upper": hi,
+                    }
+                )
+            )
         final = tit[:, -1]
         peak = f[:n].max(axis=1)
         t_peak = grid[f[:n].argmax(axis=1)] / 24
-        rows = [("final_titer", final, "mg/L"), ("peak_vcd", peak, "1e6 cells/mL"), ("time_of_peak", t_peak, "d"),
-                ("final_ivcd", ivcd[:n, -1], "1e6 cells*d/mL")]
+        rows = [
+            ("final_titer", final, "mg/L"),
+            ("peak_vcd", peak, "1e6 cells/mL"),
+            ("time_of_peak", t_peak, "d"),
+            ("final_ivcd", ivcd[:n, -1], "1e6 cells*d/mL"),
+        ]
         for q, x, unit in rows:
             a, z = np.quantile(x, [lo_q, hi_q])
-            ends.append({"batch_id": b, "quantity": q, "mean": float(x.mean()), "lower": float(a), "upper": float(z), "unit": unit})
+            ends.append(
+                {
+                    "batch_id": b,
+                    "quantity": q,
+                    "mean": float(x.mean()),
+                    "lower": float(a),
+                    "upper": float(z),
+                    "unit": unit,
+                }
+            )
         if spec_lower is not None:
             p = float((final < spec_lower).mean())
-            ends.append({"batch_id": b, "quantity": "p_below_spec", "mean": p, "lower": None, "upper": None, "unit": ""})
-    trajectory = pl.concat(traj).with_columns(prob=pl.lit(prob), known=pl.col("time_h") <= pl.col("batch_id").replace_strict(known, return_dtype=pl.Float64))
-    endpoints = pl.DataFrame(ends, schema_overrides={"lower": pl.Float64, "upper": pl.Float64}).with_columns(prob=pl.lit(prob)).select(
-        "batch_id", "quantity", "mean", "lower", "upper", "prob", "unit")
+            ends.append(
+                {"batch_id": b, "quantity": "p_below_spec", "mean": p, "lower": None, "upper": None, "unit": ""}
+            )
+    trajectory = pl.concat(traj).with_columns(
+        prob=pl.lit(prob), known=pl.col("time_h") <= pl.col("batch_id").replace_strict(known, return_dtype=pl.Float64)
+    )
+    endpoints = (
+        pl.DataFrame(ends, schema_overrides={"lower": pl.Float64, "upper": pl.Float64})
+        .with_columns(prob=pl.lit(prob))
+        .select("batch_id", "quantity", "mean", "lower", "upper", "prob", "unit")
+    )
     diag = {"growth": g.diagnostics(), "titer": t.diagnostics(), "history_left_out": left_out}
-    return Forecast(batch_ids=running, known_h=known, end_h=end_h, prob=prob, trajectory=trajectory, endpoints=endpoints,
-                    spec_lower=spec_lower, history=history, diagnostics=diag, growth=g, titer=t)
+    return Forecast(
+        batch_ids=running,
+        known_h=known,
+        end_h=end_h,
+        prob=prob,
+        trajectory=trajectory,
+        endpoints=endpoints,
+        spec_lower=spec_lower,
+        history=history,
+        diagnostics=diag,
+        growth=g,
+        titer=t,
+    )
 
 
 def _interp_rows(x: float, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ grid, draw by draw.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -60,14 +60,17 @@ class GrowthModel(BayesModel):
     ``sd_decline_day``     HalfNormal(1.5)                      d
     ``sd_log_decline_rate`` HalfNormal(0.5)                     log
     ``sd_group``           HalfNormal(0.2)                      log / d         group (e.g. CPP level) offsets
+    ``beta``               Normal(0, 0.2)                       per SD          covariate (CPP) effects
     ``sigma``              HalfNormal(0.15)                     log             ~5–15 % counting error
     ``nu``                 Gamma(2, 0.1)                        –               Student-t tails (Juárez & Steel)
     =====================  ===================================  ==============  ==================================
     """
 
     model_type = "GrowthModel"
-    default_priors = {
-        "peak_vcd": Prior("LogNormal", {"mu": float(np.log(15.0)), "sigma": 1.0}, "1e6 cells/mL", "fed-batch CHO peaks at 5-60"),
+    default_priors: ClassVar[dict[str, Prior]] = {
+        "peak_vcd": Prior(
+            "LogNormal", {"mu": float(np.log(15.0)), "sigma": 1.0}, "1e6 cells/mL", "fed-batch CHO peaks at 5-60"
+        ),
         "growth_rate": Prior("LogNormal", {"mu": float(np.log(0.6)), "sigma": 0.5}, "1/d", "doubling every 0.7-3 days"),
         "inflection_day": Prior("Normal", {"mu": 4.0, "sigma": 2.0}, "d", "half capacity reached on day 2-6"),
         "decline_day": Prior("Normal", {"mu": 9.0, "sigma": 3.0}, "d", "decline begins day 5-14"),
@@ -78,19 +81,32 @@ class GrowthModel(BayesModel):
         "sd_decline_day": Prior("HalfNormal", {"sigma": 1.5}, "d", "batch-to-batch spread of t_d"),
         "sd_log_decline_rate": Prior("HalfNormal", {"sigma": 0.5}, "log", "batch-to-batch spread of delta"),
         "sd_group": Prior("HalfNormal", {"sigma": 0.2}, "log or d", "group offsets from the campaign"),
+        "beta": Prior("Normal", {"mu": 0.0, "sigma": 0.2}, "log or d per SD", "a CPP SD moves K, mu, delta by ~20 %"),
         "sigma": Prior("HalfNormal", {"sigma": 0.15}, "log", "5-15 % counting error"),
         "nu": Prior("Gamma", {"alpha": 2.0, "beta": 0.1}, "", "Student-t tails, robust to outliers"),
     }
     min_points = 4
 
     # -- data ---------------------------------------------------------------------------------
-    def _prepare(self, data: Any, *, batch_ids: list[str] | None = None, group: str | None = None,
-                 known_until_h: Mapping[str, float] | None = None, min_points: int | None = None) -> dict[str, Any]:
+    def _prepare(
+        self,
+        data: Any,
+        *,
+        batch_ids: list[str] | None = None,
+        group: str | None = None,
+        covariates: list[str] | None = None,
+        known_until_h: Mapping[str, float] | None = None,
+        min_points: int | None = None,
+    ) -> dict[str, Any]:
         """VCD observations of the campaign (offline, unflagged, > 0) as arrays.
 
         ``known_until_h`` truncates the given batches' data (a running batch known up to a time).
+        ``covariates`` (batch columns such as CPP setpoints) shift the campaign-level parameters
+        linearly (per standard deviation of each covariate); ``group`` adds a partially pooled offset
+        per level of a batch column.
         """
         from bioworkbench.campaign import Campaign
+        from bioworkbench.models.base import covariate_matrix
 
         if isinstance(data, dict) and "t" in data:  # already prepared
             return data
@@ -98,7 +114,10 @@ class GrowthModel(BayesModel):
             raise ConfigError(f"{type(self).__name__}.fit takes a Campaign; got {type(data).__name__}.")
         min_points = min_points or self.min_points
         obs = data.observations.filter(
-            (pl.col("variable") == "vcd") & (pl.col("source") != "online") & pl.col("flag").is_null() & (pl.col("value") > 0)
+            (pl.col("variable") == "vcd")
+            & (pl.col("source") != "online")
+            & pl.col("flag").is_null()
+            & (pl.col("value") > 0)
         )
         ids = batch_ids if batch_ids is not None else data.batch_ids
         unknown = sorted(set(ids) - set(data.batch_ids))
@@ -107,7 +126,11 @@ class GrowthModel(BayesModel):
         obs = obs.filter(pl.col("batch_id").is_in(ids))
         if known_until_h:
             cut = pl.DataFrame({"batch_id": list(known_until_h), "_cut": [float(v) for v in known_until_h.values()]})
-            obs = obs.join(cut, on="batch_id", how="left").filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut"))).drop("_cut")
+            obs = (
+                obs.join(cut, on="batch_id", how="left")
+                .filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut")))
+                .drop("_cut")
+            )
         counts = obs.group_by("batch_id").len()
         n = {b: 0 for b in ids} | dict(counts.iter_rows())
         # a running batch (known only up to a time) leans on the campaign: fewer points suffice
@@ -138,14 +161,21 @@ class GrowthModel(BayesModel):
             "groups": groups,
             "g": g_of_batch,
             "t_max": float(obs["time_h"].max() / 24),
+            "covariates": covariate_matrix(data, list(ids), covariates),
         }
 
     def _structure(self, d: dict[str, Any]) -> tuple:
         # batches are not padded (an empty centred slot would be a funnel); observations are
-        return (len(d["batch_ids"]), _bucket(len(d["t"]), 64), max(len(d["groups"]), 1), tuple(d.get("sparse", ())))
+        return (
+            len(d["batch_ids"]),
+            _bucket(len(d["t"]), 64),
+            max(len(d["groups"]), 1),
+            tuple(d.get("sparse", ())),
+            tuple((d.get("covariates") or {}).get("names", ())),
+        )
 
     def _padded(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
-        nb, no, ng, _ = self._structure(d)
+        nb, no, *_ = self._structure(d)
         n = len(d["t"])
         pad = no - n
         g = np.zeros(nb, dtype="int64")
@@ -166,11 +196,16 @@ class GrowthModel(BayesModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        nb, no, ng, _ = self._structure(d)
+        nb, _, ng, *_ = self._structure(d)
         arr = self._padded(d)
         p = self.priors
-        coords = {"slot": np.arange(nb), "param": list(_PARAMS), "growth_param": list(_PARAMS[:3]),
-                  "decline_param": list(_PARAMS[3:]), "group": np.arange(ng)}
+        coords = {
+            "slot": np.arange(nb),
+            "param": list(_PARAMS),
+            "growth_param": list(_PARAMS[:3]),
+            "decline_param": list(_PARAMS[3:]),
+            "group": np.arange(ng),
+        }
         with pm.Model(coords=coords) as model:
             t = pm.Data("t", arr["t"])
             log_y = pm.Data("log_y", arr["log_y"])
@@ -182,13 +217,15 @@ class GrowthModel(BayesModel):
             tm = p["inflection_day"].create("inflection_day_campaign")
             td = p["decline_day"].create("decline_day_campaign")
             dl = p["decline_rate"].create("decline_rate_campaign")
-            sds = pt.stack([
-                p["sd_log_peak_vcd"].create("sd_log_peak_vcd"),
-                p["sd_log_growth_rate"].create("sd_log_growth_rate"),
-                p["sd_inflection_day"].create("sd_inflection_day"),
-                p["sd_decline_day"].create("sd_decline_day"),
-                p["sd_log_decline_rate"].create("sd_log_decline_rate"),
-            ])
+            sds = pt.stack(
+                [
+                    p["sd_log_peak_vcd"].create("sd_log_peak_vcd"),
+                    p["sd_log_growth_rate"].create("sd_log_growth_rate"),
+                    p["sd_inflection_day"].create("sd_inflection_day"),
+                    p["sd_decline_day"].create("sd_decline_day"),
+                    p["sd_log_decline_rate"].create("sd_log_decline_rate"),
+                ]
+            )
             center = pt.stack([pt.log(K), pt.log(mu), tm, td, pt.log(dl)])
             if ng > 1 or d["groups"]:
                 sd_g = p["sd_group"].create("sd_group", dims="param")
@@ -196,6 +233,11 @@ class GrowthModel(BayesModel):
                 center_b = center[None, :] + (zg * sd_g[None, :])[g]
             else:
                 center_b = pt.broadcast_to(center[None, :], (nb, len(_PARAMS)))
+            cov = d.get("covariates") or {"names": []}
+            if cov["names"]:
+                x = pm.Data("x_cov", np.asarray(cov["x"], float))
+                beta = p["beta"].create("beta", shape=(len(cov["names"]), len(_PARAMS)))
+                center_b = center_b + pt.dot(x, beta)
             # growth parameters (well identified by every batch's data) centred; decline parameters
             # (often seen in a few points only) non-centred: no funnel, and chains mix fast
             # batches with few points (a running batch early on) are non-centred throughout
@@ -209,8 +251,9 @@ class GrowthModel(BayesModel):
                 z_s = pm.Normal("z_growth_sparse", 0.0, 1.0, shape=(sparse_i.size, 3))
                 growth = pt.set_subtensor(growth[sparse_i], center_b[sparse_i, :3] + z_s * sds[None, :3])
             z = pm.Normal("z_decline", 0.0, 1.0, dims=("slot", "decline_param"))
-            theta = pm.Deterministic("theta", pt.concatenate([growth, center_b[:, 3:] + z * sds[None, 3:]], axis=1),
-                                     dims=("slot", "param"))
+            theta = pm.Deterministic(
+                "theta", pt.concatenate([growth, center_b[:, 3:] + z * sds[None, 3:]], axis=1), dims=("slot", "param")
+            )
             th = theta[b]
             log_k, mu_b, tm_b, td_b, dl_b = th[:, 0], pt.exp(th[:, 1]), th[:, 2], th[:, 3], pt.exp(th[:, 4])
             mean = log_k - pt.softplus(-mu_b * (t - tm_b)) - dl_b * pt.softplus(t - td_b)
@@ -230,7 +273,11 @@ class GrowthModel(BayesModel):
         for i in (0, 1, 4):
             nat[..., i] = np.exp(th[..., i])
         p = nat[..., b, :]  # (chain, draw, obs, 5)
-        mean = np.log(p[..., 0]) - np.logaddexp(0.0, -p[..., 1] * (t - p[..., 2])) - p[..., 4] * np.logaddexp(0.0, t - p[..., 3])
+        mean = (
+            np.log(p[..., 0])
+            - np.logaddexp(0.0, -p[..., 1] * (t - p[..., 2]))
+            - p[..., 4] * np.logaddexp(0.0, t - p[..., 3])
+        )
         sigma, nu = prior["sigma"].values[..., None], prior["nu"].values[..., None]
         y = np.exp(mean + sigma * rng.standard_t(nu, size=mean.shape))
         return xr.Dataset({"vcd": (("chain", "draw", "obs"), y)}, coords={"obs": np.arange(n)})
@@ -268,28 +315,74 @@ class GrowthModel(BayesModel):
         ids = self.data["batch_ids"]
         th = self._theta()
         peak, tpeak = self._peaks()
-        per = {"growth_rate": (th[..., 1], "1/d"), "peak_vcd": (peak, "1e6 cells/mL"), "time_of_peak": (tpeak, "d"),
-               "decline_rate": (th[..., 4], "1/d"), "inflection_day": (th[..., 2], "d"), "decline_day": (th[..., 3], "d")}
+        per = {
+            "growth_rate": (th[..., 1], "1/d"),
+            "peak_vcd": (peak, "1e6 cells/mL"),
+            "time_of_peak": (tpeak, "d"),
+            "decline_rate": (th[..., 4], "1/d"),
+            "inflection_day": (th[..., 2], "d"),
+            "decline_day": (th[..., 3], "d"),
+        }
         rows = []
         for name, (x, unit) in per.items():
             s = self._summarise(x, prob)
             for i, bid in enumerate(ids):
-                rows.append({"parameter": name, "level": "batch", "batch_id": bid, "mean": float(s["mean"][i]), "sd": float(s["sd"][i]),
-                             "lower": float(s["lower"][i]), "upper": float(s["upper"][i]), "unit": unit})
-        camp = {"growth_rate": ("growth_rate_campaign", "1/d"), "peak_vcd": ("peak_vcd_campaign", "1e6 cells/mL"),
-                "decline_rate": ("decline_rate_campaign", "1/d"), "inflection_day": ("inflection_day_campaign", "d"),
-                "decline_day": ("decline_day_campaign", "d"), "sigma": ("sigma", "log"), "nu": ("nu", "")}
+                rows.append(
+                    {
+                        "parameter": name,
+                        "level": "batch",
+                        "batch_id": bid,
+                        "mean": float(s["mean"][i]),
+                        "sd": float(s["sd"][i]),
+                        "lower": float(s["lower"][i]),
+                        "upper": float(s["upper"][i]),
+                        "unit": unit,
+                    }
+                )
+        camp = {
+            "growth_rate": ("growth_rate_campaign", "1/d"),
+            "peak_vcd": ("peak_vcd_campaign", "1e6 cells/mL"),
+            "decline_rate": ("decline_rate_campaign", "1/d"),
+            "inflection_day": ("inflection_day_campaign", "d"),
+            "decline_day": ("decline_day_campaign", "d"),
+            "sigma": ("sigma", "log"),
+            "nu": ("nu", ""),
+        }
         for name, (var, unit) in camp.items():
             s = self._summarise(self.posterior_draws(var), prob)
-            rows.append({"parameter": name, "level": "campaign", "batch_id": None, "mean": float(s["mean"]), "sd": float(s["sd"]),
-                         "lower": float(s["lower"]), "upper": float(s["upper"]), "unit": unit})
+            rows.append(
+                {
+                    "parameter": name,
+                    "level": "campaign",
+                    "batch_id": None,
+                    "mean": float(s["mean"]),
+                    "sd": float(s["sd"]),
+                    "lower": float(s["lower"]),
+                    "upper": float(s["upper"]),
+                    "unit": unit,
+                }
+            )
         note = {"peak_vcd": "campaign: capacity K of the typical batch"}
-        return pl.DataFrame(rows).with_columns(prob=pl.lit(prob)).with_columns(
-            note=pl.when((pl.col("level") == "campaign") & (pl.col("parameter") == "peak_vcd")).then(pl.lit(note["peak_vcd"]))
-        ).select("parameter", "level", "batch_id", "mean", "sd", "lower", "upper", "prob", "unit", "note")
+        return (
+            pl.DataFrame(rows)
+            .with_columns(prob=pl.lit(prob))
+            .with_columns(
+                note=pl.when((pl.col("level") == "campaign") & (pl.col("parameter") == "peak_vcd")).then(
+                    pl.lit(note["peak_vcd"])
+                )
+            )
+            .select("parameter", "level", "batch_id", "mean", "sd", "lower", "upper", "prob", "unit", "note")
+        )
 
-    def predict(self, *, times_h: np.ndarray | list[float] | None = None, batch_ids: list[str] | None = None,
-                prob: float = 0.9, kind: str = "mean", random_seed: int | None = None) -> pl.DataFrame:
+    def predict(
+        self,
+        *,
+        times_h: np.ndarray | list[float] | None = None,
+        batch_ids: list[str] | None = None,
+        prob: float = 0.9,
+        kind: str = "mean",
+        random_seed: int | None = None,
+    ) -> pl.DataFrame:
         """VCD trajectories per batch with intervals.
 
         ``kind="mean"`` gives the posterior of the curve; ``"predictive"`` adds the measurement
@@ -303,7 +396,11 @@ class GrowthModel(BayesModel):
         missing = sorted(set(want) - set(ids))
         if missing:
             raise SchemaError(f"batch(es) {', '.join(missing)} were not in the data this model was fitted on.")
-        times_h = np.arange(0.0, max(self.data["t_max"], 14.0) * 24 + 1e-9, 6.0) if times_h is None else np.asarray(times_h, float)
+        times_h = (
+            np.arange(0.0, max(self.data["t_max"], 14.0) * 24 + 1e-9, 6.0)
+            if times_h is None
+            else np.asarray(times_h, float)
+        )
         th = self._theta()[:, [ids.index(b) for b in want], :]
         cur = self.curve(th, times_h / 24)  # (S, B, T)
         if kind == "predictive":
@@ -315,14 +412,16 @@ class GrowthModel(BayesModel):
             raise ConfigError(f"kind must be 'mean' or 'predictive'; got {kind!r}.")
         lo, hi = np.quantile(cur, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         nb, nt = cur.shape[1:]
-        return pl.DataFrame({
-            "batch_id": np.repeat(want, nt),
-            "time_h": np.tile(times_h, nb),
-            "variable": "vcd",
-            "mean": cur.mean(axis=0).ravel(),
-            "lower": lo.ravel(),
-            "upper": hi.ravel(),
-        }).with_columns(prob=pl.lit(prob))
+        return pl.DataFrame(
+            {
+                "batch_id": np.repeat(want, nt),
+                "time_h": np.tile(times_h, nb),
+                "variable": "vcd",
+                "mean": cur.mean(axis=0).ravel(),
+                "lower": lo.ravel(),
+                "upper": hi.ravel(),
+            }
+        ).with_columns(prob=pl.lit(prob))
 
     def curve_draws(self, batch_id: str, times_h: np.ndarray) -> np.ndarray:
         """Posterior draws of the VCD curve of one batch at ``times_h``: ``(sample, time)``."""
@@ -338,6 +437,17 @@ class GrowthModel(BayesModel):
             _med=pl.col("mean").median().over("parameter"),
             _mad=(pl.col("mean") - pl.col("mean").median().over("parameter")).abs().median().over("parameter"),
         ).with_columns(robust_z=(pl.col("mean") - pl.col("_med")) / (1.4826 * pl.col("_mad")))
-        return out.filter(pl.col("robust_z").abs() > 2.5).select(
-            "batch_id", "parameter", "mean", "lower", "upper", "unit", pl.col("_med").alias("campaign_median"), "robust_z"
-        ).sort(pl.col("robust_z").abs(), descending=True)
+        return (
+            out.filter(pl.col("robust_z").abs() > 2.5)
+            .select(
+                "batch_id",
+                "parameter",
+                "mean",
+                "lower",
+                "upper",
+                "unit",
+                pl.col("_med").alias("campaign_median"),
+                "robust_z",
+            )
+            .sort(pl.col("robust_z").abs(), descending=True)
+        )

@@ -17,7 +17,7 @@ the shift time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -29,7 +29,9 @@ from bioworkbench.models.growth import _bucket
 __all__ = ["TiterModel", "titer_design"]
 
 
-def titer_design(campaign, *, batch_ids: list[str] | None = None, known_until_h: Mapping[str, float] | None = None) -> pl.DataFrame:
+def titer_design(
+    campaign, *, batch_ids: list[str] | None = None, known_until_h: Mapping[str, float] | None = None
+) -> pl.DataFrame:
     """Titer samples with the IVCD before and after each batch's shift event.
 
     Returns ``batch_id, time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
@@ -41,22 +43,33 @@ def titer_design(campaign, *, batch_ids: list[str] | None = None, known_until_h:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kin = kinetics.compute(campaign, variables=[])
-    ivcd = kin.filter(pl.col("variable") == "ivcd").select("batch_id", "time_h", ivcd="value").sort("batch_id", "time_h")
+    ivcd = (
+        kin.filter(pl.col("variable") == "ivcd").select("batch_id", "time_h", ivcd="value").sort("batch_id", "time_h")
+    )
     titer = campaign.observations.filter(
-        (pl.col("variable") == "titer") & (pl.col("source") != "online") & pl.col("flag").is_null() & pl.col("value").is_not_null()
+        (pl.col("variable") == "titer")
+        & (pl.col("source") != "online")
+        & pl.col("flag").is_null()
+        & pl.col("value").is_not_null()
     ).select("batch_id", "time_h", titer="value")
     ids = batch_ids if batch_ids is not None else campaign.batch_ids
     titer = titer.filter(pl.col("batch_id").is_in(ids))
     if known_until_h:
         cut = pl.DataFrame({"batch_id": list(known_until_h), "_cut": [float(v) for v in known_until_h.values()]})
-        titer = titer.join(cut, on="batch_id", how="left").filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut"))).drop("_cut")
+        titer = (
+            titer.join(cut, on="batch_id", how="left")
+            .filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut")))
+            .drop("_cut")
+        )
     shift = campaign.events.filter(pl.col("event") == "shift").group_by("batch_id").agg(shift_h=pl.col("time_h").min())
     d = titer.join(ivcd, on=["batch_id", "time_h"], how="inner").join(shift, on="batch_id", how="left")
     ivcd_at_shift = _interp_at(ivcd, shift)
     return (
         d.join(ivcd_at_shift, on="batch_id", how="left")
         .with_columns(
-            ivcd_pre=pl.when(pl.col("shift_h").is_null() | (pl.col("time_h") <= pl.col("shift_h"))).then("ivcd").otherwise("ivcd_shift"),
+            ivcd_pre=pl.when(pl.col("shift_h").is_null() | (pl.col("time_h") <= pl.col("shift_h")))
+            .then("ivcd")
+            .otherwise("ivcd_shift"),
         )
         .with_columns(ivcd_post=pl.col("ivcd") - pl.col("ivcd_pre"))
         .select("batch_id", "time_h", "titer", "ivcd", "ivcd_pre", "ivcd_post", "shift_h")
@@ -70,13 +83,32 @@ def _interp_at(curve: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"batch_id": pl.String, "ivcd_shift": pl.Float64})
     a = at.rename({"shift_h": "time_h"}).sort("time_h")
     c = curve.sort("time_h")
-    before = a.join_asof(c.rename({"time_h": "t0", "ivcd": "y0"}), left_on="time_h", right_on="t0", by="batch_id", strategy="backward", check_sortedness=False)
-    both = before.join_asof(c.rename({"time_h": "t1", "ivcd": "y1"}), left_on="time_h", right_on="t1", by="batch_id", strategy="forward", check_sortedness=False)
+    before = a.join_asof(
+        c.rename({"time_h": "t0", "ivcd": "y0"}),
+        left_on="time_h",
+        right_on="t0",
+        by="batch_id",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    both = before.join_asof(
+        c.rename({"time_h": "t1", "ivcd": "y1"}),
+        left_on="time_h",
+        right_on="t1",
+        by="batch_id",
+        strategy="forward",
+        check_sortedness=False,
+    )
     return both.select(
         "batch_id",
-        ivcd_shift=pl.when(pl.col("t1") == pl.col("t0")).then("y0")
-        .when(pl.col("t1").is_null()).then("y0")
-        .otherwise(pl.col("y0") + (pl.col("y1") - pl.col("y0")) * (pl.col("time_h") - pl.col("t0")) / (pl.col("t1") - pl.col("t0"))),
+        ivcd_shift=pl.when(pl.col("t1") == pl.col("t0"))
+        .then("y0")
+        .when(pl.col("t1").is_null())
+        .then("y0")
+        .otherwise(
+            pl.col("y0")
+            + (pl.col("y1") - pl.col("y0")) * (pl.col("time_h") - pl.col("t0")) / (pl.col("t1") - pl.col("t0"))
+        ),
     )
 
 
@@ -96,12 +128,15 @@ class TiterModel(BayesModel):
     ``sd_intercept``   HalfNormal(50)                mg/L
     ``cv``             HalfNormal(0.1)               –           assay CV, typically 2–8 %
     ``floor``          HalfNormal(20)                mg/L        assay error near the limit of detection
+    ``beta``           Normal(0, 0.2)                log per SD  covariate (CPP) effects on qp and ratio
     =================  ============================  ==========  ====================================
     """
 
     model_type = "TiterModel"
-    default_priors = {
-        "qp": Prior("LogNormal", {"mu": float(np.log(25.0)), "sigma": 0.7}, "pg/cell/d", "CHO mAb processes: 5-100 pg/cell/d"),
+    default_priors: ClassVar[dict[str, Prior]] = {
+        "qp": Prior(
+            "LogNormal", {"mu": float(np.log(25.0)), "sigma": 0.7}, "pg/cell/d", "CHO mAb processes: 5-100 pg/cell/d"
+        ),
         "sd_log_qp": Prior("HalfNormal", {"sigma": 0.3}, "log", "batch-to-batch CV of qp up to ~50 %"),
         "shift_ratio": Prior("LogNormal", {"mu": 0.0, "sigma": 0.5}, "", "qp after / before the shift"),
         "sd_log_ratio": Prior("HalfNormal", {"sigma": 0.2}, "log", "batch-to-batch spread of the ratio"),
@@ -109,12 +144,21 @@ class TiterModel(BayesModel):
         "sd_intercept": Prior("HalfNormal", {"sigma": 50.0}, "mg/L", "batch-to-batch spread of the intercept"),
         "cv": Prior("HalfNormal", {"sigma": 0.1}, "", "assay CV, typically 2-8 %"),
         "floor": Prior("HalfNormal", {"sigma": 20.0}, "mg/L", "assay error near the detection limit"),
+        "beta": Prior("Normal", {"mu": 0.0, "sigma": 0.2}, "log per SD", "a CPP SD moves qp by ~20 %"),
     }
     min_points = 3
 
-    def _prepare(self, data: Any, *, batch_ids: list[str] | None = None, known_until_h: Mapping[str, float] | None = None,
-                 min_points: int | None = None) -> dict[str, Any]:
+    def _prepare(
+        self,
+        data: Any,
+        *,
+        batch_ids: list[str] | None = None,
+        known_until_h: Mapping[str, float] | None = None,
+        min_points: int | None = None,
+        covariates: list[str] | None = None,
+    ) -> dict[str, Any]:
         from bioworkbench.campaign import Campaign
+        from bioworkbench.models.base import covariate_matrix
 
         if isinstance(data, dict) and "ivcd_pre" in data:
             return data
@@ -129,9 +173,12 @@ class TiterModel(BayesModel):
         few = {b: k for b, k in n.items() if k < (min(min_points, 1) if b in running else min_points)}
         if few:
             raise SchemaError(
-                "; ".join(f"batch {b} has {k} titer point{'s' if k != 1 else ''} with a VCD at the same time"
-                          for b, k in sorted(few.items()))
-                + f" — the titer model needs at least {min_points} per batch. Leave such batches out with batch_ids=[...]."
+                "; ".join(
+                    f"batch {b} has {k} titer point{'s' if k != 1 else ''} with a VCD at the same time"
+                    for b, k in sorted(few.items())
+                )
+                + f" — the titer model needs at least {min_points} per batch. "
+                "Leave such batches out with batch_ids=[...]."
             )
         idx = {b: i for i, b in enumerate(ids)}
         shifts = dict(d.group_by("batch_id").agg(pl.col("shift_h").first()).iter_rows())
@@ -143,13 +190,14 @@ class TiterModel(BayesModel):
             "ivcd_post": d["ivcd_post"].to_list(),
             "time_h": d["time_h"].to_list(),
             "shift_h": [shifts.get(b) for b in ids],
+            "covariates": covariate_matrix(data, list(ids), covariates),
         }
 
     def _structure(self, d: dict[str, Any]) -> tuple:
-        return (len(d["batch_ids"]), _bucket(len(d["titer"]), 64))
+        return (len(d["batch_ids"]), _bucket(len(d["titer"]), 64), tuple((d.get("covariates") or {}).get("names", ())))
 
     def _padded(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
-        _, no = self._structure(d)
+        _, no, _ = self._structure(d)
         n = len(d["titer"])
         pad = np.zeros(no - n)
         return {
@@ -167,7 +215,6 @@ class TiterModel(BayesModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        nb, _ = self._structure(d)
         arr = self._padded(d)
         p = self.priors
         with pm.Model(coords={"batch": list(d["batch_ids"])}) as model:
@@ -183,11 +230,19 @@ class TiterModel(BayesModel):
             sd_r = p["sd_log_ratio"].create("sd_log_ratio")
             sd_a = p["sd_intercept"].create("sd_intercept")
             # productivity is well identified by each batch's titer curve: centred
-            log_qp = pm.Normal("log_qp_b", pt.log(qp_c), sd_qp, dims="batch")
+            mu_log_qp = pt.log(qp_c)
+            mu_log_r = pt.log(ratio_c)
+            cov = d.get("covariates") or {"names": []}
+            if cov["names"]:
+                x = pm.Data("x_cov", np.asarray(cov["x"], float))
+                beta = p["beta"].create("beta", shape=(len(cov["names"]), 2))
+                mu_log_qp = mu_log_qp + pt.dot(x, beta[:, 0])
+                mu_log_r = mu_log_r + pt.dot(x, beta[:, 1])
+            log_qp = pm.Normal("log_qp_b", mu_log_qp, sd_qp, dims="batch")
             z_r = pm.Normal("z_ratio", 0.0, 1.0, dims="batch")
             z_a = pm.Normal("z_intercept", 0.0, 1.0, dims="batch")
             qp = pm.Deterministic("qp_b", pt.exp(log_qp), dims="batch")
-            qp2 = pm.Deterministic("qp_after_shift_b", qp * pt.exp(pt.log(ratio_c) + sd_r * z_r), dims="batch")
+            qp2 = pm.Deterministic("qp_after_shift_b", qp * pt.exp(mu_log_r + sd_r * z_r), dims="batch")
             a = pm.Deterministic("intercept_b", a_c + sd_a * z_a, dims="batch")
             mean = a[b] + qp[b] * x1 + qp2[b] * x2
             cv = p["cv"].create("cv")
@@ -201,7 +256,11 @@ class TiterModel(BayesModel):
 
         b = np.asarray(self.data["b"])
         x1, x2 = np.asarray(self.data["ivcd_pre"]), np.asarray(self.data["ivcd_post"])
-        mean = prior["intercept_b"].values[..., b] + prior["qp_b"].values[..., b] * x1 + prior["qp_after_shift_b"].values[..., b] * x2
+        mean = (
+            prior["intercept_b"].values[..., b]
+            + prior["qp_b"].values[..., b] * x1
+            + prior["qp_after_shift_b"].values[..., b] * x2
+        )
         sd = np.sqrt((prior["cv"].values[..., None] * mean) ** 2 + prior["floor"].values[..., None] ** 2)
         y = mean + sd * rng.standard_normal(mean.shape)
         return xr.Dataset({"titer": (("chain", "draw", "obs"), y)}, coords={"obs": np.arange(len(b))})
@@ -210,26 +269,62 @@ class TiterModel(BayesModel):
         """qp (and qp after the shift, intercept) per batch and for the campaign."""
         self._require_fit()
         ids = self.data["batch_ids"]
-        names = {"qp_b": ("qp", "pg/cell/d"), "qp_after_shift_b": ("qp_after_shift", "pg/cell/d"), "intercept_b": ("intercept", "mg/L"),
-                 "qp_campaign": ("qp", "pg/cell/d"), "shift_ratio_campaign": ("shift_ratio", ""), "sd_log_qp": ("sd_log_qp", "log"),
-                 "cv": ("cv", ""), "floor": ("floor", "mg/L")}
+        names = {
+            "qp_b": ("qp", "pg/cell/d"),
+            "qp_after_shift_b": ("qp_after_shift", "pg/cell/d"),
+            "intercept_b": ("intercept", "mg/L"),
+            "qp_campaign": ("qp", "pg/cell/d"),
+            "shift_ratio_campaign": ("shift_ratio", ""),
+            "sd_log_qp": ("sd_log_qp", "log"),
+            "cv": ("cv", ""),
+            "floor": ("floor", "mg/L"),
+        }
         index = {k: ids for k in ("qp_b", "qp_after_shift_b", "intercept_b")}
         out = self._summary_frame(names, index, prob)
         # a batch without a shift event has no qp after a shift
         no_shift = [b for b, s in zip(ids, self.data["shift_h"], strict=True) if s is None]
         return out.filter(~((pl.col("parameter") == "qp_after_shift") & pl.col("batch_id").is_in(no_shift)))
 
-    def predict(self, *, batch_id: str, ivcd_pre: np.ndarray, ivcd_post: np.ndarray, prob: float = 0.9, kind: str = "mean",
-                random_seed: int | None = None) -> pl.DataFrame:
+    def predict(
+        self,
+        *,
+        batch_id: str,
+        ivcd_pre: np.ndarray,
+        ivcd_post: np.ndarray,
+        prob: float = 0.9,
+        kind: str = "mean",
+        random_seed: int | None = None,
+    ) -> pl.DataFrame:
         """Titer of ``batch_id`` at the given IVCD before/after the shift: ``mean, lower, upper, prob``."""
-        draws = self.titer_draws(batch_id, np.asarray(ivcd_pre, float)[None, :], np.asarray(ivcd_post, float)[None, :],
-                                 kind=kind, random_seed=random_seed)
+        draws = self.titer_draws(
+            batch_id,
+            np.asarray(ivcd_pre, float)[None, :],
+            np.asarray(ivcd_post, float)[None, :],
+            kind=kind,
+            random_seed=random_seed,
+        )
         lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
-        return pl.DataFrame({"batch_id": batch_id, "ivcd_pre": ivcd_pre, "ivcd_post": ivcd_post, "variable": "titer",
-                             "mean": draws.mean(axis=0), "lower": lo, "upper": hi}).with_columns(prob=pl.lit(prob))
+        return pl.DataFrame(
+            {
+                "batch_id": batch_id,
+                "ivcd_pre": ivcd_pre,
+                "ivcd_post": ivcd_post,
+                "variable": "titer",
+                "mean": draws.mean(axis=0),
+                "lower": lo,
+                "upper": hi,
+            }
+        ).with_columns(prob=pl.lit(prob))
 
-    def titer_draws(self, batch_id: str, ivcd_pre: np.ndarray, ivcd_post: np.ndarray, *, kind: str = "mean",
-                    random_seed: int | None = None) -> np.ndarray:
+    def titer_draws(
+        self,
+        batch_id: str,
+        ivcd_pre: np.ndarray,
+        ivcd_post: np.ndarray,
+        *,
+        kind: str = "mean",
+        random_seed: int | None = None,
+    ) -> np.ndarray:
         """Titer draws ``(sample, ...)`` for IVCD arrays broadcast against the posterior samples."""
         self._require_fit()
         ids = self.data["batch_ids"]

@@ -1,0 +1,286 @@
+"""The tidy *aligned* frame of batch monitoring: build it from a campaign, turn it into an array.
+
+An aligned frame has one row per ``(batch_id, maturity, variable)`` with a ``value``; every batch
+shares the same maturity grid (missing cells are null values or absent rows). ``maturity`` is
+whatever axis the batches were aligned on; :func:`align_by_time` uses culture time itself
+(hours since inoculation) and keeps it as ``time_h`` too, so other alignments can share the schema.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, SchemaError
+from bioworkbench.schema import suggest
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
+
+__all__ = ["ALIGNED_COLUMNS", "BatchArray", "align_by_time", "to_batch_array"]
+
+ALIGNED_COLUMNS = ("batch_id", "maturity", "variable", "value")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchArray:
+    """Aligned batch data as a 3-D array ``values[batch, maturity, variable]`` (NaN = missing)."""
+
+    values: np.ndarray
+    batch_ids: list[str]
+    maturities: np.ndarray
+    variables: list[str]
+
+    @property
+    def unfolded(self) -> np.ndarray:
+        """Batch-wise unfolding, batches × (maturities · variables), maturity-major columns."""
+        return self.values.reshape(self.values.shape[0], -1)
+
+
+def to_batch_array(
+    aligned: pl.DataFrame | pl.LazyFrame,
+    *,
+    variables: Sequence[str] | None = None,
+    maturities: np.ndarray | None = None,
+    require_values: bool = True,
+    what: str = "aligned",
+) -> BatchArray:
+    """Check a tidy aligned frame and pivot it to a batch × maturity × variable array.
+
+    Parameters
+    ----------
+    aligned
+        Frame with columns ``batch_id``, ``maturity``, ``variable``, ``value`` (others ignored).
+    variables, maturities
+        The variables and maturity grid of a fitted model: the frame must use only these (the
+        maturities of a running batch may stop early). Default: those found in the frame, in
+        order of appearance and sorted, respectively.
+    require_values
+        Every batch must have at least one value of every variable (reference data); otherwise
+        every batch needs rows for every variable, possibly null (a running batch).
+    what
+        Name of the frame in error messages.
+
+    Returns
+    -------
+    BatchArray
+        Batches in order of first appearance; absent rows and null values are NaN.
+
+    Raises
+    ------
+    SchemaError
+        Missing columns, non-numeric values, duplicated cells, a batch without a variable (named
+        with the batch), unknown variables or maturities off the model grid.
+    """
+    if isinstance(aligned, pl.LazyFrame):
+        aligned = aligned.collect()
+    missing = [c for c in ALIGNED_COLUMNS if c not in aligned.columns]
+    if missing:
+        raise SchemaError(
+            [
+                Issue(
+                    f"missing column {c!r}; found {', '.join(aligned.columns) or 'no columns'}",
+                    column=c,
+                    hint="an aligned frame has one row per (batch_id, maturity, variable) with a value; "
+                    "build one with bw.monitoring.align_by_time(campaign, ...)",
+                )
+                for c in missing
+            ],
+            context=f"the {what} frame",
+        )
+    issues: list[Issue] = []
+    for col in ("maturity", "value"):
+        if not aligned.schema[col].is_numeric():
+            issues.append(Issue(f"expected numbers, found type {aligned.schema[col]}", column=col))
+    if issues:
+        raise SchemaError(issues, context=f"the {what} frame")
+    df = aligned.select(
+        pl.col("batch_id").cast(pl.String),
+        pl.col("maturity").cast(pl.Float64),
+        pl.col("variable").cast(pl.String),
+        pl.col("value").cast(pl.Float64).fill_nan(None),
+    )
+    for col in ("batch_id", "maturity", "variable"):
+        n_null = df[col].null_count() if col != "maturity" else int((~df[col].is_finite()).fill_null(True).sum())
+        if n_null:
+            issues.append(Issue(f"{n_null} rows have no (finite) {col}; every row needs one", column=col))
+    if issues:
+        raise SchemaError(issues, context=f"the {what} frame")
+
+    batch_ids = df["batch_id"].unique(maintain_order=True).to_list()
+    found_vars = df["variable"].unique(maintain_order=True).to_list()
+    if variables is None:
+        variables = found_vars
+    else:
+        variables = list(variables)
+        for v in sorted(set(found_vars) - set(variables)):
+            issues.append(Issue(f"unknown variable {v!r}; the model has none of that name", column="variable",
+                                hint=suggest(v, variables, what="Model variables")))
+    m = df["maturity"].to_numpy()
+    grid = np.unique(m) if maturities is None else np.asarray(maturities, dtype=np.float64)
+    j = np.clip(np.searchsorted(grid, m), 0, grid.size - 1)
+    left = np.clip(j - 1, 0, grid.size - 1)
+    j = np.where(np.abs(grid[left] - m) < np.abs(grid[j] - m), left, j)
+    off = ~np.isclose(grid[j], m, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(grid).max(initial=0.0))))
+    if off.any():
+        bad = df.filter(pl.Series(off)).unique(["batch_id", "maturity"], maintain_order=True).head(5)
+        for b, mat in bad.select("batch_id", "maturity").iter_rows():
+            issues.append(Issue(f"maturity {mat:g} is not on the model's maturity grid "
+                                f"({grid[0]:g} … {grid[-1]:g}, {grid.size} points)", column="maturity", batch=b,
+                                hint="align the batch on the same grid as the reference batches"))
+    if issues:
+        raise SchemaError(issues, context=f"the {what} frame")
+
+    n_b, n_j, n_k = len(batch_ids), grid.size, len(variables)
+    b = df["batch_id"].cast(pl.Enum(batch_ids)).to_physical().to_numpy().astype(np.int64)
+    k = df["variable"].cast(pl.Enum(variables)).to_physical().to_numpy().astype(np.int64)
+    flat = (b * n_j + j) * n_k + k
+    counts = np.bincount(flat, minlength=n_b * n_j * n_k)
+    for cell in np.flatnonzero(counts > 1)[:20]:
+        bb, rest = divmod(int(cell), n_j * n_k)
+        jj, kk = divmod(rest, n_k)
+        issues.append(Issue(f"{counts[cell]} rows for variable {variables[kk]!r} at maturity {grid[jj]:g}; "
+                            "expected one", column="variable", batch=batch_ids[bb],
+                            hint="average or de-duplicate the rows before monitoring"))
+    values = df["value"].to_numpy()
+    has_row = np.bincount(b * n_k + k, minlength=n_b * n_k).reshape(n_b, n_k) > 0
+    has_value = np.bincount(b * n_k + k, weights=~np.isnan(values), minlength=n_b * n_k).reshape(n_b, n_k) > 0
+    lacking = ~has_value if require_values else ~has_row
+    for bb, kk in zip(*np.nonzero(lacking), strict=True):
+        found = [variables[x] for x in np.flatnonzero(has_value[bb])]
+        issues.append(Issue(f"variable {variables[kk]!r} is missing: the batch has "
+                            f"{'no value' if has_row[bb, kk] else 'no row'} for it (it has "
+                            f"{', '.join(found) or 'no values at all'})", column="variable", batch=batch_ids[bb],
+                            hint="every batch needs every model variable; drop the batch or the variable"))
+    if issues:
+        raise SchemaError(issues, context=f"the {what} frame")
+    array = np.full(n_b * n_j * n_k, np.nan)
+    array[flat] = values
+    return BatchArray(array.reshape(n_b, n_j, n_k), batch_ids, grid, list(variables))
+
+
+def align_by_time(
+    campaign: Campaign,
+    *,
+    variables: Sequence[str],
+    grid_h: float,
+    source: str | None = "online",
+    end_h: float | None = None,
+    batch_ids: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    r"""Interpolate each batch's observations onto a common culture-time grid.
+
+    Parameters
+    ----------
+    campaign
+        The campaign whose ``observations`` are aligned.
+    variables
+        Variables to align (each must be measured by ``source`` in every selected batch).
+    grid_h
+        Grid step, hours: maturities ``0, grid_h, 2·grid_h, …, end_h``.
+    source
+        Keep only observations of this source (``"online"``, ``"offline"``, ``"atline"``), or
+        ``None`` for all sources (then a variable measured by two sources is an error).
+    end_h
+        Last grid time, hours. Default: the median over batches of their last observation time,
+        rounded down to the grid, so one short (aborted) batch does not shorten the grid of all.
+    batch_ids
+        Batches to align (default: all batches with observations).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, maturity, time_h, variable, value`` with ``maturity = time_h`` (hours), one row
+        per batch, grid time and variable, sorted in that order.
+
+    Raises
+    ------
+    ConfigError
+        Unknown variables or source, ``grid_h <= 0``, a variable measured by several sources with
+        ``source=None``.
+    SchemaError
+        A batch without any observation of a requested variable (naming batch and variable).
+
+    Notes
+    -----
+    Linear interpolation between the two observations that bracket a grid time (an observation
+    exactly on the grid is taken as it is; observations at the same time are averaged first).
+    Grid times before a batch's first or after its last observation of a variable are **not**
+    extrapolated: their value is null (a :class:`BioWorkbenchWarning` counts them), and the MSPC
+    models treat them as missing values. Flagged observations (``flag`` not null, e.g. ``<LOD``)
+    are left out, with a warning that counts them.
+    """
+    if not isinstance(grid_h, int | float) or not grid_h > 0:
+        raise ConfigError(f"grid_h must be a positive number of hours; found {grid_h!r}")
+    variables = list(variables)
+    obs = campaign.observations
+    known = obs["variable"].unique().to_list()
+    for v in variables:
+        if v not in known:
+            raise ConfigError(f"variable {v!r} is not in the campaign's observations. {suggest(v, known)}")
+    if source is not None and source not in obs["source"].unique().to_list():
+        raise ConfigError(f"source {source!r} has no observations. {suggest(source, obs['source'].unique())}")
+    ids = campaign.batch_ids if batch_ids is None else list(batch_ids)
+    sel = obs.filter(pl.col("variable").is_in(variables), pl.col("batch_id").is_in(ids))
+    if source is None:
+        multi = sel.group_by("variable").agg(pl.col("source").n_unique()).filter(pl.col("source") > 1)
+        if multi.height:
+            raise ConfigError(f"variables {', '.join(sorted(multi['variable']))} are measured by several sources; "
+                              "pass source='online' or 'offline' (call align_by_time once per source and concatenate)")
+    else:
+        sel = sel.filter(pl.col("source") == source)
+    n_flagged = sel["flag"].is_not_null().sum()
+    if n_flagged:
+        warnings.warn(f"align_by_time: left out {n_flagged} flagged observations (flag not null, e.g. '<LOD')",
+                      BioWorkbenchWarning, stacklevel=2)
+        sel = sel.filter(pl.col("flag").is_null())
+    sel = (
+        sel.group_by("batch_id", "variable", "time_h").agg(pl.col("value").mean())
+        .drop_nulls("value").sort("time_h")
+    )
+    expected = pl.DataFrame({"batch_id": ids}).join(pl.DataFrame({"variable": variables}), how="cross")
+    absent = expected.join(sel.select("batch_id", "variable").unique(), on=["batch_id", "variable"], how="anti")
+    if absent.height:
+        what = f"{source} observation" if source else "observation"
+        raise SchemaError(
+            [
+                Issue(f"variable {v!r} has no {what} in this batch", batch=b, column="variable",
+                      hint="leave the batch out with batch_ids=... or choose other variables")
+                for b, v in absent.iter_rows()
+            ],
+            context="align_by_time",
+        )
+    if end_h is None:
+        last = sel.group_by("batch_id").agg(pl.col("time_h").max())["time_h"].median()
+        end_h = float(last)
+    grid = np.arange(int(np.floor(end_h / grid_h + 1e-9)) + 1) * float(grid_h)
+    targets = (
+        pl.DataFrame({"batch_id": ids}).join(pl.DataFrame({"variable": variables}), how="cross")
+        .join(pl.DataFrame({"time_h": grid}), how="cross").sort("time_h")
+    )
+    before = sel.select("batch_id", "variable", "time_h", pl.col("time_h").alias("_t0"), pl.col("value").alias("_v0"))
+    after = sel.select("batch_id", "variable", "time_h", pl.col("time_h").alias("_t1"), pl.col("value").alias("_v1"))
+    out = (
+        targets.join_asof(before, on="time_h", by=["batch_id", "variable"], strategy="backward")
+        .join_asof(after, on="time_h", by=["batch_id", "variable"], strategy="forward")
+        .with_columns(
+            value=pl.when(pl.col("_t0").is_null() | pl.col("_t1").is_null())
+            .then(None)
+            .when(pl.col("_t1") > pl.col("_t0"))
+            .then(pl.col("_v0") + (pl.col("_v1") - pl.col("_v0")) * (pl.col("time_h") - pl.col("_t0"))
+                  / (pl.col("_t1") - pl.col("_t0")))
+            .otherwise(pl.col("_v0"))
+        )
+        .select("batch_id", pl.col("time_h").alias("maturity"), "time_h", "variable", "value")
+        .sort("batch_id", "variable", "maturity")
+    )
+    n_null = out["value"].null_count()
+    if n_null:
+        warnings.warn(f"align_by_time: {n_null} of {out.height} grid cells lie outside a batch's observed time "
+                      "range and are left missing (null), not extrapolated", BioWorkbenchWarning, stacklevel=2)
+    return out
