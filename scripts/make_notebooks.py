@@ -79,11 +79,15 @@ write(
         code("bw.review.table(rev.cqas)"),
         md("## Online traces"),
         code("bw.plots.plot_online(camp.observations, batch_id=batch_id)"),
-        md("## Forecast\nFor a running batch: the hierarchical growth and titer models learn from the other "
-           "completed batches and from this batch's first `known_days` days only; later data (if any) are drawn in "
-           "grey to check the forecast."),
-        code("fc = bw.review.forecast_section(camp, batch_id, known_days=known_days, draws=draws, tune=draws, random_seed=random_seed)\n"
-             "bw.review.markdown(fc.text)"),
+        md(
+            "## Forecast\nFor a running batch: the hierarchical growth and titer models learn from the other "
+            "completed batches and from this batch's first `known_days` days only; later data (if any) are drawn in "
+            "grey to check the forecast."
+        ),
+        code(
+            "fc = bw.review.forecast_section(camp, batch_id, known_days=known_days, draws=draws, tune=draws, random_seed=random_seed)\n"
+            "bw.review.markdown(fc.text)"
+        ),
         code("fc.table()"),
         code("fc.plot()"),
     ],
@@ -103,9 +107,7 @@ write(
         ),
         md("## Summary"),
         code("bw.review.markdown(crev.narrative)"),
-        md(
-            "## Batches\nOne row per batch: status, CPP setpoints, kinetic outcomes and harvest CQAs."
-        ),
+        md("## Batches\nOne row per batch: status, CPP setpoints, kinetic outcomes and harvest CQAs."),
         code("bw.review.table(crev.table)"),
         md(
             "## Exceptional batches\nEach reason on its own row: status, CQAs out of specification, outcomes far from "
@@ -123,9 +125,7 @@ write(
             "bw.plots.plot_outcomes(crev.table, columns=[c for c in ('peak_vcd', 'mu_growth', 'qp', 'final_titer') if c in crev.table.columns])"
         ),
         md("## CQAs against CPP setpoints\nDashed lines are the specification limits."),
-        code(
-            "bw.plots.plot_cqa_grid(crev.table, attributes=crev.cqas, cpps=crev.cpps, specs=camp.specs)"
-        ),
+        code("bw.plots.plot_cqa_grid(crev.table, attributes=crev.cqas, cpps=crev.cpps, specs=camp.specs)"),
     ],
 )
 
@@ -149,24 +149,38 @@ write(
             "ids, left_out = bw.models.usable_batches(camp, min_vcd=4, min_titer=3)\n"
             "growth = bw.models.GrowthModel().fit(camp, batch_ids=ids, draws=draws, tune=draws, chains=chains, random_seed=random_seed)\n"
             "titer = bw.models.TiterModel().fit(camp, batch_ids=ids, draws=draws, tune=draws, chains=chains, random_seed=random_seed)\n"
-            "bw.review.markdown(f\"## {camp.name}: {len(ids)} batches modelled\")"
+            'bw.review.markdown(f"## {camp.name}: {len(ids)} batches modelled")'
         ),
         md("Batches left out of the models, and why:"),
         code("bw.review.table(left_out)"),
-        md("## Diagnostics\nDivergences, r̂ and effective sample sizes of both fits; a warning block appears when they are poor."),
-        code("bw.review.markdown(bw.models.diagnostics_markdown(growth.diagnostics(), name='Growth model') + '\\n\\n' + "
-             "bw.models.diagnostics_markdown(titer.diagnostics(), name='Titer model'))"),
-        md("## Fitted growth curves\nPosterior mean and interval of each batch's VCD curve over its data "
-           "(red crosses: flagged values, not used)."),
+        md(
+            "## Diagnostics\nDivergences, r̂ and effective sample sizes of both fits; a warning block appears when they are poor."
+        ),
+        code(
+            "bw.review.markdown(bw.models.diagnostics_markdown(growth.diagnostics(), name='Growth model') + '\\n\\n' + "
+            "bw.models.diagnostics_markdown(titer.diagnostics(), name='Titer model'))"
+        ),
+        md(
+            "## Fitted growth curves\nPosterior mean and interval of each batch's VCD curve over its data "
+            "(red crosses: flagged values, not used)."
+        ),
         code("bw.plots.plot_growth_fit(growth.predict(prob=prob), camp.observations, batch_ids=ids)"),
-        md("## Parameters per batch\nGrowth rate μ, peak VCD and its day, decline rate; the grey band is the campaign-level value."),
-        code("gs = growth.summary(prob=prob)\n"
-             "bw.plots.plot_forests(gs, parameters=['growth_rate', 'peak_vcd', 'time_of_peak', 'decline_rate'])"),
-        md("## Specific productivity\nqp (pg/cell/d) per batch from titer against IVCD, before the temperature shift; "
-           "the campaign ratio after/before the shift is in the table."),
+        md(
+            "## Parameters per batch\nGrowth rate μ, peak VCD and its day, decline rate; the grey band is the campaign-level value."
+        ),
+        code(
+            "gs = growth.summary(prob=prob)\n"
+            "bw.plots.plot_forests(gs, parameters=['growth_rate', 'peak_vcd', 'time_of_peak', 'decline_rate'])"
+        ),
+        md(
+            "## Specific productivity\nqp (pg/cell/d) per batch from titer against IVCD, before the temperature shift; "
+            "the campaign ratio after/before the shift is in the table."
+        ),
         code("ts = titer.summary(prob=prob)\nbw.plots.plot_forest(ts, parameter='qp')"),
         code("bw.review.table(ts.filter(ts['level'] == 'campaign'))"),
-        md("## Batches with unusual parameters\nPosterior means more than 2.5 robust standard deviations from the campaign median."),
+        md(
+            "## Batches with unusual parameters\nPosterior means more than 2.5 robust standard deviations from the campaign median."
+        ),
         code("bw.review.table(growth.unusual(prob=prob))"),
         md("## Campaign-level parameters"),
         code("bw.review.table(gs.filter(gs['level'] == 'campaign'))"),

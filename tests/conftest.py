@@ -6,9 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-SHARED = Path(
-    os.environ.get("BW_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-)
+SHARED = Path(os.environ.get("BW_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def shared_data(*parts: str) -> Path:
@@ -42,9 +40,9 @@ def small_frames() -> dict[str, pl.DataFrame]:
                 (b, 24.0 * d, "viability", 98.0, "%"),
                 (b, 24.0 * d, "glucose", glc, "mmol/L"),
             ]
-    obs = pl.DataFrame(
-        rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row"
-    ).with_columns(source=pl.lit("offline"))
+    obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row").with_columns(
+        source=pl.lit("offline")
+    )
     events = pl.DataFrame(
         {
             "batch_id": ["B1", "B1", "B1", "B2"],
@@ -54,9 +52,7 @@ def small_frames() -> dict[str, pl.DataFrame]:
             "medium": [None, None, "FeedA", "FeedA"],
         }
     )
-    media = pl.DataFrame(
-        {"medium": ["FeedA"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]}
-    )
+    media = pl.DataFrame({"medium": ["FeedA"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]})
     quality = pl.DataFrame(
         {
             "batch_id": ["B1"],
@@ -66,12 +62,8 @@ def small_frames() -> dict[str, pl.DataFrame]:
             "method": ["SEC"],
         }
     )
-    specs = pl.DataFrame(
-        {"name": ["aggregates"], "lower": [None], "upper": [5.0], "kind": ["spec"]}
-    )
-    return dict(
-        batches=batches, observations=obs, events=events, media=media, quality=quality, specs=specs
-    )
+    specs = pl.DataFrame({"name": ["aggregates"], "lower": [None], "upper": [5.0], "kind": ["spec"]})
+    return dict(batches=batches, observations=obs, events=events, media=media, quality=quality, specs=specs)
 
 
 @pytest.fixture

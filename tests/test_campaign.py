@@ -134,9 +134,7 @@ def test_events_rules(frames):
     ev = pl.concat(
         [
             frames["events"],
-            pl.DataFrame(
-                {"batch_id": ["B1"], "time_h": [-1.0], "event": ["feeding"], "volume_ml": [-3.0]}
-            ),
+            pl.DataFrame({"batch_id": ["B1"], "time_h": [-1.0], "event": ["feeding"], "volume_ml": [-3.0]}),
         ],
         how="diagonal_relaxed",
     )
@@ -167,9 +165,9 @@ def test_write_read_roundtrip(tmp_path, frames):
 def test_modified_parquet_is_revalidated(tmp_path, frames):
     path = bw.Campaign(**frames).write(tmp_path / "camp")
     obs = pl.read_parquet(path / "observations.parquet")
-    obs.with_columns(
-        value=pl.when(pl.col("variable") == "viability").then(150.0).otherwise("value")
-    ).write_parquet(path / "observations.parquet")
+    obs.with_columns(value=pl.when(pl.col("variable") == "viability").then(150.0).otherwise("value")).write_parquet(
+        path / "observations.parquet"
+    )
     with pytest.raises(bw.SchemaError, match="viability = 150"):
         bw.read_campaign(path)
 
@@ -195,9 +193,7 @@ def test_read_csv_campaign_converts_units_and_keeps_lineage(tmp_path, frames):
     c = bw.read_campaign(tmp_path / "c")
     obs = c.observations.sort("source_line")
     assert obs["unit"].to_list() == ["1e6 cells/mL", "mmol/L", "mmol/L", "1e6 cells/mL", "%"]
-    assert obs["value"].to_list() == pytest.approx(
-        [0.5, 7.2 / 180.16 * 1000, 6500 / 180.16, 1.2, 97.0]
-    )
+    assert obs["value"].to_list() == pytest.approx([0.5, 7.2 / 180.16 * 1000, 6500 / 180.16, 1.2, 97.0])
     assert obs["source_line"].to_list() == [2, 3, 4, 5, 6]
     assert obs["source_file"].str.ends_with("observations.csv").all()
     assert obs["source"].unique().to_list() == ["offline"]
@@ -266,9 +262,7 @@ def test_missing_folder_and_frames(tmp_path):
 
 
 def test_missing_column_named(tmp_path, frames):
-    _write_csv_campaign(
-        tmp_path / "c", frames, observations_text="batch_id,time_h,variable,value\nB1,0,vcd,1\n"
-    )
+    _write_csv_campaign(tmp_path / "c", frames, observations_text="batch_id,time_h,variable,value\nB1,0,vcd,1\n")
     with pytest.raises(bw.SchemaError, match="missing column 'unit' in the observations table"):
         bw.read_campaign(tmp_path / "c")
 

@@ -59,9 +59,7 @@ def test_wide_csv_reads_converts_and_books_events(tmp_path):
     c = read_wide(write(tmp_path, GOOD), MAP)
     assert sorted(c.batch_ids) == ["R1", "R2"]
     obs = c.observations
-    glc = obs.filter((pl.col("variable") == "glucose") & (pl.col("batch_id") == "R1")).sort(
-        "time_h"
-    )
+    glc = obs.filter((pl.col("variable") == "glucose") & (pl.col("batch_id") == "R1")).sort("time_h")
     assert glc["unit"].unique().to_list() == ["mmol/L"]
     assert glc["value"][0] == pytest.approx(6.0 / 180.16 * 1000)
     assert glc["time_h"].to_list() == [0.0, 24.0, 48.0]
@@ -72,9 +70,7 @@ def test_wide_csv_reads_converts_and_books_events(tmp_path):
     ev = c.events.sort("batch_id", "time_h")
     feeds = ev.filter(pl.col("event") == "feed")
     # cumulative 0 -> 20 mL between day 1 and 2 of R1: one event at the interval midpoint
-    assert feeds.filter(pl.col("batch_id") == "R1").select("time_h", "volume_ml").rows() == [
-        (36.0, 20.0)
-    ]
+    assert feeds.filter(pl.col("batch_id") == "R1").select("time_h", "volume_ml").rows() == [(36.0, 20.0)]
     assert ev.filter(pl.col("event") == "sample").height == 5
     assert c.media["concentration"][0] == pytest.approx(80 / 180.16 * 1000)
     assert len(c.sources) == 1
@@ -156,9 +152,7 @@ def test_one_file_per_batch_from_filename(tmp_path):
             "duplicate vcd at time_h=0.0",
         ),
         (
-            lambda t: t.replace(
-                "R1,2,2.3,97.5,4.1,9.0,0.12,4,20", "R1,2,2.3,97.5,4.1,9.0,0.12,4,-1"
-            ),
+            lambda t: t.replace("R1,2,2.3,97.5,4.1,9.0,0.12,4,20", "R1,2,2.3,97.5,4.1,9.0,0.12,4,-1"),
             4,
             "Feed total [mL]",
             "R1",
@@ -173,9 +167,7 @@ def test_broken_wide_inputs_are_located(tmp_path, edit, line, column, batch, exp
     text = str(err.value)
     assert expected in text
     assert str(path) in text or "export.csv" in text
-    hits = [
-        i for i in err.value.issues if expected.split(" ")[0] in i.message or expected in i.message
-    ]
+    hits = [i for i in err.value.issues if expected.split(" ")[0] in i.message or expected in i.message]
     assert any((i.line, i.column, i.batch) == (line, column, batch) for i in err.value.issues), [
         (i.line, i.column, i.batch, i.message) for i in err.value.issues
     ]
@@ -274,9 +266,7 @@ def test_ambr250_real_campaign():
     # lineage points at the spreadsheet row
     assert set(obs["source_file"]) == {str(path)}
     assert obs["source_line"].min() == 2 and obs["source_line"].max() == 61
-    assert c.media.filter(pl.col("variable") == "glucose")["concentration"].item() == pytest.approx(
-        500 / 180.16 * 1000
-    )
+    assert c.media.filter(pl.col("variable") == "glucose")["concentration"].item() == pytest.approx(500 / 180.16 * 1000)
     # high ammonium of the late samples is plausible here, not flagged
     assert c.flagged().height == 0
 

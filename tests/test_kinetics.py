@@ -13,9 +13,9 @@ from bioworkbench import kinetics
 
 
 def campaign(rows, events=(), media=None, v0=1000.0, batch="A"):
-    obs = pl.DataFrame(
-        rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row"
-    ).with_columns(source=pl.lit("offline"))
+    obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row").with_columns(
+        source=pl.lit("offline")
+    )
     ev = pl.DataFrame(
         list(events),
         schema={
@@ -37,9 +37,7 @@ def campaign(rows, events=(), media=None, v0=1000.0, batch="A"):
 
 
 def get(kin, variable, batch="A"):
-    return kin.filter((pl.col("variable") == variable) & (pl.col("batch_id") == batch)).sort(
-        "time_h"
-    )
+    return kin.filter((pl.col("variable") == variable) & (pl.col("batch_id") == batch)).sort("time_h")
 
 
 def test_constant_vcd_gives_linear_ivcd_and_titer_20x_ivcd_gives_qp_20():
@@ -68,14 +66,10 @@ def test_exponential_growth_with_sampling_and_feeds_gives_constant_mu():
         events += [("A", 24.0 * d, "sample", 10.0, None), ("A", 24.0 * d, "feed", 40.0, "F")]
         n -= n / v * 10.0
         v += 30.0
-    media = pl.DataFrame(
-        {"medium": ["F"], "variable": ["glucose"], "concentration": [0.0], "unit": ["mmol/L"]}
-    )
+    media = pl.DataFrame({"medium": ["F"], "variable": ["glucose"], "concentration": [0.0], "unit": ["mmol/L"]})
     kin = kinetics.compute(campaign(rows, events, media))
     assert get(kin, "mu")["value"].to_list() == pytest.approx([mu] * 5)
-    assert get(kin, "doubling_time")["value"].to_list() == pytest.approx(
-        [24 * math.log(2) / mu] * 5
-    )
+    assert get(kin, "doubling_time")["value"].to_list() == pytest.approx([24 * math.log(2) / mu] * 5)
     # concentration-based μ (ignoring dilution) would be wrong: check it differs
     xv = [r[3] for r in rows]
     naive = math.log(xv[1] / xv[0])
@@ -94,9 +88,7 @@ def test_feed_that_raises_glucose_still_gives_consumption():
         amount = c * v + 25.0 * 400.0 - 5000.0  # µmol after a day
         v += 25.0
         c = amount / v
-    media = pl.DataFrame(
-        {"medium": ["G"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]}
-    )
+    media = pl.DataFrame({"medium": ["G"], "variable": ["glucose"], "concentration": [400.0], "unit": ["mmol/L"]})
     camp = campaign(rows, events, media)
     assert np.all(np.diff([r[3] for r in rows if r[2] == "glucose"]) > 0)  # glucose rises
     kin = kinetics.compute(camp)
@@ -153,16 +145,12 @@ def test_missing_sample_merges_intervals_and_batches_are_independent():
 
 def test_flagged_rows_are_excluded_and_counted():
     rows = [("A", 24.0 * d, "vcd", 1.0 + d, "1e6 cells/mL") for d in range(3)]
-    obs = pl.DataFrame(
-        rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row"
-    ).with_columns(
+    obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row").with_columns(
         source=pl.lit("offline"),
         flag=pl.when(pl.col("time_h") == 24).then(pl.lit("excluded")).otherwise(None),
         flag_reason=pl.when(pl.col("time_h") == 24).then(pl.lit("clumped sample")).otherwise(None),
     )
-    camp = bw.Campaign(
-        batches=pl.DataFrame({"batch_id": ["A"], "initial_volume_ml": [1000.0]}), observations=obs
-    )
+    camp = bw.Campaign(batches=pl.DataFrame({"batch_id": ["A"], "initial_volume_ml": [1000.0]}), observations=obs)
     with pytest.warns(bw.BioWorkbenchWarning, match="1 flagged offline observation"):
         kin = kinetics.compute(camp)
     assert get(kin, "ivcd")["time_h"].to_list() == [0.0, 48.0]
@@ -170,9 +158,7 @@ def test_flagged_rows_are_excluded_and_counted():
 
 def test_unknown_volume_is_said_in_method():
     rows = [("A", 24.0 * d, "vcd", 1.0 + d, "1e6 cells/mL") for d in range(3)]
-    obs = pl.DataFrame(
-        rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row"
-    )
+    obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit"], orient="row")
     camp = bw.Campaign(
         batches=pl.DataFrame({"batch_id": ["A"]}),
         observations=obs.with_columns(source=pl.lit("offline")),
@@ -213,9 +199,7 @@ def test_kinetics_match_a_straightforward_pandas_computation():
         events += [("A", 24.0 * d, "sample", s, None), ("A", 24.0 * d, "feed", f, "F")]
         xv *= float(rng.uniform(1.2, 1.8))
         glc = float(rng.uniform(10, 40))
-    media = pl.DataFrame(
-        {"medium": ["F"], "variable": ["glucose"], "concentration": [300.0], "unit": ["mmol/L"]}
-    )
+    media = pl.DataFrame({"medium": ["F"], "variable": ["glucose"], "concentration": [300.0], "unit": ["mmol/L"]})
     kin = kinetics.compute(campaign(rows, events, media))
     # independent computation
     V = 1000.0

@@ -22,14 +22,10 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pip_reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda = [
-        d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")
-    ]
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")]
     norm = lambda reqs: {_name(r): r.replace(" ", "").split(_name(r), 1)[-1] for r in reqs}  # noqa: E731
     py, co = norm(pip_reqs), {_name(d): d.replace(" ", "")[len(_name(d)) :] for d in conda}
-    assert set(py) == set(co), (
-        f"only in pyproject: {set(py) - set(co)}; only in environment.yml: {set(co) - set(py)}"
-    )
+    assert set(py) == set(co), f"only in pyproject: {set(py) - set(co)}; only in environment.yml: {set(co) - set(py)}"
     for name, spec in py.items():
         assert co[name] == spec, f"{name}: pyproject {spec!r} vs environment.yml {co[name]!r}"
     python = next(d for d in env["dependencies"] if isinstance(d, str) and _name(d) == "python")
@@ -37,10 +33,7 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_required_stack_is_declared():
-    deps = {
-        _name(d)
-        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    }
+    deps = {_name(d) for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     assert {
         "jupyterlab",
         "ipywidgets",
@@ -87,9 +80,7 @@ def test_find_python_refuses_old_interpreters(tmp_path):
         "HOME": str(tmp_path),
         "PYENV_ROOT": str(tmp_path / "none"),
     }
-    res = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "find-python.sh")], capture_output=True, text=True, env=env
-    )
+    res = subprocess.run(["bash", str(ROOT / "scripts" / "find-python.sh")], capture_output=True, text=True, env=env)
     if res.returncode == 0:  # a system Python >= 3.12 exists in /usr/bin: it must be that one
         out = subprocess.run(
             [res.stdout.strip(), "-c", "import sys; print(sys.version_info >= (3, 12))"],
@@ -100,9 +91,7 @@ def test_find_python_refuses_old_interpreters(tmp_path):
     else:
         assert "needs Python >= 3.12" in res.stderr and "BW_PYTHON" in res.stderr
     env["BW_PYTHON"] = sys.executable
-    res = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "find-python.sh")], capture_output=True, text=True, env=env
-    )
+    res = subprocess.run(["bash", str(ROOT / "scripts" / "find-python.sh")], capture_output=True, text=True, env=env)
     assert res.returncode == 0 and Path(res.stdout.strip()).name.startswith("python")
 
 

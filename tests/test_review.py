@@ -19,8 +19,11 @@ def demo():
 def test_envelope_quantiles_match_numpy():
     rng = np.random.default_rng(0)
     vals = rng.normal(10, 2, size=(20, 3))
-    rows = [(f"B{i}", 24.0 * d + rng.uniform(-1, 1), "glucose", float(vals[i, d]), "mmol/L", "offline", None)
-            for i in range(20) for d in range(3)]
+    rows = [
+        (f"B{i}", 24.0 * d + rng.uniform(-1, 1), "glucose", float(vals[i, d]), "mmol/L", "offline", None)
+        for i in range(20)
+        for d in range(3)
+    ]
     obs = pl.DataFrame(rows, schema=["batch_id", "time_h", "variable", "value", "unit", "source", "flag"], orient="row")
     env = review.envelope(obs, prob=0.9)
     assert env["time_h"].to_list() == [0.0, 24.0, 48.0]
@@ -72,7 +75,9 @@ def test_completeness_finds_a_missing_sample_day(demo):
 def test_completeness_counts_flags_as_present(frames):
     obs = frames["observations"].with_columns(
         flag=pl.when((pl.col("variable") == "glucose") & (pl.col("time_h") == 48)).then(pl.lit("<LOD")).otherwise(None),
-        flag_reason=pl.when((pl.col("variable") == "glucose") & (pl.col("time_h") == 48)).then(pl.lit("below 0.1")).otherwise(None),
+        flag_reason=pl.when((pl.col("variable") == "glucose") & (pl.col("time_h") == 48))
+        .then(pl.lit("below 0.1"))
+        .otherwise(None),
     )
     camp = bw.Campaign(**{**frames, "observations": obs})
     comp = review.completeness(camp, "B1").filter(pl.col("variable") == "glucose").row(0, named=True)
@@ -81,10 +86,23 @@ def test_completeness_counts_flags_as_present(frames):
 
 
 def test_cqa_table_and_excursions_against_specs(frames):
-    q = pl.DataFrame({"batch_id": ["B1", "B2"], "attribute": ["aggregates", "aggregates"], "value": [6.0, 2.0],
-                      "unit": ["%", "%"], "method": ["SEC", "SEC"]})
-    specs = pl.DataFrame({"name": ["aggregates", "viability", "cpp_ph"], "lower": [None, 97.0, 6.9],
-                          "upper": [5.0, None, 7.05], "kind": ["spec", "alarm", "PAR"]})
+    q = pl.DataFrame(
+        {
+            "batch_id": ["B1", "B2"],
+            "attribute": ["aggregates", "aggregates"],
+            "value": [6.0, 2.0],
+            "unit": ["%", "%"],
+            "method": ["SEC", "SEC"],
+        }
+    )
+    specs = pl.DataFrame(
+        {
+            "name": ["aggregates", "viability", "cpp_ph"],
+            "lower": [None, 97.0, 6.9],
+            "upper": [5.0, None, 7.05],
+            "kind": ["spec", "alarm", "PAR"],
+        }
+    )
     camp = bw.Campaign(**{**frames, "quality": q, "specs": specs})
     cq = review.cqa_table(camp)
     assert cq["status"].to_list() == ["out of spec", "in spec"]

@@ -106,9 +106,7 @@ def test_values_possible_and_unique(frames):
     assert obs["value"].null_count() == 0
     assert obs["value"].min() >= 0
     for variable, lo, hi in (
-        obs.group_by("variable")
-        .agg(pl.col("value").min().alias("lo"), pl.col("value").max().alias("hi"))
-        .iter_rows()
+        obs.group_by("variable").agg(pl.col("value").min().alias("lo"), pl.col("value").max().alias("hi")).iter_rows()
     ):
         var = schema.get_variable(variable)
         assert var.min <= lo <= hi <= var.max, variable
@@ -189,14 +187,12 @@ def test_feed_amounts_equal_volume_times_media_concentration(frames):
     events = frames["events"].filter(pl.col("event").is_in(["feed", "bolus", "base"]))
     assert added.height == events.height
     glucose = frames["media"].filter(pl.col("variable") == "glucose")
-    check = events.join(
-        added, on=["batch_id", "time_h", "medium"], how="inner", suffix="_sim"
-    ).join(glucose.select("medium", "concentration"), on="medium", how="left")
+    check = events.join(added, on=["batch_id", "time_h", "medium"], how="inner", suffix="_sim").join(
+        glucose.select("medium", "concentration"), on="medium", how="left"
+    )
     assert check.height == events.height
     assert check["concentration"].null_count() == 0
-    assert_frame_equal(
-        check.select(pl.col("volume_ml")), check.select(pl.col("volume_ml_sim").alias("volume_ml"))
-    )
+    assert_frame_equal(check.select(pl.col("volume_ml")), check.select(pl.col("volume_ml_sim").alias("volume_ml")))
     expected = check["volume_ml"] * check["concentration"] / 1000.0  # mL * mmol/L -> mmol
     np.testing.assert_allclose(check["glucose_mmol"], expected, rtol=1e-9, atol=1e-9)
     feeds = check.filter(pl.col("medium") == "FeedA")
@@ -240,12 +236,8 @@ def test_glucose_bolus_follows_measured_glucose(frames, offline_wide):
 # -- special batches --------------------------------------------------------------------------
 def test_probe_drift_batch_has_online_ph_away_from_offline(frames, truth):
     obs = frames["observations"].filter(pl.col("variable") == "ph")
-    offline = obs.filter(pl.col("source") == "offline").select(
-        "batch_id", "time_h", pl.col("value").alias("offline")
-    )
-    online = obs.filter(pl.col("source") == "online").select(
-        "batch_id", "time_h", pl.col("value").alias("online")
-    )
+    offline = obs.filter(pl.col("source") == "offline").select("batch_id", "time_h", pl.col("value").alias("offline"))
+    online = obs.filter(pl.col("source") == "online").select("batch_id", "time_h", pl.col("value").alias("online"))
     paired = offline.sort("time_h").join_asof(
         online.sort("time_h"),
         on="time_h",
@@ -292,9 +284,7 @@ def test_missing_sample_day_has_no_sample(frames, truth):
     assert missing.height >= 1
     for b, day in missing.select("batch_id", "missing_sample_day").iter_rows():
         window = (pl.col("time_h") - 24 * day).abs() <= 1.0
-        obs = frames["observations"].filter(
-            (pl.col("batch_id") == b) & (pl.col("source") == "offline") & window
-        )
+        obs = frames["observations"].filter((pl.col("batch_id") == b) & (pl.col("source") == "offline") & window)
         assert obs.height == 0
         events = frames["events"].filter((pl.col("batch_id") == b) & window)
         assert "sample" not in events["event"].to_list()
@@ -338,10 +328,7 @@ def test_cqas_follow_the_cpps_in_the_designed_direction(frames, truth):
     # coded (-1, 0, +1) factors; least-squares main effects
     coded = np.column_stack(
         [np.ones(quality.height)]
-        + [
-            (quality[name].to_numpy() - levels[1]) / (levels[2] - levels[1])
-            for name, levels in CPP_LEVELS.items()
-        ]
+        + [(quality[name].to_numpy() - levels[1]) / (levels[2] - levels[1]) for name, levels in CPP_LEVELS.items()]
     )
 
     def effects(attribute: str) -> dict[str, float]:
@@ -358,8 +345,7 @@ def test_cqas_follow_the_cpps_in_the_designed_direction(frames, truth):
     specs = frames["specs"].filter(pl.col("kind") == "spec")
     long = frames["quality"].join(specs, left_on="attribute", right_on="name")
     fails = long.filter(
-        (pl.col("value") < pl.col("lower").fill_null(-np.inf))
-        | (pl.col("value") > pl.col("upper").fill_null(np.inf))
+        (pl.col("value") < pl.col("lower").fill_null(-np.inf)) | (pl.col("value") > pl.col("upper").fill_null(np.inf))
     )["batch_id"].unique()
     assert 1 <= fails.len() <= 8
 

@@ -85,12 +85,8 @@ def test_registry_is_data_and_extendable():
     with pytest.raises(bw.ConfigError, match="already registered"):
         bw.register_variable("glucose", "mmol/L")
     try:
-        bw.register_variable(
-            "pyroglutamate", "mmol/L", min=0, molar_mass=129.11, kind="concentration"
-        )
-        df = pl.DataFrame(
-            {"batch_id": ["A"], "variable": ["pyroglutamate"], "value": [1.2911], "unit": ["g/L"]}
-        )
+        bw.register_variable("pyroglutamate", "mmol/L", min=0, molar_mass=129.11, kind="concentration")
+        df = pl.DataFrame({"batch_id": ["A"], "variable": ["pyroglutamate"], "value": [1.2911], "unit": ["g/L"]})
         out, issues = to_canonical(df)
         assert not issues and out["value"][0] == pytest.approx(10.0)
     finally:
