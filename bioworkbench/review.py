@@ -442,8 +442,7 @@ def excursions(
         .when(pl.col("kind") == "probe drift")
         .then(
             pl.lit(
-                "its offline reference (online − offline, mean over the last third of the batch) "
-                "by more than the tolerance"
+                "its offline reference (online − offline, mean of the last 3 paired samples) by more than the tolerance"
             )
         )
         .otherwise(
@@ -502,12 +501,15 @@ def _spec_text() -> pl.Expr:
     )
 
 
-def sensor_agreement(campaign, *, tolerance: dict[str, float] | None = None, window_h: float = 0.5) -> pl.DataFrame:
+def sensor_agreement(
+    campaign, *, tolerance: dict[str, float] | None = None, window_h: float = 1.0, last_n: int = 3
+) -> pl.DataFrame:
     """Online probes checked against offline reference measurements of the same variable.
 
     Each offline value is paired with the nearest online value within ``window_h`` hours; per batch
     and variable the mean and the largest absolute difference (online − offline) are reported, and
-    ``drift`` is true when the *last* paired differences (the final third of the batch) exceed the
+    ``drift`` is true when the mean of the last ``last_n`` paired differences (the probe's current
+    state, not diluted by the good early part of the batch) exceeds the
     tolerance on average — the signature of a probe drifting away (e.g. a pH probe needing
     re-calibration).
 
@@ -562,9 +564,9 @@ def sensor_agreement(campaign, *, tolerance: dict[str, float] | None = None, win
             n_pairs=pl.len(),
             mean_diff=pl.col("diff").mean(),
             max_abs_diff=pl.col("diff").abs().max(),
-            late_mean_diff=pl.col("diff").filter(pl.col("time_h") >= pl.col("_tmax") * 2 / 3).mean(),
-            n_late=(pl.col("time_h") >= pl.col("_tmax") * 2 / 3).sum(),
-            late_from_h=pl.col("time_h").filter(pl.col("time_h") >= pl.col("_tmax") * 2 / 3).min(),
+            late_mean_diff=pl.col("diff").sort_by("time_h").tail(last_n).mean(),
+            n_late=pl.col("diff").sort_by("time_h").tail(last_n).len(),
+            late_from_h=pl.col("time_h").sort().tail(last_n).min(),
             last_h=pl.col("time_h").max(),
         )
         .join(tol_frame, on="variable")

@@ -1,0 +1,365 @@
+"""Alignment of batches onto a common maturity axis: by an indicator variable, linearly per phase,
+or by dynamic time warping against a reference batch.
+
+Every function returns the tidy aligned frame of :mod:`bioworkbench.monitoring.grid`
+(``batch_id, maturity, time_h, variable, value``): ``maturity`` is the common axis and ``time_h``
+keeps the culture time each aligned value came from. Culture-time alignment itself is
+:func:`bioworkbench.monitoring.align_by_time`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ConfigError, Issue, SchemaError
+from bioworkbench.schema import suggest
+
+__all__ = ["DTWAlignment", "align_by_indicator", "align_by_phases", "align_dtw", "dtw"]
+
+
+def _series(
+    obs: pl.DataFrame, variables: Sequence[str], ids: Sequence[str]
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """(batch, variable) -> (times, values), sorted, duplicates at one time averaged, flagged left out."""
+    d = (
+        obs.filter(
+            pl.col("variable").is_in(list(variables)) & pl.col("batch_id").is_in(list(ids)) & pl.col("flag").is_null()
+        )
+        .filter(pl.col("value").is_not_null())
+        .group_by("batch_id", "variable", "time_h")
+        .agg(pl.col("value").mean())
+        .sort("batch_id", "variable", "time_h")
+    )
+    out = {}
+    for (b, v), part in d.group_by(["batch_id", "variable"], maintain_order=True):
+        out[(b, v)] = (part["time_h"].to_numpy(), part["value"].to_numpy())
+    return out
+
+
+def _check_present(series, variables, ids, what: str = "") -> None:
+    issues = [
+        Issue(
+            f"no {what}observations of {v!r} in batch {b}; every aligned batch needs every variable.", batch=b, column=v
+        )
+        for b in ids
+        for v in variables
+        if (b, v) not in series
+    ]
+    if issues:
+        raise SchemaError(issues)
+
+
+def _frame(rows: list[pl.DataFrame]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(
+            schema={
+                "batch_id": pl.String,
+                "maturity": pl.Float64,
+                "time_h": pl.Float64,
+                "variable": pl.String,
+                "value": pl.Float64,
+            }
+        )
+    return pl.concat(rows).sort("batch_id", "maturity", "variable")
+
+
+def _values_at(series, b: str, variables: Sequence[str], times: np.ndarray) -> list[pl.DataFrame]:
+    out = []
+    for v in variables:
+        t, y = series[(b, v)]
+        val = np.interp(times, t, y, left=np.nan, right=np.nan)
+        out.append(pl.DataFrame({"variable": v, "value": val}))
+    return out
+
+
+def align_by_indicator(
+    campaign,
+    *,
+    indicator: str,
+    variables: Sequence[str],
+    n_points: int = 100,
+    normalize: bool = True,
+    source: str | None = None,
+    indicator_frame: pl.DataFrame | None = None,
+    batch_ids: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Align on a variable that increases monotonically with batch progress (cumulative feed, IVCD…).
+
+    Parameters
+    ----------
+    indicator
+        The indicator variable (an observation variable, or a column of ``indicator_frame``'s
+        ``variable`` such as ``"ivcd"`` from :func:`bioworkbench.kinetics.compute`).
+    normalize
+        Maturity = indicator / its final value of each batch (0–1, so batches that end at different
+        levels share one axis); otherwise the raw indicator on ``[0, smallest final value]``.
+
+    Raises
+    ------
+    SchemaError
+        The indicator decreases within a batch (naming batch, times and values), or a batch lacks
+        the indicator or a variable.
+
+    Notes
+    -----
+    For each maturity ``m`` the culture time ``t(m)`` is found by linear interpolation of the
+    indicator's inverse; every variable is then linearly interpolated at ``t(m)``.
+    """
+    obs = campaign.observations if source is None else campaign.observations.filter(pl.col("source") == source)
+    ids = list(batch_ids or campaign.batch_ids)
+    ind_obs = (
+        indicator_frame.filter(pl.col("variable") == indicator)
+        if indicator_frame is not None
+        else obs.filter(pl.col("variable") == indicator)
+    )
+    if ind_obs.is_empty():
+        known = (indicator_frame if indicator_frame is not None else obs)["variable"].unique().to_list()
+        raise ConfigError(f"no observations of the indicator {indicator!r}. " + suggest(indicator, known))
+    if "flag" not in ind_obs.columns:
+        ind_obs = ind_obs.with_columns(flag=pl.lit(None, dtype=pl.String))
+    ind = _series(ind_obs, [indicator], ids)
+    _check_present(ind, [indicator], ids, "indicator ")
+    issues = []
+    for b in ids:
+        t, y = ind[(b, indicator)]
+        drops = np.flatnonzero(np.diff(y) < 0)
+        if drops.size:
+            i = drops[0]
+            issues.append(
+                Issue(
+                    f"the indicator {indicator!r} is not monotonic: {y[i]:g} at {t[i]:g} h, then {y[i + 1]:g} at "
+                    f"{t[i + 1]:g} h ({drops.size} decrease(s)); alignment needs a non-decreasing indicator.",
+                    batch=b,
+                    column=indicator,
+                )
+            )
+    if issues:
+        raise SchemaError(issues)
+    series = _series(obs, variables, ids)
+    _check_present(series, variables, ids)
+    finals = {b: ind[(b, indicator)][1][-1] for b in ids}
+    top = 1.0 if normalize else min(finals.values())
+    grid = np.linspace(0.0, top, n_points)
+    rows = []
+    for b in ids:
+        t, y = ind[(b, indicator)]
+        y_m = y / finals[b] if normalize else y
+        # strictly increasing support for the inverse: keep the first time of each indicator value
+        keep = np.concatenate([[True], np.diff(y_m) > 0])
+        times = np.interp(grid, y_m[keep], t[keep], left=np.nan, right=np.nan)
+        parts = _values_at(series, b, variables, times)
+        for part in parts:
+            rows.append(part.with_columns(batch_id=pl.lit(b), maturity=pl.Series(grid), time_h=pl.Series(times)))
+    return _frame([r.select("batch_id", "maturity", "time_h", "variable", "value") for r in rows])
+
+
+def align_by_phases(
+    campaign,
+    *,
+    phases: Sequence[str],
+    variables: Sequence[str],
+    points_per_phase: int = 50,
+    source: str | None = None,
+    batch_ids: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Align linearly within each phase between phase events (e.g. inoculation → shift → harvest).
+
+    ``phases`` lists event kinds (or event notes) in order; each batch's boundary times are the first
+    such event. Phase ``k`` maps to maturity ``[k, k + 1)`` linearly in time, so every batch has
+    ``points_per_phase`` points per phase whatever its phase lengths.
+
+    Raises
+    ------
+    SchemaError
+        A batch without one of the phase events, or with them out of order (naming batch and event).
+    """
+    if len(phases) < 2:
+        raise ConfigError("phases needs at least two events (a start and an end).")
+    ids = list(batch_ids or campaign.batch_ids)
+    ev = campaign.events.filter(pl.col("batch_id").is_in(ids))
+    key = pl.when(pl.col("event").is_in(list(phases))).then(pl.col("event")).otherwise(pl.col("note"))
+    marks = (
+        ev.with_columns(_key=key)
+        .filter(pl.col("_key").is_in(list(phases)))
+        .group_by("batch_id", "_key")
+        .agg(pl.col("time_h").min())
+    )
+    got = {(b, k): t for b, k, t in marks.iter_rows()}
+    issues = []
+    for b in ids:
+        for p in phases:
+            if (b, p) not in got:
+                issues.append(
+                    Issue(
+                        f"batch {b} has no {p!r} event to mark a phase boundary.",
+                        batch=b,
+                        column="event",
+                        hint=suggest(p, ev["event"].unique().to_list(), what="Events present"),
+                    )
+                )
+        times = [got.get((b, p)) for p in phases]
+        if None not in times and any(t1 <= t0 for t0, t1 in zip(times, times[1:], strict=False)):
+            issues.append(
+                Issue(
+                    f"batch {b}: phase events {', '.join(phases)} are not in increasing time order ({times}).", batch=b
+                )
+            )
+    if issues:
+        raise SchemaError(issues)
+    obs = campaign.observations if source is None else campaign.observations.filter(pl.col("source") == source)
+    series = _series(obs, variables, ids)
+    _check_present(series, variables, ids)
+    frac = np.arange(points_per_phase) / points_per_phase
+    rows = []
+    for b in ids:
+        bounds = [got[(b, p)] for p in phases]
+        mat = np.concatenate([k + frac for k in range(len(phases) - 1)] + [[len(phases) - 1.0]])
+        times = np.concatenate(
+            [t0 + frac * (t1 - t0) for t0, t1 in zip(bounds, bounds[1:], strict=False)] + [[bounds[-1]]]
+        )
+        for part in _values_at(series, b, variables, times):
+            rows.append(part.with_columns(batch_id=pl.lit(b), maturity=pl.Series(mat), time_h=pl.Series(times)))
+    return _frame([r.select("batch_id", "maturity", "time_h", "variable", "value") for r in rows])
+
+
+def _accumulate(cost: np.ndarray, band: int) -> np.ndarray:
+    """Accumulated-cost matrix of DTW with a Sakoe–Chiba band (cells outside are infinite)."""
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        centre = int(round(i * m / n))
+        lo, hi = max(1, centre - band), min(m, centre + band)
+        for j in range(lo, hi + 1):
+            acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j], acc[i - 1, j - 1], acc[i, j - 1])
+    return acc
+
+
+try:  # numba ships with nutpie; plain Python is the fallback
+    import numba
+
+    _accumulate_fast = numba.njit(cache=True)(_accumulate)
+except Exception:  # pragma: no cover
+    _accumulate_fast = _accumulate
+
+
+def _traceback(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    i, j = acc.shape[0] - 1, acc.shape[1] - 1
+    path_i, path_j = [i - 1], [j - 1]
+    while i > 1 or j > 1:
+        diag, up, left = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+        if diag <= up and diag <= left:
+            i, j = i - 1, j - 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+        path_i.append(i - 1)
+        path_j.append(j - 1)
+    return np.array(path_i[::-1]), np.array(path_j[::-1])
+
+
+def dtw(reference: np.ndarray, query: np.ndarray, *, band: float = 0.1) -> tuple[float, np.ndarray, np.ndarray]:
+    """Dynamic time warping of ``query`` (m × p) onto ``reference`` (n × p).
+
+    Squared Euclidean local cost, steps (1,0), (0,1), (1,1) with equal weight, and a Sakoe–Chiba
+    band of half-width ``band · max(n, m)`` around the diagonal (Sakoe & Chiba 1978). Returns the
+    accumulated cost and the warping path (reference indices, query indices).
+    """
+    if not 0 <= band <= 1:
+        raise ConfigError(f"band must be between 0 and 1 (a fraction of the series length); got {band}.")
+    ref, q = np.atleast_2d(np.asarray(reference, float)), np.atleast_2d(np.asarray(query, float))
+    if ref.shape[0] == 1 and ref.shape[1] > 1 and reference.ndim == 1:
+        ref, q = ref.T, q.T
+    cost = ((ref[:, None, :] - q[None, :, :]) ** 2).sum(axis=2)
+    w = max(1, int(np.ceil(band * max(cost.shape))), abs(cost.shape[0] - cost.shape[1]))
+    acc = _accumulate_fast(cost, w)
+    if not np.isfinite(acc[-1, -1]):
+        raise ConfigError(f"no warping path within the band ({band}); widen it.")
+    pi, pj = _traceback(acc)
+    return float(acc[-1, -1]), pi, pj
+
+
+@dataclass
+class DTWAlignment:
+    """The aligned frame and each batch's warping distance (large: badly aligned)."""
+
+    aligned: pl.DataFrame
+    distances: pl.DataFrame
+    reference: str
+
+
+def align_dtw(
+    campaign,
+    *,
+    reference: str,
+    variables: Sequence[str],
+    grid_h: float = 6.0,
+    band: float = 0.1,
+    source: str | None = None,
+    batch_ids: Sequence[str] | None = None,
+) -> DTWAlignment:
+    """Align every batch onto a reference batch by multivariate dynamic time warping.
+
+    Each batch is first put on a ``grid_h`` culture-time grid (linear interpolation between its
+    samples, within its own time range); variables are scaled by their campaign mean and standard
+    deviation; :func:`dtw` finds the warping path with a Sakoe–Chiba band. Maturity is the
+    reference batch's culture time (h); a reference point matched by several query points takes
+    their mean (value and ``time_h``).
+
+    ``distances``: ``batch_id, distance`` (accumulated cost / path length), ``robust_z`` against the
+    campaign and ``badly_aligned`` (robust z > 3), so badly aligned batches are visible.
+    """
+    ids = list(batch_ids or campaign.batch_ids)
+    if reference not in ids:
+        raise ConfigError(
+            f"reference batch {reference!r} is not among the batches to align. "
+            + suggest(reference, ids, what="Batches")
+        )
+    obs = campaign.observations if source is None else campaign.observations.filter(pl.col("source") == source)
+    series = _series(obs, variables, ids)
+    _check_present(series, variables, ids)
+    allv = obs.filter(pl.col("variable").is_in(list(variables)) & pl.col("flag").is_null())
+    stats = {
+        v: (allv.filter(pl.col("variable") == v)["value"].mean(), allv.filter(pl.col("variable") == v)["value"].std())
+        for v in variables
+    }
+
+    def grid_of(b: str) -> tuple[np.ndarray, np.ndarray]:
+        start = max(series[(b, v)][0][0] for v in variables)
+        end = min(series[(b, v)][0][-1] for v in variables)
+        t = np.arange(start, end + 1e-9, grid_h)
+        x = np.column_stack([(np.interp(t, *series[(b, v)]) - stats[v][0]) / (stats[v][1] or 1.0) for v in variables])
+        return t, x
+
+    t_ref, x_ref = grid_of(reference)
+    rows, dist = [], []
+    for b in ids:
+        t_q, x_q = grid_of(b)
+        d, pi, pj = dtw(x_ref, x_q, band=band)
+        dist.append({"batch_id": b, "distance": d / len(pi), "path_length": len(pi)})
+        raw = np.column_stack([np.interp(t_q, *series[(b, v)]) for v in variables])
+        sums = np.zeros((len(t_ref), len(variables)))
+        tsum = np.zeros(len(t_ref))
+        cnt = np.zeros(len(t_ref))
+        np.add.at(sums, pi, raw[pj])
+        np.add.at(tsum, pi, t_q[pj])
+        np.add.at(cnt, pi, 1)
+        vals = sums / cnt[:, None]
+        for k, v in enumerate(variables):
+            rows.append(
+                pl.DataFrame(
+                    {"batch_id": b, "maturity": t_ref, "time_h": tsum / cnt, "variable": v, "value": vals[:, k]}
+                )
+            )
+    d = pl.DataFrame(dist)
+    med = d["distance"].median()
+    mad = (d["distance"] - med).abs().median()
+    d = d.with_columns(robust_z=(pl.col("distance") - med) / (1.4826 * mad if mad else 1.0)).with_columns(
+        badly_aligned=pl.col("robust_z") > 3
+    )
+    return DTWAlignment(aligned=_frame(rows), distances=d.sort("distance", descending=True), reference=reference)
