@@ -9,6 +9,7 @@ keeps the culture time each aligned value came from. Culture-time alignment itse
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -202,7 +203,7 @@ def align_by_phases(
                     )
                 )
         times = [got.get((b, p)) for p in phases]
-        if None not in times and any(t1 <= t0 for t0, t1 in zip(times, times[1:], strict=False)):
+        if None not in times and any(t1 <= t0 for t0, t1 in itertools.pairwise(times)):
             issues.append(
                 Issue(
                     f"batch {b}: phase events {', '.join(phases)} are not in increasing time order ({times}).", batch=b
@@ -218,9 +219,7 @@ def align_by_phases(
     for b in ids:
         bounds = [got[(b, p)] for p in phases]
         mat = np.concatenate([k + frac for k in range(len(phases) - 1)] + [[len(phases) - 1.0]])
-        times = np.concatenate(
-            [t0 + frac * (t1 - t0) for t0, t1 in zip(bounds, bounds[1:], strict=False)] + [[bounds[-1]]]
-        )
+        times = np.concatenate([t0 + frac * (t1 - t0) for t0, t1 in itertools.pairwise(bounds)] + [[bounds[-1]]])
         for part in _values_at(series, b, variables, times):
             rows.append(part.with_columns(batch_id=pl.lit(b), maturity=pl.Series(mat), time_h=pl.Series(times)))
     return _frame([r.select("batch_id", "maturity", "time_h", "variable", "value") for r in rows])
@@ -232,7 +231,7 @@ def _accumulate(cost: np.ndarray, band: int) -> np.ndarray:
     acc = np.full((n + 1, m + 1), np.inf)
     acc[0, 0] = 0.0
     for i in range(1, n + 1):
-        centre = int(round(i * m / n))
+        centre = int(round(i * m / n))  # noqa: RUF046 - numba needs an explicit int
         lo, hi = max(1, centre - band), min(m, centre + band)
         for j in range(lo, hi + 1):
             acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j], acc[i - 1, j - 1], acc[i, j - 1])

@@ -160,7 +160,8 @@ def exceptions(
                         "limit": [lim],
                         "severity": ["major"],
                         "sentence": [
-                            f"batch {stat} = {val:.3g} above its {mspc_prob:.0%} limit {lim:.3g}; top contributor: {top}."
+                            f"batch {stat} = {val:.3g} above its {mspc_prob:.0%} limit {lim:.3g}; "
+                            f"top contributor: {top}."
                         ],
                     },
                     schema_overrides={"time_h": pl.Float64},
