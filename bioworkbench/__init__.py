@@ -37,6 +37,7 @@ _LAZY_MODULES = {
     "review",
     "reports",
     "models",
+    "monitoring",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
@@ -58,9 +59,14 @@ __all__ = [
     "__version__",
     "io",
     "kinetics",
+    "models",
+    "monitoring",
+    "plots",
     "read_campaign",
     "read_wide",
     "register_variable",
+    "reports",
+    "review",
     "simulate_campaign",
     "variables",
 ]

@@ -50,6 +50,16 @@ write(
             "rev = bw.review.batch_review(camp, batch_id, prob=prob)\n"
             'bw.review.markdown(f"## Batch {batch_id} — {camp.name}")'
         ),
+        md(
+            "## Release by exception\nEverything a reviewer must look at for this batch: CQAs out of specification, "
+            "CPPs outside their proven acceptable range, alarm-limit excursions, probe drift, data gaps and flagged "
+            "values. A batch with no rows here is released by exception."
+        ),
+        code(
+            "exc = bw.monitoring.exceptions(camp, batch_ids=[batch_id])\n"
+            "bw.review.markdown(bw.monitoring.exceptions_summary(exc, batch_id))"
+        ),
+        code("bw.review.table(exc.select('severity', 'category', 'variable', 'sentence'))"),
         md("## Summary\nWritten from the numbers below; nothing in it is edited by hand."),
         code("bw.review.markdown(rev.narrative)"),
         md("## Batch"),
@@ -109,6 +119,8 @@ write(
         code("bw.review.markdown(crev.narrative)"),
         md("## Batches\nOne row per batch: status, CPP setpoints, kinetic outcomes and harvest CQAs."),
         code("bw.review.table(crev.table)"),
+        md("## Release by exception\nExceptions per batch by severity; batches with none are released by exception."),
+        code("exc = bw.monitoring.exceptions(camp)\nbw.review.table(bw.monitoring.exception_counts(exc, camp.batch_ids))"),
         md(
             "## Exceptional batches\nEach reason on its own row: status, CQAs out of specification, outcomes far from "
             "the campaign (robust z-score), a drifting probe, flagged data."

@@ -22,7 +22,8 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pip_reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda = [d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")]
+    pip_section = [x for d in env["dependencies"] if isinstance(d, dict) for x in d.get("pip", [])]
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")] + pip_section
     norm = lambda reqs: {_name(r): r.replace(" ", "").split(_name(r), 1)[-1] for r in reqs}  # noqa: E731
     py, co = norm(pip_reqs), {_name(d): d.replace(" ", "")[len(_name(d)) :] for d in conda}
     assert set(py) == set(co), f"only in pyproject: {set(py) - set(co)}; only in environment.yml: {set(co) - set(py)}"

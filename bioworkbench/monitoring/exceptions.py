@@ -224,3 +224,13 @@ def exception_counts(table: pl.DataFrame, batch_ids: Sequence[str]) -> pl.DataFr
         .with_columns(released_by_exception=pl.col("total") == 0)
         .select("batch_id", *SEVERITY_ORDER, "total", "released_by_exception")
     )
+
+
+def exceptions_summary(table: pl.DataFrame, batch_id: str) -> str:
+    """One sentence: released by exception, or how many exceptions of which severity."""
+    t = table.filter(pl.col("batch_id") == batch_id)
+    if t.is_empty():
+        return f"**Batch {batch_id} is released by exception**: nothing needs a reviewer's attention."
+    by = {r["severity"]: r["len"] for r in t.group_by("severity").len().iter_rows(named=True)}
+    parts = ", ".join(f"{by[s]} {s}" for s in SEVERITY_ORDER if s in by)
+    return f"**Batch {batch_id} needs review**: {t.height} exception{'s' if t.height != 1 else ''} ({parts}), listed below."

@@ -119,8 +119,13 @@ def to_batch_array(
     else:
         variables = list(variables)
         for v in sorted(set(found_vars) - set(variables)):
-            issues.append(Issue(f"unknown variable {v!r}; the model has none of that name", column="variable",
-                                hint=suggest(v, variables, what="Model variables")))
+            issues.append(
+                Issue(
+                    f"unknown variable {v!r}; the model has none of that name",
+                    column="variable",
+                    hint=suggest(v, variables, what="Model variables"),
+                )
+            )
     m = df["maturity"].to_numpy()
     grid = np.unique(m) if maturities is None else np.asarray(maturities, dtype=np.float64)
     j = np.clip(np.searchsorted(grid, m), 0, grid.size - 1)
@@ -130,9 +135,15 @@ def to_batch_array(
     if off.any():
         bad = df.filter(pl.Series(off)).unique(["batch_id", "maturity"], maintain_order=True).head(5)
         for b, mat in bad.select("batch_id", "maturity").iter_rows():
-            issues.append(Issue(f"maturity {mat:g} is not on the model's maturity grid "
-                                f"({grid[0]:g} … {grid[-1]:g}, {grid.size} points)", column="maturity", batch=b,
-                                hint="align the batch on the same grid as the reference batches"))
+            issues.append(
+                Issue(
+                    f"maturity {mat:g} is not on the model's maturity grid "
+                    f"({grid[0]:g} … {grid[-1]:g}, {grid.size} points)",
+                    column="maturity",
+                    batch=b,
+                    hint="align the batch on the same grid as the reference batches",
+                )
+            )
     if issues:
         raise SchemaError(issues, context=f"the {what} frame")
 
@@ -144,19 +155,30 @@ def to_batch_array(
     for cell in np.flatnonzero(counts > 1)[:20]:
         bb, rest = divmod(int(cell), n_j * n_k)
         jj, kk = divmod(rest, n_k)
-        issues.append(Issue(f"{counts[cell]} rows for variable {variables[kk]!r} at maturity {grid[jj]:g}; "
-                            "expected one", column="variable", batch=batch_ids[bb],
-                            hint="average or de-duplicate the rows before monitoring"))
+        issues.append(
+            Issue(
+                f"{counts[cell]} rows for variable {variables[kk]!r} at maturity {grid[jj]:g}; expected one",
+                column="variable",
+                batch=batch_ids[bb],
+                hint="average or de-duplicate the rows before monitoring",
+            )
+        )
     values = df["value"].to_numpy()
     has_row = np.bincount(b * n_k + k, minlength=n_b * n_k).reshape(n_b, n_k) > 0
     has_value = np.bincount(b * n_k + k, weights=~np.isnan(values), minlength=n_b * n_k).reshape(n_b, n_k) > 0
     lacking = ~has_value if require_values else ~has_row
     for bb, kk in zip(*np.nonzero(lacking), strict=True):
         found = [variables[x] for x in np.flatnonzero(has_value[bb])]
-        issues.append(Issue(f"variable {variables[kk]!r} is missing: the batch has "
-                            f"{'no value' if has_row[bb, kk] else 'no row'} for it (it has "
-                            f"{', '.join(found) or 'no values at all'})", column="variable", batch=batch_ids[bb],
-                            hint="every batch needs every model variable; drop the batch or the variable"))
+        issues.append(
+            Issue(
+                f"variable {variables[kk]!r} is missing: the batch has "
+                f"{'no value' if has_row[bb, kk] else 'no row'} for it (it has "
+                f"{', '.join(found) or 'no values at all'})",
+                column="variable",
+                batch=batch_ids[bb],
+                hint="every batch needs every model variable; drop the batch or the variable",
+            )
+        )
     if issues:
         raise SchemaError(issues, context=f"the {what} frame")
     array = np.full(n_b * n_j * n_k, np.nan)
@@ -230,27 +252,33 @@ def align_by_time(
     if source is None:
         multi = sel.group_by("variable").agg(pl.col("source").n_unique()).filter(pl.col("source") > 1)
         if multi.height:
-            raise ConfigError(f"variables {', '.join(sorted(multi['variable']))} are measured by several sources; "
-                              "pass source='online' or 'offline' (call align_by_time once per source and concatenate)")
+            raise ConfigError(
+                f"variables {', '.join(sorted(multi['variable']))} are measured by several sources; "
+                "pass source='online' or 'offline' (call align_by_time once per source and concatenate)"
+            )
     else:
         sel = sel.filter(pl.col("source") == source)
     n_flagged = sel["flag"].is_not_null().sum()
     if n_flagged:
-        warnings.warn(f"align_by_time: left out {n_flagged} flagged observations (flag not null, e.g. '<LOD')",
-                      BioWorkbenchWarning, stacklevel=2)
+        warnings.warn(
+            f"align_by_time: left out {n_flagged} flagged observations (flag not null, e.g. '<LOD')",
+            BioWorkbenchWarning,
+            stacklevel=2,
+        )
         sel = sel.filter(pl.col("flag").is_null())
-    sel = (
-        sel.group_by("batch_id", "variable", "time_h").agg(pl.col("value").mean())
-        .drop_nulls("value").sort("time_h")
-    )
+    sel = sel.group_by("batch_id", "variable", "time_h").agg(pl.col("value").mean()).drop_nulls("value").sort("time_h")
     expected = pl.DataFrame({"batch_id": ids}).join(pl.DataFrame({"variable": variables}), how="cross")
     absent = expected.join(sel.select("batch_id", "variable").unique(), on=["batch_id", "variable"], how="anti")
     if absent.height:
         what = f"{source} observation" if source else "observation"
         raise SchemaError(
             [
-                Issue(f"variable {v!r} has no {what} in this batch", batch=b, column="variable",
-                      hint="leave the batch out with batch_ids=... or choose other variables")
+                Issue(
+                    f"variable {v!r} has no {what} in this batch",
+                    batch=b,
+                    column="variable",
+                    hint="leave the batch out with batch_ids=... or choose other variables",
+                )
                 for b, v in absent.iter_rows()
             ],
             context="align_by_time",
@@ -260,20 +288,24 @@ def align_by_time(
         end_h = float(last)
     grid = np.arange(int(np.floor(end_h / grid_h + 1e-9)) + 1) * float(grid_h)
     targets = (
-        pl.DataFrame({"batch_id": ids}).join(pl.DataFrame({"variable": variables}), how="cross")
-        .join(pl.DataFrame({"time_h": grid}), how="cross").sort("time_h")
+        pl.DataFrame({"batch_id": ids})
+        .join(pl.DataFrame({"variable": variables}), how="cross")
+        .join(pl.DataFrame({"time_h": grid}), how="cross")
+        .sort("time_h")
     )
     before = sel.select("batch_id", "variable", "time_h", pl.col("time_h").alias("_t0"), pl.col("value").alias("_v0"))
     after = sel.select("batch_id", "variable", "time_h", pl.col("time_h").alias("_t1"), pl.col("value").alias("_v1"))
     out = (
-        targets.join_asof(before, on="time_h", by=["batch_id", "variable"], strategy="backward")
-        .join_asof(after, on="time_h", by=["batch_id", "variable"], strategy="forward")
+        targets.join_asof(before, on="time_h", by=["batch_id", "variable"], strategy="backward", check_sortedness=False)
+        .join_asof(after, on="time_h", by=["batch_id", "variable"], strategy="forward", check_sortedness=False)
         .with_columns(
             value=pl.when(pl.col("_t0").is_null() | pl.col("_t1").is_null())
             .then(None)
             .when(pl.col("_t1") > pl.col("_t0"))
-            .then(pl.col("_v0") + (pl.col("_v1") - pl.col("_v0")) * (pl.col("time_h") - pl.col("_t0"))
-                  / (pl.col("_t1") - pl.col("_t0")))
+            .then(
+                pl.col("_v0")
+                + (pl.col("_v1") - pl.col("_v0")) * (pl.col("time_h") - pl.col("_t0")) / (pl.col("_t1") - pl.col("_t0"))
+            )
             .otherwise(pl.col("_v0"))
         )
         .select("batch_id", pl.col("time_h").alias("maturity"), "time_h", "variable", "value")
@@ -281,6 +313,10 @@ def align_by_time(
     )
     n_null = out["value"].null_count()
     if n_null:
-        warnings.warn(f"align_by_time: {n_null} of {out.height} grid cells lie outside a batch's observed time "
-                      "range and are left missing (null), not extrapolated", BioWorkbenchWarning, stacklevel=2)
+        warnings.warn(
+            f"align_by_time: {n_null} of {out.height} grid cells lie outside a batch's observed time "
+            "range and are left missing (null), not extrapolated",
+            BioWorkbenchWarning,
+            stacklevel=2,
+        )
     return out

@@ -1,0 +1,49 @@
+"""Batch monitoring: alignment, golden-batch envelopes, multivariate SPC (T², SPE, contributions)
+and release by exception.
+
+``bw.monitoring.BatchPCA`` (batch-wise unfolded PCA of Nomikos & MacGregor) judges completed
+batches and charts running ones; ``bw.monitoring.BatchEvolutionModel`` works observation by
+observation; ``bw.monitoring.align_by_time`` builds the tidy aligned frame both take from a
+campaign. The control-limit formulas are in :mod:`bioworkbench.monitoring.limits`.
+"""
+
+from __future__ import annotations
+
+from bioworkbench.monitoring.alignment import DTWAlignment, align_by_indicator, align_by_phases, align_dtw, dtw
+from bioworkbench.monitoring.exceptions import exception_counts, exceptions, exceptions_summary
+from bioworkbench.monitoring.golden import RunRule, deviations, golden_batch, run_rules
+from bioworkbench.monitoring.grid import ALIGNED_COLUMNS, BatchArray, align_by_time, to_batch_array
+from bioworkbench.monitoring.limits import (
+    residual_theta,
+    spe_limit_box,
+    spe_limit_jackson_mudholkar,
+    t2_limit_new,
+    t2_limit_training,
+)
+from bioworkbench.monitoring.mspc import BatchEvolutionModel, BatchPCA
+
+__all__ = [
+    "ALIGNED_COLUMNS",
+    "BatchArray",
+    "BatchEvolutionModel",
+    "BatchPCA",
+    "DTWAlignment",
+    "RunRule",
+    "align_by_indicator",
+    "align_by_phases",
+    "align_by_time",
+    "align_dtw",
+    "deviations",
+    "dtw",
+    "exception_counts",
+    "exceptions",
+    "exceptions_summary",
+    "golden_batch",
+    "residual_theta",
+    "run_rules",
+    "spe_limit_box",
+    "spe_limit_jackson_mudholkar",
+    "t2_limit_new",
+    "t2_limit_training",
+    "to_batch_array",
+]

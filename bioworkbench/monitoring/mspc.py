@@ -1,0 +1,647 @@
+r"""Multivariate statistical process control of batches: batch-wise unfolded PCA and a batch
+evolution model, with Hotelling's T², SPE, control limits and contributions.
+
+:class:`BatchPCA` is the multiway PCA of Nomikos & MacGregor (1994, 1995): one row per batch, the
+whole trajectory of every variable as columns; it judges a *completed* batch as a whole
+(:meth:`BatchPCA.batch_statistics`, :meth:`BatchPCA.contributions`) and a *running* batch as it
+progresses (:meth:`BatchPCA.monitor`). :class:`BatchEvolutionModel` works on single observations
+(one row per batch and maturity), so a running batch needs no estimate of its future.
+
+References
+----------
+- Nomikos, P. & MacGregor, J. F. (1994). Monitoring batch processes using multiway principal
+  component analysis. *AIChE Journal* 40(8), 1361–1375.
+- Nomikos, P. & MacGregor, J. F. (1995). Multivariate SPC charts for monitoring batch processes.
+  *Technometrics* 37(1), 41–59.
+- Nelson, P. R. C., Taylor, P. A. & MacGregor, J. F. (1996). Missing data methods in PCA and PLS:
+  score calculations with incomplete observations. *Chemometrics Intell. Lab. Syst.* 35, 45–65.
+- Arteaga, F. & Ferrer, A. (2002). Dealing with missing data in MSPC: several methods, different
+  interpretations, some examples. *J. Chemometrics* 16, 408–418.
+- van Sprang, E. N. M., Ramaker, H.-J., Westerhuis, J. A., Gurden, S. P. & Smilde, A. K. (2002).
+  Critical evaluation of approaches for on-line batch process monitoring. *Chem. Eng. Sci.* 57,
+  3979–3991.
+- Westerhuis, J. A., Gurden, S. P. & Smilde, A. K. (2000). Generalized contribution plots in
+  multivariate statistical process monitoring. *Chemometrics Intell. Lab. Syst.* 51, 95–114.
+- Wold, S., Kettaneh, N., Fridén, H. & Holmberg, A. (1998). Modelling and diagnostics of batch
+  processes and analogous kinetic experiments. *Chemometrics Intell. Lab. Syst.* 44, 331–340.
+- Limits: see :mod:`bioworkbench.monitoring.limits`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ConfigError, ModelNotFittedError
+from bioworkbench.monitoring import limits as lim
+from bioworkbench.monitoring.grid import BatchArray, to_batch_array
+from bioworkbench.monitoring.limits import (
+    _chart,
+    _check_components,
+    _cross_validated,
+    _exceeds,
+    _online,
+    _online_reference,
+    _pca_fit,
+    _pinv_psd,
+    _project,
+)
+from bioworkbench.schema import suggest
+
+__all__ = ["BatchEvolutionModel", "BatchPCA"]
+
+_ALGORITHMS = ("auto", "nipals", "svd")
+
+
+class BatchPCA:
+    r"""Batch-wise unfolded (multiway) PCA of aligned batches, with T², SPE and their limits.
+
+    Parameters
+    ----------
+    n_components
+        Number of principal components :math:`A`.
+    algorithm
+        ``"auto"`` (exact SVD when the reference data are complete, NIPALS when values are
+        missing), ``"svd"`` (complete data only) or ``"nipals"``.
+    online
+        How :meth:`monitor` estimates the scores of a running batch from its known part:
+        ``"tsr"`` (trimmed score regression, default) or ``"pmp"`` (projection to the model plane).
+    cv_folds
+        The SPE limits of *new* batches (whole and on-line) come from cross-validated residuals:
+        reference batch ``i`` is left out with its fold ``i mod cv_folds`` and projected on the
+        model of the other folds. ``None``: from the fitted residuals, like the reference batches'.
+    tol, max_iter
+        NIPALS convergence: relative change of the score vector below ``tol``.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    batch_ids_, variables_, maturities_
+        Reference batches, variables and maturity grid (``J`` maturities, ``K`` variables).
+    mean_, scale_
+        Column means and standard deviations, shape ``(J, K)``.
+    loadings_
+        :math:`P`, shape ``(J, K, A)``; ``scores_`` :math:`T`, shape ``(n, A)``.
+    score_variance_
+        :math:`s_a^2 = \sum_i t_{ia}^2/(n-1)`.
+    explained_
+        :math:`R^2` of each component: its share of the sum of squares of the scaled data.
+
+    Notes
+    -----
+    **Unfolding and scaling.** The reference batches :math:`i = 1..n` form :math:`X` of shape
+    :math:`n \times JK`, column :math:`jK + k` holding variable :math:`k` at maturity :math:`j`
+    (Nomikos & MacGregor 1994). Each column is mean-centred and scaled to unit variance with its
+    mean and standard deviation (divisor :math:`n-1`) over the batches where it is observed, so the
+    model describes deviations from the average trajectory. Columns with fewer than 3 values or
+    no variance carry no information on normal variation: they are left out of the model and of
+    SPE (listed in ``inactive_``).
+
+    **PCA.** :math:`Z = TP^\top + E` with orthonormal loadings, from the SVD of :math:`Z` when it is
+    complete, else by NIPALS with missing data (missing cells are skipped in every regression, not
+    filled; Nelson, Taylor & MacGregor 1996). Sign: each loading vector's largest element is positive.
+
+    **Statistics of a batch.** :math:`T^2 = \sum_a t_a^2/s_a^2` (dimensionless);
+    :math:`SPE = \sum_c e_c^2` over its observed columns (units of the scaled data). A new batch
+    (not in the reference set) with missing values is projected to the model plane with its
+    observed columns: :math:`t = (P_*^\top P_*)^{+}P_*^\top z_*`.
+
+    **Limits** at confidence ``prob``: T² of reference batches
+    :math:`\frac{(n-1)^2}{n}B_{prob}(\frac{A}{2},\frac{n-A-1}{2})` (Tracy, Young & Mason 1992),
+    of new batches :math:`\frac{A(n^2-1)}{n(n-A)}F_{prob}(A, n-A)`; SPE by Box's
+    :math:`g\chi^2_h` with :math:`g = v/(2m)`, :math:`h = 2m^2/v` from the mean :math:`m` and variance
+    :math:`v` of the reference SPE (Box 1954; Nomikos & MacGregor 1995), or by Jackson & Mudholkar
+    (1979) from the eigenvalues of :math:`E^\top E/(n-1)`. The residuals :math:`E` behind the
+    SPE limit of a *reference* batch are the fitted ones. A new batch is not fitted: with many
+    columns and few batches its SPE is clearly larger than a reference batch's (in the demo data,
+    38 batches × 336 columns, the fitted limit flags about a third of new normal batches), so
+    by default the SPE limits of new batches and of the on-line charts use cross-validated
+    residuals (each reference batch projected on a model fitted without its fold, as van Sprang
+    et al. 2002 propose after finding limits from the fitted residuals too narrow);
+    ``cv_folds=None`` uses the fitted residuals for both, as Nomikos & MacGregor (1995) and
+    pyphi-mvda do.
+
+    **On-line monitoring** (:meth:`monitor`): at maturity :math:`k` the future of a running batch
+    is treated as missing data (Nomikos & MacGregor 1995) and the scores are estimated from the
+    known part :math:`z_*` (maturities :math:`\le k`, loadings :math:`P_*`; Arteaga & Ferrer 2002):
+    ``online="pmp"``, projection to the model plane :math:`t = (P_*^\top P_*)^{+}P_*^\top z_*`
+    (unstable early in the batch, when few columns are known); ``online="tsr"``, trimmed score
+    regression :math:`t = B_k^\top P_*^\top z_*` with :math:`B_k` the least-squares regression of
+    the reference scores :math:`T` on the reference trimmed scores :math:`Z_*P_*` (it shrinks the
+    scores towards 0 while little is known; equal to :math:`t = P^\top z` once the batch is
+    complete). Missing values inside the known part are left out of :math:`P_*` and :math:`z_*`
+    by ``"pmp"`` and count as 0 (the reference mean) in the trimmed scores of ``"tsr"``. The
+    instantaneous :math:`SPE_k` uses the residuals at maturity :math:`k` only; ``spe_known``
+    those of all known maturities. Their limits at each maturity are Box's :math:`g\chi^2_h`
+    fitted to the same statistics of the reference batches passed through the same on-line
+    procedure (cross-validated, see ``cv_folds``). The T² limit is the new-batch F limit at all
+    maturities (conservative early on with ``"tsr"``; with ``"pmp"`` the first maturities give
+    false alarms).
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        algorithm: Literal["auto", "nipals", "svd"] = "auto",
+        online: Literal["tsr", "pmp"] = "tsr",
+        cv_folds: int | None = 7,
+        tol: float = 1e-10,
+        max_iter: int = 5000,
+    ) -> None:
+        self.n_components = _check_components(n_components)
+        if algorithm not in _ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {algorithm!r}. {suggest(algorithm, _ALGORITHMS)}")
+        if online not in ("tsr", "pmp"):
+            raise ConfigError(f"unknown online method {online!r}. {suggest(online, ['tsr', 'pmp'])}")
+        if cv_folds is not None and (isinstance(cv_folds, bool) or not isinstance(cv_folds, int) or cv_folds < 2):
+            raise ConfigError(
+                f"cv_folds must be an integer ≥ 2, or None for limits from the fitted residuals; found {cv_folds!r}"
+            )
+        self.algorithm, self.online, self.cv_folds = algorithm, online, cv_folds
+        self.tol, self.max_iter = float(tol), int(max_iter)
+        self._regression: np.ndarray | None = None
+        self._fitted = False
+
+    def __repr__(self) -> str:
+        fit = f", fitted to {len(self.batch_ids_)} batches" if self._fitted else ""
+        return f"BatchPCA(n_components={self.n_components}{fit})"
+
+    # ----------------------------------------------------------------------------------------
+    def fit(self, aligned: pl.DataFrame | pl.LazyFrame) -> BatchPCA:
+        """Fit the model to the reference (normal operation) batches.
+
+        Parameters
+        ----------
+        aligned
+            Tidy aligned frame ``batch_id, maturity, variable, value`` (see
+            :func:`~bioworkbench.monitoring.align_by_time`); null values are missing data.
+
+        Returns
+        -------
+        BatchPCA
+            The fitted model (``self``).
+
+        Raises
+        ------
+        SchemaError
+            Invalid frame, or a batch without any value of a variable (naming both).
+        ConfigError
+            Fewer than ``n_components + 2`` reference batches, or more components than columns;
+            ``algorithm="svd"`` with missing values.
+        """
+        arr = to_batch_array(aligned, require_values=True, what="reference")
+        n, a = len(arr.batch_ids), self.n_components
+        if n < a + 2:
+            raise ConfigError(
+                f"BatchPCA(n_components={a}) needs at least {a + 2} reference batches (n ≥ A + 2 for the T² "
+                f"limits); the aligned frame has {n}: {', '.join(arr.batch_ids[:10])}. "
+                "Use fewer components or more reference batches."
+            )
+        x, shape = arr.unfolded, arr.values.shape[1:]
+        fit = _pca_fit(x, a, algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
+        z, m, t, p = fit["z"], fit["m"], fit["t"], fit["p"]
+        self.algorithm_, self.n_iter_ = fit["algorithm"], fit["n_iter"]
+        self.batch_ids_, self.variables_, self.maturities_ = arr.batch_ids, arr.variables, arr.maturities
+        self.mean_, self.scale_ = fit["mean"].reshape(shape), fit["scale"].reshape(shape)
+        self.inactive_ = ~fit["active"].reshape(shape)
+        self.loadings_, self.scores_ = p.reshape(*shape, a), t
+        self.score_variance_ = np.sum(t * t, axis=0) / (n - 1)
+        explained = [np.sum(((z - t[:, :c] @ p[:, :c].T) * m) ** 2) for c in range(a + 1)]
+        self.explained_ = -np.diff(explained) / np.sum(z * z)
+        self._x, self._z, self._m, self._e = x, z, m, (z - t @ p.T) * m
+        self._regression, online = _online_reference(z, m, t, self.loadings_, self.online)
+        self._fitted = True
+        self._theta: dict[str, tuple[float, float, float]] = {}
+        if self.cv_folds is None:
+            self._e_new, self._online_new = self._e, online
+        else:
+            self._e_new, self._online_new = _cross_validated(
+                x,
+                t,
+                shape,
+                min(self.cv_folds, n),
+                algorithm=self.algorithm,
+                tol=max(self.tol, 1e-7),
+                max_iter=self.max_iter,
+                online=self.online,
+            )  # a looser NIPALS tolerance: SPE is second-order in errors of P
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise ModelNotFittedError("BatchPCA has no model yet; call .fit(aligned) first.")
+
+    def _array(self, frame: pl.DataFrame | pl.LazyFrame, what: str) -> tuple[BatchArray, np.ndarray, np.ndarray]:
+        arr = to_batch_array(
+            frame, variables=self.variables_, maturities=self.maturities_, require_values=False, what=what
+        )
+        x = arr.unfolded
+        m = ~np.isnan(x) & ~self.inactive_.ravel()
+        z = np.where(m, (x - self.mean_.ravel()) / self.scale_.ravel(), 0.0)
+        return arr, z, m
+
+    def _statistics(self, z: np.ndarray, m: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        e = (z - t @ self.loadings_.reshape(-1, self.n_components).T) * m
+        return np.sum(t**2 / self.score_variance_, axis=1), np.sum(e * e, axis=1), e
+
+    def spe_limit(
+        self,
+        prob: float = 0.99,
+        *,
+        method: Literal["box", "jackson_mudholkar"] = "box",
+        reference: bool = False,
+    ) -> float:
+        """SPE limit of a whole batch at ``prob``: for a new batch, or with ``reference=True`` for a
+        batch of the reference set (see the class Notes for both methods and both cases)."""
+        self._check_fitted()
+        e = self._e if reference else self._e_new
+        if method == "box":
+            return lim.spe_limit_box(np.sum(e**2, axis=1), prob)
+        if method == "jackson_mudholkar":
+            key = "reference" if reference else "new"
+            if key not in self._theta:
+                self._theta[key] = lim.residual_theta(e)
+            return lim.spe_limit_jackson_mudholkar(self._theta[key], prob)
+        raise ConfigError(f"unknown SPE limit method {method!r}. {suggest(method, ['box', 'jackson_mudholkar'])}")
+
+    # ----------------------------------------------------------------------------------------
+    def batch_statistics(
+        self,
+        aligned: pl.DataFrame | pl.LazyFrame | None = None,
+        *,
+        prob: float = 0.99,
+        spe_method: Literal["box", "jackson_mudholkar"] = "box",
+    ) -> pl.DataFrame:
+        """Scores, T² and SPE of each completed batch, with their limits.
+
+        Parameters
+        ----------
+        aligned
+            New batches to judge (aligned on the model's grid; missing values allowed). Default:
+            the reference batches.
+        prob
+            Confidence level of the limits.
+        spe_method
+            ``"box"`` (moment-matched :math:`g\\chi^2_h`) or ``"jackson_mudholkar"``.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``batch_id``, ``t_1 … t_A``, ``t2``, ``t2_limit`` (Beta limit for reference batches,
+            F limit for new ones), ``spe``, ``spe_limit`` (from the fitted residuals for reference
+            batches, from cross-validated ones for new batches unless ``cv_folds=None``),
+            ``t2_flag``, ``spe_flag`` (above the limit) and ``prob``.
+        """
+        self._check_fitted()
+        n = len(self.batch_ids_)
+        if aligned is None:
+            ids, t = self.batch_ids_, self.scores_
+            t2, spe, _ = self._statistics(self._z, self._m, t)
+            t2_limit = lim.t2_limit_training(n, self.n_components, prob)
+        else:
+            arr, z, m = self._array(aligned, "new batches")
+            ids, t = arr.batch_ids, _project(z, m, self.loadings_.reshape(-1, self.n_components))
+            t2, spe, _ = self._statistics(z, m, t)
+            t2_limit = lim.t2_limit_new(n, self.n_components, prob)
+        spe_limit = self.spe_limit(prob, method=spe_method, reference=aligned is None)
+        return pl.DataFrame(
+            {
+                "batch_id": ids,
+                **{f"t_{a + 1}": t[:, a] for a in range(self.n_components)},
+                "t2": t2,
+                "t2_limit": np.full(len(ids), t2_limit),
+                "spe": spe,
+                "spe_limit": np.full(len(ids), spe_limit),
+                "t2_flag": _exceeds(t2, t2_limit),
+                "spe_flag": _exceeds(spe, spe_limit),
+                "prob": np.full(len(ids), float(prob)),
+            }
+        )
+
+    def contributions(
+        self,
+        batch_id: str,
+        *,
+        aligned: pl.DataFrame | pl.LazyFrame | None = None,
+        by: Literal["variable", "maturity", "cell"] = "variable",
+        prob: float = 0.99,
+    ) -> pl.DataFrame:
+        r"""Contributions of variables (and maturities) to the T² and SPE of one batch.
+
+        Parameters
+        ----------
+        batch_id
+            A reference batch, or a batch of ``aligned``.
+        aligned
+            Aligned frame holding ``batch_id`` when it is not a reference batch.
+        by
+            Sum the cell contributions per ``"variable"`` (over maturities), per ``"maturity"``
+            (over variables), or return every ``"cell"`` (maturity × variable).
+        prob
+            Confidence level of the contribution limits ``spe_limit``.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``batch_id``, the grouping column(s), ``spe`` and ``t2`` contributions and
+            ``spe_limit``; for cells also ``value`` (raw), ``mean`` (reference mean) and
+            ``residual`` (scaled, signed). Sort by ``spe / spe_limit`` to rank variables against
+            their normal size, by ``spe`` for their share of the batch's SPE.
+
+        Notes
+        -----
+        SPE contribution of cell :math:`c`: :math:`e_c^2`, the squared residual of the scaled data
+        (they sum to SPE). T² contribution (Westerhuis, Gurden & Smilde 2000):
+        :math:`\sum_a (t_a/s_a^2)\,p_{a,c}\,z_c` with :math:`z_c` the scaled value (0 when missing);
+        they sum to T² exactly when the batch is complete, and can be negative. A batch of
+        ``aligned`` is projected with its observed cells (projection to the model plane), so the
+        contributions of a running batch cover its known part.
+
+        A variable with large normal residuals (many maturities, noisy) has a large SPE
+        contribution in every batch; ``spe_limit`` puts it in proportion: Box's
+        :math:`g\chi^2_h` limit (see :func:`~bioworkbench.monitoring.spe_limit_box`) fitted to
+        the same contribution (same variable, maturity or cell) of the reference batches, from
+        their fitted residuals for a reference batch and their cross-validated residuals for a
+        new one (contribution limits in the spirit of Westerhuis, Gurden & Smilde 2000).
+
+        Raises
+        ------
+        ConfigError
+            An unknown batch (with the closest names) or ``by``.
+        SchemaError
+            An invalid ``aligned`` frame (as in :meth:`monitor`).
+        """
+        self._check_fitted()
+        if by not in ("variable", "maturity", "cell"):
+            raise ConfigError(f"unknown by={by!r}. {suggest(str(by), ['variable', 'maturity', 'cell'])}")
+        p = self.loadings_.reshape(-1, self.n_components)
+        if aligned is None:
+            if batch_id not in self.batch_ids_:
+                raise ConfigError(
+                    f"batch {batch_id!r} is not a reference batch of this model; pass its data with "
+                    f"aligned=... {suggest(batch_id, self.batch_ids_, what='Reference batches')}"
+                )
+            i = self.batch_ids_.index(batch_id)
+            x, z, m, t = self._x[i], self._z[i], self._m[i], self.scores_[i]
+        else:
+            arr, zz, mm = self._array(aligned, "aligned")
+            if batch_id not in arr.batch_ids:
+                raise ConfigError(
+                    f"batch {batch_id!r} is not in the aligned frame. "
+                    f"{suggest(batch_id, arr.batch_ids, what='Batches')}"
+                )
+            i = arr.batch_ids.index(batch_id)
+            x, z, m = arr.unfolded[i], zz[i], mm[i]
+            t = _project(z[None], m[None], p)[0]
+        e = (z - p @ t) * m
+        j, k = self.mean_.shape
+        cells = pl.DataFrame(
+            {
+                "batch_id": pl.Series([batch_id] * (j * k), dtype=pl.String),
+                "maturity": np.repeat(self.maturities_, k),
+                "variable": self.variables_ * j,
+                "value": x,
+                "mean": self.mean_.ravel(),
+                "residual": e,
+                "spe": e * e,
+                "t2": z * (p @ (t / self.score_variance_)),
+            }
+        ).with_columns(pl.col("value").fill_nan(None))
+        ref = ((self._e if aligned is None else self._e_new) ** 2).reshape(len(self.batch_ids_), j, k)
+        if by == "cell":
+            return cells.with_columns(spe_limit=lim.spe_limit_box(ref.reshape(ref.shape[0], -1), prob))
+        ref_limit = lim.spe_limit_box(ref.sum(axis=1) if by == "variable" else ref.sum(axis=2), prob)
+        out = cells.group_by("batch_id", by, maintain_order=True).agg(pl.col("spe", "t2").sum())
+        return out.with_columns(spe_limit=ref_limit)
+
+    def monitor(self, running: pl.DataFrame | pl.LazyFrame, *, prob: float = 0.99) -> pl.DataFrame:
+        """On-line T² and SPE of running batches, maturity by maturity, against their limits.
+
+        Parameters
+        ----------
+        running
+            Aligned frame of one or more batches known up to their current maturity (on the
+            model's grid; later maturities absent or null). Its ``time_h`` column, if any, is kept.
+        prob
+            Confidence level of the limits.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per batch and maturity up to the batch's last maturity with a value:
+            ``batch_id, maturity, t_1 … t_A, t2, t2_limit, spe, spe_limit, spe_known,
+            spe_known_limit, t2_flag, spe_flag, prob`` (and ``time_h``). ``spe`` is the
+            instantaneous SPE at that maturity; ``spe_known`` the SPE of all maturities known then.
+
+        Raises
+        ------
+        SchemaError
+            Missing columns, unknown variables (with the closest names), maturities off the
+            model's grid, duplicated cells, a batch without rows for a model variable (naming
+            batch and variable).
+
+        Notes
+        -----
+        See the class Notes: projection with the future as missing data; per-maturity Box limits
+        from the reference batches passed through the same procedure; the F limit for T².
+        """
+        self._check_fitted()
+        arr, z, m = self._array(running, "running batch")
+        n_b, (n_j, n_k) = len(arr.batch_ids), self.mean_.shape
+        seen = m.reshape(n_b, n_j, n_k).any(axis=2)
+        t, spe, spe_known = _online(
+            z.reshape(n_b, n_j, n_k), m.reshape(n_b, n_j, n_k), self.loadings_, self._regression
+        )
+        t2 = np.sum(t**2 / self.score_variance_, axis=2)
+        last = n_j - 1 - np.argmax(seen[:, ::-1], axis=1)
+        keep = (np.arange(n_j)[None, :] <= last[:, None]) & seen.any(axis=1)[:, None]
+        out = _chart(
+            arr.batch_ids,
+            self.maturities_,
+            keep,
+            t,
+            prob,
+            t2=t2,
+            t2_limit=lim.t2_limit_new(len(self.batch_ids_), self.n_components, prob),
+            spe=spe,
+            spe_limit=lim.spe_limit_box(self._online_new[0], prob),
+            spe_known=spe_known,
+            spe_known_limit=lim.spe_limit_box(self._online_new[1], prob),
+        )
+        if isinstance(running, pl.LazyFrame):
+            running = running.collect()
+        if "time_h" in running.columns:
+            times = running.group_by("batch_id", "maturity").agg(pl.col("time_h").first())
+            out = out.join(
+                times.with_columns(pl.col("batch_id").cast(pl.String), pl.col("maturity").cast(pl.Float64)),
+                on=["batch_id", "maturity"],
+                how="left",
+            )
+        return out
+
+    def loadings(self) -> pl.DataFrame:
+        """The loadings as a tidy frame ``maturity, variable, component, loading``."""
+        self._check_fitted()
+        j, k, a = self.loadings_.shape
+        return pl.DataFrame(
+            {
+                "maturity": np.repeat(self.maturities_, k * a),
+                "variable": np.repeat(np.asarray(self.variables_, dtype=object), a).tolist() * j,
+                "component": np.tile(np.arange(1, a + 1), j * k),
+                "loading": self.loadings_.ravel(),
+            }
+        )
+
+    def summary(self) -> pl.DataFrame:
+        """One row per component: score variance :math:`s_a^2`, :math:`R^2` and cumulative :math:`R^2`."""
+        self._check_fitted()
+        return pl.DataFrame(
+            {
+                "component": np.arange(1, self.n_components + 1),
+                "score_variance": self.score_variance_,
+                "r2": self.explained_,
+                "r2_cumulative": np.cumsum(self.explained_),
+            }
+        )
+
+
+class BatchEvolutionModel:
+    r"""Observation-level batch evolution model: PCA of single observations, charted along maturity.
+
+    Parameters
+    ----------
+    n_components
+        Number of principal components :math:`A`.
+    tol, max_iter
+        NIPALS convergence (used when values are missing).
+
+    Notes
+    -----
+    The reference batches are unfolded variable-wise: one row per (batch, maturity) observation,
+    one column per variable (Wold et al. 1998, with PCA in place of their PLS on maturity). Each
+    variable is mean-centred and scaled to unit variance (divisor :math:`N-1`) over all reference
+    observations, so the scores :math:`t_a(i, j)` trace how each batch evolves. A new
+    observation needs no estimate of the batch's future; its missing variables are handled by
+    projection to the model plane.
+
+    At each maturity :math:`j` the :math:`n_j` reference batches observed there give the mean score
+    :math:`\bar t_j` and covariance :math:`S_j` (divisor :math:`n_j-1`). Per observation:
+    :math:`T^2_{ij} = (t_{ij}-\bar t_j)^\top S_j^{-1}(t_{ij}-\bar t_j)` with the Beta limit
+    (reference batches) or F limit (new batches) of :mod:`~bioworkbench.monitoring.limits` for
+    :math:`n_j` batches, and :math:`SPE_{ij} = \sum_k e_{ijk}^2` with Box's :math:`g\chi^2_h`
+    limit fitted to the reference SPE at that maturity. Score bands (:meth:`limits`):
+    :math:`\bar t_{aj} \pm t_{(1+prob)/2,\,n_j-1}\, s_{aj}\sqrt{1+1/n_j}`.
+    """
+
+    def __init__(self, n_components: int = 2, *, tol: float = 1e-10, max_iter: int = 5000) -> None:
+        self.n_components = _check_components(n_components)
+        self.tol, self.max_iter = float(tol), int(max_iter)
+        self._fitted = False
+
+    def fit(self, aligned: pl.DataFrame | pl.LazyFrame) -> BatchEvolutionModel:
+        """Fit to the reference batches (same frame and errors as :meth:`BatchPCA.fit`)."""
+        arr = to_batch_array(aligned, require_values=True, what="reference")
+        n, a = len(arr.batch_ids), self.n_components
+        if n < a + 2:
+            raise ConfigError(
+                f"BatchEvolutionModel(n_components={a}) needs at least {a + 2} reference batches "
+                f"(n ≥ A + 2); the aligned frame has {n}. Use fewer components or more batches."
+            )
+        if a > len(arr.variables):
+            raise ConfigError(f"n_components={a} exceeds the {len(arr.variables)} variables")
+        x = arr.values.reshape(-1, len(arr.variables))
+        rows = ~np.all(np.isnan(x), axis=1)
+        fit = _pca_fit(x[rows], a, algorithm="auto", tol=self.tol, max_iter=self.max_iter)
+        self.mean_, self.scale_, self.loadings_, t = fit["mean"], fit["scale"], fit["p"], fit["t"]
+        m = ~np.isnan(x) & fit["active"]
+        z = np.where(m, (x - self.mean_) / self.scale_, 0.0)
+        self.batch_ids_, self.variables_, self.maturities_ = arr.batch_ids, arr.variables, arr.maturities
+        self._fitted = True
+        scores = np.full((x.shape[0], a), np.nan)
+        scores[rows] = t
+        scores = scores.reshape(n, arr.maturities.size, a)
+        valid = ~np.isnan(scores[:, :, 0])
+        self.n_batches_ = valid.sum(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.score_mean_ = np.nanmean(scores, axis=0)
+            d = np.where(valid[:, :, None], scores - self.score_mean_, 0.0)
+            self.score_cov_ = np.einsum("ija,ijb->jab", d, d) / (self.n_batches_ - 1.0)[:, None, None]
+        self._ref = self._stats(z.reshape(n, -1, x.shape[1]), m.reshape(n, -1, x.shape[1]), scores)
+        return self
+
+    def _stats(self, z: np.ndarray, m: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        e = (z - np.einsum("ka,ija->ijk", self.loadings_, np.nan_to_num(t))) * m
+        d = t - self.score_mean_
+        t2 = np.einsum("ija,jab,ijb->ij", d, _pinv_psd(self.score_cov_), d)
+        spe = np.where(m.any(axis=2), np.sum(e * e, axis=2), np.nan)
+        return t, t2, spe
+
+    def statistics(self, aligned: pl.DataFrame | pl.LazyFrame | None = None, *, prob: float = 0.99) -> pl.DataFrame:
+        """Scores, T² and SPE of every observation with per-maturity limits.
+
+        Parameters
+        ----------
+        aligned
+            New (complete or running) batches on the model's grid; default: the reference batches.
+        prob
+            Confidence level.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``batch_id, maturity, t_1 … t_A, t2, t2_limit, spe, spe_limit, t2_flag, spe_flag,
+            prob``, one row per observed (batch, maturity).
+        """
+        if not self._fitted:
+            raise ModelNotFittedError("BatchEvolutionModel has no model yet; call .fit(aligned) first.")
+        if aligned is None:
+            ids, (t, t2, spe) = self.batch_ids_, self._ref
+            t2_limit = lim.t2_limit_training(self.n_batches_, self.n_components, prob)
+        else:
+            arr = to_batch_array(
+                aligned,
+                variables=self.variables_,
+                maturities=self.maturities_,
+                require_values=False,
+                what="new batches",
+            )
+            x = arr.values.reshape(-1, len(self.variables_))
+            m = ~np.isnan(x) & (self.scale_ > 0) & np.any(self.loadings_ != 0, axis=1)
+            z = np.where(m, (x - self.mean_) / self.scale_, 0.0)
+            t = np.where(m.any(axis=1)[:, None], _project(z, m, self.loadings_), np.nan)
+            shape = (len(arr.batch_ids), self.maturities_.size, -1)
+            ids, (t, t2, spe) = arr.batch_ids, self._stats(z.reshape(shape), m.reshape(shape), t.reshape(shape))
+            t2_limit = lim.t2_limit_new(self.n_batches_, self.n_components, prob)
+        limit = lim.spe_limit_box(self._ref[2], prob)
+        return _chart(
+            ids, self.maturities_, ~np.isnan(spe), t, prob, t2=t2, t2_limit=t2_limit, spe=spe, spe_limit=limit
+        )
+
+    def monitor(self, running: pl.DataFrame | pl.LazyFrame, *, prob: float = 0.99) -> pl.DataFrame:
+        """On-line chart of running batches: :meth:`statistics` of their observations so far."""
+        return self.statistics(running, prob=prob)
+
+    def limits(self, prob: float = 0.99) -> pl.DataFrame:
+        """Score bands per maturity: ``maturity, component, mean, lower, upper`` (see Notes)."""
+        from scipy import stats
+
+        if not self._fitted:
+            raise ModelNotFittedError("BatchEvolutionModel has no model yet; call .fit(aligned) first.")
+        n = self.n_batches_.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = stats.t.ppf((1.0 + lim.check_prob(prob)) / 2.0, n - 1.0) * np.sqrt(1.0 + 1.0 / n)
+        sd = np.sqrt(np.diagonal(self.score_cov_, axis1=1, axis2=2))
+        j, a = sd.shape
+        return pl.DataFrame(
+            {
+                "maturity": np.repeat(self.maturities_, a),
+                "component": np.tile(np.arange(1, a + 1), j),
+                "mean": self.score_mean_.ravel(),
+                "lower": (self.score_mean_ - half[:, None] * sd).ravel(),
+                "upper": (self.score_mean_ + half[:, None] * sd).ravel(),
+            }
+        )
