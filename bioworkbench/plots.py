@@ -17,6 +17,8 @@ from bioworkbench.errors import MissingDependencyError, SchemaError
 
 __all__ = [
     "plot_batch_envelopes",
+    "plot_contributions",
+    "plot_control_chart",
     "plot_cqa_grid",
     "plot_cqa_vs_cpp",
     "plot_envelope",
@@ -27,6 +29,7 @@ __all__ = [
     "plot_kinetics",
     "plot_online",
     "plot_outcomes",
+    "plot_scores",
     "plot_trajectories",
     "setup",
 ]
@@ -597,3 +600,100 @@ def plot_forests(summary: pl.DataFrame, *, parameters: Sequence[str], cols: int 
         .cols(cols)
         .opts(shared_axes=False)
     )
+
+
+def plot_control_chart(
+    monitor: pl.DataFrame,
+    *,
+    statistic: str = "spe",
+    batch_id: str | None = None,
+    width: int = 600,
+    height: int = 260,
+) -> Any:
+    """T² or SPE of a running batch along maturity against its limit (from ``BatchPCA.monitor``)."""
+    hv = setup()
+    if statistic not in ("t2", "spe"):
+        raise SchemaError(f"statistic must be 't2' or 'spe'; got {statistic!r}.")
+    m = monitor if batch_id is None else monitor.filter(pl.col("batch_id") == batch_id)
+    if m.is_empty():
+        raise SchemaError(f"no monitoring rows{' for batch ' + batch_id if batch_id else ''}.")
+    lim = f"{statistic}_limit"
+    d = m.select("batch_id", "maturity", statistic, lim).sort("batch_id", "maturity")
+    label = {"t2": "Hotelling's T²", "spe": "SPE (squared prediction error)"}[statistic]
+    opts = dict(xlabel="maturity", ylabel=label, width=width, height=height)
+    plot = d.hvplot.line(x="maturity", y=statistic, by="batch_id", **opts) * d.hvplot.line(
+        x="maturity", y=lim, color=HIGHLIGHT, line_dash="dashed", label="limit", **opts
+    )
+    out = d.filter(pl.col(statistic) > pl.col(lim))
+    if not out.is_empty():
+        plot = plot * out.hvplot.scatter(x="maturity", y=statistic, color=HIGHLIGHT, size=30, **opts)
+    return plot.opts(hv.opts.Overlay(title=f"{label}{': ' + batch_id if batch_id else ''}"))
+
+
+def plot_scores(
+    statistics: pl.DataFrame,
+    *,
+    x: str = "t_1",
+    y: str = "t_2",
+    prob: float = 0.99,
+    n_reference: int | None = None,
+    highlight: Sequence[str] = (),
+    width: int = 420,
+    height: int = 400,
+) -> Any:
+    """Score plot of ``BatchPCA.batch_statistics`` with the confidence ellipse of the two components.
+
+    The ellipse is ``t_x²/s_x² + t_y²/s_y² = T²_lim`` with the training-batch limit
+    ``(n−1)²/n · Beta(1, (n−3)/2)`` for two components (Tracy, Young & Mason 1992) and the score
+    variances ``s²`` of the batches shown (or of the first ``n_reference`` rows).
+    """
+    import numpy as np
+    from scipy import stats
+
+    hv = setup()
+    d = statistics.select("batch_id", x, y)
+    ref = d if n_reference is None else d.head(n_reference)
+    n = ref.height
+    if n < 4:
+        raise SchemaError(f"plot_scores needs at least 4 batches for the ellipse; got {n}.")
+    sx, sy = ref[x].var(), ref[y].var()
+    t2 = (n - 1) ** 2 / n * stats.beta.ppf(prob, 1.0, (n - 3) / 2)
+    a = np.linspace(0, 2 * np.pi, 200)
+    ell = hv.Curve((np.sqrt(t2 * sx) * np.cos(a), np.sqrt(t2 * sy) * np.sin(a))).opts(
+        color=HIGHLIGHT, line_dash="dashed"
+    )
+    pts = d.hvplot.scatter(x=x, y=y, hover_cols=["batch_id"], color=BAND, size=40, width=width, height=height)
+    plot = ell * pts
+    hi = d.filter(pl.col("batch_id").is_in(list(highlight)))
+    if not hi.is_empty():
+        plot = (
+            plot
+            * hi.hvplot.scatter(x=x, y=y, color=HIGHLIGHT, size=90, width=width, height=height)
+            * hv.Labels(hi.to_pandas(), kdims=[x, y], vdims=["batch_id"]).opts(yoffset=0.05 * float(np.sqrt(sy)))
+        )
+    return plot.opts(hv.opts.Overlay(title=f"Scores {x} vs {y} with the {prob:.0%} ellipse", xlabel=x, ylabel=y))
+
+
+def plot_contributions(
+    contributions: pl.DataFrame,
+    *,
+    statistic: str = "spe",
+    by: str = "variable",
+    top: int = 15,
+    width: int = 500,
+    height: int = 320,
+) -> Any:
+    """Bar chart of a batch's contributions to SPE or T² (``BatchPCA.contributions``), largest first."""
+    setup()
+    if by not in contributions.columns or statistic not in contributions.columns:
+        raise SchemaError(
+            f"plot_contributions: columns {by!r} and {statistic!r} are needed; "
+            f"found {', '.join(contributions.columns)}."
+        )
+    d = contributions.group_by(by).agg(pl.col(statistic).sum())
+    d = d.sort(pl.col(statistic).abs(), descending=True).head(top)
+    d = d.with_columns(pl.col(by).cast(pl.String))
+    label = {"t2": "contribution to T²", "spe": "contribution to SPE"}.get(statistic, statistic)
+    return d.hvplot.bar(
+        x=by, y=statistic, color=BAND, width=width, height=height, rot=45, xlabel=by, ylabel=label
+    ).opts(title=f"{label} by {by}")
