@@ -32,7 +32,7 @@ import polars as pl
 from bioworkbench.errors import BioWorkbenchWarning, SchemaError
 from bioworkbench.schema import ADDITIONS, REMOVALS, registry
 
-__all__ = ["RATE_VARIABLES", "compute", "qp_regression", "volumes"]
+__all__ = ["RATE_VARIABLES", "compute", "qp_regression", "volumes", "wide"]
 
 #: analytes whose specific rates are computed when measured (any registered molar
 #: concentration is included too)
@@ -490,4 +490,20 @@ def qp_regression(
             how="left",
         )
         .with_columns(pl.col("n").fill_null(0))
+    )
+
+
+def wide(kinetics: pl.DataFrame, *, batch_id: str) -> pl.DataFrame:
+    """One batch's kinetics as a table for people: one row per sample time (days), one column per
+    quantity with its unit in the name."""
+    k = kinetics.filter(pl.col("batch_id") == batch_id)
+    if k.is_empty():
+        raise SchemaError(f"no kinetics rows for batch {batch_id!r}.")
+    k = k.with_columns(name=pl.col("variable") + " (" + pl.col("unit") + ")")
+    return (
+        k.pivot(on="name", index="time_h", values="value", aggregate_function="first")
+        .sort("time_h")
+        .with_columns(day=(pl.col("time_h") / 24).round(2))
+        .drop("time_h")
+        .select("day", pl.exclude("day"))
     )

@@ -51,11 +51,34 @@ def setup() -> Any:
     except ImportError as exc:  # pragma: no cover - hvplot is a hard dependency
         raise MissingDependencyError("plots need hvplot and holoviews: pip install hvplot") from exc
     if not _READY:
+        _short_warnings()
         hv.extension("bokeh", inline=True, logo=False)
         import hvplot.polars  # noqa: F401  (registers DataFrame.hvplot)
 
         _READY = True
     return hv
+
+
+def _short_warnings() -> None:
+    """Show bioworkbench's own warnings as one line (``BioWorkbenchWarning: message``), without the
+    source line Python would print — in a rendered report that line would leak code."""
+    import sys
+    import warnings
+
+    from bioworkbench.errors import BioWorkbenchWarning
+
+    original = warnings.showwarning
+    if getattr(original, "_bioworkbench", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, BioWorkbenchWarning):
+            print(f"{category.__name__}: {message}", file=file or sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    show._bioworkbench = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def _label(variable: str, unit: str | None) -> str:

@@ -379,6 +379,7 @@ def _render_html(executed: Path, target: Path, *, title: str) -> None:
     exporter.mathjax_url = ""
     exporter.require_js_url = ""
     exporter.mermaid_js_url = ""
+    exporter.mermaid_layout_elk_js_url = ""
     exporter.widget_renderer_url = ""
     exporter.jquery_url = ""
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
@@ -424,7 +425,9 @@ def _inline_cdn(body: str) -> str:
                 cache[rel] = f"data:{mime};base64,{base64.b64encode(f.read_bytes()).decode()}"
         return cache[rel]
 
-    return _CDN.sub(repl, body)
+    body = _CDN.sub(repl, body)
+    # Panel's base URL for resources it would fetch lazily: point it nowhere rather than to a CDN
+    return re.sub(r"https://cdn\.holoviz\.org/panel/[^/\s\"']+/dist/(?=[\"'])", "", body)
 
 
 def _sha256(path: Path) -> str:

@@ -1121,7 +1121,8 @@ class Table:
         cap = f"<caption>{_html.escape(self.caption)}</caption>" if self.caption else ""
         style = (
             "<style>.bw-table{border-collapse:collapse;font-size:12px}.bw-table td,.bw-table th{padding:3px 8px;"
-            "border-bottom:1px solid #ddd;text-align:left !important;vertical-align:top}.bw-table th{background:#f4f6f8}</style>"
+            "border-bottom:1px solid #ddd;text-align:left !important;vertical-align:top}"
+            ".bw-table th{background:#f4f6f8}</style>"
         )
         return f'{style}<table class="bw-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}'
 

@@ -120,7 +120,9 @@ write(
         md("## Batches\nOne row per batch: status, CPP setpoints, kinetic outcomes and harvest CQAs."),
         code("bw.review.table(crev.table)"),
         md("## Release by exception\nExceptions per batch by severity; batches with none are released by exception."),
-        code("exc = bw.monitoring.exceptions(camp)\nbw.review.table(bw.monitoring.exception_counts(exc, camp.batch_ids))"),
+        code(
+            "exc = bw.monitoring.exceptions(camp)\nbw.review.table(bw.monitoring.exception_counts(exc, camp.batch_ids))"
+        ),
         md(
             "## Exceptional batches\nEach reason on its own row: status, CQAs out of specification, outcomes far from "
             "the campaign (robust z-score), a drifting probe, flagged data."
@@ -196,5 +198,53 @@ write(
         code("bw.review.table(growth.unusual(prob=prob))"),
         md("## Campaign-level parameters"),
         code("bw.review.table(gs.filter(gs['level'] == 'campaign'))"),
+    ],
+)
+
+write(
+    "explore_campaign",
+    [
+        md(
+            "# Explore a campaign\n\nRead a campaign folder, see what it holds, and compute the kinetics of every batch. "
+            "Run it as it is on the demo campaign (`make demo` writes `data/demo/`), or set `campaign` to your own folder."
+        ),
+        code(
+            'campaign: str = "../data/demo"  # path of a campaign folder (Parquet or CSV frames + campaign.yaml)\n'
+            'batch_id: str = ""  # one batch to look at closely (empty: the first batch)',
+            tags=["parameters"],
+        ),
+        code(
+            "import bioworkbench as bw\n\nbw.plots.setup()\ncamp = bw.read_campaign(campaign)\nprint(camp.describe())"
+        ),
+        md("One row per batch: how long it ran, how many samples and flags it has, its peak VCD and final titer."),
+        code("bw.review.table(camp.summary())"),
+        md(
+            "Flagged observations are kept, with the reason and the file and line they came from; analyses leave them out."
+        ),
+        code(
+            "bw.review.table(camp.flagged().select('batch_id', 'time_h', 'variable', 'value', 'flag', 'flag_reason', "
+            "'source_file', 'source_line'), max_rows=50)"
+        ),
+        md(
+            "Kinetics of one batch: IVCD, growth rate μ (from viable cell numbers, with fed-batch volume bookkeeping), "
+            "specific rates (negative = consumed) and cumulative amounts, in a wide table by sample time."
+        ),
+        code(
+            "kin = bw.kinetics.compute(camp)\n"
+            "one = batch_id or camp.batch_ids[0]\n"
+            "bw.review.table(bw.kinetics.wide(kin, batch_id=one))"
+        ),
+        md(
+            "Specific productivity per batch as the slope of titer against IVCD (pg/cell/d), with its standard error and R²."
+        ),
+        code("bw.review.table(bw.kinetics.qp_regression(camp, start_h=72).sort('qp', descending=True))"),
+        md("Trajectories of all batches, the chosen one highlighted."),
+        code("bw.plots.plot_trajectories(camp.observations, variable='vcd', highlight=batch_id or camp.batch_ids[0])"),
+        code(
+            "bw.plots.plot_trajectories(camp.observations, variable='viability', highlight=batch_id or camp.batch_ids[0])"
+        ),
+        code(
+            "bw.plots.plot_trajectories(camp.observations, variable='titer', highlight=batch_id or camp.batch_ids[0])"
+        ),
     ],
 )

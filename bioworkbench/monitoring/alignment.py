@@ -238,12 +238,20 @@ def _accumulate(cost: np.ndarray, band: int) -> np.ndarray:
     return acc
 
 
-try:  # numba ships with nutpie; plain Python is the fallback
-    import numba
+_FAST: dict[str, object] = {}
 
-    _accumulate_fast = numba.njit(cache=True)(_accumulate)
-except Exception:  # pragma: no cover
-    _accumulate_fast = _accumulate
+
+def _accumulate_fast(cost: np.ndarray, band: int) -> np.ndarray:
+    """:func:`_accumulate` compiled with numba on first use (numba ships with nutpie); plain Python
+    otherwise. Imported lazily so that ``import bioworkbench.monitoring`` stays light."""
+    if "f" not in _FAST:
+        try:
+            import numba
+
+            _FAST["f"] = numba.njit(cache=True)(_accumulate)
+        except Exception:  # pragma: no cover
+            _FAST["f"] = _accumulate
+    return _FAST["f"](cost, band)
 
 
 def _traceback(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -233,4 +233,5 @@ def exceptions_summary(table: pl.DataFrame, batch_id: str) -> str:
         return f"**Batch {batch_id} is released by exception**: nothing needs a reviewer's attention."
     by = {r["severity"]: r["len"] for r in t.group_by("severity").len().iter_rows(named=True)}
     parts = ", ".join(f"{by[s]} {s}" for s in SEVERITY_ORDER if s in by)
-    return f"**Batch {batch_id} needs review**: {t.height} exception{'s' if t.height != 1 else ''} ({parts}), listed below."
+    plural = "s" if t.height != 1 else ""
+    return f"**Batch {batch_id} needs review**: {t.height} exception{plural} ({parts}), listed below."
