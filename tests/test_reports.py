@@ -1,0 +1,740 @@
+"""Report notebooks end to end: papermill on a small simulated campaign, offline HTML, a browser.
+
+Every notebook in ``notebooks/`` is run once per session through
+:func:`bioworkbench.reports.run_report` (kernel ``$BW_KERNEL``, default ``bioworkbench``) on a
+six-batch campaign, and the tests share those runs: the HTML is self-contained (Bokeh inline, no
+CDN, no code), headless Chromium draws it offline without JavaScript errors, the manifest records
+the provenance, and runs are atomic. Broken inputs are refused before a kernel starts
+(:class:`ConfigError`) or fail as a recorded run (:class:`ReportError`), alone, in ``run_many`` and
+through the CLI.
+
+The browser tests skip only when no Chromium is found (``scripts/ensure-chromium.sh`` installs
+Debian's ``chromium``; ``$BW_CHROMIUM`` names another); set ``BW_REQUIRE_BROWSER=1`` to fail instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+import bioworkbench as bw
+from bioworkbench.errors import BioWorkbenchError, ConfigError, ReportError
+from bioworkbench.reports import (
+    RunResult,
+    notebook_parameters,
+    run_many,
+    run_report,
+    write_index,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL = os.environ.get("BW_KERNEL", "bioworkbench")
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+#: the notebooks that draw with bw.plots, so their HTML must carry BokehJS and plot data
+PLOTTING = sorted(n for n in NOTEBOOKS if "bw.plots." in (ROOT / "notebooks" / f"{n}.ipynb").read_text())
+#: notebooks that fit Bayesian models (slow to start: the model is compiled in every kernel)
+FITTING = sorted(n for n in NOTEBOOKS if ".fit(" in (ROOT / "notebooks" / f"{n}.ipynb").read_text())
+#: small sampling settings for the tests (STYLE: report notebooks run with small CI parameters)
+CI_PARAMETERS = {"draws": 50, "tune": 50, "chains": 2}
+N_BATCHES = 6
+BATCH = "B02"
+RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[A-Za-z0-9_.-]+$")
+CDN_HOSTS = (
+    "cdn.holoviz.org",
+    "cdn.bokeh.org",
+    "unpkg.com",
+    "cdn.jsdelivr.net",
+    "cdnjs.cloudflare.com",
+)
+#: CDN URLs compiled into the third-party bundles themselves (BokehJS, es-module-shims) that a
+#: report cannot drop without editing library code; none is fetched by our plots (the browser test
+#: proves it): MathJax only for LaTeX labels, Tabler only for Tabler icons, a source map only when
+#: DevTools is open.
+BUNDLED_CDN_URLS = (
+    re.compile(r"https://cdn\.jsdelivr\.net/npm/mathjax@3/es5/tex-svg\.js"),
+    re.compile(r"https://cdn\.jsdelivr\.net/npm/@tabler/icons-webfont@latest"),
+    re.compile(r"https://cdn\.jsdelivr\.net/sm/[0-9a-f]+\.map"),
+)
+CDN_URL = re.compile(r"(?:https?:)?//(?:" + "|".join(map(re.escape, CDN_HOSTS)) + r")[^\s\"'`<>)\\]*")
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures: one small campaign, one broken copy, one run of every notebook
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def campaign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six batches, 14 days, online every 30 min: small and quick to report on."""
+    camp = bw.simulate_campaign(n_batches=N_BATCHES, seed=3, days=14, online_interval_min=30)
+    return camp.write(tmp_path_factory.mktemp("campaign") / "small")
+
+
+@pytest.fixture(scope="session")
+def broken_campaign_dir(campaign_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Passes the checks made before the kernel (batches readable, batch present), but its
+    observations file is cut short, so the notebook fails when it reads the campaign."""
+    broken = tmp_path_factory.mktemp("campaign") / "broken"
+    shutil.copytree(campaign_dir, broken)
+    obs = broken / "observations.parquet"
+    obs.write_bytes(obs.read_bytes()[:300])
+    return broken
+
+
+def _parameters_for(name: str, campaign: Path) -> dict:
+    """The small campaign, batch B02, and tiny sampling for notebooks that fit models."""
+    declared = notebook_parameters(ROOT / "notebooks" / f"{name}.ipynb")
+    params: dict = {k: v for k, v in CI_PARAMETERS.items() if k in declared}
+    if "campaign" in declared:
+        params["campaign"] = str(campaign)
+    if "batch_id" in declared:
+        params["batch_id"] = BATCH
+    return params
+
+
+@pytest.fixture(scope="session")
+def report_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="session")
+def failed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("failed")
+
+
+@pytest.fixture(scope="session")
+def kernel_runs(
+    campaign_dir: Path,
+    broken_campaign_dir: Path,
+    report_root: Path,
+    failed_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, RunResult | BioWorkbenchError]:
+    """Every notebook run once from a parameter file into ``report_root``, and the batch report
+    on the broken campaign into a folder of its own (key ``"broken"``).
+
+    The runs go through :func:`run_report` in two worker processes, slowest first (notebooks that
+    fit models compile them in every fresh kernel), so the others run alongside.
+    """
+    params = tmp_path_factory.mktemp("parameters")
+    jobs: dict[str, tuple[str, dict]] = {}
+    for name in sorted(NOTEBOOKS, key=lambda n: (n not in FITTING, n)):
+        pf = params / f"{name}.yaml"
+        pf.write_text(yaml.safe_dump(_parameters_for(name, campaign_dir)))
+        # concurrent runs would race on index.html: it is written once, below
+        jobs[name] = (name, {"parameter_file": pf, "output_dir": report_root, "write_index_file": False})
+    jobs["broken"] = (
+        "batch_report",
+        {"parameters": {"campaign": str(broken_campaign_dir), "batch_id": BATCH}, "output_dir": failed_root},
+    )
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding polars' threads
+    runs: dict[str, RunResult | BioWorkbenchError] = {}
+    with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        futures = {key: pool.submit(run_report, name, kernel=KERNEL, **kwargs) for key, (name, kwargs) in jobs.items()}
+        for key, fut in futures.items():
+            try:
+                runs[key] = fut.result()
+            except BioWorkbenchError as exc:  # reported by the tests of that run
+                runs[key] = exc
+    write_index(report_root)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def reports(kernel_runs) -> dict[str, RunResult | BioWorkbenchError]:
+    return {name: kernel_runs[name] for name in NOTEBOOKS}
+
+
+def _run(reports: dict, name: str) -> RunResult:
+    res = reports[name]
+    if isinstance(res, BaseException):
+        pytest.fail(f"report {name} did not complete: {type(res).__name__}: {res}")
+    return res
+
+
+@pytest.fixture(scope="session")
+def failed_run(kernel_runs, failed_root) -> tuple[ReportError, Path]:
+    """The batch report on the broken campaign: the ReportError and the output folder."""
+    error = kernel_runs["broken"]
+    if not isinstance(error, ReportError):
+        pytest.fail(f"the batch report on a broken campaign did not raise ReportError: {error!r}")
+    return error, failed_root
+
+
+@pytest.fixture
+def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if papermill is asked to start a kernel."""
+    import papermill
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kernel was started although the input should have been refused")
+
+    monkeypatch.setattr(papermill, "execute_notebook", refuse)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers to read the HTML
+# ---------------------------------------------------------------------------------------------
+class _Page(HTMLParser):
+    """Elements' classes, resource attributes and the visible text (outside script and style)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.classes: list[list[str]] = []
+        self.resources: list[tuple[str, str, str]] = []
+        self.text: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.classes.append((a.get("class") or "").split())
+        for key in ("src", "href", "data"):
+            if a.get(key) and tag in (
+                "script",
+                "link",
+                "img",
+                "iframe",
+                "source",
+                "embed",
+                "object",
+            ):
+                self.resources.append((tag, key, a[key]))
+        if tag in ("script", "style"):
+            self._hidden += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self._hidden:
+            self._hidden -= 1
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.text.append(data)
+
+
+_pages: dict[Path, tuple[str, _Page]] = {}
+
+
+def _page(path: Path) -> tuple[str, _Page]:
+    if path not in _pages:
+        body = path.read_text()
+        parser = _Page()
+        parser.feed(body)
+        _pages[path] = (body, parser)
+    return _pages[path]
+
+
+def _docs_json(body: str) -> list[dict]:
+    """The Bokeh documents embedded in the page (``var docs_json = {...}``)."""
+    decoder = json.JSONDecoder()
+    return [decoder.raw_decode(body, m.end())[0] for m in re.finditer(r"docs_json = ", body)]
+
+
+def _n_figures(body: str) -> int:
+    return sum(json.dumps(d).count('"name": "Figure"') for d in _docs_json(body))
+
+
+def _code_lines(name: str) -> list[str]:
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    lines = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            src = "".join(cell["source"])
+            lines += [ln.strip() for ln in src.splitlines() if len(ln.strip()) >= 12]
+    return lines
+
+
+def _assert_no_leftovers(root: Path) -> None:
+    """Only finished run folders (and index.html): no temporary folder or file anywhere."""
+    for entry in root.iterdir():
+        assert not entry.name.startswith("."), f"temporary entry left in {root}: {entry.name}"
+        if entry.is_file():
+            assert entry.name == "index.html", f"unexpected file in {root}: {entry.name}"
+            continue
+        for run in entry.iterdir():
+            assert RUN_ID.match(run.name), f"half-written or stray folder: {run}"
+            names = {p.name for p in run.iterdir()}
+            assert {"manifest.json", "report.html", f"{entry.name}.ipynb"} <= names, (
+                f"{run} is incomplete: {sorted(names)}"
+            )
+            assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], run
+
+
+def _index_rows(root: Path) -> list[dict]:
+    page = (root / "index.html").read_text()
+    rows = re.findall(
+        r'<tr class="([^"]*)"><td>([^<]*)</td><td>([^<]*)</td><td class="status">[^<]*</td>'
+        r'<td>([^<]*)</td><td>[^<]*</td><td><a href="([^"]*)">',
+        page,
+    )
+    return [{"status": s, "report": r, "parameters": p, "started": t, "link": link} for s, r, p, t, link in rows]
+
+
+def _notebook(path: Path) -> dict:
+    """An executed notebook as plain JSON (nbformat's validation takes seconds on 7 MB)."""
+    return json.loads(path.read_text())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# every notebook runs and renders
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_report_notebook_runs_on_small_campaign(reports, name):
+    res = _run(reports, name)
+    assert res.status == "completed"
+    assert res.run_dir.is_dir() and res.html.is_file()
+    executed = _notebook(res.run_dir / f"{name}.ipynb")
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    # the parameters were injected into the executed notebook
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "campaign" in "".join(injected[0]["source"])
+
+
+def test_every_notebook_is_covered():
+    assert {"batch_report", "campaign_report"} <= set(NOTEBOOKS)
+    assert {"batch_report", "campaign_report"} <= set(PLOTTING)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_html_references_no_cdn(reports, name):
+    body, page = _page(_run(reports, name).html)
+    remote = [r for r in page.resources if re.match(r"^(https?:)?//", r[2].strip(), flags=re.IGNORECASE)]
+    assert remote == [], f"elements that load from the network: {remote}"
+    imports = re.findall(r"""import\s*\(\s*["'`](?:https?:)?//[^"'`]+""", body)
+    imports += re.findall(r"""\bfrom\s+["'](?:https?:)?//[^"']+""", body)
+    assert imports == [], f"ES module imports from the network: {imports}"
+    cdn = sorted({u for u in CDN_URL.findall(body) if not any(p.fullmatch(u) for p in BUNDLED_CDN_URLS)})
+    assert cdn == [], f"CDN URLs in {name}'s HTML: {cdn}"
+
+
+@pytest.mark.parametrize("name", PLOTTING)
+def test_html_inlines_bokehjs_and_panel(reports, name):
+    import bokeh
+    import panel
+
+    body, _ = _page(_run(reports, name).html)
+    for lib in (
+        Path(bokeh.__file__).parent / "server" / "static" / "js" / "bokeh.min.js",
+        Path(panel.__file__).parent / "dist" / "panel.min.js",
+    ):
+        js = lib.read_text()
+        chunk = js[len(js) // 2 : len(js) // 2 + 400]
+        assert chunk in body, f"{lib.name} is not inlined in the report"
+    assert f"'{bokeh.__version__}'" in body or f'"{bokeh.__version__}"' in body
+
+
+@pytest.mark.parametrize("name", PLOTTING)
+def test_html_holds_the_plot_data(reports, name):
+    body, _ = _page(_run(reports, name).html)
+    docs = _docs_json(body)
+    assert docs, "no Bokeh document embedded in the HTML"
+    text = json.dumps(docs)
+    assert "ColumnDataSource" in text
+    ids = [f"B{i:02d}" for i in range(1, N_BATCHES + 1)]
+    found = [b for b in ids if f'"{b}"' in text]
+    assert found, "no batch's data in the embedded Bokeh documents"
+    if "batch_id" in notebook_parameters(ROOT / "notebooks" / f"{name}.ipynb"):
+        assert BATCH in found, f"the reported batch {BATCH} is not in the plots' data"
+    assert _n_figures(body) >= 3
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_html_hides_code_cell_inputs(reports, name):
+    _, page = _page(_run(reports, name).html)
+    code_cells = [c for c in page.classes if "jp-CodeCell" in c]
+    assert code_cells, "no code cell outputs at all"
+    assert all("jp-mod-noInput" in c for c in code_cells), "a code cell shows its input"
+    for hidden in ("jp-InputArea-editor", "jp-InputPrompt", "jp-OutputPrompt", "highlight"):
+        assert not any(hidden in c for c in page.classes), f"element of class {hidden} present"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_html_shows_no_code_in_outputs(reports, name):
+    """No line of the notebook's code is visible anywhere, e.g. in a warning printed with the
+    source line that raised it."""
+    _, page = _page(_run(reports, name).html)
+    text = "".join(page.text)
+    shown = [ln for ln in _code_lines(name) if ln in text]
+    leaks = sorted(set(re.findall(r"/tmp/ipykernel_\d+/\d+\.py:\d+", text)))
+    assert shown == [] and leaks == [], f"code visible in {name}'s HTML: {shown}; kernel temp files named: {leaks}"
+
+
+# ---------------------------------------------------------------------------------------------
+# a headless browser opens the reports offline
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    from browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        if os.environ.get("BW_REQUIRE_BROWSER"):
+            pytest.fail("BW_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip(
+            "no Chromium found (looked for $BW_CHROMIUM, chromium, chromium-browser, google-chrome);"
+            " run scripts/ensure-chromium.sh, which `make test` does"
+        )
+    with Browser() as b:
+        yield b
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_browser_draws_report_offline_without_errors(reports, browser, name):
+    import bokeh
+
+    html = _run(reports, name).html
+    body, _ = _page(html)
+    figures = _n_figures(body)
+    page = browser.inspect(html, min_canvases=figures, timeout=60)
+    assert page.network_requests == [], page.describe()
+    assert page.errors == [], page.describe()
+    plots = [c for c in page.drawn_canvases if (c.host or "").startswith("div.bk-Canvas")]
+    assert len(plots) >= figures, page.describe()
+    if name in PLOTTING:
+        assert page.bokeh_version == bokeh.__version__, page.describe()
+        assert figures >= 3 and all(c.css_width > 0 and c.css_height > 0 for c in plots)
+
+
+def test_browser_check_catches_errors_requests_and_blank_canvases(tmp_path):
+    """The harness itself: a thrown error, a console error, a CDN script and a blank canvas are
+    all seen; a canvas drawn inside a shadow root counts as drawn; the browser is stopped."""
+    from browser import Browser, find_chromium, live_processes
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium found; run scripts/ensure-chromium.sh")
+    page_file = tmp_path / "probe.html"
+    page_file.write_text(
+        """<!DOCTYPE html><html><body><div id="host"></div><canvas id="blank" width="50" height="50"></canvas>
+<script src="https://cdn.bokeh.org/bokeh/release/bokeh-3.0.0.min.js"></script>
+<script>
+const root = document.getElementById("host").attachShadow({mode: "open"});
+const c = document.createElement("canvas"); c.width = 40; c.height = 30; root.appendChild(c);
+const ctx = c.getContext("2d"); ctx.fillStyle = "red"; ctx.fillRect(5, 5, 10, 10);
+console.error("probe console error");
+setTimeout(() => { throw new Error("probe exception"); }, 10);
+</script></body></html>"""
+    )
+    b = Browser()
+    with b:
+        pid = b._proc.pid
+        profile = b._profile
+        page = b.inspect(page_file, min_canvases=1, timeout=20)
+    text = page.describe()
+    assert sorted(c.drawn for c in page.canvases) == [False, True], text
+    assert any("probe exception" in e for e in page.errors), text
+    assert any("probe console error" in e for e in page.errors), text
+    assert any("cdn.bokeh.org" in u for u in page.network_requests), text
+    # stopped: no process of its group is left running, its profile folder is gone
+    assert live_processes(pid) == []
+    assert not profile.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance and atomic runs
+# ---------------------------------------------------------------------------------------------
+def test_manifest_of_a_completed_run(reports, campaign_dir):
+    res = _run(reports, "batch_report")
+    m = json.loads((res.run_dir / "manifest.json").read_text())
+    assert m["run"] == res.manifest["run"]
+    assert m["report"] == "batch_report" and m["run"] == res.run_dir.name
+    assert m["status"] == "completed" and m["error"] is None
+    declared = notebook_parameters(ROOT / "notebooks" / "batch_report.ipynb")
+    given = _parameters_for("batch_report", campaign_dir)
+    assert m["parameters"] == {k: p.default for k, p in declared.items()} | given
+    assert m["kernel"] == KERNEL
+    inputs = m["inputs_sha256"]
+    files = sorted(p for p in campaign_dir.rglob("*") if p.is_file())
+    assert files
+    for f in files:
+        assert inputs[str(f)] == _sha256(f), f"sha256 of {f.name}"
+    nb = ROOT / "notebooks" / "batch_report.ipynb"
+    assert inputs[str(nb)] == _sha256(nb)
+    pf = Path(m["parameter_file"]).resolve()
+    assert inputs[str(pf)] == _sha256(pf)
+    for pkg in ("python", "bioworkbench", "papermill", "bokeh", "polars", "nbconvert"):
+        assert m["versions"][pkg] not in (None, "", "not installed"), pkg
+    assert m["git"] is None or re.fullmatch(r"[0-9a-f]{40}", m["git"]["commit"])
+    started = dt.datetime.fromisoformat(m["started"])
+    ended = dt.datetime.fromisoformat(m["ended"])
+    assert started.tzinfo is not None and started <= ended
+    assert m["duration_s"] > 0
+
+
+def test_runs_leave_only_finished_folders(reports, report_root):
+    for name in NOTEBOOKS:
+        _run(reports, name)
+    _assert_no_leftovers(report_root)
+    assert {p.name for p in report_root.iterdir() if p.is_dir()} == set(NOTEBOOKS)
+
+
+def test_index_lists_every_run_newest_first(reports, report_root):
+    for name in NOTEBOOKS:
+        _run(reports, name)
+    rows = _index_rows(report_root)
+    assert sorted(r["report"] for r in rows) == NOTEBOOKS
+    assert all(r["status"] == "completed" for r in rows)
+    assert [r["started"] for r in rows] == sorted((r["started"] for r in rows), reverse=True)
+    for r in rows:
+        assert (report_root / r["link"]).is_file(), r["link"]
+
+
+def _fake_papermill(monkeypatch, behaviour):
+    """Replace papermill's executor: copy the notebook, then ``behaviour(output_path)``."""
+    import papermill
+
+    def fake(input_path, output_path, **kwargs):
+        shutil.copy(input_path, output_path)
+        behaviour(Path(output_path))
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+
+
+@pytest.fixture
+def notebooks_outside_git(tmp_path) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(ROOT / "notebooks" / "explore_campaign.ipynb", folder)
+    return folder
+
+
+def test_manifest_git_is_null_outside_git(monkeypatch, campaign_dir, notebooks_outside_git, tmp_path):
+    _fake_papermill(monkeypatch, lambda out: None)
+    res = run_report(
+        "explore_campaign",
+        parameters={"campaign": str(campaign_dir)},
+        output_dir=tmp_path / "out",
+        notebooks=notebooks_outside_git,
+        kernel=KERNEL,
+    )
+    assert res.status == "completed"
+    assert res.manifest["git"] is None
+    assert json.loads((res.run_dir / "manifest.json").read_text())["git"] is None
+
+
+def test_kernel_death_is_a_failed_run(monkeypatch, campaign_dir, notebooks_outside_git, tmp_path):
+    def die(out):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    _fake_papermill(monkeypatch, die)
+    out = tmp_path / "out"
+    with pytest.raises(ReportError, match=r"failed in the kernel.*RuntimeError: Kernel died"):
+        run_report(
+            "explore_campaign",
+            parameters={"campaign": str(campaign_dir)},
+            output_dir=out,
+            notebooks=notebooks_outside_git,
+            kernel=KERNEL,
+        )
+    (run,) = (out / "explore_campaign").iterdir()
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "failed" and m["error"]["ename"] == "RuntimeError"
+    _assert_no_leftovers(out)
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, OSError])
+def test_interrupted_run_leaves_no_folder(monkeypatch, campaign_dir, notebooks_outside_git, tmp_path, interruption):
+    """Ctrl-C while the notebook runs, or a crash while the HTML is written: nothing is left."""
+    import bioworkbench.reports as reports_module
+
+    out = tmp_path / "out"
+    if interruption is KeyboardInterrupt:
+
+        def stop(out_nb):
+            out_nb.write_text('{"cells": [')  # half a notebook
+            raise KeyboardInterrupt
+
+        _fake_papermill(monkeypatch, stop)
+    else:
+        _fake_papermill(monkeypatch, lambda out_nb: None)
+
+        def broken_render(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(reports_module, "_render_html", broken_render)
+    with pytest.raises(interruption):
+        run_report(
+            "explore_campaign",
+            parameters={"campaign": str(campaign_dir)},
+            output_dir=out,
+            notebooks=notebooks_outside_git,
+            kernel=KERNEL,
+        )
+    assert list((out / "explore_campaign").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# broken inputs: refused before the kernel, or failed and recorded
+# ---------------------------------------------------------------------------------------------
+def _yaml(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_unknown_key_is_refused_with_suggestion(no_kernel, campaign_dir, tmp_path):
+    pf = _yaml(tmp_path / "B02.yaml", {"campaign": str(campaign_dir), "batch_idd": BATCH})
+    with pytest.raises(ConfigError) as info:
+        run_report("batch_report", parameter_file=pf, output_dir=tmp_path / "out", kernel=KERNEL)
+    msg = str(info.value)
+    assert msg.startswith(f"{pf}: ")
+    assert "unknown key 'batch_idd'" in msg
+    assert "Did you mean 'batch_id'?" in msg
+    valid = ", ".join(sorted(notebook_parameters(ROOT / "notebooks" / "batch_report.ipynb")))
+    assert f"Valid keys: {valid}." in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_type_is_refused(no_kernel, campaign_dir, tmp_path):
+    pf = _yaml(tmp_path / "B02.yaml", {"campaign": str(campaign_dir), "batch_id": BATCH, "prob": "high"})
+    with pytest.raises(ConfigError, match=r"prob must be a float; got str 'high'"):
+        run_report("batch_report", parameter_file=pf, output_dir=tmp_path / "out", kernel=KERNEL)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_campaign_folder_is_refused_before_the_kernel(no_kernel, tmp_path):
+    missing = tmp_path / "no-such-campaign"
+    with pytest.raises(ConfigError) as info:
+        run_report(
+            "batch_report",
+            parameters={"campaign": str(missing), "batch_id": BATCH},
+            output_dir=tmp_path / "out",
+            kernel=KERNEL,
+        )
+    assert f"campaign folder '{missing}' does not exist" in str(info.value)
+    assert "make demo" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_batch_is_refused_with_suggestion(no_kernel, campaign_dir, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        run_report(
+            "batch_report",
+            parameters={"campaign": str(campaign_dir), "batch_id": "B2"},
+            output_dir=tmp_path / "out",
+            kernel=KERNEL,
+        )
+    msg = str(info.value)
+    assert "batch 'B2' is not in the campaign" in msg and "Did you mean 'B02'?" in msg
+    assert "Batches: B01, B02, B03, B04, B05, B06" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_report_and_kernel_are_refused(no_kernel, campaign_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"no report notebook 'batch_reprot'.*Did you mean 'batch_report'"):
+        run_report("batch_reprot", output_dir=tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"kernel 'no-such-kernel' is not registered.*make kernel"):
+        run_report(
+            "explore_campaign",
+            parameters={"campaign": str(campaign_dir)},
+            output_dir=tmp_path / "out",
+            kernel="no-such-kernel",
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_broken_campaign_fails_with_the_cell_and_error(failed_run, broken_campaign_dir):
+    error, out = failed_run
+    msg = str(error)
+    assert re.search(r"report batch_report failed in cell \d+ \(`", msg), msg
+    assert "DataReadError" in msg and "observations.parquet" in msg
+    (run,) = (out / "batch_report").iterdir()
+    assert str(run) in msg
+    assert "bw.read_campaign(campaign)" in json.loads((run / "manifest.json").read_text())["error"]["source"]
+
+
+def test_failed_run_keeps_notebook_manifest_and_index_entry(failed_run, broken_campaign_dir):
+    _, out = failed_run
+    _assert_no_leftovers(out)
+    (run,) = (out / "batch_report").iterdir()
+    executed = _notebook(run / "batch_report.ipynb")
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "DataReadError"
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "failed"
+    assert m["error"]["ename"] == "DataReadError" and "observations.parquet" in m["error"]["evalue"]
+    assert isinstance(m["error"]["cell"], int)
+    assert m["inputs_sha256"][str(broken_campaign_dir / "observations.parquet")] == _sha256(
+        broken_campaign_dir / "observations.parquet"
+    )
+    assert "DataReadError" in (run / "report.html").read_text()
+    (row,) = _index_rows(out)
+    assert row["status"] == "failed" and row["report"] == "batch_report"
+    assert "DataReadError" in (out / "index.html").read_text()
+
+
+def test_run_many_one_bad_file_does_not_stop_the_others(campaign_dir, broken_campaign_dir, tmp_path):
+    params = tmp_path / "parameters" / "explore_campaign"
+    good_a = _yaml(params / "a_good.yaml", {"campaign": str(campaign_dir)})
+    good_b = _yaml(params / "b_good.yaml", {"campaign": str(campaign_dir), "batch_id": "B03"})
+    typo = _yaml(params / "c_typo.yaml", {"campaign": str(campaign_dir), "batch_idd": "B03"})
+    broken = _yaml(params / "d_broken.yaml", {"campaign": str(broken_campaign_dir)})
+    out = tmp_path / "out"
+    results = run_many([tmp_path / "parameters"], output_dir=out, n_workers=2, kernel=KERNEL, progress=False)
+
+    by_file = {Path(r["file"]).name: r for r in results}
+    assert set(by_file) == {p.name for p in (good_a, good_b, typo, broken)}
+    for good in (good_a, good_b):
+        assert by_file[good.name]["status"] == "completed", by_file[good.name]
+        assert Path(by_file[good.name]["run_dir"], "report.html").is_file()
+    refused = by_file[typo.name]
+    assert refused["status"] == "refused" and refused["run_dir"] is None
+    assert refused["error"]["ename"] == "ConfigError"
+    assert "unknown key 'batch_idd'" in refused["error"]["evalue"]
+    assert "Did you mean 'batch_id'?" in refused["error"]["evalue"]
+    failed = by_file[broken.name]
+    assert failed["status"] == "failed" and failed["error"]["ename"] == "DataReadError"
+
+    _assert_no_leftovers(out)
+    rows = _index_rows(out)
+    assert sorted(r["status"] for r in rows) == ["completed", "completed", "failed"]
+    assert [r["started"] for r in rows] == sorted((r["started"] for r in rows), reverse=True)
+    runs = {p.name for p in (out / "explore_campaign").iterdir()}
+    assert {Path(r["link"]).parent.name for r in rows} == runs
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+# ---------------------------------------------------------------------------------------------
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("bioworkbench")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bioworkbench"]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cli_refuses_a_bad_batch_readably(campaign_dir, tmp_path):
+    proc = _cli(
+        "report", "batch_report", "-p", "campaign", str(campaign_dir), "-p", "batch_id", "B2",
+        "-o", "out", "--kernel", KERNEL, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("ConfigError: report 'batch_report': batch 'B2' is not in")
+    assert "Did you mean 'B02'?" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reports_a_failed_notebook_readably(broken_campaign_dir, tmp_path):
+    pf = _yaml(tmp_path / "broken.yaml", {"campaign": str(broken_campaign_dir)})
+    proc = _cli("report", "explore_campaign", "-f", str(pf), "-o", "out", "--kernel", KERNEL, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("ReportError:")]
+    assert err, proc.stderr
+    assert re.match(r"ReportError: report explore_campaign failed in cell \d+ \(`.+`\): DataReadError: ", err[0])
+    (run,) = (tmp_path / "out" / "explore_campaign").iterdir()
+    assert f"{run}/" in err[0]
+    assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
