@@ -448,7 +448,9 @@ def qp_regression(
     feeds; use :func:`compute` (``qp``) for the mass-balance rate. Batches with fewer than 3
     points get nulls.
     """
-    kin = compute(campaign, variables=[], exclude_flagged=exclude_flagged)
+    with warnings.catch_warnings():  # _offline below warns once about flagged rows
+        warnings.simplefilter("ignore", BioWorkbenchWarning)
+        kin = compute(campaign, variables=[], exclude_flagged=exclude_flagged)
     ivcd = kin.filter(pl.col("variable") == "ivcd").select("batch_id", "time_h", ivcd="value")
     titer = _offline(campaign, exclude_flagged=exclude_flagged).filter(pl.col("variable") == "titer")
     d = titer.select("batch_id", "time_h", y="value").join(ivcd, on=["batch_id", "time_h"], how="inner")

@@ -279,6 +279,9 @@ def run_report(
     status, error = "completed", None
     t0 = time.perf_counter()
     try:
+        # jsonschema's optional rfc3987_syntax builds a grammar on import (~2 s); papermill does not
+        # need it (jsonschema falls back), so keep it out of the runner
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
         import papermill as pm
         from papermill.exceptions import PapermillExecutionError
 
@@ -322,8 +325,10 @@ def run_report(
             error,
         )
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        if final.exists():
-            shutil.rmtree(final)
+        n = 2
+        while final.exists():  # the same run id twice (same batch, same millisecond): never overwrite
+            final = final.with_name(f"{run_id}-{n}")
+            n += 1
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -342,7 +347,7 @@ def _failure_message(name: str, run_dir: Path, error: Mapping[str, Any] | None) 
     src = (error.get("source") or "").strip().splitlines()
     first = f" (`{src[0][:80]}`)" if src else ""
     return (
-        f"report {name} failed in {where}{first}: {error.get('ename')}: {error.get('evalue')}. "
+        f"report {name} failed in {where}{first}: {error.get('ename')}: {str(error.get('evalue')).rstrip('.')}. "
         f"The executed notebook with the error is in {run_dir}/."
     )
 
@@ -372,6 +377,9 @@ def _render_html(executed: Path, target: Path, *, title: str) -> None:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:  # empty display outputs (HoloViews comms) cannot be rendered: drop them
+        if cell.get("outputs"):
+            cell["outputs"] = [o for o in cell["outputs"] if o.get("output_type") != "display_data" or o.get("data")]
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
@@ -580,14 +588,37 @@ def _run_one(name: str, path: str, output_dir: str, kernel: str | None, cwd: str
             "run_dir": str(res.run_dir),
             "error": res.manifest.get("error"),
         }
-    except Exception as exc:  # refused before the kernel: record it as failed, never stop the others
+    except Exception as exc:  # refused before the kernel: record it, never stop the others
+        run_dir = _record_refusal(name, path, output_dir, exc)
         return {
             "name": name,
             "file": path,
             "status": "refused",
-            "run_dir": None,
+            "run_dir": str(run_dir),
             "error": {"ename": type(exc).__name__, "evalue": str(exc)},
         }
+
+
+def _record_refusal(name: str, path: str, output_dir: str, exc: Exception) -> Path:
+    """A run folder holding only a manifest with status ``refused``, so the index lists it."""
+    now = dt.datetime.now(dt.UTC)
+    run_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{Path(path).stem}-refused"
+    run_dir = Path(output_dir) / name / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "report": name,
+        "run": run_id,
+        "status": "refused",
+        "error": {"cell": None, "source": None, "ename": type(exc).__name__, "evalue": str(exc)},
+        "parameters": {},
+        "parameter_file": path,
+        "started": now.isoformat(timespec="seconds"),
+        "ended": now.isoformat(timespec="seconds"),
+        "duration_s": 0.0,
+        "versions": _versions(),
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return run_dir
 
 
 def run_many(
