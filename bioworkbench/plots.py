@@ -25,6 +25,7 @@ __all__ = [
     "plot_forecast",
     "plot_forest",
     "plot_forests",
+    "plot_golden",
     "plot_growth_fit",
     "plot_kinetics",
     "plot_online",
@@ -720,3 +721,36 @@ def plot_contributions(
     return d.hvplot.bar(
         x=by, y=statistic, color=BAND, width=width, height=height, rot=45, xlabel=by, ylabel=label
     ).opts(title=f"{label} by {by}")
+
+
+def plot_golden(
+    envelope: pl.DataFrame,
+    aligned: pl.DataFrame,
+    *,
+    batch_id: str,
+    variable: str,
+    width: int = 600,
+    height: int = 280,
+) -> Any:
+    """A batch over the golden-batch envelope along maturity (from ``bw.monitoring.golden_batch``)."""
+    hv = setup()
+    env = (
+        envelope.filter(pl.col("variable") == variable).select("maturity", "center", "lower", "upper").sort("maturity")
+    )
+    b = aligned.filter((pl.col("batch_id") == batch_id) & (pl.col("variable") == variable)).select("maturity", "value")
+    if env.is_empty() or b.is_empty():
+        raise SchemaError(f"plot_golden: no envelope or no aligned data of {variable!r} for batch {batch_id!r}.")
+    opts = dict(xlabel="maturity", ylabel=_label(variable, None), width=width, height=height)
+    plot = env.hvplot.area(
+        x="maturity", y="lower", y2="upper", color=BAND, alpha=0.2, line_width=0, label="golden envelope", **opts
+    )
+    plot = plot * env.hvplot.line(x="maturity", y="center", color=BAND, line_dash="dashed", label="centre", **opts)
+    plot = plot * b.sort("maturity").hvplot.line(
+        x="maturity", y="value", color=HIGHLIGHT, line_width=2, label=batch_id, **opts
+    )
+    out = b.join(env, on="maturity").filter((pl.col("value") > pl.col("upper")) | (pl.col("value") < pl.col("lower")))
+    if not out.is_empty():
+        plot = plot * out.hvplot.scatter(x="maturity", y="value", color=HIGHLIGHT, size=40, **opts)
+    return plot.opts(
+        hv.opts.Overlay(title=f"{_label(variable, None)}: {batch_id} vs golden batch", legend_position="top_left")
+    )

@@ -76,3 +76,20 @@ def test_clear_errors(camp):
     crev = review.campaign_review(camp)
     with pytest.raises(bw.SchemaError, match="not in the table"):
         plots.plot_cqa_vs_cpp(crev.table, attribute="potency", cpp="cpp_ph_setpoint")
+
+
+def test_monitoring_plots(camp):
+    from bioworkbench import monitoring
+
+    a = monitoring.align_by_time(camp, variables=["ph", "do", "temperature"], grid_h=6, source="online")
+    env = monitoring.golden_batch(a)
+    g = plots.plot_golden(env, a, batch_id=camp.batch_ids[0], variable="ph")
+    m = monitoring.BatchPCA(n_components=2).fit(a)
+    st = m.batch_statistics(prob=0.99)
+    s = plots.plot_scores(st, highlight=[camp.batch_ids[0]])
+    c = plots.plot_control_chart(m.monitor(a.filter(pl.col("batch_id") == camp.batch_ids[0])), statistic="spe")
+    b = plots.plot_contributions(m.contributions(camp.batch_ids[0]), statistic="spe")
+    for x in (g, s, c, b):
+        hv.render(x)
+    with pytest.raises(bw.SchemaError, match="statistic must be"):
+        plots.plot_control_chart(m.monitor(a), statistic="q")
