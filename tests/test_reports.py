@@ -264,6 +264,9 @@ def _assert_no_leftovers(root: Path) -> None:
         for run in entry.iterdir():
             assert RUN_ID.match(run.name), f"half-written or stray folder: {run}"
             names = {p.name for p in run.iterdir()}
+            if json.loads((run / "manifest.json").read_text())["status"] == "refused":
+                assert names == {"manifest.json"}, f"a refused run holds only its manifest: {sorted(names)}"
+                continue
             assert {"manifest.json", "report.html", f"{entry.name}.ipynb"} <= names, (
                 f"{run} is incomplete: {sorted(names)}"
             )
@@ -691,7 +694,9 @@ def test_run_many_one_bad_file_does_not_stop_the_others(campaign_dir, broken_cam
         assert by_file[good.name]["status"] == "completed", by_file[good.name]
         assert Path(by_file[good.name]["run_dir"], "report.html").is_file()
     refused = by_file[typo.name]
-    assert refused["status"] == "refused" and refused["run_dir"] is None
+    assert refused["status"] == "refused"
+    refused_manifest = json.loads(Path(refused["run_dir"], "manifest.json").read_text())
+    assert refused_manifest["status"] == "refused" and refused_manifest["parameter_file"] == str(typo.resolve())
     assert refused["error"]["ename"] == "ConfigError"
     assert "unknown key 'batch_idd'" in refused["error"]["evalue"]
     assert "Did you mean 'batch_id'?" in refused["error"]["evalue"]
@@ -700,7 +705,8 @@ def test_run_many_one_bad_file_does_not_stop_the_others(campaign_dir, broken_cam
 
     _assert_no_leftovers(out)
     rows = _index_rows(out)
-    assert sorted(r["status"] for r in rows) == ["completed", "completed", "failed"]
+    # the refused parameter file has its own entry in the index, marked refused
+    assert sorted(r["status"] for r in rows) == ["completed", "completed", "failed", "refused"]
     assert [r["started"] for r in rows] == sorted((r["started"] for r in rows), reverse=True)
     runs = {p.name for p in (out / "explore_campaign").iterdir()}
     assert {Path(r["link"]).parent.name for r in rows} == runs
