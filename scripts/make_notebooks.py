@@ -124,6 +124,19 @@ write(
             "exc = bw.monitoring.exceptions(camp)\nbw.review.table(bw.monitoring.exception_counts(exc, camp.batch_ids))"
         ),
         md(
+            "## Multivariate monitoring (MSPC)\nBatch-wise unfolded PCA of the online traces of the completed batches "
+            "(culture-time grid); Hotelling's T² and SPE of every batch against their 99 % limits, scores with the "
+            "confidence ellipse, and the variables that drive the SPE of the worst batch."
+        ),
+        code(
+            "aligned = bw.monitoring.align_by_time(camp, variables=['ph', 'do', 'temperature'], grid_h=4, source='online')\n"
+            "mspc = bw.monitoring.BatchPCA(n_components=2).fit(aligned)\n"
+            "stats = mspc.batch_statistics(prob=0.99)\n"
+            "bw.review.table(stats.select('batch_id', 't2', 't2_limit', 'spe', 'spe_limit', 't2_flag', 'spe_flag'))"
+        ),
+        code("worst = stats.sort('spe', descending=True)['batch_id'][0]\n"
+             "bw.plots.plot_scores(stats, highlight=[worst]) + bw.plots.plot_contributions(mspc.contributions(worst), statistic='spe')"),
+        md(
             "## Exceptional batches\nEach reason on its own row: status, CQAs out of specification, outcomes far from "
             "the campaign (robust z-score), a drifting probe, flagged data."
         ),
