@@ -415,22 +415,26 @@ def compare(polars_result: pl.DataFrame, pandas_result: pd.DataFrame) -> dict[st
 # ---------------------------------------------------------------------------------------------
 # running and reporting
 # ---------------------------------------------------------------------------------------------
-def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
-    """Seconds taken by ``fn(*args, **kwargs)``, and its result."""
-    t0 = time.perf_counter()
+def _timed(r: dict[str, Any], key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(*args, **kwargs)``; store its wall and CPU seconds in ``r`` under ``key``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
-    return time.perf_counter() - t0, result
+    r[key], r.setdefault("cpu", {})[key] = time.perf_counter() - t0, time.process_time() - c0
+    return result
 
 
-def _best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
-    """Best time of ``repeat`` runs, every run's time, and the last result."""
-    times, result = [], None
+def _best_of(r: dict[str, Any], key: str, fn: Callable[[], Any], repeat: int) -> Any:
+    """Run ``fn`` ``repeat`` times; keep the best time in ``r[key]``, all in ``r[key + '_runs']``."""
+    runs, cpus, result = [], [], None
     for _ in range(repeat):
         result = None  # let the previous result go before the next run
         gc.collect()
-        seconds, result = _timed(fn)
-        times.append(seconds)
-    return min(times), times, result
+        result = _timed(r, key, fn)
+        runs.append(r[key])
+        cpus.append(r["cpu"][key])
+    best = int(np.argmin(runs))
+    r[key], r["cpu"][key], r[f"{key}_runs"] = runs[best], cpus[best], runs
+    return result
 
 
 def _to_pandas(campaign: bw.Campaign) -> tuple[pd.DataFrame, ...]:
@@ -474,7 +478,9 @@ def run_benchmark(
     r["folder"] = folder
     try:
         _progress(f"building {n_batches:,} batches")
-        r["build"], frames = _timed(
+        frames = _timed(
+            r,
+            "build",
             build_frames,
             n_batches,
             days=days,
@@ -483,7 +489,7 @@ def run_benchmark(
         )
         r["rss"] = {"build": _peak_rss_gb()}
         _progress("constructing (validating) the Campaign")
-        r["construct"], campaign = _timed(bw.Campaign, **frames, name="benchmark")
+        campaign = _timed(r, "construct", bw.Campaign, **frames, name="benchmark")
         r["rss"]["construct"] = _peak_rss_gb()
         del frames
         obs = campaign.observations
@@ -493,21 +499,21 @@ def run_benchmark(
         r["rows_events"] = campaign.events.height
         del obs
         _progress(f"writing {folder}")
-        r["write"], _ = _timed(campaign.write, folder)
+        _timed(r, "write", campaign.write, folder)
         r["rss"]["write"] = _peak_rss_gb()
         r["files_mb"] = {p.name: p.stat().st_size / 1e6 for p in sorted(folder.iterdir())}
         del campaign
         gc.collect()
 
         _progress(f"reading it back ({repeat} runs)")
-        r["read"], r["read_runs"], campaign = _best_of(lambda: bw.read_campaign(folder), repeat)
+        campaign = _best_of(r, "read", lambda: bw.read_campaign(folder), repeat)
         r["rss"]["read"] = _peak_rss_gb()
         _progress(f"kinetics.compute ({repeat} runs)")
-        r["kinetics"], r["kinetics_runs"], kin = _best_of(lambda: kinetics.compute(campaign), repeat)
+        kin = _best_of(r, "kinetics", lambda: kinetics.compute(campaign), repeat)
         r["rss"]["kinetics"] = _peak_rss_gb()
         _progress("pandas reference (1 run)")
-        r["to_pandas"], frames_pd = _timed(_to_pandas, campaign)
-        r["pandas"], ref = _timed(pandas_kinetics, *frames_pd)
+        frames_pd = _timed(r, "to_pandas", _to_pandas, campaign)
+        ref = _timed(r, "pandas", pandas_kinetics, *frames_pd)
         r["rss"]["pandas"] = _peak_rss_gb()
         r["agreement"] = ag = compare(kin, ref)
         r["agrees"] = (
@@ -533,6 +539,7 @@ def format_report(r: dict[str, Any]) -> str:
 
     ag = r["agreement"]
     speedup = r["pandas"] / r["kinetics"]
+    cpu_ratio = r["cpu"]["pandas"] / r["cpu"]["kinetics"]
     w = 44
 
     def step(
@@ -544,8 +551,8 @@ def format_report(r: dict[str, Any]) -> str:
     ) -> str:
         result = "" if ok is None else verdict(ok)
         return (
-            f"{label:<{w}}{r[key]:>9.2f}  {target:<8}{result:<8}{r['rss'][key]:>6.2f} GB  "
-            + ", ".join(f"{x:.2f}" for x in runs or [])
+            f"{label:<{w}}{r[key]:>9.2f}{r['cpu'][key]:>9.2f}  {target:<8}{result:<8}"
+            f"{r['rss'][key]:>6.2f} GB  " + ", ".join(f"{x:.2f}" for x in runs or [])
         ).rstrip()
 
     lines = [
@@ -561,7 +568,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"{'events':<{w}}{r['rows_events']:>12,}",
         f"{'files written (MB)':<{w}}" + ", ".join(f"{k} {v:.1f}" for k, v in r["files_mb"].items() if v > 0.05),
         "",
-        f"{'step':<{w}}{'time (s)':>9}  {'target':<8}{'result':<8}{'peak RSS':>9}  runs (s)",
+        f"{'step':<{w}}{'time (s)':>9}{'CPU (s)':>9}  {'target':<8}{'result':<8}{'peak RSS':>9}  runs (s)",
         step("build frames (numpy -> polars)", "build"),
         step("bw.Campaign(...) (coerce + validate)", "construct"),
         step("campaign.write(folder)", "write"),
@@ -579,9 +586,11 @@ def format_report(r: dict[str, Any]) -> str:
         ),
         step("pandas groupby().apply reference, 1 run", "pandas"),
         f"{'  (.to_pandas() conversion, not timed in it)':<{w}}{r['to_pandas']:>9.2f}",
-        f"{'kinetics speed-up, pandas / polars':<{w}}{speedup:>8.1f}x  {'>= 20x':<8}"
-        f"{verdict(speedup >= SPEEDUP_TARGET)}",
+        f"{'kinetics speed-up, pandas / polars':<{w}}{speedup:>8.1f}x{cpu_ratio:>8.1f}x  "
+        f"{'>= 20x':<8}{verdict(speedup >= SPEEDUP_TARGET)}",
         f"{'peak RSS of the run':<{w}}{r['peak_rss_gb']:>6.2f} GB",
+        "(time: wall clock; CPU: process CPU time over all threads. Time well above CPU / "
+        f"{os.cpu_count()} means other processes had the CPUs.)",
         "",
         f"agreement polars vs pandas: {ag['joined']:,} joined values, {ag['only_polars']} only in "
         f"polars, {ag['only_pandas']} only in pandas; max relative difference "

@@ -203,8 +203,10 @@ def compute(
         ========================  ===================  ============================================
         ``ivcd``                  1e6 cells·d/mL       Σ (Xv_{i-1} + Xv_i)/2 · Δt_d (trapezoid; 0 at
                                                        the first sample)
-        ``mu``                    1/d                  ln(Xv_i·V_i / (Xv_{i-1}·(V_{i-1} − s_{i-1})))
-                                                       / Δt_d
+        ``mu``                    1/d                  ln((Xv_i·V_i + removed_i) / (Xv_{i-1}·(V_{i-1} −
+                                                       s_{i-1}))) / Δt_d, removed_i = cells taken by
+                                                       samples strictly inside the interval (at
+                                                       linearly interpolated Xv)
         ``doubling_time``         h                    24 · ln 2 / μ, for μ > 0 only
         ``q_<analyte>``           pmol/cell/d          net_i / IVCN_i (molar analytes)
         ``qp``                    pg/cell/d            net_i / IVCN_i for titer
@@ -302,7 +304,7 @@ def compute(
             variable=pl.lit("mu"),
             value="mu",
             unit=pl.lit("1/d"),
-            method=pl.lit("ln(Xv_i V_i / Xv_{i-1} V_{i-1} after sampling) / dt; ") + vsrc,
+            method=pl.lit("ln((Xv_i V_i + cells sampled inside) / Xv_{i-1} V_{i-1} after sampling) / dt; ") + vsrc,
         ),
         cells.filter(~first & (pl.col("mu") > 0) & pl.col("mu").is_finite()).select(
             "batch_id",
