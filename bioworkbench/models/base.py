@@ -219,6 +219,7 @@ class BayesModel:
             model = self._build(d)
             t1 = time.perf_counter()
             idata = pm.sample(
+                nuts_sampler="pymc",  # PyMC 6 would otherwise hand the model to nutpie
                 draws=draws,
                 tune=tune,
                 chains=chains,

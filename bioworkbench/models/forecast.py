@@ -171,7 +171,7 @@ def forecast(
         campaign,
         batch_ids=ids,
         known_until_h=known,
-        covariates=covariates,
+        covariates=growth_covariates,
         draws=draws,
         tune=tune,
         chains=chains,
