@@ -326,36 +326,13 @@ class BayesModel:
             e = ess[var].values
             labels = index.get(var)
             if labels is None:
-                rows.append(
-                    {
-                        "parameter": label,
-                        "level": "campaign",
-                        "batch_id": None,
-                        "mean": float(s["mean"]),
-                        "sd": float(s["sd"]),
-                        "lower": float(s["lower"]),
-                        "upper": float(s["upper"]),
-                        "unit": unit,
-                        "r_hat": float(r),
-                        "ess_bulk": float(e),
-                    }
-                )
+                rows.append(_row(label, "campaign", None, s, None, unit) | {"r_hat": float(r), "ess_bulk": float(e)})
             else:
-                for i, lab in enumerate(labels):
-                    rows.append(
-                        {
-                            "parameter": label,
-                            "level": "batch" if var.endswith("_b") else "group",
-                            "batch_id": lab,
-                            "mean": float(s["mean"][i]),
-                            "sd": float(s["sd"][i]),
-                            "lower": float(s["lower"][i]),
-                            "upper": float(s["upper"][i]),
-                            "unit": unit,
-                            "r_hat": float(r[i]),
-                            "ess_bulk": float(e[i]),
-                        }
-                    )
+                level = "batch" if var.endswith("_b") else "group"
+                rows.extend(
+                    _row(label, level, lab, s, i, unit) | {"r_hat": float(r[i]), "ess_bulk": float(e[i])}
+                    for i, lab in enumerate(labels)
+                )
         return (
             pl.DataFrame(rows)
             .with_columns(prob=pl.lit(prob))
@@ -397,6 +374,21 @@ class BayesModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         dt.to_netcdf(path, engine="h5netcdf")
         return path
+
+
+def _row(parameter: str, level: str, batch_id: str | None, s: dict, i: int | None, unit: str) -> dict[str, Any]:
+    """One row of a tidy summary from :meth:`BayesModel._summarise` output (element ``i``, or the scalar)."""
+    pick = (lambda a: float(a)) if i is None else (lambda a: float(a[i]))
+    return {
+        "parameter": parameter,
+        "level": level,
+        "batch_id": batch_id,
+        "mean": pick(s["mean"]),
+        "sd": pick(s["sd"]),
+        "lower": pick(s["lower"]),
+        "upper": pick(s["upper"]),
+        "unit": unit,
+    }
 
 
 def _json_default(o: Any) -> Any:

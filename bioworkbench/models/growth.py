@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from bioworkbench.errors import ConfigError, SchemaError
-from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.models.base import BayesModel, Prior, _row
 
 __all__ = ["GrowthModel"]
 
@@ -329,18 +329,7 @@ class GrowthModel(BayesModel):
         for name, (x, unit) in per.items():
             s = self._summarise(x, prob)
             for i, bid in enumerate(ids):
-                rows.append(
-                    {
-                        "parameter": name,
-                        "level": "batch",
-                        "batch_id": bid,
-                        "mean": float(s["mean"][i]),
-                        "sd": float(s["sd"][i]),
-                        "lower": float(s["lower"][i]),
-                        "upper": float(s["upper"][i]),
-                        "unit": unit,
-                    }
-                )
+                rows.append(_row(name, "batch", bid, s, i, unit))
         camp = {
             "growth_rate": ("growth_rate_campaign", "1/d"),
             "peak_vcd": ("peak_vcd_campaign", "1e6 cells/mL"),
@@ -352,18 +341,7 @@ class GrowthModel(BayesModel):
         }
         for name, (var, unit) in camp.items():
             s = self._summarise(self.posterior_draws(var), prob)
-            rows.append(
-                {
-                    "parameter": name,
-                    "level": "campaign",
-                    "batch_id": None,
-                    "mean": float(s["mean"]),
-                    "sd": float(s["sd"]),
-                    "lower": float(s["lower"]),
-                    "upper": float(s["upper"]),
-                    "unit": unit,
-                }
-            )
+            rows.append(_row(name, "campaign", None, s, None, unit))
         note = {"peak_vcd": "campaign: capacity K of the typical batch"}
         return (
             pl.DataFrame(rows)
