@@ -383,38 +383,16 @@ def _interval_removed(
     (S1 − t_{i-1} S0) / Δt`` with ``S0 = Σ s_j`` and ``S1 = Σ s_j t_j`` over the open interval.
     """
     by = by or ["batch_id"]
-    df = _cum_at(
-        df,
-        removals.select("batch_id", "time_h", "_s0"),
-        "_s0",
-        by=["batch_id"],
-        inclusive=False,
-        name="_s0_lt",
-    )
-    df = _cum_at(
-        df,
-        removals.select("batch_id", "time_h", "_s0"),
-        "_s0",
-        by=["batch_id"],
-        inclusive=True,
-        name="_s0_le",
-    )
-    df = _cum_at(
-        df,
-        removals.select("batch_id", "time_h", "_s1"),
-        "_s1",
-        by=["batch_id"],
-        inclusive=False,
-        name="_s1_lt",
-    )
-    df = _cum_at(
-        df,
-        removals.select("batch_id", "time_h", "_s1"),
-        "_s1",
-        by=["batch_id"],
-        inclusive=True,
-        name="_s1_le",
-    )
+    for col in ("_s0", "_s1"):  # Σ s_j and Σ s_j t_j, before (lt) and up to (le) each row's time
+        for inclusive, suffix in ((False, "_lt"), (True, "_le")):
+            df = _cum_at(
+                df,
+                removals.select("batch_id", "time_h", col),
+                col,
+                by=["batch_id"],
+                inclusive=inclusive,
+                name=col + suffix,
+            )
     t_prev = pl.col("time_h").shift(1).over(by)
     c_prev = pl.col(value).shift(1).over(by)
     s0 = pl.col("_s0_lt") - pl.col("_s0_le").shift(1).over(by)
