@@ -26,6 +26,7 @@ from bioworkbench.errors import (
 from bioworkbench.schema import register_variable, variables
 
 _LAZY_MODULES = {
+    "doe",
     "io",
     "kinetics",
     "simulate",
@@ -38,11 +39,14 @@ _LAZY_MODULES = {
     "reports",
     "models",
     "monitoring",
+    "stability",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
     "read_wide": ("bioworkbench.io.wide", "read_wide"),
     "read_tidy_observations": ("bioworkbench.io.tidy", "read_table"),
+    "simulate_stability": ("bioworkbench.stability.simulate", "simulate_stability"),
+    "read_study": ("bioworkbench.stability.study", "read_study"),
 }
 
 __all__ = [
@@ -57,17 +61,21 @@ __all__ = [
     "ReportError",
     "SchemaError",
     "__version__",
+    "doe",
     "io",
     "kinetics",
     "models",
     "monitoring",
     "plots",
     "read_campaign",
+    "read_study",
     "read_wide",
     "register_variable",
     "reports",
     "review",
     "simulate_campaign",
+    "simulate_stability",
+    "stability",
     "variables",
 ]
 

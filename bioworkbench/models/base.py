@@ -76,6 +76,8 @@ class Prior:
 
 
 _COMPILED: dict[tuple, Any] = {}
+#: every model class by its ``model_type`` (filled by ``BayesModel.__init_subclass__``), for :func:`load`
+MODEL_TYPES: dict[str, type[BayesModel]] = {}
 
 
 class BayesModel:
@@ -83,6 +85,10 @@ class BayesModel:
 
     model_type: ClassVar[str] = "BayesModel"
     default_priors: ClassVar[dict[str, Prior]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODEL_TYPES[cls.model_type] = cls
 
     def __init__(
         self, priors: Mapping[str, Prior | Mapping[str, Any]] | None = None, sampler: Mapping[str, Any] | None = None
@@ -403,18 +409,18 @@ def load(path: str | Path) -> BayesModel:
     """Load a model saved with :meth:`BayesModel.save` (its type is read from the file)."""
     import xarray as xr
 
-    from bioworkbench.models.growth import GrowthModel
-    from bioworkbench.models.titer import TiterModel
+    import bioworkbench.models  # noqa: F401  (imports every model module, which registers its class)
 
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"model file {path} not found.")
     dt = xr.open_datatree(path, engine="h5netcdf").load()
     kind = dt.attrs.get("bw_model_type")
-    classes = {c.model_type: c for c in (GrowthModel, TiterModel)}
-    if kind not in classes:
-        raise ConfigError(f"{path}: not a bioworkbench model file (model type {kind!r}); known: {', '.join(classes)}.")
-    cls = classes[kind]
+    if kind not in MODEL_TYPES:
+        raise ConfigError(
+            f"{path}: not a bioworkbench model file (model type {kind!r}); known: {', '.join(sorted(MODEL_TYPES))}."
+        )
+    cls = MODEL_TYPES[kind]
     priors = {k: Prior(**v) for k, v in json.loads(dt.attrs["bw_priors"]).items()}
     model = cls(priors=priors, sampler=json.loads(dt.attrs["bw_sampler"]))
     model.data = json.loads(dt.attrs["bw_data"])
