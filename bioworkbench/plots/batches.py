@@ -1,9 +1,6 @@
-"""Interactive figures (hvplot / HoloViews, Bokeh backend) that return objects and never show or save.
+"""Figures of batches and campaigns: trajectories, envelopes, kinetics, growth models, forecasts and monitoring.
 
-Every function takes the data first and keyword-only options after, narrows the frame to the
-plotted columns before plotting, labels axes with canonical units, and shows culture time in days.
-:func:`setup` loads the Bokeh extension with *inline* resources, so a report rendered to HTML draws its
-plots with no internet; every plot function calls it (it is idempotent).
+See :mod:`bioworkbench.plots` for the conventions shared by every plot.
 """
 
 from __future__ import annotations
