@@ -1,0 +1,397 @@
+"""CPP identification: which process parameters move which quality attributes, and through what.
+
+* :func:`process_table` — one row per batch: CPP setpoints, in-process variables (peak VCD, IVCD, μ,
+  qp, a variable at a given culture day such as lactate at day 7) and the harvest CQAs.
+* :func:`cpp_impact` — the impact of each factor of a fitted
+  :class:`~bioworkbench.models.ResponseSurface` on each CQA over the factor's range, relative to the
+  CQA's specification width, with posterior intervals; factors above a threshold are flagged critical.
+  :func:`cpp_impact_from_campaign` does the same from historical batches (no designed experiment).
+* :func:`relation_graph` — the edges CPP → in-process variable → CQA weighted by standardised path
+  coefficients with intervals, drawn by :func:`bioworkbench.plots.plot_relation_graph`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ConfigError, SchemaError
+from bioworkbench.schema import suggest
+
+__all__ = [
+    "DEFAULT_INTERMEDIATES",
+    "cpp_impact",
+    "cpp_impact_from_campaign",
+    "process_table",
+    "relation_graph",
+    "spec_limits",
+    "value_at_day",
+]
+
+#: in-process variables of :func:`bioworkbench.review.outcomes` used by default
+DEFAULT_INTERMEDIATES = ("peak_vcd", "final_ivcd", "mu_growth", "qp")
+
+
+def value_at_day(campaign, variable: str, day: float) -> pl.DataFrame:
+    """Per batch, the offline value of ``variable`` at culture day ``day``, linearly interpolated.
+
+    Returns ``batch_id, <variable>_day<day>``; null for a batch whose samples do not bracket the day
+    (no extrapolation). Flagged values are not used.
+    """
+    name = f"{variable}_day{day:g}"
+    t = float(day) * 24.0
+    obs = (
+        campaign.observations.filter(
+            (pl.col("variable") == variable)
+            & (pl.col("source") != "online")
+            & pl.col("flag").is_null()
+            & pl.col("value").is_finite()
+        )
+        .select("batch_id", "time_h", "value")
+        .sort("batch_id", "time_h")
+    )
+    if obs.is_empty():
+        found = campaign.observations["variable"].unique().sort().to_list()
+        raise SchemaError(f"no offline observations of {variable!r}. " + suggest(variable, found, what="Variables"))
+    before = (
+        obs.filter(pl.col("time_h") <= t)
+        .group_by("batch_id")
+        .agg(t0=pl.col("time_h").last(), v0=pl.col("value").last())
+    )
+    after = (
+        obs.filter(pl.col("time_h") >= t)
+        .group_by("batch_id")
+        .agg(t1=pl.col("time_h").first(), v1=pl.col("value").first())
+    )
+    ids = pl.DataFrame({"batch_id": campaign.batch_ids})
+    return (
+        ids.join(before, on="batch_id", how="left")
+        .join(after, on="batch_id", how="left")
+        .select(
+            "batch_id",
+            pl.when(pl.col("t1") == pl.col("t0"))
+            .then(pl.col("v0"))
+            .otherwise(
+                pl.col("v0") + (pl.col("v1") - pl.col("v0")) * (t - pl.col("t0")) / (pl.col("t1") - pl.col("t0"))
+            )
+            .alias(name),
+        )
+    )
+
+
+def process_table(
+    campaign,
+    *,
+    intermediates: Sequence[str] = DEFAULT_INTERMEDIATES,
+    at_day: Mapping[str, float] | None = None,
+    kinetics: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One row per batch: ``batch_id``, the CPP setpoints (``cpp_*``), in-process variables and CQAs.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    intermediates
+        Columns of :func:`bioworkbench.review.outcomes` to keep as in-process variables.
+    at_day
+        ``{variable: day}`` adds the offline value of a variable at a culture day (see
+        :func:`value_at_day`), e.g. ``{"lactate": 7}`` adds ``lactate_day7``.
+    """
+    from bioworkbench import review
+
+    table = review.campaign_table(campaign, kinetics)
+    missing = [c for c in intermediates if c not in table.columns]
+    if missing:
+        raise ConfigError(
+            f"in-process variable(s) {', '.join(missing)} unknown. "
+            + suggest(missing[0], [c for c in table.columns if c != "batch_id"], what="Columns")
+        )
+    cqas = campaign.quality["attribute"].unique().sort().to_list()
+    out = table.select("batch_id", *campaign.cpps, *intermediates, *[c for c in cqas if c in table.columns])
+    for variable, day in (at_day or {}).items():
+        out = out.join(value_at_day(campaign, variable, day), on="batch_id", how="left")
+    return out
+
+
+def spec_limits(specs: Mapping[str, tuple[float | None, float | None]] | pl.DataFrame) -> dict[str, tuple]:
+    """``{attribute: (lower, upper)}`` from a mapping or a campaign ``specs`` frame (rows of kind ``spec``)."""
+    if isinstance(specs, pl.DataFrame):
+        name = "name" if "name" in specs.columns else "variable_or_attribute"
+        rows = specs.filter(pl.col("kind") == "spec") if "kind" in specs.columns else specs
+        return {r[name]: (r["lower"], r["upper"]) for r in rows.iter_rows(named=True)}
+    return {k: tuple(v) for k, v in specs.items()}
+
+
+def _tolerance(lower: float | None, upper: float | None, centre: np.ndarray) -> np.ndarray:
+    """Specification width: ``upper - lower``, or for a one-sided spec the distance from the predicted
+    response at the centre of the design to the limit (per draw)."""
+    if lower is not None and upper is not None:
+        return np.full_like(centre, float(upper) - float(lower))
+    limit = float(lower if lower is not None else upper)
+    return np.abs(centre - limit)
+
+
+def cpp_impact(
+    model,
+    specs: Mapping[str, tuple[float | None, float | None]] | pl.DataFrame,
+    *,
+    threshold: float = 0.2,
+    decision_prob: float = 0.5,
+    prob: float = 0.9,
+    n_points: int = 21,
+) -> pl.DataFrame:
+    """Impact of each factor on each response over the factor's range, relative to the spec width.
+
+    Parameters
+    ----------
+    model
+        A fitted :class:`~bioworkbench.models.ResponseSurface` (anything with ``factors``,
+        ``responses`` and ``draws(settings, kind="mean")``).
+    specs
+        ``{response: (lower, upper)}`` (``None`` for an open side) or a campaign ``specs`` frame.
+        Responses without a spec are skipped (and listed in the warning).
+    threshold
+        Impact ratio above which a factor is critical for a response (default 0.2, i.e. a change over
+        the factor's range of 20 % of the tolerance).
+    decision_prob
+        A factor is flagged ``critical`` when the posterior probability that its impact ratio is at
+        least ``threshold`` is at least ``decision_prob``.
+    prob
+        Mass of the reported intervals (equal-tailed).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``response, factor, impact, impact_ratio, mean, lower, upper, prob, p_critical, critical, rank``,
+        ranked by the posterior mean impact ratio within each response (1 = largest). ``impact`` is the
+        posterior mean of the effect in the response's units; ``mean, lower, upper`` describe the ratio.
+
+    Notes
+    -----
+    For each posterior draw, the mean response is evaluated on ``n_points`` settings spanning the
+    factor's range (low to high) with every other factor at the centre of its range;
+    the effect is ``max - min`` over that line (for a linear term, ``2·|β|`` in coded units), and the
+    impact ratio is effect / tolerance, with tolerance = ``upper - lower`` for a two-sided spec and
+    the distance from the predicted response at the design centre to the limit for a one-sided spec.
+    This is the "effect relative to the specification range" used to rank parameters in risk-based
+    criticality assessments (CMC Biotech Working Group, *A-Mab: a case study in bioprocess
+    development*, 2009, §3; Mitchell, "Determining criticality — process parameters and quality
+    attributes, part II", BioPharm Int. 27(2), 2014: effects ≥ 20 % of the tolerance are practically
+    significant).
+    """
+    import warnings
+
+    limits = spec_limits(specs)
+    responses = list(model.responses)
+    specced = [r for r in responses if r in limits]
+    if not specced:
+        raise ConfigError(
+            f"none of the modelled responses ({', '.join(responses)}) has a spec; specs given for: "
+            f"{', '.join(limits) or 'none'}."
+        )
+    skipped = [r for r in responses if r not in limits]
+    if skipped:
+        from bioworkbench.errors import BioWorkbenchWarning
+
+        warnings.warn(f"cpp_impact: no spec for {', '.join(skipped)}; not ranked.", BioWorkbenchWarning, stacklevel=2)
+    factors = dict(model.factors)
+    names = list(factors)
+    centre = {f: (lo + hi) / 2 for f, (lo, hi) in factors.items()}
+    settings = [centre]
+    for f in names:
+        lo, hi = factors[f]
+        settings += [{**centre, f: v} for v in np.linspace(lo, hi, n_points)]
+    grid = pl.DataFrame(settings)
+    draws = np.asarray(model.draws(grid, kind="mean"))  # (sample, point, response)
+    at_centre = draws[:, 0, :]
+    lines = draws[:, 1:, :].reshape(draws.shape[0], len(names), n_points, draws.shape[2])
+    effect = lines.max(axis=2) - lines.min(axis=2)  # (sample, factor, response)
+    rows = []
+    q = [(1 - prob) / 2, (1 + prob) / 2]
+    for j, r in enumerate(responses):
+        if r not in limits:
+            continue
+        lower, upper = limits[r]
+        if lower is None and upper is None:
+            continue
+        if lower is not None and upper is not None and not float(lower) < float(upper):
+            raise ConfigError(f"spec of {r!r}: lower {lower} must be below upper {upper}.")
+        tol = _tolerance(lower, upper, at_centre[:, j])
+        for i, f in enumerate(names):
+            ratio = effect[:, i, j] / tol
+            lo_q, hi_q = np.quantile(ratio, q)
+            p_crit = float(np.mean(ratio >= threshold))
+            rows.append(
+                {
+                    "response": r,
+                    "factor": f,
+                    "impact": float(effect[:, i, j].mean()),
+                    "impact_ratio": float(ratio.mean()),
+                    "mean": float(ratio.mean()),
+                    "lower": float(lo_q),
+                    "upper": float(hi_q),
+                    "prob": prob,
+                    "p_critical": p_crit,
+                    "critical": p_crit >= decision_prob,
+                }
+            )
+    out = pl.DataFrame(rows)
+    return out.with_columns(
+        rank=pl.col("impact_ratio").rank(method="ordinal", descending=True).over("response").cast(pl.Int64)
+    ).sort("response", "rank")
+
+
+def cpp_impact_from_campaign(
+    campaign,
+    *,
+    cpps: Sequence[str] | None = None,
+    cqas: Sequence[str] | None = None,
+    terms: str | Sequence[str] = "linear",
+    specs: Mapping[str, tuple[float | None, float | None]] | pl.DataFrame | None = None,
+    threshold: float = 0.2,
+    prob: float = 0.9,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+) -> tuple[pl.DataFrame, Any]:
+    """CPP impact from historical batches: a :class:`ResponseSurface` of the CQAs on the recorded CPP
+    setpoints (ranges = the observed ranges), then :func:`cpp_impact`.
+
+    Returns the impact frame and the fitted model. Batches without a CQA result are left out of that
+    CQA's model and counted by the model.
+    """
+    from bioworkbench.models import ResponseSurface
+
+    cpps = list(cpps) if cpps is not None else list(campaign.cpps)
+    if not cpps:
+        raise ConfigError("the campaign has no cpp_* columns in batches; name the CPPs with cpps=[...].")
+    table = process_table(campaign, intermediates=())
+    bad = [c for c in cpps if c not in table.columns]
+    if bad:
+        raise ConfigError(
+            f"CPP(s) {', '.join(bad)} not in the campaign. " + suggest(bad[0], campaign.cpps, what="CPPs")
+        )
+    limits = spec_limits(specs if specs is not None else campaign.specs)
+    if cqas is None:
+        cqas = [c for c in campaign.quality["attribute"].unique().sort().to_list() if c in limits]
+    cqas = list(cqas)
+    bad = [c for c in cqas if c not in table.columns]
+    if bad:
+        raise ConfigError(
+            f"CQA(s) {', '.join(bad)} have no results. "
+            + suggest(bad[0], campaign.quality["attribute"].unique().to_list(), what="Attributes")
+        )
+    ranges = {}
+    for c in cpps:
+        col = table[c].cast(pl.Float64)
+        ranges[c] = (float(col.min()), float(col.max()))
+    model = ResponseSurface(factors=ranges, responses=cqas, terms=terms)
+    model.fit(table.select(*cpps, *cqas), draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+    return cpp_impact(model, {k: v for k, v in limits.items() if k in cqas}, threshold=threshold, prob=prob), model
+
+
+def relation_graph(
+    table: pl.DataFrame,
+    *,
+    cpps: Sequence[str],
+    intermediates: Sequence[str] = (),
+    cqas: Sequence[str],
+    prob: float = 0.9,
+) -> pl.DataFrame:
+    """Edges CPP → in-process variable → CQA weighted by standardised path coefficients.
+
+    Each in-process variable is regressed on the CPPs, and each CQA on the CPPs and the in-process
+    variables, all variables standardised (mean 0, sd 1) over the batches. The coefficient of a
+    source in the regression of a target is the edge's strength: the change of the target, in its
+    standard deviations, for one standard deviation of the source with the target's other inputs
+    held fixed (Wright's path coefficients; Wright, "The method of path coefficients", Ann. Math.
+    Stat. 5 (1934) 161). The interval is the OLS ``prob`` confidence interval (t distribution,
+    ``n - p - 1`` degrees of freedom) — equal to the Bayesian credible interval under a flat prior.
+
+    Parameters
+    ----------
+    table
+        One row per batch (e.g. :func:`process_table`); rows with a null in any used column are left
+        out and counted in the ``n`` column.
+    cpps, intermediates, cqas
+        The three layers (column names).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``source, target, source_kind, target_kind, strength, lower, upper, prob, p_sign, clear, n``;
+        ``p_sign`` is the probability of the coefficient's sign (flat-prior posterior) and ``clear``
+        says the interval excludes zero.
+
+    Raises
+    ------
+    ConfigError
+        Unknown or repeated columns, a constant column, or fewer batches than needed
+        (``n >= p + 3`` per regression, ``p`` its number of inputs).
+    """
+    from scipy import stats
+
+    layers = {"cpp": list(cpps), "intermediate": list(intermediates), "cqa": list(cqas)}
+    cols = [c for v in layers.values() for c in v]
+    if len(set(cols)) != len(cols):
+        raise ConfigError("relation_graph: a column is named in more than one layer.")
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ConfigError(
+            f"relation_graph: column(s) {', '.join(missing)} not in the table. "
+            + suggest(missing[0], table.columns, what="Columns")
+        )
+    if not layers["cpp"] or not layers["cqa"]:
+        raise ConfigError("relation_graph needs at least one CPP and one CQA.")
+    kind = {c: k for k, v in layers.items() for c in v}
+    rows = []
+    targets: list[tuple[str, list[str]]] = [(t, layers["cpp"]) for t in layers["intermediate"]]
+    targets += [(t, layers["cpp"] + layers["intermediate"]) for t in layers["cqa"]]
+    for target, sources in targets:
+        sub = table.select(*sources, target).cast(pl.Float64).drop_nulls()
+        sub = sub.filter(pl.all_horizontal(pl.all().is_finite()))
+        n, p = sub.height, len(sources)
+        if n < p + 3:
+            raise ConfigError(
+                f"relation_graph: {target!r} has {n} complete batches for {p} inputs; needs at least {p + 3}. "
+                "Use fewer in-process variables or more batches."
+            )
+        z = sub.to_numpy()
+        sd = z.std(axis=0, ddof=1)
+        const = [c for c, s in zip([*sources, target], sd, strict=True) if not s > 0]
+        if const:
+            raise ConfigError(f"relation_graph: column(s) {', '.join(const)} do not vary across the batches.")
+        z = (z - z.mean(axis=0)) / sd
+        x, y = z[:, :-1], z[:, -1]
+        beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+        df = n - p - 1  # one more for the (zero) intercept removed by centring
+        resid = y - x @ beta
+        s2 = float(resid @ resid) / df
+        cov = s2 * np.linalg.pinv(x.T @ x)
+        se = np.sqrt(np.diag(cov))
+        tq = stats.t.ppf((1 + prob) / 2, df)
+        tstat = beta / se
+        p_sign = stats.t.cdf(np.abs(tstat), df)
+        for i, s in enumerate(sources):
+            lo, hi = beta[i] - tq * se[i], beta[i] + tq * se[i]
+            rows.append(
+                {
+                    "source": s,
+                    "target": target,
+                    "source_kind": kind[s],
+                    "target_kind": kind[target],
+                    "strength": float(beta[i]),
+                    "lower": float(lo),
+                    "upper": float(hi),
+                    "prob": prob,
+                    "p_sign": float(p_sign[i]),
+                    "clear": bool(lo > 0 or hi < 0),
+                    "n": n,
+                }
+            )
+    return pl.DataFrame(rows)

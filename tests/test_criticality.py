@@ -1,0 +1,131 @@
+"""CPP identification: process table, impact ratios relative to spec width, relation graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import bioworkbench as bw
+from bioworkbench import criticality as cr
+from bioworkbench.errors import ConfigError, SchemaError
+from tests.conftest import small_frames
+
+
+class LinearSurface:
+    """A stand-in for a fitted ResponseSurface whose posterior draws are known exactly."""
+
+    def __init__(self, factors, beta, intercept, n_draws=200, spread=0.0, seed=0):
+        self.factors = factors
+        self.responses = list(beta)
+        rng = np.random.default_rng(seed)
+        # draws of each coefficient: exact value plus optional spread
+        self._b = {r: np.asarray(b) + spread * rng.standard_normal((n_draws, len(b))) for r, b in beta.items()}
+        self._a = intercept
+        self.n = n_draws
+
+    def draws(self, settings, *, kind="mean"):
+        lo = np.array([v[0] for v in self.factors.values()])
+        hi = np.array([v[1] for v in self.factors.values()])
+        x = (settings.select(list(self.factors)).to_numpy() - (lo + hi) / 2) / ((hi - lo) / 2)
+        out = np.stack([self._a[r] + self._b[r] @ x.T for r in self.responses], axis=-1)
+        return out.reshape(self.n, x.shape[0], len(self.responses))
+
+
+FACTORS = {"temp": (34.0, 37.0), "ph": (6.9, 7.1)}
+
+
+def test_impact_ratio_of_a_linear_surface_is_twice_the_coefficient_over_the_tolerance():
+    m = LinearSurface(
+        FACTORS, {"titer": [300.0, -50.0], "aggregates": [0.1, 0.6]}, {"titer": 4000.0, "aggregates": 2.0}
+    )
+    out = cr.cpp_impact(m, {"titer": (3000.0, None), "aggregates": (None, 4.0)}, threshold=0.2)
+    t = {(r["response"], r["factor"]): r for r in out.iter_rows(named=True)}
+    # titer: one-sided, tolerance = centre prediction (4000) - limit (3000) = 1000
+    assert t["titer", "temp"]["impact_ratio"] == pytest.approx(600 / 1000)
+    assert t["titer", "ph"]["impact_ratio"] == pytest.approx(100 / 1000)
+    # aggregates: one-sided upper, tolerance = 4 - 2 = 2
+    assert t["aggregates", "ph"]["impact_ratio"] == pytest.approx(1.2 / 2)
+    assert t["titer", "temp"]["critical"] and not t["titer", "ph"]["critical"]
+    assert t["titer", "temp"]["rank"] == 1 and t["aggregates", "ph"]["rank"] == 1
+
+
+def test_two_sided_spec_uses_the_spec_width_and_intervals_reflect_posterior_spread():
+    m = LinearSurface(FACTORS, {"acidic": [1.0, 3.0]}, {"acidic": 22.0}, n_draws=4000, spread=0.5)
+    out = cr.cpp_impact(m, {"acidic": (15.0, 30.0)}, prob=0.9)
+    ph = out.filter(pl.col("factor") == "ph").row(0, named=True)
+    assert ph["impact_ratio"] == pytest.approx(6 / 15, rel=0.03)
+    assert ph["lower"] < 6 / 15 < ph["upper"]
+    assert 0.0 < ph["p_critical"] <= 1.0
+
+
+def test_impact_needs_a_spec_and_a_valid_one():
+    m = LinearSurface(FACTORS, {"titer": [1.0, 1.0]}, {"titer": 10.0})
+    with pytest.raises(ConfigError, match="none of the modelled responses"):
+        cr.cpp_impact(m, {"aggregates": (None, 4.0)})
+    with pytest.raises(ConfigError, match="lower 5 must be below upper 2"):
+        cr.cpp_impact(m, {"titer": (5, 2)})
+
+
+def _chain(n=400, seed=1):
+    """x1 acts on y only through m; x2 acts on y directly; x3 does nothing."""
+    rng = np.random.default_rng(seed)
+    x1, x2, x3 = rng.standard_normal((3, n))
+    m = 0.8 * x1 + 0.3 * rng.standard_normal(n)
+    y = 0.9 * m - 0.5 * x2 + 0.3 * rng.standard_normal(n)
+    return pl.DataFrame({"x1": x1, "x2": x2, "x3": x3, "m": m, "y": y})
+
+
+def test_relation_graph_finds_the_mediated_path_and_no_direct_edge():
+    e = cr.relation_graph(_chain(), cpps=["x1", "x2", "x3"], intermediates=["m"], cqas=["y"])
+    edge = {(r["source"], r["target"]): r for r in e.iter_rows(named=True)}
+    assert edge["x1", "m"]["clear"] and edge["x1", "m"]["strength"] > 0.9
+    assert edge["m", "y"]["clear"] and edge["x2", "y"]["clear"] and edge["x2", "y"]["strength"] < 0
+    assert not edge["x3", "m"]["clear"] and not edge["x3", "y"]["clear"]
+    assert abs(edge["x1", "y"]["strength"]) < 0.15  # no direct path once m is known
+    assert e["n"].unique().to_list() == [400]
+
+
+def test_relation_graph_matches_statsmodels_on_standardised_data():
+    sm = pytest.importorskip("statsmodels.api")
+    t = _chain(n=30, seed=3)
+    e = cr.relation_graph(t, cpps=["x1", "x2", "x3"], intermediates=["m"], cqas=["y"], prob=0.9)
+    z = t.with_columns((pl.all() - pl.all().mean()) / pl.all().std()).to_pandas()
+    fit = sm.OLS(z["y"], sm.add_constant(z[["x1", "x2", "x3", "m"]])).fit()
+    ci = fit.conf_int(alpha=0.1)
+    got = e.filter(pl.col("target") == "y").sort("source")
+    for r in got.iter_rows(named=True):
+        assert r["strength"] == pytest.approx(fit.params[r["source"]], abs=1e-10)
+        assert r["lower"] == pytest.approx(ci.loc[r["source"], 0], abs=1e-10)
+        assert r["upper"] == pytest.approx(ci.loc[r["source"], 1], abs=1e-10)
+        assert r["p_sign"] == pytest.approx(1 - fit.pvalues[r["source"]] / 2, abs=1e-10)
+
+
+def test_relation_graph_errors_name_the_problem():
+    t = _chain(n=5)
+    with pytest.raises(ConfigError, match="'m' has 5 complete batches for 3 inputs; needs at least 6"):
+        cr.relation_graph(t, cpps=["x1", "x2", "x3"], intermediates=["m"], cqas=["y"])
+    with pytest.raises(ConfigError, match="not in the table"):
+        cr.relation_graph(_chain(), cpps=["x9"], cqas=["y"])
+    with pytest.raises(ConfigError, match="do not vary"):
+        cr.relation_graph(_chain().with_columns(x3=pl.lit(1.0)), cpps=["x1", "x3"], cqas=["y"])
+
+
+def test_value_at_day_interpolates_between_samples_and_never_extrapolates():
+    c = bw.Campaign(**small_frames())
+    v = cr.value_at_day(c, "glucose", 1.5).sort("batch_id")
+    assert v.columns == ["batch_id", "glucose_day1.5"]
+    assert v["glucose_day1.5"].to_list() == pytest.approx([32.5, 32.5])
+    assert v.pipe(lambda d: cr.value_at_day(c, "glucose", 9))["glucose_day9"].is_null().all()
+    with pytest.raises(SchemaError, match="no offline observations of 'lactate'"):
+        cr.value_at_day(c, "lactate", 7)
+
+
+def test_process_table_has_cpps_intermediates_cqas_and_day_values():
+    c = bw.simulate_campaign(n_batches=6, seed=2)
+    t = cr.process_table(c, at_day={"lactate": 7})
+    assert t.height == 6
+    for col in [*c.cpps, *cr.DEFAULT_INTERMEDIATES, "titer", "lactate_day7"]:
+        assert col in t.columns
+    with pytest.raises(ConfigError, match="unknown"):
+        cr.process_table(c, intermediates=["peak_vcdd"])
