@@ -40,6 +40,8 @@ _LAZY_MODULES = {
     "models",
     "monitoring",
     "stability",
+    "criticality",
+    "terms",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
@@ -61,6 +63,7 @@ __all__ = [
     "ReportError",
     "SchemaError",
     "__version__",
+    "criticality",
     "doe",
     "io",
     "kinetics",
