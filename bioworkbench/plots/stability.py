@@ -1,0 +1,168 @@
+"""Figures of stability studies: the ICH Q1E shelf-life plot, Bayesian degradation predictions and the
+probability of staying within spec over time."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from bioworkbench.errors import SchemaError
+from bioworkbench.plots.batches import BAND, HIGHLIGHT, setup
+
+__all__ = ["plot_prob_in_spec", "plot_shelf_life", "plot_stability_prediction"]
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def _limits(hv: Any, lower: float | None, upper: float | None) -> list[Any]:
+    return [
+        hv.HLine(v).opts(color=HIGHLIGHT, line_width=2, line_dash="dashed") for v in (lower, upper) if v is not None
+    ]
+
+
+def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
+    """ICH Q1E plot: the data per lot, the fitted lines of the chosen model, their confidence bounds,
+    the acceptance limit(s) and the shelf life.
+
+    ``result`` is :func:`bioworkbench.stability.shelf_life`'s :class:`ShelfLifeResult`.
+    """
+    hv = setup()
+    bounds = result.bounds()
+    data = result.data
+    lots = bounds["batch_id"].unique(maintain_order=True).to_list()
+    colour = {b: _PALETTE[i % len(_PALETTE)] for i, b in enumerate(lots)}
+    unit = f" ({result.unit})" if result.unit else ""
+    ylabel = f"{result.attribute}{unit}"
+    xlabel = f"time ({result.time_unit}s)"
+    layers = []
+    two = result.lower is not None and result.upper is not None
+    side = [c for c, lim in (("lower", result.lower), ("upper", result.upper)) if lim is not None]
+    for b in lots:
+        d = bounds.filter(pl.col("batch_id") == b).sort("time")
+        opts = dict(color=colour[b])
+        layers.append(hv.Curve((d["time"], d["fit"]), "time", "value", label=str(b)).opts(line_width=2, **opts))
+        for s in ("lower", "upper") if two else side:
+            layers.append(hv.Curve((d["time"], d[s]), "time", "value").opts(line_dash="dotted", **opts))
+        if result.model == "common":
+            break  # one line for every lot
+    pts = data.select("batch_id", "time", "value")
+    for b in pts["batch_id"].unique(maintain_order=True).to_list():
+        p = pts.filter(pl.col("batch_id") == b)
+        layers.append(
+            hv.Scatter((p["time"], p["value"]), "time", "value", label=str(b) if result.model == "common" else "").opts(
+                color=colour.get(b, "black"), size=7, tools=["hover"]
+            )
+        )
+    layers += _limits(hv, result.lower, result.upper)
+    if math.isfinite(result.shelf_life):
+        layers.append(hv.VLine(result.shelf_life).opts(color="black", line_width=2))
+        if result.capped:
+            layers.append(hv.VLine(result.max_allowed).opts(color="black", line_dash="dashed"))
+    layers.append(hv.VLine(result.last_time).opts(color="grey", line_dash="dotdash", alpha=0.6))
+    sl = f"{result.shelf_life:.1f} {result.time_unit}s" if math.isfinite(result.shelf_life) else "not reached"
+    title = (
+        f"{result.attribute}: model {result.model.replace('_', ' ')}, shelf life {sl}"
+        + (f" (lot {result.limiting_batch})" if result.limiting_batch else "")
+        + f"; {'two' if two else 'one'}-sided {result.confidence:.0%} bound of the mean"
+    )
+    return hv.Overlay(layers).opts(
+        hv.opts.Overlay(title=title, width=width, height=height, xlabel=xlabel, ylabel=ylabel, legend_position="right")
+    )
+
+
+def plot_stability_prediction(
+    prediction: pl.DataFrame,
+    *,
+    study: pl.DataFrame | None = None,
+    attribute: str | None = None,
+    lower: float | None = None,
+    upper: float | None = None,
+    temperature_c: float | None = None,
+    time_unit: str = "month",
+    width: int = 640,
+    height: int = 360,
+) -> Any:
+    """A Bayesian degradation prediction: posterior mean with its interval band over time, the lots'
+    data at the same storage temperature, and the spec limit(s).
+
+    ``prediction`` is :meth:`StabilityModel.predict` (``time, mean, lower, upper, prob``; an optional
+    ``batch_id`` draws one band per lot).
+    """
+    hv = setup()
+    if prediction.is_empty():
+        raise SchemaError("plot_stability_prediction: the prediction is empty.")
+    groups = (
+        prediction["batch_id"].unique(maintain_order=True).to_list() if "batch_id" in prediction.columns else [None]
+    )
+    layers = []
+    for i, g in enumerate(groups):
+        d = prediction if g is None else prediction.filter(pl.col("batch_id") == g)
+        d = d.sort("time")
+        col = BAND if len(groups) == 1 else _PALETTE[i % len(_PALETTE)]
+        layers.append(
+            hv.Area((d["time"], d["lower"], d["upper"]), "time", ["lower", "upper"]).opts(
+                color=col, alpha=0.2, line_width=0
+            )
+        )
+        layers.append(
+            hv.Curve((d["time"], d["mean"]), "time", "value", label=str(g) if g is not None else "").opts(
+                color=col, line_width=2
+            )
+        )
+    if study is not None and not study.is_empty():
+        s = study
+        if attribute is not None and "attribute" in s.columns:
+            s = s.filter(pl.col("attribute") == attribute)
+        if temperature_c is not None and "temperature_c" in s.columns:
+            s = s.filter((pl.col("temperature_c") - temperature_c).abs() < 1e-9)
+        if "flag" in s.columns:
+            s = s.filter(pl.col("flag").is_null())
+        if not s.is_empty():
+            layers.append(
+                hv.Scatter(s.select("time", "value", "batch_id"), "time", ["value", "batch_id"]).opts(
+                    color="black", size=6, tools=["hover"]
+                )
+            )
+    layers += _limits(hv, lower, upper)
+    prob = float(prediction["prob"][0]) if "prob" in prediction.columns else None
+    where = f" at {temperature_c:g} °C" if temperature_c is not None else ""
+    title = f"{attribute or 'attribute'}{where}: posterior mean" + (f" and {prob:.0%} interval" if prob else "")
+    return hv.Overlay(layers).opts(
+        hv.opts.Overlay(
+            title=title, width=width, height=height, xlabel=f"time ({time_unit}s)", ylabel=attribute or "value"
+        )
+    )
+
+
+def plot_prob_in_spec(
+    frame: pl.DataFrame,
+    *,
+    target: float | None = 0.95,
+    shelf_life: float | None = None,
+    time_unit: str = "month",
+    width: int = 640,
+    height: int = 300,
+) -> Any:
+    """Probability that a lot stays within spec at each time (:meth:`StabilityModel.prob_in_spec`),
+    with a target probability and, optionally, a proposed shelf life."""
+    hv = setup()
+    if frame.is_empty():
+        raise SchemaError("plot_prob_in_spec: nothing to draw.")
+    d = frame.sort("time")
+    layers = [hv.Curve((d["time"], d["prob"]), "time", "probability").opts(color=BAND, line_width=2, tools=["hover"])]
+    if target is not None:
+        layers.append(hv.HLine(target).opts(color=HIGHLIGHT, line_dash="dashed"))
+    if shelf_life is not None and math.isfinite(shelf_life):
+        layers.append(hv.VLine(shelf_life).opts(color="black"))
+    return hv.Overlay(layers).opts(
+        hv.opts.Overlay(
+            title="Probability that a lot is within spec",
+            width=width,
+            height=height,
+            xlabel=f"time ({time_unit}s)",
+            ylabel="probability",
+            ylim=(0, 1.02),
+        )
+    )
