@@ -188,7 +188,23 @@ def check_parameters(
         full["campaign"] = str(
             _check_campaign(full["campaign"], where, full.get("batch_id") if "batch_id" in declared else None)
         )
+    for key in FILE_PARAMETERS:
+        if key in declared and full.get(key):
+            full[key] = str(_check_file(full[key], where, key))
     return full
+
+
+#: parameters that name one input file (made absolute, checked before the kernel, hashed in the manifest)
+FILE_PARAMETERS = ("study",)
+
+
+def _check_file(file: Any, where: str, key: str) -> Path:
+    path = Path(str(file)).expanduser()
+    if not path.is_absolute():
+        path = (Path.cwd() / path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{where}: {key} file {file!r} does not exist ({path}).")
+    return path
 
 
 def _check_campaign(folder: Any, where: str, batch_id: str | None) -> Path:
@@ -479,6 +495,9 @@ def _manifest(name, run_id, notebook, parameter_file, params, kernel, started, e
         for f in sorted(Path(params["campaign"]).rglob("*")):
             if f.is_file():
                 inputs[str(f)] = _sha256(f)
+    for key in FILE_PARAMETERS:
+        if params.get(key):
+            inputs[str(params[key])] = _sha256(Path(params[key]))
     seeds = {k: v for k, v in params.items() if "seed" in k}
     return {
         "report": name,
