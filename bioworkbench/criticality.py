@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ from bioworkbench.schema import suggest
 
 __all__ = [
     "DEFAULT_INTERMEDIATES",
+    "DesignData",
+    "campaign_design",
     "cpp_impact",
     "cpp_impact_from_campaign",
     "process_table",
@@ -115,6 +118,94 @@ def process_table(
     for variable, day in (at_day or {}).items():
         out = out.join(value_at_day(campaign, variable, day), on="batch_id", how="left")
     return out
+
+
+@dataclass(frozen=True)
+class DesignData:
+    """A campaign seen as a designed experiment (see :func:`campaign_design`)."""
+
+    table: pl.DataFrame
+    """one row per batch: ``batch_id``, CPPs, in-process variables, CQAs"""
+    factors: dict[str, tuple[float, float]]
+    """CPP ranges (lowest and highest setpoint run)"""
+    responses: list[str]
+    """CQAs that have a spec and results"""
+    specs: dict[str, tuple[float | None, float | None]]
+    """spec limits of the responses"""
+    missing: pl.DataFrame
+    """``batch_id, attribute``: CQA results that are missing (those batches are left out of that CQA)"""
+    left_out: pl.DataFrame
+    """``batch_id, reason``: batches not used at all (e.g. aborted: their harvest is not the process's outcome)"""
+
+    def summary(self) -> str:
+        n = self.table.height
+        ranges = "; ".join(f"{k} {lo:g}–{hi:g}" for k, (lo, hi) in self.factors.items())
+        miss = self.missing.height
+        out = "".join(f" {r['batch_id']} is left out ({r['reason']})." for r in self.left_out.iter_rows(named=True))
+        text = (
+            f"{n} batches; {len(self.factors)} CPPs ({ranges}); {len(self.responses)} CQAs with specs "
+            f"({', '.join(self.responses)}).{out}"
+        )
+        if miss:
+            text += (
+                f" {miss} CQA result(s) missing: "
+                + ", ".join(f"{r['batch_id']} ({r['attribute']})" for r in self.missing.iter_rows(named=True))
+                + "; those batches are left out of that CQA's model."
+            )
+        return text
+
+
+def campaign_design(
+    campaign,
+    *,
+    cpps: Sequence[str] | None = None,
+    cqas: Sequence[str] | None = None,
+    at_day: Mapping[str, float] | None = None,
+    intermediates: Sequence[str] = DEFAULT_INTERMEDIATES,
+    statuses: Sequence[str] | None = ("completed",),
+) -> DesignData:
+    """The designed CPPs and harvest CQAs of a campaign, ready for a response-surface model.
+
+    Factor ranges are the lowest and highest setpoint run (the design's −1 and +1); the responses are
+    the CQAs that have a spec (kind ``spec``) and at least one result. Batches whose status is not in
+    ``statuses`` (default: completed only — an aborted batch's harvest does not show what its CPPs do)
+    are left out and listed in ``left_out``; ``statuses=None`` keeps every batch.
+    """
+    table = process_table(campaign, intermediates=intermediates, at_day=at_day)
+    left_out = pl.DataFrame(schema={"batch_id": pl.String, "reason": pl.String})
+    if statuses is not None and "status" in campaign.batches.columns:
+        st = campaign.batches.select("batch_id", "status")
+        drop = st.filter(~pl.col("status").is_in(list(statuses)))
+        left_out = drop.select("batch_id", reason=pl.format("status {}", pl.col("status")))
+        table = table.filter(~pl.col("batch_id").is_in(drop["batch_id"].implode()))
+    cpps = list(cpps) if cpps is not None else list(campaign.cpps)
+    if not cpps:
+        raise ConfigError("the campaign has no cpp_* columns in batches; name the CPPs with cpps=[...].")
+    bad = [c for c in cpps if c not in table.columns]
+    if bad:
+        raise ConfigError(
+            f"CPP(s) {', '.join(bad)} not in the campaign. " + suggest(bad[0], campaign.cpps, what="CPPs")
+        )
+    limits = spec_limits(campaign.specs)
+    results = campaign.quality["attribute"].unique().sort().to_list()
+    if cqas is None:
+        cqas = [a for a in results if a in limits]
+    cqas = list(cqas)
+    bad = [c for c in cqas if c not in table.columns]
+    if bad:
+        raise ConfigError(f"CQA(s) {', '.join(bad)} have no results. " + suggest(bad[0], results, what="Attributes"))
+    factors = {}
+    for c in cpps:
+        col = table[c].cast(pl.Float64)
+        factors[c] = (float(col.min()), float(col.max()))
+    missing = (
+        table.select("batch_id", *cqas)
+        .unpivot(index="batch_id", variable_name="attribute")
+        .filter(pl.col("value").is_null() | pl.col("value").is_nan())
+        .select("batch_id", "attribute")
+        .sort("batch_id", "attribute")
+    )
+    return DesignData(table, factors, cqas, {k: limits[k] for k in cqas if k in limits}, missing, left_out)
 
 
 def spec_limits(specs: Mapping[str, tuple[float | None, float | None]] | pl.DataFrame) -> dict[str, tuple]:

@@ -129,3 +129,21 @@ def test_process_table_has_cpps_intermediates_cqas_and_day_values():
         assert col in t.columns
     with pytest.raises(ConfigError, match="unknown"):
         cr.process_table(c, intermediates=["peak_vcdd"])
+
+
+def test_campaign_design_takes_setpoint_ranges_specced_cqas_and_leaves_out_aborted_batches():
+    c = bw.simulate_campaign(n_batches=10, seed=0)
+    d = cr.campaign_design(c)
+    aborted = c.batches.filter(pl.col("status") != "completed")["batch_id"].to_list()
+    assert sorted(d.left_out["batch_id"].to_list()) == sorted(aborted)
+    assert not set(aborted) & set(d.table["batch_id"].to_list())
+    for cpp, (lo, hi) in d.factors.items():
+        kept = c.batches.filter(pl.col("status") == "completed")[cpp]
+        assert (lo, hi) == (kept.min(), kept.max())
+    specced = set(cr.spec_limits(c.specs))
+    assert set(d.responses) <= specced and d.responses
+    assert "left out" in d.summary() or not aborted
+    every = cr.campaign_design(c, statuses=None)
+    assert every.table.height == c.batches.height
+    with pytest.raises(ConfigError, match="CPP"):
+        cr.campaign_design(c, cpps=["cpp_temp"])
