@@ -32,7 +32,13 @@ _LAZY = {
     "plot_prob_in_spec": "stability",
 }
 
-__all__ = [*_batch_all, *_LAZY]
+__all__ = [*_batch_all, *_LAZY, "layout"]
+
+
+def layout(figures: list[Any], *, cols: int = 2) -> Any:
+    """Figures side by side, ``cols`` per row, each keeping its own axes."""
+    hv = setup()  # noqa: F405
+    return hv.Layout(list(figures)).cols(cols).opts(shared_axes=False)
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import ConfigError, SchemaError
+from bioworkbench.errors import BioWorkbenchError, ConfigError, SchemaError
 from bioworkbench.plots.batches import BAND, HIGHLIGHT, OTHERS, setup
 
 __all__ = [
@@ -243,7 +243,7 @@ def plot_design_space(
 def _set_point(space: Any) -> dict[str, float] | None:
     try:
         sp = space.set_point()
-    except Exception:  # a design space without any feasible point has no set point
+    except BioWorkbenchError:  # a design space without any feasible point has no set point
         return None
     if isinstance(sp, pl.DataFrame):
         return sp.row(0, named=True)
