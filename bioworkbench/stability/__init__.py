@@ -27,6 +27,13 @@ _ATTRS = {
     "simulate_stability": "bioworkbench.stability.simulate",
     "mean_kinetic_temperature": "bioworkbench.stability.temperature",
     "TemperatureHistory": "bioworkbench.stability.temperature",
+    "describe_study": "bioworkbench.stability.report",
+    "study_overview": "bioworkbench.stability.report",
+    "condition_at": "bioworkbench.stability.report",
+    "bayesian_analysis": "bioworkbench.stability.report",
+    "BayesianStability": "bioworkbench.stability.report",
+    "compare_shelf_lives": "bioworkbench.stability.report",
+    "comparison_sentence": "bioworkbench.stability.report",
 }
 
 __all__ = sorted(_ATTRS)
