@@ -28,7 +28,7 @@ kernel: $(VENV)/.kernel
 
 demo: $(VENV)/.kernel
 	$(BIN)/bioworkbench demo --out $(DEMO)
-	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report -o reports
+	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/doe_report parameters/stability_report -o reports
 
 test: $(VENV)/.kernel
 	@bash scripts/ensure-chromium.sh

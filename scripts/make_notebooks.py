@@ -261,3 +261,178 @@ write(
         ),
     ],
 )
+
+write(
+    "doe_report",
+    [
+        md(
+            "# Design of experiments and design space\n\n"
+            "Which process parameters (CPPs) move which quality attributes (CQAs), where all CQAs meet their specs "
+            "with the required probability (the design space), and which CPPs are critical."
+        ),
+        code(
+            'campaign: str = "../data/demo"  # campaign folder whose designed CPPs (cpp_* setpoints) and harvest CQAs are analysed\n'
+            'terms: str = "interactions"  # model terms: linear, interactions, quadratic, or a list such as A,B,A:B,A^2\n'
+            "prob: float = 0.9  # required probability that all CQAs meet their specs (design space)\n"
+            "grid: int = 40  # grid points per factor of the design-space map\n"
+            "threshold: float = 0.2  # impact over a CPP's range / spec width above which the CPP is critical\n"
+            "draws: int = 1000  # posterior draws per chain\n"
+            "tune: int = 1000  # tuning steps per chain\n"
+            "chains: int = 2  # Markov chains\n"
+            "random_seed: int = 1  # seed of the sampler and of the predictive Monte Carlo",
+            tags=["parameters"],
+        ),
+        code(
+            "import bioworkbench as bw\n\n"
+            "bw.plots.setup()\n"
+            "camp = bw.read_campaign(campaign)\n"
+            "dd = bw.criticality.campaign_design(camp, at_day={'lactate': 7})\n"
+            "model_terms = terms if terms in ('linear', 'interactions', 'quadratic') else [t.strip() for t in terms.split(',')]\n"
+            "rs = bw.models.ResponseSurface(factors=dd.factors, responses=dd.responses, terms=model_terms)\n"
+            "rs.fit(dd.table, draws=draws, tune=tune, chains=chains, random_seed=random_seed)\n"
+            'bw.review.markdown(f"## {camp.name}\\n\\n{dd.summary()}")'
+        ),
+        md(
+            "## The design\nThe CPP setpoints the batches ran at (coded −1 … +1 between the lowest and highest setpoint), "
+            "with the number of batches at each point."
+        ),
+        code("bw.plots.plot_design(dd.table, factors=list(dd.factors))"),
+        md("## The data\nOne row per batch: CPPs, in-process variables and harvest CQAs."),
+        code("bw.review.table(dd.table)"),
+        md(
+            "## Model diagnostics\nA Bayesian regression of every CQA on the coded CPPs, with correlated residuals "
+            "between CQAs; a warning block appears when the sampler diagnostics are poor."
+        ),
+        code("bw.review.markdown(bw.models.diagnostics_markdown(rs.diagnostics(), name='Response surface'))"),
+        md(
+            "## Effects\nChange of each CQA per coded unit (half the CPP's range), with intervals and the probability "
+            "of the sign. Coloured terms have intervals that exclude zero."
+        ),
+        code("eff = rs.effects(prob=prob)\nbw.plots.plot_effects(eff)"),
+        code("bw.review.table(eff)"),
+        md("## Response surfaces\nPosterior mean of each CQA over the first two CPPs (the others at their centre)."),
+        code(
+            "names = list(dd.factors)\n"
+            "bw.plots.layout([bw.plots.plot_response_surface(rs, response=r, x=names[0], y=names[1], data=dd.table, n=30) "
+            "for r in dd.responses])"
+        ),
+        md(
+            "## Design space\nThe posterior predictive probability that **all** CQAs meet their specs together "
+            "(parameter uncertainty and residual variation included; Peterson's definition), over the first two CPPs; "
+            "the black line bounds the region where it is at least the required probability, the star is the set point."
+        ),
+        code(
+            "space = rs.design_space(dd.specs, grid=grid, prob=prob, random_seed=random_seed)\n"
+            "bw.plots.plot_design_space(space)"
+        ),
+        code("bw.review.markdown(bw.criticality.design_space_summary(space))"),
+        md(
+            "## Proven acceptable ranges\nFor each CPP, the range over which the probability stays at or above the "
+            "requirement with the other CPPs at the set point (one factor at a time)."
+        ),
+        code("par = space.proven_acceptable_range()\nbw.plots.plot_par(par, factors=dd.factors)"),
+        code("bw.review.table(par)"),
+        md(
+            "## CPP ranking\nThe impact of each CPP on each CQA over its studied range, relative to the spec width; "
+            "CPPs whose impact is at least the threshold with probability ≥ 0.5 are flagged critical (red)."
+        ),
+        code(
+            "impact = bw.criticality.cpp_impact(rs, dd.specs, threshold=threshold, prob=prob)\n"
+            "bw.plots.plot_cpp_impact(impact, threshold=threshold)"
+        ),
+        code("bw.review.table(impact)"),
+        md(
+            "## What acts on what\nCPPs → in-process variables → CQAs: each edge is a standardised effect with the other "
+            "inputs of its target held fixed (path coefficients); faint dashed edges have intervals that include zero. "
+            "Hover an edge for its interval."
+        ),
+        code(
+            "inter = [c for c in ('peak_vcd', 'final_ivcd', 'lactate_day7') if c in dd.table.columns]\n"
+            "edges = bw.criticality.relation_graph(dd.table, cpps=list(dd.factors), intermediates=inter, cqas=dd.responses, prob=prob)\n"
+            "bw.plots.plot_relation_graph(edges)"
+        ),
+        code("bw.review.table(edges.filter(edges['clear']).sort('strength', descending=True))"),
+    ],
+)
+
+write(
+    "stability_report",
+    [
+        md(
+            "# Stability and shelf life\n\n"
+            "The ICH Q1E regression analysis with its decision trail, a Bayesian accelerated-stability (Arrhenius) "
+            "model's prediction at the storage condition, the probability of staying within spec, and the two "
+            "shelf-life answers side by side."
+        ),
+        code(
+            'study: str = ""  # stability table (CSV or Excel); empty: a study simulated from a known Arrhenius model\n'
+            'attribute: str = "potency"  # attribute to analyse\n'
+            "lower: float | None = 95.0  # lower acceptance limit (None: no lower limit)\n"
+            "upper: float | None = None  # upper acceptance limit (None: no upper limit)\n"
+            "storage_c: float = 5.0  # long-term storage temperature (°C)\n"
+            'storage: str = "refrigerated"  # ICH Q1E extrapolation rules: room, refrigerated or frozen\n'
+            "temperature_c: float | None = None  # temperature of every row when the table has none (°C)\n"
+            'kinetics: str = "first_order"  # Bayesian model: zero_order, first_order or sestak_berggren\n'
+            "confidence: float = 0.95  # ICH Q1E confidence of the bound of the mean\n"
+            "prob: float = 0.9  # central interval probability of the Bayesian results\n"
+            "target: float = 0.95  # probability of staying in spec that a shelf life must reach\n"
+            "horizon: float = 36.0  # last time shown (study time unit)\n"
+            "draws: int = 1000  # posterior draws per chain\n"
+            "tune: int = 1000  # tuning steps per chain\n"
+            "chains: int = 2  # Markov chains\n"
+            "random_seed: int = 1  # seed of the simulated study and of the sampler",
+            tags=["parameters"],
+        ),
+        code(
+            "import numpy as np\n"
+            "import bioworkbench as bw\n\n"
+            "bw.plots.setup()\n"
+            "if study:\n"
+            "    data = bw.read_study(study, temperature_c=temperature_c)\n"
+            "    source = study\n"
+            "else:\n"
+            "    data = bw.simulate_stability(attribute=attribute, random_seed=random_seed)\n"
+            "    source = 'simulated from a known first-order Arrhenius model (bw.simulate_stability)'\n"
+            "bw.review.markdown(bw.stability.describe_study(data, source=source))"
+        ),
+        md("## The study"),
+        code("bw.review.table(bw.stability.study_overview(data))"),
+        md(
+            "## ICH Q1E analysis\nLinear regression per lot at the long-term condition, poolability tests (equal slopes, "
+            "then equal intercepts, at α = 0.25) and the confidence bound of the mean against the limit(s)."
+        ),
+        code(
+            "q1e = bw.stability.shelf_life(data, attribute=attribute, lower=lower, upper=upper, "
+            "condition=bw.stability.condition_at(data, storage_c), confidence=confidence, storage=storage)\n"
+            "bw.review.markdown(q1e.narrative())"
+        ),
+        code("bw.review.table(q1e.tests)"),
+        code("bw.review.table(q1e.table)"),
+        code("bw.plots.plot_shelf_life(q1e)"),
+        md(
+            "## Bayesian accelerated-stability model\nDegradation kinetics with an Arrhenius temperature dependence, "
+            "fitted jointly on every condition, lot-to-lot variation partially pooled; prediction for a new lot at the "
+            "storage temperature."
+        ),
+        code(
+            "bayes = bw.stability.bayesian_analysis(data, attribute=attribute, kinetics=kinetics, lower=lower, upper=upper, "
+            "storage_c=storage_c, horizon=horizon, prob=prob, target=target, draws=draws, tune=tune, chains=chains, "
+            "random_seed=random_seed)\n"
+            "bw.review.markdown(bayes.text)"
+        ),
+        code("bw.review.markdown(bayes.diagnostics)"),
+        code(
+            "bw.plots.plot_stability_prediction(bayes.prediction, study=data, attribute=attribute, lower=lower, upper=upper, "
+            "temperature_c=storage_c) if bayes.prediction is not None else None"
+        ),
+        md("## Probability of staying within spec"),
+        code(
+            "bw.plots.plot_prob_in_spec(bayes.prob_in_spec, target=target, shelf_life=q1e.shelf_life) "
+            "if bayes.prob_in_spec is not None else None"
+        ),
+        code("bw.review.table(bayes.summary) if bayes.summary is not None else None"),
+        md("## The two shelf-life answers"),
+        code("bw.review.table(bw.stability.compare_shelf_lives(q1e, bayes))"),
+        code("bw.review.markdown(bw.stability.comparison_sentence(q1e, bayes))"),
+    ],
+)
