@@ -113,10 +113,10 @@ def _time_unit_of(text: str | None) -> str | None:
     return None if text is None else _TIME_ALIASES.get(text.strip().lower())
 
 
-def _suggest(found: str, valid) -> str:
+def _suggest(found: str, valid, what: str = "Valid") -> str:
     from bioworkbench.schema import suggest
 
-    return suggest(found, valid)
+    return suggest(found, valid, what=what)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def _validate(
             ],
             context=file,
         )
-    n = frame.height
+
     df = frame
     extras = [c for c in df.columns if c not in STUDY_COLUMNS and c != "_value_column"]
     # text columns: cast and strip; empty strings are missing
@@ -429,9 +429,7 @@ def _validate(
     if issues:
         # a wide table gives one row per attribute from each line: report a line's time problem once
         raise SchemaError(list(dict.fromkeys(issues)), context=file)
-    out = df.select([pl.col(c).cast(t) for c, t in STUDY_COLUMNS.items()], *extras)
-    assert out.height == n
-    return out
+    return df.select(*(pl.col(c).cast(t) for c, t in STUDY_COLUMNS.items()), *extras)
 
 
 def _is_amount_unit(unit: str) -> bool:
