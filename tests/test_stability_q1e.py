@@ -224,6 +224,32 @@ def test_validate_study_collects_every_problem():
     assert 'line 5, column "value" (batch B): purity = -0.5 % is impossible' in text
 
 
+def test_validate_study_rejects_non_finite_numbers():
+    frame = pl.DataFrame(
+        {"batch_id": ["A"] * 3, "time": [0.0, float("nan"), 6.0], "attribute": "p", "value": [1.0, 2.0, float("inf")]}
+    )
+    with pytest.raises(SchemaError) as err:
+        validate_study(frame, source="s.csv")
+    text = str(err.value)
+    assert 'line 3, column "time" (batch A): time is nan; expected a finite time ≥ 0.' in text
+    assert 'line 4, column "value" (batch A): value is inf on a row without a flag' in text
+
+
+def test_read_wide_attribute_and_units_arguments(tmp_path):
+    p = tmp_path / "one.csv"
+    p.write_text("Batch,Month,Conc\nA,0,102\nA,3,101\n")
+    study = read_study(p, attribute="concentration", unit="mg/kg")
+    assert study["attribute"].unique().to_list() == ["concentration"]
+    assert study["unit"].unique().to_list() == ["mg/kg"]
+    assert read_study(p, units={"conc": "mg/kg"})["unit"].unique().to_list() == ["mg/kg"]
+    with pytest.raises(ConfigError, match=r"units= names potency, not attributes of this table. Attributes: conc"):
+        read_study(p, units={"potency": "%"})
+    two = tmp_path / "two.csv"
+    two.write_text("Batch,Month,Potency,Purity\nA,0,100,99\n")
+    with pytest.raises(ConfigError, match=r"attribute='potency' names a single measured column, but the table has 2"):
+        read_study(two, attribute="potency")
+
+
 def test_validate_study_flags_impossible_values_on_request():
     frame = pl.DataFrame(
         {"batch_id": ["A", "A"], "time": [0, 3], "attribute": ["aggregates"] * 2, "value": [0.4, -0.1], "unit": "%"}

@@ -292,14 +292,19 @@ def _validate(
         hint="give the result, or flag the row (e.g. flag='<LOQ', flag_reason='below the quantitation limit').",
     )
     report(
-        pl.col("value").is_nan() & pl.col("flag").is_null(),
+        ~pl.col("value").is_finite() & pl.col("flag").is_null(),
         "value",
-        "value is NaN on a row without a flag.",
+        lambda r: f"value is {r['value']} on a row without a flag; expected a finite number.",
         hint="give the result, or flag the row with a reason.",
+    )
+    report(
+        ~pl.col("time").is_finite(),
+        "time",
+        lambda r: f"time is {r['time']}; expected a finite time ≥ 0.",
     )
 
     # time units: canonical spelling, one per study
-    canon = df["time_unit"].map_elements(_time_unit_of, return_dtype=pl.String, skip_nulls=True)
+    canon = df["time_unit"].str.to_lowercase().replace_strict(_TIME_ALIASES, default=None, return_dtype=pl.String)
     bad_unit = df["time_unit"].is_not_null() & canon.is_null()
     report(
         bad_unit,
