@@ -22,6 +22,7 @@ _ATTRS = {
     "STUDY_COLUMNS": "bioworkbench.stability.study",
     "read_study": "bioworkbench.stability.study",
     "validate_study": "bioworkbench.stability.study",
+    "to_time_unit": "bioworkbench.stability.study",
     "shelf_life": "bioworkbench.stability.q1e",
     "ShelfLifeResult": "bioworkbench.stability.q1e",
     "simulate_stability": "bioworkbench.stability.simulate",
