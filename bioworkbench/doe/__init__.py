@@ -24,17 +24,12 @@ here (each module says why).
 from __future__ import annotations
 
 from bioworkbench.doe.design import DESIGN_KINDS, POINT_TYPES, Design, blocks_orthogonal, is_rotatable
-from bioworkbench.doe.factorial import (
-    alias_frame,
-    defining_relation,
-    fractional_factorial,
-    full_factorial,
-    standard_generators,
-)
+from bioworkbench.doe.factorial import fractional_factorial, full_factorial
 from bioworkbench.doe.files import read_design, sidecar_path, write_csv, write_excel
 from bioworkbench.doe.optimal import d_optimal
 from bioworkbench.doe.space_filling import latin_hypercube
 from bioworkbench.doe.surface import box_behnken, central_composite
+from bioworkbench.doe.words import alias_frame, defining_relation, standard_generators
 
 __all__ = [
     "DESIGN_KINDS",

@@ -60,6 +60,7 @@ DESIGN_KINDS = (
 )
 POINT_TYPES = ("factorial", "axial", "center", "edge", "lhs", "optimal")
 ID_COLUMNS = ("std_order", "run_order", "block", "point_type")
+_SUMMARY_ORDER = ("factorial", "edge", "axial", "lhs", "optimal", "center")
 _TITLES = {
     "full_factorial": "Full factorial",
     "fractional_factorial": "Fractional factorial",
@@ -203,7 +204,7 @@ class Design:
         """
         if not self.generators:
             return None
-        from bioworkbench.doe.factorial import alias_frame
+        from bioworkbench.doe.words import alias_frame
 
         return alias_frame(self.generators, self.factor_names)
 
@@ -230,7 +231,7 @@ class Design:
     def summary(self) -> str:
         """A short text: kind, runs, blocks, factors with ranges and units, and the kind's facts."""
         counts = dict(self.frame.group_by("point_type").len().iter_rows())
-        parts = ", ".join(f"{counts[t]} {t}" for t in POINT_TYPES if t in counts)
+        parts = ", ".join(f"{counts[t]} {t}" for t in _SUMMARY_ORDER if t in counts)
         order = f"randomised within blocks (seed {self.random_seed})" if self.randomized else "standard order"
         lines = [
             self._title(),
@@ -334,6 +335,30 @@ def check_int(name: str, value: Any, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def check_levels(levels: int | Mapping[str, int] | Sequence[int], names: Sequence[str]) -> list[int]:
+    """Levels per factor from an int, ``{name: n}`` (others 2) or one number per factor; each >= 2."""
+    if isinstance(levels, Mapping):
+        unknown = [n for n in levels if n not in names]
+        if unknown:
+            raise ConfigError(
+                f"levels given for unknown factor {unknown[0]!r}. " + suggest(unknown[0], names, what="Factors")
+            )
+        lv = [levels.get(n, 2) for n in names]
+    elif isinstance(levels, int | np.integer) and not isinstance(levels, bool):
+        lv = [int(levels)] * len(names)
+    else:
+        lv = list(levels)
+        if len(lv) != len(names):
+            raise ConfigError(f"levels: expected one number per factor ({len(names)}); got {len(lv)}.")
+    for name, n in zip(names, lv, strict=True):
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+            raise ConfigError(
+                f"factor {name!r} has {n!r} level(s): a factor needs at least 2 levels to have an effect "
+                "that can be estimated."
+            )
+    return [int(n) for n in lv]
 
 
 def seed_streams(random_seed: int | None) -> tuple[int, np.random.Generator, np.random.Generator]:

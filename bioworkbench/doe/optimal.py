@@ -12,12 +12,12 @@ from bioworkbench.doe.design import (
     assemble,
     check_factors,
     check_int,
+    check_levels,
     check_units,
     natural_values,
     seed_streams,
     sig15,
 )
-from bioworkbench.doe.factorial import _levels
 from bioworkbench.errors import ConfigError, Issue, SchemaError
 from bioworkbench.schema import suggest
 from bioworkbench.terms import code, factor_letters, model_matrix, parse_terms, term_powers
@@ -129,7 +129,7 @@ def d_optimal(
     if candidates is None:
         from pyDOE3 import fullfact
 
-        lv = _levels(levels, names)
+        lv = check_levels(levels, names)
         coded_all = -1.0 + 2.0 * fullfact(lv) / (np.array(lv) - 1.0)
         natural_all = natural_values(coded_all, ranges)
         cand_frame = pl.DataFrame({n: natural_all[:, j] for j, n in enumerate(names)})
@@ -398,7 +398,6 @@ def _search_shared(
             ok &= (run_block == only)[:, None]
         return ok
 
-    current = _ridge_logdet(f[idx])
     for _ in range(max_iter):
         idx = _fedorov(f, idx, allowed_for(block_level), max_iter)
         current = _ridge_logdet(f[idx])
@@ -409,8 +408,9 @@ def _search_shared(
                 if lev == block_level[b]:
                     continue
                 trial = idx.copy()
-                for r in rows:
-                    trial[r] = lookup.get((lev, sub_key[idx[r]]), rng.choice(members[lev]))
+                for r in rows:  # keep the run's other settings where that candidate is feasible
+                    j = lookup.get((lev, sub_key[idx[r]]))
+                    trial[r] = rng.choice(members[lev]) if j is None else j
                 levels = block_level.copy()
                 levels[b] = lev
                 trial = _fedorov(f, trial, allowed_for(levels, b), max_iter)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from bioworkbench.doe.blocking import block_plan
 from bioworkbench.doe.design import (
     Design,
     assemble,
@@ -20,16 +21,14 @@ from bioworkbench.doe.design import (
     sig15,
     warn_outside,
 )
-from bioworkbench.doe.factorial import (
-    _gen_text,
-    _group,
-    _letters,
-    _resolution_number,
-    block_plan,
-    fraction_matrix,
+from bioworkbench.doe.factorial import fraction_matrix, two_level_full
+from bioworkbench.doe.words import (
+    defining_group,
+    generator_text,
     parse_generators,
+    resolution_number,
     standard_generators,
-    two_level_full,
+    word_letters,
 )
 from bioworkbench.errors import ConfigError
 from bioworkbench.schema import suggest
@@ -145,7 +144,7 @@ def central_composite(
         cube = two_level_full(k)
     else:
         if isinstance(fraction, int | str) and not (isinstance(fraction, str) and "=" in fraction):
-            res = _resolution_number(fraction)
+            res = resolution_number(fraction)
             if res < 5:
                 raise ConfigError(_res_v_message(res))
             gen_text, source = standard_generators(k, res)
@@ -153,7 +152,7 @@ def central_composite(
         else:
             gen_text = fraction
         gens = parse_generators(gen_text, names)
-        res = min(w.bit_count() for w, _ in _group(gens))
+        res = min(w.bit_count() for w, _ in defining_group(gens))
         if res < 5:
             raise ConfigError(_res_v_message(res))
         cube = fraction_matrix(gens, k)
@@ -225,7 +224,7 @@ def central_composite(
         if note:
             notes.append(note)
     frame = assemble(coded_all, types, block_all, ranges, randomize=randomize, rng=order_rng)
-    group = _group(gens) if gens else []
+    group = defining_group(gens) if gens else []
     return Design(
         frame=frame,
         factors=ranges,
@@ -233,8 +232,8 @@ def central_composite(
         kind="central_composite",
         random_seed=seed,
         randomized=randomize,
-        generators=tuple(_gen_text(g) for g in gens),
-        defining_relation=tuple(_letters(w, s) for w, s in group),
+        generators=tuple(generator_text(g) for g in gens),
+        defining_relation=tuple(word_letters(w, s) for w, s in group),
         resolution=min(w.bit_count() for w, _ in group) if group else None,
         block_generators=gen_words,
         blocks_confounded=confounded,
