@@ -473,7 +473,7 @@ def test_response_columns_added_by_the_lab_are_kept(tmp_path):
     path = tmp_path / "plan.csv"
     d.to_csv(path)
     titer = [1.5, 2.25, None, 3.0, 0.5, 1.0, 2.0, 4.5]
-    d.frame.with_columns(titer=pl.Series(titer), operator=pl.lit("JS")).write_csv(path)
+    d.frame.with_columns(titer=pl.Series(titer), operator=pl.lit("JS")).write_csv(path, include_bom=True)
     back = read_design(path)
     assert back.frame.columns[-2:] == ["titer", "operator"]
     assert back.frame["titer"].to_list() == titer

@@ -194,12 +194,13 @@ def read_design(path: str | os.PathLike) -> Design:
             raise DataReadError(f"{side}: not valid YAML ({exc}).") from exc
         meta = _check_meta(meta, side)
         header = pl.read_csv(path, n_rows=0).columns
+        clean = {h: h.lstrip("\ufeff").strip() for h in header}  # a BOM or padded names from spreadsheets
         design_cols = _design_columns(meta)
         raw = pl.read_csv(
             path,
-            schema_overrides={c: pl.String for c in header if c in design_cols},
+            schema_overrides={h: pl.String for h in header if clean[h] in design_cols},
             infer_schema_length=None,
-        )
+        ).rename(clean)
         columns = {c: raw[c].to_list() for c in raw.columns}
         extra = {c: raw[c] for c in raw.columns if c not in design_cols}
     elif suffix in (".xlsx", ".xlsm"):
