@@ -9,8 +9,8 @@ Conventions
 * A factor is named (``"temp"``) and has a range ``(low, high)`` in natural units. Its **coded** value is
   ``x_c = (x - m) / h`` with ``m = (low + high) / 2`` and ``h = (high - low) / 2``, so ``low -> -1`` and
   ``high -> +1`` (Montgomery, *Design and Analysis of Experiments*, 9th ed., §6.2 and §11.2).
-* Factors also have letters in the order given: ``A, B, C, …`` (the textbook notation); terms may use
-  either the letters or the names.
+* Factors also have letters in the order given: ``A, B, C, …`` (the textbook notation, skipping ``I``);
+  terms may use either the letters or the names.
 * Terms: a main effect ``"temp"`` (or ``"A"``); an interaction ``"temp:ph"`` (or ``"A:B"``, any number of
   distinct factors); a pure quadratic ``"temp^2"`` (or ``"A^2"``). The intercept is not a term; model
   matrices add it as their first column. Kinds: ``"linear"`` (main effects), ``"interactions"`` (main
@@ -83,12 +83,17 @@ def factor_ranges(factors: Mapping[str, Sequence[float]]) -> dict[str, tuple[flo
     return out
 
 
+#: factor letters: the alphabet without ``I``, which stands for the identity in defining relations
+#: (``I = ABCD``), as in Montgomery's tables (the 9th factor is ``J``)
+LETTERS = string.ascii_uppercase.replace("I", "")
+
+
 def factor_letters(factors: Sequence[str]) -> dict[str, str]:
-    """``{letter: name}`` in the textbook notation ``A, B, C, …`` (at most 26 factors)."""
+    """``{letter: name}`` in the textbook notation ``A, B, …, H, J, K, …`` (``I`` skipped; at most 25 factors)."""
     names = list(factors)
-    if len(names) > 26:
-        raise ConfigError(f"at most 26 factors can be lettered; got {len(names)}.")
-    return dict(zip(string.ascii_uppercase, names, strict=False))
+    if len(names) > len(LETTERS):
+        raise ConfigError(f"at most {len(LETTERS)} factors can be lettered; got {len(names)}.")
+    return dict(zip(LETTERS, names, strict=False))
 
 
 def term_powers(term: str, factors: Sequence[str]) -> dict[str, int]:

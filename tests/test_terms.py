@@ -58,3 +58,12 @@ def test_model_matrix_columns_are_products_of_coded_factors():
     m = model_matrix(x, F, terms)
     np.testing.assert_allclose(m, [[1, 1, -1, 0.25], [1, -1, -0.5, 4.0]])
     assert model_matrix(x, F, terms, intercept=False).shape == (2, 3)
+
+
+def test_letters_skip_i_which_is_the_identity_of_defining_relations():
+    from bioworkbench.terms import factor_letters
+
+    names = [f"f{i}" for i in range(10)]
+    letters = factor_letters(names)
+    assert "I" not in letters and letters["J"] == "f8" and letters["K"] == "f9"
+    assert parse_terms(["J:K"], names) == ["f8:f9"]

@@ -18,15 +18,14 @@ import polars as pl
 from bioworkbench.doe.design import roman
 from bioworkbench.errors import ConfigError
 from bioworkbench.schema import suggest
-from bioworkbench.terms import factor_letters
+from bioworkbench.terms import LETTERS, factor_letters
 
 __all__ = ["alias_frame", "defining_relation", "parse_effect", "parse_generators", "standard_generators"]
 
 # Montgomery, Design and Analysis of Experiments, 9th ed. (2017), Table 8.14 "Selected 2^(k-p) fractional
 # factorial designs" (after Box, Hunter & Hunter 2005): the minimum-aberration fraction for each size.
-# Montgomery's letters skip I (…, H, J, K, L); they are translated to factor positions below. Each entry
-# was checked against an exhaustive search of all generator choices for its word-length pattern.
-_MONTGOMERY_LETTERS = "ABCDEFGHJKLMNOPQRSTUVWXYZ"
+# Montgomery's letters skip I (…, H, J, K, L), as bioworkbench.terms.LETTERS do. Each entry was checked
+# against an exhaustive search of all generator choices for its word-length pattern.
 _TABLE_8_14 = {
     (3, 1): ("C=AB",),
     (4, 1): ("D=ABC",),
@@ -68,7 +67,7 @@ def bits(mask: int) -> list[int]:
 
 
 def word_letters(mask: int, sign: int = 1) -> str:
-    return ("-" if sign < 0 else "") + "".join(chr(65 + j) for j in bits(mask))
+    return ("-" if sign < 0 else "") + "".join(LETTERS[j] for j in bits(mask))
 
 
 def word_term(mask: int, names: Sequence[str]) -> str:
@@ -279,14 +278,14 @@ def standard_generators(k: int, resolution: int) -> tuple[tuple[str, ...], str]:
     if k < 3:
         raise ConfigError(f"a 2-level fraction needs at least 3 factors; with {k} use full_factorial ({2**k} runs).")
     if k <= 11:
-        table = {key: _montgomery(v) for key, v in _TABLE_8_14.items()}
-        table[(k, 1)] = (f"{chr(64 + k)}={''.join(chr(65 + j) for j in range(k - 1))}",)
+        table = dict(_TABLE_8_14)
+        table[(k, 1)] = (f"{LETTERS[k - 1]}={''.join(LETTERS[j] for j in range(k - 1))}",)
         best = None
         for p in range(1, k):
             gens = table.get((k, p))
             if gens is None:
                 continue
-            res = min(w.bit_count() for w, _ in defining_group(parse_generators(gens, [chr(65 + j) for j in range(k)])))
+            res = min(w.bit_count() for w, _ in defining_group(parse_generators(gens, [LETTERS[j] for j in range(k)])))
             if res >= resolution:
                 best = gens
         if best is None:
@@ -304,18 +303,13 @@ def standard_generators(k: int, resolution: int) -> tuple[tuple[str, ...], str]:
             f"pyDOE3 cannot build a 2-level fraction of {k} factors at resolution {resolution}: {exc}"
         ) from exc
     gens = _identify_generators(h)
-    res = min(w.bit_count() for w, _ in defining_group(parse_generators(gens, [chr(65 + j) for j in range(k)])))
+    res = min(w.bit_count() for w, _ in defining_group(parse_generators(gens, [LETTERS[j] for j in range(k)])))
     if res < resolution:
         raise ConfigError(
             f"pyDOE3's fraction of {k} factors reaches only resolution {roman(res)}, not {roman(resolution)}; "
             "give generators=[...] yourself."
         )
     return gens, "generators from pyDOE3 fracfact_by_res (resolution verified; not minimum aberration)"
-
-
-def _montgomery(gens: Sequence[str]) -> tuple[str, ...]:
-    conv = {m: chr(65 + j) for j, m in enumerate(_MONTGOMERY_LETTERS)}
-    return tuple("".join(conv.get(c, c) for c in g) for g in gens)
 
 
 def _identify_generators(h: np.ndarray) -> tuple[str, ...]:
@@ -330,7 +324,7 @@ def _identify_generators(h: np.ndarray) -> tuple[str, ...]:
                 prod = np.prod(h[:, combo], axis=1)
                 if np.array_equal(prod, h[:, j]) or np.array_equal(-prod, h[:, j]):
                     sign = "" if np.array_equal(prod, h[:, j]) else "-"
-                    found = f"{chr(65 + j)}={sign}{''.join(chr(65 + b) for b in combo)}"
+                    found = f"{LETTERS[j]}={sign}{''.join(LETTERS[b] for b in combo)}"
                     break
             if found:
                 break
