@@ -1,0 +1,853 @@
+"""Bayesian response surfaces: one or several CQAs regressed on coded CPPs (second-order models).
+
+Model (run ``i``, response ``j``, block ``b[i]``; ``x_i`` the coded settings, ``f(x)`` the model terms)::
+
+    z_ij  = (y_ij − ȳ_j) / s_j                                   responses standardised per response
+    z_i   ~ MvNormal(β0 + B f(x_i) + u_b[i],  Σ)                 Σ = diag(σ) Ω diag(σ), Ω ~ LKJ(η)
+    u_bj  = τ_j · v_bj,  v_bj ~ Normal(0, 1)                      block effect, partially pooled
+
+``ȳ_j`` and ``s_j`` are the mean and standard deviation of the observed values of response ``j``
+(bambi's "scaled priors": the default priors below then mean the same thing for any response unit).
+Factors are coded from their ranges, ``low → −1`` and ``high → +1`` (:mod:`bioworkbench.terms`), so a
+coefficient is the change of the response for one coded unit, i.e. for half the factor's range. With
+one response the residual is ``Normal(σ)``; with several, the residuals of a run are correlated
+(LKJ-Cholesky prior on their correlation; Lewandowski, Kurowicka & Joe, J. Multivar. Anal. 100 (2009)
+1989). Results are reported on the responses' natural scales (``β_nat = s_j · β``).
+
+Block effects (e.g. day, campaign, bioreactor train) are random: partially pooled with a standard
+deviation ``τ_j`` per response, so a new block is a draw from the same population. Predictions,
+:meth:`ResponseSurface.draws` and the design space are for a **new** block unless a block is named:
+``kind="mean"`` then gives the population mean surface (the block effect averages to 0) and
+``kind="predictive"`` adds a new block's effect ``Normal(0, τ_j)`` to the residual.
+
+Missing responses: with one response, rows with a missing value (null or NaN) are left out and
+counted (a :class:`~bioworkbench.errors.BioWorkbenchWarning`, :meth:`ResponseSurface.diagnostics`).
+With several, a row keeps the responses it has: its likelihood is the MvNormal of its observed
+responses with the matching sub-covariance (the missing ones integrated out exactly, valid when they
+are missing at random); only rows with every response missing are left out, and counted.
+
+Why plain PyMC rather than a formula library (bambi): bambi is not installed, and a response surface
+needs coded factors (ranges fixed by the design, not the data), textbook term labels (``A^2``),
+correlated multi-response residuals and per-draw canonical analysis, none of which a formula
+interface gives directly; the model is 30 lines of PyMC, compiles once per shape (the base class's
+nutpie cache) and its posterior feeds the vectorised design-space computation without
+``sample_posterior_predictive`` round trips.
+
+References: Box & Wilson, J. R. Stat. Soc. B 13 (1951) 1; Myers, Montgomery & Anderson-Cook,
+*Response Surface Methodology*, 4th ed. (2016), ch. 6 (canonical analysis); Peterson, J. Qual.
+Technol. 36 (2004) 431 and J. Biopharm. Stat. 18 (2008) 959 (Bayesian design space).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, ModelNotFittedError, SchemaError
+from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.schema import suggest
+from bioworkbench.terms import KINDS, code, factor_ranges, model_matrix, parse_terms
+
+__all__ = ["ResponseSurface"]
+
+KIND_CHOICES = ("mean", "predictive")
+
+
+def _bucket(n: int, base: int = 16) -> int:
+    """Round the number of runs up to 16, 32, 64, … so similar designs share a compiled model."""
+    size = base
+    while size < n:
+        size *= 2
+    return size
+
+
+def as_frame(data: Any, *, what: str = "data") -> pl.DataFrame:
+    """A polars frame from a polars or pandas frame or a mapping of columns."""
+    if isinstance(data, pl.DataFrame):
+        return data
+    if isinstance(data, pl.LazyFrame):
+        return data.collect()
+    if type(data).__module__.startswith("pandas"):
+        return pl.from_pandas(data)
+    if isinstance(data, Mapping):
+        cols = {
+            k: (list(v) if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) else [v])
+            for k, v in data.items()
+        }
+        return pl.DataFrame(cols, strict=False)
+    raise ConfigError(f"{what}: expected a polars or pandas frame or a mapping of columns; got {type(data).__name__}.")
+
+
+def _run_label(frame: pl.DataFrame) -> list[str] | None:
+    """Run identifiers to name in errors (``batch_id`` or ``run`` column), if the frame has one."""
+    for c in ("batch_id", "run", "run_id"):
+        if c in frame.columns:
+            return [str(v) for v in frame[c].to_list()]
+    return None
+
+
+def numeric_columns(
+    frame: pl.DataFrame, columns: Sequence[str], *, missing_ok: Sequence[str] = (), what: str = "data"
+) -> tuple[dict[str, np.ndarray], list[Issue]]:
+    """The columns as float arrays (NaN where missing) and an :class:`Issue` for every bad cell.
+
+    A cell is bad when it is not a number (text that does not parse, a boolean or another type), not
+    finite (±inf) or missing in a column that must be complete (not in ``missing_ok``). Row numbers in
+    the issues are 0-based positions in ``frame``.
+    """
+    runs = _run_label(frame)
+    out: dict[str, np.ndarray] = {}
+    issues: list[Issue] = []
+    for c in columns:
+        s = frame[c]
+        unreadable = np.zeros(frame.height, bool)
+        if s.dtype.is_numeric():
+            vals = s.cast(pl.Float64)
+        elif s.dtype in (pl.String, pl.Categorical, pl.Enum) or s.dtype == pl.Null:
+            vals = s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+            text = s.cast(pl.String).to_list()
+            unreadable = vals.is_null().to_numpy() & s.is_not_null().to_numpy()
+            for i in np.flatnonzero(unreadable):
+                issues.append(
+                    Issue(
+                        f"row {i}: expected a number, found {text[i]!r}.",
+                        column=c,
+                        batch=runs[i] if runs else None,
+                        hint="a decimal comma? convert the column to numbers first" if "," in text[i] else None,
+                    )
+                )
+        else:
+            issues.append(Issue(f"column of type {s.dtype}; expected numbers.", column=c))
+            continue
+        arr = vals.fill_null(float("nan")).to_numpy().astype(float)
+        for i in np.flatnonzero(np.isinf(arr)):
+            issues.append(Issue(f"row {i}: value {arr[i]} is not finite.", column=c, batch=runs[i] if runs else None))
+        if c not in missing_ok:
+            for i in np.flatnonzero(np.isnan(arr) & ~unreadable)[:50]:
+                issues.append(
+                    Issue(
+                        f"row {i}: missing value; {what} needs every value of this column.",
+                        column=c,
+                        batch=runs[i] if runs else None,
+                    )
+                )
+        out[c] = arr
+    return out, issues
+
+
+class ResponseSurface(BayesModel):
+    """Bayesian response surface of one or several responses (CQAs) on coded factors (CPPs).
+
+    See the module docstring for the model. Default priors (standardised response scale, coded factors):
+
+    =================  ======================  ============================  =========================================
+    prior              distribution            unit                          why
+    =================  ======================  ============================  =========================================
+    ``intercept``      Normal(0, 2.5)          SD of the response            the response at the centre of the region
+                                                                             lies within a few SDs of its mean
+    ``coefficient``    Normal(0, 2.5)          SD of the response per coded  bambi's weakly informative slope scale
+                                               unit                          (2.5 SD of y per SD of x): any effect
+                                                                             the data can show is allowed
+    ``sigma``          HalfNormal(1)           SD of the response            the residual SD cannot exceed the total
+                                                                             SD by much
+    ``residual_corr``  LKJCorr(eta=2)          –                             correlation of residuals of one run;
+                                                                             mild shrinkage towards 0 (several
+                                                                             responses only)
+    ``sd_block``       HalfNormal(0.5)         SD of the response            blocks (days, trains) shift the response
+                                                                             by less than its total spread
+    =================  ======================  ============================  =========================================
+
+    Parameters
+    ----------
+    factors
+        ``{name: (low, high)}`` in natural units; the coding maps ``low → −1``, ``high → +1``.
+    responses
+        A response column name or a list of them.
+    terms
+        ``"linear"``, ``"interactions"``, ``"quadratic"`` (default) or a list such as
+        ``["A", "C", "A:C", "A^2"]`` (letters follow the order of ``factors``; names work too).
+    block
+        Name of the block column of the data (random block effect), or ``None``.
+    priors, sampler
+        Overrides of :attr:`default_priors` and of the sampler settings (see :class:`BayesModel`).
+
+    Raises
+    ------
+    ConfigError
+        Invalid factor ranges (e.g. a factor with one level), unknown terms or kinds, a response or block
+        name that is not a string, a response that is also a factor.
+    """
+
+    model_type = "ResponseSurface"
+    default_priors: ClassVar[dict[str, Prior]] = {
+        "intercept": Prior("Normal", {"mu": 0.0, "sigma": 2.5}, "SD of the response", "response at the centre"),
+        "coefficient": Prior(
+            "Normal", {"mu": 0.0, "sigma": 2.5}, "SD of the response per coded unit", "bambi's weakly informative scale"
+        ),
+        "sigma": Prior("HalfNormal", {"sigma": 1.0}, "SD of the response", "residual SD below the total SD"),
+        "residual_corr": Prior("LKJCorr", {"eta": 2.0}, "", "residual correlation, mild shrinkage towards 0"),
+        "sd_block": Prior("HalfNormal", {"sigma": 0.5}, "SD of the response", "block shifts below the total spread"),
+    }
+
+    def __init__(
+        self,
+        factors: Mapping[str, Sequence[float]] | None = None,
+        responses: str | Sequence[str] | None = None,
+        terms: str | Sequence[str] = "quadratic",
+        block: str | None = None,
+        priors: Mapping[str, Prior | Mapping[str, Any]] | None = None,
+        sampler: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(priors=priors, sampler=sampler)
+        if self.priors["residual_corr"].dist != "LKJCorr":
+            raise ConfigError(
+                "prior 'residual_corr' must be an LKJCorr (its 'eta' is used); "
+                f"got {self.priors['residual_corr'].dist}."
+            )
+        self._config: dict[str, Any] | None = None
+        if factors is None and responses is None:
+            return  # an empty shell, filled by bioworkbench.models.load from the saved data
+        if factors is None or responses is None:
+            raise ConfigError("ResponseSurface needs factors={name: (low, high)} and responses=[...].")
+        ranges = factor_ranges(factors)
+        if isinstance(responses, str):
+            responses = [responses]
+        responses = list(responses)
+        if not responses or not all(isinstance(r, str) and r for r in responses):
+            raise ConfigError(f"responses must be a column name or a list of column names; got {responses!r}.")
+        if len(set(responses)) != len(responses):
+            raise ConfigError(f"responses {responses} name a column twice.")
+        both = [r for r in responses if r in ranges]
+        if both:
+            raise ConfigError(f"{', '.join(both)} cannot be both a factor and a response.")
+        if block is not None and (not isinstance(block, str) or block in ranges or block in responses):
+            raise ConfigError(
+                f"block must be the name of a column that is neither a factor nor a response; got {block!r}."
+            )
+        self._config = {
+            "factors": {k: [lo, hi] for k, (lo, hi) in ranges.items()},
+            "responses": responses,
+            "terms": parse_terms(terms, list(ranges)),
+            "block": block,
+        }
+        self._cache: dict[str, Any] = {}
+
+    # -- configuration --------------------------------------------------------------------------
+    def _require_fit(self) -> None:
+        if self.idata is None:
+            raise ModelNotFittedError("ResponseSurface has no posterior yet; call .fit(frame) first.")
+
+    def _cfg(self) -> dict[str, Any]:
+        if self._config is None and self.data is not None:
+            self._config = self.data["config"]
+        if self._config is None:
+            raise ConfigError("ResponseSurface needs factors={name: (low, high)} and responses=[...].")
+        return self._config
+
+    @property
+    def factors(self) -> dict[str, tuple[float, float]]:
+        """``{name: (low, high)}`` in natural units."""
+        return {k: (float(v[0]), float(v[1])) for k, v in self._cfg()["factors"].items()}
+
+    @property
+    def responses(self) -> list[str]:
+        return list(self._cfg()["responses"])
+
+    @property
+    def terms(self) -> list[str]:
+        """Canonical term labels (the intercept is not a term)."""
+        return list(self._cfg()["terms"])
+
+    @property
+    def block(self) -> str | None:
+        return self._cfg()["block"]
+
+    def __repr__(self) -> str:
+        if self._config is None and self.data is None:
+            return "ResponseSurface(<empty>)"
+        fitted = "fitted" if self.idata is not None else "not fitted"
+        return (
+            f"ResponseSurface(factors={self.factors}, responses={self.responses}, terms={self.terms}, "
+            f"block={self.block!r}; {fitted})"
+        )
+
+    # -- data -----------------------------------------------------------------------------------
+    def _prepare(self, data: Any) -> dict[str, Any]:
+        """Validate the data frame and turn it into JSON-serialisable arrays (see the module docstring)."""
+        if isinstance(data, dict) and "config" in data and "y" in data:
+            return data
+        cfg = self._cfg()
+        frame = as_frame(data, what="ResponseSurface.fit")
+        factors, responses, block = list(cfg["factors"]), list(cfg["responses"]), cfg["block"]
+        ranges = self.factors
+        needed = [*factors, *responses, *([block] if block else [])]
+        absent = [c for c in needed if c not in frame.columns]
+        if absent:
+            role = {**dict.fromkeys(factors, "factor"), **dict.fromkeys(responses, "response"), block: "block"}
+            raise SchemaError(
+                [
+                    Issue(
+                        f"{role[c]} column not found. Expected columns: {', '.join(needed)}; "
+                        f"found: {', '.join(frame.columns) or 'none'}.",
+                        column=c,
+                        hint=suggest(c, frame.columns, what="Columns") if frame.columns else None,
+                    )
+                    for c in absent
+                ],
+                context="the data of ResponseSurface.fit",
+            )
+        if frame.height == 0:
+            raise SchemaError("the data have no rows.", context="the data of ResponseSurface.fit")
+        x, issues = numeric_columns(frame, factors, what="a factor")
+        y, more = numeric_columns(frame, responses, missing_ok=responses)
+        issues += more
+        runs = _run_label(frame)
+        if block:
+            bnull = frame[block].is_null().to_numpy()
+            issues += [
+                Issue(f"row {i}: missing block.", column=block, batch=runs[i] if runs else None)
+                for i in np.flatnonzero(bnull)
+            ]
+        if issues:
+            raise SchemaError(issues, context="the data of ResponseSurface.fit")
+        X = np.column_stack([x[f] for f in factors])
+        Y = np.column_stack([y[r] for r in responses])
+        obs = ~np.isnan(Y)
+        keep = obs.any(axis=1) if len(responses) > 1 else obs[:, 0]
+        rows = np.flatnonzero(keep)
+        dropped = np.flatnonzero(~keep).tolist()
+        if rows.size == 0:
+            raise SchemaError(
+                f"none of the {frame.height} rows has a value of {', '.join(responses)}.",
+                context="the data of ResponseSurface.fit",
+            )
+        if dropped:
+            shown = ", ".join(map(str, dropped[:10])) + (" …" if len(dropped) > 10 else "")
+            what = f"a missing {responses[0]!r}" if len(responses) == 1 else "every response missing"
+            warnings.warn(
+                f"ResponseSurface: {len(dropped)} of {frame.height} rows with {what} left out of the fit "
+                f"(row {shown}).",
+                BioWorkbenchWarning,
+                stacklevel=3,
+            )
+        X, Y, obs = X[rows], Y[rows], obs[rows]
+        problems = []
+        for j, f in enumerate(factors):
+            if np.ptp(X[:, j]) == 0:
+                problems.append(
+                    Issue(
+                        f"factor has one value ({X[0, j]:g}) in all {rows.size} runs: its effect cannot be "
+                        "estimated. Vary it in the design or leave it out of factors=.",
+                        column=f,
+                    )
+                )
+        g: list[int] = []
+        levels: list[str] = []
+        if block:
+            bcol = frame[block].cast(pl.String).to_list()
+            bk = [bcol[i] for i in rows]
+            levels = sorted(set(bk))
+            if len(levels) < 2:
+                problems.append(
+                    Issue(
+                        f"block has one level ({levels[0] if levels else 'none'!r}) in the data: a block effect "
+                        "needs at least two blocks. Pass block=None.",
+                        column=block,
+                    )
+                )
+            g = [levels.index(b) for b in bk]
+        y_mean, y_sd = [], []
+        for j, r in enumerate(responses):
+            v = Y[obs[:, j], j]
+            sd = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+            if v.size > 1 and not sd > 0:
+                problems.append(Issue(f"response is constant ({v[0]:g}) over the runs: nothing to model.", column=r))
+            if not v.size:
+                problems.append(Issue("response has no value in any run.", column=r))
+            y_mean.append(float(v.mean()) if v.size else 0.0)
+            y_sd.append(sd if sd > 0 else 1.0)
+        if problems:
+            raise SchemaError(problems, context="the data of ResponseSurface.fit")
+        self._check_estimable(code(X, ranges), obs)
+        pats = sorted({tuple(np.flatnonzero(o).tolist()) for o in obs}, key=lambda p: (-len(p), p))
+        return {
+            "config": cfg,
+            "x": X.tolist(),
+            "y": [[None if np.isnan(v) else float(v) for v in row] for row in Y],
+            "row": rows.tolist(),
+            "n_rows": int(frame.height),
+            "dropped": dropped,
+            "block_levels": levels,
+            "g": g,
+            "y_mean": y_mean,
+            "y_sd": y_sd,
+            "patterns": [list(p) for p in pats],
+            "pattern": [pats.index(tuple(np.flatnonzero(o).tolist())) for o in obs],
+        }
+
+    def _check_estimable(self, coded: np.ndarray, obs: np.ndarray) -> None:
+        """More runs than coefficients, and no term aliased with the intercept or earlier terms."""
+        factors, terms = list(self.factors), self.terms
+        p = 1 + len(terms)
+        names = ["intercept", *terms]
+        for j, r in enumerate(self.responses):
+            n = int(obs[:, j].sum())
+            if n <= p:
+                smaller = [f"terms={k!r} (p = {1 + len(parse_terms(k, factors))})" for k in KINDS]
+                smaller = [s for s, k in zip(smaller, KINDS, strict=True) if 1 + len(parse_terms(k, factors)) < n]
+                raise SchemaError(
+                    f"the model of {r!r} has p = {p} coefficients (intercept + {len(terms)} terms) but the data have "
+                    f"n = {n} runs with a {r!r} value; a model needs more runs than coefficients (n > p) to "
+                    "estimate the residual error. Use a smaller model"
+                    + (f": {' or '.join(smaller)}" if smaller else "")
+                    + ", an explicit list of terms, or more runs.",
+                    context="the data of ResponseSurface.fit",
+                )
+            M = model_matrix(coded[obs[:, j]], factors, terms)
+            if np.linalg.matrix_rank(M) < p:
+                aliased, kept = [], []
+                for c in range(p):
+                    if np.linalg.matrix_rank(M[:, [*kept, c]]) > len(kept):
+                        kept.append(c)
+                    else:
+                        aliased.append(names[c])
+                hint = (
+                    " A two-level design cannot estimate pure quadratic terms: add centre and axial points, "
+                    "or use terms='interactions'."
+                    if any(a.endswith("^2") for a in aliased)
+                    else ""
+                )
+                raise SchemaError(
+                    f"term(s) {', '.join(aliased)} of the model of {r!r} cannot be estimated from these runs: "
+                    "their columns are linear combinations of the other terms' (aliased)."
+                    + hint
+                    + " Drop them from terms=.",
+                    context="the data of ResponseSurface.fit",
+                )
+
+    # -- model ----------------------------------------------------------------------------------
+    def _structure(self, d: dict[str, Any]) -> tuple:
+        return (
+            _bucket(len(d["y"])),
+            len(d["config"]["responses"]),
+            len(d["config"]["terms"]),
+            len(d["block_levels"]),
+            tuple(tuple(p) for p in d["patterns"]),
+        )
+
+    def _padded(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
+        nmax, k, _, _, pats = self._structure(d)
+        n = len(d["y"])
+        ranges = {f: tuple(v) for f, v in d["config"]["factors"].items()}
+        X = np.zeros((nmax, len(d["config"]["terms"])))
+        X[:n] = model_matrix(
+            code(np.asarray(d["x"], float), ranges), list(ranges), d["config"]["terms"], intercept=False
+        )
+        Y = np.zeros((nmax, k))
+        raw = np.array([[np.nan if v is None else v for v in row] for row in d["y"]], float)
+        Y[:n] = np.nan_to_num((raw - np.asarray(d["y_mean"])) / np.asarray(d["y_sd"]))
+        W = np.zeros((nmax, len(pats)))
+        W[np.arange(n), d["pattern"]] = 1.0
+        g = np.zeros(nmax, "int64")
+        g[:n] = d["g"] or 0
+        return {"X": X, "Y": Y, "W": W, "g": g}
+
+    def _shared_data(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
+        arr = self._padded(d)
+        return arr if d["block_levels"] else {k: v for k, v in arr.items() if k != "g"}
+
+    def _build(self, d: dict[str, Any]) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        _, k, m, nb, pats = self._structure(d)
+        arr = self._padded(d)
+        p = self.priors
+        with pm.Model() as model:
+            X = pm.Data("X", arr["X"])
+            Y = pm.Data("Y", arr["Y"])
+            W = pm.Data("W", arr["W"])
+            b0 = p["intercept"].create("intercept", shape=k)
+            beta = p["coefficient"].create("beta", shape=(k, m))
+            mu = b0[None, :] + pt.dot(X, beta.T)
+            if nb:
+                g = pm.Data("g", arr["g"])
+                tau = p["sd_block"].create("sd_block", shape=k)
+                v = pm.Normal("z_block", 0.0, 1.0, shape=(nb, k))
+                mu = mu + (v * tau[None, :])[g]
+            r = Y - mu
+            if k == 1:
+                sigma = p["sigma"].create("sigma", shape=1)
+                ll = W[:, 0] * (-0.5 * (r[:, 0] / sigma[0]) ** 2 - pt.log(sigma[0]) - 0.5 * np.log(2 * np.pi))
+            else:
+                sd_dist = getattr(pm, p["sigma"].dist).dist(**p["sigma"].params, shape=k)
+                chol, _, _ = pm.LKJCholeskyCov(
+                    "resid_chol",
+                    n=k,
+                    eta=float(p["residual_corr"].params.get("eta", 2.0)),
+                    sd_dist=sd_dist,
+                    compute_corr=True,
+                    store_in_trace=False,
+                )
+                L = [[chol[i, j] for j in range(k)] for i in range(k)]
+                ll = 0.0
+                for w, pat in enumerate(pats):
+                    ll = ll + W[:, w] * _mvnormal_logp([r[:, i] for i in pat], _sub_cholesky(L, pat))
+            pm.Potential("loglik", ll.sum())
+        return model
+
+    def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
+        import xarray as xr
+
+        d = self.data
+        arr = self._padded(d)
+        n = len(d["y"])
+        b0 = prior["intercept"].values
+        beta = prior["beta"].values
+        mu = b0[..., None, :] + np.einsum("nm,cdkm->cdnk", arr["X"][:n], beta)
+        if d["block_levels"]:
+            mu = mu + (prior["z_block"].values * prior["sd_block"].values[..., None, :])[..., np.asarray(d["g"]), :]
+        L = _residual_chol(prior, len(d["config"]["responses"]))
+        y = mu + np.einsum("cdkl,cdnl->cdnk", L, rng.standard_normal(mu.shape))
+        y = np.asarray(d["y_mean"]) + np.asarray(d["y_sd"]) * y
+        return xr.Dataset(
+            {"y": (("chain", "draw", "obs", "response"), y)},
+            coords={"obs": np.arange(n), "response": d["config"]["responses"]},
+        )
+
+    # -- posterior --------------------------------------------------------------------------------
+    def _post(self) -> dict[str, np.ndarray]:
+        """Posterior draws on the standardised scale, stacked ``(sample, ...)`` (cached per posterior)."""
+        self._require_fit()
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            cache = self._cache = {}
+        if cache.get("idata") is not self.idata:
+            k = len(self.responses)
+            post = self.idata["posterior"].to_dataset()
+            stack = {v: post[v].stack(sample=("chain", "draw")).transpose("sample", ...).values for v in post.data_vars}
+            L = _residual_chol(stack, k)
+            out = {"b0": stack["intercept"], "B": stack["beta"], "L": L, "Sigma": L @ np.swapaxes(L, -1, -2)}
+            if self.data["block_levels"]:
+                out["tau"] = stack["sd_block"]
+                out["u"] = stack["z_block"] * stack["sd_block"][:, None, :]  # (sample, block, response)
+            cache.clear()
+            cache.update({"idata": self.idata, "post": out})
+        return cache["post"]
+
+    def _scale(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.data["y_mean"], float), np.asarray(self.data["y_sd"], float)
+
+    def settings_matrix(self, settings: Any, *, what: str = "settings") -> tuple[pl.DataFrame, np.ndarray]:
+        """The settings (natural units) as a frame of factor columns and their coded model matrix (no intercept)."""
+        factors = list(self.factors)
+        frame = as_frame(settings, what=what)
+        absent = [f for f in factors if f not in frame.columns]
+        if absent:
+            raise SchemaError(
+                [
+                    Issue(
+                        f"factor column not found; {what} need one column per factor ({', '.join(factors)}); "
+                        f"found: {', '.join(frame.columns) or 'none'}.",
+                        column=f,
+                    )
+                    for f in absent
+                ],
+                context=what,
+            )
+        vals, issues = numeric_columns(frame, factors, what=what)
+        if issues:
+            raise SchemaError(issues, context=what)
+        X = np.column_stack([vals[f] for f in factors]) if frame.height else np.zeros((0, len(factors)))
+        nat = pl.DataFrame({f: X[:, j] for j, f in enumerate(factors)})
+        return nat, model_matrix(code(X, self.factors), factors, self.terms, intercept=False)
+
+    def _block_index(self, block: Any) -> int | None:
+        if block is None:
+            return None
+        if not self.block:
+            raise ConfigError("this model has no block effect; pass block=None.")
+        levels = self.data["block_levels"]
+        if str(block) not in levels:
+            raise ConfigError(f"block {block!r} was not in the data. " + suggest(str(block), levels, what="Blocks"))
+        return levels.index(str(block))
+
+    def _std_draws(self, Xm: np.ndarray, *, kind: str, block: Any, random_seed: int | None) -> np.ndarray:
+        """Draws ``(sample, point, response)`` on the standardised scale."""
+        if kind not in KIND_CHOICES:
+            raise ConfigError(f"kind must be one of {', '.join(map(repr, KIND_CHOICES))}; got {kind!r}.")
+        post = self._post()
+        bi = self._block_index(block)
+        mu = post["b0"][:, None, :] + np.einsum("pm,skm->spk", Xm, post["B"])
+        if bi is not None:
+            mu = mu + post["u"][:, bi, None, :]
+        if kind == "predictive":
+            L = self.predictive_chol(new_block=bi is None)
+            z = np.random.default_rng(random_seed).standard_normal(mu.shape)
+            mu = mu + np.einsum("skl,spl->spk", L, z)
+        return mu
+
+    def predictive_chol(self, *, new_block: bool = True, responses: Sequence[int] | None = None) -> np.ndarray:
+        """Cholesky factors ``(sample, k, k)`` of a new run's covariance on the standardised scale:
+        the residual covariance, plus a new block's variance ``diag(τ²)`` when ``new_block`` and the model
+        has blocks; restricted to the ``responses`` (indices) when given."""
+        post = self._post()
+        cov = post["Sigma"]
+        if new_block and "tau" in post:
+            cov = cov + np.einsum("sk,kl->skl", post["tau"] ** 2, np.eye(cov.shape[-1]))
+        if responses is not None:
+            idx = np.asarray(responses)
+            cov = cov[:, idx[:, None], idx[None, :]]
+        return np.linalg.cholesky(cov)
+
+    def draws(
+        self, settings: Any, *, kind: str = "mean", block: Any = None, random_seed: int | None = None
+    ) -> np.ndarray:
+        """Posterior draws of the responses at ``settings``, shape ``(sample, point, response)``, natural units.
+
+        Parameters
+        ----------
+        settings
+            A polars/pandas frame or mapping with one column per factor (natural units); one point per row.
+        kind
+            ``"mean"``: the mean response surface (parameter uncertainty only). ``"predictive"``: a new run
+            (plus the residual, correlated across responses, and a new block's effect).
+        block
+            A block of the data to predict for; ``None`` (default): a new block (see the module docstring).
+        random_seed
+            Seed of the residual draws (``kind="predictive"``).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(sample, point, response)``, responses in the order of :attr:`responses`.
+        """
+        _, Xm = self.settings_matrix(settings)
+        y_mean, y_sd = self._scale()
+        return y_mean + y_sd * self._std_draws(Xm, kind=kind, block=block, random_seed=random_seed)
+
+    def predict(
+        self,
+        settings: Any,
+        *,
+        prob: float = 0.9,
+        kind: str = "mean",
+        block: Any = None,
+        random_seed: int | None = None,
+    ) -> pl.DataFrame:
+        """Predicted responses at ``settings`` with equal-tailed ``prob`` intervals.
+
+        Returns a tidy frame: the factor columns, ``response, mean, lower, upper, prob`` (one row per
+        point and response, natural units). See :meth:`draws` for ``kind`` and ``block``.
+        """
+        _check_prob(prob)
+        nat, _ = self.settings_matrix(settings)
+        d = self.draws(nat, kind=kind, block=block, random_seed=random_seed)
+        lo, hi = np.quantile(d, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        k = len(self.responses)
+        n = nat.height
+        return (
+            nat.select(pl.all().gather(np.repeat(np.arange(n), k)))
+            .with_columns(
+                response=pl.Series(self.responses * n),
+                mean=pl.Series(d.mean(axis=0).ravel()),
+                lower=pl.Series(lo.ravel()),
+                upper=pl.Series(hi.ravel()),
+            )
+            .with_columns(prob=pl.lit(prob))
+        )
+
+    # -- results --------------------------------------------------------------------------------
+    def effects(self, prob: float = 0.9) -> pl.DataFrame:
+        """Posterior of every term's coefficient, per response, on the response's natural scale.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``response, term, mean, sd, lower, upper, prob, p_positive, p_sign``: a coefficient is the
+            change of the response (its units) for one coded unit of the term, i.e. for a change of the
+            factor by half its range (for ``A:B`` and ``A^2``, per unit of the product of coded values).
+            ``lower, upper``: equal-tailed ``prob`` interval; ``p_positive`` = P(β > 0);
+            ``p_sign`` = the probability of the sign of the posterior mean, ``max(p, 1 − p)``.
+        """
+        _check_prob(prob)
+        post = self._post()
+        _, y_sd = self._scale()
+        coef = post["B"] * y_sd[None, :, None]  # (sample, response, term)
+        rows = []
+        for j, r in enumerate(self.responses):
+            c = coef[:, j, :]
+            lo, hi = np.quantile(c, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+            pp = (c > 0).mean(axis=0)
+            mean = c.mean(axis=0)
+            for t, term in enumerate(self.terms):
+                rows.append(
+                    {
+                        "response": r,
+                        "term": term,
+                        "mean": float(mean[t]),
+                        "sd": float(c[:, t].std()),
+                        "lower": float(lo[t]),
+                        "upper": float(hi[t]),
+                        "prob": prob,
+                        "p_positive": float(pp[t]),
+                        "p_sign": float(pp[t] if mean[t] >= 0 else 1 - pp[t]),
+                    }
+                )
+        return pl.DataFrame(rows)
+
+    def summary(self, prob: float = 0.9) -> pl.DataFrame:
+        """Every parameter on the natural scale with r̂ and bulk ESS.
+
+        ``parameter`` is ``intercept`` (response at the centre of the region), ``coefficient`` (per term,
+        as in :meth:`effects`), ``sigma`` (residual SD), ``correlation`` (residual correlation with the
+        response named in ``term``), ``sd_block`` (block-to-block SD). Columns:
+        ``parameter, response, term, mean, sd, lower, upper, prob, r_hat, ess_bulk``.
+        """
+        import arviz as az
+
+        _check_prob(prob)
+        post = self._post()
+        y_mean, y_sd = self._scale()
+        chains = self.idata["posterior"].sizes.get("chain", 1)
+        sd = np.sqrt(np.diagonal(post["Sigma"], axis1=1, axis2=2))
+        blocks: list[tuple[str, str | None, int, np.ndarray]] = []
+        for j in range(len(self.responses)):
+            blocks.append(("intercept", None, j, y_mean[j] + y_sd[j] * post["b0"][:, j]))
+            blocks += [("coefficient", t, j, y_sd[j] * post["B"][:, j, i]) for i, t in enumerate(self.terms)]
+            blocks.append(("sigma", None, j, y_sd[j] * sd[:, j]))
+            for j2, r2 in enumerate(self.responses):
+                if j2 != j:
+                    blocks.append(("correlation", r2, j, post["Sigma"][:, j, j2] / (sd[:, j] * sd[:, j2])))
+            if "tau" in post:
+                blocks.append(("sd_block", None, j, y_sd[j] * post["tau"][:, j]))
+        rows = []
+        for name, term, j, x in blocks:
+            lo, hi = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2])
+            cd = x.reshape(chains, -1)
+            rows.append(
+                {
+                    "parameter": name,
+                    "response": self.responses[j],
+                    "term": term,
+                    "mean": float(x.mean()),
+                    "sd": float(x.std()),
+                    "lower": float(lo),
+                    "upper": float(hi),
+                    "prob": prob,
+                    "r_hat": float(az.rhat(cd)) if chains > 1 else float("nan"),
+                    "ess_bulk": float(az.ess(cd, method="bulk")),
+                }
+            )
+        return pl.DataFrame(rows, schema_overrides={"term": pl.String})
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The base diagnostics plus the runs used and the rows left out (see the module docstring)."""
+        out = super().diagnostics()
+        n_used = len(self.data["y"])
+        dropped = list(self.data["dropped"])
+        obs = np.array([[v is not None for v in row] for row in self.data["y"]])
+        out.update(
+            {
+                "n_rows": self.data["n_rows"],
+                "n_runs": n_used,
+                "rows_dropped": len(dropped),
+                "dropped_rows": dropped,
+                "runs_per_response": dict(zip(self.responses, obs.sum(axis=0).tolist(), strict=True)),
+            }
+        )
+        rows = ", ".join(map(str, dropped))
+        out["notes"] = (
+            [f"{len(dropped)} of {self.data['n_rows']} rows left out: no response value (row {rows})."]
+            if dropped
+            else []
+        )
+        return out
+
+    def optimum(self, *, response: str | None = None, prob: float = 0.9) -> pl.DataFrame:
+        """Stationary point of the fitted second-order surface and its kind (maximum, minimum, saddle).
+
+        See :func:`bioworkbench.models.design_space.optimum` (this method calls it with ``self``).
+        """
+        from bioworkbench.models.design_space import optimum
+
+        return optimum(self, response=response, prob=prob)
+
+    def design_space(
+        self,
+        specs: Any,
+        *,
+        grid: int | Mapping[str, int | Sequence[float]] = 50,
+        prob: float = 0.9,
+        fixed: Mapping[str, float | Sequence[float]] | None = None,
+        block: Any = None,
+        random_seed: int | None = None,
+    ) -> Any:
+        """Peterson's Bayesian design space: P(every response within its spec) over a grid of settings.
+
+        See :func:`bioworkbench.models.design_space.design_space` (this method calls it with ``self``).
+        """
+        from bioworkbench.models.design_space import design_space
+
+        return design_space(self, specs, grid=grid, prob=prob, fixed=fixed, block=block, random_seed=random_seed)
+
+
+def _check_prob(prob: float) -> None:
+    if not (isinstance(prob, (int, float)) and 0 < prob < 1):
+        raise ConfigError(f"prob must be a number between 0 and 1 (exclusive); got {prob!r}.")
+
+
+def _residual_chol(draws: Mapping[str, Any], k: int) -> np.ndarray:
+    """Residual Cholesky factors ``(..., k, k)`` from posterior (or prior) draws of ``sigma`` or ``resid_chol``."""
+    if k == 1:
+        s = np.asarray(draws["sigma"].values if hasattr(draws["sigma"], "values") else draws["sigma"])
+        return s[..., None]  # (..., 1) -> (..., 1, 1)
+    packed = np.asarray(draws["resid_chol"].values if hasattr(draws["resid_chol"], "values") else draws["resid_chol"])
+    L = np.zeros((*packed.shape[:-1], k, k))
+    rows, cols = np.tril_indices(k)
+    L[..., rows, cols] = packed  # PyMC packs the lower triangle row by row
+    return L
+
+
+def _sub_cholesky(L: list[list[Any]], pattern: Sequence[int]) -> list[list[Any]]:
+    """Cholesky factor (nested lists of scalars) of the sub-covariance ``Σ[pattern, pattern]`` with ``Σ = L Lᵀ``.
+
+    Unrolled scalar arithmetic (``k`` is small): the compiled model then needs no LAPACK call, and for a
+    leading block of responses the factor is simply ``L[:d, :d]``.
+    """
+    d = len(pattern)
+    if list(pattern) == list(range(d)):
+        return [[L[i][j] for j in range(d)] for i in range(d)]
+
+    def cov(a: int, b: int) -> Any:
+        return sum(L[a][t] * L[b][t] for t in range(min(a, b) + 1))
+
+    import pytensor.tensor as pt
+
+    C: list[list[Any]] = [[None] * d for _ in range(d)]
+    for i in range(d):
+        for j in range(i + 1):
+            s = cov(pattern[i], pattern[j]) - sum(C[i][t] * C[j][t] for t in range(j))
+            C[i][j] = pt.sqrt(s) if i == j else s / C[j][j]
+    return C
+
+
+def _mvnormal_logp(r: list[Any], C: list[list[Any]]) -> Any:
+    """log MvNormal density of residual columns ``r`` (each ``(n,)``) with Cholesky factor ``C``, per row.
+
+    Forward substitution ``e = C⁻¹ r`` written out: ``log p = −½ Σ e_i² − Σ log C_ii − d/2 log 2π``.
+    """
+    import pytensor.tensor as pt
+
+    d = len(r)
+    e: list[Any] = []
+    for i in range(d):
+        acc = r[i]
+        for j in range(i):
+            acc = acc - C[i][j] * e[j]
+        e.append(acc / C[i][i])
+    return -0.5 * sum(ei**2 for ei in e) - sum(pt.log(C[i][i]) for i in range(d)) - 0.5 * d * np.log(2 * np.pi)
