@@ -6,6 +6,7 @@ Importing this package is light; PyMC, PyTensor and nutpie load when a model is 
 from bioworkbench.models.base import BayesModel, Prior, diagnostics_markdown, load
 from bioworkbench.models.forecast import Forecast, forecast
 from bioworkbench.models.growth import GrowthModel
+from bioworkbench.models.response import ResponseSurface
 from bioworkbench.models.titer import TiterModel
 from bioworkbench.models.usable import usable_batches
 
@@ -14,6 +15,7 @@ __all__ = [
     "Forecast",
     "GrowthModel",
     "Prior",
+    "ResponseSurface",
     "TiterModel",
     "diagnostics_markdown",
     "forecast",
