@@ -19,8 +19,7 @@ from polars.testing import assert_frame_equal
 from scipy import stats
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError, SchemaError
-from bioworkbench.models import Prior, load
-from bioworkbench.models.response import ResponseSurface
+from bioworkbench.models import Prior, ResponseSurface, load
 from bioworkbench.terms import code, decode, model_matrix, parse_terms
 
 F2 = {"temp": (33.0, 37.0), "ph": (6.8, 7.2)}
@@ -52,7 +51,9 @@ def simulate(coded: np.ndarray, betas: list[np.ndarray], cov: np.ndarray, seed: 
     return pl.DataFrame(cols)
 
 
-def point_mass(model: ResponseSurface, frame: pl.DataFrame, betas: list[np.ndarray], cov, *, S: int = 4000):
+def point_mass(
+    model: ResponseSurface, frame: pl.DataFrame, betas: list[np.ndarray], cov, *, S: int = 4000, tau=None
+) -> ResponseSurface:
     """Give ``model`` a posterior whose every draw is the truth (natural units): exact checks of the
     computations that follow the posterior."""
     import xarray as xr
@@ -73,6 +74,8 @@ def point_mass(model: ResponseSurface, frame: pl.DataFrame, betas: list[np.ndarr
     else:
         packed = L[np.tril_indices(k)]
         post["resid_chol"] = (("chain", "draw", "p"), np.broadcast_to(packed, (1, S, packed.size)).copy())
+    if tau is not None:
+        post["sd_block"] = (("chain", "draw", "r"), np.broadcast_to(np.asarray(tau) / ys, (1, S, k)).copy())
     model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(post)})
     return model
 
@@ -233,6 +236,86 @@ def test_likelihood_marginalises_missing_responses_exactly():
         obs = [j for j in range(2) if row[j] is not None]
         want += stats.multivariate_normal(mu[i, obs], S[np.ix_(obs, obs)]).logpdf(arr["Y"][i, obs])
     assert float(ll) == pytest.approx(want, rel=1e-9)
+
+
+def _cells(m: ResponseSurface) -> list[tuple[int, int]]:
+    """Observed (row, response) cells of the prepared data."""
+    return [(i, j) for i, row in enumerate(m.data["y"]) for j, v in enumerate(row) if v is not None]
+
+
+def _block_prior_cov(m: ResponseSurface, tau: np.ndarray) -> np.ndarray:
+    """Prior covariance of the centred block effects over (block, response):
+    ``Cov(c_bj, c_b'j') = δ_jj' τ_j² (δ_bb' − 1/nb)``."""
+    nb, k = len(m.data["block_levels"]), len(tau)
+    return np.kron(np.eye(nb) - 1 / nb, np.eye(k)) * np.tile(tau**2, nb)[None, :]
+
+
+def _cell_design(m: ResponseSurface, Sigma: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+    """Observed cells, the map P from (block, response) effects to cells, and the residual covariance E."""
+    cells = _cells(m)
+    k = Sigma.shape[0]
+    nb = len(m.data["block_levels"])
+    P = np.zeros((len(cells), nb * k))
+    for a, (i, j) in enumerate(cells):
+        P[a, m.data["g"][i] * k + j] = 1.0
+    E = np.array([[Sigma[j, j2] if i == i2 else 0.0 for i2, j2 in cells] for i, j in cells])
+    return cells, P, E
+
+
+def _blocked_frame(cov: np.ndarray, seed: int) -> pl.DataFrame:
+    return pl.concat(
+        [
+            simulate(ccd(2, centre=1), [TITER, AGG], cov, seed=seed + b).with_columns(day=pl.lit(f"d{b}"))
+            for b in range(3)
+        ]
+    ).with_columns(
+        agg=pl.when(pl.int_range(pl.len()).is_in([1, 12])).then(None).otherwise("agg"),
+        titer=pl.when(pl.int_range(pl.len()) == 20).then(None).otherwise("titer"),
+    )
+
+
+def test_block_effects_are_integrated_out_exactly():
+    """With blocks, the compiled log density equals priors + the dense MvNormal of every observed cell with
+    the centred block effects in the covariance (and missing responses left out)."""
+    cov = np.array([[0.25, 0.14], [0.14, 0.16]])
+    m = ResponseSurface(F2, ["titer", "agg"], block="day")
+    model = m.build(_blocked_frame(cov, 20))
+    rng = np.random.default_rng(1)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+    names = ["intercept", "beta", "resid_chol", "sd_block"]
+    outs = model.replace_rvs_by_values([model.potentials[0], *[model[n] for n in names]])
+    ll, b0, B, packed, tau = model.compile_fn(outs, inputs=model.value_vars, point_fn=False)(
+        *[point[v.name] for v in model.value_vars]
+    )
+    L = np.zeros((2, 2))
+    L[np.tril_indices(2)] = packed
+    arr = m._padded(m.data)
+    mu = b0 + arr["X"] @ B.T
+    cells, P, E = _cell_design(m, L @ L.T)
+    C = E + P @ _block_prior_cov(m, tau) @ P.T
+    want = stats.multivariate_normal([mu[i, j] for i, j in cells], C).logpdf([arr["Y"][i, j] for i, j in cells])
+    assert float(ll) == pytest.approx(want, rel=1e-9)
+
+
+def test_block_effect_draws_follow_their_exact_conditional_posterior():
+    cov = np.array([[0.25, 0.1], [0.1, 0.16]])
+    tau = np.array([0.8, 0.3])
+    m = point_mass(
+        ResponseSurface(F2, ["titer", "agg"], block="day"), _blocked_frame(cov, 30), [TITER, AGG], cov, S=20000, tau=tau
+    )
+    u = m.block_effects() * np.asarray(m.data["y_sd"])  # natural units, (sample, block, response)
+    assert np.allclose(u.sum(axis=1), 0.0, atol=1e-9)
+    X = model_matrix(code(np.asarray(m.data["x"]), F2), list(F2), m.terms)
+    mu = X @ np.array([TITER, AGG]).T
+    cells, P, E = _cell_design(m, cov)
+    K = _block_prior_cov(m, tau)
+    r = np.array([m.data["y"][i][j] - mu[i, j] for i, j in cells])
+    gain = K @ P.T @ np.linalg.inv(P @ K @ P.T + E)
+    want_mean, want_cov = gain @ r, K - gain @ P @ K
+    got = u.reshape(u.shape[0], -1)
+    se = np.sqrt(np.diag(want_cov) / got.shape[0])
+    assert np.all(np.abs(got.mean(axis=0) - want_mean) < 4 * se + 1e-9), (got.mean(axis=0), want_mean)
+    np.testing.assert_allclose(np.cov(got.T), want_cov, atol=0.02 * want_cov.max())
 
 
 def test_prior_predictive_works_before_fit():
@@ -440,8 +523,8 @@ def test_proven_acceptable_range_of_a_known_surface():
     assert np.all((lo >= exact_lo - 1e-9) & (lo - exact_lo < res)), (lo, exact_lo)
     assert np.all((hi <= exact_hi + 1e-9) & (exact_hi - hi < res)), (hi, exact_hi)
     assert par["lower_limit"].to_list() == ["probability"] * 2
-    wide = ds.proven_acceptable_range(prob=0.5)
-    assert wide.filter(pl.col("factor") == "ph")["upper_limit"][0] == "probability"
+    wide = ds.proven_acceptable_range(prob=0.6)  # |x_A| ≤ √((2 − 0.5 z₀.₆)/3) < 1: still the probability
+    assert wide["upper_limit"].to_list() == ["probability"] * 2 and (wide["upper"] > par["upper"]).all()
     loose = m.design_space({"titer": (5.0, None)}, grid=5).proven_acceptable_range()
     assert loose["lower"].to_list() == [33.0, 6.8] and loose["upper_limit"].to_list() == ["range", "range"]
     off = ds.proven_acceptable_range({"temp": 36.9, "ph": 7.0})

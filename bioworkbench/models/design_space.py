@@ -611,12 +611,15 @@ def _joint_probability(
     L = model.predictive_chol(new_block=bi is None, responses=idx)
     b0 = post["b0"][:, idx]
     if bi is not None:
-        b0 = b0 + post["u"][:, bi, idx]
+        b0 = b0 + model.block_effects()[:, bi, idx]
     B = post["B"][:, idx, :]
     S, d = b0.shape
     # residual part fixed by e_1..e_{d-1}: response i gets sum_{j < d-1} L_ij e_j (L is lower-triangular)
     shift = b0 + (np.einsum("sij,sj->si", L[:, :, : d - 1], z) if d > 1 else 0.0)
     s_last = L[:, d - 1, d - 1][:, None]
+    Bl = B[:, d - 1, :] / s_last
+    c_lo = (lo[d - 1] - shift[:, d - 1, None]) / s_last
+    c_hi = (hi[d - 1] - shift[:, d - 1, None]) / s_last
     n = Xm.shape[0]
     prob, se = np.empty(n), np.empty(n)
     step = max(1, CHUNK_CELLS // S)
@@ -630,17 +633,22 @@ def _joint_probability(
             if not np.isinf(hi[i]):
                 c &= y <= hi[i]
             ok = c if ok is None else ok & c
-        m = B[:, d - 1, :] @ Xt
-        m += shift[:, d - 1, None]
+        # last response integrated exactly; u = its standardised mean / L_dd, the limits shifted alike
+        u = Bl @ Xt
         if np.isinf(lo[d - 1]):
-            p = ndtr((hi[d - 1] - m) / s_last)
+            p = np.subtract(c_hi, u, out=u)
+            ndtr(p, out=p)
         elif np.isinf(hi[d - 1]):
-            p = ndtr((m - lo[d - 1]) / s_last)
+            p = np.subtract(u, c_lo, out=u)
+            ndtr(p, out=p)
         else:
-            p = ndtr((hi[d - 1] - m) / s_last) - ndtr((lo[d - 1] - m) / s_last)
+            q = np.subtract(c_lo, u)
+            p = np.subtract(c_hi, u, out=u)
+            ndtr(p, out=p)
+            p -= ndtr(q, out=q)
         if ok is not None:
             p *= ok
-        mean = p.mean(axis=0)
+        mean = p.sum(axis=0) / S
         prob[a : a + step] = mean
-        se[a : a + step] = np.sqrt(np.maximum((p * p).mean(axis=0) - mean**2, 0.0) / S)
+        se[a : a + step] = np.sqrt(np.maximum(np.einsum("sc,sc->c", p, p) / S - mean**2, 0.0) / S)
     return prob, se

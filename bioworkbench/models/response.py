@@ -3,8 +3,8 @@
 Model (run ``i``, response ``j``, block ``b[i]``; ``x_i`` the coded settings, ``f(x)`` the model terms)::
 
     z_ij  = (y_ij − ȳ_j) / s_j                                   responses standardised per response
-    z_i   ~ MvNormal(β0 + B f(x_i) + u_b[i],  Σ)                 Σ = diag(σ) Ω diag(σ), Ω ~ LKJ(η)
-    u_bj  = τ_j · v_bj,  v_bj ~ Normal(0, 1)                      block effect, partially pooled
+    z_i   ~ MvNormal(β0 + B f(x_i) + c_b[i],  Σ)                 Σ = diag(σ) Ω diag(σ), Ω ~ LKJ(η)
+    c_b   = u_b − ū,  u_bj ~ Normal(0, τ_j) iid over blocks       block effect, partially pooled
 
 ``ȳ_j`` and ``s_j`` are the mean and standard deviation of the observed values of response ``j``
 (bambi's "scaled priors": the default priors below then mean the same thing for any response unit).
@@ -14,11 +14,17 @@ one response the residual is ``Normal(σ)``; with several, the residuals of a ru
 (LKJ-Cholesky prior on their correlation; Lewandowski, Kurowicka & Joe, J. Multivar. Anal. 100 (2009)
 1989). Results are reported on the responses' natural scales (``β_nat = s_j · β``).
 
-Block effects (e.g. day, campaign, bioreactor train) are random: partially pooled with a standard
-deviation ``τ_j`` per response, so a new block is a draw from the same population. Predictions,
-:meth:`ResponseSurface.draws` and the design space are for a **new** block unless a block is named:
-``kind="mean"`` then gives the population mean surface (the block effect averages to 0) and
-``kind="predictive"`` adds a new block's effect ``Normal(0, τ_j)`` to the residual.
+Block effects (e.g. day, campaign, bioreactor train) are random: iid ``Normal(0, τ_j)`` per block and
+response, so a new block is a draw from the same population. They enter as contrasts ``c_b`` to their
+mean ``ū`` over the ``nb`` observed blocks, the intercept being the mean level of the observed blocks
+(as with a zero-sum parameterisation), and they are integrated out of the likelihood exactly (Gaussian
+algebra, :func:`_block_marginal`): NUTS then samples only ``β0, B, Σ, τ``, with neither the funnel
+between ``τ`` and the effects nor the ridge between the intercept and their mean that makes explicit
+effects of a few blocks diverge. Their posterior draws come back from the exact conditional
+(:meth:`ResponseSurface.block_effects`). Predictions, :meth:`ResponseSurface.draws` and the design space
+are for a **new** block unless a block is named: ``kind="mean"`` gives the population mean surface
+(``β0 − ū`` with ``ū ~ Normal(0, τ²/nb)``) and ``kind="predictive"`` a new run in a new block (residual
+plus ``Normal(0, τ²(1 + 1/nb))`` around ``β0``); a named block uses its own effect.
 
 Missing responses: with one response, rows with a missing value (null or NaN) are left out and
 counted (a :class:`~bioworkbench.errors.BioWorkbenchWarning`, :meth:`ResponseSurface.diagnostics`).
@@ -29,7 +35,7 @@ are missing at random); only rows with every response missing are left out, and 
 Why plain PyMC rather than a formula library (bambi): bambi is not installed, and a response surface
 needs coded factors (ranges fixed by the design, not the data), textbook term labels (``A^2``),
 correlated multi-response residuals and per-draw canonical analysis, none of which a formula
-interface gives directly; the model is 30 lines of PyMC, compiles once per shape (the base class's
+interface gives directly; the model is a short PyMC graph, compiles once per shape (the base class's
 nutpie cache) and its posterior feeds the vectorised design-space computation without
 ``sample_posterior_predictive`` round trips.
 
@@ -55,6 +61,8 @@ from bioworkbench.terms import KINDS, code, factor_ranges, model_matrix, parse_t
 __all__ = ["ResponseSurface"]
 
 KIND_CHOICES = ("mean", "predictive")
+#: seed of the block effects drawn back from their conditional posterior (:meth:`ResponseSurface.block_effects`)
+_BLOCK_SEED = 20_040_431
 
 
 def _bucket(n: int, base: int = 16) -> int:
@@ -452,13 +460,17 @@ class ResponseSurface(BayesModel):
         Y[:n] = np.nan_to_num((raw - np.asarray(d["y_mean"])) / np.asarray(d["y_sd"]))
         W = np.zeros((nmax, len(pats)))
         W[np.arange(n), d["pattern"]] = 1.0
-        g = np.zeros(nmax, "int64")
-        g[:n] = d["g"] or 0
-        return {"X": X, "Y": Y, "W": W, "g": g}
+        out = {"X": X, "Y": Y, "W": W}
+        nb = len(d["block_levels"])
+        if nb:
+            G = np.zeros((nmax, nb))
+            G[np.arange(n), d["g"]] = 1.0
+            out["G"] = G
+            out["NP"] = G.T @ W  # rows of each block with each pattern of observed responses
+        return out
 
     def _shared_data(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
-        arr = self._padded(d)
-        return arr if d["block_levels"] else {k: v for k, v in arr.items() if k != "g"}
+        return self._padded(d)
 
     def _build(self, d: dict[str, Any]) -> Any:
         import pymc as pm
@@ -473,16 +485,10 @@ class ResponseSurface(BayesModel):
             W = pm.Data("W", arr["W"])
             b0 = p["intercept"].create("intercept", shape=k)
             beta = p["coefficient"].create("beta", shape=(k, m))
-            mu = b0[None, :] + pt.dot(X, beta.T)
-            if nb:
-                g = pm.Data("g", arr["g"])
-                tau = p["sd_block"].create("sd_block", shape=k)
-                v = pm.Normal("z_block", 0.0, 1.0, shape=(nb, k))
-                mu = mu + (v * tau[None, :])[g]
-            r = Y - mu
+            r = Y - (b0[None, :] + pt.dot(X, beta.T))
             if k == 1:
                 sigma = p["sigma"].create("sigma", shape=1)
-                ll = W[:, 0] * (-0.5 * (r[:, 0] / sigma[0]) ** 2 - pt.log(sigma[0]) - 0.5 * np.log(2 * np.pi))
+                L = [[sigma[0]]]
             else:
                 sd_dist = getattr(pm, p["sigma"].dist).dist(**p["sigma"].params, shape=k)
                 chol, _, _ = pm.LKJCholeskyCov(
@@ -494,10 +500,34 @@ class ResponseSurface(BayesModel):
                     store_in_trace=False,
                 )
                 L = [[chol[i, j] for j in range(k)] for i in range(k)]
-                ll = 0.0
-                for w, pat in enumerate(pats):
-                    ll = ll + W[:, w] * _mvnormal_logp([r[:, i] for i in pat], _sub_cholesky(L, pat))
-            pm.Potential("loglik", ll.sum())
+            ll = 0.0
+            w: list[Any] = [0.0] * k  # Σ_S⁻¹ r of each row, in the full response space (block effects)
+            Q: list[list[list[Any]]] = []  # Σ_S⁻¹ of each pattern, in the full response space
+            for i, pat in enumerate(pats):
+                C = _sub_cholesky(L, pat)
+                e = _forward(C, [r[:, j] for j in pat])
+                d_ = len(pat)
+                logdet = sum(pt.log(C[a][a]) for a in range(d_))
+                ll = ll + W[:, i] * (-0.5 * sum(ea**2 for ea in e) - logdet - 0.5 * d_ * np.log(2 * np.pi))
+                if nb:
+                    v = _backward(C, e)
+                    Ci = _inverse_lower(C)
+                    Qp = [[0.0] * k for _ in range(k)]
+                    for a, ja in enumerate(pat):
+                        w[ja] = w[ja] + W[:, i] * v[a]
+                        for b, jb in enumerate(pat):
+                            Qp[ja][jb] = sum(Ci[t][a] * Ci[t][b] for t in range(max(a, b), d_))
+                    Q.append(Qp)
+            total = ll.sum()
+            if nb:
+                # block effects integrated out exactly (see _block_marginal)
+                G = pm.Data("G", arr["G"])
+                NP = pm.Data("NP", arr["NP"])
+                tau = p["sd_block"].create("sd_block", shape=k)
+                h = [pt.dot(G.T, w[j]) for j in range(k)]
+                M = [[sum(NP[:, i] * Q[i][j][c] for i in range(len(pats))) for c in range(k)] for j in range(k)]
+                total = total + _block_marginal([tau[j] for j in range(k)], M, h, nb)
+            pm.Potential("loglik", total)
         return model
 
     def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
@@ -510,7 +540,9 @@ class ResponseSurface(BayesModel):
         beta = prior["beta"].values
         mu = b0[..., None, :] + np.einsum("nm,cdkm->cdnk", arr["X"][:n], beta)
         if d["block_levels"]:
-            mu = mu + (prior["z_block"].values * prior["sd_block"].values[..., None, :])[..., np.asarray(d["g"]), :]
+            tau = prior["sd_block"].values  # (chain, draw, k)
+            u = tau[..., None, :] * rng.standard_normal((*tau.shape[:-1], len(d["block_levels"]), tau.shape[-1]))
+            mu = mu + u[..., np.asarray(d["g"]), :]
         L = _residual_chol(prior, len(d["config"]["responses"]))
         y = mu + np.einsum("cdkl,cdnl->cdnk", L, rng.standard_normal(mu.shape))
         y = np.asarray(d["y_mean"]) + np.asarray(d["y_sd"]) * y
@@ -534,10 +566,69 @@ class ResponseSurface(BayesModel):
             out = {"b0": stack["intercept"], "B": stack["beta"], "L": L, "Sigma": L @ np.swapaxes(L, -1, -2)}
             if self.data["block_levels"]:
                 out["tau"] = stack["sd_block"]
-                out["u"] = stack["z_block"] * stack["sd_block"][:, None, :]  # (sample, block, response)
             cache.clear()
             cache.update({"idata": self.idata, "post": out})
         return cache["post"]
+
+    def block_effects(self) -> np.ndarray:
+        """Posterior draws of the block effects ``(sample, block, response)`` (standardised scale), centred
+        over the observed blocks (they sum to zero; the intercept is the blocks' mean level).
+
+        The effects are integrated out of the likelihood when sampling (see :func:`_block_marginal`);
+        here they are drawn back, one per posterior draw, from their exact conditional posterior: first
+        ``u_b | β, Σ, τ, data ~ Normal(D A_b⁻¹ h'_b, D A_b⁻¹ D)`` independently per block, then
+        conditioned on ``Σ_b u_b = 0`` (``c_b = u_b − V_b (Σ V)⁻¹ Σ u``, ``V_b`` their covariances).
+        A fixed seed keeps the draws, and every prediction for a named block, reproducible.
+        """
+        post = self._post()
+        if "u" not in post:
+            mean, V = self._block_posterior()
+            S, nb, k = mean.shape
+            z = np.random.default_rng(_BLOCK_SEED).standard_normal((S, nb, k))
+            u = mean + np.einsum("sbkl,sbl->sbk", np.linalg.cholesky(V), z)
+            Vt = V.sum(axis=1)  # (S, k, k)
+            gain = np.linalg.solve(Vt, u.sum(axis=1)[..., None])[..., 0]  # (Σ V)⁻¹ Σ u
+            post["u"] = u - np.einsum("sbkl,sl->sbk", V, gain)
+        return post["u"]
+
+    def _block_posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``(S, nb, k)`` and covariance ``(S, nb, k, k)`` of the iid block effects given each draw
+        (standardised scale; see :func:`_block_marginal` for the notation)."""
+        post = self._post()
+        d = self.data
+        arr = self._padded(d)
+        n = len(d["y"])
+        X, Y, W, G = arr["X"][:n], arr["Y"][:n], arr["W"][:n], arr["G"][:n]
+        S, k = post["b0"].shape
+        r = Y[None] - (post["b0"][:, None, :] + np.einsum("nm,skm->snk", X, post["B"]))
+        w = np.zeros((S, n, k))
+        M = np.zeros((S, G.shape[1], k, k))
+        NP = G.T @ W
+        for i, pat in enumerate(d["patterns"]):
+            pat = np.asarray(pat)
+            rows = np.flatnonzero(W[:, i])
+            inv = np.linalg.inv(post["Sigma"][:, pat[:, None], pat[None, :]])
+            w[:, rows[:, None], pat[None, :]] = np.einsum("sab,snb->sna", inv, r[:, rows[:, None], pat[None, :]])
+            M[:, :, pat[:, None], pat[None, :]] += NP[None, :, i, None, None] * inv[:, None]
+        h = np.einsum("snk,nb->sbk", w, G)
+        tau = post["tau"][:, None, :]  # (S, 1, k)
+        A = np.eye(k) + tau[..., :, None] * M * tau[..., None, :]
+        Ainv = np.linalg.inv(A)
+        mean = tau * np.einsum("sbkl,sbl->sbk", Ainv, tau * h)
+        V = tau[..., :, None] * Ainv * tau[..., None, :]
+        return mean, V
+
+    def _new_block_mean(self) -> np.ndarray:
+        """Draws ``(S, k)`` of ``−ū``: the population mean level minus the observed blocks' mean level.
+
+        ``ū ~ Normal(0, τ²/nb)`` independently of the data given ``τ`` (the likelihood sees only the
+        contrasts), drawn with a fixed seed."""
+        post = self._post()
+        if "ubar" not in post:
+            nb = len(self.data["block_levels"])
+            z = np.random.default_rng(_BLOCK_SEED + 1).standard_normal(post["tau"].shape)
+            post["ubar"] = -post["tau"] / np.sqrt(nb) * z
+        return post["ubar"]
 
     def _scale(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.data["y_mean"], float), np.asarray(self.data["y_sd"], float)
@@ -584,7 +675,9 @@ class ResponseSurface(BayesModel):
         bi = self._block_index(block)
         mu = post["b0"][:, None, :] + np.einsum("pm,skm->spk", Xm, post["B"])
         if bi is not None:
-            mu = mu + post["u"][:, bi, None, :]
+            mu = mu + self.block_effects()[:, bi, None, :]
+        elif kind == "mean" and "tau" in post:
+            mu = mu + self._new_block_mean()[:, None, :]
         if kind == "predictive":
             L = self.predictive_chol(new_block=bi is None)
             z = np.random.default_rng(random_seed).standard_normal(mu.shape)
@@ -592,13 +685,15 @@ class ResponseSurface(BayesModel):
         return mu
 
     def predictive_chol(self, *, new_block: bool = True, responses: Sequence[int] | None = None) -> np.ndarray:
-        """Cholesky factors ``(sample, k, k)`` of a new run's covariance on the standardised scale:
-        the residual covariance, plus a new block's variance ``diag(τ²)`` when ``new_block`` and the model
-        has blocks; restricted to the ``responses`` (indices) when given."""
+        """Cholesky factors ``(sample, k, k)`` of a new run's covariance around the intercept, standardised
+        scale: the residual covariance, plus ``diag(τ² (1 + 1/nb))`` when ``new_block`` and the model has
+        blocks (a new block's effect ``u_new − ū`` relative to the mean level of the ``nb`` observed
+        blocks); restricted to the ``responses`` (indices) when given."""
         post = self._post()
         cov = post["Sigma"]
         if new_block and "tau" in post:
-            cov = cov + np.einsum("sk,kl->skl", post["tau"] ** 2, np.eye(cov.shape[-1]))
+            nb = len(self.data["block_levels"])
+            cov = cov + np.einsum("sk,kl->skl", post["tau"] ** 2 * (1 + 1 / nb), np.eye(cov.shape[-1]))
         if responses is not None:
             idx = np.asarray(responses)
             cov = cov[:, idx[:, None], idx[None, :]]
@@ -705,8 +800,9 @@ class ResponseSurface(BayesModel):
 
         ``parameter`` is ``intercept`` (response at the centre of the region), ``coefficient`` (per term,
         as in :meth:`effects`), ``sigma`` (residual SD), ``correlation`` (residual correlation with the
-        response named in ``term``), ``sd_block`` (block-to-block SD). Columns:
-        ``parameter, response, term, mean, sd, lower, upper, prob, r_hat, ess_bulk``.
+        response named in ``term``), ``sd_block`` (block-to-block SD), ``block_effect`` (the shift of the
+        block named in ``term``, see :meth:`block_effects`). Columns: ``parameter, response, term, mean, sd,
+        lower, upper, prob, r_hat, ess_bulk``.
         """
         import arviz as az
 
@@ -725,6 +821,10 @@ class ResponseSurface(BayesModel):
                     blocks.append(("correlation", r2, j, post["Sigma"][:, j, j2] / (sd[:, j] * sd[:, j2])))
             if "tau" in post:
                 blocks.append(("sd_block", None, j, y_sd[j] * post["tau"][:, j]))
+                u = self.block_effects()
+                blocks += [
+                    ("block_effect", b, j, y_sd[j] * u[:, i, j]) for i, b in enumerate(self.data["block_levels"])
+                ]
         rows = []
         for name, term, j, x in blocks:
             lo, hi = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2])
@@ -813,41 +913,97 @@ def _residual_chol(draws: Mapping[str, Any], k: int) -> np.ndarray:
     return L
 
 
-def _sub_cholesky(L: list[list[Any]], pattern: Sequence[int]) -> list[list[Any]]:
-    """Cholesky factor (nested lists of scalars) of the sub-covariance ``Σ[pattern, pattern]`` with ``Σ = L Lᵀ``.
-
-    Unrolled scalar arithmetic (``k`` is small): the compiled model then needs no LAPACK call, and for a
-    leading block of responses the factor is simply ``L[:d, :d]``.
-    """
-    d = len(pattern)
-    if list(pattern) == list(range(d)):
-        return [[L[i][j] for j in range(d)] for i in range(d)]
-
-    def cov(a: int, b: int) -> Any:
-        return sum(L[a][t] * L[b][t] for t in range(min(a, b) + 1))
-
+# -- unrolled linear algebra for the PyMC graph ----------------------------------------------------
+# The number of responses k is small, so the Cholesky factors, triangular solves and inverses below are
+# written out entry by entry (nested lists of scalars, or of vectors over blocks): the compiled model
+# needs no LAPACK call (nutpie's numba compile of batched Cholesky/solve ops is slower), and the same
+# code serves every pattern of observed responses.
+def _cholesky(A: list[list[Any]]) -> list[list[Any]]:
+    """Lower Cholesky factor of the symmetric positive-definite ``A`` (entries: scalars or vectors)."""
     import pytensor.tensor as pt
 
-    C: list[list[Any]] = [[None] * d for _ in range(d)]
+    d = len(A)
+    C: list[list[Any]] = [[0.0] * d for _ in range(d)]
     for i in range(d):
         for j in range(i + 1):
-            s = cov(pattern[i], pattern[j]) - sum(C[i][t] * C[j][t] for t in range(j))
+            s = A[i][j] - sum(C[i][t] * C[j][t] for t in range(j))
             C[i][j] = pt.sqrt(s) if i == j else s / C[j][j]
     return C
 
 
-def _mvnormal_logp(r: list[Any], C: list[list[Any]]) -> Any:
-    """log MvNormal density of residual columns ``r`` (each ``(n,)``) with Cholesky factor ``C``, per row.
+def _sub_cholesky(L: list[list[Any]], pattern: Sequence[int]) -> list[list[Any]]:
+    """Cholesky factor of the sub-covariance ``Σ[pattern, pattern]`` with ``Σ = L Lᵀ`` (for a leading
+    block of responses simply ``L[:d, :d]``)."""
+    d = len(pattern)
+    if list(pattern) == list(range(d)):
+        return [[L[i][j] for j in range(d)] for i in range(d)]
+    cov = [[sum(L[a][t] * L[b][t] for t in range(min(a, b) + 1)) for b in pattern] for a in pattern]
+    return _cholesky(cov)
 
-    Forward substitution ``e = C⁻¹ r`` written out: ``log p = −½ Σ e_i² − Σ log C_ii − d/2 log 2π``.
+
+def _forward(C: list[list[Any]], r: list[Any]) -> list[Any]:
+    """``e = C⁻¹ r`` for lower-triangular ``C``."""
+    e: list[Any] = []
+    for i in range(len(r)):
+        e.append((r[i] - sum(C[i][j] * e[j] for j in range(i))) / C[i][i])
+    return e
+
+
+def _backward(C: list[list[Any]], e: list[Any]) -> list[Any]:
+    """``v = C⁻ᵀ e`` for lower-triangular ``C`` (so ``v = Σ⁻¹ r`` when ``e = C⁻¹ r``, ``Σ = C Cᵀ``)."""
+    d = len(e)
+    v: list[Any] = [0.0] * d
+    for i in reversed(range(d)):
+        v[i] = (e[i] - sum(C[t][i] * v[t] for t in range(i + 1, d))) / C[i][i]
+    return v
+
+
+def _inverse_lower(C: list[list[Any]]) -> list[list[Any]]:
+    """``C⁻¹`` (lower-triangular) of a lower-triangular ``C``."""
+    d = len(C)
+    Ci: list[list[Any]] = [[0.0] * d for _ in range(d)]
+    for j in range(d):
+        Ci[j][j] = 1.0 / C[j][j]
+        for i in range(j + 1, d):
+            Ci[i][j] = -sum(C[i][t] * Ci[t][j] for t in range(j, i)) / C[i][i]
+    return Ci
+
+
+def _block_marginal(tau: list[Any], M: list[list[Any]], h: list[Any], nb: int) -> Any:
+    """log ∫ Π_i N(r_i − c_b[i] | 0, Σ_i) p(c) dc − Σ_i log N(r_i | 0, Σ_i): the block effects, centred
+    over the observed blocks, integrated out.
+
+    The block effects ``u_b ~ Normal(0, diag τ²)`` (iid over blocks) are split into their mean over the
+    ``nb`` observed blocks, ``ū ~ Normal(0, τ²/nb)``, and the contrasts ``c_b = u_b − ū`` (independent of
+    ``ū``); the intercept is the mean level of the observed blocks (it absorbs ``ū``), which removes
+    the funnel between the intercept and ``τ`` that iid effects have when blocks are few. With
+    ``r_i`` the residuals from that intercept, ``∫ … p(c) dc = p(y | ū = 0) = p(y) p(ū = 0 | y) / p(ū = 0)``
+    where, per block and with ``D = diag τ``, ``M = Σ_i Σ_i⁻¹``, ``h = Σ_i Σ_i⁻¹ r_i`` (each row's observed
+    responses, embedded in the full response space) and ``A = I + D M D``:
+
+    * ``log p(y) − Σ_i log N(r_i | 0, Σ_i) = Σ_b (−½ log|A_b| + ½ h'_bᵀ A_b⁻¹ h'_b)``, ``h' = D h``;
+    * ``u_b | y ~ Normal(D A_b⁻¹ h'_b, D A_b⁻¹ D)`` independently, so ``ū | y`` is Normal with the mean
+      of the means and the sum of the covariances over ``nb²``;
+    * ``p(ū = 0) = Normal(0 | 0, τ²/nb)``.
+
+    Every term stays finite as τ → 0 (then ``A → I``).
     """
     import pytensor.tensor as pt
 
-    d = len(r)
-    e: list[Any] = []
-    for i in range(d):
-        acc = r[i]
-        for j in range(i):
-            acc = acc - C[i][j] * e[j]
-        e.append(acc / C[i][i])
-    return -0.5 * sum(ei**2 for ei in e) - sum(pt.log(C[i][i]) for i in range(d)) - 0.5 * d * np.log(2 * np.pi)
+    k = len(tau)
+    A = [[(1.0 if j == c else 0.0) + tau[j] * tau[c] * M[j][c] for c in range(k)] for j in range(k)]
+    R = _cholesky(A)
+    z = _forward(R, [tau[j] * h[j] for j in range(k)])
+    full = (-sum(pt.log(R[j][j]) for j in range(k)) + 0.5 * sum(zj**2 for zj in z)).sum()
+    mt = _backward(R, z)  # A⁻¹ h'
+    Ri = _inverse_lower(R)
+    m_bar = [tau[j] * mt[j].sum() / nb for j in range(k)]
+    v_bar = [
+        [tau[j] * tau[c] * sum(Ri[t][j] * Ri[t][c] for t in range(max(j, c), k)).sum() / nb**2 for c in range(k)]
+        for j in range(k)
+    ]
+    Cv = _cholesky(v_bar)
+    e = _forward(Cv, m_bar)
+    log_post0 = -0.5 * sum(ej**2 for ej in e) - sum(pt.log(Cv[j][j]) for j in range(k))
+    log_prior0 = -sum(pt.log(tau[j]) for j in range(k)) + 0.5 * k * np.log(nb)
+    return full + log_post0 - log_prior0
