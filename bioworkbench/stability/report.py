@@ -105,6 +105,7 @@ class BayesianStability:
     target: float = 0.95
     time_unit: str = "month"
     model: Any = None
+    temperatures: int = 0
 
 
 def _shelf_life_from_prob(curve: pl.DataFrame, target: float) -> float:
@@ -145,7 +146,8 @@ def bayesian_analysis(
     interpolated linearly). When the study cannot support the model (for example a single storage
     temperature and a prediction asked at another one), the reason is stated and the fields are ``None``.
     """
-    from bioworkbench.models import StabilityModel, diagnostics_markdown
+    from bioworkbench.models.base import diagnostics_markdown
+    from bioworkbench.models.stability import StabilityModel
 
     tu = study["time_unit"][0] if "time_unit" in study.columns and study.height else "month"
     data = _usable(study).filter(pl.col("attribute") == attribute)
@@ -162,7 +164,12 @@ def bayesian_analysis(
             target=target,
             time_unit=tu,
         )
-    model = StabilityModel(kinetics=kinetics, reference_temperature=reference)
+    priors = None
+    if len(temps) == 1:
+        # one temperature: the activation energy is not learnt, and a prediction at that same temperature
+        # (the reference) does not depend on it; a narrow prior at USP <1160>'s 83.144 kJ/mol lets the model run
+        priors = {"activation_energy": {"dist": "LogNormal", "mu": math.log(83.144), "sigma": 0.1}}
+    model = StabilityModel(kinetics=kinetics, reference_temperature=reference, priors=priors)
     try:
         model.fit(study, attribute=attribute, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
     except BioWorkbenchError as exc:
@@ -189,6 +196,11 @@ def bayesian_analysis(
         f"fitted on {data.height} results of {data['batch_id'].n_unique()} lots at {len(temps)} temperature(s). "
         f"For a new lot stored at {storage_c:g} °C, the probability of being within spec ({spec}) {said}."
     )
+    if priors:
+        text += (
+            f" The study has one temperature, so the activation energy is not learnt from it (its prior is fixed near "
+            f"83 kJ/mol); predictions at {storage_c:g} °C, the study's own temperature, do not depend on it."
+        )
     return BayesianStability(
         text=text,
         diagnostics=diag,
@@ -200,6 +212,7 @@ def bayesian_analysis(
         target=target,
         time_unit=tu,
         model=model,
+        temperatures=len(temps),
     )
 
 
@@ -240,8 +253,12 @@ def comparison_sentence(q1e: Any, bayes: BayesianStability) -> str:
         return "Neither method reaches the limit within the period considered."
     why = (
         "ICH Q1E bounds the mean of the lots tested, while the Bayesian answer is the chance that a *future* lot "
-        "(lot-to-lot variation and measurement error included) is still in spec, and it also uses the data of every "
-        "temperature through the Arrhenius relation."
+        "(lot-to-lot variation and measurement error included) is still in spec"
+        + (
+            ", and it also uses the data of every temperature through the Arrhenius relation."
+            if bayes.temperatures > 1
+            else "."
+        )
     )
     if math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 0.1 * max(a, b):
         return f"The two answers agree: {_fmt(a, tu)} (ICH Q1E) and {_fmt(b, tu)} (Bayesian). {why}"
