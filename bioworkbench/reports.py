@@ -235,6 +235,22 @@ def _check_campaign(folder: Any, where: str, batch_id: str | None) -> Path:
     return path
 
 
+def _quiet_papermill_parameter_guess() -> None:
+    """Drop papermill's "Passed unknown parameter" warning: its regex cannot read annotations such as
+    ``float | None``, and every key was already checked against the parameters cell by
+    :func:`check_parameters` (which refuses unknown keys) before the kernel started."""
+    import logging
+
+    log = logging.getLogger("papermill")
+    if not any(getattr(f, "_bioworkbench", False) for f in log.filters):
+
+        def keep(record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("Passed unknown parameter")
+
+        keep._bioworkbench = True  # type: ignore[attr-defined]
+        log.addFilter(keep)
+
+
 # ---------------------------------------------------------------------------------------------
 # running one report
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +317,7 @@ def run_report(
         import papermill as pm
         from papermill.exceptions import PapermillExecutionError
 
+        _quiet_papermill_parameter_guess()
         try:
             pm.execute_notebook(
                 str(notebook),

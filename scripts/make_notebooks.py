@@ -423,7 +423,7 @@ write(
         code("bw.review.markdown(bayes.diagnostics)"),
         code(
             "bw.plots.plot_stability_prediction(bayes.prediction, study=data, attribute=attribute, lower=lower, upper=upper, "
-            "temperature_c=storage_c) if bayes.prediction is not None else None"
+            "temperature_c=storage_c, what='a new lot (predictive)') if bayes.prediction is not None else None"
         ),
         md("## Probability of staying within spec"),
         code(

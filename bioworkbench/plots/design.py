@@ -68,7 +68,7 @@ def plot_design(
             panels.append(
                 counted.hvplot.scatter(
                     x=a, y=b, by=by, hover_cols=["runs"], size=60, width=width, height=height, legend="right"
-                ).opts(title=f"{b} vs {a}", show_legend=by is not None and not panels)
+                ).opts(title="", show_legend=by is not None and not panels)
             )
     return hv.Layout(panels).cols(3).opts(shared_axes=False)
 
@@ -115,7 +115,7 @@ def plot_effects(effects: pl.DataFrame, *, response: str | None = None, width: i
             vdims=["term", "colour"],
         ).opts(color="colour", size=7, tools=["hover"])
         prob = float(e["prob"][0]) if "prob" in e.columns else None
-        title = f"{r}: effect per coded unit" + (f" ({prob:.0%} intervals)" if prob else "")
+        title = r
         panels.append(
             (hv.VLine(0).opts(color="black", line_dash="dashed") * segs * pts)
             .opts(
@@ -123,7 +123,7 @@ def plot_effects(effects: pl.DataFrame, *, response: str | None = None, width: i
                     title=title,
                     width=width,
                     height=max(180, 24 * len(terms) + 70),
-                    xlabel=f"change in {r} per half range",
+                    xlabel="change per half range" + (f" ({prob:.0%} interval)" if prob else ""),
                     ylabel="term",
                 )
             )
@@ -183,7 +183,7 @@ def plot_response_surface(
         pts = data.select(x, y).unique()
         plot = plot * hv.Points(pts.to_numpy(), kdims=[x, y]).opts(color="black", size=6, marker="circle")
     others = ", ".join(f"{k} = {v:g}" for k, v in base.items() if k not in (x, y))
-    return plot.opts(title=f"{response} (posterior mean)" + (f"; {others}" if others else ""))
+    return plot.opts(title=f"{response}: posterior mean", xlabel=f"{x} ({others})" if others else x)
 
 
 def plot_design_space(
@@ -286,7 +286,7 @@ def plot_par(par: pl.DataFrame, *, factors: Mapping[str, tuple[float, float]], w
     )
     return (rng * parseg * sp * text).opts(
         hv.opts.Overlay(
-            title="Proven acceptable ranges (blue) within the studied ranges (grey); black: set point",
+            title="PAR (blue) in the studied range (grey)",
             width=width,
             height=max(160, 40 * len(labels) + 80),
             xlabel="coded factor (−1 = low, +1 = high)",
@@ -334,10 +334,10 @@ def plot_cpp_impact(impact: pl.DataFrame, *, threshold: float = 0.2, width: int 
             (hv.VLine(threshold).opts(color="black", line_dash="dashed") * segs * pts)
             .opts(
                 hv.opts.Overlay(
-                    title=f"{r}: impact over the range / spec width (red: critical)",
+                    title=r,
                     width=width,
                     height=max(160, 30 * len(names) + 80),
-                    xlabel="impact ratio",
+                    xlabel="impact over the range / spec width (red: critical)",
                     ylabel="",
                 )
             )
@@ -408,7 +408,9 @@ def plot_relation_graph(
     )
     return (lines * pts * labels).opts(
         hv.opts.Overlay(
-            title="What acts on what: standardised effects (blue +, red −; faint: interval includes 0)",
+            title="Standardised effects (blue +, red −; faint: interval includes 0)",
+            xlim=(-0.6, 2.6) if any(k == "intermediate" for k in nodes.values()) else (-0.6, 1.6),
+            ylim=(min(y for _, y in pos.values()) - 0.6, max(y for _, y in pos.values()) + 0.4),
             width=width,
             height=height,
             xaxis=None,

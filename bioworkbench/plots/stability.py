@@ -35,7 +35,6 @@ def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
     colour = {b: _PALETTE[i % len(_PALETTE)] for i, b in enumerate(lots)}
     unit = f" ({result.unit})" if result.unit else ""
     ylabel = f"{result.attribute}{unit}"
-    xlabel = f"time ({result.time_unit}s)"
     layers = []
     two = result.lower is not None and result.upper is not None
     side = [c for c, lim in (("lower", result.lower), ("upper", result.upper)) if lim is not None]
@@ -62,10 +61,11 @@ def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
             layers.append(hv.VLine(result.max_allowed).opts(color="black", line_dash="dashed"))
     layers.append(hv.VLine(result.last_time).opts(color="grey", line_dash="dotdash", alpha=0.6))
     sl = f"{result.shelf_life:.1f} {result.time_unit}s" if math.isfinite(result.shelf_life) else "not reached"
-    title = (
-        f"{result.attribute}: model {result.model.replace('_', ' ')}, shelf life {sl}"
-        + (f" (lot {result.limiting_batch})" if result.limiting_batch else "")
-        + f"; {'two' if two else 'one'}-sided {result.confidence:.0%} bound of the mean"
+    lot = f" (lot {result.limiting_batch})" if result.limiting_batch else ""
+    title = f"{result.attribute}: shelf life {sl}{lot}"
+    xlabel = (
+        f"time ({result.time_unit}s); dotted: {'two' if two else 'one'}-sided {result.confidence:.0%} bound "
+        f"of the mean, model {result.model.replace('_', ' ')}"
     )
     return hv.Overlay(layers).opts(
         hv.opts.Overlay(title=title, width=width, height=height, xlabel=xlabel, ylabel=ylabel, legend_position="right")
@@ -81,6 +81,7 @@ def plot_stability_prediction(
     upper: float | None = None,
     temperature_c: float | None = None,
     time_unit: str = "month",
+    what: str = "posterior mean",
     width: int = 640,
     height: int = 360,
 ) -> Any:
@@ -128,7 +129,7 @@ def plot_stability_prediction(
     layers += _limits(hv, lower, upper)
     prob = float(prediction["prob"][0]) if "prob" in prediction.columns else None
     where = f" at {temperature_c:g} °C" if temperature_c is not None else ""
-    title = f"{attribute or 'attribute'}{where}: posterior mean" + (f" and {prob:.0%} interval" if prob else "")
+    title = f"{attribute or 'attribute'}{where}: {what}" + (f", {prob:.0%} interval" if prob else "")
     return hv.Overlay(layers).opts(
         hv.opts.Overlay(
             title=title, width=width, height=height, xlabel=f"time ({time_unit}s)", ylabel=attribute or "value"
