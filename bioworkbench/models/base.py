@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ from bioworkbench.errors import ConfigError, ModelNotFittedError
 from bioworkbench.schema import suggest
 
 __all__ = ["BayesModel", "Prior", "diagnostics_markdown", "load"]
+
+# PyTensor warns once, with a code path and a configuration recipe, when its C backend finds no BLAS to
+# link; the models sample through nutpie/numba and numpy's own BLAS, so the warning is noise in reports.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
 
 DEFAULT_SAMPLER: dict[str, Any] = {
     "backend": "auto",  # "auto" (nutpie if installed, else pymc), "nutpie" or "pymc"
