@@ -365,6 +365,9 @@ def test_predictions_and_draws(single):
         m.predict(settings, kind="median")
     with pytest.raises(ConfigError, match="no block effect"):
         m.draws(settings, block="day1")
+    with pytest.raises(ConfigError, match=r"settings: the columns have different lengths \(\{'temp': 2, 'ph': 1\}\)"):
+        m.predict({"temp": [35.0, 36.0], "ph": [7.0]})
+    assert_frame_equal(m.predict(settings.to_pandas()), m.predict(settings))  # pandas frames are converted
 
 
 def test_two_responses_recover_effects_and_residual_correlation(double):

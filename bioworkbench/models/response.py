@@ -86,6 +86,9 @@ def as_frame(data: Any, *, what: str = "data") -> pl.DataFrame:
             k: (list(v) if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) else [v])
             for k, v in data.items()
         }
+        lengths = {k: len(v) for k, v in cols.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"{what}: the columns have different lengths ({lengths}); give one value per point.")
         return pl.DataFrame(cols, strict=False)
     raise ConfigError(f"{what}: expected a polars or pandas frame or a mapping of columns; got {type(data).__name__}.")
 
