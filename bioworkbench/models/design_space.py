@@ -10,8 +10,11 @@ definition of design space", J. Biopharm. Stat. 18 (2008) 959)::
 
 where ``Y(x)`` is a **new** run at ``x`` drawn from the posterior predictive: parameter uncertainty,
 the residual (correlated across responses) and, for a blocked model, a new block's effect. This is not
-the overlay of mean-response contours, which ignores uncertainty and gives regions where a future
-run meets the specs only about half of the time (Peterson 2008, §2).
+the overlay of mean-response contours, which ignores uncertainty: on the edge of an overlay region a
+future run meets a spec only about half of the time, and less where several specs bind (Peterson 2008).
+
+The stationary point comes from the canonical analysis of the fitted second-order surface, draw by
+draw (Myers, Montgomery & Anderson-Cook, *Response Surface Methodology*, 4th ed., 2016, §6.3).
 
 The proven acceptable range (PAR) of a factor is the ICH Q8(R2) glossary's "characterised range of a
 process parameter for which operation within this range, **while keeping other parameters
@@ -337,7 +340,7 @@ def optimum(model: Any, *, response: str | None = None, prob: float = 0.9) -> pl
         value_upper``. ``kind`` is the most probable kind; ``mean .. upper`` describe the stationary
         point's coordinate (natural units); ``inside_range`` = P(that coordinate within the factor's
         range), ``inside_region`` = P(the whole point within every range); ``value_*`` = the mean
-        response at the stationary point (natural units).
+        response at the stationary point (natural units; with blocks, at the observed blocks' mean level).
 
     Raises
     ------
