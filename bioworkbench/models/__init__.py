@@ -4,6 +4,7 @@ Importing this package is light; PyMC, PyTensor and nutpie load when a model is 
 """
 
 from bioworkbench.models.base import BayesModel, Prior, diagnostics_markdown, load
+from bioworkbench.models.design_space import DesignSpace
 from bioworkbench.models.forecast import Forecast, forecast
 from bioworkbench.models.growth import GrowthModel
 from bioworkbench.models.response import ResponseSurface
@@ -12,6 +13,7 @@ from bioworkbench.models.usable import usable_batches
 
 __all__ = [
     "BayesModel",
+    "DesignSpace",
     "Forecast",
     "GrowthModel",
     "Prior",
