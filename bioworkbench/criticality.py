@@ -26,9 +26,11 @@ __all__ = [
     "DEFAULT_INTERMEDIATES",
     "DesignData",
     "campaign_design",
+    "campaign_relation_graph",
     "cpp_impact",
     "cpp_impact_from_campaign",
     "design_space_summary",
+    "fit_response_surface",
     "process_table",
     "relation_graph",
     "spec_limits",
@@ -207,6 +209,49 @@ def campaign_design(
         .sort("batch_id", "attribute")
     )
     return DesignData(table, factors, cqas, {k: limits[k] for k in cqas if k in limits}, missing, left_out)
+
+
+def fit_response_surface(
+    data: DesignData,
+    *,
+    terms: str | Sequence[str] = "interactions",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    random_seed: int | None = None,
+) -> tuple[Any, str]:
+    """Fit a :class:`~bioworkbench.models.ResponseSurface` of the CQAs on the CPPs of ``data``.
+
+    When a CQA has too few batches for the requested terms (a model needs more runs than coefficients),
+    the main-effects model (``"linear"``) is fitted instead and the returned note says so; when even
+    that is too large, :class:`ConfigError` names the CQA and the counts.
+
+    Returns the fitted model and a note (empty when the requested terms were used).
+    """
+    from bioworkbench.models import ResponseSurface
+    from bioworkbench.terms import parse_terms
+
+    names = list(data.factors)
+    n = min(int(data.table[r].cast(pl.Float64).is_finite().sum()) for r in data.responses)
+    worst = min(data.responses, key=lambda r: int(data.table[r].cast(pl.Float64).is_finite().sum()))
+    p = 1 + len(parse_terms(terms, names))
+    note = ""
+    if n <= p:
+        p_lin = 1 + len(names)
+        if n <= p_lin:
+            raise ConfigError(
+                f"{worst!r} has results for {n} batches; even a main-effects model of {len(names)} CPPs needs "
+                f"more than {p_lin}. Add batches or use fewer CPPs."
+            )
+        note = (
+            f"The requested model ({terms if isinstance(terms, str) else ', '.join(terms)}; {p} coefficients) needs "
+            f"more than {p} batches per CQA, but {worst!r} has {n}: the main-effects model (linear, {p_lin} "
+            "coefficients) is fitted instead."
+        )
+        terms = "linear"
+    model = ResponseSurface(factors=data.factors, responses=data.responses, terms=terms)
+    model.fit(data.table, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+    return model, note
 
 
 def spec_limits(specs: Mapping[str, tuple[float | None, float | None]] | pl.DataFrame) -> dict[str, tuple]:
@@ -519,3 +564,32 @@ def design_space_summary(space: Any) -> str:
     at = ", ".join(f"{k} = {row[k]:.4g}" for k in grid if k in row)
     pr = f" (P = {row['prob']:.2f})" if "prob" in row and row["prob"] is not None else ""
     return text + f" Set point: {at}{pr}."
+
+
+def campaign_relation_graph(
+    data: DesignData, *, intermediates: Sequence[str] = ("peak_vcd", "final_ivcd", "lactate_day7"), prob: float = 0.9
+) -> tuple[pl.DataFrame | None, str]:
+    """:func:`relation_graph` of a campaign's CPPs, in-process variables and CQAs, keeping as many of
+    ``intermediates`` (in the order given) as the number of batches supports.
+
+    Returns the edges (``None`` when not even the CPP → CQA regressions fit) and a note saying which
+    in-process variables were left out and why (empty when none was).
+    """
+    cpps = list(data.factors)
+    wanted = [c for c in intermediates if c in data.table.columns]
+    n = data.table.select(*cpps, *wanted, *data.responses).drop_nulls().height
+    n_cqa = min(data.table.select(*cpps, *wanted, r).drop_nulls().height for r in data.responses)
+    keep = list(wanted)
+    while keep and min(n, n_cqa) < len(cpps) + len(keep) + 3:
+        keep.pop()
+    dropped = [c for c in wanted if c not in keep]
+    note = (
+        f"With {min(n, n_cqa)} complete batches, the in-process variable(s) {', '.join(dropped)} are left out "
+        f"(each regression needs at least its number of inputs + 3 batches)."
+        if dropped
+        else ""
+    )
+    try:
+        return relation_graph(data.table, cpps=cpps, intermediates=keep, cqas=data.responses, prob=prob), note
+    except ConfigError as exc:
+        return None, f"No relation graph: {exc}"

@@ -288,9 +288,9 @@ write(
             "camp = bw.read_campaign(campaign)\n"
             "dd = bw.criticality.campaign_design(camp, at_day={'lactate': 7})\n"
             "model_terms = terms if terms in ('linear', 'interactions', 'quadratic') else [t.strip() for t in terms.split(',')]\n"
-            "rs = bw.models.ResponseSurface(factors=dd.factors, responses=dd.responses, terms=model_terms)\n"
-            "rs.fit(dd.table, draws=draws, tune=tune, chains=chains, random_seed=random_seed)\n"
-            'bw.review.markdown(f"## {camp.name}\\n\\n{dd.summary()}")'
+            "rs, note = bw.criticality.fit_response_surface(dd, terms=model_terms, draws=draws, tune=tune, chains=chains, "
+            "random_seed=random_seed)\n"
+            'bw.review.markdown(f"## {camp.name}\\n\\n{dd.summary()} {note}")'
         ),
         md(
             "## The design\nThe CPP setpoints the batches ran at (coded −1 … +1 between the lowest and highest setpoint), "
@@ -347,11 +347,11 @@ write(
             "Hover an edge for its interval."
         ),
         code(
-            "inter = [c for c in ('peak_vcd', 'final_ivcd', 'lactate_day7') if c in dd.table.columns]\n"
-            "edges = bw.criticality.relation_graph(dd.table, cpps=list(dd.factors), intermediates=inter, cqas=dd.responses, prob=prob)\n"
-            "bw.plots.plot_relation_graph(edges)"
+            "edges, note = bw.criticality.campaign_relation_graph(dd, intermediates=['peak_vcd', 'final_ivcd', 'lactate_day7'], prob=prob)\n"
+            "bw.review.markdown(note)"
         ),
-        code("bw.review.table(edges.filter(edges['clear']).sort('strength', descending=True))"),
+        code("bw.plots.plot_relation_graph(edges) if edges is not None else None"),
+        code("bw.review.table(edges.filter(edges['clear']).sort('strength', descending=True)) if edges is not None else None"),
     ],
 )
 

@@ -147,3 +147,27 @@ def test_campaign_design_takes_setpoint_ranges_specced_cqas_and_leaves_out_abort
     assert every.table.height == c.batches.height
     with pytest.raises(ConfigError, match="CPP"):
         cr.campaign_design(c, cpps=["cpp_temp"])
+
+
+def test_small_campaigns_get_a_relation_graph_with_fewer_in_process_variables_and_a_note():
+    c = bw.simulate_campaign(n_batches=9, seed=3, days=14, online_interval_min=30)
+    d = cr.campaign_design(c, at_day={"lactate": 7})
+    edges, note = cr.campaign_relation_graph(d)
+    assert edges is not None and "left out" in note
+    inter = set(edges["source"]) - set(d.factors)
+    assert 0 < len(inter) < 3 and len(d.factors) + len(inter) + 3 <= d.table.height
+    tiny = cr.campaign_design(bw.simulate_campaign(n_batches=6, seed=3, days=14, online_interval_min=30))
+    edges, note = cr.campaign_relation_graph(tiny)
+    assert edges is None and note.startswith("No relation graph") and "needs at least 6" in note
+
+
+def test_fit_response_surface_falls_back_to_main_effects_when_runs_are_few(monkeypatch):
+    from bioworkbench.models import ResponseSurface
+
+    monkeypatch.setattr(ResponseSurface, "fit", lambda self, frame, **kw: self)
+    small = cr.campaign_design(bw.simulate_campaign(n_batches=6, seed=3, days=14, online_interval_min=30))
+    model, note = cr.fit_response_surface(small, terms="interactions")
+    assert "main-effects model" in note and model.terms == list(small.factors)
+    big = cr.campaign_design(bw.simulate_campaign(n_batches=12, seed=1))
+    model, note = cr.fit_response_surface(big, terms="interactions")
+    assert note == "" and len(model.terms) == 6
