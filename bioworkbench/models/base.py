@@ -221,6 +221,7 @@ class BayesModel:
                 cores=self.sampler["cores"] or min(chains, 4),
                 save_warmup=False,
                 adaptation=self.sampler["adaptation"],
+                target_accept=getattr(self, "nutpie_target_accept", 0.8),  # nutpie's default unless a model sets one
             )
             t2 = time.perf_counter()
         else:

@@ -78,8 +78,16 @@ def _bucket(n: int, base: int = 8) -> int:
     return size
 
 
-class _TuneDefault:
-    """``tune`` defaults to :data:`DEFAULT_TUNE` of the backend unless the sampler settings give one."""
+class _SamplingDefaults:
+    """Shared by the growth and titer models.
+
+    * ``tune`` defaults to :data:`DEFAULT_TUNE` of the backend unless the sampler settings give one.
+    * :meth:`sample_prior_predictive` builds the model with ``_forward_only`` set: every batch
+      non-centred, the same prior in coordinates that can be drawn forward (the centred
+      coordinates used for sampling carry their population density as a potential).
+    """
+
+    _forward_only = False
 
     def __init__(self, priors: Any = None, sampler: Mapping[str, Any] | None = None) -> None:
         super().__init__(priors, sampler)  # type: ignore[call-arg]
@@ -90,6 +98,18 @@ class _TuneDefault:
         if tune is None and self.sampler["tune"] is None:  # type: ignore[attr-defined]
             tune = DEFAULT_TUNE[self._backend()]  # type: ignore[attr-defined]
         return super().fit(data, tune=tune, **kwargs)  # type: ignore[misc]
+
+    def sample_prior_predictive(
+        self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
+    ) -> Any:
+        """Draws from the prior and prior predictive (works before :meth:`fit`)."""
+        self._forward_only = True
+        try:
+            return super().sample_prior_predictive(  # type: ignore[misc]
+                data, draws=draws, random_seed=random_seed, **kwargs
+            )
+        finally:
+            del self._forward_only
 
 
 def crash_points(obs: pl.DataFrame, *, fraction: float = CRASH_FRACTION) -> pl.DataFrame:
@@ -365,7 +385,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class GrowthModel(_TuneDefault, BayesModel):
+class GrowthModel(_SamplingDefaults, BayesModel):
     """Hierarchical logistic-growth-and-decline model of VCD (see the module docstring).
 
     Default priors (natural scales):
@@ -414,8 +434,6 @@ class GrowthModel(_TuneDefault, BayesModel):
         "nu": Prior("Gamma", {"alpha": 2.0, "beta": 0.1}, "", "Student-t tails, robust to outliers"),
     }
     min_points = 4
-    #: build every batch non-centred (the prior is then sampled forward; see sample_prior_predictive)
-    _forward_only = False
 
     # -- data ---------------------------------------------------------------------------------
     def _prepare(
@@ -694,21 +712,6 @@ class GrowthModel(_TuneDefault, BayesModel):
         t_c, t_l = d.get("t_ref") or [2.0, float(d["t_max"]) - 1.0]
         start = np.array([k0, m0, k0 - np.exp(m0) * (tm0 - t_c), k0 - dl0 * (t_l - td0), np.log(dl0)], float)
         return np.tile(start[np.asarray(d["centred"], bool)], (n, 1))
-
-    def sample_prior_predictive(
-        self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
-    ) -> Any:
-        """Draws from the prior and prior predictive (works before :meth:`fit`).
-
-        The model is built non-centred for every batch here: the same prior, in coordinates that
-        can be drawn forward (the centred coordinates of :meth:`fit` carry their prior as a
-        potential).
-        """
-        self._forward_only = True
-        try:
-            return super().sample_prior_predictive(data, draws=draws, random_seed=random_seed, **kwargs)
-        finally:
-            del self._forward_only
 
     def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
         import xarray as xr
