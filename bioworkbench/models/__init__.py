@@ -8,6 +8,7 @@ from bioworkbench.models.design_space import DesignSpace
 from bioworkbench.models.forecast import Forecast, forecast
 from bioworkbench.models.growth import GrowthModel
 from bioworkbench.models.response import ResponseSurface
+from bioworkbench.models.stability import StabilityModel
 from bioworkbench.models.titer import TiterModel
 from bioworkbench.models.usable import usable_batches
 
@@ -18,6 +19,7 @@ __all__ = [
     "GrowthModel",
     "Prior",
     "ResponseSurface",
+    "StabilityModel",
     "TiterModel",
     "diagnostics_markdown",
     "forecast",
