@@ -296,7 +296,7 @@ def _sha256(path: Path) -> str:
 # every notebook runs and renders
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_report_notebook_runs_on_small_campaign(reports, name):
+def test_report_notebook_runs_on_small_campaign(reports, campaign_dir, name):
     res = _run(reports, name)
     assert res.status == "completed"
     assert res.run_dir.is_dir() and res.html.is_file()
@@ -305,7 +305,8 @@ def test_report_notebook_runs_on_small_campaign(reports, name):
     assert errors == []
     # the parameters were injected into the executed notebook
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-    assert injected and "campaign" in "".join(injected[0]["source"])
+    source = "".join(injected[0]["source"]) if injected else ""
+    assert injected and all(f"{k} = " in source for k in _parameters_for(name, campaign_dir))
 
 
 def test_every_notebook_is_covered():
@@ -348,10 +349,14 @@ def test_html_holds_the_plot_data(reports, name):
     assert docs, "no Bokeh document embedded in the HTML"
     text = json.dumps(docs)
     assert "ColumnDataSource" in text
-    ids = [f"B{i:02d}" for i in range(1, N_BATCHES + 1)]
+    declared = notebook_parameters(ROOT / "notebooks" / f"{name}.ipynb")
+    # campaign reports plot batches; the stability report plots the lots of its (simulated) study
+    ids = (
+        [f"B{i:02d}" for i in range(1, N_BATCHES + 1)] if "campaign" in declared else [f"L{i:02d}" for i in range(1, 6)]
+    )
     found = [b for b in ids if f'"{b}"' in text]
-    assert found, "no batch's data in the embedded Bokeh documents"
-    if "batch_id" in notebook_parameters(ROOT / "notebooks" / f"{name}.ipynb"):
+    assert found, "no batch's (or lot's) data in the embedded Bokeh documents"
+    if "batch_id" in declared:
         assert BATCH in found, f"the reported batch {BATCH} is not in the plots' data"
     assert _n_figures(body) >= 3
 

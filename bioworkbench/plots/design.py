@@ -180,8 +180,11 @@ def plot_response_surface(
     )
     plot = img * contours(img, levels=8).opts(color="white", line_width=1, show_legend=False)
     if data is not None and x in data.columns and y in data.columns:
-        pts = data.select(x, y).unique()
-        plot = plot * hv.Points(pts.to_numpy(), kdims=[x, y]).opts(color="black", size=6, marker="circle")
+        label = "batch_id" if "batch_id" in data.columns else None
+        pts = data.select(x, y, *([label] if label else []))
+        plot = plot * hv.Points(pts, kdims=[x, y], vdims=[label] if label else []).opts(
+            color="black", size=6, marker="circle", tools=["hover"]
+        )
     others = ", ".join(f"{k} = {v:g}" for k, v in base.items() if k not in (x, y))
     return plot.opts(title=f"{response}: posterior mean", xlabel=f"{x} ({others})" if others else x)
 

@@ -50,7 +50,7 @@ def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
     for b in pts["batch_id"].unique(maintain_order=True).to_list():
         p = pts.filter(pl.col("batch_id") == b)
         layers.append(
-            hv.Scatter((p["time"], p["value"]), "time", "value", label=str(b) if result.model == "common" else "").opts(
+            hv.Scatter(p.select("time", "value", "batch_id"), "time", ["value", "batch_id"]).opts(
                 color=colour.get(b, "black"), size=7, tools=["hover"]
             )
         )
