@@ -749,3 +749,22 @@ def test_cli_reports_a_failed_notebook_readably(broken_campaign_dir, tmp_path):
     (run,) = (tmp_path / "out" / "explore_campaign").iterdir()
     assert f"{run}/" in err[0]
     assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_stability_report_runs_on_the_real_published_table(monkeypatch, tmp_path):
+    """The committed parameter set on LeBlond et al. (2011): one temperature, ICH Q1E and the Bayesian
+    model at the study's own temperature; the real table is hashed in the manifest."""
+    monkeypatch.chdir(ROOT)
+    res = run_report(
+        "stability_report",
+        parameter_file=ROOT / "parameters" / "stability_report" / "leblond_potency.yaml",
+        parameters=CI_PARAMETERS,
+        output_dir=tmp_path,
+        kernel=KERNEL,
+    )
+    assert res.status == "completed"
+    table = ROOT / "bioworkbench" / "datasets" / "stability" / "leblond2011_potency.csv"
+    assert str(table) in res.manifest["inputs_sha256"]
+    body = res.html.read_text()
+    assert "6 lots (b2, b3, b4, b5, b7, b8)" in body and "common slope" in body
+    assert "activation energy is not learnt" in body
