@@ -142,3 +142,99 @@ def test_forecast_shape_and_sentence(camp):
     assert fc.trajectory["time_h"].max() == pytest.approx(fc.end_h)
     assert b in fc.sentence() and "forecast to end" in fc.sentence()
     assert b not in fc.history
+
+
+def test_student_t_sum_matches_pytensor_value_and_gradient():
+    # the hand-written likelihood loop against PyTensor's automatic gradient of the same formula,
+    # compiled by numba (what nutpie runs) and through the Op's perform (other modes)
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.compile.mode import Mode
+
+    from bioworkbench.models.growth import _student_t_op_class
+
+    rng = np.random.default_rng(0)
+    t = np.tile(np.linspace(0.0, 14.0, 9), (3, 1))
+    w = np.ones_like(t)
+    w[2, 6:] = 0.0  # padding
+    log_y = (
+        3.0
+        - np.logaddexp(0.0, -0.9 * (t - 4.5))
+        - 0.1 * np.logaddexp(0.0, t - 9.0)
+        + 0.1 * rng.standard_normal(t.shape)
+    )
+    theta, sigma, nu = pt.dmatrix("theta"), pt.dscalar("sigma"), pt.dscalar("nu")
+    got = _student_t_op_class()()(theta, sigma, nu, t, log_y, w)[0]
+    k, mu, tm, td, dl = (theta[:, i, None] for i in range(5))
+    mean = k - pt.softplus(-pt.exp(mu) * (t - tm)) - pt.exp(dl) * pt.softplus(t - td)
+    want = (w * pt.log1p(((log_y - mean) / sigma) ** 2 / nu)).sum()
+    point = (
+        np.array([[3.0, -0.1, 4.4, 9.0, -2.3], [2.8, -0.3, 5.0, 7.5, -1.5], [3.2, 0.1, 3.9, 11.0, -3.0]]),
+        0.08,
+        4.0,
+    )
+    ref = pytensor.function([theta, sigma, nu], [want, *pt.grad(want, [theta, sigma, nu])])(*point)
+    for mode in (None, Mode(linker="py", optimizer="fast_compile")):
+        out = pytensor.function([theta, sigma, nu], [got, *pt.grad(got, [theta, sigma, nu])], mode=mode)(*point)
+        for a, b in zip(out, ref, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_pilot_fit_recovers_noise_free_curves():
+    from bioworkbench.models.growth import GrowthModel as G
+    from bioworkbench.models.growth import pilot_fit
+
+    truth = np.array([[3.0, -0.1, 4.4, 9.5, -2.5], [2.6, -0.4, 5.2, 8.0, -1.8], [3.3, 0.0, 3.8, 10.0, -2.0]])
+    t = np.tile(np.arange(0.0, 14.5, 1.0), (3, 1))
+    log_y = np.log(G.curve(np.column_stack([np.exp(truth[:, :2]), truth[:, 2:4], np.exp(truth[:, 4])]), t[0]))
+    fit = pilot_fit(t, log_y, np.ones_like(t))
+    # the weak prior pulls a little; the noise-free curves pin the parameters to within 1 %
+    np.testing.assert_allclose(fit["theta"], truth, rtol=0.01, atol=0.02)
+    assert np.all(fit["cond_se"] <= fit["se"] + 1e-12)
+
+
+def test_small_campaigns_are_non_centred_large_ones_centred(camp):
+    small = GrowthModel()._prepare(camp)
+    assert small["centred"] == [False] * 5 and not any(small["sparse"])
+    big = bw.simulate_campaign(n_batches=40, seed=5, online_interval_min=600)
+    d = GrowthModel()._prepare(big, batch_ids=[b for b in big.batch_ids if b != _aborted(big)])
+    assert d["centred"][1:3] == [True, True] and d["centred"][4] is False
+    assert 0 < d["t_ref"][0] < d["t_ref"][1] < d["t_max"]
+    model = GrowthModel().build(d)
+    assert "growth_prior" in [p.name for p in model.potentials]
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    # a running batch known for 3 days is non-centred whatever the campaign
+    running = GrowthModel()._prepare(camp, known_until_h={camp.batch_ids[0]: 72.0})
+    assert running["sparse"][0] and not any(running["sparse"][1:])
+
+
+def _aborted(campaign) -> str:
+    return campaign.batches.filter(pl.col("status") != "completed")["batch_id"][0]
+
+
+def test_collapsed_culture_is_left_out_with_a_warning(camp):
+    b = camp.batch_ids[1]
+    vcd = (pl.col("batch_id") == b) & (pl.col("variable") == "vcd") & (pl.col("time_h") > 250)
+    obs = camp.observations.with_columns(value=pl.when(vcd).then(pl.col("value") * 0.05).otherwise("value"))
+    crashed = bw.Campaign(**{**camp.frames(), "observations": obs})
+    n_low = obs.filter(vcd).height
+    assert n_low >= 1
+    with pytest.warns(
+        bw.BioWorkbenchWarning, match=rf"{n_low} VCD sample\(s\) of collapsed cultures.*batch {b}, 2\d\d"
+    ):
+        d = GrowthModel()._prepare(crashed)
+    assert [e["batch_id"] for e in d["excluded"]] == [b] * n_low
+    assert len(d["t"]) == len(GrowthModel()._prepare(camp)["t"]) - n_low
+    kept = GrowthModel()._prepare(crashed, crash_fraction=None)
+    assert kept["excluded"] == [] and len(kept["t"]) == len(d["t"]) + n_low
+    with pytest.raises(bw.ConfigError, match="crash_fraction must lie between 0 and 1"):
+        GrowthModel()._prepare(crashed, crash_fraction=2.0)
+
+
+def test_tune_defaults_to_the_backends(camp):
+    from bioworkbench.models.growth import DEFAULT_TUNE
+
+    m = GrowthModel(sampler={"backend": "nutpie"})
+    assert m.sampler["tune"] is None and GrowthModel(sampler={"tune": 50}).sampler["tune"] == 50
+    m.fit(camp, draws=20, chains=1, random_seed=1)
+    assert m.sampling["tune"] == DEFAULT_TUNE["nutpie"] == 300

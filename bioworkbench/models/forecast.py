@@ -114,8 +114,9 @@ def forecast(
         Batch columns that shift the campaign-level growth and productivity (default: the CPP
         setpoints ``cpp_*`` that are numeric and vary across the batches): a running batch at a
         low feed rate is then forecast like the low-feed batches of the history. Used by the titer
-        model; ``growth_covariates`` (default none) does the same for the growth model, whose
-        centred growth parameters mix poorly when covariates explain most between-batch spread.
+        model; ``growth_covariates`` (default: the same as ``covariates``; ``[]`` for none) does
+        the same for the growth model, so that a running batch at a high feed rate is expected to
+        grow like the high-feed batches of the history.
 
     Returns
     -------
@@ -171,7 +172,7 @@ def forecast(
         campaign,
         batch_ids=ids,
         known_until_h=known,
-        covariates=growth_covariates,
+        covariates=covariates if growth_covariates is None else growth_covariates,
         draws=draws,
         tune=tune,
         chains=chains,
