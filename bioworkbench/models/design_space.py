@@ -26,14 +26,14 @@ which ``P(all in spec) ≥ prob``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError
+from bioworkbench.errors import ConfigError
+from bioworkbench.models.inputs import _check_prob, parse_specs
 from bioworkbench.schema import suggest
 from bioworkbench.terms import term_powers
 
@@ -43,89 +43,6 @@ __all__ = ["DesignSpace", "design_space", "optimum", "parse_specs"]
 MAX_POINTS = 1_000_000
 #: posterior draws × grid points per chunk (bounds the memory to a few arrays of this many doubles)
 CHUNK_CELLS = 2_000_000
-
-
-def parse_specs(specs: Any, responses: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
-    """``{response: (lower, upper)}`` from a mapping or a campaign ``specs`` frame, validated.
-
-    Parameters
-    ----------
-    specs
-        ``{response: (lower, upper)}`` with ``None`` (or NaN) for an open side, or a polars frame with
-        ``name`` (or ``variable_or_attribute``), ``lower``, ``upper`` and optionally ``kind`` (only rows
-        with ``kind == "spec"`` are used). Rows of a frame for responses that were not modelled are
-        skipped with a warning; in a mapping they are an error.
-    responses
-        The modelled responses.
-
-    Raises
-    ------
-    ConfigError
-        A spec on a response that was not modelled (mapping), no usable spec, ``lower >= upper``, a spec
-        without any limit, a limit that is not a number, a response with two spec rows.
-    """
-    responses = list(responses)
-    if isinstance(specs, pl.DataFrame):
-        name = next((c for c in ("name", "variable_or_attribute") if c in specs.columns), None)
-        absent = [c for c in ("lower", "upper") if c not in specs.columns]
-        if name is None or absent:
-            raise ConfigError(
-                "a specs frame needs columns name (or variable_or_attribute), lower, upper (and optionally kind); "
-                f"found: {', '.join(specs.columns)}."
-            )
-        frame = specs.filter(pl.col("kind") == "spec") if "kind" in specs.columns else specs
-        skipped = sorted(set(frame[name].to_list()) - set(responses))
-        if skipped:
-            warnings.warn(
-                f"design space: spec rows for {', '.join(map(str, skipped))} skipped (not modelled; modelled: "
-                f"{', '.join(responses)}).",
-                BioWorkbenchWarning,
-                stacklevel=3,
-            )
-        frame = frame.filter(pl.col(name).is_in(responses))
-        dup = frame[name].filter(frame[name].is_duplicated()).unique().to_list()
-        if dup:
-            raise ConfigError(f"the specs frame has several 'spec' rows for {', '.join(map(str, dup))}; keep one each.")
-        raw: dict[str, Any] = {r: (lo, hi) for r, lo, hi in frame.select(name, "lower", "upper").iter_rows()}
-    elif isinstance(specs, Mapping):
-        raw = dict(specs)
-        unknown = [r for r in raw if r not in responses]
-        if unknown:
-            raise ConfigError(
-                f"spec on {', '.join(map(repr, unknown))}, which the model does not include. Modelled responses: "
-                f"{', '.join(responses)}. " + suggest(str(unknown[0]), responses, what="Responses")
-            )
-    else:
-        raise ConfigError(f"specs must be {{response: (lower, upper)}} or a specs frame; got {type(specs).__name__}.")
-    if not raw:
-        raise ConfigError(f"no spec for any modelled response ({', '.join(responses)}).")
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for r, lim in raw.items():
-        try:
-            lo, hi = lim
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"spec of {r!r}: expected (lower, upper) with None for an open side; got {lim!r}."
-            ) from None
-        vals = []
-        for side, v in (("lower", lo), ("upper", hi)):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                vals.append(None)
-                continue
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ConfigError(f"spec of {r!r}: {side} limit {v!r} is not a number.") from None
-            if math.isinf(v):
-                vals.append(None)
-            else:
-                vals.append(v)
-        if vals[0] is None and vals[1] is None:
-            raise ConfigError(f"spec of {r!r} has neither a lower nor an upper limit.")
-        if vals[0] is not None and vals[1] is not None and not vals[0] < vals[1]:
-            raise ConfigError(f"spec of {r!r}: lower {vals[0]:g} must be below upper {vals[1]:g}.")
-        out[r] = (vals[0], vals[1])
-    return {r: out[r] for r in responses if r in out}
 
 
 class DesignSpace:
@@ -359,8 +276,6 @@ def optimum(model: Any, *, response: str | None = None, prob: float = 0.9) -> pl
     draws heavy-tailed: read the median and the interval rather than the mean. The standardisation
     of the response is a positive scale, so it changes neither the point nor the kind.
     """
-    from bioworkbench.models.response import _check_prob
-
     model._require_fit()
     _check_prob(prob)
     factors, terms = list(model.factors), model.terms
@@ -518,8 +433,6 @@ def design_space(
     standard deviation of the per-draw terms over ``√S`` (draws treated as independent). Computed in
     chunks of grid points with one matrix product per response: ``S × points`` values at a time.
     """
-    from bioworkbench.models.response import _check_prob
-
     model._require_fit()
     _check_prob(prob)
     specs = parse_specs(specs, model.responses)

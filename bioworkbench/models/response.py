@@ -18,13 +18,13 @@ Block effects (e.g. day, campaign, bioreactor train) are random: iid ``Normal(0,
 response, so a new block is a draw from the same population. They enter as contrasts ``c_b`` to their
 mean ``ū`` over the ``nb`` observed blocks, the intercept being the mean level of the observed blocks
 (as with a zero-sum parameterisation), and they are integrated out of the likelihood exactly (Gaussian
-algebra, :func:`_block_marginal`): NUTS then samples only ``β0, B, Σ, τ``, with neither the funnel
-between ``τ`` and the effects nor the ridge between the intercept and their mean that makes explicit
-effects of a few blocks diverge. Their posterior draws come back from the exact conditional
-(:meth:`ResponseSurface.block_effects`). Predictions, :meth:`ResponseSurface.draws` and the design space
-are for a **new** block unless a block is named: ``kind="mean"`` gives the population mean surface
-(``β0 − ū`` with ``ū ~ Normal(0, τ²/nb)``) and ``kind="predictive"`` a new run in a new block (residual
-plus ``Normal(0, τ²(1 + 1/nb))`` around ``β0``); a named block uses its own effect.
+algebra, :func:`bioworkbench.models._gaussian._block_marginal`): NUTS then samples only ``β0, B, Σ, τ``,
+with neither the funnel between ``τ`` and the effects nor the ridge between the intercept and their mean
+that makes explicit effects of a few blocks diverge. Their posterior draws come back from the exact
+conditional (:meth:`ResponseSurface.block_effects`). Predictions, :meth:`ResponseSurface.draws` and the
+design space are for a **new** block unless a block is named: ``kind="mean"`` gives the population mean
+surface (``β0 − ū`` with ``ū ~ Normal(0, τ²/nb)``) and ``kind="predictive"`` a new run in a new block
+(residual plus ``Normal(0, τ²(1 + 1/nb))`` around ``β0``); a named block uses its own effect.
 
 Missing responses: with one response, rows with a missing value (null or NaN) are left out and
 counted (a :class:`~bioworkbench.errors.BioWorkbenchWarning`, :meth:`ResponseSurface.diagnostics`).
@@ -54,7 +54,9 @@ import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, ModelNotFittedError, SchemaError
+from bioworkbench.models._gaussian import _block_marginal, _block_posterior, _mvnormal_logp, _residual_chol
 from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.models.inputs import _check_prob, _run_label, as_frame, numeric_columns
 from bioworkbench.schema import suggest
 from bioworkbench.terms import KINDS, code, factor_ranges, model_matrix, parse_terms
 
@@ -71,83 +73,6 @@ def _bucket(n: int, base: int = 16) -> int:
     while size < n:
         size *= 2
     return size
-
-
-def as_frame(data: Any, *, what: str = "data") -> pl.DataFrame:
-    """A polars frame from a polars or pandas frame or a mapping of columns."""
-    if isinstance(data, pl.DataFrame):
-        return data
-    if isinstance(data, pl.LazyFrame):
-        return data.collect()
-    if type(data).__module__.startswith("pandas"):
-        return pl.from_pandas(data)
-    if isinstance(data, Mapping):
-        cols = {
-            k: (list(v) if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) else [v])
-            for k, v in data.items()
-        }
-        lengths = {k: len(v) for k, v in cols.items()}
-        if len(set(lengths.values())) > 1:
-            raise ConfigError(f"{what}: the columns have different lengths ({lengths}); give one value per point.")
-        return pl.DataFrame(cols, strict=False)
-    raise ConfigError(f"{what}: expected a polars or pandas frame or a mapping of columns; got {type(data).__name__}.")
-
-
-def _run_label(frame: pl.DataFrame) -> list[str] | None:
-    """Run identifiers to name in errors (``batch_id`` or ``run`` column), if the frame has one."""
-    for c in ("batch_id", "run", "run_id"):
-        if c in frame.columns:
-            return [str(v) for v in frame[c].to_list()]
-    return None
-
-
-def numeric_columns(
-    frame: pl.DataFrame, columns: Sequence[str], *, missing_ok: Sequence[str] = (), what: str = "data"
-) -> tuple[dict[str, np.ndarray], list[Issue]]:
-    """The columns as float arrays (NaN where missing) and an :class:`Issue` for every bad cell.
-
-    A cell is bad when it is not a number (text that does not parse, a boolean or another type), not
-    finite (±inf) or missing in a column that must be complete (not in ``missing_ok``). Row numbers in
-    the issues are 0-based positions in ``frame``.
-    """
-    runs = _run_label(frame)
-    out: dict[str, np.ndarray] = {}
-    issues: list[Issue] = []
-    for c in columns:
-        s = frame[c]
-        unreadable = np.zeros(frame.height, bool)
-        if s.dtype.is_numeric():
-            vals = s.cast(pl.Float64)
-        elif s.dtype in (pl.String, pl.Categorical, pl.Enum) or s.dtype == pl.Null:
-            vals = s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-            text = s.cast(pl.String).to_list()
-            unreadable = vals.is_null().to_numpy() & s.is_not_null().to_numpy()
-            for i in np.flatnonzero(unreadable):
-                issues.append(
-                    Issue(
-                        f"row {i}: expected a number, found {text[i]!r}.",
-                        column=c,
-                        batch=runs[i] if runs else None,
-                        hint="a decimal comma? convert the column to numbers first" if "," in text[i] else None,
-                    )
-                )
-        else:
-            issues.append(Issue(f"column of type {s.dtype}; expected numbers.", column=c))
-            continue
-        arr = vals.fill_null(float("nan")).to_numpy().astype(float)
-        for i in np.flatnonzero(np.isinf(arr)):
-            issues.append(Issue(f"row {i}: value {arr[i]} is not finite.", column=c, batch=runs[i] if runs else None))
-        if c not in missing_ok:
-            for i in np.flatnonzero(np.isnan(arr) & ~unreadable)[:50]:
-                issues.append(
-                    Issue(
-                        f"row {i}: missing value; {what} needs every value of this column.",
-                        column=c,
-                        batch=runs[i] if runs else None,
-                    )
-                )
-        out[c] = arr
-    return out, issues
 
 
 class ResponseSurface(BayesModel):
@@ -503,24 +428,7 @@ class ResponseSurface(BayesModel):
                     store_in_trace=False,
                 )
                 L = [[chol[i, j] for j in range(k)] for i in range(k)]
-            ll = 0.0
-            w: list[Any] = [0.0] * k  # Σ_S⁻¹ r of each row, in the full response space (block effects)
-            Q: list[list[list[Any]]] = []  # Σ_S⁻¹ of each pattern, in the full response space
-            for i, pat in enumerate(pats):
-                C = _sub_cholesky(L, pat)
-                e = _forward(C, [r[:, j] for j in pat])
-                d_ = len(pat)
-                logdet = sum(pt.log(C[a][a]) for a in range(d_))
-                ll = ll + W[:, i] * (-0.5 * sum(ea**2 for ea in e) - logdet - 0.5 * d_ * np.log(2 * np.pi))
-                if nb:
-                    v = _backward(C, e)
-                    Ci = _inverse_lower(C)
-                    Qp = [[0.0] * k for _ in range(k)]
-                    for a, ja in enumerate(pat):
-                        w[ja] = w[ja] + W[:, i] * v[a]
-                        for b, jb in enumerate(pat):
-                            Qp[ja][jb] = sum(Ci[t][a] * Ci[t][b] for t in range(max(a, b), d_))
-                    Q.append(Qp)
+            ll, w, Q = _mvnormal_logp(L, r, W, pats, precision=bool(nb))
             total = ll.sum()
             if nb:
                 # block effects integrated out exactly (see _block_marginal)
@@ -577,10 +485,11 @@ class ResponseSurface(BayesModel):
         """Posterior draws of the block effects ``(sample, block, response)`` (standardised scale), centred
         over the observed blocks (they sum to zero; the intercept is the blocks' mean level).
 
-        The effects are integrated out of the likelihood when sampling (see :func:`_block_marginal`);
-        here they are drawn back, one per posterior draw, from their exact conditional posterior: first
-        ``u_b | β, Σ, τ, data ~ Normal(D A_b⁻¹ h'_b, D A_b⁻¹ D)`` independently per block, then
-        conditioned on ``Σ_b u_b = 0`` (``c_b = u_b − V_b (Σ V)⁻¹ Σ u``, ``V_b`` their covariances).
+        The effects are integrated out of the likelihood when sampling (see
+        :func:`bioworkbench.models._gaussian._block_marginal`); here they are drawn back, one per posterior
+        draw, from their exact conditional posterior: first
+        ``u_b | β, Σ, τ, data ~ Normal(D A_b⁻¹ h'_b, D A_b⁻¹ D)`` independently per block, then conditioned
+        on ``Σ_b u_b = 0`` (``c_b = u_b − V_b (Σ V)⁻¹ Σ u``, ``V_b`` their covariances).
         A fixed seed keeps the draws, and every prediction for a named block, reproducible.
         """
         post = self._post()
@@ -596,30 +505,14 @@ class ResponseSurface(BayesModel):
 
     def _block_posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(S, nb, k)`` and covariance ``(S, nb, k, k)`` of the iid block effects given each draw
-        (standardised scale; see :func:`_block_marginal` for the notation)."""
+        (standardised scale; see :func:`bioworkbench.models._gaussian._block_marginal` for the notation)."""
         post = self._post()
         d = self.data
         arr = self._padded(d)
         n = len(d["y"])
         X, Y, W, G = arr["X"][:n], arr["Y"][:n], arr["W"][:n], arr["G"][:n]
-        S, k = post["b0"].shape
         r = Y[None] - (post["b0"][:, None, :] + np.einsum("nm,skm->snk", X, post["B"]))
-        w = np.zeros((S, n, k))
-        M = np.zeros((S, G.shape[1], k, k))
-        NP = G.T @ W
-        for i, pat in enumerate(d["patterns"]):
-            pat = np.asarray(pat)
-            rows = np.flatnonzero(W[:, i])
-            inv = np.linalg.inv(post["Sigma"][:, pat[:, None], pat[None, :]])
-            w[:, rows[:, None], pat[None, :]] = np.einsum("sab,snb->sna", inv, r[:, rows[:, None], pat[None, :]])
-            M[:, :, pat[:, None], pat[None, :]] += NP[None, :, i, None, None] * inv[:, None]
-        h = np.einsum("snk,nb->sbk", w, G)
-        tau = post["tau"][:, None, :]  # (S, 1, k)
-        A = np.eye(k) + tau[..., :, None] * M * tau[..., None, :]
-        Ainv = np.linalg.inv(A)
-        mean = tau * np.einsum("sbkl,sbl->sbk", Ainv, tau * h)
-        V = tau[..., :, None] * Ainv * tau[..., None, :]
-        return mean, V
+        return _block_posterior(r, post["Sigma"], post["tau"], W, G, d["patterns"])
 
     def _new_block_mean(self) -> np.ndarray:
         """Draws ``(S, k)`` of ``−ū``: the population mean level minus the observed blocks' mean level.
@@ -897,116 +790,3 @@ class ResponseSurface(BayesModel):
         from bioworkbench.models.design_space import design_space
 
         return design_space(self, specs, grid=grid, prob=prob, fixed=fixed, block=block, random_seed=random_seed)
-
-
-def _check_prob(prob: float) -> None:
-    if not (isinstance(prob, (int, float)) and 0 < prob < 1):
-        raise ConfigError(f"prob must be a number between 0 and 1 (exclusive); got {prob!r}.")
-
-
-def _residual_chol(draws: Mapping[str, Any], k: int) -> np.ndarray:
-    """Residual Cholesky factors ``(..., k, k)`` from posterior (or prior) draws of ``sigma`` or ``resid_chol``."""
-    if k == 1:
-        s = np.asarray(draws["sigma"].values if hasattr(draws["sigma"], "values") else draws["sigma"])
-        return s[..., None]  # (..., 1) -> (..., 1, 1)
-    packed = np.asarray(draws["resid_chol"].values if hasattr(draws["resid_chol"], "values") else draws["resid_chol"])
-    L = np.zeros((*packed.shape[:-1], k, k))
-    rows, cols = np.tril_indices(k)
-    L[..., rows, cols] = packed  # PyMC packs the lower triangle row by row
-    return L
-
-
-# -- unrolled linear algebra for the PyMC graph ----------------------------------------------------
-# The number of responses k is small, so the Cholesky factors, triangular solves and inverses below are
-# written out entry by entry (nested lists of scalars, or of vectors over blocks): the compiled model
-# needs no LAPACK call (nutpie's numba compile of batched Cholesky/solve ops is slower), and the same
-# code serves every pattern of observed responses.
-def _cholesky(A: list[list[Any]]) -> list[list[Any]]:
-    """Lower Cholesky factor of the symmetric positive-definite ``A`` (entries: scalars or vectors)."""
-    import pytensor.tensor as pt
-
-    d = len(A)
-    C: list[list[Any]] = [[0.0] * d for _ in range(d)]
-    for i in range(d):
-        for j in range(i + 1):
-            s = A[i][j] - sum(C[i][t] * C[j][t] for t in range(j))
-            C[i][j] = pt.sqrt(s) if i == j else s / C[j][j]
-    return C
-
-
-def _sub_cholesky(L: list[list[Any]], pattern: Sequence[int]) -> list[list[Any]]:
-    """Cholesky factor of the sub-covariance ``Σ[pattern, pattern]`` with ``Σ = L Lᵀ`` (for a leading
-    block of responses simply ``L[:d, :d]``)."""
-    d = len(pattern)
-    if list(pattern) == list(range(d)):
-        return [[L[i][j] for j in range(d)] for i in range(d)]
-    cov = [[sum(L[a][t] * L[b][t] for t in range(min(a, b) + 1)) for b in pattern] for a in pattern]
-    return _cholesky(cov)
-
-
-def _forward(C: list[list[Any]], r: list[Any]) -> list[Any]:
-    """``e = C⁻¹ r`` for lower-triangular ``C``."""
-    e: list[Any] = []
-    for i in range(len(r)):
-        e.append((r[i] - sum(C[i][j] * e[j] for j in range(i))) / C[i][i])
-    return e
-
-
-def _backward(C: list[list[Any]], e: list[Any]) -> list[Any]:
-    """``v = C⁻ᵀ e`` for lower-triangular ``C`` (so ``v = Σ⁻¹ r`` when ``e = C⁻¹ r``, ``Σ = C Cᵀ``)."""
-    d = len(e)
-    v: list[Any] = [0.0] * d
-    for i in reversed(range(d)):
-        v[i] = (e[i] - sum(C[t][i] * v[t] for t in range(i + 1, d))) / C[i][i]
-    return v
-
-
-def _inverse_lower(C: list[list[Any]]) -> list[list[Any]]:
-    """``C⁻¹`` (lower-triangular) of a lower-triangular ``C``."""
-    d = len(C)
-    Ci: list[list[Any]] = [[0.0] * d for _ in range(d)]
-    for j in range(d):
-        Ci[j][j] = 1.0 / C[j][j]
-        for i in range(j + 1, d):
-            Ci[i][j] = -sum(C[i][t] * Ci[t][j] for t in range(j, i)) / C[i][i]
-    return Ci
-
-
-def _block_marginal(tau: list[Any], M: list[list[Any]], h: list[Any], nb: int) -> Any:
-    """log ∫ Π_i N(r_i − c_b[i] | 0, Σ_i) p(c) dc − Σ_i log N(r_i | 0, Σ_i): the block effects, centred
-    over the observed blocks, integrated out.
-
-    The block effects ``u_b ~ Normal(0, diag τ²)`` (iid over blocks) are split into their mean over the
-    ``nb`` observed blocks, ``ū ~ Normal(0, τ²/nb)``, and the contrasts ``c_b = u_b − ū`` (independent of
-    ``ū``); the intercept is the mean level of the observed blocks (it absorbs ``ū``), which removes
-    the funnel between the intercept and ``τ`` that iid effects have when blocks are few. With
-    ``r_i`` the residuals from that intercept, ``∫ … p(c) dc = p(y | ū = 0) = p(y) p(ū = 0 | y) / p(ū = 0)``
-    where, per block and with ``D = diag τ``, ``M = Σ_i Σ_i⁻¹``, ``h = Σ_i Σ_i⁻¹ r_i`` (each row's observed
-    responses, embedded in the full response space) and ``A = I + D M D``:
-
-    * ``log p(y) − Σ_i log N(r_i | 0, Σ_i) = Σ_b (−½ log|A_b| + ½ h'_bᵀ A_b⁻¹ h'_b)``, ``h' = D h``;
-    * ``u_b | y ~ Normal(D A_b⁻¹ h'_b, D A_b⁻¹ D)`` independently, so ``ū | y`` is Normal with the mean
-      of the means and the sum of the covariances over ``nb²``;
-    * ``p(ū = 0) = Normal(0 | 0, τ²/nb)``.
-
-    Every term stays finite as τ → 0 (then ``A → I``).
-    """
-    import pytensor.tensor as pt
-
-    k = len(tau)
-    A = [[(1.0 if j == c else 0.0) + tau[j] * tau[c] * M[j][c] for c in range(k)] for j in range(k)]
-    R = _cholesky(A)
-    z = _forward(R, [tau[j] * h[j] for j in range(k)])
-    full = (-sum(pt.log(R[j][j]) for j in range(k)) + 0.5 * sum(zj**2 for zj in z)).sum()
-    mt = _backward(R, z)  # A⁻¹ h'
-    Ri = _inverse_lower(R)
-    m_bar = [tau[j] * mt[j].sum() / nb for j in range(k)]
-    v_bar = [
-        [tau[j] * tau[c] * sum(Ri[t][j] * Ri[t][c] for t in range(max(j, c), k)).sum() / nb**2 for c in range(k)]
-        for j in range(k)
-    ]
-    Cv = _cholesky(v_bar)
-    e = _forward(Cv, m_bar)
-    log_post0 = -0.5 * sum(ej**2 for ej in e) - sum(pt.log(Cv[j][j]) for j in range(k))
-    log_prior0 = -sum(pt.log(tau[j]) for j in range(k)) + 0.5 * k * np.log(nb)
-    return full + log_post0 - log_prior0
