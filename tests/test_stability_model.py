@@ -235,6 +235,21 @@ def test_simulator_contract_shapes_and_seeding(study_truth):
         bw.simulate_stability(lot_sd={"k": 0.1})
 
 
+def test_simulator_ages_a_series_along_its_history():
+    h = TemperatureHistory.constant(5.0).with_excursion(start=6.0, duration=1.0, temperature_c=40.0)
+    kw = {"conditions": (5.0, 40.0), "noise_sd": 0.0, "lot_sd": {"y0": 0.0}, "random_seed": 1}
+    plain, truth = bw.simulate_stability(**kw, return_truth=True)
+    hot = bw.simulate_stability(**kw, histories={("L02", "5 °C"): h})
+    sel = (pl.col("batch_id") == "L02") & (pl.col("condition") == "5 °C")
+    t = hot.filter(sel)["time"].to_numpy()
+    t_eq = h.equivalent_time(t, activation_energy_kj=90.0, reference_temperature_c=5.0)
+    np.testing.assert_allclose(hot.filter(sel)["value"].to_numpy(), 100 * np.exp(-truth["lots"]["k_ref"][1] * t_eq))
+    assert_frame_equal(hot.filter(~sel), plain.filter(~sel))
+    assert (hot.filter(sel)["temperature_c"] == 5.0).all()
+    with pytest.raises(ConfigError, match=r"histories: no series \('L09', '5 °C'\)"):
+        bw.simulate_stability(**kw, histories={("L09", "5 °C"): h})
+
+
 # -- the model: contract --------------------------------------------------------------------------
 def test_constructor_is_cheap_and_checks_config():
     t = time.perf_counter()

@@ -73,6 +73,7 @@ def simulate_stability(
     direction: str = "decrease",
     asymptote: float | None = None,
     time_unit: str = "month",
+    histories: Mapping[Any, Any] | None = None,
     random_seed: int | None = 0,
     return_truth: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, dict[str, Any]]:
@@ -115,6 +116,11 @@ def simulate_stability(
         unit); ``asymptote`` is the value at complete degradation (see :class:`StabilityModel`).
     time_unit
         Unit of the times (``"month"`` default).
+    histories
+        Temperature histories (:class:`~bioworkbench.stability.TemperatureHistory`) of some series,
+        keyed by ``(batch_id, condition label)``: those samples age along the history (e.g. a
+        cold-chain excursion) instead of at the condition's temperature, through the exact
+        equivalent time; ``temperature_c`` still holds the condition's nominal temperature.
     random_seed
         Seed: the same seed gives the same study.
     return_truth
@@ -134,7 +140,7 @@ def simulate_stability(
     ------
     ConfigError
         An unknown kinetics, direction or ``lot_sd`` key; no conditions; negative times or sds;
-        an increasing attribute without a default asymptote.
+        an increasing attribute without a default asymptote; a history for a series not simulated.
     """
     from bioworkbench.models.stability import KINETICS, degradation_extent
     from bioworkbench.schema import suggest
@@ -201,11 +207,25 @@ def simulate_stability(
     lot_k = k_ref * np.exp(sds["log_k_ref"] * rng.standard_normal(nl))
     lot_ea = ea_kj + sds["activation_energy"] * rng.standard_normal(nl)
 
+    hist = dict(histories or {})
+    known = {(lot, lab) for lot in lots for lab, _, _ in conds}
+    bad_keys = [k for k in hist if k not in known]
+    if bad_keys:
+        raise ConfigError(
+            f"histories: no series {bad_keys[0]!r}; keys are (batch_id, condition), e.g. {(lots[0], conds[0][0])!r}."
+        )
     rows_lot, rows_cond, rows_temp, rows_rh, rows_time, rows_true = [], [], [], [], [], []
     for b in range(nl):
         for lab, temp, rh in conds:
             ts = times_of(lab, temp)
-            theta = lot_k[b] * ts * arrhenius_factor(temp, lot_ea[b], reference_temperature)
+            h = hist.get((lots[b], lab))
+            if h is None:
+                t_eq = ts * arrhenius_factor(temp, lot_ea[b], reference_temperature)
+            else:
+                t_eq = h.equivalent_time(
+                    ts, activation_energy_kj=lot_ea[b], reference_temperature_c=reference_temperature
+                )
+            theta = lot_k[b] * t_eq
             alpha = degradation_extent(theta, kinetics, sb_m, sb_n)
             rows_true.append(asymptote + (lot_y0[b] - asymptote) * (1.0 - alpha))
             rows_lot += [lots[b]] * ts.size
