@@ -857,7 +857,7 @@ class StabilityModel(BayesModel):
                 "lower": lo,
                 "upper": hi,
                 "prob": float(prob),
-                "unit": self.data["unit"],
+                "unit": pl.Series([self.data["unit"]] * t.size, dtype=pl.String),
             }
         )
 
