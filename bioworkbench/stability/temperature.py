@@ -56,7 +56,8 @@ def _kelvin(temperature_c: Any, *, what: str = "temperature_c") -> np.ndarray:
     if np.any(bad):
         i = int(np.flatnonzero(bad.ravel())[0])
         raise ConfigError(
-            f"{what}: entry {i} is {float(t.ravel()[i])!r}; expected a finite temperature in °C above absolute zero (-273.15)."
+            f"{what}: entry {i} is {float(t.ravel()[i])!r}; expected a finite temperature in °C above absolute "
+            "zero (-273.15)."
         )
     return t + KELVIN
 
