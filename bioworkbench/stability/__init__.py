@@ -28,6 +28,7 @@ _ATTRS = {
     "simulate_stability": "bioworkbench.stability.simulate",
     "mean_kinetic_temperature": "bioworkbench.stability.temperature",
     "TemperatureHistory": "bioworkbench.stability.temperature",
+    "arrhenius_factor": "bioworkbench.stability.temperature",
     "describe_study": "bioworkbench.stability.report",
     "study_overview": "bioworkbench.stability.report",
     "condition_at": "bioworkbench.stability.report",
