@@ -404,29 +404,11 @@ def cpp_impact_from_campaign(
     """
     from bioworkbench.models import ResponseSurface
 
-    cpps = list(cpps) if cpps is not None else list(campaign.cpps)
-    if not cpps:
-        raise ConfigError("the campaign has no cpp_* columns in batches; name the CPPs with cpps=[...].")
-    table = process_table(campaign, intermediates=())
-    bad = [c for c in cpps if c not in table.columns]
-    if bad:
-        raise ConfigError(
-            f"CPP(s) {', '.join(bad)} not in the campaign. " + suggest(bad[0], campaign.cpps, what="CPPs")
-        )
     limits = spec_limits(specs if specs is not None else campaign.specs)
     if cqas is None:
         cqas = [c for c in campaign.quality["attribute"].unique().sort().to_list() if c in limits]
-    cqas = list(cqas)
-    bad = [c for c in cqas if c not in table.columns]
-    if bad:
-        raise ConfigError(
-            f"CQA(s) {', '.join(bad)} have no results. "
-            + suggest(bad[0], campaign.quality["attribute"].unique().to_list(), what="Attributes")
-        )
-    ranges = {}
-    for c in cpps:
-        col = table[c].cast(pl.Float64)
-        ranges[c] = (float(col.min()), float(col.max()))
+    dd = campaign_design(campaign, cpps=cpps, cqas=cqas, intermediates=(), statuses=None)
+    cpps, cqas, table, ranges = list(dd.factors), dd.responses, dd.table, dd.factors
     model = ResponseSurface(factors=ranges, responses=cqas, terms=terms)
     model.fit(table.select(*cpps, *cqas), draws=draws, tune=tune, chains=chains, random_seed=random_seed)
     return cpp_impact(model, {k: v for k, v in limits.items() if k in cqas}, threshold=threshold, prob=prob), model
