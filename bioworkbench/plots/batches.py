@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from bioworkbench._imports import without_iri_grammar
 from bioworkbench.errors import MissingDependencyError, SchemaError
 
 __all__ = [
@@ -50,7 +51,8 @@ def setup() -> Any:
         raise MissingDependencyError("plots need hvplot and holoviews: pip install hvplot") from exc
     if not _READY:
         _short_warnings()
-        hv.extension("bokeh", inline=True, logo=False)
+        with without_iri_grammar():  # the extension imports nbformat: see bioworkbench._imports
+            hv.extension("bokeh", inline=True, logo=False)
         import hvplot.polars  # noqa: F401  (registers DataFrame.hvplot)
 
         _READY = True
