@@ -768,3 +768,97 @@ def test_stability_report_runs_on_the_real_published_table(monkeypatch, tmp_path
     body = res.html.read_text()
     assert "6 lots (b2, b3, b4, b5, b7, b8)" in body and "common slope" in body
     assert "activation energy is not learnt" in body
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner's own costs: no kernel outlives its run, and the shortcuts stay valid
+# ---------------------------------------------------------------------------------------------
+def _tiny_notebook(folder: Path) -> Path:
+    """A report that prints its kernel's pid and starts a child process that ignores SIGINT, and
+    fails on request."""
+    import nbformat
+
+    folder.mkdir(parents=True, exist_ok=True)
+    params = nbformat.v4.new_code_cell(
+        'campaign: str = ""  # path of the campaign folder\nfail: bool = False  # raise in the last cell'
+    )
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "import os, subprocess, sys\n"
+        "sleeper = 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)'\n"
+        "child = subprocess.Popen([sys.executable, '-c', sleeper])  # deaf to the interrupt before a shutdown\n"
+        "print('pids', os.getpid(), child.pid)"
+    )
+    last = nbformat.v4.new_code_cell("if fail:\n    raise ValueError('asked to fail')")
+    nb = nbformat.v4.new_notebook(cells=[params, body, last])
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": KERNEL, "language": "python"}
+    path = folder / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["completed", "failed"])
+def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail):
+    """run_report kills the kernel's process group once the last cell replied, rather than wait
+    ~1.5 s for a graceful shutdown: after a completed or a failed run neither the kernel nor a
+    process it started (here one deaf to SIGINT) is left running."""
+    _tiny_notebook(tmp_path / "notebooks")
+    kwargs = {
+        "parameters": {"campaign": str(campaign_dir), "fail": fail},
+        "output_dir": tmp_path / "out",
+        "notebooks": tmp_path / "notebooks",
+        "kernel": KERNEL,
+        "raise_on_failure": False,
+    }
+    res = run_report("tiny", **kwargs)
+    assert res.status == ("failed" if fail else "completed")
+    if fail:
+        assert res.manifest["error"]["ename"] == "ValueError"
+    nb = _notebook(res.run_dir / "tiny.ipynb")
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    text = "".join("".join(o["text"]) if isinstance(o["text"], list) else o["text"] for o in outputs)
+    kernel_pid, child_pid = map(int, re.search(r"pids (\d+) (\d+)", text).groups())
+    assert kernel_pid != os.getpid()
+    assert not _alive(kernel_pid), "the kernel outlived its run"
+    assert not _alive(child_pid), "a process started by the kernel outlived the run"
+
+
+def test_iri_grammar_is_skipped_only_while_importing(tmp_path):
+    """jsonschema imported under the guard skips rfc3987_syntax (2.5 s) and still validates
+    notebooks; afterwards the module imports normally; an imported module is left alone."""
+    code = (
+        "import sys\n"
+        "from bioworkbench._imports import without_iri_grammar\n"
+        "with without_iri_grammar():\n"
+        "    import nbformat\n"
+        "assert 'rfc3987_syntax' not in sys.modules, 'grammar was built'\n"
+        "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
+        "import rfc3987_syntax\n"
+        "with without_iri_grammar():\n"
+        "    assert sys.modules['rfc3987_syntax'] is rfc3987_syntax\n"
+        "assert sys.modules['rfc3987_syntax'] is rfc3987_syntax\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_quiet_cluster_settings_are_dask_settings():
+    """A renamed Dask setting would be ignored silently: each one must exist in Dask's config."""
+    import dask
+    import distributed  # noqa: F401  (loads distributed's defaults)
+
+    from bioworkbench.reports import _QUIET_CLUSTER
+
+    for key, value in _QUIET_CLUSTER.items():
+        default = dask.config.get(key)  # KeyError when Dask no longer knows the key
+        assert type(default) is type(value) or isinstance(value, str), (key, default, value)
