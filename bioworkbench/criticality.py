@@ -395,19 +395,22 @@ def cpp_impact_from_campaign(
     tune: int = 1000,
     chains: int = 4,
     random_seed: int | None = None,
+    statuses: Sequence[str] | None = ("completed",),
 ) -> tuple[pl.DataFrame, Any]:
     """CPP impact from historical batches: a :class:`ResponseSurface` of the CQAs on the recorded CPP
     setpoints (ranges = the observed ranges), then :func:`cpp_impact`.
 
-    Returns the impact frame and the fitted model. Batches without a CQA result are left out of that
-    CQA's model and counted by the model.
+    Only batches whose status is in ``statuses`` are fitted (default: completed, as
+    :func:`campaign_design`: an aborted batch's harvest does not show what its CPPs do);
+    ``statuses=None`` keeps every batch. Returns the impact frame and the fitted model. Batches
+    without a CQA result are left out of that CQA's model and counted by the model.
     """
     from bioworkbench.models import ResponseSurface
 
     limits = spec_limits(specs if specs is not None else campaign.specs)
     if cqas is None:
         cqas = [c for c in campaign.quality["attribute"].unique().sort().to_list() if c in limits]
-    dd = campaign_design(campaign, cpps=cpps, cqas=cqas, intermediates=(), statuses=None)
+    dd = campaign_design(campaign, cpps=cpps, cqas=cqas, intermediates=(), statuses=statuses)
     cpps, cqas, table, ranges = list(dd.factors), dd.responses, dd.table, dd.factors
     model = ResponseSurface(factors=ranges, responses=cqas, terms=terms)
     model.fit(table.select(*cpps, *cqas), draws=draws, tune=tune, chains=chains, random_seed=random_seed)

@@ -171,3 +171,48 @@ def test_fit_response_surface_falls_back_to_main_effects_when_runs_are_few(monke
     big = cr.campaign_design(bw.simulate_campaign(n_batches=12, seed=1))
     model, note = cr.fit_response_surface(big, terms="interactions")
     assert note == "" and len(model.terms) == 6
+
+
+def test_cpp_impact_from_campaign_fits_completed_batches_on_observed_ranges(monkeypatch):
+    """The wiring, without sampling: which batches, columns, ranges, CQAs and specs reach the fit
+    and the impact calculation."""
+    from bioworkbench.models import ResponseSurface
+
+    seen = {}
+
+    def fake_fit(self, frame, **kw):
+        seen["frame"], seen["fit_kw"] = frame, kw
+        return self
+
+    def fake_impact(model, specs, *, threshold, prob):
+        seen["model"], seen["specs"], seen["threshold"], seen["prob"] = model, specs, threshold, prob
+        return pl.DataFrame({"cpp": ["stand-in"]})
+
+    monkeypatch.setattr(ResponseSurface, "fit", fake_fit)
+    monkeypatch.setattr(cr, "cpp_impact", fake_impact)
+    c = bw.simulate_campaign(n_batches=12, seed=1)
+    completed = c.batches.filter(pl.col("status") == "completed")
+    out, model = cr.cpp_impact_from_campaign(c, threshold=0.3, prob=0.8, draws=10, tune=20, chains=1, random_seed=5)
+
+    assert out["cpp"].to_list() == ["stand-in"] and model is seen["model"]
+    limits = cr.spec_limits(c.specs)
+    measured = set(c.quality["attribute"].unique().to_list())
+    assert set(model.responses) == measured & set(limits) and model.responses
+    assert seen["specs"] == {k: limits[k] for k in model.responses}
+    assert (seen["threshold"], seen["prob"]) == (0.3, 0.8)
+    assert seen["fit_kw"] == {"draws": 10, "tune": 20, "chains": 1, "random_seed": 5}
+    cpps = [k for k in c.batches.columns if k.startswith("cpp_")]
+    assert set(model.factors) == set(cpps)
+    for cpp, (lo, hi) in model.factors.items():
+        assert (lo, hi) == (completed[cpp].min(), completed[cpp].max())
+    frame = seen["frame"]
+    assert frame.columns == [*model.factors, *model.responses]
+    assert frame.height == completed.height  # aborted batches are not fitted
+
+    # explicit CQAs and specs win over the campaign's
+    cqa = model.responses[0]
+    cr.cpp_impact_from_campaign(c, cqas=[cqa], specs={cqa: (None, 1e9)}, draws=10, tune=20, chains=1)
+    assert seen["model"].responses == [cqa] and seen["specs"] == {cqa: (None, 1e9)}
+    # every batch on request
+    cr.cpp_impact_from_campaign(c, statuses=None, draws=10, tune=20, chains=1)
+    assert seen["frame"].height == c.batches.height > completed.height
