@@ -1154,7 +1154,7 @@ def _check_prob(prob: float) -> None:
 
 
 def _validated(study: Any) -> pl.DataFrame:
-    """The study frame, through :func:`bioworkbench.stability.validate_study` when it exists."""
+    """The study frame, checked and typed by :func:`bioworkbench.stability.validate_study`."""
     if isinstance(study, pl.LazyFrame):
         study = study.collect()
     if not isinstance(study, pl.DataFrame):
@@ -1175,20 +1175,9 @@ def _validated(study: Any) -> pl.DataFrame:
             ],
             context="the study frame",
         )
-    try:
-        from bioworkbench.stability.study import validate_study
-    except ImportError:
-        validate_study = None
-    if validate_study is not None:
-        out = validate_study(study)
-        if isinstance(out, pl.DataFrame):
-            study = out
-    for c, dtype in (("unit", pl.String), ("time_unit", pl.String), ("flag", pl.String), ("source_file", pl.String)):
-        if c not in study.columns:
-            study = study.with_columns(pl.lit(None, dtype=dtype).alias(c))
-    if "source_line" not in study.columns:
-        study = study.with_columns(pl.lit(None, dtype=pl.Int64).alias("source_line"))
-    return study
+    from bioworkbench.stability.study import validate_study
+
+    return validate_study(study)  # every study column, typed, in order
 
 
 def _usable_rows(
