@@ -114,6 +114,7 @@ import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, ModelNotFittedError, SchemaError
 from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.models.inputs import _check_prob
 from bioworkbench.schema import suggest
 from bioworkbench.stability.temperature import KELVIN, R_KJ, TemperatureHistory
 
@@ -635,7 +636,7 @@ class StabilityModel(BayesModel):
 
         nb, _, _, kinetics, likelihood, ea_by_lot = self._structure(d)
         arr = self._padded(d)
-        auto = self._auto_params(d)
+        auto, auto_values = self._auto_params(d), self._auto_values(d)
         p = self.priors
         with pm.Model(coords={"lot": np.arange(nb)}) as model:
             y = pm.Data("value", arr["value"])
@@ -645,10 +646,7 @@ class StabilityModel(BayesModel):
             dinv = pm.Data("inv_temperature_diff", arr["inv_temperature_diff"])
             cinv = pm.Data("inv_centre_diff", arr["inv_centre_diff"])
             y_inf = pm.Data("asymptote", arr["asymptote"])
-            fill = {
-                name: {k: pm.Data(dn, self._auto_value(d, name, k)) for k, dn in auto.get(name, {}).items()}
-                for name in _AUTO
-            }
+            fill = {name: {k: pm.Data(dn, auto_values[dn]) for k, dn in auto.get(name, {}).items()} for name in _AUTO}
             ea = p["activation_energy"].create("activation_energy")
             k_ref = p["k_ref"].create("k_ref", **fill["k_ref"])
             sd_k = p["sd_log_k_ref"].create("sd_log_k_ref")
@@ -708,9 +706,6 @@ class StabilityModel(BayesModel):
                 dist = pm.StudentT.dist(nu=p["nu"].create("nu"), mu=mean, sigma=sigma)
                 pm.Potential("loglik", (w * pm.logp(dist, y)).sum())
         return model
-
-    def _auto_value(self, d: dict[str, Any], name: str, param: str) -> np.ndarray:
-        return np.asarray(d["scales"][_AUTO[name][param]], float)
 
     # -- draws and curves ---------------------------------------------------------------------
     def _lot_draws(self, batch_id: str | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -1148,11 +1143,6 @@ class StabilityModel(BayesModel):
 
 
 # -- data preparation -------------------------------------------------------------------------------
-def _check_prob(prob: float) -> None:
-    if not (0 < float(prob) < 1):
-        raise ConfigError(f"prob must be between 0 and 1 (the interval's mass); got {prob!r}.")
-
-
 def _validated(study: Any) -> pl.DataFrame:
     """The study frame, checked and typed by :func:`bioworkbench.stability.validate_study`."""
     if isinstance(study, pl.LazyFrame):
