@@ -232,8 +232,9 @@ def fit_response_surface(
     from bioworkbench.terms import parse_terms
 
     names = list(data.factors)
-    n = min(int(data.table[r].cast(pl.Float64).is_finite().sum()) for r in data.responses)
-    worst = min(data.responses, key=lambda r: int(data.table[r].cast(pl.Float64).is_finite().sum()))
+    counts = {r: int(data.table[r].cast(pl.Float64).is_finite().sum()) for r in data.responses}
+    worst = min(counts, key=counts.__getitem__)
+    n = counts[worst]
     p = 1 + len(parse_terms(terms, names))
     note = ""
     if n <= p:
@@ -562,14 +563,14 @@ def campaign_relation_graph(
     """
     cpps = list(data.factors)
     wanted = [c for c in intermediates if c in data.table.columns]
+    # batches complete in every column (never more than those complete for any one CQA)
     n = data.table.select(*cpps, *wanted, *data.responses).drop_nulls().height
-    n_cqa = min(data.table.select(*cpps, *wanted, r).drop_nulls().height for r in data.responses)
     keep = list(wanted)
-    while keep and min(n, n_cqa) < len(cpps) + len(keep) + 3:
+    while keep and n < len(cpps) + len(keep) + 3:
         keep.pop()
     dropped = [c for c in wanted if c not in keep]
     note = (
-        f"With {min(n, n_cqa)} complete batches, the in-process variable(s) {', '.join(dropped)} are left out "
+        f"With {n} complete batches, the in-process variable(s) {', '.join(dropped)} are left out "
         f"(each regression needs at least its number of inputs + 3 batches)."
         if dropped
         else ""
