@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -200,6 +201,85 @@ class Campaign:
         keep = pl.col("batch_id").is_in(ids)
         new = object.__new__(Campaign)
         new._frames = {k: (v.filter(keep) if "batch_id" in v.columns else v) for k, v in self._frames.items()}
+        new.name, new.description, new.sources = self.name, self.description, dict(self.sources)
+        return new
+
+    def as_of(self, known_h: float | Mapping[str, float], *, batch_ids: str | Iterable[str] | None = None) -> Campaign:
+        """The campaign as it was known ``known_h`` hours into the culture of ``batch_ids``.
+
+        For each given batch (default: every batch), observations and events after its
+        ``known_h`` are removed, its quality results are removed (they are measured at harvest)
+        and its status becomes ``running``. Other batches, media and specs are unchanged. Use it to
+        look at a completed batch as it stood on day N, or to make sure a forecast reads nothing
+        from a batch's future.
+
+        Parameters
+        ----------
+        known_h
+            Culture time in hours since inoculation, one value for all given batches or one per
+            batch (``{"B14": 120.0}``; the batches are then the mapping's keys unless given).
+        batch_ids
+            The batches to cut.
+
+        Returns
+        -------
+        Campaign
+            A new campaign; the original is not changed.
+
+        Raises
+        ------
+        SchemaError
+            An unknown batch, or a ``known_h`` that is not a finite number of hours >= 0.
+        """
+        if isinstance(known_h, Mapping):
+            cuts = dict(known_h)
+            ids = list(cuts) if batch_ids is None else ([batch_ids] if isinstance(batch_ids, str) else list(batch_ids))
+            missing = [b for b in ids if b not in cuts]
+            if missing:
+                raise SchemaError(f"known_h gives no time for batch(es) {', '.join(missing)}.")
+        else:
+            ids = (
+                self.batch_ids
+                if batch_ids is None
+                else ([batch_ids] if isinstance(batch_ids, str) else list(batch_ids))
+            )
+            cuts = dict.fromkeys(ids, known_h)
+        problems = []
+        for b in ids:
+            if b not in self.batch_ids:
+                problems.append(
+                    Issue(
+                        f"batch {b!r} is not in campaign {self.name!r}.",
+                        hint=suggest(b, self.batch_ids, what="Batches"),
+                    )
+                )
+            v = cuts[b]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                problems.append(
+                    Issue(f"known_h must be a finite number of hours >= 0; got {v!r}.", column="known_h", batch=b)
+                )
+        if problems:
+            raise SchemaError(problems)
+        cut = pl.DataFrame(
+            {"batch_id": ids, "_cut": [float(cuts[b]) for b in ids]}, schema_overrides={"batch_id": pl.String}
+        )
+
+        def keep_known(frame: pl.DataFrame) -> pl.DataFrame:
+            return (
+                frame.join(cut, on="batch_id", how="left")
+                .filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut")))
+                .drop("_cut")
+            )
+
+        frames = dict(self._frames)
+        frames["observations"] = keep_known(frames["observations"])
+        frames["events"] = keep_known(frames["events"])
+        frames["quality"] = frames["quality"].filter(~pl.col("batch_id").is_in(ids))
+        frames["batches"] = frames["batches"].with_columns(
+            status=pl.when(pl.col("batch_id").is_in(ids)).then(pl.lit("running")).otherwise(pl.col("status"))
+        )
+        new = object.__new__(Campaign)
+        new._frames = frames
         new.name, new.description, new.sources = self.name, self.description, dict(self.sources)
         return new
 

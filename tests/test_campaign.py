@@ -276,3 +276,24 @@ def test_select_and_to_wide(frames):
     wide = c.to_wide()
     assert wide.columns[:2] == ["batch_id", "time_h"] and {"vcd", "glucose"} <= set(wide.columns)
     assert wide.height == 6
+
+
+def test_as_of_cuts_a_batch_to_what_was_known():
+    camp = bw.simulate_campaign(n_batches=4, seed=3)
+    b = camp.batch_ids[1]
+    cut = camp.as_of(100.0, batch_ids=b)
+    obs = cut.observations.filter(pl.col("batch_id") == b)
+    assert obs["time_h"].max() <= 100.0
+    assert cut.events.filter(pl.col("batch_id") == b)["time_h"].max() <= 100.0
+    assert cut.quality.filter(pl.col("batch_id") == b).is_empty()
+    assert cut.batches.filter(pl.col("batch_id") == b)["status"][0] == "running"
+    # other batches and the original are untouched
+    other = camp.batch_ids[0]
+    assert cut.observations.filter(pl.col("batch_id") == other).height == camp.observations.filter(
+        pl.col("batch_id") == other
+    ).height
+    assert camp.observations.filter(pl.col("batch_id") == b)["time_h"].max() > 100.0
+    with pytest.raises(bw.SchemaError, match="known_h must be a finite number of hours"):
+        camp.as_of(-3, batch_ids=b)
+    with pytest.raises(bw.SchemaError, match="not in campaign"):
+        camp.as_of(10, batch_ids="nope")
