@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from bioworkbench.campaign import Campaign, read_campaign
 from bioworkbench.errors import (
+    ArgumentError,
     BioWorkbenchError,
     BioWorkbenchWarning,
     ConfigError,
@@ -34,6 +35,7 @@ _LAZY_MODULES = {
     "schema",
     "errors",
     "campaign",
+    "checks",
     "plots",
     "review",
     "reports",
@@ -52,6 +54,7 @@ _LAZY_ATTRS = {
 }
 
 __all__ = [
+    "ArgumentError",
     "BioWorkbenchError",
     "BioWorkbenchWarning",
     "Campaign",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "MAX_SHOWN",
+    "ArgumentError",
     "BioWorkbenchError",
     "BioWorkbenchWarning",
     "ConfigError",
@@ -85,6 +86,12 @@ class SchemaError(BioWorkbenchError, ValueError):
         if n > MAX_SHOWN:
             lines.append(f"  ... and {n - MAX_SHOWN} more")
         return "\n".join(lines)
+
+
+class ArgumentError(BioWorkbenchError, TypeError, ValueError):
+    """A function called with an argument of the wrong kind or value (a frame where a Campaign is
+    expected, a probability of 95, a missing column). A ``TypeError`` and a ``ValueError`` both, so
+    that code catching either keeps working."""
 
 
 class DataReadError(BioWorkbenchError, OSError):
