@@ -10,7 +10,16 @@ campaign. The control-limit formulas are in :mod:`bioworkbench.monitoring.limits
 from __future__ import annotations
 
 from bioworkbench.monitoring.alignment import DTWAlignment, align_by_indicator, align_by_phases, align_dtw, dtw
-from bioworkbench.monitoring.exceptions import exception_counts, exceptions, exceptions_summary
+from bioworkbench.monitoring.checks import (
+    completeness,
+    cqa_table,
+    envelope,
+    envelope_points,
+    envelope_summary,
+    excursions,
+    sensor_agreement,
+)
+from bioworkbench.monitoring.exceptions import exception_counts, exceptions, expected_results, release_status
 from bioworkbench.monitoring.golden import RunRule, deviations, golden_batch, run_rules
 from bioworkbench.monitoring.grid import ALIGNED_COLUMNS, BatchArray, align_by_time, to_batch_array
 from bioworkbench.monitoring.limits import (
@@ -33,14 +42,22 @@ __all__ = [
     "align_by_phases",
     "align_by_time",
     "align_dtw",
+    "completeness",
+    "cqa_table",
     "deviations",
     "dtw",
+    "envelope",
+    "envelope_points",
+    "envelope_summary",
+    "excursions",
     "exception_counts",
     "exceptions",
-    "exceptions_summary",
+    "expected_results",
     "golden_batch",
+    "release_status",
     "residual_theta",
     "run_rules",
+    "sensor_agreement",
     "spe_limit_box",
     "spe_limit_jackson_mudholkar",
     "t2_limit_new",
