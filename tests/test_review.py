@@ -136,7 +136,11 @@ def test_narrative_is_written_from_the_numbers(demo):
     text = rev.narrative
     out = rev.outcome
     assert f"{out['peak_vcd']:.1f}" in text and f"{out['final_titer']:.0f}" in text
-    assert f"{rev.excursions.height} excursion" in text
+    assert rev.excursions.filter(pl.col("kind").str.starts_with("envelope")).is_empty()
+    if rev.excursions.is_empty():
+        assert "No value left an alarm or specification limit." in text
+    else:
+        assert f"{rev.excursions.height} excursion" in text
     assert rev.header_table()["field"].to_list()[:3] == ["batch_id", "product", "cell_line"]
     ks = rev.kinetics_summary()
     assert ks["quantity"].to_list()[0] == "peak VCD" and ks["value"][0] == pytest.approx(out["peak_vcd"])
@@ -163,3 +167,108 @@ def test_unknown_batch(demo):
     camp, _ = demo
     with pytest.raises(bw.SchemaError, match="Batches:"):
         review.batch_review(camp, "Z99")
+
+
+@pytest.fixture(scope="module")
+def demo24():
+    return bw.simulate_campaign(seed=0)
+
+
+def test_running_batch_is_never_called_final(demo24):
+    rev = review.batch_review(demo24, "B14", known_days=5)
+    assert rev.running and rev.known_day == 5
+    assert rev.observations["time_h"].max() <= 120
+    assert "final" not in rev.narrative.lower()
+    assert "is running: data up to day 5.0" in rev.narrative
+    assert "at day 5)" in rev.narrative  # ranked at the same culture day, among completed batches
+    assert rev.release["verdict"] == "not releasable"
+    assert rev.verdict_text().startswith("**Not releasable.**")
+    assert "Not yet known: its harvest quality results" in rev.status_text()
+    ks = rev.kinetics_summary()
+    assert ks["quantity"].to_list()[0] == "peak VCD so far" and "latest titer" in ks["quantity"].to_list()
+    assert ks.columns[-1] == "completed batches at day 5 (median)"
+    # the reference is the completed batches cut at day 5: their peak so far is below their real peak
+    full = review.batch_review(demo24, "B14")
+    assert rev.reference["peak_vcd"].median() < full.reference["peak_vcd"].median()
+    assert not full.running and "final titer was" in full.narrative
+
+
+def test_envelope_points_are_counted_not_listed(demo24):
+    rev = review.batch_review(demo24, "B03")
+    assert rev.excursions.filter(pl.col("kind").str.starts_with("envelope")).is_empty()
+    s = rev.envelope_summary
+    pts = rev.envelope_points
+    assert s["n_points"].sum() == pts.height
+    assert s["n_outside"].sum() == pts.filter(pl.col("outside").is_not_null()).height
+    assert s["expected"].sum() == pytest.approx(0.1 * pts.height)
+    text = rev.envelope_text()
+    assert f"{int(s['n_outside'].sum())} of {pts.height} points" in text
+
+
+def test_envelope_summary_binomial_tail():
+    pts = pl.DataFrame(
+        {
+            "batch_id": ["A"] * 10 + ["B"] * 10,
+            "variable": ["x"] * 20,
+            "outside": [None] * 9 + ["above"] + ["below"] * 6 + [None] * 4,
+        }
+    )
+    s = review.envelope_summary(pts, prob=0.9).sort("batch_id")
+    from scipy.stats import binom
+
+    assert s["p_value"].to_list() == pytest.approx([binom.sf(0, 10, 0.1), binom.sf(5, 10, 0.1)])
+    assert s["more_than_expected"].to_list() == [False, True]
+    assert (s["n_above"].to_list(), s["n_below"].to_list()) == ([1, 0], [0, 6])
+
+
+def test_escape_makes_data_text_literal():
+    from bioworkbench.review.text import escape, markdown_text
+
+    payload = "<script>alert(1)</script> **x** [a](javascript:1) <span hidden>"
+    out = escape(payload)
+    for bad in ("<", ">", "**", "[", "](", "javascript:"):
+        assert bad not in out
+    assert markdown_text("## Batch {b}: {n:.1f}", b="B<1>", n=2.0) == "## Batch B&lt;1&gt;&#58; 2.0".replace(
+        "&#58;", ":"
+    )
+    assert escape("line\n# heading") == "line &#35; heading"
+
+
+def test_review_text_escapes_every_data_string(frames):
+    frames["batches"] = frames["batches"].with_columns(product=pl.lit("mAb <span hidden>"))
+    camp = bw.Campaign(**frames, name="<style>table{display:none}</style>")
+    rev = review.batch_review(camp, "B1")
+    assert "<span" not in rev.narrative and "mAb &lt;span hidden&gt;" in rev.narrative
+    crev = review.campaign_review(camp)
+    assert "<" not in crev.narrative
+    html = review.table(pl.DataFrame({"<b>col</b>": ["<script>"]}))._repr_html_()
+    assert "<script>" not in html and "&lt;b&gt;col&lt;/b&gt;" in html
+
+
+def test_warnings_become_notes_on_the_data(demo24):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may escape the review as a warning
+        rev = review.batch_review(demo24, "B03")
+        crev = review.campaign_review(demo24)
+    assert any("flagged offline observation(s) excluded" in n for n in rev.notes)
+    assert any("flagged" in n for n in crev.notes)
+    assert "- kinetics" in rev.notes_text()
+
+
+def test_sections_say_what_is_missing_instead_of_failing(frames):
+    camp = bw.Campaign(**frames)  # 2 batches, offline only, no online probes
+    rev = review.batch_review(camp, "B1")
+    assert "No online probe data" in rev.plot_online().data
+    assert "no campaign band" in rev.envelope_text()
+    crev = review.campaign_review(camp)
+    assert crev.mspc.model is None and "No online probe data" in crev.mspc.text()
+
+
+def test_campaign_review_of_a_single_batch(frames):
+    frames["batches"] = frames["batches"].filter(pl.col("batch_id") == "B1")
+    for k in ("observations", "events", "quality"):
+        frames[k] = frames[k].filter(pl.col("batch_id") == "B1")
+    crev = review.campaign_review(bw.Campaign(**frames))
+    assert crev.table.height == 1 and "1 batch" in crev.narrative

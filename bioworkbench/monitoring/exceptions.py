@@ -1,32 +1,121 @@
-"""Release by exception: one table of everything a reviewer must look at for each batch.
+"""Release by exception: everything a reviewer must look at for each batch, and the release verdict.
 
-A batch with no rows is released by exception. The table collects, with one vocabulary
+:func:`exceptions` collects, with one vocabulary
 (``batch_id, category, variable, time_h, value, limit, severity, sentence``):
 
 * CQA results out of specification and CPP setpoints outside their proven acceptable range;
+* **expected results that are missing**: every CQA with a ``spec`` in ``campaign.specs`` that a
+  completed batch has no result for (category ``missing result``, severity ``major``) — missing
+  data are not the absence of a problem;
 * alarm-limit excursions of in-process variables and online probes drifting from their offline
-  reference (:func:`bioworkbench.review.excursions`);
+  reference (:func:`bioworkbench.monitoring.checks.excursions`);
 * golden-batch run-rule violations (:func:`bioworkbench.monitoring.golden.run_rules`), when an
   aligned frame and its envelope are given;
 * MSPC alarms (T² or SPE above its limit) of a fitted :class:`~bioworkbench.monitoring.BatchPCA`;
 * data gaps (expected samples missing) and flagged values other than censored results (<LOD).
+
+:func:`release_status` turns them into one decision per batch: ``released`` only for a completed
+batch with every expected result present and no exception; ``needs review`` for any exception
+(or a batch whose status is not recorded); ``not releasable`` for a batch that is planned, running,
+aborted or failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-__all__ = ["exception_counts", "exceptions"]
+from bioworkbench.checks import require_campaign, require_frame
+from bioworkbench.errors import ArgumentError
+from bioworkbench.monitoring.checks import SEVERITY_ORDER, _batch_list, completeness, excursions
 
-SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
+
+__all__ = [
+    "VERDICTS",
+    "exception_counts",
+    "exceptions",
+    "expected_results",
+    "release_status",
+]
+
 COLUMNS = ("batch_id", "category", "variable", "time_h", "value", "limit", "severity", "sentence")
+_SCHEMA = {
+    "batch_id": pl.String,
+    "category": pl.String,
+    "variable": pl.String,
+    "time_h": pl.Float64,
+    "value": pl.Float64,
+    "limit": pl.Float64,
+    "severity": pl.String,
+    "sentence": pl.String,
+}
+#: the three release verdicts, from best to worst
+VERDICTS = ("released", "needs review", "not releasable")
+#: categories in the plural, for "3 data gaps"
+_PLURALS = {
+    "CQA out of spec": "CQAs out of spec",
+    "CPP outside PAR": "CPPs outside PAR",
+    "missing result": "missing results",
+    "limit excursion": "limit excursions",
+    "probe drift": "drifting probes",
+    "outside campaign band": "points outside the campaign band",
+    "data gap": "data gaps",
+    "flagged value": "flagged values",
+    "golden batch": "golden-batch rule violations",
+    "MSPC alarm": "MSPC alarms",
+}
+#: statuses that can never be released, and why
+_NOT_RELEASABLE = {
+    "planned": "the batch is planned and has not started",
+    "running": "the batch is still running; its harvest results are not known yet",
+    "aborted": "the batch was aborted",
+    "failed": "the batch failed",
+}
+
+
+def expected_results(campaign: Campaign) -> list[str]:
+    """The quality attributes every completed batch must have a result for.
+
+    An attribute is expected when it has a specification (``kind == "spec"`` in
+    ``campaign.specs``) and is a quality attribute: it has results in ``campaign.quality`` for some
+    batch, or it is neither an observed in-process variable nor a CPP (a spec on ``titer`` in a
+    campaign without harvest titer results is an in-process limit, checked on the samples).
+    """
+    require_campaign(campaign, function="expected_results")
+    specs = campaign.specs.filter(pl.col("kind") == "spec")["name"].unique().to_list()
+    in_quality = set(campaign.quality["attribute"].unique().to_list())
+    observed = set(campaign.observations["variable"].unique().to_list())
+    cpps = set(campaign.cpps)
+    return sorted(s for s in specs if s in in_quality or (s not in observed and s not in cpps))
+
+
+def _missing_results(campaign: Campaign, ids: list[str]) -> pl.DataFrame:
+    expected = expected_results(campaign)
+    done = campaign.batches.filter(pl.col("batch_id").is_in(ids) & (pl.col("status") == "completed")).select("batch_id")
+    if not expected or done.is_empty():
+        return pl.DataFrame(schema=_SCHEMA)
+    have = campaign.quality.filter(pl.col("value").is_not_null()).select("batch_id", variable="attribute")
+    missing = done.join(pl.DataFrame({"variable": expected}), how="cross").join(
+        have, on=["batch_id", "variable"], how="anti"
+    )
+    return missing.select(
+        "batch_id",
+        category=pl.lit("missing result"),
+        variable="variable",
+        time_h=pl.lit(None, pl.Float64),
+        value=pl.lit(None, pl.Float64),
+        limit=pl.lit(None, pl.Float64),
+        severity=pl.lit("major"),
+        sentence=pl.format("no {} result is recorded for this completed batch; it has a specification.", "variable"),
+    )
 
 
 def exceptions(
-    campaign,
+    campaign: Campaign,
     specs: pl.DataFrame | None = None,
     *,
     batch_ids: Sequence[str] | None = None,
@@ -39,70 +128,81 @@ def exceptions(
 
     Parameters
     ----------
+    campaign
+        The campaign.
     specs
         Limits to use instead of ``campaign.specs`` (same columns).
+    batch_ids
+        Batches to review (default: every batch).
     golden
         ``(aligned, envelope)`` from the alignment functions and :func:`golden_batch`.
     mspc
         A fitted ``BatchPCA``; batches whose T² or SPE exceed the limits at ``mspc_prob`` are listed
         with their top contributing variable.
+    mspc_prob
+        Probability of the MSPC limits.
     include_envelope
         Also list points outside the campaign's 90 % band (minor; off by default: by construction
         about 10 % of points of a normal batch lie outside it).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, category, variable, time_h, value, limit, severity, sentence``, sorted by
+        batch, severity (critical, major, minor) and time.
     """
-    from bioworkbench import review
     from bioworkbench.campaign import Campaign
 
+    require_campaign(campaign, function="exceptions")
     camp = campaign
     if specs is not None:
-        camp = Campaign(**{**campaign.frames(), "specs": specs}, name=campaign.name, validate=False)
-    ids = list(batch_ids) if batch_ids is not None else camp.batch_ids
+        specs = require_frame(
+            specs, function="exceptions", argument="specs", columns=("name", "lower", "upper", "kind")
+        )
+        camp = Campaign(**{**campaign.frames(), "specs": specs}, name=campaign.name)
+    ids = _batch_list(camp, batch_ids, function="exceptions")
     rows: list[pl.DataFrame] = []
-    env = review.envelope(camp.observations, prob=0.9)
-    for b in ids:
-        ex = review.excursions(camp, b, envelope_frame=env)
-        if not include_envelope:
-            ex = ex.filter(pl.col("severity") != "minor")
-        rows.append(
-            ex.select(
-                "batch_id",
-                category=pl.when(pl.col("kind") == "CQA spec")
-                .then(pl.lit("CQA out of spec"))
-                .when(pl.col("kind") == "PAR")
-                .then(pl.lit("CPP outside PAR"))
-                .when(pl.col("kind") == "probe drift")
-                .then(pl.lit("probe drift"))
-                .when(pl.col("kind").str.starts_with("envelope"))
-                .then(pl.lit("outside campaign band"))
-                .otherwise(pl.lit("limit excursion")),
-                variable="variable",
-                time_h="start_h",
-                value="value",
-                limit="limit",
-                severity="severity",
-                sentence="sentence",
-            )
+    ex = excursions(camp, ids, include_envelope=include_envelope)
+    rows.append(
+        ex.select(
+            "batch_id",
+            category=pl.when(pl.col("kind") == "CQA spec")
+            .then(pl.lit("CQA out of spec"))
+            .when(pl.col("kind") == "PAR")
+            .then(pl.lit("CPP outside PAR"))
+            .when(pl.col("kind") == "probe drift")
+            .then(pl.lit("probe drift"))
+            .when(pl.col("kind").str.starts_with("envelope"))
+            .then(pl.lit("outside campaign band"))
+            .otherwise(pl.lit("limit excursion")),
+            variable="variable",
+            time_h="start_h",
+            value="value",
+            limit="limit",
+            severity="severity",
+            sentence="sentence",
         )
-        comp = review.completeness(camp, b)
-        gaps = comp.filter(pl.col("missing") > 0)
-        rows.append(
-            gaps.select(
-                batch_id=pl.lit(b),
-                category=pl.lit("data gap"),
-                variable="variable",
-                time_h=(pl.col("missing_days").list.first() * 24).cast(pl.Float64),
-                value=pl.col("present").cast(pl.Float64),
-                limit=pl.col("expected").cast(pl.Float64),
-                severity=pl.lit("minor"),
-                sentence=pl.format(
-                    "{}: {} of {} expected samples missing (days {}).",
-                    "variable",
-                    "missing",
-                    "expected",
-                    pl.col("missing_days").cast(pl.List(pl.String)).list.join(", "),
-                ),
-            )
+    )
+    rows.append(_missing_results(camp, ids))
+    gaps = completeness(camp, ids).filter(pl.col("missing") > 0)
+    rows.append(
+        gaps.select(
+            "batch_id",
+            category=pl.lit("data gap"),
+            variable="variable",
+            time_h=(pl.col("missing_days").list.first() * 24).cast(pl.Float64),
+            value=pl.col("present").cast(pl.Float64),
+            limit=pl.col("expected").cast(pl.Float64),
+            severity=pl.lit("minor"),
+            sentence=pl.format(
+                "{}: {} of {} expected samples missing (days {}).",
+                "variable",
+                "missing",
+                "expected",
+                pl.col("missing_days").cast(pl.List(pl.String)).list.join(", "),
+            ),
         )
+    )
     flags = camp.observations.filter(
         pl.col("batch_id").is_in(ids) & pl.col("flag").is_not_null() & ~pl.col("flag").str.contains(r"^[<>]")
     )
@@ -125,82 +225,71 @@ def exceptions(
         )
     )
     if golden is not None:
-        from bioworkbench.monitoring.golden import run_rules
-
-        aligned, envelope = golden
-        rr = run_rules(aligned, envelope, batch_ids=ids)
-        rows.append(
-            rr.select(
-                "batch_id",
-                category=pl.lit("golden batch"),
-                variable="variable",
-                time_h="start_h",
-                value="worst_value",
-                limit=pl.lit(None, pl.Float64),
-                severity="severity",
-                sentence="sentence",
-            )
-        )
+        rows.append(_golden_rows(golden, ids))
     if mspc is not None:
-        stats = mspc.batch_statistics(prob=mspc_prob).filter(pl.col("batch_id").is_in(ids))
-        alarms = stats.filter((pl.col("t2") > pl.col("t2_limit")) | (pl.col("spe") > pl.col("spe_limit")))
-        for r in alarms.iter_rows(named=True):
-            stat, val, lim = (
-                ("SPE", r["spe"], r["spe_limit"]) if r["spe"] > r["spe_limit"] else ("T²", r["t2"], r["t2_limit"])
-            )
-            top = _top_contributor(mspc, r["batch_id"], "spe" if stat == "SPE" else "t2")
-            rows.append(
-                pl.DataFrame(
-                    {
-                        "batch_id": [r["batch_id"]],
-                        "category": ["MSPC alarm"],
-                        "variable": [top],
-                        "time_h": [None],
-                        "value": [val],
-                        "limit": [lim],
-                        "severity": ["major"],
-                        "sentence": [
-                            f"batch {stat} = {val:.3g} above its {mspc_prob:.0%} limit {lim:.3g}; "
-                            f"top contributor: {top}."
-                        ],
-                    },
-                    schema_overrides={"time_h": pl.Float64},
-                )
-            )
-    out = (
-        pl.concat(
-            [
-                r.select([pl.col(c) for c in COLUMNS]).with_columns(
-                    pl.col("time_h", "value", "limit").cast(pl.Float64), pl.col("variable").cast(pl.String)
-                )
-                for r in rows
-                if r.height
-            ],
-            how="vertical_relaxed",
+        rows.append(_mspc_rows(mspc, ids, mspc_prob))
+    parts = [
+        r.select([pl.col(c) for c in COLUMNS]).with_columns(
+            pl.col("time_h", "value", "limit").cast(pl.Float64), pl.col("variable").cast(pl.String)
         )
-        if any(r.height for r in rows)
-        else pl.DataFrame(
-            schema={
-                "batch_id": pl.String,
-                "category": pl.String,
-                "variable": pl.String,
-                "time_h": pl.Float64,
-                "value": pl.Float64,
-                "limit": pl.Float64,
-                "severity": pl.String,
-                "sentence": pl.String,
-            }
-        )
-    )
+        for r in rows
+        if r.height
+    ]
+    out = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=_SCHEMA)
     order = pl.col("severity").replace_strict(SEVERITY_ORDER, default=9, return_dtype=pl.Int8)
     return out.sort(["batch_id", order, "time_h"], nulls_last=True)
 
 
+def _golden_rows(golden: tuple[pl.DataFrame, pl.DataFrame], ids: list[str]) -> pl.DataFrame:
+    from bioworkbench.monitoring.golden import run_rules
+
+    if not (isinstance(golden, tuple | list) and len(golden) == 2):
+        raise ArgumentError(
+            "exceptions: golden must be a pair (aligned, envelope) from bw.monitoring.align_by_time and "
+            f"bw.monitoring.golden_batch; got {type(golden).__name__}."
+        )
+    aligned, envelope = golden
+    rr = run_rules(aligned, envelope, batch_ids=ids)
+    return rr.select(
+        "batch_id",
+        category=pl.lit("golden batch"),
+        variable="variable",
+        time_h="start_h",
+        value="worst_value",
+        limit=pl.lit(None, pl.Float64),
+        severity="severity",
+        sentence="sentence",
+    )
+
+
+def _mspc_rows(mspc: Any, ids: list[str], prob: float) -> pl.DataFrame:
+    if not hasattr(mspc, "batch_statistics"):
+        raise ArgumentError(f"exceptions: mspc must be a fitted bw.monitoring.BatchPCA; got {type(mspc).__name__}.")
+    stats = mspc.batch_statistics(prob=prob).filter(pl.col("batch_id").is_in(ids))
+    alarms = stats.filter((pl.col("t2") > pl.col("t2_limit")) | (pl.col("spe") > pl.col("spe_limit")))
+    out = []
+    for r in alarms.iter_rows(named=True):  # a handful of alarmed batches, each needing its contributions
+        stat, val, lim = (
+            ("SPE", r["spe"], r["spe_limit"]) if r["spe"] > r["spe_limit"] else ("T²", r["t2"], r["t2_limit"])
+        )
+        top = _top_contributor(mspc, r["batch_id"], "spe" if stat == "SPE" else "t2")
+        out.append(
+            {
+                "batch_id": r["batch_id"],
+                "category": "MSPC alarm",
+                "variable": top,
+                "time_h": None,
+                "value": val,
+                "limit": lim,
+                "severity": "major",
+                "sentence": f"batch {stat} = {val:.3g} above its {prob:.0%} limit {lim:.3g}; top contributor: {top}.",
+            }
+        )
+    return pl.DataFrame(out, schema=_SCHEMA)
+
+
 def _top_contributor(mspc: Any, batch_id: str, statistic: str) -> str:
-    try:
-        c = mspc.contributions(batch_id)
-    except Exception:  # a model without contributions for this batch: say so rather than fail
-        return "unknown"
+    c = mspc.contributions(batch_id)
     col = next((k for k in (statistic, f"{statistic}_contribution", "contribution") if k in c.columns), None)
     if col is None or "variable" not in c.columns:
         return "unknown"
@@ -208,30 +297,157 @@ def _top_contributor(mspc: Any, batch_id: str, statistic: str) -> str:
     return str(top["variable"][0]) if top.height else "unknown"
 
 
-def exception_counts(table: pl.DataFrame, batch_ids: Sequence[str]) -> pl.DataFrame:
-    """Counts per batch and severity (batches without exceptions are released by exception)."""
-    counts = table.group_by("batch_id", "severity").len().pivot(on="severity", index="batch_id", values="len")
-    base = pl.DataFrame({"batch_id": list(batch_ids)})
-    out = base.join(counts, on="batch_id", how="left")
-    for s in SEVERITY_ORDER:
-        if s not in out.columns:
-            out = out.with_columns(pl.lit(0, pl.UInt32).alias(s))
-    out = out.with_columns(pl.col(list(SEVERITY_ORDER)).fill_null(0))
-    return (
-        out.with_columns(
-            total=pl.sum_horizontal(list(SEVERITY_ORDER)),
+def release_status(
+    campaign: Campaign,
+    *,
+    exceptions: pl.DataFrame | None = None,
+    batch_ids: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """The release verdict of each batch, with its reasons in words.
+
+    * ``not releasable`` — the batch is ``planned``, ``running``, ``aborted`` or ``failed``: release
+      is a decision on a completed batch;
+    * ``needs review`` — any exception (see :func:`exceptions`), including every expected quality
+      result that is missing and every expected sample that is missing, or a batch whose status is
+      not recorded;
+    * ``released`` — a completed batch with every expected result present (:func:`expected_results`)
+      and no exception at all (release by exception).
+
+    Parameters
+    ----------
+    campaign
+        The campaign.
+    exceptions
+        The table of :func:`exceptions` (default: computed with its defaults). Pass the one the
+        report shows (e.g. with golden-batch or MSPC alarms) so that verdict and table agree.
+    batch_ids
+        Batches to decide (default: every batch).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, status, verdict, n_exceptions, reasons`` (``reasons``: a list of plain
+        sentences; empty only for a released batch).
+    """
+    require_campaign(campaign, function="release_status")
+    ids = _batch_list(campaign, batch_ids, function="release_status")
+    if exceptions is None:
+        table = globals()["exceptions"](campaign, batch_ids=ids)
+    else:
+        table = require_frame(
+            exceptions, function="release_status", argument="exceptions", columns=("batch_id", "category", "severity")
         )
-        .with_columns(released_by_exception=pl.col("total") == 0)
-        .select("batch_id", *SEVERITY_ORDER, "total", "released_by_exception")
+    n_expected = len(expected_results(campaign))
+    per = (
+        table.filter(pl.col("batch_id").is_in(ids))
+        .group_by("batch_id", "category")
+        .agg(n=pl.len(), variables=pl.col("variable").drop_nulls().unique().sort().str.join(", "))
+        .with_columns(
+            text=pl.format(
+                "{} {}{}",
+                "n",
+                pl.when(pl.col("n") == 1)
+                .then(pl.col("category"))
+                .otherwise(pl.col("category").replace(_PLURALS)),
+                pl.when(pl.col("variables") != "").then(pl.format(" ({})", "variables")).otherwise(pl.lit("")),
+            )
+        )
+        .sort("batch_id", "category")
+        .group_by("batch_id", maintain_order=True)
+        .agg(n_exceptions=pl.col("n").sum(), exception_text=pl.col("text"))
+    )
+    base = pl.DataFrame({"batch_id": ids}).join(
+        campaign.batches.select("batch_id", "status"), on="batch_id", how="left"
+    )
+    out = base.join(per, on="batch_id", how="left").with_columns(pl.col("n_exceptions").fill_null(0))
+    rows = []
+    for r in out.iter_rows(named=True):  # one short decision per batch, written in words
+        status, n, texts = r["status"], r["n_exceptions"], r["exception_text"] or []
+        reasons: list[str] = []
+        if status in _NOT_RELEASABLE:
+            verdict = "not releasable"
+            reasons.append(_NOT_RELEASABLE[status] + ".")
+            if n:
+                reasons.append(f"So far: {', '.join(texts)}.")
+        elif status is None or status != "completed":
+            verdict = "needs review"
+            reasons.append("the batch's status is not recorded; only a completed batch can be released.")
+            if n:
+                reasons.append(f"Exceptions: {', '.join(texts)}.")
+        elif n:
+            verdict = "needs review"
+            reasons.append(f"{n} exception{'s' if n != 1 else ''}: {', '.join(texts)}.")
+        else:
+            verdict = "released"
+        rows.append(
+            {"batch_id": r["batch_id"], "status": status, "verdict": verdict, "n_exceptions": n, "reasons": reasons}
+        )
+    result = pl.DataFrame(
+        rows,
+        schema={
+            "batch_id": pl.String,
+            "status": pl.String,
+            "verdict": pl.String,
+            "n_exceptions": pl.Int64,
+            "reasons": pl.List(pl.String),
+        },
+    )
+    return result.with_columns(
+        reasons=pl.when(pl.col("verdict") == "released")
+        .then(
+            pl.lit(
+                [
+                    "completed, "
+                    + (f"all {n_expected} expected quality results present and in spec, " if n_expected else "")
+                    + "every expected sample present, and no exception."
+                ]
+            )
+        )
+        .otherwise(pl.col("reasons"))
     )
 
 
-def exceptions_summary(table: pl.DataFrame, batch_id: str) -> str:
-    """One sentence: released by exception, or how many exceptions of which severity."""
-    t = table.filter(pl.col("batch_id") == batch_id)
-    if t.is_empty():
-        return f"**Batch {batch_id} is released by exception**: nothing needs a reviewer's attention."
-    by = {r["severity"]: r["len"] for r in t.group_by("severity").len().iter_rows(named=True)}
-    parts = ", ".join(f"{by[s]} {s}" for s in SEVERITY_ORDER if s in by)
-    plural = "s" if t.height != 1 else ""
-    return f"**Batch {batch_id} needs review**: {t.height} exception{plural} ({parts}), listed below."
+def exception_counts(
+    table: pl.DataFrame, campaign: Campaign, *, batch_ids: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Counts per batch and severity, with the release verdict of :func:`release_status`.
+
+    Parameters
+    ----------
+    table
+        The table of :func:`exceptions`.
+    campaign
+        The campaign the table was made from (the verdict needs each batch's status and expected
+        results, not only the exception count).
+    batch_ids
+        Batches to count (default: every batch of the campaign).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, status, critical, major, minor, total, verdict, released_by_exception``
+        (``released_by_exception`` is ``verdict == "released"``).
+    """
+    table = require_frame(table, function="exception_counts", argument="table", columns=("batch_id", "severity"))
+    if not hasattr(campaign, "batches"):
+        raise ArgumentError(
+            "exception_counts: campaign must be the Campaign the exceptions were computed from "
+            f"(release needs each batch's status); got {type(campaign).__name__}. "
+            "Call bw.monitoring.exception_counts(table, campaign)."
+        )
+    ids = _batch_list(campaign, batch_ids, function="exception_counts")
+    counts = (
+        table.filter(pl.col("batch_id").is_in(ids))
+        .group_by("batch_id")
+        .agg(**{s: (pl.col("severity") == s).sum().cast(pl.UInt32) for s in SEVERITY_ORDER})
+    )
+    verdict = release_status(campaign, exceptions=table, batch_ids=ids).select("batch_id", "status", "verdict")
+    return (
+        pl.DataFrame({"batch_id": ids})
+        .join(counts, on="batch_id", how="left")
+        .with_columns(pl.col(list(SEVERITY_ORDER)).fill_null(0))
+        .with_columns(total=pl.sum_horizontal(list(SEVERITY_ORDER)))
+        .join(verdict, on="batch_id", how="left")
+        .with_columns(released_by_exception=pl.col("verdict") == "released")
+        .select("batch_id", "status", *SEVERITY_ORDER, "total", "verdict", "released_by_exception")
+    )

@@ -1,0 +1,64 @@
+"""Report sections: compute everything a report states, then state it in words the numbers support.
+
+* :mod:`~bioworkbench.review.batch` — :func:`batch_review` (release verdict, running batches,
+  exceptions, the batch against the other batches, outcomes, CQAs, narrative);
+* :mod:`~bioworkbench.review.campaign` — :func:`campaign_review` (release per batch, MSPC,
+  exceptional batches, variability, CQAs against CPPs);
+* :mod:`~bioworkbench.review.forecast` — :func:`forecast_section` for a running batch;
+* :mod:`~bioworkbench.review.text` and :mod:`~bioworkbench.review.display` — escaping data text,
+  Markdown from templates, tables, collapsed details and the "Notes on the data".
+
+The checks themselves (envelope, excursions, completeness, sensor agreement, CQAs against specs)
+live in :mod:`bioworkbench.monitoring.checks` and are re-exported here for convenience.
+"""
+
+from __future__ import annotations
+
+from bioworkbench.monitoring.checks import (
+    SENSOR_TOLERANCE,
+    completeness,
+    cqa_table,
+    envelope,
+    envelope_points,
+    envelope_summary,
+    excursions,
+    sensor_agreement,
+)
+from bioworkbench.review._outcomes import campaign_table, outcomes
+from bioworkbench.review.batch import BatchReview, batch_header, batch_review, narrative
+from bioworkbench.review.campaign import CampaignReview, campaign_review, exceptional_batches, variability
+from bioworkbench.review.display import Details, Table, collect_notes, details, markdown, table
+from bioworkbench.review.forecast import ForecastSection, forecast_section
+from bioworkbench.review.text import Safe, escape, markdown_text
+
+__all__ = [
+    "SENSOR_TOLERANCE",
+    "BatchReview",
+    "CampaignReview",
+    "Details",
+    "ForecastSection",
+    "Safe",
+    "Table",
+    "batch_header",
+    "batch_review",
+    "campaign_review",
+    "campaign_table",
+    "collect_notes",
+    "completeness",
+    "cqa_table",
+    "details",
+    "envelope",
+    "envelope_points",
+    "envelope_summary",
+    "escape",
+    "exceptional_batches",
+    "excursions",
+    "forecast_section",
+    "markdown",
+    "markdown_text",
+    "narrative",
+    "outcomes",
+    "sensor_agreement",
+    "table",
+    "variability",
+]

@@ -1,0 +1,365 @@
+"""The campaign report's sections: batches and their release verdicts, multivariate monitoring,
+exceptional batches, variability, and CQAs against CPPs — each stated only when its data exist.
+
+:func:`campaign_review` computes every section once; a section whose data are absent (no online
+probes for MSPC, no quality results, no CPPs) carries one sentence saying what is missing and what
+it would show, instead of failing the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from bioworkbench.checks import require_campaign
+from bioworkbench.errors import BioWorkbenchError
+from bioworkbench.monitoring.checks import cqa_table, sensor_agreement, spec_text
+from bioworkbench.monitoring.exceptions import exception_counts, release_status
+from bioworkbench.monitoring.exceptions import exceptions as exception_table
+from bioworkbench.review._outcomes import campaign_table
+from bioworkbench.review.display import collect_notes, markdown, notes_markdown, table
+from bioworkbench.review.text import Safe, escape, plural
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
+
+__all__ = ["CampaignReview", "campaign_review", "exceptional_batches", "variability"]
+
+#: online variables the MSPC section uses when the campaign has them
+MSPC_VARIABLES = ("ph", "do", "temperature", "pco2")
+#: offline variables whose trajectories the campaign report draws, when measured
+TRAJECTORY_VARIABLES = ("vcd", "cdw", "od600", "viability", "titer", "tryptophan", "glucose", "lactate")
+OUTCOME_COLUMNS = ("peak_vcd", "mu_growth", "qp", "final_viability", "final_titer")
+
+
+def variability(table: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Batch-to-batch variability of outcome columns: n, mean, SD, CV % (SD/mean), min, median, max."""
+    rows = []
+    for c in columns:  # a handful of outcome columns
+        s = table[c].cast(pl.Float64).drop_nulls()
+        mean = s.mean() if len(s) else None
+        sd = s.std() if len(s) > 1 else None
+        rows.append(
+            {
+                "outcome": c,
+                "n": len(s),
+                "mean": mean,
+                "sd": sd,
+                "cv_pct": (100 * sd / mean) if sd is not None and mean else None,
+                "min": s.min(),
+                "median": s.median(),
+                "max": s.max(),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "outcome": pl.String,
+            "n": pl.Int64,
+            **{k: pl.Float64 for k in ("mean", "sd", "cv_pct", "min", "median", "max")},
+        },
+    )
+
+
+def exceptional_batches(
+    campaign: Campaign,
+    table: pl.DataFrame | None = None,
+    *,
+    columns: list[str] | None = None,
+    z: float = 3.0,
+) -> pl.DataFrame:
+    """Which batches were exceptional and why, one row per reason.
+
+    Reasons: status other than completed; a CQA out of spec; an outcome of a completed batch far
+    from the other completed batches (robust z-score ``|x − median| / (1.4826 · MAD) > z``; the
+    factor makes the MAD a consistent estimate of the SD for normal data, Iglewicz & Hoaglin 1993);
+    an online probe drifting from its offline reference; flagged data. A running batch is not
+    compared on outcomes: its values are not final.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, reason, detail``.
+    """
+    require_campaign(campaign, function="exceptional_batches")
+    table = table if table is not None else campaign_table(campaign)
+    reasons: list[pl.DataFrame] = []
+    status = campaign.batches.filter(pl.col("status").is_not_null() & (pl.col("status") != "completed"))
+    reasons.append(status.select("batch_id", reason=pl.lit("status"), detail=pl.format("batch status is {}", "status")))
+    cq = cqa_table(campaign).filter(pl.col("status") == "out of spec")
+    reasons.append(
+        cq.select(
+            "batch_id",
+            reason=pl.lit("CQA out of spec"),
+            detail=pl.format(
+                "{} = {} {} (spec {})",
+                "attribute",
+                pl.col("value").round_sig_figs(4),
+                pl.col("unit").fill_null(""),
+                spec_text(),
+            ),
+        )
+    )
+    columns = columns or [
+        c for c in ("peak_vcd", "final_viability", "mu_growth", "qp", "final_titer") if c in table.columns
+    ]
+    completed = table.filter(pl.col("status") == "completed") if "status" in table.columns else table
+    for col in columns:  # a handful of outcome columns
+        med = completed[col].median()
+        mad = (completed[col] - med).abs().median() if med is not None else None
+        if med is None or not mad:
+            continue
+        scale = 1.4826 * mad
+        hit = completed.filter(((pl.col(col) - med).abs() / scale) > z)
+        reasons.append(
+            hit.select(
+                "batch_id",
+                reason=pl.lit("unusual " + col.replace("_", " ")),
+                detail=pl.format(
+                    "{} = {} vs campaign median {} (robust z = {})",
+                    pl.lit(col),
+                    pl.col(col).round_sig_figs(4),
+                    pl.lit(round(med, 4)),
+                    ((pl.col(col) - med) / scale).round(1),
+                ),
+            )
+        )
+    sa = sensor_agreement(campaign).filter(pl.col("drift"))
+    reasons.append(
+        sa.select(
+            "batch_id",
+            reason=pl.lit("probe drift"),
+            detail=pl.format(
+                "online {} differs from offline by {} on average late in the batch (tolerance {})",
+                "variable",
+                pl.col("late_mean_diff").round_sig_figs(3),
+                "tolerance",
+            ),
+        )
+    )
+    # censored results (<LOD, <LOQ, >ULOQ) are results, not problems: not a reason on their own
+    fl = (
+        campaign.observations.filter(pl.col("flag").is_not_null() & ~pl.col("flag").str.contains(r"^[<>]"))
+        .group_by("batch_id")
+        .agg(n=pl.len(), flags=pl.col("flag").unique().sort().str.join(", "))
+    )
+    reasons.append(
+        fl.select(
+            "batch_id", reason=pl.lit("flagged data"), detail=pl.format("{} flagged observation(s): {}", "n", "flags")
+        )
+    )
+    out = pl.concat(
+        [r.select("batch_id", pl.col("reason").cast(pl.String), pl.col("detail").cast(pl.String)) for r in reasons]
+    )
+    return out.sort("batch_id", "reason")
+
+
+@dataclass
+class MSPCSection:
+    """Batch-wise PCA of the online traces, or why there is none."""
+
+    model: Any = None
+    statistics: pl.DataFrame | None = None
+    variables: list[str] = field(default_factory=list)
+    why_not: str = ""
+
+    def text(self) -> Safe:
+        if self.model is None:
+            return Safe(escape(self.why_not))
+        alarms = self.statistics.filter(pl.col("t2_flag") | pl.col("spe_flag"))
+        names = ", ".join(escape(b) for b in alarms["batch_id"].to_list())
+        return Safe(
+            f"Online traces of {escape(', '.join(self.variables))} for "
+            f"{plural(self.statistics.height, 'batch', 'batches')}; "
+            + (
+                f"{plural(alarms.height, 'batch', 'batches')} above a 99 % limit: {names}."
+                if alarms.height
+                else "no batch is above its 99 % T² or SPE limit."
+            )
+        )
+
+    def table(self) -> Any:
+        if self.model is None:
+            return markdown("")
+        return table(self.statistics.select("batch_id", "t2", "t2_limit", "spe", "spe_limit", "t2_flag", "spe_flag"))
+
+    def plot(self) -> Any:
+        from bioworkbench import plots
+
+        if self.model is None:
+            return markdown("")
+        worst = self.statistics.sort("spe", descending=True)["batch_id"][0]
+        return plots.plot_scores(self.statistics, highlight=[worst]) + plots.plot_contributions(
+            self.model.contributions(worst), statistic="spe"
+        )
+
+
+def _mspc(campaign: Campaign) -> MSPCSection:
+    from bioworkbench import monitoring
+
+    online = campaign.observations.filter(pl.col("source") == "online")
+    variables = [v for v in MSPC_VARIABLES if v in set(online["variable"].unique().to_list())]
+    if not variables:
+        return MSPCSection(
+            why_not="No online probe data are recorded in this campaign, so there is no multivariate monitoring of "
+            "the online traces; with pH, DO or temperature probes this section would chart each batch's T² and SPE."
+        )
+    n = online.filter(pl.col("variable").is_in(variables))["batch_id"].n_unique()
+    if n < 3:
+        return MSPCSection(
+            why_not=f"Only {plural(n, 'batch', 'batches')} {'has' if n == 1 else 'have'} online traces; multivariate "
+            "monitoring needs at least 3 to learn the normal variation."
+        )
+    try:
+        aligned = monitoring.align_by_time(campaign, variables=variables, grid_h=4, source="online")
+        model = monitoring.BatchPCA(n_components=2).fit(aligned)
+        stats = model.batch_statistics(prob=0.99)
+    except BioWorkbenchError as exc:
+        return MSPCSection(why_not=f"The multivariate model could not be fitted to these traces: {exc}")
+    return MSPCSection(model=model, statistics=stats, variables=variables)
+
+
+@dataclass
+class CampaignReview:
+    """Everything the campaign report states (see :func:`campaign_review`)."""
+
+    table: pl.DataFrame
+    release: pl.DataFrame
+    exceptional: pl.DataFrame
+    variability: pl.DataFrame
+    kinetics: pl.DataFrame
+    cqas: list[str]
+    cpps: list[str]
+    mspc: MSPCSection
+    trajectory_variables: list[str]
+    narrative: Safe
+    observations: pl.DataFrame
+    specs: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def notes_text(self) -> Safe:
+        return notes_markdown(self.notes)
+
+    def plot_trajectories(self) -> Any:
+        from bioworkbench import plots
+
+        if not self.trajectory_variables:
+            return markdown(
+                "No offline variable is measured in more than one batch, so there are no trajectories to overlay."
+            )
+        return plots.layout(
+            [plots.plot_trajectories(self.observations, variable=v) for v in self.trajectory_variables], cols=1
+        )
+
+    def plot_outcomes(self) -> Any:
+        from bioworkbench import plots
+
+        cols = [c for c in ("peak_vcd", "mu_growth", "qp", "final_titer") if c in self.table.columns]
+        cols = [c for c in cols if self.table[c].drop_nulls().len() > 0]
+        if not cols:
+            return markdown("No kinetic outcome could be computed for these batches.")
+        return plots.plot_outcomes(self.table, columns=cols)
+
+    def plot_cqa_grid(self) -> Any:
+        from bioworkbench import plots
+
+        numeric = [c for c in self.cpps if self.table.schema[c].is_numeric()]
+        if not self.cqas or not numeric:
+            missing = []
+            if not self.cqas:
+                missing.append("no quality results")
+            if not numeric:
+                missing.append("no numeric CPP setpoints (cpp_* columns of the batches table)")
+            return markdown(
+                "The campaign has {what}; with both, this section would plot each CQA against each CPP.",
+                what=" and ".join(missing),
+            )
+        return plots.plot_cqa_grid(self.table, attributes=self.cqas, cpps=numeric, specs=self.specs)
+
+
+def campaign_review(campaign: Campaign, *, kinetics: pl.DataFrame | None = None) -> CampaignReview:
+    """Compute every section of the campaign report.
+
+    Parameters
+    ----------
+    campaign
+        The campaign.
+    kinetics
+        Its kinetics, when already computed.
+
+    Returns
+    -------
+    CampaignReview
+    """
+    from bioworkbench import kinetics as kin_mod
+
+    require_campaign(campaign, function="campaign_review")
+    notes: list[str] = []
+    with collect_notes(notes):
+        if kinetics is None:
+            kinetics = kin_mod.compute(campaign)
+        table_ = campaign_table(campaign, kinetics)
+        exc = exception_table(campaign)
+        counts = exception_counts(exc, campaign)
+        verdicts = release_status(campaign, exceptions=exc).select("batch_id", "verdict")
+        table_ = table_.join(verdicts, on="batch_id", how="left")
+        cqas = sorted(campaign.quality["attribute"].unique().to_list())
+        outcome_cols = [c for c in OUTCOME_COLUMNS if c in table_.columns]
+        done = table_.filter(pl.col("status") == "completed") if "status" in table_.columns else table_
+        var = variability(done, outcome_cols + [c for c in cqas if c in table_.columns and c not in outcome_cols])
+        exceptional = exceptional_batches(campaign, table_)
+        mspc = _mspc(campaign)
+    offline = campaign.observations.filter((pl.col("source") != "online") & pl.col("flag").is_null())
+    per_var = offline.group_by("variable").agg(pl.col("batch_id").n_unique())
+    multi = set(per_var.filter(pl.col("batch_id") > 1)["variable"].to_list())
+    trajectories = [v for v in TRAJECTORY_VARIABLES if v in multi][:4]
+    text = _narrative(campaign, table_, counts, var, exceptional)
+    return CampaignReview(
+        table=table_,
+        release=counts,
+        exceptional=exceptional,
+        variability=var,
+        kinetics=kinetics,
+        cqas=cqas,
+        cpps=campaign.cpps,
+        mspc=mspc,
+        trajectory_variables=trajectories,
+        narrative=text,
+        observations=campaign.observations,
+        specs=campaign.specs,
+        notes=notes,
+    )
+
+
+def _narrative(
+    campaign: Campaign, table_: pl.DataFrame, counts: pl.DataFrame, var: pl.DataFrame, exceptional: pl.DataFrame
+) -> Safe:
+    n = table_.height
+    by_status = {r["status"]: r["len"] for r in campaign.batches.group_by("status").len().iter_rows(named=True)}
+    status_text = ", ".join(f"{v} {escape(k or 'of unknown status')}" for k, v in sorted(by_status.items(), key=str))
+    verdicts = {r["verdict"]: r["len"] for r in counts.group_by("verdict").len().iter_rows(named=True)}
+    verdict_text = ", ".join(
+        f"{verdicts[v]} {'released by exception' if v == 'released' else v}"
+        for v in ("released", "needs review", "not releasable")
+        if v in verdicts
+    )
+    parts = [f"The campaign holds {plural(n, 'batch', 'batches')} ({status_text}). Release: {verdict_text}."]
+    n_fail = table_.filter(pl.col("cqas_out_of_spec") > 0).height
+    if campaign.quality.is_empty():
+        parts.append("No quality results are recorded.")
+    else:
+        parts.append(f"{plural(n_fail, 'batch has', 'batches have')} at least one CQA out of specification.")
+    titer = var.filter(pl.col("outcome") == "final_titer")
+    if titer.height and titer["mean"][0] is not None:
+        parts.append(
+            f"Final titer of the completed batches: mean {titer['mean'][0]:.0f} mg/L"
+            + (f", CV {titer['cv_pct'][0]:.0f} %" if titer["cv_pct"][0] is not None else "")
+            + f", range {titer['min'][0]:.0f}–{titer['max'][0]:.0f} mg/L."
+        )
+    worst = exceptional.filter(pl.col("reason") != "flagged data")["batch_id"].unique().sort().to_list()
+    parts.append(
+        f"Batches to look at: {escape(', '.join(worst))} (reasons below)." if worst else "No batch stands out."
+    )
+    return Safe(" ".join(parts))
