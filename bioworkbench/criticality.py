@@ -21,6 +21,7 @@ import polars as pl
 
 from bioworkbench.errors import BioWorkbenchError, ConfigError, SchemaError
 from bioworkbench.schema import suggest
+from bioworkbench.text import Safe, escape
 
 __all__ = [
     "DEFAULT_INTERMEDIATES",
@@ -520,7 +521,7 @@ def relation_graph(
     return pl.DataFrame(rows)
 
 
-def design_space_summary(space: Any) -> str:
+def design_space_summary(space: Any) -> Safe:
     """The design space in words: the probability range over the grid, the share of the grid that
     meets the requirement, the fixed CPPs and the set point with its probability."""
     m = space.map
@@ -528,28 +529,31 @@ def design_space_summary(space: Any) -> str:
     fixed = dict(getattr(space, "fixed", None) or {})
     lo, hi = float(m["prob"].min()), float(m["prob"].max())
     frac = float(m["in_region"].cast(pl.Float64).mean())
-    where = " × ".join(grid)
+    where = escape(" × ".join(grid))
     text = (
         f"Over the {m.height} grid points of {where}"
-        + (f" ({', '.join(f'{k} = {v:g}' for k, v in fixed.items())})" if fixed else "")
+        + (f" ({escape(', '.join(f'{k} = {v:g}' for k, v in fixed.items()))})" if fixed else "")
         + f", the probability that every CQA meets its spec ranges from {lo:.2f} to {hi:.2f}. "
     )
     if frac == 0:
         best = m.sort("prob", descending=True).row(0, named=True)
-        at = ", ".join(f"{k} = {best[k]:g}" for k in grid)
-        return text + (
-            f"**No setting reaches the required {space.prob:.0%}**: the design space is empty at this requirement; "
-            f"the best setting is {at} (P = {best['prob']:.2f})."
+        at = escape(", ".join(f"{k} = {best[k]:g}" for k in grid))
+        return Safe(
+            text
+            + (
+                f"**No setting reaches the required {space.prob:.0%}**: the design space is empty at this requirement; "
+                f"the best setting is {at} (P = {best['prob']:.2f})."
+            )
         )
     text += f"{frac:.0%} of the grid meets the requirement P ≥ {space.prob:.0%} (the design space)."
     try:
         sp = space.set_point()
     except BioWorkbenchError:  # e.g. no feasible set point; the map stands on its own
-        return text
+        return Safe(text)
     row = sp.row(0, named=True) if isinstance(sp, pl.DataFrame) else dict(sp)
-    at = ", ".join(f"{k} = {row[k]:.4g}" for k in grid if k in row)
+    at = escape(", ".join(f"{k} = {row[k]:.4g}" for k in grid if k in row))
     pr = f" (P = {row['prob']:.2f})" if "prob" in row and row["prob"] is not None else ""
-    return text + f" Set point: {at}{pr}."
+    return Safe(text + f" Set point: {at}{pr}.")
 
 
 def campaign_relation_graph(

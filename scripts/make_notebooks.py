@@ -37,9 +37,10 @@ write(
         code(
             'campaign: str = "../data/demo"  # path of the campaign folder\n'
             'batch_id: str = "B01"  # the batch to report on\n'
-            "prob: float = 0.9  # central share of the other batches in the campaign envelope\n"
-            "known_days: float = 0.0  # forecast the end of the batch from its first days (0: no forecast)\n"
-            "draws: int = 500  # posterior draws per chain for the forecast\n"
+            "prob: float = 0.9  # central share of the other batches in the campaign band\n"
+            "known_days: float = 0.0  # look at the batch as it stood on this culture day (0: all its data)\n"
+            "forecast: bool = True  # forecast the harvest when the batch is running\n"
+            "draws: int = 1000  # posterior draws per chain of the forecast\n"
             "random_seed: int = 1  # seed of the forecast's sampler",
             tags=["parameters"],
         ),
@@ -47,59 +48,65 @@ write(
             "import bioworkbench as bw\n\n"
             "bw.plots.setup()\n"
             "camp = bw.read_campaign(campaign)\n"
-            "rev = bw.review.batch_review(camp, batch_id, prob=prob)\n"
-            'bw.review.markdown(f"## Batch {batch_id} — {camp.name}")'
+            "rev = bw.review.batch_review(camp, batch_id, prob=prob, known_days=known_days)\n"
+            'bw.review.markdown("## Batch {batch_id} — {name}", batch_id=batch_id, name=camp.name)'
         ),
         md(
-            "## Release by exception\nEverything a reviewer must look at for this batch: CQAs out of specification, "
-            "CPPs outside their proven acceptable range, alarm-limit excursions, probe drift, data gaps and flagged "
-            "values. A batch with no rows here is released by exception."
+            "## Release status\nReleased by exception only when the batch has completed, every expected quality "
+            "result and sample is present, and nothing below needs a reviewer's attention."
         ),
-        code(
-            "exc = bw.monitoring.exceptions(camp, batch_ids=[batch_id])\n"
-            "bw.review.markdown(bw.monitoring.exceptions_summary(exc, batch_id))"
+        code("bw.review.markdown(rev.verdict_text())"),
+        code("bw.review.markdown(rev.status_text())"),
+        md(
+            "## Exceptions\nEverything a reviewer must look at: CQAs out of specification or missing, CPPs outside "
+            "their proven acceptable range, alarm-limit excursions, probe drift, data gaps and flagged values."
         ),
-        code("bw.review.table(exc.select('severity', 'category', 'variable', 'sentence'))"),
+        code("rev.exception_table()"),
         md("## Summary\nWritten from the numbers below; nothing in it is edited by hand."),
         code("bw.review.markdown(rev.narrative)"),
         md("## Batch"),
         code("bw.review.table(rev.header_table())"),
         md(
-            "## Excursions\nEvery value outside a limit: CQA specs and PARs first (critical), then alarm limits and "
-            "probe drift (major), then points outside the band of the other batches (minor), largest first."
+            "## Limits\nValues outside an alarm or specification limit (online runs grouped), CPPs outside their "
+            "proven acceptable range and CQAs out of specification, most severe first."
         ),
-        code("bw.review.table(rev.excursions.select('severity', 'variable', 'kind', 'sentence'))"),
+        code("rev.excursion_table()"),
+        md(
+            "## Against the other batches\nThe band holds the central share of the *other* batches by culture day; "
+            "a batch like the others has about 1 − prob of its points outside it by chance."
+        ),
+        code("bw.review.markdown(rev.envelope_text())"),
+        code("rev.envelope_details()"),
+        code("rev.plot_envelopes()"),
         md(
             "## Data completeness\nSamples expected (from the campaign's schedule) against samples present; "
             "flagged results and why they were flagged."
         ),
-        code("bw.review.table(rev.completeness)"),
-        md(
-            "## Trajectories against the campaign envelope\nThe band holds the central share of the *other* batches "
-            "by culture day; the red line is this batch."
-        ),
-        code("bw.plots.plot_batch_envelopes(rev.envelope, rev.observations, batch_id=batch_id)"),
+        code("bw.review.table(rev.completeness.drop('batch_id'))"),
         md(
             "## Kinetics\nμ from viable cell numbers with fed-batch volume bookkeeping; qp from the titer mass balance. "
             "Specific rates are negative when consumed."
         ),
         code("bw.review.table(rev.kinetics_summary())"),
-        code("bw.plots.plot_kinetics(rev.kinetics, highlight=batch_id)"),
+        code("rev.plot_kinetics()"),
         md("## Harvest quality attributes against specifications"),
-        code("bw.review.table(rev.cqas)"),
+        code("rev.cqa_table()"),
         md("## Online traces"),
-        code("bw.plots.plot_online(camp.observations, batch_id=batch_id)"),
+        code("rev.plot_online()"),
         md(
-            "## Forecast\nFor a running batch: the hierarchical growth and titer models learn from the other "
-            "completed batches and from this batch's first `known_days` days only; later data (if any) are drawn in "
-            "grey to check the forecast."
+            "## Forecast\nFor a running batch: the hierarchical growth and titer models learn from the completed "
+            "batches and from what this batch has shown so far, with its planned process changes; measurements made "
+            "after the day the report looks from (if any) are drawn in grey and were not used."
         ),
         code(
-            "fc = bw.review.forecast_section(camp, batch_id, known_days=known_days, draws=draws, tune=draws, random_seed=random_seed)\n"
+            "fc = bw.review.forecast_section(camp, batch_id, known_days=known_days, forecast=forecast, draws=draws, "
+            "tune=draws, random_seed=random_seed)\n"
             "bw.review.markdown(fc.text)"
         ),
         code("fc.table()"),
         code("fc.plot()"),
+        md("## Notes on the data\nWhat was noticed while computing this report, in plain words."),
+        code("bw.review.markdown(bw.review.notes_markdown(rev.notes + fc.notes))"),
     ],
 )
 
@@ -113,46 +120,42 @@ write(
             "bw.plots.setup()\n"
             "camp = bw.read_campaign(campaign)\n"
             "crev = bw.review.campaign_review(camp)\n"
-            'bw.review.markdown(f"## {camp.name}\\n\\n{camp.description}")'
+            'bw.review.markdown("## {name}\\n\\n{description}", name=camp.name, description=camp.description)'
         ),
         md("## Summary"),
         code("bw.review.markdown(crev.narrative)"),
-        md("## Batches\nOne row per batch: status, CPP setpoints, kinetic outcomes and harvest CQAs."),
-        code("bw.review.table(crev.table)"),
-        md("## Release by exception\nExceptions per batch by severity; batches with none are released by exception."),
-        code(
-            "exc = bw.monitoring.exceptions(camp)\nbw.review.table(bw.monitoring.exception_counts(exc, camp.batch_ids))"
-        ),
         md(
-            "## Multivariate monitoring (MSPC)\nBatch-wise unfolded PCA of the online traces of the completed batches "
-            "(culture-time grid); Hotelling's T² and SPE of every batch against their 99 % limits, scores with the "
-            "confidence ellipse, and the variables that drive the SPE of the worst batch."
+            "## Release by exception\nExceptions per batch by severity and the release verdict: released only when "
+            "a batch has completed with every expected result and sample present and no exception."
         ),
-        code(
-            "aligned = bw.monitoring.align_by_time(camp, variables=['ph', 'do', 'temperature'], grid_h=4, source='online')\n"
-            "mspc = bw.monitoring.BatchPCA(n_components=2).fit(aligned)\n"
-            "stats = mspc.batch_statistics(prob=0.99)\n"
-            "bw.review.table(stats.select('batch_id', 't2', 't2_limit', 'spe', 'spe_limit', 't2_flag', 'spe_flag'))"
+        code("bw.review.table(crev.release)"),
+        md(
+            "## Batches\nOne row per batch: status, verdict, CPP setpoints, kinetic outcomes and harvest CQAs "
+            "(for a batch that is not completed, the latest values so far)."
         ),
-        code("worst = stats.sort('spe', descending=True)['batch_id'][0]\n"
-             "bw.plots.plot_scores(stats, highlight=[worst]) + bw.plots.plot_contributions(mspc.contributions(worst), statistic='spe')"),
+        code("bw.review.table(crev.table)"),
+        md(
+            "## Multivariate monitoring (MSPC)\nBatch-wise unfolded PCA of the online traces (culture-time grid); "
+            "Hotelling's T² and SPE of every batch against their 99 % limits, scores with the confidence ellipse, "
+            "and the variables that drive the SPE of the worst batch."
+        ),
+        code("bw.review.markdown(crev.mspc.text())"),
+        code("crev.mspc.table()"),
+        code("crev.mspc.plot()"),
         md(
             "## Exceptional batches\nEach reason on its own row: status, CQAs out of specification, outcomes far from "
-            "the campaign (robust z-score), a drifting probe, flagged data."
+            "the completed batches (robust z-score), a drifting probe, flagged data."
         ),
         code("bw.review.table(crev.exceptional)"),
         md("## Trajectories\nAll batches overlaid, culture time in days."),
-        code("bw.plots.plot_trajectories(camp.observations, variable='vcd')"),
-        code("bw.plots.plot_trajectories(camp.observations, variable='viability')"),
-        code("bw.plots.plot_trajectories(camp.observations, variable='titer')"),
-        code("bw.plots.plot_trajectories(camp.observations, variable='lactate')"),
+        code("crev.plot_trajectories()"),
         md("## Batch-to-batch variability\nCompleted batches only; CV = SD / mean."),
         code("bw.review.table(crev.variability)"),
-        code(
-            "bw.plots.plot_outcomes(crev.table, columns=[c for c in ('peak_vcd', 'mu_growth', 'qp', 'final_titer') if c in crev.table.columns])"
-        ),
+        code("crev.plot_outcomes()"),
         md("## CQAs against CPP setpoints\nDashed lines are the specification limits."),
-        code("bw.plots.plot_cqa_grid(crev.table, attributes=crev.cqas, cpps=crev.cpps, specs=camp.specs)"),
+        code("crev.plot_cqa_grid()"),
+        md("## Notes on the data\nWhat was noticed while computing this report, in plain words."),
+        code("bw.review.markdown(crev.notes_text())"),
     ],
 )
 
@@ -176,7 +179,7 @@ write(
             "ids, left_out = bw.models.usable_batches(camp, min_vcd=4, min_titer=3)\n"
             "growth = bw.models.GrowthModel().fit(camp, batch_ids=ids, draws=draws, tune=draws, chains=chains, random_seed=random_seed)\n"
             "titer = bw.models.TiterModel().fit(camp, batch_ids=ids, draws=draws, tune=draws, chains=chains, random_seed=random_seed)\n"
-            'bw.review.markdown(f"## {camp.name}: {len(ids)} batches modelled")'
+            'bw.review.markdown("## {name}: {n} batches modelled", name=camp.name, n=len(ids))'
         ),
         md("Batches left out of the models, and why:"),
         code("bw.review.table(left_out)"),
@@ -290,7 +293,7 @@ write(
             "model_terms = terms if terms in ('linear', 'interactions', 'quadratic') else [t.strip() for t in terms.split(',')]\n"
             "rs, note = bw.criticality.fit_response_surface(dd, terms=model_terms, draws=draws, tune=tune, chains=chains, "
             "random_seed=random_seed)\n"
-            'bw.review.markdown(f"## {camp.name}\\n\\n{dd.summary()} {note}")'
+            'bw.review.markdown("## {name}\\n\\n{summary} {note}", name=camp.name, summary=dd.summary(), note=note)'
         ),
         md(
             "## The design\nThe CPP setpoints the batches ran at (coded −1 … +1 between the lowest and highest setpoint), "
@@ -348,7 +351,7 @@ write(
         ),
         code(
             "edges, note = bw.criticality.campaign_relation_graph(dd, intermediates=['peak_vcd', 'final_ivcd', 'lactate_day7'], prob=prob)\n"
-            "bw.review.markdown(note)"
+            "bw.review.markdown('{text}', text=note)"
         ),
         code("bw.plots.plot_relation_graph(edges) if edges is not None else None"),
         code("bw.review.table(edges.filter(edges['clear']).sort('strength', descending=True)) if edges is not None else None"),
@@ -393,7 +396,7 @@ write(
             "else:\n"
             "    data = bw.simulate_stability(attribute=attribute, random_seed=random_seed)\n"
             "    source = 'simulated from a known first-order Arrhenius model (bw.simulate_stability)'\n"
-            "bw.review.markdown(bw.stability.describe_study(data, source=source))"
+            "bw.review.markdown('{text}', text=bw.stability.describe_study(data, source=source))"
         ),
         md("## The study"),
         code("bw.review.table(bw.stability.study_overview(data))"),
@@ -404,7 +407,7 @@ write(
         code(
             "q1e = bw.stability.shelf_life(data, attribute=attribute, lower=lower, upper=upper, "
             "condition=bw.stability.condition_at(data, storage_c), confidence=confidence, storage=storage)\n"
-            "bw.review.markdown(q1e.narrative())"
+            "bw.review.markdown('{text}', text=q1e.narrative())"
         ),
         code("bw.review.table(q1e.tests)"),
         code("bw.review.table(q1e.table)"),
@@ -418,7 +421,7 @@ write(
             "bayes = bw.stability.bayesian_analysis(data, attribute=attribute, kinetics=kinetics, lower=lower, upper=upper, "
             "storage_c=storage_c, horizon=horizon, prob=prob, target=target, draws=draws, tune=tune, chains=chains, "
             "random_seed=random_seed)\n"
-            "bw.review.markdown(bayes.text)"
+            "bw.review.markdown('{text}', text=bayes.text)"
         ),
         code("bw.review.markdown(bayes.diagnostics)"),
         code(
@@ -433,6 +436,6 @@ write(
         code("bw.review.table(bayes.summary) if bayes.summary is not None else None"),
         md("## The two shelf-life answers"),
         code("bw.review.table(bw.stability.compare_shelf_lives(q1e, bayes))"),
-        code("bw.review.markdown(bw.stability.comparison_sentence(q1e, bayes))"),
+        code("bw.review.markdown('{text}', text=bw.stability.comparison_sentence(q1e, bayes))"),
     ],
 )

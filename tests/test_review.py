@@ -222,7 +222,7 @@ def test_envelope_summary_binomial_tail():
 
 
 def test_escape_makes_data_text_literal():
-    from bioworkbench.review.text import escape, markdown_text
+    from bioworkbench.text import escape, markdown_text
 
     payload = "<script>alert(1)</script> **x** [a](javascript:1) <span hidden>"
     out = escape(payload)
@@ -248,10 +248,17 @@ def test_review_text_escapes_every_data_string(frames):
 def test_warnings_become_notes_on_the_data(demo24):
     import warnings
 
+    obs = demo24.observations
+    hit = (pl.col("batch_id") == "B03") & (pl.col("variable") == "vcd") & ((pl.col("time_h") - 48).abs() < 2)
+    obs = obs.with_columns(
+        flag=pl.when(hit).then(pl.lit("excluded")).otherwise("flag"),
+        flag_reason=pl.when(hit).then(pl.lit("clumped sample")).otherwise("flag_reason"),
+    )
+    camp = bw.Campaign(**{**demo24.frames(), "observations": obs}, name=demo24.name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may escape the review as a warning
-        rev = review.batch_review(demo24, "B03")
-        crev = review.campaign_review(demo24)
+        rev = review.batch_review(camp, "B03")
+        crev = review.campaign_review(camp)
     assert any("flagged offline observation(s) excluded" in n for n in rev.notes)
     assert any("flagged" in n for n in crev.notes)
     assert "- kinetics" in rev.notes_text()

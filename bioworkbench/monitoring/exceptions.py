@@ -346,9 +346,7 @@ def release_status(
             text=pl.format(
                 "{} {}{}",
                 "n",
-                pl.when(pl.col("n") == 1)
-                .then(pl.col("category"))
-                .otherwise(pl.col("category").replace(_PLURALS)),
+                pl.when(pl.col("n") == 1).then(pl.col("category")).otherwise(pl.col("category").replace(_PLURALS)),
                 pl.when(pl.col("variables") != "").then(pl.format(" ({})", "variables")).otherwise(pl.lit("")),
             )
         )

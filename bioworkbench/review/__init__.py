@@ -5,7 +5,7 @@
 * :mod:`~bioworkbench.review.campaign` — :func:`campaign_review` (release per batch, MSPC,
   exceptional batches, variability, CQAs against CPPs);
 * :mod:`~bioworkbench.review.forecast` — :func:`forecast_section` for a running batch;
-* :mod:`~bioworkbench.review.text` and :mod:`~bioworkbench.review.display` — escaping data text,
+* :mod:`~bioworkbench.text` and :mod:`~bioworkbench.review.display` — escaping data text,
   Markdown from templates, tables, collapsed details and the "Notes on the data".
 
 The checks themselves (envelope, excursions, completeness, sensor agreement, CQAs against specs)
@@ -27,9 +27,9 @@ from bioworkbench.monitoring.checks import (
 from bioworkbench.review._outcomes import campaign_table, outcomes
 from bioworkbench.review.batch import BatchReview, batch_header, batch_review, narrative
 from bioworkbench.review.campaign import CampaignReview, campaign_review, exceptional_batches, variability
-from bioworkbench.review.display import Details, Table, collect_notes, details, markdown, table
+from bioworkbench.review.display import Details, Table, collect_notes, details, markdown, notes_markdown, table
 from bioworkbench.review.forecast import ForecastSection, forecast_section
-from bioworkbench.review.text import Safe, escape, markdown_text
+from bioworkbench.text import Safe, escape, markdown_text
 
 __all__ = [
     "SENSOR_TOLERANCE",
@@ -57,6 +57,7 @@ __all__ = [
     "markdown",
     "markdown_text",
     "narrative",
+    "notes_markdown",
     "outcomes",
     "sensor_agreement",
     "table",

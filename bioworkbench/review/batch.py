@@ -31,8 +31,8 @@ from bioworkbench.monitoring.exceptions import exceptions as exception_table
 from bioworkbench.monitoring.exceptions import expected_results, release_status
 from bioworkbench.review._outcomes import campaign_table
 from bioworkbench.review.display import Table, collect_notes, details, markdown, table
-from bioworkbench.review.text import Safe, escape, fmt, ordinal, plural, sentence
 from bioworkbench.schema import suggest
+from bioworkbench.text import Safe, escape, fmt, ordinal, plural, sentence
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign

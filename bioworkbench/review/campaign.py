@@ -20,7 +20,7 @@ from bioworkbench.monitoring.exceptions import exception_counts, release_status
 from bioworkbench.monitoring.exceptions import exceptions as exception_table
 from bioworkbench.review._outcomes import campaign_table
 from bioworkbench.review.display import collect_notes, markdown, notes_markdown, table
-from bioworkbench.review.text import Safe, escape, plural
+from bioworkbench.text import Safe, escape, plural
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from bioworkbench.checks import require_frame
-from bioworkbench.review.text import Safe, escape, markdown_text
+from bioworkbench.text import Safe, escape, markdown_text
 
 __all__ = ["Details", "Table", "collect_notes", "details", "markdown", "notes_markdown", "table"]
 
@@ -28,11 +28,12 @@ def markdown(template: str, /, **values: Any) -> Any:
     """Display Markdown in a notebook: ``template`` is trusted code, ``values`` are data (escaped).
 
     ``bw.review.markdown("## Batch {batch_id} — {name}", batch_id=batch_id, name=camp.name)``.
-    Text built by the review functions (:class:`~bioworkbench.review.text.Safe`) is shown as it is.
+    Without values the text is shown as it is: pass only text written in code or built by the
+    review functions (:class:`~bioworkbench.text.Safe`), never data directly.
     """
     from IPython.display import Markdown
 
-    text = template if isinstance(template, Safe) and not values else markdown_text(template, **values)
+    text = template if not values else markdown_text(template, **values)
     return Markdown(str(text))
 
 

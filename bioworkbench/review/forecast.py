@@ -17,7 +17,7 @@ from bioworkbench.checks import require_number, require_prob
 from bioworkbench.errors import BioWorkbenchError
 from bioworkbench.review.batch import RUNNING_STATUSES, check_batch
 from bioworkbench.review.display import Table, collect_notes, markdown, table
-from bioworkbench.review.text import Safe, escape
+from bioworkbench.text import Safe, escape
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
