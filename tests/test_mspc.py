@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import subprocess
 import sys
 import warnings
@@ -76,9 +77,7 @@ def load_real(name: str) -> tuple[np.ndarray, list[str], list[str]]:
 def demo():
     """40 simulated batches (one drifting pH probe, one aborted), online variables every 4 h."""
     campaign, truth = bw.simulate_campaign(40, seed=3, online_interval_min=30, return_truth=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
-        aligned = mon.align_by_time(campaign, variables=ONLINE, grid_h=4.0)
+    aligned = mon.align_by_time(campaign, variables=ONLINE, grid_h=4.0, warn=False)
     drift = truth.filter("probe_drift")["batch_id"].item()
     aborted = truth.filter("aborted")["batch_id"].item()
     reference = aligned.filter(~pl.col("batch_id").is_in([drift, aborted]))
@@ -199,9 +198,7 @@ def test_normal_batches_within_the_false_alarm_rate(demo, demo_model):
 def test_new_normal_batches_rarely_flagged(demo, demo_model):
     campaign, truth = bw.simulate_campaign(14, seed=8, online_interval_min=30, return_truth=True)
     normal = truth.filter(~pl.col("probe_drift") & ~pl.col("aborted"))["batch_id"].to_list()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
-        new = mon.align_by_time(campaign, variables=ONLINE, grid_h=4.0, end_h=332.0, batch_ids=normal)
+    new = mon.align_by_time(campaign, variables=ONLINE, grid_h=4.0, end_h=332.0, batch_ids=normal, warn=False)
     st = demo_model.batch_statistics(new, prob=0.99)
     assert st["t2_limit"][0] == pytest.approx(mon.t2_limit_new(38, 3, 0.99))
     assert (st["t2_flag"] | st["spe_flag"]).sum() <= 1, st
@@ -278,7 +275,7 @@ def real_models():
     out = {}
     for name, (a, _, _) in REAL.items():
         values, names, ids = load_real(name)
-        out[name] = (values, names, ids, mon.BatchPCA(a).fit(tidy(values, names, ids)))
+        out[name] = (values, names, ids, mon.BatchPCA(a).fit(tidy(values, names, ids), warn=False))
     return out
 
 
@@ -302,6 +299,129 @@ def test_real_data_contributions_explain_the_flags(real_models):
     assert list(sbr["variable"].head(2)) == ["T R. JACKT", "T COOLING"]
     fmc = real_models["fmc"][3].contributions("20").sort("spe", descending=True)
     assert fmc["variable"][0] == "DryPress" and fmc["spe"][0] > 0.4 * fmc["spe"].sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# real data: screening of columns and on-line limits that stay in proportion
+# ---------------------------------------------------------------------------------------------
+DUPONT_FLAGGED = (49, 50, 53, 54, 55)  # flagged by the 55-batch model (REAL["dupont"])
+
+
+def online_limit_ratios(model: mon.BatchPCA, aligned: pl.DataFrame) -> dict[str, float]:
+    """Largest ratio, over maturities, of each on-line limit to the largest value the reference
+    batches themselves reach on that chart at that maturity."""
+    chart = model.monitor(aligned)
+    per = chart.group_by("maturity").agg(pl.col("t2_limit", "spe_limit", "spe_known_limit").first(),
+                                         pl.col("t2", "spe", "spe_known").max())  # fmt: skip
+    return {s: float((per[f"{s}_limit"] / per[s]).max()) for s in ("t2", "spe", "spe_known")}
+
+
+def dupont_subset(drop: tuple[int, ...]) -> pl.DataFrame:
+    values, names, ids = load_real("dupont")
+    keep = [i for i in range(55) if i + 1 not in drop]
+    return tidy(values[keep], names, [ids[i] for i in keep])
+
+
+def test_dupont_without_its_flagged_batches_keeps_sane_online_limits():
+    """Issue 13 item 5: the reference set of the 50 batches the 55-batch model does not flag. Batch 52
+    alone departs from Press-1's SD of 0.0009 at maturities 17-18; leaving it out in cross-validation
+    put the cumulative SPE limit at 1.09e6 against reference values of at most 930."""
+    aligned = dupont_subset(DUPONT_FLAGGED)
+    with pytest.warns(bw.BioWorkbenchWarning) as record:
+        model = mon.BatchPCA(3).fit(aligned)
+    text = str(record[0].message)
+    assert len(record) == 1
+    assert "batch 52 (Press-1 at 17–18; Flow-1 at 89–90)" in text
+    assert "left 47 of 1000 (maturity, variable) columns out of the model: Flow-2 at 38 maturities (62–99)" in text
+    assert model.screening_note_ == text.removeprefix("BatchPCA.fit: ")
+    one = model.screening_.filter(pl.col("reason") == "one batch")
+    assert one.select("variable", "maturity", "batch_id", "action").rows() == [
+        ("Press-1", 17.0, "52", "kept"), ("Press-1", 18.0, "52", "kept"),
+        ("Flow-1", 89.0, "52", "kept"), ("Flow-1", 90.0, "52", "kept"),
+    ]  # fmt: skip
+    press = one.row(1, named=True)
+    assert press["sd_others"] == pytest.approx(0.000926, rel=1e-2) and press["sd"] == pytest.approx(0.1304, rel=1e-3)
+    assert press["deviation"] == pytest.approx(996, rel=1e-2) and press["cutoff"] == pytest.approx(1000**0.5, rel=0.05)
+    limits = model.monitor(aligned).group_by("maturity").agg(pl.col("spe_known_limit", "spe_limit").first())
+    assert limits["spe_known_limit"].max() < 6000 and limits["spe_limit"].max() < 300  # were 1.09e6 and 5.6e5
+    ratio = online_limit_ratios(model, aligned)
+    assert ratio["t2"] < 1 and ratio["spe_known"] < 6.5
+    # the instantaneous limit at maturities 88-90 is 16x the largest fitted value: batches 51 and 52,
+    # which this model itself flags (T² 19.5 and 34 > 10.4), are unusual there when left out
+    assert ratio["spe"] < 20
+    assert set(model.batch_statistics().filter("t2_flag")["batch_id"]) == {"51", "52"}
+
+
+@pytest.mark.parametrize(("drop", "bound"), [((), 10.0), (tuple(range(49, 56)), 4.0)])
+def test_dupont_online_limits_within_ten_times_the_reference_values(drop, bound):
+    """All 55 batches, and batches 1-48 (the 50 above less the two that model flags): every on-line
+    limit (T², instantaneous SPE, SPE of the known part) is within ``bound`` times the largest value
+    of the reference batches on that chart at the same maturity (it was 23x for the 55 batches)."""
+    aligned = dupont_subset(drop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        model = mon.BatchPCA(3).fit(aligned)
+    ratio = online_limit_ratios(model, aligned)
+    assert max(ratio.values()) < bound, ratio
+
+
+def test_fmc_online_limits_stay_in_proportion():
+    """FMC: batch 59's agitator at maturity 198 sits 29 SDs from the others, and the batch that makes
+    the column vary in its fold is left out with it: the instantaneous SPE limit was 5.8e5 (x1e4)."""
+    values, names, ids = load_real("fmc")
+    aligned = tidy(values, names, ids)
+    with pytest.warns(bw.BioWorkbenchWarning, match=r"130 columns vary only through one reference batch"):
+        model = mon.BatchPCA(2).fit(aligned)
+    ratio = online_limit_ratios(model, aligned)
+    assert max(ratio.values()) < 5, ratio
+    assert set(model.screening_.filter(pl.col("reason") == "one batch")["batch_id"]) >= {"40", "41"}
+
+
+def test_screening_excludes_constant_columns_and_optionally_single_batch_ones():
+    values, names, ids = load_real("dupont")
+    aligned = tidy(values, names, ids)
+    with pytest.warns(bw.BioWorkbenchWarning, match=r"batch 49 \(TempC-1 at 58–60; Flow-2 at 62–65\), batch 54"):
+        model = mon.BatchPCA(3).fit(aligned)
+    summary = model.excluded_variables
+    assert summary.select("variable", "reason", "n_maturities", "first_maturity", "last_maturity").rows() == [
+        ("Flow-2", "no variation", 34, 66.0, 99.0),
+        ("Flow-1", "no variation", 9, 91.0, 99.0),
+    ]
+    assert not summary["all_maturities"].any()
+    assert int(model.inactive_.sum()) == model.excluded_.height == 43
+    # the constant columns really are constant, and carry no loading
+    ex = model.excluded_
+    assert (ex["sd"].fill_null(0.0) == 0).all()
+    j = np.searchsorted(model.maturities_, ex["maturity"].to_numpy())
+    k = [model.variables_.index(v) for v in ex["variable"]]
+    assert np.all(model.loadings_[j, k] == 0)
+    excluding = mon.BatchPCA(3, single_batch_columns="exclude").fit(aligned, warn=False)
+    assert excluding.excluded_.height == 51 and int(excluding.inactive_.sum()) == 51
+    assert "left out" in excluding.screening_note_
+    single = excluding.excluded_variables.filter(pl.col("reason") == "one batch")
+    assert dict(zip(single["variable"], single["batch_ids"].to_list(), strict=True)) == {
+        "TempC-1": ["49"], "Flow-1": ["54"], "Flow-2": ["49"]
+    }  # fmt: skip
+    with pytest.raises(bw.ConfigError, match="Did you mean 'exclude'"):
+        mon.BatchPCA(3, single_batch_columns="exlude")
+
+
+def test_screening_leaves_normal_data_alone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bw.BioWorkbenchWarning)
+        model = mon.BatchPCA(2).fit(small(20, seed=3))
+    assert model.screening_.is_empty() and model.screening_note_ == ""
+    # a column where one batch departs from 19 identical values is marked, and named
+    odd = small(20, seed=3).with_columns(
+        value=pl.when((pl.col("variable") == "b") & (pl.col("maturity") == 2))
+        .then(pl.when(pl.col("batch_id") == "B7").then(5.0).otherwise(1.0))
+        .otherwise("value")
+    )
+    with pytest.warns(bw.BioWorkbenchWarning, match=r"1 column vary only .* batch B7 \(b at 2\)"):
+        model = mon.BatchPCA(2).fit(odd)
+    row = model.screening_.row(0, named=True)
+    assert (row["variable"], row["maturity"], row["batch_id"], row["action"]) == ("b", 2.0, "B7", "kept")
+    assert row["deviation"] == math.inf and row["sd_others"] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +485,7 @@ def test_dupont_spe_contributions_and_online_chart_agree_with_pyphi(real_models,
     batch, calc = pyphi_batch
     values, names, ids, _ = real_models["dupont"]
     n = len(ids)
-    model = mon.BatchPCA(3, online="pmp", cv_folds=None).fit(tidy(values, names, ids))
+    model = mon.BatchPCA(3, online="pmp", cv_folds=None).fit(tidy(values, names, ids), warn=False)
     data = to_pyphi(values, names, ids)
     with contextlib.redirect_stdout(io.StringIO()):
         ref = batch.mpca(data, 3)
@@ -411,6 +531,36 @@ def test_align_by_time_interpolates_without_extrapolating(demo):
     assert got.filter(~inside)["value"].null_count() == (~inside).sum() > 0  # before day 0 sample, after harvest
 
 
+def test_align_by_time_warns_once_or_leaves_a_note():
+    campaign = bw.simulate_campaign(3, seed=1, online_interval_min=30)
+    with pytest.warns(bw.BioWorkbenchWarning) as record:
+        al = mon.align_by_time(campaign, variables=["vcd", "glucose"], grid_h=6.0, source="offline", end_h=340.0)
+    assert len(record) == 1
+    n_null = al["value"].null_count()
+    assert n_null > 0
+    note = mon.alignment_note(al)
+    assert note.startswith(f"{n_null} of {al.height} grid cells lie outside a batch's observed time range")
+    per = (
+        al.group_by("batch_id").agg(pl.col("value").null_count()).sort(["value", "batch_id"], descending=[True, False])
+    )
+    assert note.endswith("(" + ", ".join(f"{b}: {n}" for b, n in per.iter_rows()) + ").")
+    assert str(record[0].message) == f"align_by_time: {note}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = mon.align_by_time(
+            campaign, variables=["vcd", "glucose"], grid_h=6.0, source="offline", end_h=340.0, warn=False
+        )
+    assert_frame_equal(quiet, al)
+    assert mon.alignment_note(al.drop_nulls("value")) == ""
+    # flagged observations (14 lactate results '<LOD' in this campaign) are counted in the same warning
+    n_flag = campaign.observations.filter((pl.col("variable") == "lactate") & pl.col("flag").is_not_null()).height
+    assert n_flag == 14
+    with pytest.warns(bw.BioWorkbenchWarning) as record:
+        mon.align_by_time(campaign, variables=["lactate"], grid_h=6.0, source="offline")
+    assert len(record) == 1
+    assert "; left out 14 flagged observations (flag not null, e.g. '<LOD')." in str(record[0].message)
+
+
 def test_align_by_time_errors():
     campaign = bw.simulate_campaign(3, seed=1, online_interval_min=60)
     with pytest.raises(bw.ConfigError, match="Did you mean 'ph'"):
@@ -419,7 +569,7 @@ def test_align_by_time_errors():
         mon.align_by_time(campaign, variables=["vcd"], grid_h=4.0, source="online")
     with pytest.raises(bw.ConfigError, match="several sources"):
         mon.align_by_time(campaign, variables=["ph"], grid_h=4.0, source=None)
-    with pytest.raises(bw.ConfigError, match="grid_h"):
+    with pytest.raises(bw.ArgumentError, match=r"align_by_time: grid_h must be a finite number > 0 \(hours\); got 0"):
         mon.align_by_time(campaign, variables=["ph"], grid_h=0)
 
 

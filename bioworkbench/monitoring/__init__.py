@@ -21,7 +21,7 @@ from bioworkbench.monitoring.checks import (
 )
 from bioworkbench.monitoring.exceptions import exception_counts, exceptions, expected_results, release_status
 from bioworkbench.monitoring.golden import RunRule, deviations, golden_batch, run_rules
-from bioworkbench.monitoring.grid import ALIGNED_COLUMNS, BatchArray, align_by_time, to_batch_array
+from bioworkbench.monitoring.grid import ALIGNED_COLUMNS, BatchArray, align_by_time, alignment_note, to_batch_array
 from bioworkbench.monitoring.limits import (
     residual_theta,
     spe_limit_box,
@@ -42,6 +42,7 @@ __all__ = [
     "align_by_phases",
     "align_by_time",
     "align_dtw",
+    "alignment_note",
     "completeness",
     "cqa_table",
     "deviations",
@@ -49,9 +50,9 @@ __all__ = [
     "envelope",
     "envelope_points",
     "envelope_summary",
-    "excursions",
     "exception_counts",
     "exceptions",
+    "excursions",
     "expected_results",
     "golden_batch",
     "release_status",

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from bioworkbench.checks import require_campaign, require_number
 from bioworkbench.errors import ConfigError, Issue, SchemaError
+from bioworkbench.monitoring.grid import _names
 from bioworkbench.schema import suggest
 
 __all__ = ["DTWAlignment", "align_by_indicator", "align_by_phases", "align_dtw", "dtw"]
@@ -109,7 +111,16 @@ def align_by_indicator(
     -----
     For each maturity ``m`` the culture time ``t(m)`` is found by linear interpolation of the
     indicator's inverse; every variable is then linearly interpolated at ``t(m)``.
+
+    A campaign that is not a :class:`~bioworkbench.Campaign`, ``variables`` given as one string, or
+    ``n_points`` < 2 raise :class:`~bioworkbench.errors.ArgumentError`.
     """
+    fn = "align_by_indicator"
+    campaign = require_campaign(campaign, function=fn)
+    variables = _names(variables, function=fn, argument="variables")
+    n_points = require_number(n_points, function=fn, argument="n_points", minimum=2, integer=True)
+    if batch_ids is not None:
+        batch_ids = _names(batch_ids, function=fn, argument="batch_ids")
     obs = campaign.observations if source is None else campaign.observations.filter(pl.col("source") == source)
     ids = list(batch_ids or campaign.batch_ids)
     ind_obs = (
@@ -175,9 +186,20 @@ def align_by_phases(
 
     Raises
     ------
+    ArgumentError
+        ``campaign`` is not a Campaign; ``phases``/``variables`` given as one string.
     SchemaError
         A batch without one of the phase events, or with them out of order (naming batch and event).
     """
+    fn = "align_by_phases"
+    campaign = require_campaign(campaign, function=fn)
+    phases = _names(phases, function=fn, argument="phases")
+    variables = _names(variables, function=fn, argument="variables")
+    points_per_phase = require_number(
+        points_per_phase, function=fn, argument="points_per_phase", minimum=1, integer=True
+    )
+    if batch_ids is not None:
+        batch_ids = _names(batch_ids, function=fn, argument="batch_ids")
     if len(phases) < 2:
         raise ConfigError("phases needs at least two events (a start and an end).")
     ids = list(batch_ids or campaign.batch_ids)
@@ -320,7 +342,16 @@ def align_dtw(
 
     ``distances``: ``batch_id, distance`` (accumulated cost / path length), ``robust_z`` against the
     campaign and ``badly_aligned`` (robust z > 3), so badly aligned batches are visible.
+
+    A campaign that is not a :class:`~bioworkbench.Campaign`, ``variables`` given as one string, or
+    ``grid_h`` ≤ 0 raise :class:`~bioworkbench.errors.ArgumentError`.
     """
+    fn = "align_dtw"
+    campaign = require_campaign(campaign, function=fn)
+    variables = _names(variables, function=fn, argument="variables")
+    grid_h = require_number(grid_h, function=fn, argument="grid_h", minimum=0, min_inclusive=False, unit="hours")
+    if batch_ids is not None:
+        batch_ids = _names(batch_ids, function=fn, argument="batch_ids")
     ids = list(batch_ids or campaign.batch_ids)
     if reference not in ids:
         raise ConfigError(

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from bioworkbench.errors import ConfigError
+from bioworkbench.checks import require_choice, require_columns, require_number, require_prob
+from bioworkbench.errors import ArgumentError, ConfigError
+from bioworkbench.monitoring.grid import ALIGN_HINT, _aligned_frame
 
 __all__ = ["RunRule", "deviations", "golden_batch", "run_rules"]
 
@@ -30,6 +32,23 @@ def golden_batch(
 ) -> pl.DataFrame:
     """Envelope of each variable along maturity from the reference batches.
 
+    Parameters
+    ----------
+    aligned
+        Aligned frame ``batch_id, maturity, variable, value`` (from
+        :func:`~bioworkbench.monitoring.align_by_time` or the alignments of
+        :mod:`~bioworkbench.monitoring.alignment`); null and NaN values are left out.
+    reference_batches
+        Batches that define normal operation (default: all batches of ``aligned``).
+    method
+        ``"sd"`` (mean ± k·SD) or ``"quantile"`` (central ``prob`` quantiles around the median).
+    k
+        Half-width of the ``"sd"`` band in standard deviations (> 0).
+    prob
+        Mass inside the ``"quantile"`` band, strictly between 0 and 1.
+    min_batches
+        Fewest reference values a maturity needs to get an envelope (integer ≥ 2).
+
     Returns
     -------
     polars.DataFrame
@@ -37,10 +56,30 @@ def golden_batch(
         ``lower/upper = center ∓ k·sd`` (``method="sd"``, sd with n − 1) or the ``(1 ∓ prob)/2``
         quantiles and the median as centre (``method="quantile"``). Maturities with fewer than
         ``min_batches`` reference values are left out.
+
+    Raises
+    ------
+    ArgumentError
+        ``aligned`` is not a frame (a Campaign, say); ``reference_batches`` is a single string;
+        ``k``, ``prob``, ``min_batches`` or ``method`` out of range.
+    SchemaError
+        ``aligned`` lacks a column (e.g. ``campaign.observations``, which has ``time_h`` but no
+        ``maturity``): the message names it and says how to align the observations.
+    ConfigError
+        A reference batch that is not in ``aligned``.
     """
-    if method not in ("sd", "quantile"):
-        raise ConfigError(f"method must be 'sd' or 'quantile'; got {method!r}.")
+    fn = "golden_batch"
+    aligned = _aligned_input(aligned, fn)
+    require_choice(method, ("sd", "quantile"), function=fn, argument="method")
+    k = require_number(k, function=fn, argument="k", minimum=0, min_inclusive=False)
+    prob = require_prob(prob, function=fn)
+    min_batches = require_number(min_batches, function=fn, argument="min_batches", minimum=2, integer=True)
     a = aligned.filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
+    if isinstance(reference_batches, str):
+        raise ArgumentError(
+            f"{fn}: reference_batches must be a list of batch ids; got the str {reference_batches!r}. "
+            f"Wrap it: [{reference_batches!r}]."
+        )
     if reference_batches is not None:
         missing = sorted(set(reference_batches) - set(a["batch_id"].unique().to_list()))
         if missing:
@@ -70,8 +109,34 @@ def deviations(
     aligned: pl.DataFrame, envelope: pl.DataFrame, *, batch_ids: Sequence[str] | None = None
 ) -> pl.DataFrame:
     """Every aligned point against the envelope: ``z = (value − center)/sd`` and whether, where and by
-    how much it leaves the band (``excess`` = value − nearest edge, 0 inside)."""
-    a = aligned if batch_ids is None else aligned.filter(pl.col("batch_id").is_in(list(batch_ids)))
+    how much it leaves the band (``excess`` = value − nearest edge, 0 inside).
+
+    Parameters
+    ----------
+    aligned
+        Aligned frame (see :func:`golden_batch`).
+    envelope
+        The frame of :func:`golden_batch`.
+    batch_ids
+        Batches to compare (default: all of ``aligned``).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, maturity, variable, value[, time_h], center, sd, lower, upper, n_batches, z, excess``.
+
+    Raises
+    ------
+    ArgumentError
+        ``aligned`` or ``envelope`` is not a frame, or the two are swapped.
+    SchemaError
+        A required column is missing from either (named, with how to make the frame).
+    """
+    a = _aligned_input(aligned, "deviations")
+    envelope = _envelope_input(envelope, "deviations")
+    if isinstance(batch_ids, str):
+        batch_ids = [batch_ids]
+    a = a if batch_ids is None else a.filter(pl.col("batch_id").is_in(list(batch_ids)))
     cols = ["batch_id", "maturity", "variable", "value"] + (["time_h"] if "time_h" in a.columns else [])
     return (
         a.select(cols)
@@ -87,6 +152,32 @@ def deviations(
         )
         .sort("batch_id", "variable", "maturity")
     )
+
+
+def _aligned_input(aligned: object, function: str) -> pl.DataFrame:
+    """An aligned frame with its four columns, or an error that says how to make one."""
+    frame = _aligned_frame(aligned, function=function)
+    hint = ALIGN_HINT
+    if "maturity" not in frame.columns and "time_h" in frame.columns:
+        hint = (
+            "This looks like observations (time_h but no maturity): align them first, e.g. "
+            "bw.monitoring.align_by_time(campaign, variables=[...], grid_h=4)."
+        )
+    require_columns(frame, ("batch_id", "maturity", "variable", "value"), what=f"{function}: aligned", hint=hint)
+    return frame
+
+
+def _envelope_input(envelope: object, function: str) -> pl.DataFrame:
+    """The frame of :func:`golden_batch`, or an error naming what is missing."""
+    from bioworkbench.checks import require_frame
+
+    hint = "Make it with bw.monitoring.golden_batch(aligned, reference_batches=[...])."
+    frame = require_frame(envelope, function=function, argument="envelope", hint=hint)
+    if "batch_id" in frame.columns and "center" not in frame.columns:
+        hint = "It looks like an aligned frame: pass (aligned, envelope) in that order. " + hint
+    require_columns(frame, ("variable", "maturity", "center", "sd", "lower", "upper"), what=f"{function}: envelope",
+                    hint=hint)  # fmt: skip
+    return frame
 
 
 @dataclass(frozen=True)
@@ -119,7 +210,19 @@ def run_rules(
     polars.DataFrame
         ``batch_id, variable, rule, severity, start_maturity, end_maturity, start_h, end_h,
         n_points, worst_z, worst_value, sentence``.
+
+    Raises
+    ------
+    ArgumentError
+        ``aligned`` or ``envelope`` is not a frame; a rule that is not a :class:`RunRule`.
+    SchemaError
+        A required column is missing (as in :func:`deviations`).
     """
+    if isinstance(rules, RunRule) or not all(isinstance(r, RunRule) for r in rules):
+        raise ArgumentError(
+            "run_rules: rules must be a list of RunRule(name, sigma, n), e.g. [RunRule('1 beyond 3 SD', 3.0, 1)]; "
+            f"got {rules!r}."
+        )
     # NaN compares greater than any number in polars: keep finite z-scores only
     dev = deviations(aligned, envelope, batch_ids=batch_ids).filter(pl.col("z").is_finite())
     has_t = "time_h" in dev.columns

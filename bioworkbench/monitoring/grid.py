@@ -16,15 +16,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, SchemaError
+from bioworkbench.checks import describe_type, require_campaign, require_columns, require_frame, require_number
+from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, ConfigError, Issue, SchemaError
 from bioworkbench.schema import suggest
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
 
-__all__ = ["ALIGNED_COLUMNS", "BatchArray", "align_by_time", "to_batch_array"]
+__all__ = ["ALIGNED_COLUMNS", "ALIGN_HINT", "BatchArray", "align_by_time", "alignment_note", "to_batch_array"]
 
 ALIGNED_COLUMNS = ("batch_id", "maturity", "variable", "value")
+
+ALIGN_HINT = (
+    "An aligned frame has one row per (batch_id, maturity, variable) with a value; build one from a campaign "
+    "with bw.monitoring.align_by_time(campaign, variables=[...], grid_h=...)."
+)
+"""How to make an aligned frame: the hint of every error about one."""
+
+
+def _aligned_frame(obj: object, *, function: str, argument: str = "aligned") -> pl.DataFrame:
+    """``obj`` as an aligned polars DataFrame, or an :class:`~bioworkbench.errors.ArgumentError` that
+    says what was passed and how to make an aligned frame (a Campaign, its observations, a list...).
+
+    The columns are checked by the caller (:func:`to_batch_array` names each missing one)."""
+    return require_frame(obj, function=function, argument=argument, hint=ALIGN_HINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +64,7 @@ def to_batch_array(
     maturities: np.ndarray | None = None,
     require_values: bool = True,
     what: str = "aligned",
+    function: str = "to_batch_array",
 ) -> BatchArray:
     """Check a tidy aligned frame and pivot it to a batch × maturity × variable array.
 
@@ -65,6 +81,8 @@ def to_batch_array(
         every batch needs rows for every variable, possibly null (a running batch).
     what
         Name of the frame in error messages.
+    function
+        Name of the calling function in error messages.
 
     Returns
     -------
@@ -73,12 +91,13 @@ def to_batch_array(
 
     Raises
     ------
+    ArgumentError
+        ``aligned`` is not a frame (a Campaign, say), with how to make one.
     SchemaError
         Missing columns, non-numeric values, duplicated cells, a batch without a variable (named
         with the batch), unknown variables or maturities off the model grid.
     """
-    if isinstance(aligned, pl.LazyFrame):
-        aligned = aligned.collect()
+    aligned = _aligned_frame(aligned, function=function)
     missing = [c for c in ALIGNED_COLUMNS if c not in aligned.columns]
     if missing:
         raise SchemaError(
@@ -194,6 +213,7 @@ def align_by_time(
     source: str | None = "online",
     end_h: float | None = None,
     batch_ids: Sequence[str] | None = None,
+    warn: bool = True,
 ) -> pl.DataFrame:
     r"""Interpolate each batch's observations onto a common culture-time grid.
 
@@ -213,6 +233,11 @@ def align_by_time(
         rounded down to the grid, so one short (aborted) batch does not shorten the grid of all.
     batch_ids
         Batches to align (default: all batches with observations).
+    warn
+        Emit the one :class:`~bioworkbench.errors.BioWorkbenchWarning` that counts the grid cells
+        left missing and the flagged observations left out (default). ``False``: say nothing; the
+        missing cells are the null values of the result, and :func:`alignment_note` turns them into
+        the same sentence for a report.
 
     Returns
     -------
@@ -222,32 +247,52 @@ def align_by_time(
 
     Raises
     ------
+    ArgumentError
+        ``campaign`` is not a Campaign (e.g. its observations frame); ``variables`` is a single
+        string or not a list of names; ``grid_h`` or ``end_h`` is not a positive number.
     ConfigError
-        Unknown variables or source, ``grid_h <= 0``, a variable measured by several sources with
+        Unknown variables, batches or source, a variable measured by several sources with
         ``source=None``.
     SchemaError
         A batch without any observation of a requested variable (naming batch and variable).
+
+    Warns
+    -----
+    BioWorkbenchWarning
+        At most one per call (unless ``warn=False``): ``align_by_time: 72 of 1008 grid cells lie
+        outside a batch's observed time range and are left missing (null), not extrapolated (…)``,
+        with the count of flagged observations left out when there are any. Silence it locally
+        with ``warnings.catch_warnings()`` or pass ``warn=False``; never with a global filter.
 
     Notes
     -----
     Linear interpolation between the two observations that bracket a grid time (an observation
     exactly on the grid is taken as it is; observations at the same time are averaged first).
     Grid times before a batch's first or after its last observation of a variable are **not**
-    extrapolated: their value is null (a :class:`BioWorkbenchWarning` counts them), and the MSPC
-    models treat them as missing values. Flagged observations (``flag`` not null, e.g. ``<LOD``)
-    are left out, with a warning that counts them.
+    extrapolated: their value is null, and the MSPC models treat them as missing values. A value
+    is null exactly when its grid time lies outside that range, so the count can always be read
+    back from the frame (:func:`alignment_note`). Flagged observations (``flag`` not null, e.g.
+    ``<LOD``) are left out.
     """
-    if not isinstance(grid_h, int | float) or not grid_h > 0:
-        raise ConfigError(f"grid_h must be a positive number of hours; found {grid_h!r}")
-    variables = list(variables)
+    fn = "align_by_time"
+    campaign = require_campaign(campaign, function=fn)
+    grid_h = require_number(grid_h, function=fn, argument="grid_h", minimum=0, min_inclusive=False, unit="hours")
+    end_h = require_number(end_h, function=fn, argument="end_h", minimum=0, allow_none=True, unit="hours")
+    variables = _names(variables, function=fn, argument="variables")
     obs = campaign.observations
-    known = obs["variable"].unique().to_list()
+    known = obs["variable"].unique().sort().to_list()
     for v in variables:
         if v not in known:
             raise ConfigError(f"variable {v!r} is not in the campaign's observations. {suggest(v, known)}")
     if source is not None and source not in obs["source"].unique().to_list():
         raise ConfigError(f"source {source!r} has no observations. {suggest(source, obs['source'].unique())}")
-    ids = campaign.batch_ids if batch_ids is None else list(batch_ids)
+    ids = campaign.batch_ids if batch_ids is None else _names(batch_ids, function=fn, argument="batch_ids")
+    unknown = [b for b in ids if b not in campaign.batch_ids]
+    if unknown:
+        raise ConfigError(
+            f"align_by_time: batch_ids {', '.join(map(repr, unknown[:5]))} not in the campaign. "
+            + suggest(unknown[0], campaign.batch_ids, what="Batches")
+        )
     sel = obs.filter(pl.col("variable").is_in(variables), pl.col("batch_id").is_in(ids))
     if source is None:
         multi = sel.group_by("variable").agg(pl.col("source").n_unique()).filter(pl.col("source") > 1)
@@ -258,14 +303,8 @@ def align_by_time(
             )
     else:
         sel = sel.filter(pl.col("source") == source)
-    n_flagged = sel["flag"].is_not_null().sum()
-    if n_flagged:
-        warnings.warn(
-            f"align_by_time: left out {n_flagged} flagged observations (flag not null, e.g. '<LOD')",
-            BioWorkbenchWarning,
-            stacklevel=2,
-        )
-        sel = sel.filter(pl.col("flag").is_null())
+    n_flagged = int(sel["flag"].is_not_null().sum())
+    sel = sel.filter(pl.col("flag").is_null())
     sel = sel.group_by("batch_id", "variable", "time_h").agg(pl.col("value").mean()).drop_nulls("value").sort("time_h")
     expected = pl.DataFrame({"batch_id": ids}).join(pl.DataFrame({"variable": variables}), how="cross")
     absent = expected.join(sel.select("batch_id", "variable").unique(), on=["batch_id", "variable"], how="anti")
@@ -311,12 +350,70 @@ def align_by_time(
         .select("batch_id", pl.col("time_h").alias("maturity"), "time_h", "variable", "value")
         .sort("batch_id", "variable", "maturity")
     )
-    n_null = out["value"].null_count()
-    if n_null:
-        warnings.warn(
-            f"align_by_time: {n_null} of {out.height} grid cells lie outside a batch's observed time "
-            "range and are left missing (null), not extrapolated",
-            BioWorkbenchWarning,
-            stacklevel=2,
+    note = alignment_note(out)
+    if n_flagged:
+        flagged = (
+            f"left out {n_flagged} flagged observation{'s' if n_flagged != 1 else ''} (flag not null, e.g. '<LOD')"
         )
+        note = f"{note[:-1]}; {flagged}." if note else f"{flagged[0].upper()}{flagged[1:]}."
+    if warn and note:
+        warnings.warn(f"align_by_time: {note}", BioWorkbenchWarning, stacklevel=2)
     return out
+
+
+def alignment_note(aligned: pl.DataFrame) -> str:
+    """One sentence on the missing cells of an aligned frame, for a report; ``""`` when there are none.
+
+    Parameters
+    ----------
+    aligned
+        An aligned frame (from :func:`align_by_time` or the alignments of
+        :mod:`bioworkbench.monitoring.alignment`).
+
+    Returns
+    -------
+    str
+        E.g. ``"72 of 1008 grid cells lie outside a batch's observed time range and are left
+        missing (null), not extrapolated (B03: 36, B07: 36)."``: the number of null (or NaN) values,
+        of all rows, and per batch (the five with most, then how many more batches).
+
+    Raises
+    ------
+    ArgumentError
+        ``aligned`` is not a frame.
+    SchemaError
+        It lacks ``batch_id`` or ``value``.
+    """
+    aligned = _aligned_frame(aligned, function="alignment_note")
+    require_columns(aligned, ("batch_id", "value"), what="alignment_note: aligned", hint=ALIGN_HINT)
+    missing = pl.col("value").is_null() | pl.col("value").cast(pl.Float64).is_nan().fill_null(False)
+    per = (
+        aligned.group_by("batch_id")
+        .agg(n=missing.sum())
+        .filter(pl.col("n") > 0)
+        .sort(["n", "batch_id"], descending=[True, False])
+    )
+    if per.is_empty():
+        return ""
+    total = int(per["n"].sum())
+    shown = ", ".join(f"{b}: {n}" for b, n in per.head(5).iter_rows())
+    more = f" and {per.height - 5} more batches" if per.height > 5 else ""
+    return (
+        f"{total} of {aligned.height} grid cells lie outside a batch's observed time range and are left missing "
+        f"(null), not extrapolated ({shown}{more})."
+    )
+
+
+def _names(value: object, *, function: str, argument: str) -> list[str]:
+    """A list of names from a list/tuple/Series of strings; a single string is a mistake, not a list."""
+    if isinstance(value, str):
+        raise ArgumentError(
+            f"{function}: {argument} must be a list of names; got {describe_type(value)}. Wrap it: [{value!r}]."
+        )
+    if isinstance(value, pl.Series):
+        value = value.to_list()
+    if not isinstance(value, Sequence | set | frozenset) or not all(isinstance(v, str) for v in value):
+        raise ArgumentError(f"{function}: {argument} must be a list of names (strings); got {describe_type(value)}.")
+    if not value:
+        raise ArgumentError(f"{function}: {argument} is empty; give at least one name.")
+    return list(value)

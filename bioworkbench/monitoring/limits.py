@@ -268,15 +268,102 @@ def spe_limit_jackson_mudholkar(theta: tuple[float, float, float], prob: float =
 # scores and statistics: scaling, PCA (SVD or NIPALS with missing data), projection of
 # incomplete batches (projection to the model plane, trimmed score regression), on-line T²/SPE
 # ---------------------------------------------------------------------------------------------
-def _scaling(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column means, standard deviations (divisor n−1) and the active columns (≥ 3 values, sd > 0)."""
+def _scaling(x: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column means, standard deviations (divisor n−1) and the active columns: at least 3 values and
+    SD above round-off (:data:`ROUND_OFF` × |mean|), and within ``keep`` when given (the columns a
+    screened model keeps; a cross-validation fold uses the full model's)."""
     count = np.sum(~np.isnan(x), axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(x, axis=0)
         sd = np.nanstd(x, axis=0, ddof=1)
-    active = (count >= 3) & (sd > 1e-9 * np.abs(mean)) & (sd > 0)
+    active = (count >= 3) & (sd > ROUND_OFF * np.abs(mean)) & (sd > 0)
+    if keep is not None:
+        active &= keep
     return np.where(np.isnan(mean), 0.0, mean), np.where(active, sd, 1.0), active
+
+
+ROUND_OFF = 1e-9
+"""A column whose SD is at most this multiple of its mean's magnitude has no variation: the spread is
+floating-point round-off of a constant (values that went through unit conversion or interpolation
+carry about 1e-12 relative noise), and scaling it to unit variance would only amplify that noise."""
+
+CV_SCALE_FLOOR = 0.5
+"""In a cross-validation fold a column's SD is not taken below this fraction of the full model's SD
+(see :class:`~bioworkbench.monitoring.BatchPCA`, Notes: a column that varies only through the
+left-out batches would otherwise divide them by the others' near-zero SD)."""
+
+SCREEN_ALPHA = 1e-3
+"""Family-wise probability that the single-batch screen of :func:`_screen_columns` excludes a column of
+normal (Gaussian) reference data by chance."""
+
+SCREEN_REASONS = {
+    "too few values": "fewer than 3 reference batches have a value, so no normal variation can be estimated",
+    "no variation": "no variation among the reference batches (SD ≤ 1e-9 × |mean|, round-off of a constant)",
+    "one batch": "one reference batch lies more than max(√p, chance level) SDs of the others from their mean",
+}
+"""Why :class:`~bioworkbench.monitoring.BatchPCA` leaves a (variable, maturity) column out of the model."""
+
+
+def _screen_columns(x: np.ndarray) -> dict[str, np.ndarray | float]:
+    r"""Which columns of the unfolded reference data ``x`` (batches × columns, NaN = missing) a batch
+    PCA can scale and model, and why the others cannot (see :class:`BatchPCA`, Notes, *screening*).
+
+    Returns a dict of per-column arrays ``reason`` ("" when kept, else a key of
+    :data:`SCREEN_REASONS`), ``batch`` (row index of the dominating batch, −1 when none), ``r`` (its
+    leave-one-out deviation in SDs of the others), ``sd``, ``sd_others`` (SD without that batch),
+    ``mean``, ``count`` (values per column), ``cutoff`` (per column) and ``active`` (the columns
+    :func:`_scaling` can scale; single-batch columns are marked, not removed, here).
+
+    For column :math:`c` with :math:`n_c` values, centred values :math:`d_i = x_i - \bar x` and
+    :math:`SS = \sum d^2`, batch :math:`i` lies :math:`|x_i - \bar x_{-i}| = |d_i|\,n_c/(n_c-1)` from
+    the mean of the others, whose sum of squares is :math:`SS_{-i} = SS - d_i^2 n_c/(n_c-1)`; so
+    :math:`r_{ic} = |d_i|\frac{n_c}{n_c-1}\big/\sqrt{SS_{-i}/(n_c-2)}` (closed form, no loop).
+    """
+    from scipy import stats
+
+    p = x.shape[1]
+    obs = ~np.isnan(x)
+    count = obs.sum(axis=0)
+    _, _, basic = _scaling(x)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=0)
+        sd = np.nanstd(x, axis=0, ddof=1)
+        d = np.where(obs, x - mean, 0.0)
+        ss = np.sum(d * d, axis=0)
+        c = count.astype(np.float64)
+        ss_out = np.maximum(ss - d * d * c / (c - 1.0), 0.0)
+        dev = np.abs(d) * c / (c - 1.0)
+        r_all = np.where(obs, dev / np.sqrt(ss_out / (c - 2.0)), 0.0)
+        r_all = np.where(obs & (ss_out <= 1e-24 * ss), np.inf, r_all)  # all other batches equal
+    r_all = np.where(basic, r_all, 0.0)
+    batch = np.argmax(r_all, axis=0)
+    r = r_all[batch, np.arange(p)]
+    n_active = max(int(basic.sum()), 1)
+    with np.errstate(invalid="ignore"):
+        # chance level: the largest of n·p leave-one-out t statistics of normal data (Bonferroni)
+        chance = np.sqrt(1.0 + 1.0 / (c - 1.0)) * stats.t.ppf(1.0 - SCREEN_ALPHA / (2.0 * c * n_active), c - 2.0)
+    cutoff = np.fmax(math.sqrt(n_active), np.nan_to_num(chance, nan=0.0))
+    one = basic & (r > cutoff)
+    reason = np.full(p, "", dtype=object)
+    reason[count < 3] = "too few values"
+    reason[(count >= 3) & ~basic] = "no variation"
+    reason[one] = "one batch"
+    idx = np.flatnonzero(one)
+    sd_others = np.full(p, np.nan)
+    sd_others[idx] = np.sqrt(ss_out[batch[idx], idx] / (c[idx] - 2.0))
+    return {
+        "reason": reason,
+        "batch": np.where(one, batch, -1),
+        "r": np.where(one, r, np.nan),
+        "sd": sd,
+        "sd_others": sd_others,
+        "mean": mean,
+        "count": count,
+        "cutoff": cutoff,
+        "active": basic,
+    }
 
 
 def _orient(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -347,10 +434,29 @@ def _nipals(
 
 
 def _pca_fit(
-    x: np.ndarray, n_comp: int, *, algorithm: str, tol: float, max_iter: int, start: np.ndarray | None = None
+    x: np.ndarray,
+    n_comp: int,
+    *,
+    algorithm: str,
+    tol: float,
+    max_iter: int,
+    start: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | str | int]:
-    """Scale the unfolded data ``x`` (NaN = missing) and fit the PCA (see :class:`BatchPCA`)."""
-    mean, scale, active = _scaling(x)
+    """Scale the unfolded data ``x`` (NaN = missing) and fit the PCA (see :class:`BatchPCA`); only the
+    columns in ``keep`` (default all) can be active. With ``scale`` (a cross-validation fold: the full
+    model's SDs) the columns are centred on their own means but divided by ``scale``, and every column
+    of ``keep`` with at least 3 values stays active."""
+    mean, own_scale, active = _scaling(x, keep)
+    if scale is None:
+        scale = own_scale
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nan_to_num(np.nanstd(x, axis=0, ddof=1))
+        active = keep & (np.sum(~np.isnan(x), axis=0) >= 3)
+        scale = np.where(active, np.maximum(sd, CV_SCALE_FLOOR * scale), 1.0)
     if n_comp > active.sum():
         raise ConfigError(f"n_components={n_comp} exceeds the {int(active.sum())} informative columns of the data")
     m = ~np.isnan(x) & active
@@ -462,15 +568,27 @@ def _cross_validated(
     tol: float,
     max_iter: int,
     online: str,
+    keep: np.ndarray,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Residuals and on-line SPE of every reference batch from a model fitted without its fold
-    (batch ``i`` in fold ``i mod folds``; scaling and PCA refitted; NIPALS starts from ``t``)."""
+    (batch ``i`` in fold ``i mod folds``; scaling and PCA refitted on the columns in ``keep``, the
+    full model's; NIPALS starts from ``t``)."""
     n, n_j = x.shape[0], shape[0]
     fold_of = np.arange(n) % folds
     e_new, inst, known = np.zeros_like(x), np.zeros((n, n_j)), np.zeros((n, n_j))
     for fold in range(folds):
         train, out = fold_of != fold, fold_of == fold
-        fit = _pca_fit(x[train], t.shape[1], algorithm=algorithm, tol=tol, max_iter=max_iter, start=t[train])
+        fit = _pca_fit(
+            x[train],
+            t.shape[1],
+            algorithm=algorithm,
+            tol=tol,
+            max_iter=max_iter,
+            start=t[train],
+            keep=keep,
+            scale=scale,
+        )
         p3 = fit["p"].reshape(*shape, t.shape[1])
         regression, _ = _online_reference(fit["z"], fit["m"], fit["t"], p3, online)
         m = ~np.isnan(x[out]) & fit["active"]

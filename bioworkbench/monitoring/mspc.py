@@ -35,9 +35,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import ConfigError, ModelNotFittedError
+from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError
 from bioworkbench.monitoring import limits as lim
-from bioworkbench.monitoring.grid import BatchArray, to_batch_array
+from bioworkbench.monitoring.grid import BatchArray, _aligned_frame, to_batch_array
 from bioworkbench.monitoring.limits import (
     _chart,
     _check_components,
@@ -48,6 +48,7 @@ from bioworkbench.monitoring.limits import (
     _pca_fit,
     _pinv_psd,
     _project,
+    _screen_columns,
 )
 from bioworkbench.schema import suggest
 
@@ -73,6 +74,9 @@ class BatchPCA:
         The SPE limits of *new* batches (whole and on-line) come from cross-validated residuals:
         reference batch ``i`` is left out with its fold ``i mod cv_folds`` and projected on the
         model of the other folds. ``None``: from the fitted residuals, like the reference batches'.
+    single_batch_columns
+        ``"keep"`` (default) or ``"exclude"`` the (maturity, variable) columns whose spread among the
+        reference batches is one batch's departure from all the others (see Notes, *screening*).
     tol, max_iter
         NIPALS convergence: relative change of the score vector below ``tol``.
 
@@ -82,6 +86,14 @@ class BatchPCA:
         Reference batches, variables and maturity grid (``J`` maturities, ``K`` variables).
     mean_, scale_
         Column means and standard deviations, shape ``(J, K)``.
+    inactive_
+        Columns left out of the model, shape ``(J, K)``; why: :attr:`screening_`, :attr:`excluded_`,
+        :attr:`excluded_variables`.
+    screening_
+        One row per screened column: ``variable, maturity, reason`` (``"too few values"``, ``"no
+        variation"``, ``"one batch"``), ``action`` (``"excluded"``/``"kept"``), ``batch_id`` (the
+        departing batch), ``deviation`` (:math:`\max_i r_{ic}`), ``cutoff``, ``n_values``, ``mean``,
+        ``sd``, ``sd_others`` (SD without that batch).
     loadings_
         :math:`P`, shape ``(J, K, A)``; ``scores_`` :math:`T`, shape ``(n, A)``.
     score_variance_
@@ -95,9 +107,27 @@ class BatchPCA:
     :math:`n \times JK`, column :math:`jK + k` holding variable :math:`k` at maturity :math:`j`
     (Nomikos & MacGregor 1994). Each column is mean-centred and scaled to unit variance with its
     mean and standard deviation (divisor :math:`n-1`) over the batches where it is observed, so the
-    model describes deviations from the average trajectory. Columns with fewer than 3 values or
-    no variance carry no information on normal variation: they are left out of the model and of
-    SPE (listed in ``inactive_``).
+    model describes deviations from the average trajectory.
+
+    **Screening of columns** (before the fit; the result is :attr:`screening_`, and one
+    :class:`~bioworkbench.errors.BioWorkbenchWarning` per fit names the columns by variable and
+    maturity). A column is *left out* of the model and of SPE (``inactive_``, :attr:`excluded_`,
+    :attr:`excluded_variables`) when it carries no information on normal variation: fewer than 3
+    values, or no variation (SD :math:`\le 10^{-9}|\bar x|`, round-off of a constant such as a
+    flow that is off in every batch). A column is *marked* ``"one batch"`` when its spread among
+    the reference batches is one batch's departure from all the others: with :math:`n_c` values,
+    batch :math:`i` lies :math:`r_{ic} = |x_{ic} - \bar x_{c,-i}|/s_{c,-i}` standard deviations of
+    the other batches from their mean, and the column is marked when
+    :math:`\max_i r_{ic} > \max(\sqrt{p},\ r_{chance})`, where :math:`p` is the number of
+    informative columns and :math:`r_{chance} = \sqrt{1 + 1/(n_c-1)}\,t_{n_c-2}(1 - 0.001/(2 n_c p))`
+    is the largest :math:`r` that normal data reach with family-wise probability 0.001 (the
+    leave-one-out deviation of a Gaussian sample is :math:`t_{n_c-2}`-distributed; Bonferroni over
+    all cells). Above :math:`\sqrt{p}` a single cell of one batch, :math:`r^2`, outweighs the whole
+    expected sum of squares of a scaled batch (:math:`p`), so without that batch the column looks
+    constant. Marked columns stay in the model by default (``single_batch_columns="keep"``): they
+    are where that reference batch is abnormal, and leaving them out would hide it (FMC batch 40,
+    DuPont batch 49); the warning names the batch so that it can be taken out of the reference
+    set. ``single_batch_columns="exclude"`` leaves them out instead.
 
     **PCA.** :math:`Z = TP^\top + E` with orthonormal loadings, from the SVD of :math:`Z` when it is
     complete, else by NIPALS with missing data (missing cells are skipped in every regression, not
@@ -121,7 +151,15 @@ class BatchPCA:
     residuals (each reference batch projected on a model fitted without its fold, as van Sprang
     et al. 2002 propose after finding limits from the fitted residuals too narrow);
     ``cv_folds=None`` uses the fitted residuals for both, as Nomikos & MacGregor (1995) and
-    pyphi-mvda do.
+    pyphi-mvda do. Each fold refits the means, the scaling and the PCA on the model's columns,
+    except that a column's SD in a fold is not taken below half the model's
+    (``limits.CV_SCALE_FLOOR``): when the batches that make a column vary are all in the
+    left-out fold, the others look constant, and dividing the left-out batches by their tiny SD
+    put single cells at :math:`10^6` and the on-line limits at :math:`10^6` (DuPont without
+    batches 49, 50, 53–55: Press-1 at maturities 17–18, where batch 52 alone departs from an SD of
+    0.0009; the cumulative SPE limit was 1.09·10⁶ against reference values up to 930, it is now
+    5.5·10³). For columns that vary through many batches the floor never binds (a fold's SD is
+    within a few tens of per cent of the model's).
 
     **On-line monitoring** (:meth:`monitor`): at maturity :math:`k` the future of a running batch
     is treated as missing data (Nomikos & MacGregor 1995) and the scores are estimated from the
@@ -148,6 +186,7 @@ class BatchPCA:
         algorithm: Literal["auto", "nipals", "svd"] = "auto",
         online: Literal["tsr", "pmp"] = "tsr",
         cv_folds: int | None = 7,
+        single_batch_columns: Literal["keep", "exclude"] = "keep",
         tol: float = 1e-10,
         max_iter: int = 5000,
     ) -> None:
@@ -160,7 +199,13 @@ class BatchPCA:
             raise ConfigError(
                 f"cv_folds must be an integer ≥ 2, or None for limits from the fitted residuals; found {cv_folds!r}"
             )
+        if single_batch_columns not in ("keep", "exclude"):
+            raise ConfigError(
+                f"unknown single_batch_columns={single_batch_columns!r}. "
+                f"{suggest(str(single_batch_columns), ['keep', 'exclude'])}"
+            )
         self.algorithm, self.online, self.cv_folds = algorithm, online, cv_folds
+        self.single_batch_columns = single_batch_columns
         self.tol, self.max_iter = float(tol), int(max_iter)
         self._regression: np.ndarray | None = None
         self._fitted = False
@@ -170,7 +215,7 @@ class BatchPCA:
         return f"BatchPCA(n_components={self.n_components}{fit})"
 
     # ----------------------------------------------------------------------------------------
-    def fit(self, aligned: pl.DataFrame | pl.LazyFrame) -> BatchPCA:
+    def fit(self, aligned: pl.DataFrame | pl.LazyFrame, *, warn: bool = True) -> BatchPCA:
         """Fit the model to the reference (normal operation) batches.
 
         Parameters
@@ -178,6 +223,9 @@ class BatchPCA:
         aligned
             Tidy aligned frame ``batch_id, maturity, variable, value`` (see
             :func:`~bioworkbench.monitoring.align_by_time`); null values are missing data.
+        warn
+            Emit the screening warning (default); ``False``: its text is only in
+            ``screening_note_`` (and the details in :attr:`screening_`), e.g. for a report.
 
         Returns
         -------
@@ -186,13 +234,21 @@ class BatchPCA:
 
         Raises
         ------
+        ArgumentError
+            ``aligned`` is not a frame (e.g. a Campaign): the message says how to align one.
         SchemaError
             Invalid frame, or a batch without any value of a variable (naming both).
         ConfigError
             Fewer than ``n_components + 2`` reference batches, or more components than columns;
             ``algorithm="svd"`` with missing values.
+
+        Warns
+        -----
+        BioWorkbenchWarning
+            Once, when columns are left out or marked by the screening (see Notes), unless
+            ``warn=False``; the same sentence is ``screening_note_`` ("" when nothing was screened).
         """
-        arr = to_batch_array(aligned, require_values=True, what="reference")
+        arr = to_batch_array(aligned, require_values=True, what="reference", function="BatchPCA.fit")
         n, a = len(arr.batch_ids), self.n_components
         if n < a + 2:
             raise ConfigError(
@@ -201,7 +257,12 @@ class BatchPCA:
                 "Use fewer components or more reference batches."
             )
         x, shape = arr.unfolded, arr.values.shape[1:]
-        fit = _pca_fit(x, a, algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
+        screen = _screen_columns(x)
+        keep = screen["active"]
+        if self.single_batch_columns == "exclude":
+            keep = keep & (screen["reason"] != "one batch")
+        self.screening_ = _screening_frame(screen, arr, keep)
+        fit = _pca_fit(x, a, algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter, keep=keep)
         z, m, t, p = fit["z"], fit["m"], fit["t"], fit["p"]
         self.algorithm_, self.n_iter_ = fit["algorithm"], fit["n_iter"]
         self.batch_ids_, self.variables_, self.maturities_ = arr.batch_ids, arr.variables, arr.maturities
@@ -227,16 +288,62 @@ class BatchPCA:
                 tol=max(self.tol, 1e-7),
                 max_iter=self.max_iter,
                 online=self.online,
+                keep=fit["active"],
+                scale=fit["scale"],
             )  # a looser NIPALS tolerance: SPE is second-order in errors of P
+        note = _screening_note(self.screening_, arr.maturities, x.shape[1])
+        self.screening_note_ = note
+        if note and warn:
+            warnings.warn(f"BatchPCA.fit: {note}", BioWorkbenchWarning, stacklevel=2)
         return self
+
+    @property
+    def excluded_(self) -> pl.DataFrame:
+        """The (variable, maturity) columns left out of the model, with why: the rows of
+        :attr:`screening_` whose ``action`` is ``"excluded"``."""
+        self._check_fitted()
+        return self.screening_.filter(pl.col("action") == "excluded")
+
+    @property
+    def excluded_variables(self) -> pl.DataFrame:
+        """Per variable and reason, the maturities left out of the model.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``variable, reason, n_maturities, first_maturity, last_maturity, all_maturities, batch_ids``
+            (``batch_ids``: the reference batches whose departure the columns carry, for reason
+            ``"one batch"``; empty otherwise). A variable with ``all_maturities`` true is out of the
+            model altogether.
+        """
+        ex = self.excluded_
+        return (
+            ex.group_by("variable", "reason", maintain_order=True)
+            .agg(
+                n_maturities=pl.len(),
+                first_maturity=pl.col("maturity").min(),
+                last_maturity=pl.col("maturity").max(),
+                batch_ids=pl.col("batch_id").drop_nulls().unique(maintain_order=True),
+            )
+            .with_columns(all_maturities=pl.col("n_maturities") == self.maturities_.size)
+            .select("variable", "reason", "n_maturities", "first_maturity", "last_maturity", "all_maturities",
+                    "batch_ids")
+        )  # fmt: skip
 
     def _check_fitted(self) -> None:
         if not self._fitted:
             raise ModelNotFittedError("BatchPCA has no model yet; call .fit(aligned) first.")
 
-    def _array(self, frame: pl.DataFrame | pl.LazyFrame, what: str) -> tuple[BatchArray, np.ndarray, np.ndarray]:
+    def _array(
+        self, frame: pl.DataFrame | pl.LazyFrame, what: str, function: str
+    ) -> tuple[BatchArray, np.ndarray, np.ndarray]:
         arr = to_batch_array(
-            frame, variables=self.variables_, maturities=self.maturities_, require_values=False, what=what
+            frame,
+            variables=self.variables_,
+            maturities=self.maturities_,
+            require_values=False,
+            what=what,
+            function=function,
         )
         x = arr.unfolded
         m = ~np.isnan(x) & ~self.inactive_.ravel()
@@ -302,7 +409,7 @@ class BatchPCA:
             t2, spe, _ = self._statistics(self._z, self._m, t)
             t2_limit = lim.t2_limit_training(n, self.n_components, prob)
         else:
-            arr, z, m = self._array(aligned, "new batches")
+            arr, z, m = self._array(aligned, "new batches", "BatchPCA.batch_statistics")
             ids, t = arr.batch_ids, _project(z, m, self.loadings_.reshape(-1, self.n_components))
             t2, spe, _ = self._statistics(z, m, t)
             t2_limit = lim.t2_limit_new(n, self.n_components, prob)
@@ -387,7 +494,7 @@ class BatchPCA:
             i = self.batch_ids_.index(batch_id)
             x, z, m, t = self._x[i], self._z[i], self._m[i], self.scores_[i]
         else:
-            arr, zz, mm = self._array(aligned, "aligned")
+            arr, zz, mm = self._array(aligned, "aligned", "BatchPCA.contributions")
             if batch_id not in arr.batch_ids:
                 raise ConfigError(
                     f"batch {batch_id!r} is not in the aligned frame. "
@@ -449,7 +556,8 @@ class BatchPCA:
         from the reference batches passed through the same procedure; the F limit for T².
         """
         self._check_fitted()
-        arr, z, m = self._array(running, "running batch")
+        running = _aligned_frame(running, function="BatchPCA.monitor", argument="running")
+        arr, z, m = self._array(running, "running batch", "BatchPCA.monitor")
         n_b, (n_j, n_k) = len(arr.batch_ids), self.mean_.shape
         seen = m.reshape(n_b, n_j, n_k).any(axis=2)
         t, spe, spe_known = _online(
@@ -471,8 +579,6 @@ class BatchPCA:
             spe_known=spe_known,
             spe_known_limit=lim.spe_limit_box(self._online_new[1], prob),
         )
-        if isinstance(running, pl.LazyFrame):
-            running = running.collect()
         if "time_h" in running.columns:
             times = running.group_by("batch_id", "maturity").agg(pl.col("time_h").first())
             out = out.join(
@@ -506,6 +612,102 @@ class BatchPCA:
                 "r2_cumulative": np.cumsum(self.explained_),
             }
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# column screening: the frame on the model and the one warning of a fit
+# ---------------------------------------------------------------------------------------------
+_SCREENING_SCHEMA = {
+    "variable": pl.String,
+    "maturity": pl.Float64,
+    "reason": pl.String,
+    "action": pl.String,
+    "batch_id": pl.String,
+    "deviation": pl.Float64,
+    "cutoff": pl.Float64,
+    "n_values": pl.Int64,
+    "mean": pl.Float64,
+    "sd": pl.Float64,
+    "sd_others": pl.Float64,
+}
+
+
+def _screening_frame(screen: dict, arr: BatchArray, keep: np.ndarray) -> pl.DataFrame:
+    """One row per screened-out or single-batch column (see :class:`BatchPCA`, Notes)."""
+    reason = screen["reason"]
+    idx = np.flatnonzero(reason != "")
+    n_k = len(arr.variables)
+    j, k = np.divmod(idx, n_k)
+    batch = screen["batch"][idx]
+    ids = np.asarray(arr.batch_ids, dtype=object)
+    return pl.DataFrame(
+        {
+            "variable": [arr.variables[i] for i in k],
+            "maturity": arr.maturities[j],
+            "reason": reason[idx].tolist(),
+            "action": np.where(keep[idx], "kept", "excluded").tolist(),
+            "batch_id": [ids[b] if b >= 0 else None for b in batch],
+            "deviation": screen["r"][idx],
+            "cutoff": np.where(batch >= 0, screen["cutoff"][idx], np.nan),
+            "n_values": screen["count"][idx].astype(np.int64),
+            "mean": screen["mean"][idx],
+            "sd": screen["sd"][idx],
+            "sd_others": screen["sd_others"][idx],
+        },
+        schema=_SCREENING_SCHEMA,
+    ).with_columns(pl.col("deviation", "cutoff", "mean", "sd", "sd_others").fill_nan(None))
+
+
+def _maturity_text(maturities: list[float], grid: np.ndarray) -> str:
+    """``"17–18"``, ``"0–33, 40"``: runs of consecutive grid maturities."""
+    pos = np.searchsorted(grid, np.sort(maturities))
+    runs, start = [], 0
+    for i in range(1, pos.size + 1):
+        if i == pos.size or pos[i] != pos[i - 1] + 1:
+            a, b = grid[pos[start]], grid[pos[i - 1]]
+            runs.append(f"{a:g}" if start == i - 1 else f"{a:g}–{b:g}")
+            start = i
+    return ", ".join(runs[:4]) + (f" and {len(runs) - 4} more runs" if len(runs) > 4 else "")
+
+
+def _screening_note(frame: pl.DataFrame, grid: np.ndarray, n_columns: int) -> str:
+    """The fit's one warning text: excluded columns per reason and variable, single-batch columns per batch."""
+    if frame.is_empty():
+        return ""
+    parts: list[str] = []
+    ex = frame.filter(pl.col("action") == "excluded")
+    if ex.height:
+        groups = []
+        for (reason,), part in ex.group_by("reason", maintain_order=True):
+            per_var = part.group_by("variable", maintain_order=True).agg(pl.col("maturity"))
+            names = [
+                f"{v} at {len(m)} maturit{'y' if len(m) == 1 else 'ies'} ({_maturity_text(m, grid)})"
+                for v, m in per_var.head(6).iter_rows()
+            ]
+            more = f" and {per_var.height - 6} more variables" if per_var.height > 6 else ""
+            groups.append(f"{'; '.join(names)}{more}: {lim.SCREEN_REASONS[reason]}")
+        parts.append(
+            f"left {ex.height} of {n_columns} (maturity, variable) columns out of the model: " + ". ".join(groups) + "."
+        )
+    one = frame.filter(pl.col("reason") == "one batch")
+    if one.height:
+        action = "left out" if (one["action"] == "excluded").all() else "kept"
+        per_batch = one.group_by("batch_id", maintain_order=True).agg(pl.col("variable", "maturity"))
+        texts = []
+        for b, variables, maturities in per_batch.head(6).iter_rows():
+            sub = pl.DataFrame({"variable": variables, "maturity": maturities})
+            where = [
+                f"{v} at {_maturity_text(m, grid)}"
+                for v, m in sub.group_by("variable", maintain_order=True).agg(pl.col("maturity")).head(4).iter_rows()
+            ]
+            texts.append(f"batch {b} ({'; '.join(where)})")
+        more = f" and {per_batch.height - 6} more batches" if per_batch.height > 6 else ""
+        parts.append(
+            f"{one.height} column{'s' if one.height != 1 else ''} vary only through one reference batch's departure "
+            f"from all the others ({lim.SCREEN_REASONS['one batch']}; {action}): {', '.join(texts)}{more}. "
+            "Check whether these batches belong in the reference set."
+        )
+    return " ".join(parts) + " Details: model.screening_."
 
 
 class BatchEvolutionModel:
@@ -543,7 +745,7 @@ class BatchEvolutionModel:
 
     def fit(self, aligned: pl.DataFrame | pl.LazyFrame) -> BatchEvolutionModel:
         """Fit to the reference batches (same frame and errors as :meth:`BatchPCA.fit`)."""
-        arr = to_batch_array(aligned, require_values=True, what="reference")
+        arr = to_batch_array(aligned, require_values=True, what="reference", function="BatchEvolutionModel.fit")
         n, a = len(arr.batch_ids), self.n_components
         if n < a + 2:
             raise ConfigError(
@@ -608,6 +810,7 @@ class BatchEvolutionModel:
                 maturities=self.maturities_,
                 require_values=False,
                 what="new batches",
+                function="BatchEvolutionModel.statistics",
             )
             x = arr.values.reshape(-1, len(self.variables_))
             m = ~np.isnan(x) & (self.scale_ > 0) & np.any(self.loadings_ != 0, axis=1)
