@@ -417,7 +417,7 @@ def test_screening_leaves_normal_data_alone():
         .then(pl.when(pl.col("batch_id") == "B7").then(5.0).otherwise(1.0))
         .otherwise("value")
     )
-    with pytest.warns(bw.BioWorkbenchWarning, match=r"1 column vary only .* batch B7 \(b at 2\)"):
+    with pytest.warns(bw.BioWorkbenchWarning, match=r"1 column varies only .* batch B7 \(b at 2\)"):
         model = mon.BatchPCA(2).fit(odd)
     row = model.screening_.row(0, named=True)
     assert (row["variable"], row["maturity"], row["batch_id"], row["action"]) == ("b", 2.0, "B7", "kept")

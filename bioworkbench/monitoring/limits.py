@@ -390,7 +390,13 @@ def _svd(z: np.ndarray, n_comp: int) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _nipals(
-    z: np.ndarray, m: np.ndarray, n_comp: int, tol: float, max_iter: int, start: np.ndarray | None = None
+    z: np.ndarray,
+    m: np.ndarray,
+    n_comp: int,
+    tol: float,
+    max_iter: int,
+    start: np.ndarray | None = None,
+    warn: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """NIPALS with missing data (``m`` = observed; missing cells of ``z`` are 0).
 
@@ -420,6 +426,12 @@ def _nipals(
             if done:
                 break
         else:
+            if not warn:  # the caller reads the iteration count (= max_iter) instead
+                worst = max_iter
+                t_all[:, a], p_all[:, a] = t, p
+                e -= np.outer(t, p)
+                e *= m
+                continue
             warnings.warn(
                 f"NIPALS did not converge for component {a + 1} in {max_iter} iterations "
                 f"(tolerance {tol:g}); raise max_iter",
@@ -443,6 +455,7 @@ def _pca_fit(
     start: np.ndarray | None = None,
     keep: np.ndarray | None = None,
     scale: np.ndarray | None = None,
+    warn: bool = True,
 ) -> dict[str, np.ndarray | str | int]:
     """Scale the unfolded data ``x`` (NaN = missing) and fit the PCA (see :class:`BatchPCA`); only the
     columns in ``keep`` (default all) can be active. With ``scale`` (a cross-validation fold: the full
@@ -469,7 +482,7 @@ def _pca_fit(
         )
     use_svd = algorithm == "svd" or (algorithm == "auto" and complete)
     zc = z[:, active]
-    t, pa, n_iter = _svd(zc, n_comp) if use_svd else _nipals(zc, m[:, active], n_comp, tol, max_iter, start)
+    t, pa, n_iter = _svd(zc, n_comp) if use_svd else _nipals(zc, m[:, active], n_comp, tol, max_iter, start, warn)
     t, pa = _orient(t, pa)
     p = np.zeros((x.shape[1], n_comp))
     p[active] = pa
@@ -570,11 +583,13 @@ def _cross_validated(
     online: str,
     keep: np.ndarray,
     scale: np.ndarray | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], list[int]]:
     """Residuals and on-line SPE of every reference batch from a model fitted without its fold
     (batch ``i`` in fold ``i mod folds``; scaling and PCA refitted on the columns in ``keep``, the
-    full model's; NIPALS starts from ``t``)."""
+    full model's; NIPALS starts from ``t``), and the NIPALS iterations of each fold (``max_iter``:
+    not converged to ``tol``; no warning, the fold's loadings are still used)."""
     n, n_j = x.shape[0], shape[0]
+    n_iter: list[int] = []
     fold_of = np.arange(n) % folds
     e_new, inst, known = np.zeros_like(x), np.zeros((n, n_j)), np.zeros((n, n_j))
     for fold in range(folds):
@@ -588,14 +603,16 @@ def _cross_validated(
             start=t[train],
             keep=keep,
             scale=scale,
+            warn=False,
         )
+        n_iter.append(int(fit["n_iter"]))
         p3 = fit["p"].reshape(*shape, t.shape[1])
         regression, _ = _online_reference(fit["z"], fit["m"], fit["t"], p3, online)
         m = ~np.isnan(x[out]) & fit["active"]
         z = np.where(m, (x[out] - fit["mean"]) / fit["scale"], 0.0)
         e_new[out] = (z - _project(z, m, fit["p"]) @ fit["p"].T) * m
         inst[out], known[out] = _online(z.reshape(-1, *shape), m.reshape(-1, *shape), p3, regression)[1:3]
-    return e_new, (inst, known)
+    return e_new, (inst, known), n_iter
 
 
 def _chart(ids: list[str], maturities: np.ndarray, keep: np.ndarray, t: np.ndarray, prob: float, **stats: Any):

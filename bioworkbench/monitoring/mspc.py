@@ -96,6 +96,9 @@ class BatchPCA:
         ``sd``, ``sd_others`` (SD without that batch).
     loadings_
         :math:`P`, shape ``(J, K, A)``; ``scores_`` :math:`T`, shape ``(n, A)``.
+    cv_n_iter_
+        NIPALS iterations of each cross-validation fold (``max_iter``: stopped before the
+        tolerance; folds do not warn, their loadings only set the limits of new batches).
     score_variance_
         :math:`s_a^2 = \sum_i t_{ia}^2/(n-1)`.
     explained_
@@ -276,10 +279,11 @@ class BatchPCA:
         self._regression, online = _online_reference(z, m, t, self.loadings_, self.online)
         self._fitted = True
         self._theta: dict[str, tuple[float, float, float]] = {}
+        self.cv_n_iter_: list[int] = []
         if self.cv_folds is None:
             self._e_new, self._online_new = self._e, online
         else:
-            self._e_new, self._online_new = _cross_validated(
+            self._e_new, self._online_new, self.cv_n_iter_ = _cross_validated(
                 x,
                 t,
                 shape,
@@ -703,8 +707,8 @@ def _screening_note(frame: pl.DataFrame, grid: np.ndarray, n_columns: int) -> st
             texts.append(f"batch {b} ({'; '.join(where)})")
         more = f" and {per_batch.height - 6} more batches" if per_batch.height > 6 else ""
         parts.append(
-            f"{one.height} column{'s' if one.height != 1 else ''} vary only through one reference batch's departure "
-            f"from all the others ({lim.SCREEN_REASONS['one batch']}; {action}): {', '.join(texts)}{more}. "
+            f"{one.height} column{'s vary' if one.height != 1 else ' varies'} only through one reference batch's "
+            f"departure from all the others ({lim.SCREEN_REASONS['one batch']}; {action}): {', '.join(texts)}{more}. "
             "Check whether these batches belong in the reference set."
         )
     return " ".join(parts) + " Details: model.screening_."
