@@ -163,6 +163,8 @@ def _aligned_input(aligned: object, function: str) -> pl.DataFrame:
             "This looks like observations (time_h but no maturity): align them first, e.g. "
             "bw.monitoring.align_by_time(campaign, variables=[...], grid_h=4)."
         )
+    elif "center" in frame.columns and "batch_id" not in frame.columns:
+        hint = "This looks like the envelope of golden_batch: pass (aligned, envelope) in that order. " + ALIGN_HINT
     require_columns(frame, ("batch_id", "maturity", "variable", "value"), what=f"{function}: aligned", hint=hint)
     return frame
 
@@ -223,6 +225,8 @@ def run_rules(
             "run_rules: rules must be a list of RunRule(name, sigma, n), e.g. [RunRule('1 beyond 3 SD', 3.0, 1)]; "
             f"got {rules!r}."
         )
+    aligned = _aligned_input(aligned, "run_rules")
+    envelope = _envelope_input(envelope, "run_rules")
     # NaN compares greater than any number in polars: keep finite z-scores only
     dev = deviations(aligned, envelope, batch_ids=batch_ids).filter(pl.col("z").is_finite())
     has_t = "time_h" in dev.columns
