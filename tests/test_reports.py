@@ -264,8 +264,10 @@ def _assert_no_leftovers(root: Path) -> None:
         for run in entry.iterdir():
             assert RUN_ID.match(run.name), f"half-written or stray folder: {run}"
             names = {p.name for p in run.iterdir()}
-            if json.loads((run / "manifest.json").read_text())["status"] == "refused":
-                assert names == {"manifest.json"}, f"a refused run holds only its manifest: {sorted(names)}"
+            m = json.loads((run / "manifest.json").read_text())
+            if m["status"] in ("refused", "interrupted") or "debris_removed" in m:
+                # refused before the kernel, or stopped: only the manifest (the debris is listed in it)
+                assert names == {"manifest.json"}, f"a {m['status']} run holds only its manifest: {sorted(names)}"
                 continue
             assert {"manifest.json", "report.html", f"{entry.name}.ipynb"} <= names, (
                 f"{run} is incomplete: {sorted(names)}"
@@ -277,7 +279,7 @@ def _index_rows(root: Path) -> list[dict]:
     page = (root / "index.html").read_text()
     rows = re.findall(
         r'<tr class="([^"]*)"><td>([^<]*)</td><td>([^<]*)</td><td class="status">[^<]*</td>'
-        r'<td>([^<]*)</td><td>[^<]*</td><td><a href="([^"]*)">',
+        r'<td>([^<]*)</td><td>[^<]*</td><td>(?:<a href="([^"]*)">)?',
         page,
     )
     return [{"status": s, "report": r, "parameters": p, "started": t, "link": link} for s, r, p, t, link in rows]
@@ -554,8 +556,12 @@ def test_kernel_death_is_a_failed_run(monkeypatch, campaign_dir, notebooks_outsi
 
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, OSError])
-def test_interrupted_run_leaves_no_folder(monkeypatch, campaign_dir, notebooks_outside_git, tmp_path, interruption):
-    """Ctrl-C while the notebook runs, or a crash while the HTML is written: nothing is left."""
+def test_interrupted_run_is_recorded_without_debris(
+    monkeypatch, campaign_dir, notebooks_outside_git, tmp_path, interruption
+):
+    """Ctrl-C while the notebook runs, or a crash while the HTML is written: the run is recorded
+    (interrupted, or failed) in a folder holding only its manifest, the half-written notebook is
+    removed and named, and the index lists the run."""
     import bioworkbench.reports as reports_module
 
     out = tmp_path / "out"
@@ -581,7 +587,20 @@ def test_interrupted_run_leaves_no_folder(monkeypatch, campaign_dir, notebooks_o
             notebooks=notebooks_outside_git,
             kernel=KERNEL,
         )
-    assert list((out / "explore_campaign").iterdir()) == []
+    (run,) = (out / "explore_campaign").iterdir()
+    assert {p.name for p in run.iterdir()} == {"manifest.json"}
+    m = json.loads((run / "manifest.json").read_text())
+    if interruption is KeyboardInterrupt:
+        assert m["status"] == "interrupted" and m["error"]["ename"] == "KeyboardInterrupt"
+        assert m["debris_removed"] == [{"file": "explore_campaign.ipynb", "bytes": 11}]
+    else:
+        assert m["status"] == "failed" and m["error"]["ename"] == "OSError"
+        assert "No space left on device" in m["error"]["evalue"]
+        assert [d["file"] for d in m["debris_removed"]] == ["explore_campaign.ipynb"]
+    assert m["inputs_sha256"][str(campaign_dir / "batches.parquet")] == _sha256(campaign_dir / "batches.parquet")
+    (row,) = _index_rows(out)
+    assert row["status"] == m["status"]
+    _assert_no_leftovers(out)
 
 
 # ---------------------------------------------------------------------------------------------
