@@ -121,8 +121,9 @@ def test_volume_observations_take_precedence_and_sample_before_additions():
         ("A", 0.0, "volume", 500.0, "mL"),
         ("A", 24.0, "vcd", 1.0, "1e6 cells/mL"),
     ]
-    events = [("A", 0.0, "feed", 50.0, None), ("A", 0.0, "sample", 10.0, None)]
-    vol = kinetics.volumes(campaign(rows, events))
+    events = [("A", 0.0, "feed", 50.0, "F"), ("A", 0.0, "sample", 10.0, None)]
+    media = pl.DataFrame({"medium": ["F"], "variable": ["glucose"], "concentration": [0.0], "unit": ["mmol/L"]})
+    vol = kinetics.volumes(campaign(rows, events, media))
     assert vol.select("time_h", "volume_ml", "sample_ml", "volume_source").rows() == [
         (0.0, 500.0, 10.0, "observed"),
         (24.0, 1000.0 + 50.0 - 10.0, 0.0, "events"),

@@ -1,0 +1,422 @@
+"""Per-batch outcome tables: what a report or ``Campaign.summary()`` states about each batch.
+
+* :func:`biomass_variable` and :func:`product_variable` say which measured variables are the
+  campaign's biomass and product (documented rules below), so the same tables serve a CHO
+  campaign (VCD, titer), a microbial one (dry cell weight, a product such as L-tryptophan) and one
+  without any product (NISTCHO growth data).
+* :func:`batch_outcomes`: peak biomass and its day, final viability, final integral of biomass,
+  mean μ in the growth phase, mean specific productivity, final product, last sample day.
+* :func:`batch_summary`: status, sample and flag counts, peak biomass, final product, duration.
+* :func:`outcome_units`: the unit and a label of each column, for tables people read.
+
+Flagged observations never count as outcomes (they are counted in ``n_flagged``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from bioworkbench.checks import require_campaign, require_choice, require_frame
+from bioworkbench.errors import ArgumentError
+from bioworkbench.schema import registry, suggest
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
+
+__all__ = [
+    "BIOMASS_ORDER",
+    "batch_outcomes",
+    "batch_summary",
+    "biomass_choices",
+    "biomass_variable",
+    "outcome_units",
+    "product_variable",
+]
+
+#: biomass variables in order of preference (then any other registered ``cell_density``)
+BIOMASS_ORDER = ("vcd", "cdw", "od600")
+
+#: canonical units a biomass variable may have (cell counts, dry mass, optical density)
+BIOMASS_UNITS = ("1e6 cells/mL", "g/L", "AU")
+
+
+def biomass_choices() -> list[str]:
+    """Variables of the registry that can serve as biomass: :data:`BIOMASS_ORDER`, then every
+    other registered ``cell_density`` variable whose canonical unit is one of
+    :data:`BIOMASS_UNITS`, by name."""
+    reg = registry()
+    others = sorted(
+        v
+        for v, spec in reg.items()
+        if spec.kind == "cell_density" and spec.unit in BIOMASS_UNITS and v not in BIOMASS_ORDER
+    )
+    return [v for v in BIOMASS_ORDER if v in reg] + others
+
+
+def _measured(campaign: Campaign, *, offline_only: bool = True) -> set[str]:
+    obs = campaign.observations.filter(pl.col("flag").is_null() & pl.col("value").is_not_null())
+    if offline_only:
+        obs = obs.filter(pl.col("source") != "online")
+    return set(obs["variable"].unique().to_list())
+
+
+def _choose_biomass(measured: Iterable[str]) -> str | None:
+    measured = set(measured)
+    return next((v for v in biomass_choices() if v in measured), None)
+
+
+def _declared_products(campaign: Campaign) -> list[str]:
+    if "product" not in campaign.batches.columns:
+        return []
+    return campaign.batches["product"].drop_nulls().unique().sort().to_list()
+
+
+def _choose_product(measured: Iterable[str], declared: Iterable[str]) -> str | None:
+    measured = set(measured)
+    reg = registry()
+    if "titer" in measured:
+        return "titer"
+    kind_product = sorted(v for v in measured if v in reg and reg[v].kind == "product")
+    if kind_product:
+        return kind_product[0]
+    for name in declared:
+        text = str(name).strip().lower()
+        bare = text[2:] if text[:2] in ("l-", "d-") else text
+        for v in sorted(measured):
+            if v in (text, bare) or (v in reg and reg[v].description.lower().startswith(text)):
+                return v
+    return None
+
+
+def biomass_variable(campaign: Campaign) -> str | None:
+    """The campaign's biomass variable: what kinetics and outcome tables grow on.
+
+    Rule: the first of ``vcd``, ``cdw``, ``od600`` with offline, unflagged values; else the first
+    (by name) other registered ``cell_density`` variable measured (e.g. ``tcd``); else ``None``.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+
+    Returns
+    -------
+    str or None
+
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign.
+    """
+    campaign = require_campaign(campaign, function="biomass_variable")
+    return _choose_biomass(_measured(campaign))
+
+
+def product_variable(campaign: Campaign) -> str | None:
+    """The campaign's product variable: whose final value and specific rate the tables report.
+
+    Rule: ``titer`` when measured offline (unflagged); else the first (by name) measured variable
+    of registry kind ``product``; else a measured variable *declared* as the product in the
+    batches' ``product`` column — the name itself, the name without an ``L-``/``D-`` prefix
+    (``L-tryptophan`` -> ``tryptophan``) or a variable whose registry description starts with it;
+    else ``None`` (e.g. NISTCHO, where only cells were counted).
+
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign.
+    """
+    campaign = require_campaign(campaign, function="product_variable")
+    return _choose_product(_measured(campaign), _declared_products(campaign))
+
+
+def _resolve(campaign: Campaign, biomass: str | None, product: str | None, *, function: str):
+    """Checked biomass and product names (defaults by the documented rules)."""
+    measured = _measured(campaign)
+    if biomass is None:
+        biomass = _choose_biomass(measured)
+    else:
+        biomass = require_choice(biomass, biomass_choices(), function=function, argument="biomass")
+    if product is None:
+        product = _choose_product(measured, _declared_products(campaign))
+    else:
+        reg = registry()
+        if not isinstance(product, str) or product not in reg:
+            raise ArgumentError(
+                f"{function}: product must be a registered variable name; got {product!r}. "
+                + suggest(str(product), sorted(reg), what="Variables")
+            )
+    return biomass, product
+
+
+def _peak(good: pl.DataFrame, variable: str, name: str) -> pl.DataFrame:
+    """Per batch: the largest value of ``variable`` and the day of its first occurrence."""
+    return (
+        good.filter(pl.col("variable") == variable)
+        .sort(["batch_id", "value", "time_h"], descending=[False, True, False])
+        .group_by("batch_id", maintain_order=True)
+        .agg(pl.col("value").first().alias(name), (pl.col("time_h").first() / 24).alias(f"{name}_day"))
+    )
+
+
+def _last(good: pl.DataFrame, variable: str, name: str) -> pl.DataFrame:
+    return (
+        good.filter(pl.col("variable") == variable)
+        .sort("batch_id", "time_h")
+        .group_by("batch_id", maintain_order=True)
+        .agg(pl.col("value").last().alias(name))
+    )
+
+
+def _rate_name(product: str) -> str:
+    return "qp" if product == "titer" else f"q_{product}"
+
+
+def batch_outcomes(
+    campaign: Campaign,
+    kinetics: pl.DataFrame | None = None,
+    *,
+    biomass: str | None = None,
+    product: str | None = None,
+) -> pl.DataFrame:
+    """One row per batch: status, CPPs and the outcomes a report states.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    kinetics
+        The output of :func:`bioworkbench.kinetics.compute` for this campaign (default: computed
+        here with the same ``biomass``; pass it when you have it, to compute it once).
+    biomass, product
+        Variable names (default: :func:`biomass_variable` and :func:`product_variable`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id``, ``status``, the ``cpp_*`` columns, then (``<b>`` the biomass, ``<p>`` the
+        product):
+
+        ==========================  ==============================================================
+        column                      definition
+        ==========================  ==============================================================
+        ``peak_<b>``                largest offline value of the biomass (its canonical unit)
+        ``peak_<b>_day``            culture day (time_h / 24) of its first occurrence
+        ``final_viability``         last offline viability, % (only when viability is measured)
+        ``final_i<b>``              integral of the biomass at the last sample (``final_ivcd``:
+                                    1e6 cells·d/mL; ``final_icdw``: g·h/L)
+        ``mu_growth``               mean μ over the intervals that end at or before the peak and
+                                    have μ > 0 (the growth phase), in the kinetics' unit (1/d for
+                                    cell counts, 1/h for dry weight and OD by default)
+        ``qp`` / ``q_<p>``          mean specific production rate over the batch's intervals
+                                    (``qp`` for titer, pg/cell/d; ``q_tryptophan``, mmol/g/h)
+        ``final_<p>``               last offline product concentration (``final_titer``, mg/L)
+        ``last_day``                culture day of the last offline unflagged sample, so a report
+                                    can say "so far (day N)" for a running batch
+        ==========================  ==============================================================
+
+        Biomass columns are absent when the campaign measures no biomass, product columns when it
+        has no product (:func:`product_variable` is ``None``). CHO campaigns keep the names
+        ``peak_vcd, peak_vcd_day, final_viability, final_ivcd, mu_growth, qp, final_titer``.
+
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign, ``biomass`` is not a biomass variable, ``product`` is not
+        registered, or ``kinetics`` was computed on another biomass.
+    SchemaError
+        ``kinetics`` lacks the kinetics columns.
+
+    Notes
+    -----
+    Units of every column: :func:`outcome_units`. Flagged observations are left out.
+    """
+    fn = "batch_outcomes"
+    campaign = require_campaign(campaign, function=fn)
+    biomass, product = _resolve(campaign, biomass, product, function=fn)
+    if kinetics is None and biomass is not None:
+        from bioworkbench.kinetics import compute
+
+        kinetics = compute(campaign, biomass=biomass, variables=[product] if product else [])
+    elif kinetics is not None:
+        kinetics = require_frame(
+            kinetics,
+            function=fn,
+            argument="kinetics",
+            columns=("batch_id", "time_h", "variable", "value"),
+            hint="Pass the frame bw.kinetics.compute(campaign) returns.",
+        )
+        _check_kinetics_biomass(kinetics, biomass, function=fn)
+    good = campaign.observations.filter(pl.col("flag").is_null() & (pl.col("source") != "online"))
+    measured = set(good["variable"].unique().to_list())
+    base = campaign.batches.select(
+        "batch_id", *[c for c in ("status",) if c in campaign.batches.columns], *campaign.cpps
+    )
+    parts: list[pl.DataFrame] = []
+    if biomass is not None:
+        k = kinetics
+        peak = _peak(good, biomass, f"peak_{biomass}")
+        parts.append(peak)
+        if "viability" in measured:
+            parts.append(_last(good, "viability", "final_viability"))
+        parts.append(
+            k.filter(pl.col("variable") == f"i{biomass}")
+            .sort("batch_id", "time_h")
+            .group_by("batch_id", maintain_order=True)
+            .agg(pl.col("value").last().alias(f"final_i{biomass}"))
+        )
+        parts.append(
+            k.filter(pl.col("variable") == "mu")
+            .join(peak.select("batch_id", _peak_h=pl.col(f"peak_{biomass}_day") * 24), on="batch_id")
+            .filter((pl.col("time_h") <= pl.col("_peak_h") + 1e-9) & (pl.col("value") > 0))
+            .group_by("batch_id")
+            .agg(mu_growth=pl.col("value").mean())
+        )
+        if product is not None:
+            rate = _rate_name(product)
+            parts.append(
+                k.filter(pl.col("variable") == rate).group_by("batch_id").agg(pl.col("value").mean().alias(rate))
+            )
+    if product is not None:
+        parts.append(_last(good, product, f"final_{product}"))
+    parts.append(good.group_by("batch_id").agg(last_day=pl.col("time_h").max() / 24))
+    out = base
+    for part in parts:
+        out = out.join(part, on="batch_id", how="left")
+    return out
+
+
+def _check_kinetics_biomass(kinetics: pl.DataFrame, biomass: str | None, *, function: str) -> None:
+    integrals = {f"i{b}": b for b in biomass_choices()}
+    found = sorted({integrals[v] for v in kinetics["variable"].unique().to_list() if v in integrals})
+    if found and biomass not in found:
+        raise ArgumentError(
+            f"{function}: kinetics were computed on biomass {', '.join(found)}, but the outcomes use "
+            f"{biomass!r}. Pass biomass={found[0]!r}, or recompute with "
+            f"bw.kinetics.compute(campaign, biomass={biomass!r})."
+        )
+
+
+def batch_summary(
+    campaign: Campaign,
+    *,
+    biomass: str | None = None,
+    product: str | None = None,
+) -> pl.DataFrame:
+    """One row per batch: status, process, scale, sample and flag counts, peak biomass, final
+    product, duration (what ``Campaign.summary()`` shows).
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    biomass, product
+        Variable names (default: :func:`biomass_variable` and :func:`product_variable`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id``, ``status``, ``process``, ``scale_l`` (those the batches have),
+        ``n_offline``, ``n_online``, ``n_flagged`` (observation counts, flagged included in the
+        first two), ``peak_<b>`` and ``peak_<b>_day`` (largest unflagged value of the biomass, any
+        source, and its day), ``final_<p>`` (last unflagged product value), ``duration_d`` (last
+        observation time / 24). Biomass and product columns are absent when the campaign has
+        none; a demo (CHO) campaign gives ``peak_vcd``, ``peak_vcd_day`` and ``final_titer``.
+
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign, or an unknown ``biomass``/``product``.
+    """
+    fn = "batch_summary"
+    campaign = require_campaign(campaign, function=fn)
+    biomass, product = _resolve(campaign, biomass, product, function=fn)
+    obs = campaign.observations
+    good = obs.filter(pl.col("flag").is_null() & pl.col("value").is_not_null())
+    per = obs.group_by("batch_id").agg(
+        n_offline=(pl.col("source") != "online").sum(),
+        n_online=(pl.col("source") == "online").sum(),
+        n_flagged=pl.col("flag").is_not_null().sum(),
+        _last_h=pl.col("time_h").max(),
+    )
+    cols = [c for c in ("batch_id", "status", "process", "scale_l") if c in campaign.batches.columns]
+    out = campaign.batches.select(cols).join(per, on="batch_id", how="left")
+    if biomass is not None:
+        out = out.join(_peak(good, biomass, f"peak_{biomass}"), on="batch_id", how="left")
+    if product is not None:
+        out = out.join(_last(good, product, f"final_{product}"), on="batch_id", how="left")
+    return out.with_columns(
+        duration_d=pl.col("_last_h") / 24,
+        n_offline=pl.col("n_offline").fill_null(0),
+        n_online=pl.col("n_online").fill_null(0),
+        n_flagged=pl.col("n_flagged").fill_null(0),
+    ).drop("_last_h")
+
+
+def outcome_units(
+    campaign: Campaign,
+    kinetics: pl.DataFrame | None = None,
+    *,
+    biomass: str | None = None,
+    product: str | None = None,
+) -> pl.DataFrame:
+    """The unit and a readable label of every outcome column of :func:`batch_outcomes` and
+    :func:`batch_summary` for this campaign.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    kinetics
+        The kinetics the outcomes were computed from (their ``unit`` column is used); default:
+        the units :func:`bioworkbench.kinetics.compute` gives by default for this biomass.
+    biomass, product
+        As for :func:`batch_outcomes`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``column, quantity, unit``, e.g. ``("mu_growth", "mean μ (growth phase)", "1/h")``.
+
+    Raises
+    ------
+    ArgumentError
+        As :func:`batch_outcomes`.
+    """
+    from bioworkbench.kinetics import units as kinetics_units
+
+    fn = "outcome_units"
+    campaign = require_campaign(campaign, function=fn)
+    biomass, product = _resolve(campaign, biomass, product, function=fn)
+    reg = registry()
+    rows: list[tuple[str, str, str]] = []
+    if biomass is not None:
+        ku = kinetics_units(biomass)
+        if kinetics is not None:
+            kinetics = require_frame(kinetics, function=fn, argument="kinetics", columns=("variable", "unit"))
+            _check_kinetics_biomass(kinetics, biomass, function=fn)
+            seen = dict(kinetics.select("variable", "unit").unique("variable").iter_rows())
+            ku = {**ku, **{k: seen[v] for k, v in (("integral", f"i{biomass}"), ("mu", "mu")) if v in seen}}
+            if product is not None and _rate_name(product) in seen:
+                ku["q_" + product] = seen[_rate_name(product)]
+        label = reg[biomass].description
+        rows += [
+            (f"peak_{biomass}", f"peak {label}", reg[biomass].unit),
+            (f"peak_{biomass}_day", f"day of peak {label}", "d"),
+        ]
+        if "viability" in _measured(campaign):
+            rows.append(("final_viability", "final viability", "%"))
+        rows += [
+            (f"final_i{biomass}", f"final integral of {label}", ku["integral"]),
+            ("mu_growth", "mean μ (growth phase)", ku["mu"]),
+        ]
+        if product is not None:
+            unit = ku.get("q_" + product) or ku["q_molar" if reg[product].unit == "mmol/L" else "q_mass"]
+            rows.append((_rate_name(product), f"mean specific rate of {product} (mass balance)", unit))
+    if product is not None:
+        rows.append((f"final_{product}", f"final {product}", reg[product].unit))
+    rows.append(("last_day", "last sample day", "d"))
+    return pl.DataFrame(rows, schema=["column", "quantity", "unit"], orient="row")
