@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, DataReadError, SchemaError
+from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, ConfigError, DataReadError, SchemaError
 from bioworkbench.stability import STUDY_COLUMNS, read_study, shelf_life, validate_study
 from bioworkbench.stability.study import to_time_unit
 from tests.conftest import shared_data
@@ -708,7 +708,9 @@ def test_error_arguments():
         shelf_life(study, attribute="potency", lower=95, condition="5 °C")
     with pytest.raises(ConfigError, match="storage='fridge' is not known; valid: room, refrigerated, frozen"):
         shelf_life(study, attribute="potency", lower=95, storage="fridge")
-    with pytest.raises(ConfigError, match="confidence=95 must lie strictly between 0 and 1"):
+    with pytest.raises(
+        ArgumentError, match=r"shelf_life: confidence must be a probability .*got 95\. Did you mean 0\.95\?"
+    ):
         shelf_life(study, attribute="potency", lower=95, confidence=95)
     both = pl.concat([study, read_study(q1e("exp1"), temperature_c=40)])
     with pytest.raises(ConfigError, match=r"measured at 2 conditions.*Conditions: '25 °C', '40 °C'"):

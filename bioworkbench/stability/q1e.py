@@ -33,7 +33,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, SchemaError
+from bioworkbench.checks import describe_type, require_frame, require_number, require_prob
+from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, ConfigError, Issue, SchemaError
 from bioworkbench.stability.study import _DAYS, STUDY_COLUMNS, validate_study
 
 __all__ = ["MODELS", "STORAGE", "ShelfLifeResult", "shelf_life"]
@@ -341,10 +342,17 @@ def shelf_life(
         condition needed but not given, ``confidence``/``alpha_pool`` outside (0, 1), an unknown ``storage``;
         a limit on the wrong side of a lot's fitted value at time 0 (names the limit, the value and the lot);
         a confidence bound already outside the limit at time 0.
+    ArgumentError
+        ``study`` is not a frame (e.g. a Campaign); ``attribute`` is not a name; a limit that is not a number
+        (``lower="95%"``); ``confidence``/``alpha_pool`` not a probability (``95`` instead of ``0.95``).
     SchemaError
         No usable results; all results at one time; a lot with results at a single time (lot, file, line, the
         points found and needed); no residual degrees of freedom (full model, or a lot's own regression with
-        ``separate_mse="individual"``).
+        ``separate_mse="individual"``). **The data cannot estimate a shelf life** (see Notes, *when no shelf
+        life is stated*): one lot whose line has no residual degrees of freedom; a residual variance of 0 in
+        the chosen model (e.g. all values equal), or in a lot's own line with ``separate_mse="individual"``;
+        separate lines that fit every result exactly, so that the poolability F tests are undefined (the
+        tests, with ``F`` and ``p_value`` null and the decision ``"undefined: …"``, are the error's ``tests``).
 
     Notes
     -----
@@ -379,6 +387,18 @@ def shelf_life(
     lot's shelf life is the smallest counted root with ``t > 0`` (``inf`` when none), and the overall shelf life
     the minimum over lots (one line for the common model). Times are in the study's ``time_unit``.
 
+    *When no shelf life is stated.* ICH Q1E (2003) Appendix B.1 takes the shelf life as the earliest time the
+    one-sided 95 % confidence limit of the mean crosses the acceptance criterion, and B.2.2 decides pooling by
+    F tests whose denominator is the residual mean square. Both need an estimate of the residual variance
+    with at least one degree of freedom. Where there is none (one lot with two results: n − 2 = 0), the bound
+    has no width to compute; where the estimate is 0 (all values equal, values on an exact line, typically
+    rounded, copied or nominal results) the bound would have zero width and claim a shelf life with no
+    uncertainty, and the F statistics are 0/0 or x/0. In these cases the function raises instead of reporting
+    "no statistical limit" (F = 0, p = 1) or proposing the Q1E extrapolation maximum: the data are not
+    "amenable to statistical analysis" in the sense of Q1E section 2.4 and Appendix A. "Exactly" means a
+    residual sum of squares at most 1e-10 of the sum of squares of the values it was fitted to (a residual SD
+    below 1e-5 of theirs; the closed forms lose about 1e-16 of it to cancellation).
+
     *Extrapolation* (ICH Q1E 2.4-2.6 and Appendix A, data amenable to statistical analysis, no significant
     change at accelerated conditions): with ``X`` the longest time point, at most ``min(2X, X + 12 months)`` for
     room-temperature storage, ``min(1.5X, X + 6 months)`` refrigerated, ``X`` frozen. Where accelerated data show
@@ -388,6 +408,20 @@ def shelf_life(
     from scipy import stats
 
     # -- arguments ------------------------------------------------------------------------------------------------
+    fn = "shelf_life"
+    study = require_frame(
+        study,
+        function=fn,
+        argument="study",
+        hint="Pass a stability study frame (bw.stability.read_study(path) or validate_study(frame)); a Campaign "
+        "holds batch process data, not stability results.",
+    )
+    if not isinstance(attribute, str):
+        raise ArgumentError(
+            f"shelf_life: attribute must be the attribute's name (a str); got {describe_type(attribute)}."
+        )
+    lower = require_number(lower, function=fn, argument="lower", allow_none=True)
+    upper = require_number(upper, function=fn, argument="upper", allow_none=True)
     if lower is None and upper is None:
         raise ConfigError(
             f"shelf_life({attribute!r}): no acceptance limit given; pass lower= (an attribute that decreases, "
@@ -395,9 +429,8 @@ def shelf_life(
         )
     if lower is not None and upper is not None and not lower < upper:
         raise ConfigError(f"shelf_life: lower={lower} must be below upper={upper}.")
-    for name, v in (("confidence", confidence), ("alpha_pool", alpha_pool)):
-        if not 0 < v < 1:
-            raise ConfigError(f"shelf_life: {name}={v} must lie strictly between 0 and 1.")
+    confidence = require_prob(confidence, function=fn, argument="confidence")
+    alpha_pool = require_prob(alpha_pool, function=fn, argument="alpha_pool")
     if storage not in STORAGE:
         raise ConfigError(f"shelf_life: storage={storage!r} is not known; valid: {', '.join(STORAGE)}.")
     if separate_mse not in ("individual", "pooled"):
@@ -496,6 +529,12 @@ def shelf_life(
     rss_c = max(syy_c - sty_c**2 / stt_c, 0.0)
     df_c = int(n - 2)
 
+    def exact(rss: float, total: float = syy_c) -> bool:
+        """A residual sum of squares that is round-off of 0: at most 1e-10 of the sum of squares ``total`` of
+        the values it was fitted to (the closed forms ``S_yy − S_ty²/S_tt`` lose about 1e-16 · S_yy to
+        cancellation; a residual SD below 1e-5 of the values' SD is no measured scatter)."""
+        return rss <= 1e-10 * total or total == 0.0
+
     # -- poolability -------------------------------------------------------------------------------------------------
     if k > 1:
         if df_f < 1:
@@ -509,13 +548,35 @@ def shelf_life(
                 ]
             )
         mse_f = rss_f / df_f
+        if exact(rss_f):
+            # no error variance to test against: F is 0/0 or x/0, undefined, not 0 (p = 1) or inf (p = 0)
+            undefined = (
+                f"undefined: the separate lines fit all {int(n)} results exactly (residual mean square 0 on "
+                f"{df_f} df), so there is no error variance to test against"
+            )
+            tests = pl.DataFrame(
+                {
+                    "test": ["equal slopes", "equal intercepts", "equal lines"],
+                    "F": [None] * 3,
+                    "df_num": [k - 1, k - 1, 2 * k - 2],
+                    "df_den": [df_f] * 3,
+                    "p_value": [None] * 3,
+                    "alpha": [alpha_pool] * 3,
+                    "decisive": [False] * 3,
+                    "decision": [undefined] * 3,
+                },
+                schema_overrides={"F": pl.Float64, "df_num": pl.Int64, "df_den": pl.Int64, "p_value": pl.Float64},
+            )
+            _refuse(
+                where,
+                data,
+                f"the poolability tests of ICH Q1E Appendix B.2.2 are {undefined}; and each lot's own confidence "
+                "bound (the only choice when poolability cannot be shown) would have zero width",
+                tests=tests,
+            )
 
         def ftest(num_ss: float, df_num: int) -> tuple[float, float]:
-            num_ss = max(num_ss, 0.0)
-            if mse_f > 0:
-                F = (num_ss / df_num) / mse_f
-            else:  # exact fits: any difference is infinitely significant, none is no evidence
-                F = math.inf if num_ss > 1e-12 * max(syy_c, 1e-300) else 0.0
+            F = (max(num_ss, 0.0) / df_num) / mse_f
             return F, float(stats.f.sf(F, df_num, df_f))
 
         F_slope, p_slope = ftest(rss_s - rss_f, k - 1)
@@ -615,6 +676,44 @@ def shelf_life(
                     for lot, m, j in few
                 ]
             )
+    if k == 1 and df_c < 1:
+        _refuse(
+            where,
+            data,
+            f"lot {lots[0]} has {int(n)} results at {int(sums['nt'][0])} times, which its regression line fits "
+            f"exactly: no residual degrees of freedom (n − 2 = {df_c}) and so no residual variance for the "
+            "confidence bound of the mean",
+            hint="a regression-based shelf life needs at least 3 results (at 2 or more times) per line; add results "
+            "(replicates or further time points)",
+        )
+    rss_chosen = {"common": rss_c, "common_slope": rss_s}.get(model, rss_f)
+    if model == "separate" and separate_mse == "individual":
+        zero = [j for j in range(k) if exact(rss_i[j], syy[j])]
+        if zero:
+            _refuse(
+                where,
+                data,
+                (
+                    f"lots {', '.join(lots[j] for j in zero)} lie exactly on their own regression lines (residual "
+                    "variance 0), so their confidence bounds of the mean would have zero width"
+                    if len(zero) > 1
+                    else f"lot {lots[zero[0]]} lies exactly on its own regression line (residual variance 0), so "
+                    "its confidence bound of the mean would have zero width"
+                ),
+                hint="check whether the values were rounded, copied or are nominal; with real scatter in the other "
+                "lots separate_mse='pooled' uses the full model's variance",
+                batches=[lots[j] for j in zero],
+            )
+    elif exact(rss_chosen):
+        _refuse(
+            where,
+            data,
+            f"all {int(n)} results lie exactly on the fitted {_MODEL_WORDS[model]} (residual variance 0"
+            + (", all values equal" if syy_c == 0.0 else "")
+            + "), so its confidence bound of the mean would have zero width",
+            hint="check whether the values were rounded, copied or are nominal (e.g. every result reported as the "
+            "specification's target)",
+        )
     limits = [(side, lim) for side, lim in (("lower", lower), ("upper", upper)) if lim is not None]
     _check_limits(chosen, limits, where, unit, model, confidence, two)
     sl_lot, crossing = _lot_shelf_lives(chosen, limits)
@@ -714,6 +813,45 @@ def shelf_life(
         data=data,
         _lines=chosen,
     )
+
+
+def _refuse(
+    where: str,
+    data: pl.DataFrame,
+    why: str,
+    *,
+    hint: str | None = None,
+    batches: list[str] | None = None,
+    tests: pl.DataFrame | None = None,
+) -> None:
+    """Raise the :class:`SchemaError` of data that cannot estimate a shelf life (see :func:`shelf_life`, Notes).
+
+    The message names the file and lines of the results, says why and that no shelf life is stated; the
+    poolability tests, when they were computed, are on the error as ``tests``.
+    """
+    rows = data if batches is None else data.filter(pl.col("batch_id").is_in(batches))
+    lines = rows["source_line"].drop_nulls().sort().to_list()
+    shown = ", ".join(str(x) for x in lines[:8]) + (f" … ({len(lines)} lines)" if len(lines) > 8 else "")
+    files = rows["source_file"].drop_nulls().unique().to_list()
+    err = SchemaError(
+        [
+            Issue(
+                f"{where}: no statistical shelf life can be estimated: {why}. ICH Q1E (2003) Appendix B.1 bases the "
+                "shelf life on the time the one-sided 95 % confidence limit of the mean crosses the acceptance "
+                "criterion, and that limit needs an estimate of the residual variance; no shelf life is stated.",
+                file=files[0] if len(files) == 1 else None,
+                line=lines[0] if len(lines) == 1 else None,
+                column="value",
+                batch=batches[0] if batches and len(batches) == 1 else None,
+                hint=" ".join(
+                    x for x in ((hint + ".") if hint else "", f"Results used: lines {shown}." if lines else "") if x
+                )
+                or None,
+            )
+        ]
+    )
+    err.tests = tests
+    raise err
 
 
 def _check_times(data: pl.DataFrame, sums: pl.DataFrame, where: str) -> None:

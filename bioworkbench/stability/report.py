@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchError, ConfigError
+from bioworkbench.checks import require_columns, require_frame, require_number, require_prob
+from bioworkbench.errors import ArgumentError, BioWorkbenchError, ConfigError
 
 __all__ = [
     "BayesianStability",
@@ -28,12 +29,30 @@ __all__ = [
 ]
 
 
+_STUDY_HINT = "Read one with bw.stability.read_study(path) or check a frame with bw.stability.validate_study(frame)."
+
+
+def _study(study: object, function: str, columns: tuple[str, ...] = ("batch_id", "time", "attribute")) -> pl.DataFrame:
+    """``study`` as a stability study frame with ``columns``, or an error that says how to make one."""
+    frame = require_frame(study, function=function, argument="study", hint=_STUDY_HINT)
+    require_columns(frame, columns, what=f"{function}: study", hint=_STUDY_HINT)
+    return frame
+
+
 def _usable(study: pl.DataFrame) -> pl.DataFrame:
     return study.filter(pl.col("flag").is_null()) if "flag" in study.columns else study
 
 
 def study_overview(study: pl.DataFrame) -> pl.DataFrame:
-    """Per condition and attribute: lots, results, time span, unit, and flagged results."""
+    """Per condition and attribute: lots, results, time span, unit, and flagged results.
+
+    Raises
+    ------
+    ArgumentError, SchemaError
+        ``study`` is not a frame, or lacks a study column (named, with how to read a study).
+    """
+    study = _study(study, "study_overview", ("batch_id", "condition", "temperature_c", "attribute", "time",
+                                             "time_unit", "unit"))  # fmt: skip
     flagged = pl.col("flag").is_not_null().sum() if "flag" in study.columns else pl.lit(0)
     return (
         study.group_by("condition", "attribute", maintain_order=True)
@@ -52,7 +71,14 @@ def study_overview(study: pl.DataFrame) -> pl.DataFrame:
 
 
 def describe_study(study: pl.DataFrame, *, source: str | None = None) -> str:
-    """The study in one paragraph: where it comes from, lots, conditions, attributes, times, flags."""
+    """The study in one paragraph: where it comes from, lots, conditions, attributes, times, flags.
+
+    Raises
+    ------
+    ArgumentError, SchemaError
+        ``study`` is not a frame, or lacks a study column.
+    """
+    study = _study(study, "describe_study", ("batch_id", "condition", "temperature_c", "attribute", "time"))
     lots = study["batch_id"].unique().sort().to_list()
     conds = study.select("condition", "temperature_c").unique().sort("temperature_c", nulls_last=True)
     attrs = study["attribute"].unique().sort().to_list()
@@ -75,9 +101,13 @@ def condition_at(study: pl.DataFrame, temperature_c: float) -> str:
 
     Raises
     ------
+    ArgumentError, SchemaError
+        ``study`` is not a study frame; ``temperature_c`` is not a number.
     ConfigError
         No condition at that temperature (the temperatures present are listed).
     """
+    study = _study(study, "condition_at", ("condition", "temperature_c"))
+    temperature_c = require_number(temperature_c, function="condition_at", argument="temperature_c", unit="°C")
     conds = study.select("condition", "temperature_c").unique()
     if conds.height == 1:
         return conds["condition"][0]
@@ -149,6 +179,16 @@ def bayesian_analysis(
     from bioworkbench.models.base import diagnostics_markdown
     from bioworkbench.models.stability import StabilityModel
 
+    fn = "bayesian_analysis"
+    study = _study(study, fn, ("batch_id", "time", "attribute", "value", "temperature_c"))
+    if not isinstance(attribute, str):
+        raise ArgumentError(f"{fn}: attribute must be the attribute's name (a str); got {attribute!r}.")
+    for name, v in (("lower", lower), ("upper", upper)):
+        require_number(v, function=fn, argument=name, allow_none=True)
+    require_number(storage_c, function=fn, argument="storage_c", unit="°C")
+    require_number(horizon, function=fn, argument="horizon", minimum=0, min_inclusive=False)
+    require_prob(prob, function=fn)
+    require_prob(target, function=fn, argument="target")
     tu = study["time_unit"][0] if "time_unit" in study.columns and study.height else "month"
     data = _usable(study).filter(pl.col("attribute") == attribute)
     temps = sorted({float(t) for t in data["temperature_c"].drop_nulls().to_list()})
@@ -216,8 +256,25 @@ def bayesian_analysis(
     )
 
 
+def _check_pair(q1e: Any, bayes: Any, function: str) -> None:
+    """``q1e`` from :func:`~bioworkbench.stability.shelf_life` and ``bayes`` from :func:`bayesian_analysis`."""
+    from bioworkbench.checks import describe_type
+    from bioworkbench.stability.q1e import ShelfLifeResult
+
+    if not isinstance(q1e, ShelfLifeResult):
+        raise ArgumentError(
+            f"{function}: q1e must be the result of bw.stability.shelf_life(study, ...); got {describe_type(q1e)}."
+        )
+    if not isinstance(bayes, BayesianStability):
+        raise ArgumentError(
+            f"{function}: bayes must be the result of bw.stability.bayesian_analysis(study, ...); got "
+            f"{describe_type(bayes)}."
+        )
+
+
 def compare_shelf_lives(q1e: Any, bayes: BayesianStability) -> pl.DataFrame:
     """The two shelf-life answers in one table: method, shelf life, what it is a statement about."""
+    _check_pair(q1e, bayes, "compare_shelf_lives")
     rows = [
         {
             "method": "ICH Q1E regression",
@@ -242,6 +299,7 @@ def compare_shelf_lives(q1e: Any, bayes: BayesianStability) -> pl.DataFrame:
 
 def comparison_sentence(q1e: Any, bayes: BayesianStability) -> str:
     """One or two sentences on how the two shelf lives differ and why."""
+    _check_pair(q1e, bayes, "comparison_sentence")
     tu = q1e.time_unit
     if bayes.shelf_life is None:
         return (

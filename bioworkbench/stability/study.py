@@ -186,6 +186,15 @@ def _validate(
     """
     if on_invalid not in ("raise", "flag"):
         raise ConfigError(f"on_invalid must be 'raise' or 'flag'; got {on_invalid!r}.")
+    from bioworkbench.checks import require_frame
+
+    frame = require_frame(
+        frame,
+        function="validate_study",
+        argument="frame",
+        hint="A stability study is a table of results (batch_id, time, attribute, value); read a file with "
+        "bw.stability.read_study(path).",
+    )
     file = str(source) if source is not None else None
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -463,6 +472,12 @@ def to_time_unit(study: pl.DataFrame, unit: str) -> pl.DataFrame:
     Factors from pint's calendar: 1 year = 365.25 d (Julian year), 1 month = 1/12 year = 30.4375 d,
     1 week = 7 d. Converting ``month`` to ``day`` multiplies by 30.4375.
     """
+    from bioworkbench.checks import require_columns, require_frame
+
+    study = require_frame(study, function="to_time_unit", argument="study")
+    require_columns(study, ("time", "time_unit"), what="to_time_unit: study", hint="validate it with validate_study.")
+    if not isinstance(unit, str):
+        raise ConfigError(f"to_time_unit: unit must be a time unit name ({', '.join(TIME_UNITS)}); got {unit!r}.")
     to = _time_unit_of(unit)
     if to is None:
         raise ConfigError(f"time unit {unit!r} is not known. {_suggest(unit, TIME_UNITS)}")
@@ -551,6 +566,18 @@ def read_study(
     attribute (name lower-cased, unit from the header or ``units``/``unit``), and each non-empty cell one
     measurement (an empty cell is a result not measured, so no row).
     """
+    if isinstance(path, pl.DataFrame | pl.LazyFrame):
+        from bioworkbench.errors import ArgumentError
+
+        raise ArgumentError(
+            "read_study: path must be a file path (str or Path) to a CSV or Excel table; got a polars frame. "
+            "Check a frame that is already in memory with bw.stability.validate_study(frame)."
+        )
+    if not isinstance(path, str | os.PathLike):
+        from bioworkbench.checks import describe_type
+        from bioworkbench.errors import ArgumentError
+
+        raise ArgumentError(f"read_study: path must be a file path (str or Path); got {describe_type(path)}.")
     path = Path(path)
     file = str(path)
     if not path.exists():

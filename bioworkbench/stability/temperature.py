@@ -51,7 +51,26 @@ MKT_ACTIVATION_ENERGY_KJ = 83.144
 
 
 def _kelvin(temperature_c: Any, *, what: str = "temperature_c") -> np.ndarray:
-    t = np.asarray(temperature_c, dtype=float)
+    from bioworkbench.checks import describe_type
+    from bioworkbench.errors import ArgumentError
+
+    if isinstance(temperature_c, str | bytes) or (
+        isinstance(temperature_c, Sequence) and any(isinstance(x, str | bytes) for x in temperature_c)
+    ):
+        raise ArgumentError(
+            f"{what}: expected temperatures in °C as numbers (e.g. 25 or [25, 30]); got "
+            f"{describe_type(temperature_c)}. Give the number itself, without the unit."
+        )
+    if isinstance(temperature_c, np.ndarray) and temperature_c.dtype.kind in "USO":
+        raise ArgumentError(
+            f"{what}: expected temperatures in °C as numbers; got an array of {temperature_c.dtype} (text)."
+        )
+    try:
+        t = np.asarray(temperature_c, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentError(
+            f"{what}: expected temperatures in °C as numbers; got {describe_type(temperature_c)}."
+        ) from None
     bad = ~np.isfinite(t) | (t <= -KELVIN)
     if np.any(bad):
         i = int(np.flatnonzero(bad.ravel())[0])
@@ -139,7 +158,7 @@ def mean_kinetic_temperature(
     for any ``T_ref``. The sum is evaluated as a log-sum-exp (no underflow whatever ``ΔH``).
     ``R = 8.314462618e-3`` kJ/(mol·K); USP's rounded ``8.3144e-3`` moves the result by < 0.001 K.
     """
-    t_k = _kelvin(np.atleast_1d(temperatures_c).ravel())
+    t_k = _kelvin(temperatures_c, what="temperatures_c").ravel()
     if t_k.size == 0:
         raise ConfigError("mean_kinetic_temperature: no temperatures given.")
     if durations is None:
