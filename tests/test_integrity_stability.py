@@ -26,7 +26,6 @@ from bioworkbench.stability import (
 from bioworkbench.stability.study import to_time_unit
 from tests.conftest import shared_data
 
-EXP1 = shared_data("stability-ich-q1e", "exp1.csv")
 Q1E = "ICH Q1E (2003) Appendix B.1 bases the shelf life on the time the one-sided 95 % confidence limit"
 
 
@@ -38,9 +37,13 @@ def _quiet():
         yield
 
 
+def exp1_path() -> str:
+    return str(shared_data("stability-ich-q1e", "exp1.csv"))
+
+
 @pytest.fixture(scope="module")
 def exp1() -> pl.DataFrame:
-    return read_study(EXP1)
+    return read_study(exp1_path())
 
 
 def lots(study: pl.DataFrame, *ids: str) -> pl.DataFrame:
@@ -57,7 +60,7 @@ def test_one_lot_two_time_points_has_no_residual_degrees_of_freedom(exp1):
     with pytest.raises(bw.SchemaError) as err:
         shelf_life(two, attribute="potency", lower=95)
     text = str(err.value)
-    assert f"1 problem in {EXP1}" in text
+    assert f"1 problem in {exp1_path()}" in text
     assert "no statistical shelf life can be estimated: lot b2 has 2 results at 2 times" in text
     assert "no residual degrees of freedom (n − 2 = 0)" in text
     assert Q1E in text and "no shelf life is stated" in text
