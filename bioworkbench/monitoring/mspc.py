@@ -130,7 +130,9 @@ class BatchPCA:
     constant. Marked columns stay in the model by default (``single_batch_columns="keep"``): they
     are where that reference batch is abnormal, and leaving them out would hide it (FMC batch 40,
     DuPont batch 49); the warning names the batch so that it can be taken out of the reference
-    set. ``single_batch_columns="exclude"`` leaves them out instead.
+    set. ``single_batch_columns="exclude"`` leaves them out instead. A column left out is left out
+    everywhere: in the scores, SPE and contributions (0) of reference, new and running batches
+    (:meth:`monitor`), and in every cross-validation fold behind the limits.
 
     **PCA.** :math:`Z = TP^\top + E` with orthonormal loadings, from the SVD of :math:`Z` when it is
     complete, else by NIPALS with missing data (missing cells are skipped in every regression, not
