@@ -241,11 +241,12 @@ def _inside(value: float, interval: tuple[float, float, bool, bool]) -> bool:
 
 def _constraint(comment: str, *, where: str, name: str, type_: str) -> tuple[str, Any, Any]:
     """Split a parameter's comment into help text, interval and choices."""
+    a = "an" if type_[:1] in "aeiou" else "a"
     if m := _INTERVAL.search(comment):
         lo, hi = float(m.group(2)), float(m.group(3))
         if type_ not in ("int", "float"):
             raise ConfigError(
-                f"{where}: parameter {name!r} is a {type_}; an interval {m.group(0).strip()} fits numbers only."
+                f"{where}: parameter {name!r} is {a} {type_}; an interval {m.group(0).strip()} fits numbers only."
             )
         if lo > hi:
             raise ConfigError(
@@ -254,7 +255,7 @@ def _constraint(comment: str, *, where: str, name: str, type_: str) -> tuple[str
         return comment[: m.start()].rstrip(), (lo, hi, m.group(1) == "[", m.group(4) == "]"), None
     if m := _CHOICES.search(comment):
         if type_ != "str":
-            raise ConfigError(f"{where}: parameter {name!r} is a {type_}; choices {m.group(0).strip()} fit str only.")
+            raise ConfigError(f"{where}: parameter {name!r} is {a} {type_}; choices {m.group(0).strip()} fit str only.")
         choices = tuple(c.strip().strip("'\"") for c in m.group(1).split(",") if c.strip())
         if not choices:
             raise ConfigError(f"{where}: parameter {name!r} declares no choices in {m.group(0).strip()}.")
@@ -1555,6 +1556,10 @@ def _index_entries(root: Path) -> list[dict[str, Any]]:
     return entries
 
 
+#: the statuses the index knows (a row's CSS class; any other status is shown, classed "other")
+_STATUSES = ("completed", "failed", "refused", "interrupted", "running", "corrupt", "incomplete", "unknown")
+
+
 def write_index(output_dir: str | os.PathLike = "reports") -> Path:
     """Rewrite ``<output_dir>/index.html``: every run, newest first, with status and links.
 
@@ -1573,7 +1578,7 @@ def write_index(output_dir: str | os.PathLike = "reports") -> Path:
         if isinstance(params, dict):
             params = ", ".join(f"{k}={v}" for k, v in params.items() if k != "campaign")
         status = str(e.get("status") or "?")
-        css = re.sub(r"[^a-z-]", "", status.lower()) or "unknown"
+        css = status if status in _STATUSES else "other"
         duration = e.get("duration_s")
         duration = (
             f"{duration:.2f} s" if isinstance(duration, int | float) and not isinstance(duration, bool) else duration

@@ -170,6 +170,8 @@ class PageReport:
     bokeh_version: str | None = None
     roots: int = 0
     seconds: float = 0.0
+    #: what the ``probe`` expression of :meth:`Browser.inspect` returned (JSON-decoded)
+    probe: Any = None
 
     @property
     def drawn_canvases(self) -> list[Canvas]:
@@ -346,10 +348,13 @@ class Browser:
         min_canvases: int = 1,
         timeout: float = 60.0,
         settle: float = 1.0,
+        probe: str | None = None,
     ) -> PageReport:
         """Open ``path`` offline; wait until ``min_canvases`` canvases are drawn (or ``timeout``).
 
-        Waits a further ``settle`` seconds once they are, so late errors are caught too.
+        Waits a further ``settle`` seconds once they are, so late errors are caught too. ``probe``
+        is a JavaScript expression returning a JSON string, evaluated in the page once it has
+        settled; its decoded value is ``PageReport.probe``.
         """
         if self._cdp is None:
             raise BrowserError("the browser is not started")
@@ -388,6 +393,8 @@ class Browser:
                     drawn_since = None
             if loaded:
                 state = self._evaluate(session, _CANVASES_JS)
+                if probe is not None:
+                    report.probe = self._evaluate(session, probe)
             else:
                 report.errors.append(f"the page did not finish loading within {timeout:.0f} s")
             report.canvases = [Canvas(**c) for c in state.get("canvases", [])]
