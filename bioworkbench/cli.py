@@ -9,12 +9,37 @@ from pathlib import Path
 from bioworkbench.errors import BioWorkbenchError
 
 
-def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0) -> Path:
-    """Simulate the demo campaign, write it to ``out`` (replacing it), and print its summary."""
+def _refuse_non_empty(out: str | Path, *, overwrite: bool) -> None:
+    """Refuse to write into a file, or into a folder that holds anything, unless ``overwrite``.
+
+    Raises
+    ------
+    FileExistsError
+        Saying which folder, what it holds and the flag that replaces it.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder; choose another --out folder.")
+    if out.is_dir() and not overwrite:
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise FileExistsError(
+                f"{out} is not empty (it holds {shown}); nothing was written. "
+                "Pass --overwrite to replace its contents, or choose another --out folder."
+            )
+
+
+def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
+    """Simulate the demo campaign, write it to ``out``, and print its summary.
+
+    A non-empty ``out`` is refused (:class:`FileExistsError`) unless ``overwrite``.
+    """
     from bioworkbench.simulate import simulate_campaign
 
+    _refuse_non_empty(out, overwrite=overwrite)
     campaign = simulate_campaign(n_batches=n_batches, seed=seed)
-    path = campaign.write(out, overwrite=True)
+    path = campaign.write(out, overwrite=overwrite)
     print(f"demo campaign written to {path}/")
     print(campaign.describe())
     print()
@@ -22,10 +47,27 @@ def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0) -
     return path
 
 
+def dataset(name: str, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a shipped campaign (``demo``, ``nistcho``, ``ambr250``) as a campaign folder and print
+    its summary; a non-empty ``out`` is refused unless ``overwrite``."""
+    from bioworkbench import datasets
+    from bioworkbench.campaign import read_campaign
+
+    _refuse_non_empty(out, overwrite=overwrite)
+    path = datasets.write(name, out, overwrite=overwrite)
+    campaign = read_campaign(path)
+    print(f"dataset {name} written to {path}/")
+    print(campaign.describe())
+    print()
+    _print_frame(campaign.summary())
+    return path
+
+
 def simulate(out: str | Path, *, n_batches: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
-    """Simulate a campaign and write it as a campaign folder."""
+    """Simulate a campaign and write it as a campaign folder (a non-empty ``out`` needs ``overwrite``)."""
     from bioworkbench.simulate import simulate_campaign
 
+    _refuse_non_empty(out, overwrite=overwrite)
     path = simulate_campaign(n_batches=n_batches, seed=seed).write(out, overwrite=overwrite)
     print(f"campaign written to {path}/")
     return path
@@ -121,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="data/demo", help="campaign folder (default: data/demo)")
     p.add_argument("--n-batches", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out folder")
+
+    p = sub.add_parser("dataset", help="write a shipped campaign (demo, nistcho, ambr250) to a folder and summarise it")
+    p.add_argument("name", choices=["demo", "nistcho", "ambr250"], help="the campaign")
+    p.add_argument("--out", required=True, help="campaign folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out folder")
 
     p = sub.add_parser("simulate", help="simulate a campaign to a folder")
     p.add_argument("out", help="campaign folder to write")
@@ -156,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            demo(args.out, n_batches=args.n_batches, seed=args.seed)
+            demo(args.out, n_batches=args.n_batches, seed=args.seed, overwrite=args.overwrite)
+        elif args.command == "dataset":
+            dataset(args.name, args.out, overwrite=args.overwrite)
         elif args.command == "simulate":
             simulate(args.out, n_batches=args.n_batches, seed=args.seed, overwrite=args.overwrite)
         elif args.command == "summary":
