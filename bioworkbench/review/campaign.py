@@ -164,6 +164,7 @@ class MSPCSection:
     statistics: pl.DataFrame | None = None
     variables: list[str] = field(default_factory=list)
     why_not: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def text(self) -> Safe:
         if self.model is None:
@@ -213,12 +214,13 @@ def _mspc(campaign: Campaign) -> MSPCSection:
             "monitoring needs at least 3 to learn the normal variation."
         )
     try:
-        aligned = monitoring.align_by_time(campaign, variables=variables, grid_h=4, source="online")
-        model = monitoring.BatchPCA(n_components=2).fit(aligned)
+        aligned = monitoring.align_by_time(campaign, variables=variables, grid_h=4, source="online", warn=False)
+        model = monitoring.BatchPCA(n_components=2).fit(aligned, warn=False)
         stats = model.batch_statistics(prob=0.99)
     except BioWorkbenchError as exc:
         return MSPCSection(why_not=f"The multivariate model could not be fitted to these traces: {exc}")
-    return MSPCSection(model=model, statistics=stats, variables=variables)
+    notes = [n for n in (monitoring.alignment_note(aligned), model.screening_note_) if n]
+    return MSPCSection(model=model, statistics=stats, variables=variables, notes=notes)
 
 
 @dataclass
@@ -311,6 +313,7 @@ def campaign_review(campaign: Campaign, *, kinetics: pl.DataFrame | None = None)
         var = variability(done, outcome_cols + [c for c in cqas if c in table_.columns and c not in outcome_cols])
         exceptional = exceptional_batches(campaign, table_)
         mspc = _mspc(campaign)
+    notes.extend(mspc.notes)
     offline = campaign.observations.filter((pl.col("source") != "online") & pl.col("flag").is_null())
     per_var = offline.group_by("variable").agg(pl.col("batch_id").n_unique())
     multi = set(per_var.filter(pl.col("batch_id") > 1)["variable"].to_list())
