@@ -17,6 +17,7 @@ __all__ = [
     "BioWorkbenchWarning",
     "ConfigError",
     "DataReadError",
+    "IntegrityError",
     "Issue",
     "MissingDependencyError",
     "ModelNotFittedError",
@@ -96,6 +97,18 @@ class ArgumentError(BioWorkbenchError, TypeError, ValueError):
 
 class DataReadError(BioWorkbenchError, OSError):
     """A file that cannot be read at all (missing, unreadable, wrong format)."""
+
+
+class IntegrityError(DataReadError):
+    """A campaign folder whose files differ from what its ``campaign.yaml`` records (a frame missing,
+    added, cut or edited after :meth:`~bioworkbench.Campaign.write`); carries every :class:`Issue`."""
+
+    def __init__(self, issues: Iterable[Issue] | str, *, context: str | None = None) -> None:
+        if isinstance(issues, str):
+            issues = [Issue(issues)]
+        self.issues: list[Issue] = list(issues)
+        self.context = context
+        super().__init__(SchemaError(self.issues, context=context).args[0])
 
 
 class ConfigError(BioWorkbenchError, ValueError):

@@ -19,7 +19,7 @@ import polars as pl
 
 from bioworkbench.errors import ConfigError, Issue
 
-__all__ = ["canonical_unit_label", "conversion", "parse_unit", "to_canonical"]
+__all__ = ["canonical_unit_label", "conversion", "conversions", "parse_unit", "to_canonical"]
 
 # Units pint does not have, or that are labels rather than physical units.
 _DIMENSIONLESS_LABELS = {
@@ -155,26 +155,52 @@ def to_canonical(
     unit_col: str = "unit",
     file: str | None = None,
     line_col: str | None = None,
+    keep_raw: bool = False,
 ) -> tuple[pl.DataFrame, list[Issue]]:
     """Convert ``value_col`` to each variable's canonical unit and set ``unit_col`` to it.
 
+    Parameters
+    ----------
+    df
+        A frame with a variable, a value and a unit column.
+    variable_col, value_col, unit_col
+        Their names.
+    file, line_col
+        Where the rows come from, for the issues: the file, and a column holding each row's line
+        (without it, rows are named by position, counted from 0).
+    keep_raw
+        Record every converted row's original value and unit in ``raw_<value_col>`` and
+        ``raw_unit`` (null for rows left as they were; values already there are kept). Use it
+        where the rows have no file to point back to (frames built in code).
+
+    Returns
+    -------
+    tuple[polars.DataFrame, list[Issue]]
+        The converted frame (the same object when every unit is already canonical) and the issues
+        (units that cannot be converted, missing units: one per variable and unit, with the number
+        of rows and the first of them), which the caller raises.
+
+    Notes
+    -----
     Works per ``(variable, unit)`` group: one pint conversion per group, one vectorised
-    multiply-add per row. Rows whose variable is unknown are left as they are (the schema check
-    reports them). Returns the converted frame and the issues (units that cannot be converted,
-    missing units), which the caller raises.
+    multiply-add per row (``value_canonical = value * scale + offset``). Rows whose variable is
+    unknown are left as they are (the schema check reports them).
     """
-    from bioworkbench.schema import registry, suggest
+    from bioworkbench.schema import registry
 
     reg = registry()
-    groups = df.select(variable_col, unit_col).unique()
+    # (a group_by of two columns is several times faster than .unique() on large frames)
+    groups = df.group_by(variable_col, unit_col).len().drop("len")
     rows = []
     issues: list[Issue] = []
     for var, unit in groups.iter_rows():
         if var not in reg:
             continue
         v = reg[var]
+        if unit is not None and str(unit) == v.unit:
+            continue
         if unit is None or str(unit).strip() == "":
-            bad = df.filter((pl.col(variable_col) == var) & pl.col(unit_col).is_null())
+            bad = _rows_of(df, variable_col, unit_col, var, unit, line_col)
             _unit_issue(
                 issues,
                 bad,
@@ -182,13 +208,12 @@ def to_canonical(
                 unit,
                 f"no unit for {var}; expected {v.unit} or a unit convertible to it.",
                 file,
-                line_col,
             )
             continue
         try:
             scale, offset = conversion(str(unit), v.unit, v.molar_mass)
         except ConfigError as exc:
-            bad = df.filter((pl.col(variable_col) == var) & (pl.col(unit_col) == unit))
+            bad = _rows_of(df, variable_col, unit_col, var, unit, line_col)
             examples = _examples(v)
             _unit_issue(
                 issues,
@@ -198,11 +223,9 @@ def to_canonical(
                 f"found {unit!r} for {var}; expected a unit convertible to {v.unit}"
                 f"{' (' + examples + ')' if examples else ''}. ({exc})",
                 file,
-                line_col,
             )
             continue
         rows.append((var, unit, scale, offset, v.unit))
-    del suggest
     if not rows:
         return df, issues
     table = pl.DataFrame(
@@ -218,11 +241,22 @@ def to_canonical(
     )
     if df.schema[variable_col] != pl.String:
         table = table.with_columns(pl.col(variable_col).cast(df.schema[variable_col]))
+    converted = pl.col("_scale").is_not_null()
+    raw_value, raw_unit = f"raw_{value_col}", "raw_unit"
+    keep = []
+    if keep_raw:
+        old_value = pl.col(raw_value) if raw_value in df.columns else pl.lit(None, dtype=pl.Float64)
+        old_unit = pl.col(raw_unit) if raw_unit in df.columns else pl.lit(None, dtype=pl.String)
+        keep = [
+            pl.when(converted).then(pl.col(value_col)).otherwise(old_value).cast(pl.Float64).alias(raw_value),
+            pl.when(converted).then(pl.col(unit_col).cast(pl.String)).otherwise(old_unit).alias(raw_unit),
+        ]
     out = (
         df.with_columns(pl.col(unit_col).cast(pl.String).alias("_unit_in"))
         .join(table, on=[variable_col, "_unit_in"], how="left", maintain_order="left")
+        .with_columns(*keep)
         .with_columns(
-            pl.when(pl.col("_scale").is_not_null())
+            pl.when(converted)
             .then(pl.col(value_col) * pl.col("_scale") + pl.col("_offset"))
             .otherwise(pl.col(value_col))
             .alias(value_col),
@@ -231,6 +265,49 @@ def to_canonical(
         .drop("_unit_in", "_scale", "_offset", "_canon")
     )
     return out, issues
+
+
+def conversions(df: pl.DataFrame, *, variable_col: str = "variable", unit_col: str = "unit") -> pl.DataFrame:
+    """The ``(variable, unit)`` groups of ``df`` that :func:`to_canonical` would convert, with
+    their row counts, canonical unit, ``scale`` and ``offset`` (groups that cannot be converted are
+    left out: :func:`to_canonical` reports them)."""
+    from bioworkbench.schema import registry
+
+    reg = registry()
+    rows = []
+    counts = df.group_by(variable_col, unit_col).len()
+    for var, unit, n in counts.iter_rows():
+        if var not in reg or unit is None or str(unit) == reg[var].unit or not str(unit).strip():
+            continue
+        try:
+            scale, offset = conversion(str(unit), reg[var].unit, reg[var].molar_mass)
+        except ConfigError:
+            continue
+        rows.append((var, unit, n, reg[var].unit, scale, offset))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "variable": pl.String,
+            "unit": pl.String,
+            "rows": pl.Int64,
+            "canonical": pl.String,
+            "scale": pl.Float64,
+            "offset": pl.Float64,
+        },
+        orient="row",
+    ).sort("variable", "unit")
+
+
+def _rows_of(df, variable_col, unit_col, var, unit, line_col) -> pl.DataFrame:
+    """The rows of one ``(variable, unit)`` group, with their position (``_row``) and line (``_line``)."""
+    unit_match = pl.col(unit_col).is_null() if unit is None else (pl.col(unit_col) == unit)
+    line = pl.col(line_col).cast(pl.Int64) if line_col and line_col in df.columns else pl.lit(None, dtype=pl.Int64)
+    return (
+        df.lazy()
+        .with_columns(_row=pl.int_range(pl.len(), dtype=pl.Int64), _line=line)
+        .filter((pl.col(variable_col) == var) & unit_match)
+        .collect()
+    )
 
 
 def _examples(v) -> str:
@@ -249,12 +326,34 @@ def _examples(v) -> str:
     return examples.get(v.unit, "")
 
 
-def _unit_issue(issues, bad, var, unit, message, file, line_col):
+def _unit_issue(issues, bad, var, unit, message, file):
+    """One issue per ``(variable, unit)`` group: located at its first row, with the count and first rows."""
     n = bad.height
-    batch = bad["batch_id"][0] if "batch_id" in bad.columns and n else None
-    line = bad[line_col][0] if line_col and line_col in bad.columns and n else None
-    src_file = file
-    if src_file is None and "source_file" in bad.columns and n:
-        src_file = bad["source_file"][0]
-    more = f" ({n} rows; first shown)" if n > 1 else ""
-    issues.append(Issue(message + more, file=src_file, line=line, column="unit", batch=batch))
+    first = bad.row(0, named=True) if n else {}
+    batches = bad["batch_id"].unique(maintain_order=True).to_list() if "batch_id" in bad.columns else []
+    src_file = file or first.get("source_file")
+    line = first.get("_line")
+    where = []
+    if n > 1:
+        where.append(f"{n:,} rows")
+    if line is not None:
+        lines = bad["_line"].head(5).to_list()
+        if n > 1:
+            where.append(f"lines {', '.join(map(str, lines))}{' …' if n > 5 else ''}")
+    elif n:
+        where.append(
+            f"row{'s' if n > 1 else ''} {', '.join(map(str, bad['_row'].head(5).to_list()))}"
+            f"{' …' if n > 5 else ''}, counted from 0"
+        )
+    if len(batches) > 1:
+        where.append(f"batches {', '.join(map(str, batches[:5]))}{' …' if len(batches) > 5 else ''}")
+    more = f" ({'; '.join(where)})" if where else ""
+    issues.append(
+        Issue(
+            message + more,
+            file=src_file,
+            line=line,
+            column="unit",
+            batch=batches[0] if len(batches) == 1 else None,
+        )
+    )

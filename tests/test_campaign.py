@@ -8,6 +8,7 @@ import yaml
 from polars.testing import assert_frame_equal
 
 import bioworkbench as bw
+from bioworkbench.errors import IntegrityError
 from bioworkbench.schema import FRAMES
 
 
@@ -53,7 +54,7 @@ def test_validation_collects_every_problem(frames):
     [
         ("glucose", -1.0, "mmol/L", "is impossible"),
         ("viability", 104.0, "%", "between 0 and 100"),
-        ("glucose", 5.0, "g/L", "canonical units"),
+        ("glucose", 5.0, "cells", "found 'cells' for glucose; expected a unit convertible to mmol/L"),
     ],
 )
 def test_impossible_values_and_units_are_errors(frames, variable, value, unit, expected):
@@ -142,7 +143,7 @@ def test_events_rules(frames):
         bw.Campaign(**{**frames, "events": ev})
     text = str(err.value)
     assert "unknown event 'feeding'" in text and "Did you mean 'feed'" in text
-    assert "volume_ml must be >= 0" in text
+    assert "volume_ml must be a finite number >= 0" in text
     assert "time_h must be a finite number" in text
 
 
@@ -168,8 +169,12 @@ def test_modified_parquet_is_revalidated(tmp_path, frames):
     obs.with_columns(value=pl.when(pl.col("variable") == "viability").then(150.0).otherwise("value")).write_parquet(
         path / "observations.parquet"
     )
-    with pytest.raises(bw.SchemaError, match="viability = 150"):
+    with pytest.raises(bw.DataReadError, match="observations changed: its sha256 is") as err:
         bw.read_campaign(path)
+    assert isinstance(err.value, IntegrityError) and err.value.issues[0].file == str(path / "observations.parquet")
+    # read as it is on request: then it is validated
+    with pytest.raises(bw.SchemaError, match="viability = 150"):
+        bw.read_campaign(path, verify=False)
 
 
 def _write_csv_campaign(folder, frames, *, observations_text=None, sep=","):

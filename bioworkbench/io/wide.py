@@ -12,6 +12,7 @@ row number of a spreadsheet, header = row 1).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -25,7 +26,7 @@ import polars as pl
 from bioworkbench.errors import ConfigError, DataReadError, Issue, SchemaError
 from bioworkbench.io.tidy import flag_values, read_table
 from bioworkbench.schema import FRAMES, SOURCES, registry, suggest
-from bioworkbench.units import conversion, to_canonical
+from bioworkbench.units import conversion, parse_unit, to_canonical
 
 __all__ = ["ColumnMap", "column_map", "read_wide", "split_header"]
 
@@ -52,6 +53,68 @@ def split_header(header: str) -> tuple[str, str | None]:
     if m:
         return m.group("name").strip(), m.group("unit").strip()
     return header.strip(), None
+
+
+_SECTION_KEYS = {
+    "batch": ("column", "template", "from_filename", "value", "prefix"),
+    "time": ("column", "unit", "format", "inoculation", "timezone"),
+    "read": ("separator", "decimal_comma", "sheet", "encoding"),
+    "batches": ("file", "sheet", "key", "columns"),
+}
+_CONTRADICTION_HINT = (
+    "remove 'unit:' from the map to use the header's unit, or correct whichever of the two is wrong; "
+    "a map unit never silently overrides a header unit."
+)
+
+
+def _compile(pattern: Any, where: str, bad) -> re.Pattern | None:
+    """``pattern`` compiled, or ``None`` after reporting why it is not a regular expression."""
+    try:
+        return re.compile(str(pattern))
+    except re.error as exc:
+        bad(
+            f"{where}: {str(pattern)!r} is not a valid regular expression ({exc.msg} at position {exc.pos}).",
+            "escape the characters [ ] ( ) . * + ? with a backslash to match them literally, "
+            "e.g. 'CDW_[123] \\[g/L\\]'.",
+        )
+        return None
+
+
+def _check_timezone(name: Any, bad) -> None:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(str(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        bad(
+            f"time zone {name!r} is not known.",
+            "give an IANA name such as 'Europe/Berlin', 'America/New_York' or 'UTC'.",
+        )
+
+
+def _contradicts(header: str, map_unit: Any, molar_mass: float | None) -> str | None:
+    """Why the unit in ``header`` and the map's ``unit`` disagree (``None`` when they agree).
+
+    They agree when either is absent, when the header's bracket is not a unit at all (a label
+    such as ``"Glucose (YSI)"``), or when they are the same unit spelled differently (scale 1).
+    """
+    header_unit = split_header(header)[1]
+    if map_unit is None or header_unit is None:
+        return None
+    try:
+        parse_unit(header_unit)
+    except ConfigError:
+        return None
+    try:
+        scale, offset = conversion(header_unit, str(map_unit), molar_mass)
+    except ConfigError:
+        return f"the header says {header_unit!r} but the map says unit: {map_unit!r}, a different kind of unit."
+    if math.isclose(scale, 1.0, rel_tol=1e-9) and offset == 0:
+        return None
+    return (
+        f"the header says {header_unit!r} but the map says unit: {map_unit!r} "
+        f"(1 {header_unit} = {scale:.6g} {map_unit}); the values would be read in the wrong unit."
+    )
 
 
 @dataclass(frozen=True)
@@ -96,21 +159,48 @@ class ColumnMap:
             problems.append(Issue(msg, file=path, hint=hint))
 
         unknown = set(raw) - _MAP_KEYS
-        for key in sorted(unknown):
-            bad(f"unknown key {key!r}.", suggest(key, _MAP_KEYS, what="Valid keys"))
+        for key in sorted(unknown, key=str):
+            bad(f"unknown key {key!r}.", suggest(str(key), _MAP_KEYS, what="Valid keys"))
+        expected = {
+            "batch": (Mapping, "a mapping"),
+            "time": (Mapping, "a mapping"),
+            "columns": (Mapping, "a mapping of header -> variable"),
+            "events": (list, "a list of {column, event, ...}"),
+            "ignore": ((list, str), "a list of column names or regular expressions"),
+            "read": (Mapping, "a mapping"),
+            "batches": (Mapping, "a mapping"),
+            "media": (list, "a list of {medium, variable, concentration, unit}"),
+        }
+        raw = dict(raw)
+        for key, (kind, what) in expected.items():
+            if raw.get(key) is not None and not isinstance(raw[key], kind):
+                bad(f"'{key}' must be {what}; found {type(raw[key]).__name__} {raw[key]!r}.")
+                raw[key] = None
+        for key, allowed in _SECTION_KEYS.items():
+            for sub in sorted(set(raw.get(key) or {}) - set(allowed), key=str):
+                bad(f"{key}: unknown key {sub!r}.", suggest(str(sub), allowed, what=f"Valid keys of '{key}'"))
         batch = raw.get("batch") or {}
-        if not isinstance(batch, Mapping) or not ({"column", "template", "from_filename", "value"} & set(batch)):
+        if not ({"column", "template", "from_filename", "value"} & set(batch)):
             bad(
                 "'batch' must say where the batch id comes from: column, template, from_filename "
                 "(a regex with a group named 'batch') or value."
             )
             batch = {}
+        elif "from_filename" in batch:
+            pattern = _compile(batch["from_filename"], "batch: from_filename", bad)
+            if pattern is not None and "batch" not in pattern.groupindex:
+                bad(
+                    f"batch: from_filename {batch['from_filename']!r} has no group named 'batch'.",
+                    "write it as e.g. 'run_(?P<batch>B\\d+)'.",
+                )
         time = raw.get("time") or {}
-        if not isinstance(time, Mapping) or "column" not in time:
+        if "column" not in time:
             bad("'time' needs a 'column' (and a 'unit': h, d, min, s or timestamp).")
             time = {}
         elif time.get("unit", "h") not in _TIME_UNITS:
             bad(f"time unit {time.get('unit')!r} is not supported; use one of {', '.join(_TIME_UNITS)}.")
+        if time.get("timezone") is not None:
+            _check_timezone(time["timezone"], bad)
         default_source = raw.get("source", "offline")
         if default_source not in SOURCES:
             bad(f"source {default_source!r} is not one of {', '.join(SOURCES)}.")
@@ -136,6 +226,10 @@ class ColumnMap:
                     f"add 'unit:' (canonical: {reg[var].unit}).",
                 )
                 continue
+            contradiction = _contradicts(str(header), spec.get("unit"), reg[var].molar_mass)
+            if contradiction:
+                bad(f"column {header!r} ({var}): {contradiction}", _CONTRADICTION_HINT)
+                continue
             columns.append(ColumnSpec(str(header), var, str(unit), spec.get("source", default_source)))
         if not columns:
             bad("'columns' maps no column to a variable.")
@@ -147,6 +241,10 @@ class ColumnMap:
             unit = spec.get("unit") or split_header(str(spec["column"]))[1]
             if unit is None:
                 bad(f"event column {spec['column']!r} has no unit; add 'unit: mL'.")
+                continue
+            contradiction = _contradicts(str(spec["column"]), spec.get("unit"), None)
+            if contradiction:
+                bad(f"event column {spec['column']!r}: {contradiction}", _CONTRADICTION_HINT)
                 continue
             if spec["event"] not in ("sample", "feed", "bolus", "base", "harvest"):
                 bad(f"event column {spec['column']!r}: event {spec['event']!r} is not a volume event.")
@@ -160,6 +258,13 @@ class ColumnMap:
                     bool(spec.get("cumulative", False)),
                 )
             )
+        ignore = [raw["ignore"]] if isinstance(raw.get("ignore"), str) else list(raw.get("ignore") or [])
+        for pattern in ignore:
+            _compile(pattern, "ignore", bad)
+        for i, item in enumerate(raw.get("media") or []):
+            keys = {"medium", "variable", "concentration", "unit"}
+            if not isinstance(item, Mapping) or set(item) != keys:
+                bad(f"media entry {i + 1} ({item!r}) must give exactly medium, variable, concentration and unit.")
         if problems:
             raise ConfigError(SchemaError(problems, context=where).args[0])
         return cls(
@@ -169,7 +274,7 @@ class ColumnMap:
             time=dict(time),
             columns=columns,
             events=events,
-            ignore=[str(x) for x in raw.get("ignore") or []],
+            ignore=[str(x) for x in ignore],
             read=dict(raw.get("read") or {}),
             batches=dict(raw["batches"]) if raw.get("batches") else None,
             media=list(raw.get("media") or []),
@@ -233,6 +338,7 @@ def read_wide(
     batches: pl.DataFrame | str | os.PathLike | None = None,
     media: pl.DataFrame | None = None,
     on_invalid: Literal["raise", "flag"] = "raise",
+    timezone: str | None = None,
     name: str | None = None,
     description: str | None = None,
 ) -> Any:
@@ -251,6 +357,15 @@ def read_wide(
         Media compositions (a frame in any convertible unit); by default the map's ``media``.
     on_invalid
         ``"raise"`` (default) or ``"flag"``: what to do with physically impossible values.
+    timezone
+        The time zone of timestamps written without a UTC offset (an IANA name such as
+        ``"Europe/Berlin"``, or ``"UTC"``); overrides ``time: {timezone: ...}`` in the map. It is
+        required when the time column holds such timestamps: read as UTC, local clock times are
+        off by the UTC offset and by one hour across a daylight-saving change. Local times that do
+        not exist or occur twice at a change are errors naming their line. Dates of the
+        ``batches`` metadata (``format:``) are read in this zone too, else as UTC.
+    name, description
+        Of the campaign (default: the map's).
 
     Returns
     -------
@@ -263,7 +378,9 @@ def read_wide(
     SchemaError
         Every problem in every file: mapped columns missing, unmapped columns, unreadable numbers,
         units that cannot be converted, time going backwards within a batch, duplicate
-        (batch, time, variable) rows, impossible values, with file, line, column and batch.
+        (batch, time, variable) rows, impossible values, timestamps without a time zone, with
+        file, line, column and batch. Spreadsheet cells are checked as CSV cells are: ``n/a``,
+        ``#DIV/0!`` or a formula without a saved result in a number column is an error at its row.
 
     Notes
     -----
@@ -271,10 +388,19 @@ def read_wide(
     event per sampling interval at the interval's midpoint, with the increment as its volume: the
     mass balance over an interval only needs what entered between its two samples. Samples
     are taken before additions at the same time (the campaign convention).
+
+    ``source_line`` is the line of a CSV file or the spreadsheet's own row number; empty rows
+    (every cell blank) hold no data and are skipped, without shifting the rows after them.
     """
     from bioworkbench.campaign import Campaign, sha256_file
 
     cmap = column_map_fn(column_map)
+    tz = timezone if timezone is not None else cmap.time.get("timezone")
+    if timezone is not None:
+        problems: list[Issue] = []
+        _check_timezone(timezone, lambda msg, hint=None: problems.append(Issue(msg, column="timezone", hint=hint)))
+        if problems:
+            raise ConfigError(SchemaError(problems, context="read_wide: timezone").args[0])
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [Path(p) for p in paths]
@@ -296,7 +422,13 @@ def read_wide(
             issues.extend(found)
             continue
         df = df.with_row_index("_line", offset=first_line)
-        df, found = _batch_and_time(df, cmap, path)
+        # rows with every cell empty hold nothing (their line numbers are not reused)
+        cells = [c for c in df.columns if c != "_line"]
+        blank = pl.all_horizontal(
+            pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "") for c in cells
+        )
+        df = df.filter(~blank)
+        df, found = _batch_and_time(df, cmap, path, timezone=tz)
         issues.extend(found)
         if found:
             continue
@@ -321,7 +453,9 @@ def read_wide(
         media = media.with_columns(pl.col("concentration").cast(pl.Float64))
         media, found = to_canonical(media, value_col="concentration", file=cmap.path)
         issues.extend(found)
-    batch_frame, found = _batches(pl.concat(rows_parts, how="diagonal_relaxed"), cmap, batches, paths[0])
+    batch_frame, found = _batches(
+        pl.concat(rows_parts, how="diagonal_relaxed"), cmap, batches, paths[0], timezone=tz or "UTC"
+    )
     issues.extend(found)
     if issues:
         raise SchemaError(issues)
@@ -373,7 +507,9 @@ def _check_columns(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> list[Issue]
     return issues
 
 
-def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
+def _batch_and_time(
+    df: pl.DataFrame, cmap: ColumnMap, path: Path, *, timezone: str | None = None
+) -> tuple[pl.DataFrame, list[Issue]]:
     issues: list[Issue] = []
     b = cmap.batch
     prefix = str(b.get("prefix", ""))
@@ -411,14 +547,19 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
     col, unit = t["column"], t.get("unit", "h")
     raw = df[col]
     if unit == "timestamp":
-        ts = _parse_timestamps(raw, t.get("format"))
+        ts, naive = _parse_timestamps(raw, t.get("format"), timezone)
+        zone_issues = _zone_issues(df, raw, ts, naive, timezone, path, col)
+        if zone_issues:
+            return df, zone_issues
         inoc = t.get("inoculation", "first")
         if inoc == "first":
             tmp = df.with_columns(_ts=ts).with_columns(_t0=pl.col("_ts").min().over("_batch"))
         elif isinstance(inoc, Mapping) and "column" in inoc:
-            tmp = df.with_columns(_ts=ts, _t0=_parse_timestamps(df[inoc["column"]], t.get("format")))
+            t0, _ = _parse_timestamps(df[inoc["column"]], t.get("format"), timezone)
+            tmp = df.with_columns(_ts=ts, _t0=t0)
         else:
-            tmp = df.with_columns(_ts=ts, _t0=pl.lit(inoc).str.to_datetime(time_zone="UTC"))
+            t0, _ = _parse_timestamps(pl.Series([str(inoc)] * df.height, dtype=pl.String), None, timezone or "UTC")
+            tmp = df.with_columns(_ts=ts, _t0=t0)
         hours = (pl.col("_ts") - pl.col("_t0")).dt.total_microseconds() / 3.6e9
         df = tmp.with_columns(_time_h=hours).drop("_ts", "_t0")
         bad = df["_time_h"].is_null() & raw.is_not_null()
@@ -461,14 +602,90 @@ def _batch_and_time(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.D
     return df, issues
 
 
-def _parse_timestamps(s: pl.Series, fmt: str | None) -> pl.Series:
-    if s.dtype == pl.String:
-        return s.str.strip_chars().str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
+def _parse_timestamps(s: pl.Series, fmt: str | None, timezone: str | None) -> tuple[pl.Series, pl.Series]:
+    """``(instants in UTC, naive values)`` of a timestamp column.
+
+    Text with a UTC offset (``2026-03-01T08:00:00Z``, ``…+01:00``) is an instant; text and
+    spreadsheet date-times without one are local clock times in ``timezone`` (left null without
+    it). Every ISO 8601 spelling is accepted cell by cell unless ``fmt`` fixes one. The second
+    series holds the naive values (null for cells with an offset), so callers can tell which
+    cells needed the time zone and which local times do not exist or are ambiguous there.
+    """
+    from bioworkbench.schema import parse_iso_datetimes
+
+    def localise(naive: pl.Expr) -> pl.Expr:
+        if timezone is None:
+            return pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+        return naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null").dt.convert_time_zone("UTC")
+
+    frame = pl.DataFrame({"x": s})
     if isinstance(s.dtype, pl.Datetime):
-        return s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s.dt.convert_time_zone("UTC")
+        if s.dtype.time_zone is not None:
+            aware = pl.col("x").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+            return frame.select(aware).to_series(), pl.Series(s.name, [None] * s.len(), dtype=pl.Datetime("us"))
+        naive = pl.col("x").dt.cast_time_unit("us")
+        out = frame.select(ts=localise(naive), naive=naive)
+        return out["ts"], out["naive"]
     if s.dtype == pl.Date:
-        return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return s.cast(pl.String).str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
+        naive = pl.col("x").cast(pl.Datetime("us"))
+        out = frame.select(ts=localise(naive), naive=naive)
+        return out["ts"], out["naive"]
+    text = pl.col("x").cast(pl.String).str.strip_chars()
+    if fmt:
+        if "%z" in fmt or "%Z" in fmt:
+            aware = text.str.to_datetime(format=fmt, time_zone="UTC", strict=False, time_unit="us")
+            out = frame.select(ts=aware, naive=pl.lit(None, dtype=pl.Datetime("us")))
+        else:
+            naive = text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+            out = frame.select(ts=localise(naive), naive=naive)
+        return out["ts"], out["naive"]
+    aware, naive = parse_iso_datetimes(text, time_zone=None)
+    out = frame.select(ts=pl.coalesce(aware, localise(naive)), naive=pl.when(aware.is_null()).then(naive))
+    return out["ts"], out["naive"]
+
+
+def _zone_issues(
+    df: pl.DataFrame,
+    raw: pl.Series,
+    ts: pl.Series,
+    naive: pl.Series,
+    timezone: str | None,
+    path: Path,
+    col: str,
+) -> list[Issue]:
+    """Timestamps that need a time zone and have none, or local times that do not exist or repeat."""
+    needs = naive.is_not_null() & ts.is_null()
+    if not needs.any():
+        return []
+    rows = df.select("_line", "_batch").with_columns(_raw=raw.cast(pl.String), _naive=naive).filter(needs)
+    first = rows.row(0, named=True)
+    if timezone is None:
+        return [
+            Issue(
+                f"timestamps without a time zone ({rows.height} rows, e.g. {first['_raw']!r}); their UTC "
+                "time is not known.",
+                file=str(path),
+                line=first["_line"],
+                column=col,
+                batch=first["_batch"],
+                hint="pass timezone='Europe/Berlin' (the zone of the clock that wrote them) or timezone='UTC' "
+                "to read_wide, or set time: {timezone: ...} in the column map.",
+            )
+        ]
+    issues = []
+    for row in rows.head(20).iter_rows(named=True):
+        issues.append(
+            Issue(
+                f"local time {row['_raw']!r} is ambiguous or does not exist in {timezone} (a daylight-saving "
+                "change), so its UTC time is not known.",
+                file=str(path),
+                line=row["_line"],
+                column=col,
+                batch=row["_batch"],
+                hint="give this timestamp with its UTC offset (e.g. '2026-10-25T02:30+01:00'), or correct it.",
+            )
+        )
+    return issues
 
 
 def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
@@ -486,11 +703,18 @@ def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, 
         if bad.any():
             for row in df.filter(bad).head(20).iter_rows(named=True):
                 v = str(row[spec.header])
-                hint = (
-                    "the file uses decimal commas; set read: {decimal_comma: true} in the map."
-                    if re.fullmatch(r"-?\d+,\d+", v.strip())
-                    else None
-                )
+                hint = None
+                if re.fullmatch(r"-?\d+,\d+", v.strip()):
+                    hint = "the file uses decimal commas; set read: {decimal_comma: true} in the map."
+                elif v.startswith("="):
+                    hint = (
+                        "the cell holds a formula without a saved result (the program that wrote the file "
+                        "did not compute it); open the file in Excel or LibreOffice and save it."
+                    )
+                elif v.startswith("#"):
+                    hint = "the spreadsheet shows an error in this cell; correct the formula or leave the cell empty."
+                elif v.strip().lower() in ("n/a", "na", "nan", "-", "--", "nd", "n.d.", "none"):
+                    hint = "leave the cell empty for a missing value."
                 issues.append(
                     Issue(
                         f"expected a number for {spec.variable}, found {v!r}.",
@@ -602,7 +826,9 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
     return pl.concat(parts, how="vertical_relaxed"), issues
 
 
-def _batches(rows: pl.DataFrame, cmap: ColumnMap, batches: Any, first_path: Path) -> tuple[pl.DataFrame, list[Issue]]:
+def _batches(
+    rows: pl.DataFrame, cmap: ColumnMap, batches: Any, first_path: Path, *, timezone: str = "UTC"
+) -> tuple[pl.DataFrame, list[Issue]]:
     ids = rows.select(batch_id="_batch").unique(maintain_order=True)
     if isinstance(batches, pl.DataFrame):
         return batches, []
@@ -663,7 +889,10 @@ def _batches(rows: pl.DataFrame, cmap: ColumnMap, batches: Any, first_path: Path
             continue
         e = pl.col(col)
         if "format" in src:
-            e = e.cast(pl.String).str.to_datetime(format=src["format"], time_zone="UTC", strict=False)
+            e = e.cast(pl.String).str.to_datetime(format=src["format"], strict=False, time_unit="us")
+            if "%z" not in src["format"]:
+                e = e.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            e = e.dt.convert_time_zone("UTC")
         elif "unit" in src and target == "initial_volume_ml":
             scale, _ = conversion(src["unit"], "mL")
             e = e.cast(pl.Float64) * scale
