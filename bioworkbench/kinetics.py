@@ -360,24 +360,24 @@ def compute(
         interval and quantity, at the *end* time of the interval (``t`` = the time unit, ``X`` the
         biomass; units shown for VCD | CDW | OD):
 
-        ========================  ==========================================  =====================================
-        variable                  unit                                        definition
-        ========================  ==========================================  =====================================
-        ``i<biomass>``            1e6 cells·t/mL | g·t/L | AU·t                Σ (X_{i-1} + X_i)/2 · Δt (trapezoid;
-                                                                              0 at the first sample); ``ivcd``
-        ``mu``                    1/t                                         ln((X_i·V_i + removed_i) / (X_{i-1}·
-                                                                              (V_{i-1} − s_{i-1}))) / Δt
-        ``doubling_time``         h                                           ln 2 / μ (in hours), for μ > 0 only
-        ``q_<analyte>``           pmol/cell/t | mmol/g/t | mmol/(AU·L)/t       net_i / IXN_i (molar analytes)
-        ``qp`` (titer) and mass   pg/cell/t | mg/g/t | mg/(AU·L)/t             net_i / IXN_i (analytes in mg/L or
-        analytes                                                              g/L; ``qp`` for titer)
-        ``cum_<analyte>``         mmol (mass analytes: mg)                    Σ net over the intervals so far
-        ``yield_xs``              1e9 cells/g | g/g | AU·L/g                   ΔX_i / consumed_i (interval)
-        ``cum_yield_xs``          as ``yield_xs``                             Σ ΔX / Σ consumed since the first
-                                                                              sample with both
-        ``yield_ps``              g/g                                         formed_P,i / consumed_i (interval)
-        ``cum_yield_ps``          g/g                                         Σ formed_P / Σ consumed
-        ========================  ==========================================  =====================================
+        ========================  ========================================  ======================================
+        variable                  unit                                      definition
+        ========================  ========================================  ======================================
+        ``i<biomass>``            1e6 cells·t/mL | g·t/L | AU·t             Σ (X_{i-1} + X_i)/2 · Δt (trapezoid;
+                                                                            0 at the first sample); ``ivcd``
+        ``mu``                    1/t                                       ln((X_i·V_i + removed_i) / (X_{i-1}·
+                                                                            (V_{i-1} − s_{i-1}))) / Δt
+        ``doubling_time``         h                                         ln 2 / μ (in hours), for μ > 0 only
+        ``q_<analyte>``           pmol/cell/t | mmol/g/t | mmol/(AU·L)/t    net_i / IXN_i (molar analytes)
+        ``qp``, ``q_<analyte>``   pg/cell/t | mg/g/t | mg/(AU·L)/t          net_i / IXN_i (titer: ``qp``; other
+                                                                            analytes in mg/L or g/L)
+        ``cum_<analyte>``         mmol (mass analytes: mg)                  Σ net over the intervals so far
+        ``yield_xs``              1e9 cells/g | g/g | AU·L/g                ΔX_i / consumed_i (interval)
+        ``cum_yield_xs``          as ``yield_xs``                           Σ ΔX / Σ consumed since the first
+                                                                            sample with both
+        ``yield_ps``              g/g                                       formed_P,i / consumed_i (interval)
+        ``cum_yield_ps``          g/g                                       Σ formed_P / Σ consumed
+        ========================  ========================================  ======================================
 
         with ``removed_i`` the biomass taken by samples strictly inside the interval (at linearly
         interpolated X), ``net_i = C_i·V_i − C_{i-1}·(V_{i-1} − s_{i-1}) − Σ_feeds v·c_medium +
@@ -397,6 +397,14 @@ def compute(
         g/g, on cells 1e6 cells/mg = 1e9 cells/g. An interval is one between consecutive samples
         with X, S (and P) all measured; intervals with zero consumption give no yield.
 
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign, or an option is of the wrong kind (``variables="glucose"``,
+        ``biomass="biomass"``, ``time_unit="hours"``...): the message lists the valid choices.
+    SchemaError
+        When a variable, biomass, substrate or product asked for is not measured.
+
     Notes
     -----
     An interval needs the analyte *and* X at both of its ends; a missing sample merges two
@@ -407,14 +415,6 @@ def compute(
     batches without biomass, an empty result and why) is said in ONE
     :class:`~bioworkbench.BioWorkbenchWarning`; silence it locally with
     ``warnings.catch_warnings()`` and ``warnings.simplefilter("ignore", bw.BioWorkbenchWarning)``.
-
-    Raises
-    ------
-    ArgumentError
-        ``campaign`` is not a Campaign, or an option is of the wrong kind (``variables="glucose"``,
-        ``biomass="biomass"``, ``time_unit="hours"``...): the message lists the valid choices.
-    SchemaError
-        When a variable, biomass, substrate or product asked for is not measured.
     """
     kin, notes = _compute(
         campaign,
