@@ -341,7 +341,8 @@ def _where_rows(members: list[dict], count: int) -> str:
     else:
         shown = [r["_row"] for r in members][:_FIRST_ROWS]
         noun = "row" if len(shown) == 1 else "rows"
-        text = f"{noun} {', '.join(str(x) for x in shown)}, counted from 0"
+        more = " …" if count > len(shown) else ""
+        return f"{noun} {', '.join(str(x) for x in shown)}{more}, counted from 0"
     return text + (" …" if count > len(shown) else "")
 
 
@@ -438,11 +439,11 @@ def _report_duplicates(
     lines = _lines(df, ctx)
     marked = (
         df.lazy()
-        .with_columns(_free=free)
+        .with_columns(_free=free, _at_line=lines, _at_row=pl.int_range(pl.len(), dtype=pl.Int64))
         .with_columns(
             _later=pl.col("_free") & ~key.is_first_distinct().over("_free"),
-            _first_line=lines.first().over([*keys, "_free"]),
-            _first_row=pl.int_range(pl.len(), dtype=pl.Int64).first().over([*keys, "_free"]),
+            _first_line=pl.col("_at_line").first().over([*keys, "_free"]),
+            _first_row=pl.col("_at_row").first().over([*keys, "_free"]),
         )
         .collect()
     )

@@ -325,8 +325,9 @@ def prepare_observations(
         )
         obs, found = to_canonical(obs, file=file, line_col="_line")
         issues.extend(found)
-        obs, found = flag_values(obs.drop("_line"), on_invalid=on_invalid, file=file, first_line=first_line)
-        issues.extend(found)
+        # impossible values are left to the Campaign's validation, which reports them together with
+        # every other rule (unknown batches, duplicates ...) instead of stopping at them
+        obs, _ = flag_values(obs.drop("_line"), on_invalid=on_invalid, file=file, first_line=first_line)
         frames["observations"] = obs
     if "media" in frames:
         file, first_line = files["media"]
