@@ -44,6 +44,9 @@ _LAZY_MODULES = {
     "stability",
     "criticality",
     "terms",
+    "datasets",
+    "outcomes",
+    "text",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
@@ -67,11 +70,13 @@ __all__ = [
     "SchemaError",
     "__version__",
     "criticality",
+    "datasets",
     "doe",
     "io",
     "kinetics",
     "models",
     "monitoring",
+    "outcomes",
     "plots",
     "read_campaign",
     "read_study",

@@ -38,7 +38,7 @@ __all__ = [
     "value_at_day",
 ]
 
-#: in-process variables of :func:`bioworkbench.review.outcomes` used by default
+#: in-process variables of :func:`bioworkbench.outcomes.batch_outcomes` used by default
 DEFAULT_INTERMEDIATES = ("peak_vcd", "final_ivcd", "mu_growth", "qp")
 
 
@@ -103,14 +103,14 @@ def process_table(
     campaign
         A :class:`~bioworkbench.Campaign`.
     intermediates
-        Columns of :func:`bioworkbench.review.outcomes` to keep as in-process variables.
+        Columns of :func:`bioworkbench.outcomes.batch_outcomes` to keep as in-process variables.
     at_day
         ``{variable: day}`` adds the offline value of a variable at a culture day (see
         :func:`value_at_day`), e.g. ``{"lactate": 7}`` adds ``lactate_day7``.
     """
-    from bioworkbench import review
+    from bioworkbench.outcomes import campaign_table
 
-    table = review.campaign_table(campaign, kinetics)
+    table = campaign_table(campaign, kinetics)
     missing = [c for c in intermediates if c not in table.columns]
     if missing:
         raise ConfigError(

@@ -32,6 +32,7 @@ __all__ = [
     "batch_summary",
     "biomass_choices",
     "biomass_variable",
+    "campaign_table",
     "outcome_units",
     "product_variable",
 ]
@@ -420,3 +421,41 @@ def outcome_units(
         rows.append((f"final_{product}", f"final {product}", reg[product].unit))
     rows.append(("last_day", "last sample day", "d"))
     return pl.DataFrame(rows, schema=["column", "quantity", "unit"], orient="row")
+
+
+def campaign_table(
+    campaign: Campaign,
+    kinetics: pl.DataFrame | None = None,
+    *,
+    biomass: str | None = None,
+    product: str | None = None,
+) -> pl.DataFrame:
+    """One row per batch: :func:`batch_outcomes`, then one column per quality attribute (its
+    harvest result) and ``cqas_out_of_spec``, the number of results outside their spec.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    kinetics
+        Its kinetics, when already computed.
+    biomass, product
+        As for :func:`batch_outcomes`.
+
+    Returns
+    -------
+    polars.DataFrame
+        The outcome columns, the CQA columns (a CQA named like an outcome column gets the suffix
+        ``_cqa``) and ``cqas_out_of_spec`` (0 for a batch without results).
+    """
+    from bioworkbench.monitoring.checks import cqa_table
+
+    out = batch_outcomes(campaign, kinetics, biomass=biomass, product=product)
+    cq = cqa_table(campaign)
+    if not cq.is_empty():
+        wide = cq.pivot(on="attribute", index="batch_id", values="value")
+        fails = cq.group_by("batch_id").agg(cqas_out_of_spec=(pl.col("status") == "out of spec").sum())
+        out = out.join(wide, on="batch_id", how="left", suffix="_cqa").join(fails, on="batch_id", how="left")
+    if "cqas_out_of_spec" in out.columns:
+        return out.with_columns(pl.col("cqas_out_of_spec").fill_null(0))
+    return out.with_columns(cqas_out_of_spec=pl.lit(0, pl.UInt32))

@@ -116,3 +116,22 @@ def test_expected_results_are_specified_quality_attributes():
     camp = bw.simulate_campaign(n_batches=3, seed=1)
     # titer has a spec and harvest results: a CQA; the PAR and alarm specs are not
     assert monitoring.expected_results(camp) == ["acidic_variants", "aggregates", "galactosylation", "titer"]
+
+
+def test_a_completed_batch_whose_data_end_early_needs_review():
+    camp = bw.simulate_campaign(n_batches=5, seed=4)
+    short = camp.batches.filter(pl.col("status") == "completed")["batch_id"][1]
+    camp = bw.Campaign(
+        **{
+            **camp.frames(),
+            "observations": camp.observations.filter(~((pl.col("batch_id") == short) & (pl.col("time_h") > 72))),
+        }
+    )
+    exc = monitoring.exceptions(camp, batch_ids=[short])
+    row = exc.filter(pl.col("category") == "short run").row(0, named=True)
+    assert (
+        row["severity"] == "major"
+        and "end on day 3.0; the completed batches typically run to day 14.0" in row["sentence"]
+    )
+    assert verdict(camp, short)["verdict"] == "needs review"
+    assert monitoring.exceptions(camp).filter(pl.col("category") == "short run")["batch_id"].to_list() == [short]

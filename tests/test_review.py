@@ -143,7 +143,9 @@ def test_narrative_is_written_from_the_numbers(demo):
         assert f"{rev.excursions.height} excursion" in text
     assert rev.header_table()["field"].to_list()[:3] == ["batch_id", "product", "cell_line"]
     ks = rev.kinetics_summary()
-    assert ks["quantity"].to_list()[0] == "peak VCD" and ks["value"][0] == pytest.approx(out["peak_vcd"])
+    assert ks["quantity"].to_list()[0] == "peak viable cell density" and ks["value"][0] == pytest.approx(
+        out["peak_vcd"]
+    )
 
 
 def test_campaign_review(demo):
@@ -180,12 +182,14 @@ def test_running_batch_is_never_called_final(demo24):
     assert rev.observations["time_h"].max() <= 120
     assert "final" not in rev.narrative.lower()
     assert "is running: data up to day 5.0" in rev.narrative
-    assert "at day 5)" in rev.narrative  # ranked at the same culture day, among completed batches
+    assert "other completed batches at day 5)" in rev.narrative  # ranked at the same culture day
     assert rev.release["verdict"] == "not releasable"
     assert rev.verdict_text().startswith("**Not releasable.**")
     assert "Not yet known: its harvest quality results" in rev.status_text()
     ks = rev.kinetics_summary()
-    assert ks["quantity"].to_list()[0] == "peak VCD so far" and "latest titer" in ks["quantity"].to_list()
+    assert (
+        ks["quantity"].to_list()[0] == "peak viable cell density so far" and "latest titer" in ks["quantity"].to_list()
+    )
     assert ks.columns[-1] == "completed batches at day 5 (median)"
     # the reference is the completed batches cut at day 5: their peak so far is below their real peak
     full = review.batch_review(demo24, "B14")

@@ -12,7 +12,8 @@
 * golden-batch run-rule violations (:func:`bioworkbench.monitoring.golden.run_rules`), when an
   aligned frame and its envelope are given;
 * MSPC alarms (T² or SPE above its limit) of a fitted :class:`~bioworkbench.monitoring.BatchPCA`;
-* data gaps (expected samples missing) and flagged values other than censored results (<LOD).
+* data gaps (expected samples missing), completed batches whose data end well before the others'
+  (``short run``), and flagged values other than censored results (<LOD).
 
 :func:`release_status` turns them into one decision per batch: ``released`` only for a completed
 batch with every expected result present and no exception; ``needs review`` for any exception
@@ -64,6 +65,7 @@ _PLURALS = {
     "probe drift": "drifting probes",
     "outside campaign band": "points outside the campaign band",
     "data gap": "data gaps",
+    "short run": "short runs",
     "flagged value": "flagged values",
     "golden batch": "golden-batch rule violations",
     "MSPC alarm": "MSPC alarms",
@@ -111,6 +113,43 @@ def _missing_results(campaign: Campaign, ids: list[str]) -> pl.DataFrame:
         limit=pl.lit(None, pl.Float64),
         severity=pl.lit("major"),
         sentence=pl.format("no {} result is recorded for this completed batch; it has a specification.", "variable"),
+    )
+
+
+#: a completed batch whose data end before this share of the campaign's typical duration ran short
+SHORT_RUN_SHARE = 0.75
+
+
+def _short_runs(campaign: Campaign, ids: list[str]) -> pl.DataFrame:
+    """Completed batches whose offline data end well before those of the other completed batches.
+
+    Typical duration: the median last sample day of the completed batches (at least 3 of them). A
+    completed batch whose last sample is before ``SHORT_RUN_SHARE`` of it is listed (``short run``,
+    major): a culture stopped early, or samples never entered.
+    """
+    done = campaign.batches.filter(pl.col("status") == "completed")["batch_id"]
+    last = (
+        campaign.observations.filter((pl.col("source") != "online") & pl.col("batch_id").is_in(done.implode()))
+        .group_by("batch_id")
+        .agg(last_day=pl.col("time_h").max() / 24)
+    )
+    if last.height < 3:
+        return pl.DataFrame(schema=_SCHEMA)
+    typical = float(last["last_day"].median())
+    short = last.filter(pl.col("batch_id").is_in(ids) & (pl.col("last_day") < SHORT_RUN_SHARE * typical))
+    return short.select(
+        "batch_id",
+        category=pl.lit("short run"),
+        variable=pl.lit(None, pl.String),
+        time_h=pl.col("last_day") * 24,
+        value=pl.col("last_day"),
+        limit=pl.lit(typical),
+        severity=pl.lit("major"),
+        sentence=pl.format(
+            "the samples of this completed batch end on day {}; the completed batches typically run to day {}.",
+            pl.col("last_day").round(1),
+            pl.lit(round(typical, 1)),
+        ),
     )
 
 
@@ -184,6 +223,7 @@ def exceptions(
         )
     )
     rows.append(_missing_results(camp, ids))
+    rows.append(_short_runs(camp, ids))
     gaps = completeness(camp, ids).filter(pl.col("missing") > 0)
     rows.append(
         gaps.select(

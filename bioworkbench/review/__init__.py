@@ -24,7 +24,8 @@ from bioworkbench.monitoring.checks import (
     excursions,
     sensor_agreement,
 )
-from bioworkbench.review._outcomes import campaign_table, outcomes
+from bioworkbench.outcomes import batch_outcomes as outcomes
+from bioworkbench.outcomes import campaign_table
 from bioworkbench.review.batch import BatchReview, batch_header, batch_review, narrative
 from bioworkbench.review.campaign import CampaignReview, campaign_review, exceptional_batches, variability
 from bioworkbench.review.display import Details, Table, collect_notes, details, markdown, notes_markdown, table

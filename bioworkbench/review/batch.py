@@ -29,9 +29,9 @@ from bioworkbench.monitoring.checks import (
 )
 from bioworkbench.monitoring.exceptions import exceptions as exception_table
 from bioworkbench.monitoring.exceptions import expected_results, release_status
-from bioworkbench.review._outcomes import campaign_table
+from bioworkbench.outcomes import biomass_variable, campaign_table, outcome_units, product_variable
 from bioworkbench.review.display import Table, collect_notes, details, markdown, table
-from bioworkbench.schema import suggest
+from bioworkbench.schema import get_variable, suggest
 from bioworkbench.text import Safe, escape, fmt, ordinal, plural, sentence
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ def batch_header(campaign: Campaign, batch_id: str) -> dict[str, Any]:
 
 
 def _rank(reference: pl.DataFrame | None, col: str, value: Any, *, day: float | None) -> str:
-    """``" (3rd highest of 23 completed batches)"``, or ``" (… at day 5)"`` for a running batch."""
+    """``" (3rd highest of 23: this batch and 22 other completed batches)"``, ``"… at day 5)"`` for a
+    running batch (``reference`` holds the other completed batches, cut at that day)."""
     if reference is None or col not in reference.columns or value is None:
         return ""
     vals = reference[col].drop_nulls()
@@ -95,7 +96,7 @@ def _rank(reference: pl.DataFrame | None, col: str, value: Any, *, day: float | 
         return ""
     rank = int((vals > value).sum()) + 1
     at = f" at day {day:g}" if day is not None else ""
-    return f" ({ordinal(rank)} highest of {len(vals)} completed batches{at})"
+    return f" ({ordinal(rank)} highest of {len(vals) + 1}: this batch and {len(vals)} other completed batches{at})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +122,7 @@ class BatchReview:
     outcome: dict[str, Any] | None
     campaign_outcomes: pl.DataFrame
     reference: pl.DataFrame
+    units: pl.DataFrame
     kinetics: pl.DataFrame
     observations: pl.DataFrame
     narrative: Safe
@@ -214,37 +216,27 @@ class BatchReview:
         return pl.DataFrame({"field": list(self.header), "value": [show(v) for v in self.header.values()]})
 
     def kinetics_summary(self) -> pl.DataFrame:
-        """Peak VCD and when, viability, IVCD, mean μ in the growth phase, qp, titer, with the median of
-        the completed batches beside each (at the same culture day for a running batch)."""
-        cols = ["peak_vcd", "peak_vcd_day", "final_viability", "final_ivcd", "mu_growth", "qp", "final_titer"]
-        units = ["1e6 cells/mL", "d", "%", "1e6 cells*d/mL", "1/d", "pg/cell/d", "mg/L"]
+        """Peak biomass and when, viability, integral biomass, mean μ in the growth phase, specific
+        productivity and product, with the median of the completed batches beside each (at the same
+        culture day for a running batch, whose values are labelled "so far" or "latest")."""
+        units = self.units.filter(pl.col("column") != "last_day")
+        cols = units["column"].to_list()
+        labels = units["quantity"].to_list()
         if self.running:
-            labels = [
-                "peak VCD so far",
-                "day of peak VCD so far",
-                "latest viability",
-                "IVCD so far",
-                "mean μ (growth phase so far)",
-                "mean qp so far (mass balance)",
-                "latest titer",
-            ]
+            labels = [(q.replace("final ", "latest ", 1) if q.startswith("final ") else q + " so far") for q in labels]
             ref = f"completed batches at day {self.known_day:g} (median)" if self.known_day is not None else "median"
         else:
-            labels = [
-                "peak VCD",
-                "day of peak VCD",
-                "final viability",
-                "final IVCD",
-                "mean μ (growth phase)",
-                "mean qp (mass balance)",
-                "final titer",
-            ]
             ref = "completed batches (median)"
         o = self.outcome or {}
         present = [c for c in cols if c in self.reference.columns]
         med = self.reference.select([pl.col(c).median() for c in present]).row(0, named=True) if present else {}
         return pl.DataFrame(
-            {"quantity": labels, "value": [o.get(c) for c in cols], "unit": units, ref: [med.get(c) for c in cols]},
+            {
+                "quantity": labels,
+                "value": [o.get(c) for c in cols],
+                "unit": units["unit"].to_list(),
+                ref: [med.get(c) for c in cols],
+            },
             schema_overrides={"value": pl.Float64, ref: pl.Float64},
         )
 
@@ -389,6 +381,7 @@ def batch_review(
     header = batch_header(campaign, batch_id)
     rows = table_all.filter(pl.col("batch_id") == batch_id)
     outcome = rows.row(0, named=True) if rows.height else None
+    biomass, product = biomass_variable(campaign), product_variable(campaign)
     text = narrative(
         header,
         outcome=outcome,
@@ -398,6 +391,8 @@ def batch_review(
         campaign_outcomes=reference,
         running=running,
         known_day=known_day,
+        biomass=biomass,
+        product=product,
     )
     return BatchReview(
         batch_id=batch_id,
@@ -416,6 +411,7 @@ def batch_review(
         outcome=outcome,
         campaign_outcomes=table_all,
         reference=reference,
+        units=outcome_units(campaign, kinetics if biomass is not None else None),
         kinetics=kinetics,
         observations=full.observations.filter(pl.col("batch_id") == batch_id) if not known_days else mine,
         narrative=text,
@@ -434,6 +430,8 @@ def narrative(
     campaign_outcomes: pl.DataFrame | None = None,
     running: bool = False,
     known_day: float | None = None,
+    biomass: str | None = "vcd",
+    product: str | None = "titer",
 ) -> Safe:
     """A short paragraph in plain words stating the batch's outcome and its exceptions.
 
@@ -446,8 +444,8 @@ def narrative(
     parts = []
     status = escape(header.get("status") or "of unknown status")
     dur = header.get("duration_d")
-    product = escape(header.get("product") or "product not stated")
-    head = f"Batch {b} ({product}, {fmt(header.get('scale_l'))} L) is {status}"
+    product_name = escape(header.get("product") or "product not stated")
+    head = f"Batch {b} ({product_name}, {fmt(header.get('scale_l'))} L) is {status}"
     if running:
         head += f": data up to day {known_day:.1f}." if known_day is not None else ": no data yet."
     else:
@@ -456,18 +454,23 @@ def narrative(
     rank_day = known_day if running else None
     o = outcome or {}
     s = []
-    if o.get("peak_vcd") is not None:
-        verb = "VCD has reached" if running else "VCD peaked at"
-        s.append(
-            f"{verb} {o['peak_vcd']:.1f} ×10⁶ cells/mL on day {o['peak_vcd_day']:.1f}"
-            + _rank(campaign_outcomes, "peak_vcd", o["peak_vcd"], day=rank_day)
-        )
-    if o.get("final_titer") is not None:
-        what = "the latest titer is" if running else "the final titer was"
-        s.append(
-            f"{what} {o['final_titer']:.0f} mg/L"
-            + _rank(campaign_outcomes, "final_titer", o["final_titer"], day=rank_day)
-        )
+    if biomass is not None and o.get(f"peak_{biomass}") is not None:
+        value, day = o[f"peak_{biomass}"], o[f"peak_{biomass}_day"]
+        if biomass == "vcd":
+            what = f"VCD {'has reached' if running else 'peaked at'} {value:.1f} ×10⁶ cells/mL"
+        else:
+            var = get_variable(biomass)
+            what = (
+                f"{escape(var.description)} {'has reached' if running else 'peaked at'} {fmt(value)} {escape(var.unit)}"
+            )
+        s.append(f"{what} on day {day:.1f}" + _rank(campaign_outcomes, f"peak_{biomass}", value, day=rank_day))
+    if product is not None and o.get(f"final_{product}") is not None:
+        value = o[f"final_{product}"]
+        name = "titer" if product == "titer" else escape(product)
+        unit = "mg/L" if product == "titer" else escape(get_variable(product).unit)
+        number = f"{value:.0f}" if product == "titer" else fmt(value)
+        what = f"the latest {name} is" if running else f"the final {name} was"
+        s.append(f"{what} {number} {unit}" + _rank(campaign_outcomes, f"final_{product}", value, day=rank_day))
     if o.get("final_viability") is not None:
         s.append(f"{'latest' if running else 'final'} viability {o['final_viability']:.0f} %")
     if s:

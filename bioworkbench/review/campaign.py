@@ -18,7 +18,7 @@ from bioworkbench.errors import BioWorkbenchError
 from bioworkbench.monitoring.checks import cqa_table, sensor_agreement, spec_text
 from bioworkbench.monitoring.exceptions import exception_counts, release_status
 from bioworkbench.monitoring.exceptions import exceptions as exception_table
-from bioworkbench.review._outcomes import campaign_table
+from bioworkbench.outcomes import biomass_variable, campaign_table, outcome_units
 from bioworkbench.review.display import collect_notes, markdown, notes_markdown, table
 from bioworkbench.text import Safe, escape, plural
 
@@ -31,7 +31,6 @@ __all__ = ["CampaignReview", "campaign_review", "exceptional_batches", "variabil
 MSPC_VARIABLES = ("ph", "do", "temperature", "pco2")
 #: offline variables whose trajectories the campaign report draws, when measured
 TRAJECTORY_VARIABLES = ("vcd", "cdw", "od600", "viability", "titer", "tryptophan", "glucose", "lactate")
-OUTCOME_COLUMNS = ("peak_vcd", "mu_growth", "qp", "final_viability", "final_titer")
 
 
 def variability(table: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -236,6 +235,7 @@ class CampaignReview:
     cpps: list[str]
     mspc: MSPCSection
     trajectory_variables: list[str]
+    outcome_columns: list[str]
     narrative: Safe
     observations: pl.DataFrame
     specs: pl.DataFrame
@@ -258,8 +258,7 @@ class CampaignReview:
     def plot_outcomes(self) -> Any:
         from bioworkbench import plots
 
-        cols = [c for c in ("peak_vcd", "mu_growth", "qp", "final_titer") if c in self.table.columns]
-        cols = [c for c in cols if self.table[c].drop_nulls().len() > 0]
+        cols = [c for c in self.outcome_columns if c != "final_viability" and self.table[c].drop_nulls().len() > 0]
         if not cols:
             return markdown("No kinetic outcome could be computed for these batches.")
         return plots.plot_outcomes(self.table, columns=cols)
@@ -308,10 +307,11 @@ def campaign_review(campaign: Campaign, *, kinetics: pl.DataFrame | None = None)
         verdicts = release_status(campaign, exceptions=exc).select("batch_id", "verdict")
         table_ = table_.join(verdicts, on="batch_id", how="left")
         cqas = sorted(campaign.quality["attribute"].unique().to_list())
-        outcome_cols = [c for c in OUTCOME_COLUMNS if c in table_.columns]
+        units = outcome_units(campaign, kinetics if biomass_variable(campaign) else None)
+        outcome_cols = [c for c in units["column"].to_list() if c in table_.columns and not c.endswith("_day")]
         done = table_.filter(pl.col("status") == "completed") if "status" in table_.columns else table_
         var = variability(done, outcome_cols + [c for c in cqas if c in table_.columns and c not in outcome_cols])
-        exceptional = exceptional_batches(campaign, table_)
+        exceptional = exceptional_batches(campaign, table_, columns=outcome_cols)
         mspc = _mspc(campaign)
     notes.extend(mspc.notes)
     offline = campaign.observations.filter((pl.col("source") != "online") & pl.col("flag").is_null())
@@ -329,6 +329,7 @@ def campaign_review(campaign: Campaign, *, kinetics: pl.DataFrame | None = None)
         cpps=campaign.cpps,
         mspc=mspc,
         trajectory_variables=trajectories,
+        outcome_columns=outcome_cols,
         narrative=text,
         observations=campaign.observations,
         specs=campaign.specs,
