@@ -27,8 +27,10 @@ venv: $(VENV)/.installed
 kernel: $(VENV)/.kernel
 
 demo: $(VENV)/.kernel
-	$(BIN)/bioworkbench demo --out $(DEMO)
-	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/doe_report parameters/stability_report -o reports
+	$(BIN)/bioworkbench demo --out $(DEMO) --overwrite
+	$(BIN)/bioworkbench dataset nistcho --out data/nistcho --overwrite
+	$(BIN)/bioworkbench dataset ambr250 --out data/ambr250 --overwrite
+	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/growth_report parameters/doe_report parameters/stability_report -o reports
 
 test: $(VENV)/.kernel
 	@bash scripts/ensure-chromium.sh
