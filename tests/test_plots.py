@@ -93,3 +93,125 @@ def test_monitoring_plots(camp):
         hv.render(x)
     with pytest.raises(bw.SchemaError, match="statistic must be"):
         plots.plot_control_chart(m.monitor(a), statistic="q")
+
+
+def _report_plots(camp):
+    """The figures the batch and campaign reports draw (forecast from a made-up trajectory)."""
+    b = camp.batch_ids[1]
+    crev = review.campaign_review(camp)
+    env = review.envelope(camp.observations, exclude=b)
+    days = pl.Series([0.0, 24.0 * 7, 24.0 * 14])
+    traj = pl.concat(
+        pl.DataFrame({"batch_id": b, "variable": v, "time_h": days, "mean": m, "lower": m * 0.8, "upper": m * 1.2})
+        for v, m in (("vcd", pl.Series([0.5, 15.0, 10.0])), ("titer", pl.Series([0.0, 1500.0, 4000.0])))
+    )
+    from bioworkbench import monitoring
+
+    a = monitoring.align_by_time(camp, variables=["ph", "do", "temperature"], grid_h=6, source="online")
+    m = monitoring.BatchPCA(n_components=2).fit(a)
+    st = m.batch_statistics(prob=0.99)
+    return {
+        "envelopes": plots.plot_batch_envelopes(env, camp.observations.filter(pl.col("batch_id") == b), batch_id=b),
+        "envelope": plots.plot_envelope(
+            env, camp.observations.filter(pl.col("batch_id") == b), variable="vcd", batch_id=b, width=440
+        ),
+        "kinetics": plots.plot_kinetics(bw.kinetics.compute(camp), highlight=b),
+        "online": plots.plot_online(camp.observations, batch_id=b),
+        "forecast": plots.plot_forecast(traj, camp.observations, batch_id=b, known_h=120.0, spec_lower=3000.0),
+        "trajectories": plots.plot_trajectories(camp.observations, variable="vcd"),
+        "highlighted": plots.plot_trajectories(camp.observations, variable="viability", highlight=b),
+        "outcomes": plots.plot_outcomes(crev.table, columns=["peak_vcd", "final_titer"]),
+        "cqa": plots.plot_cqa_grid(crev.table, attributes=crev.cqas, cpps=crev.cpps, specs=camp.specs),
+        "scores": plots.plot_scores(st, highlight=[b]),
+        "contributions": plots.plot_contributions(m.contributions(b), statistic="spe"),
+        "golden": plots.plot_golden(monitoring.golden_batch(a), a, batch_id=b, variable="do"),
+    }
+
+
+def test_report_plots_log_no_warning(camp, caplog):
+    """No ``WARNING:param.main: alpha option not found …`` (plot_outcomes passed ``alpha`` to a
+    box plot) or any other warning reaches a report from the plots."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("WARNING"):
+        warnings.simplefilter("always")
+        figures = _report_plots(camp)
+        for fig in figures.values():
+            hv.render(fig)
+    logged = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert logged == []
+    assert [str(w.message) for w in caught if not issubclass(w.category, bw.BioWorkbenchWarning)] == []
+
+
+def test_trajectory_title_names_variable_and_unit(camp):
+    """Without a highlighted batch the plot is a single element: it used to be titled 'batches'."""
+    fig = hv.render(plots.plot_trajectories(camp.observations, variable="vcd"))
+    assert fig.title.text == "Viable cell density (1e6 cells/mL): 6 batches"
+    assert not fig.legend or not fig.legend[0].visible
+    hi = hv.render(plots.plot_trajectories(camp.observations, variable="titer", highlight="B02", width=700))
+    assert hi.title.text == "Product titer (mg/L): batch B02 among 6 batches"
+    assert hi.legend[0].visible and [i.label["value"] for i in hi.legend[0].items] == ["other batches", "B02"]
+
+
+def test_labels_do_not_repeat_the_unit():
+    assert plots.batches._label("ph", "pH") == "pH"
+    assert plots.batches._label("vcd", "1e6 cells/mL") == "Viable cell density (1e6 cells/mL)"
+
+
+def test_long_titles_wrap_to_the_plot_width():
+    t = "acidic variants vs temp shift day"
+    assert plots.batches._title(t, 700) == t
+    wrapped = plots.batches._title(t, 300)
+    assert wrapped.replace("\n", " ") == t and wrapped.count("\n") == 1
+    assert all(plots.batches._text_px(line) <= 300 - plots.batches.TITLE_MARGIN_PX for line in wrapped.split("\n"))
+    assert plots.batches._title("averyveryverylongwordwithoutspaces", 100) == "averyveryverylongwordwithoutspaces"
+
+
+#: every Bokeh plot's title lines, measured with the font the page draws them in, and the room
+#: between the plot's frame and the right edge of its canvas
+_TITLES_JS = r"""
+(() => {
+  const views = [], seen = new Set();
+  const walk = (v) => {
+    if (!v || seen.has(v)) return;
+    seen.add(v); views.push(v);
+    for (const k of v.child_views || []) walk(k);
+  };
+  for (const v of Bokeh.index.roots || Object.values(Bokeh.index)) walk(v);
+  const ctx = document.createElement("canvas").getContext("2d");
+  const out = [];
+  for (const v of views) {
+    const t = v.model && v.model.title;
+    if (!t || !t.text || !v.frame) continue;
+    ctx.font = `${t.text_font_style} ${t.text_font_size} ${t.text_font}`;
+    for (const line of t.text.split("\n")) {
+      out.push({line: line, px: ctx.measureText(line).width, left: v.frame.bbox.left, canvas: v.bbox.width});
+    }
+  }
+  return JSON.stringify(out);
+})()
+"""
+
+
+def test_report_plot_titles_fit_their_plots(camp, tmp_path):
+    """Drawn in Chromium: no title line of the report plots runs past its plot's right edge."""
+    import sys
+    from pathlib import Path
+
+    from bokeh.resources import INLINE
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium found; run scripts/ensure-chromium.sh")
+    page_file = tmp_path / "plots.html"
+    hv.save(hv.Layout(list(_report_plots(camp).values())).cols(1).opts(shared_axes=False), page_file,
+            resources=INLINE)  # fmt: skip
+    with Browser() as b:
+        page = b.inspect(page_file, min_canvases=10, timeout=60, probe=_TITLES_JS)
+    assert page.errors == [], page.describe()
+    lines = page.probe
+    assert len(lines) >= 25, lines
+    cut = [t for t in lines if t["left"] + t["px"] > t["canvas"]]
+    assert cut == [], cut

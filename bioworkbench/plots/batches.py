@@ -81,6 +81,36 @@ def _short_warnings() -> None:
     warnings.showwarning = show
 
 
+#: advance widths of Helvetica Bold (Adobe's AFM metrics, 1/1000 em) by character class; Bokeh draws
+#: titles in bold Helvetica (or a metric-compatible Arial/Liberation Sans) at 16 px in HoloViews
+_NARROW = dict.fromkeys(" !'(),-./:;I[]fijlrt|", 300)
+_WIDE = dict.fromkeys("mwMW%@", 900)
+TITLE_PX = 16
+#: room a title leaves free: the y axis with its tick labels on the left, a margin on the right
+TITLE_MARGIN_PX = 80
+
+
+def _text_px(text: str, *, size: float = TITLE_PX) -> float:
+    """Width of ``text`` in bold Helvetica at ``size`` px (an upper estimate: capitals and digits as
+    wide as the widest, 722/1000 em; lower case 611)."""
+    em = sum(_NARROW.get(c) or _WIDE.get(c) or (722 if c.isupper() or c.isdigit() else 611) for c in text)
+    return em * size / 1000
+
+
+def _title(text: str, width: int, *, margin: int = TITLE_MARGIN_PX) -> str:
+    """``text`` broken into lines (Bokeh draws ``\n`` in a title as a line break) so that no line is
+    wider than the plot's ``width`` less ``margin`` pixels: a long title (variable, unit, batch) is
+    wrapped at spaces instead of running past the plot's edge."""
+    room = max(width - margin, 60)
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and _text_px(lines[-1] + " " + word) <= room:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
 def _label(variable: str, unit: str | None) -> str:
     from bioworkbench.schema import registry
 
@@ -88,7 +118,9 @@ def _label(variable: str, unit: str | None) -> str:
     desc = reg[variable].description if variable in reg else variable
     # capitalise the first letter, but keep symbols such as "pH" or "pCO2" as they are
     name = desc if not desc else desc if len(desc) > 1 and desc[1].isupper() else desc[:1].upper() + desc[1:]
-    return f"{name} ({unit})" if unit and unit not in ("1",) else name
+    if not unit or unit == "1" or unit in name.replace(",", " ").split():  # "pH (pH)", "…, % of air (%)"
+        return name
+    return f"{name} ({unit})"
 
 
 def _unit_of(observations: pl.DataFrame, variable: str) -> str | None:
@@ -189,7 +221,9 @@ def plot_trajectories(
         )
     title = f"{ylabel}: {'batch ' + highlight + ' among ' if highlight else ''}"
     title += f"{df['batch_id'].n_unique()} batches"
-    return plot.opts(hv.opts.Overlay(title=title, show_legend=bool(highlight)))
+    if not highlight:  # one element, not an overlay: its own title, no legend for a single colour
+        return plot.opts(title=_title(title, width), show_legend=False)
+    return plot.opts(hv.opts.Overlay(title=_title(title, width), show_legend=True))
 
 
 def plot_envelope(
@@ -248,7 +282,7 @@ def plot_envelope(
             )
     return plot.opts(
         hv.opts.Overlay(
-            title=f"{ylabel}{': ' + batch_id if batch_id else ''} vs campaign envelope",
+            title=_title(f"{ylabel}{': ' + batch_id if batch_id else ''} vs campaign envelope", width),
             legend_position="top_left",
         )
     )
@@ -298,7 +332,7 @@ def plot_kinetics(
             p = p * d.filter(pl.col("batch_id") == highlight).hvplot.line(
                 x="day", y="value", color=HIGHLIGHT, line_width=3, **opts
             )
-        panels.append(p.opts(hv.opts.Overlay(title=_KIN_LABELS.get(v, v))))
+        panels.append(p.opts(hv.opts.Overlay(title=_title(_KIN_LABELS.get(v, v), width))))
     return hv.Layout(panels).cols(2).opts(shared_axes=False)
 
 
@@ -354,7 +388,9 @@ def plot_cqa_vs_cpp(
                 if row[lim] is not None:
                     plot = plot * hv.HLine(row[lim]).opts(color=HIGHLIGHT, line_dash="dashed", line_width=1.5)
     return plot.opts(
-        hv.opts.Overlay(title=f"{attribute.replace('_', ' ')} vs {cpp.removeprefix('cpp_').replace('_', ' ')}")
+        hv.opts.Overlay(
+            title=_title(f"{attribute.replace('_', ' ')} vs {cpp.removeprefix('cpp_').replace('_', ' ')}", width)
+        )
     )
 
 
@@ -374,7 +410,7 @@ def plot_outcomes(table: pl.DataFrame, *, columns: Sequence[str], width: int = 3
             ylabel=col.replace("_", " "),
             xlabel="",
             color=BAND,
-            alpha=0.3,
+            box_fill_alpha=0.3,  # BoxWhisker has no plain ``alpha`` (param would log a warning)
         )
         pts = d.hvplot.scatter(
             x="group",
@@ -385,7 +421,7 @@ def plot_outcomes(table: pl.DataFrame, *, columns: Sequence[str], width: int = 3
             width=width,
             height=height,
         )
-        panels.append((box * pts).opts(hv.opts.Overlay(title=col.replace("_", " "))))
+        panels.append((box * pts).opts(hv.opts.Overlay(title=_title(col.replace("_", " "), width))))
     return hv.Layout(panels).cols(3).opts(shared_axes=False)
 
 
@@ -423,7 +459,7 @@ def plot_online(
                 height=height,
                 color=BAND,
                 line_width=1,
-            ).opts(title=f"{_label(v, unit)} (online{', every ' + str(step) + 'th point' if step > 1 else ''})")
+            ).opts(title=_title(f"{_label(v, unit)} (online{f', every {step}th point' if step > 1 else ''})", width))
         )
     if not panels:
         raise SchemaError(f"batch {batch_id!r} has no online observations of {', '.join(variables)}.")
@@ -444,7 +480,7 @@ def plot_batch_envelopes(
     have = set(envelope["variable"].unique().to_list()) & set(batch["variable"].unique().to_list())
     panels = [
         plot_envelope(envelope, batch, variable=v, batch_id=batch_id, width=width, height=height).opts(
-            hv.opts.Overlay(title=_label(v, None))
+            hv.opts.Overlay(title=_title(_label(v, None), width))
         )
         for v in variables
         if v in have
@@ -512,7 +548,7 @@ def plot_growth_fit(
             bad = o.filter(pl.col("flag").is_not_null()).select((pl.col("time_h") / 24).alias("day"), "value")
             if not bad.is_empty():
                 panel = panel * bad.hvplot.scatter(x="day", y="value", color=HIGHLIGHT, marker="x", size=30, **opts)
-        panels.append(panel.opts(hv.opts.Overlay(title=str(b), show_legend=False)))
+        panels.append(panel.opts(hv.opts.Overlay(title=_title(str(b), width), show_legend=False)))
     if not panels:
         raise SchemaError("plot_growth_fit: no batches to draw.")
     return hv.Layout(panels).cols(cols).opts(shared_axes=False)
@@ -557,7 +593,7 @@ def plot_forest(
     prob = per["prob"][0] if "prob" in per.columns else None
     title = f"{parameter.replace('_', ' ')}: per batch" + (f" ({prob:.0%} intervals; grey: campaign)" if prob else "")
     return plot.opts(
-        hv.opts.Overlay(title=title, width=width, height=height, xlabel=label, ylabel="batch")
+        hv.opts.Overlay(title=_title(title, width), width=width, height=height, xlabel=label, ylabel="batch")
     ).redim.values(batch=ids)
 
 
@@ -606,7 +642,8 @@ def plot_forecast(
         panels.append(
             panel.opts(
                 hv.opts.Overlay(
-                    title=f"{_label(var, unit)}: forecast from day {known_h / 24:.1f}", legend_position="top_left"
+                    title=_title(f"{_label(var, unit)}: forecast from day {known_h / 24:.1f}", width),
+                    legend_position="top_left",
                 )
             )
         )
@@ -650,7 +687,7 @@ def plot_control_chart(
     out = d.filter(pl.col(statistic) > pl.col(lim))
     if not out.is_empty():
         plot = plot * out.hvplot.scatter(x="maturity", y=statistic, color=HIGHLIGHT, size=30, **opts)
-    return plot.opts(hv.opts.Overlay(title=f"{label}{': ' + batch_id if batch_id else ''}"))
+    return plot.opts(hv.opts.Overlay(title=_title(f"{label}{': ' + batch_id if batch_id else ''}", width)))
 
 
 def plot_scores(
@@ -694,7 +731,9 @@ def plot_scores(
             * hi.hvplot.scatter(x=x, y=y, color=HIGHLIGHT, size=90, width=width, height=height)
             * hv.Labels(hi.to_pandas(), kdims=[x, y], vdims=["batch_id"]).opts(yoffset=0.05 * float(np.sqrt(sy)))
         )
-    return plot.opts(hv.opts.Overlay(title=f"Scores {x} vs {y} with the {prob:.0%} ellipse", xlabel=x, ylabel=y))
+    return plot.opts(
+        hv.opts.Overlay(title=_title(f"Scores {x} vs {y} with the {prob:.0%} ellipse", width), xlabel=x, ylabel=y)
+    )
 
 
 def plot_contributions(
@@ -719,7 +758,7 @@ def plot_contributions(
     label = {"t2": "contribution to T²", "spe": "contribution to SPE"}.get(statistic, statistic)
     return d.hvplot.bar(
         x=by, y=statistic, color=BAND, width=width, height=height, rot=45, xlabel=by, ylabel=label
-    ).opts(title=f"{label} by {by}")
+    ).opts(title=_title(f"{label} by {by}", width))
 
 
 def plot_golden(
@@ -751,5 +790,7 @@ def plot_golden(
     if not out.is_empty():
         plot = plot * out.hvplot.scatter(x="maturity", y="value", color=HIGHLIGHT, size=40, **opts)
     return plot.opts(
-        hv.opts.Overlay(title=f"{_label(variable, None)}: {batch_id} vs golden batch", legend_position="top_left")
+        hv.opts.Overlay(
+            title=_title(f"{_label(variable, None)}: {batch_id} vs golden batch", width), legend_position="top_left"
+        )
     )

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchError, ConfigError, SchemaError
-from bioworkbench.plots.batches import BAND, HIGHLIGHT, OTHERS, setup
+from bioworkbench.plots.batches import BAND, HIGHLIGHT, OTHERS, _title, setup
 
 __all__ = [
     "plot_cpp_impact",
@@ -120,7 +120,7 @@ def plot_effects(effects: pl.DataFrame, *, response: str | None = None, width: i
             (hv.VLine(0).opts(color="black", line_dash="dashed") * segs * pts)
             .opts(
                 hv.opts.Overlay(
-                    title=title,
+                    title=_title(title, width),
                     width=width,
                     height=max(180, 24 * len(terms) + 70),
                     xlabel="change per half range" + (f" ({prob:.0%} interval)" if prob else ""),
@@ -186,7 +186,8 @@ def plot_response_surface(
             color="black", size=6, marker="circle", tools=["hover"]
         )
     others = ", ".join(f"{k} = {v:g}" for k, v in base.items() if k not in (x, y))
-    return plot.opts(title=f"{response}: posterior mean", xlabel=f"{x} ({others})" if others else x)
+    title = _title(f"{response}: posterior mean", width, margin=170)  # room for the colour bar
+    return plot.opts(title=title, xlabel=f"{x} ({others})" if others else x)
 
 
 def plot_design_space(
@@ -217,7 +218,7 @@ def plot_design_space(
         return (
             d.hvplot.line(x=x, y="prob", color=BAND, width=width, height=height, ylim=(0, 1.02))
             * hv.HLine(space.prob).opts(color=HIGHLIGHT, line_dash="dashed")
-        ).opts(title=f"P(all CQAs in spec) along {x}")
+        ).opts(title=_title(f"P(all CQAs in spec) along {x}", width))
     rest = [g for g in grid if g not in (x, y)]
     slices = m.select(rest).unique().sort(rest).iter_rows(named=True) if rest else [{}]
     sp = dict(set_point) if set_point is not None else _set_point(space)
@@ -239,7 +240,7 @@ def plot_design_space(
             )
         where = ", ".join(f"{k} = {v:g}" for k, v in level.items())
         title = f"P(all CQAs in spec); black line: {space.prob:.0%}" + (f" — {where}" if where else "")
-        panels.append(plot.opts(title=title))
+        panels.append(plot.opts(title=_title(title, width, margin=170)))  # room for the colour bar
     return hv.Layout(panels).cols(2).opts(shared_axes=False) if len(panels) > 1 else panels[0]
 
 
@@ -337,7 +338,7 @@ def plot_cpp_impact(impact: pl.DataFrame, *, threshold: float = 0.2, width: int 
             (hv.VLine(threshold).opts(color="black", line_dash="dashed") * segs * pts)
             .opts(
                 hv.opts.Overlay(
-                    title=r,
+                    title=_title(str(r), width),
                     width=width,
                     height=max(160, 30 * len(names) + 80),
                     xlabel="impact over the range / spec width (red: critical)",

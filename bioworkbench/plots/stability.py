@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from bioworkbench.errors import SchemaError
-from bioworkbench.plots.batches import BAND, HIGHLIGHT, setup
+from bioworkbench.plots.batches import BAND, HIGHLIGHT, _title, setup
 
 __all__ = ["plot_prob_in_spec", "plot_shelf_life", "plot_stability_prediction"]
 
@@ -68,7 +68,14 @@ def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
         f"of the mean, model {result.model.replace('_', ' ')}"
     )
     return hv.Overlay(layers).opts(
-        hv.opts.Overlay(title=title, width=width, height=height, xlabel=xlabel, ylabel=ylabel, legend_position="right")
+        hv.opts.Overlay(
+            title=_title(title, width, margin=200),  # the legend stands to the right of the frame
+            width=width,
+            height=height,
+            xlabel=xlabel,
+            ylabel=ylabel,
+            legend_position="right",
+        )
     )
 
 
@@ -132,7 +139,11 @@ def plot_stability_prediction(
     title = f"{attribute or 'attribute'}{where}: {what}" + (f", {prob:.0%} interval" if prob else "")
     return hv.Overlay(layers).opts(
         hv.opts.Overlay(
-            title=title, width=width, height=height, xlabel=f"time ({time_unit}s)", ylabel=attribute or "value"
+            title=_title(title, width),
+            width=width,
+            height=height,
+            xlabel=f"time ({time_unit}s)",
+            ylabel=attribute or "value",
         )
     )
 
