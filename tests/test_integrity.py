@@ -470,6 +470,16 @@ def test_d1_spreadsheet_junk_cells_are_errors_as_in_csv(tmp_path):
     assert all(i.file == str(path) for i in err.issues)
 
 
+def test_d1_unreadable_event_volumes_are_errors_not_skipped(tmp_path):
+    path = tmp_path / "ev.csv"
+    path.write_text("Reactor,Time (h),VCD [1e6 cells/mL],Sample [mL]\nR1,0,0.5,4\nR1,24,1.0,n/a\n")
+    cmap = {**XMAP, "columns": {"VCD [1e6 cells/mL]": "vcd"}, "events": [{"column": "Sample [mL]", "event": "sample"}]}
+    err = _error(bw.SchemaError, read_wide, path, cmap)
+    [issue] = err.issues
+    assert (issue.line, issue.column, issue.batch) == (3, "Sample [mL]", "R1")
+    assert issue.message == "expected a number for the sample volume, found 'n/a'."
+
+
 def test_d2_source_line_is_the_spreadsheet_row_with_blank_rows_and_a_late_header(tmp_path):
     path = _xlsx(
         tmp_path / "rows.xlsx",

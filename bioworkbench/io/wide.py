@@ -763,6 +763,19 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
             if s.dtype == pl.String
             else s.cast(pl.Float64, strict=False)
         )
+        text = s.cast(pl.String).str.strip_chars()
+        unreadable = text.is_not_null() & (text != "") & val.is_null()
+        for row in df.with_columns(_text=text).filter(unreadable).head(20).iter_rows(named=True):
+            issues.append(
+                Issue(
+                    f"expected a number for the {spec.event} volume, found {row['_text']!r}.",
+                    file=str(path),
+                    line=row["_line"],
+                    column=spec.column,
+                    batch=row["_batch"],
+                    hint="leave the cell empty when nothing was added or removed.",
+                )
+            )
         try:
             scale, _ = conversion(spec.unit, "mL")
         except ConfigError as exc:
