@@ -480,6 +480,21 @@ def test_d1_unreadable_event_volumes_are_errors_not_skipped(tmp_path):
     assert issue.message == "expected a number for the sample volume, found 'n/a'."
 
 
+def test_d1_unreadable_batch_metadata_is_an_error_not_a_traceback(tmp_path):
+    path = tmp_path / "meta.csv"
+    path.write_text("Reactor,Time (h),VCD [1e6 cells/mL],Volume\nR1,0,0.5,about 1 L\nR1,24,1.0,\n")
+    cmap = {
+        **XMAP,
+        "columns": {"VCD [1e6 cells/mL]": "vcd"},
+        "ignore": ["Volume"],
+        "batches": {"columns": {"initial_volume_ml": {"column": "Volume", "unit": "L"}}},
+    }
+    err = _error(bw.SchemaError, read_wide, path, cmap)
+    [issue] = err.issues
+    assert issue.file == str(path)
+    assert issue.message.startswith("the batches metadata cannot be read as the map says (InvalidOperationError")
+
+
 def test_d2_source_line_is_the_spreadsheet_row_with_blank_rows_and_a_late_header(tmp_path):
     path = _xlsx(
         tmp_path / "rows.xlsx",

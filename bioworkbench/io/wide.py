@@ -912,5 +912,16 @@ def _batches(
         exprs.append(e.alias(target))
     if issues:
         return ids, issues
-    out = base.select(exprs)
+    try:
+        out = base.select(exprs)
+    except pl.exceptions.PolarsError as exc:  # e.g. a volume column holding text
+        where = src_name or str(first_path)
+        return ids, [
+            Issue(
+                f"the batches metadata cannot be read as the map says ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}).",
+                file=str(first_path.parent / src_name) if src_name else where,
+                hint="check the columns named under batches: columns: in the map (numbers, dates and their format).",
+            )
+        ]
     return ids.join(out, on="batch_id", how="left", maintain_order="left"), []
