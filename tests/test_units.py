@@ -112,3 +112,38 @@ def test_to_canonical_groups_and_reports():
     assert out["value"][2] == 3.0  # not converted: reported
     [issue] = issues
     assert (issue.file, issue.line, issue.column, issue.batch) == ("x.csv", 4, "unit", "B")
+
+
+def test_to_canonical_keeps_raw_values_of_converted_rows_only():
+    df = pl.DataFrame(
+        {
+            "variable": ["glucose", "glucose", "vcd"],
+            "value": [1.8016, 5.0, 2.0],
+            "unit": ["g/L", "mmol/L", "1e6 cells/mL"],
+            "raw_value": [None, 0.9008, None],
+            "raw_unit": [None, "g/L", None],
+        }
+    )
+    out, issues = to_canonical(df, keep_raw=True)
+    assert not issues
+    assert out["value"].to_list() == pytest.approx([10.0, 5.0, 2.0])
+    # a row converted before keeps its recorded original; rows left as they were stay null
+    assert out["raw_value"].to_list() == [1.8016, 0.9008, None]
+    assert out["raw_unit"].to_list() == ["g/L", "g/L", None]
+    canonical = out.drop("raw_value", "raw_unit")
+    same, _ = to_canonical(canonical)
+    assert same is canonical  # nothing to convert: the frame itself, no join
+
+
+def test_conversions_lists_what_to_canonical_would_convert():
+    from bioworkbench.units import conversions
+
+    df = pl.DataFrame(
+        {
+            "variable": ["glucose", "glucose", "glucose", "vcd"],
+            "unit": ["g/L", "g/L", "mmol/L", "cells"],
+        }
+    )
+    table = conversions(df)
+    assert table.select("variable", "unit", "rows", "canonical").rows() == [("glucose", "g/L", 2, "mmol/L")]
+    assert table["scale"][0] == pytest.approx(1000 / 180.16)
