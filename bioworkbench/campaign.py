@@ -350,6 +350,8 @@ class Campaign:
         new = object.__new__(Campaign)
         new._frames = frames
         new.name, new.description, new.sources = self.name, self.description, dict(self.sources)
+        # whole rows removed and a valid status set: a valid campaign stays valid
+        new._validated, new.adjustments = self._validated, self.adjustments
         return new
 
     def flagged(self) -> pl.DataFrame:
@@ -382,41 +384,11 @@ class Campaign:
         )
 
     def summary(self) -> pl.DataFrame:
-        """One row per batch: status, duration, sample and flag counts, peak VCD, final titer."""
-        obs = self.observations
-        good = obs.filter(pl.col("flag").is_null())
-        per = obs.group_by("batch_id").agg(
-            n_offline=(pl.col("source") != "online").sum(),
-            n_online=(pl.col("source") == "online").sum(),
-            n_flagged=pl.col("flag").is_not_null().sum(),
-            last_h=pl.col("time_h").max(),
-        )
-        peak = (
-            good.filter(pl.col("variable") == "vcd")
-            .sort("value", descending=True)
-            .group_by("batch_id")
-            .agg(peak_vcd=pl.col("value").first(), peak_vcd_day=pl.col("time_h").first() / 24)
-        )
-        titer = (
-            good.filter(pl.col("variable") == "titer")
-            .sort("time_h")
-            .group_by("batch_id")
-            .agg(final_titer=pl.col("value").last())
-        )
-        cols = [c for c in ("batch_id", "status", "process", "scale_l") if c in self.batches.columns]
-        return (
-            self.batches.select(cols)
-            .join(per, on="batch_id", how="left")
-            .join(peak, on="batch_id", how="left")
-            .join(titer, on="batch_id", how="left")
-            .with_columns(
-                duration_d=pl.col("last_h") / 24,
-                n_offline=pl.col("n_offline").fill_null(0),
-                n_online=pl.col("n_online").fill_null(0),
-                n_flagged=pl.col("n_flagged").fill_null(0),
-            )
-            .drop("last_h")
-        )
+        """One row per batch: status, process, scale, sample and flag counts, peak biomass, final
+        product, duration (see :func:`bioworkbench.outcomes.batch_summary`)."""
+        from bioworkbench.outcomes import batch_summary
+
+        return batch_summary(self)
 
     def describe(self) -> str:
         """A short plain-text summary (printed by ``bioworkbench summary``)."""
