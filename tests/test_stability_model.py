@@ -16,12 +16,8 @@ from polars.testing import assert_frame_equal
 import bioworkbench as bw
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError, SchemaError
 from bioworkbench.models.base import Prior, load
-from bioworkbench.models.stability import (
-    StabilityModel,
-    _extent_pt,
-    degradation_extent,
-    extent_to_reduced_time,
-)
+from bioworkbench.models.stability import StabilityModel, _extent_pt
+from bioworkbench.stability.degradation import degradation_extent, extent_to_reduced_time
 from bioworkbench.stability.temperature import (
     TemperatureHistory,
     arrhenius_factor,
@@ -177,7 +173,10 @@ def test_extent_closed_forms_and_inverse():
         back = degradation_extent(extent_to_reduced_time(a, kin, m, n), kin, m, n)
         np.testing.assert_allclose(back, a, atol=1e-8)
     assert np.isinf(extent_to_reduced_time(np.array([1.0]), "first_order")).all()
-    with pytest.raises(ConfigError, match="kinetics must be one of zero_order, first_order, sestak_berggren"):
+    with pytest.raises(
+        ConfigError,
+        match=r"degradation_extent: unknown kinetics 'second_order'\. .*Valid: first_order, sestak_berggren",
+    ):
         degradation_extent(th, "second_order")
 
 

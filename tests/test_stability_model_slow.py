@@ -22,8 +22,9 @@ import polars as pl
 import pytest
 
 import bioworkbench as bw
-from bioworkbench.models.stability import KINETICS, StabilityModel, degradation_extent
+from bioworkbench.models.stability import StabilityModel
 from bioworkbench.stability import TemperatureHistory
+from bioworkbench.stability.degradation import KINETICS, degradation_extent
 
 pytestmark = pytest.mark.slow
 

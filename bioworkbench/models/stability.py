@@ -116,11 +116,19 @@ from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, ModelNo
 from bioworkbench.models.base import BayesModel, Prior
 from bioworkbench.models.inputs import _check_prob
 from bioworkbench.schema import suggest
+from bioworkbench.stability.degradation import (
+    _GL_W,
+    _GL_X,
+    _NEWTON_STEPS,
+    _SB_ALPHA,
+    KINETICS,
+    degradation_extent,
+    extent_to_reduced_time,
+)
 from bioworkbench.stability.temperature import KELVIN, R_KJ, TemperatureHistory
 
 __all__ = ["KINETICS", "StabilityModel", "degradation_extent", "extent_to_reduced_time"]
 
-KINETICS = ("zero_order", "first_order", "sestak_berggren")
 _LIKELIHOODS = ("normal", "student_t")
 _STUDY_CORE = ("batch_id", "condition", "temperature_c", "time", "attribute", "value")
 #: a default prior's parameters that are filled from the data when the prior leaves them out
@@ -131,115 +139,7 @@ _AUTO = {
     "sigma": {"sigma": "y_scale"},
 }
 
-# -- kinetics (NumPy and PyTensor) ---------------------------------------------------------------
-#: extent grid of the Šesták–Berggren integral: uniform to 0.5, then geometric towards 1
-_SB_ALPHA = np.concatenate([np.linspace(0.0, 0.5, 65), 1.0 - np.geomspace(0.5, 1e-6, 64)[1:]])
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
-_NEWTON_STEPS = 3
-
-
-def _gl_np(a: np.ndarray, b: np.ndarray, p: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``p ∫_a^b (1 − s^p)^(−n) ds`` by 4-point Gauss–Legendre (elementwise)."""
-    mid, half = (a + b) / 2, (b - a) / 2
-    s = np.minimum(mid[..., None] + half[..., None] * _GL_X, 1.0)
-    f = np.exp(-n[..., None] * np.log1p(-(s ** p[..., None])))
-    return p * half * (f * _GL_W).sum(-1)
-
-
-def _sb_grid_np(m: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``σ`` grid, ``θ = g(α)`` grid (rows per draw) and ``p = 1/(1 − m)``."""
-    one = 1.0 - m
-    p = 1.0 / one
-    sig = np.zeros((m.size, _SB_ALPHA.size))
-    sig[:, 1:] = _SB_ALPHA[1:] ** one[:, None]
-    seg = _gl_np(sig[:, :-1], sig[:, 1:], np.broadcast_to(p[:, None], sig[:, 1:].shape), n[:, None])
-    th = np.concatenate([np.zeros((m.size, 1)), np.cumsum(seg, axis=1)], axis=1)
-    return sig, th, p
-
-
-def _sb_extent_np(theta: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Šesták–Berggren extent for ``theta`` of shape ``(S, T)`` and exponents of shape ``(S,)``."""
-    sig, th, p = _sb_grid_np(m, n)
-    thc = np.minimum(theta, th[:, -1:])
-    top = th.shape[1] - 2
-    # one search per draw: the θ grid depends on the draw's exponents
-    j = np.stack([np.clip(np.searchsorted(th[i], thc[i], side="right") - 1, 0, top) for i in range(m.size)])
-    s0, s1 = np.take_along_axis(sig, j, 1), np.take_along_axis(sig, j + 1, 1)
-    t0, t1 = np.take_along_axis(th, j, 1), np.take_along_axis(th, j + 1, 1)
-    s = s0 + (thc - t0) / (t1 - t0) * (s1 - s0)
-    pp, nn = np.broadcast_to(p[:, None], s.shape), np.broadcast_to(n[:, None], s.shape)
-    for _ in range(_NEWTON_STEPS):
-        resid = t0 + _gl_np(s0, s, pp, nn) - thc
-        slope = pp * np.exp(-nn * np.log1p(-(np.minimum(s, 1.0) ** pp)))
-        s = np.clip(s - resid / slope, s0, s1)
-    return s**pp
-
-
-def degradation_extent(
-    theta: np.ndarray, kinetics: str, m: float | np.ndarray = 0.0, n: float | np.ndarray = 1.0
-) -> np.ndarray:
-    """Extent of degradation ``α`` at reduced time ``θ = k_ref · t_eq`` (NumPy).
-
-    Parameters
-    ----------
-    theta
-        Reduced time(s), ≥ 0. For ``"sestak_berggren"`` with exponents given per draw, shape
-        ``(S, ...)`` with ``m`` and ``n`` of shape ``(S,)``.
-    kinetics
-        ``"zero_order"``, ``"first_order"`` or ``"sestak_berggren"``.
-    m, n
-        Šesták–Berggren exponents (``0 ≤ m < 1``, ``n > 0``); ignored by the other forms.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``α`` in ``[0, 1]``, the shape of ``theta``.
-
-    Notes
-    -----
-    zero order ``α = min(θ, 1)``; first order ``α = 1 − e^{−θ}``; Šesták–Berggren: the inverse of
-    ``g(α) = ∫₀^α x^{−m}(1 − x)^{−n} dx = θ`` (see the module docstring for the numerical method).
-    """
-    theta = np.asarray(theta, dtype=float)
-    if kinetics == "zero_order":
-        return np.minimum(theta, 1.0)
-    if kinetics == "first_order":
-        return -np.expm1(-theta)
-    if kinetics != "sestak_berggren":
-        raise ConfigError(f"kinetics must be one of {', '.join(KINETICS)}; got {kinetics!r}.")
-    m_arr, n_arr = np.atleast_1d(np.asarray(m, float)), np.atleast_1d(np.asarray(n, float))
-    if m_arr.size == 1 and n_arr.size == 1:
-        return _sb_extent_np(theta.reshape(1, -1), m_arr, n_arr).reshape(theta.shape)
-    s = max(m_arr.size, n_arr.size)
-    m_arr, n_arr = np.broadcast_to(m_arr, (s,)), np.broadcast_to(n_arr, (s,))
-    return _sb_extent_np(theta.reshape(s, -1), m_arr, n_arr).reshape(theta.shape)
-
-
-def extent_to_reduced_time(
-    alpha: np.ndarray, kinetics: str, m: float | np.ndarray = 0.0, n: float | np.ndarray = 1.0
-) -> np.ndarray:
-    """The reduced time ``θ = g(α)`` at which the extent reaches ``alpha`` (inverse of
-    :func:`degradation_extent`); ``inf`` for ``α ≥ 1`` (never reached for first order and for
-    Šesták–Berggren with ``n ≥ 1``; the capped extent of the numerical form otherwise)."""
-    a = np.asarray(alpha, dtype=float)
-    if kinetics == "zero_order":
-        return np.where(a >= 1, np.inf, a)
-    if kinetics == "first_order":
-        with np.errstate(divide="ignore"):
-            return np.where(a >= 1, np.inf, -np.log1p(-np.minimum(a, 1.0)))
-    if kinetics != "sestak_berggren":
-        raise ConfigError(f"kinetics must be one of {', '.join(KINETICS)}; got {kinetics!r}.")
-    a, m_arr, n_arr = np.broadcast_arrays(a, np.asarray(m, float), np.asarray(n, float))
-    shape = a.shape
-    a, m_arr, n_arr = a.ravel(), m_arr.ravel(), n_arr.ravel()
-    sig, th, p = _sb_grid_np(m_arr, n_arr)  # one grid per element (its own exponents)
-    ac = np.clip(a, 0.0, _SB_ALPHA[-1])
-    j = np.clip(np.searchsorted(_SB_ALPHA, ac, side="right") - 1, 0, _SB_ALPHA.size - 2)
-    rows = np.arange(a.size)
-    out = th[rows, j] + _gl_np(sig[rows, j], ac ** (1.0 - m_arr), p, n_arr)
-    return np.where(a >= 1, np.inf, out).reshape(shape)
-
-
+# -- kinetics in PyTensor (the NumPy version is bioworkbench.stability.degradation) ---------------
 #: reference extent of the Šesták–Berggren reparameterisation (see StabilityModel._build)
 _SB_ALPHA_STAR = 0.1
 _GL16_X, _GL16_W = np.polynomial.legendre.leggauss(16)

@@ -142,12 +142,11 @@ def simulate_stability(
         An unknown kinetics, direction or ``lot_sd`` key; no conditions; negative times or sds;
         an increasing attribute without a default asymptote; a history for a series not simulated.
     """
-    from bioworkbench.models.stability import KINETICS, degradation_extent
     from bioworkbench.schema import suggest
+    from bioworkbench.stability.degradation import degradation_extent, require_kinetics
     from bioworkbench.stability.temperature import arrhenius_factor
 
-    if kinetics not in KINETICS:
-        raise ConfigError(f"simulate_stability: unknown kinetics {kinetics!r}. " + suggest(kinetics, KINETICS))
+    require_kinetics(kinetics, function="simulate_stability")
     if direction not in ("decrease", "increase"):
         raise ConfigError(f"direction must be 'decrease' or 'increase'; got {direction!r}.")
     if int(n_lots) < 1:
