@@ -13,10 +13,9 @@ import polars as pl
 import pytest
 
 import bioworkbench as bw
+from bioworkbench.review.stability import compare_shelf_lives, describe_study
 from bioworkbench.stability import (
-    compare_shelf_lives,
     condition_at,
-    describe_study,
     mean_kinetic_temperature,
     read_study,
     shelf_life,
@@ -194,7 +193,7 @@ def test_report_helpers_need_a_study(exp1):
 def test_compare_shelf_lives_needs_both_results(exp1):
     res = shelf_life(exp1, attribute="potency", lower=95)
     with pytest.raises(
-        bw.ArgumentError, match=r"compare_shelf_lives: bayes must be the result of bw\.stability\.bayesian_analysis"
+        bw.ArgumentError, match=r"compare_shelf_lives: bayes must be the result of bw\.review\.bayesian_analysis"
     ):
         compare_shelf_lives(res, res)
     with pytest.raises(

@@ -1,4 +1,5 @@
-"""The stability report's words and tables (the Bayesian fit itself is exercised by the report run)."""
+"""The stability report's words and tables (the Bayesian fit itself is exercised by the report run): the
+sentences are in bioworkbench.review.stability, the tables of a study in bioworkbench.stability.overview."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 import bioworkbench as bw
 from bioworkbench.errors import ConfigError
-from bioworkbench.stability import report
+from bioworkbench.review import stability as report
+from bioworkbench.stability import overview
 from tests.conftest import shared_data
 
 
@@ -36,15 +38,15 @@ def test_condition_at_picks_the_storage_condition_or_lists_the_temperatures():
         }
     )
     s = bw.stability.validate_study(s)
-    assert report.condition_at(s, 25.0).startswith("25")
+    assert overview.condition_at(s, 25.0).startswith("25")
     with pytest.raises(ConfigError, match=r"no single condition at 40 °C; conditions at: 5 °C, 25 °C"):
-        report.condition_at(s, 40.0)
+        overview.condition_at(s, 40.0)
 
 
 def test_study_in_words_and_overview(exp1):
     text = report.describe_study(exp1, source="LeBlond 2011")
     assert "6 lots" in text and "53 results" in text and "24 months" in text
-    ov = report.study_overview(exp1)
+    ov = overview.study_overview(exp1)
     assert ov.select("lots", "results").row(0) == (6, 53)
 
 
