@@ -1,7 +1,8 @@
 """Stability studies simulated from a known Arrhenius degradation model (demos, tests, benchmarks).
 
-The model is the one :class:`bioworkbench.models.StabilityModel` fits (see its module docstring for
-the conventions): lot ``b`` at storage temperature ``T`` and time ``t``::
+The model is the one :class:`bioworkbench.models.StabilityModel` fits, with the kinetics of
+:mod:`bioworkbench.stability.degradation` and the Arrhenius factor of
+:mod:`bioworkbench.stability.temperature`: lot ``b`` at storage temperature ``T`` and time ``t``::
 
     θ_b(t)  = k_ref,b · t · exp(−E_a,b/R · (1/T − 1/T_ref))
     α       = extent(θ; kinetics)                     zero order, first order or Šesták–Berggren
@@ -14,6 +15,9 @@ the conventions): lot ``b`` at storage temperature ``T`` and time ``t``::
 
 Every condition's series starts with its own time-0 result (an independent assay of the lot's
 initial value, as stability tables usually list it under each condition). Values are never clipped.
+
+Length: :func:`simulate_stability` documents twenty settings, so its docstring is about 90 lines; its
+code is under 90.
 """
 
 from __future__ import annotations
@@ -142,11 +146,82 @@ def simulate_stability(
         An unknown kinetics, direction or ``lot_sd`` key; no conditions; negative times or sds;
         an increasing attribute without a default asymptote; a history for a series not simulated.
     """
-    from bioworkbench.schema import suggest
-    from bioworkbench.stability.degradation import degradation_extent, require_kinetics
-    from bioworkbench.stability.temperature import arrhenius_factor
+    from bioworkbench.stability.degradation import require_kinetics
 
     require_kinetics(kinetics, function="simulate_stability")
+    sds, asymptote = _check_model(direction, n_lots, lot_sd, noise_sd, kinetics, sb_m, sb_n, asymptote, unit)
+    k_ref = _DEFAULT_K_REF[kinetics] if k_ref is None else float(k_ref)
+    conds = _conditions(conditions)
+    rng = np.random.default_rng(random_seed)
+    nl = int(n_lots)
+    lots = pl.DataFrame(
+        {
+            "batch_id": [f"L{i + 1:02d}" for i in range(nl)],
+            "y0": y0 + sds["y0"] * rng.standard_normal(nl),
+            "k_ref": k_ref * np.exp(sds["log_k_ref"] * rng.standard_normal(nl)),
+            "activation_energy": ea_kj + sds["activation_energy"] * rng.standard_normal(nl),
+        }
+    )
+    series, true = _series(
+        lots,
+        conds,
+        times,
+        dict(histories or {}),
+        kinetics=kinetics,
+        reference_temperature=reference_temperature,
+        asymptote=asymptote,
+        sb_m=sb_m,
+        sb_n=sb_n,
+    )
+    value = true + noise_sd * rng.standard_normal(true.size)
+    n = true.size
+    study = (
+        series.with_columns(
+            time_unit=pl.lit(time_unit),
+            attribute=pl.lit(attribute),
+            value=pl.Series(value),
+            unit=pl.lit(unit),
+            flag=pl.lit(None, dtype=pl.String),
+            flag_reason=pl.lit(None, dtype=pl.String),
+            source_file=pl.lit("simulate_stability"),
+        )
+        .sort("batch_id", "temperature_c", "time", maintain_order=True)
+        .with_columns(source_line=pl.int_range(2, n + 2, dtype=pl.Int64))
+    )
+    if not return_truth:
+        return study
+    truth = {
+        "kinetics": kinetics,
+        "activation_energy": float(ea_kj),
+        "k_ref": float(k_ref),
+        "y0": float(y0),
+        "reference_temperature": float(reference_temperature),
+        "lot_sd": sds,
+        "noise_sd": float(noise_sd),
+        "sb_m": float(sb_m),
+        "sb_n": float(sb_n),
+        "direction": direction,
+        "asymptote": float(asymptote),
+        "time_unit": time_unit,
+        "lots": lots,
+    }
+    return study, truth
+
+
+def _check_model(
+    direction: str,
+    n_lots: int,
+    lot_sd: Mapping[str, float] | None,
+    noise_sd: float,
+    kinetics: str,
+    sb_m: float,
+    sb_n: float,
+    asymptote: float | None,
+    unit: str,
+) -> tuple[dict[str, float], float]:
+    """The lot-to-lot standard deviations (defaults filled) and the asymptote, every setting checked."""
+    from bioworkbench.schema import suggest
+
     if direction not in ("decrease", "increase"):
         raise ConfigError(f"direction must be 'decrease' or 'increase'; got {direction!r}.")
     if int(n_lots) < 1:
@@ -170,8 +245,11 @@ def simulate_stability(
             raise ConfigError(
                 f"an increasing attribute in {unit!r} needs asymptote= (its value at complete degradation)."
             )
-    k_ref = _DEFAULT_K_REF[kinetics] if k_ref is None else float(k_ref)
+    return sds, float(asymptote)
 
+
+def _conditions(conditions: Sequence[float] | Mapping[str, float]) -> list[tuple[str, float, float | None]]:
+    """``(label, temperature °C, % RH or None)`` of each storage condition (ICH labels for bare temperatures)."""
     if isinstance(conditions, Mapping):
         conds = [(str(lab), float(t), None) for lab, t in conditions.items()]
     else:
@@ -181,95 +259,74 @@ def simulate_stability(
             conds.append((lab, float(t), rh))
     if not conds:
         raise ConfigError("simulate_stability: no conditions given.")
+    return conds
 
-    def times_of(label: str, temp: float) -> np.ndarray:
-        if times is None:
-            ts = _default_times(temp)
-        elif isinstance(times, Mapping):
-            key = label if label in times else temp if temp in times else None
-            if key is None:
-                raise ConfigError(
-                    f"times has no entry for condition {label!r} ({temp:g} °C); keys: {', '.join(map(str, times))}."
-                )
-            ts = times[key]
-        else:
-            ts = times
-        arr = np.asarray(ts, dtype=float)
-        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ConfigError(f"times of condition {label!r}: expected finite times ≥ 0; got {list(ts)!r}.")
-        return arr
 
-    rng = np.random.default_rng(random_seed)
-    nl = int(n_lots)
-    lots = [f"L{i + 1:02d}" for i in range(nl)]
-    lot_y0 = y0 + sds["y0"] * rng.standard_normal(nl)
-    lot_k = k_ref * np.exp(sds["log_k_ref"] * rng.standard_normal(nl))
-    lot_ea = ea_kj + sds["activation_energy"] * rng.standard_normal(nl)
+def _times_of(times: Sequence[float] | Mapping[Any, Sequence[float]] | None, label: str, temp: float) -> np.ndarray:
+    """The time points of one condition (``times`` keyed by label or temperature, or the defaults)."""
+    if times is None:
+        ts = _default_times(temp)
+    elif isinstance(times, Mapping):
+        key = label if label in times else temp if temp in times else None
+        if key is None:
+            raise ConfigError(
+                f"times has no entry for condition {label!r} ({temp:g} °C); keys: {', '.join(map(str, times))}."
+            )
+        ts = times[key]
+    else:
+        ts = times
+    arr = np.asarray(ts, dtype=float)
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ConfigError(f"times of condition {label!r}: expected finite times ≥ 0; got {list(ts)!r}.")
+    return arr
 
-    hist = dict(histories or {})
-    known = {(lot, lab) for lot in lots for lab, _, _ in conds}
+
+def _series(
+    lots: pl.DataFrame,
+    conds: list[tuple[str, float, float | None]],
+    times: Sequence[float] | Mapping[Any, Sequence[float]] | None,
+    hist: dict[Any, Any],
+    *,
+    kinetics: str,
+    reference_temperature: float,
+    asymptote: float,
+    sb_m: float,
+    sb_n: float,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Every (lot, condition) series: ``batch_id, condition, temperature_c, rh, time`` and the true values.
+
+    A series with a temperature history ages along it (exact equivalent time); the others at their
+    condition's temperature (Arrhenius factor). ``y = y_∞ + (y0 − y_∞)(1 − α(k_ref · t_eq))``.
+    """
+    from bioworkbench.stability.degradation import attribute_at
+    from bioworkbench.stability.temperature import arrhenius_factor
+
+    ids = lots["batch_id"].to_list()
+    known = {(lot, lab) for lot in ids for lab, _, _ in conds}
     bad_keys = [k for k in hist if k not in known]
     if bad_keys:
         raise ConfigError(
-            f"histories: no series {bad_keys[0]!r}; keys are (batch_id, condition), e.g. {(lots[0], conds[0][0])!r}."
+            f"histories: no series {bad_keys[0]!r}; keys are (batch_id, condition), e.g. {(ids[0], conds[0][0])!r}."
         )
-    rows_lot, rows_cond, rows_temp, rows_rh, rows_time, rows_true = [], [], [], [], [], []
-    for b in range(nl):
+    parts, true = [], []
+    for lot, lot_y0, lot_k, lot_ea in lots.iter_rows():
         for lab, temp, rh in conds:
-            ts = times_of(lab, temp)
-            h = hist.get((lots[b], lab))
+            ts = _times_of(times, lab, temp)
+            h = hist.get((lot, lab))
             if h is None:
-                t_eq = ts * arrhenius_factor(temp, lot_ea[b], reference_temperature)
+                t_eq = ts * arrhenius_factor(temp, lot_ea, reference_temperature)
             else:
-                t_eq = h.equivalent_time(
-                    ts, activation_energy_kj=lot_ea[b], reference_temperature_c=reference_temperature
+                t_eq = h.equivalent_time(ts, activation_energy_kj=lot_ea, reference_temperature_c=reference_temperature)
+            true.append(attribute_at(lot_k * t_eq, y0=lot_y0, asymptote=asymptote, kinetics=kinetics, m=sb_m, n=sb_n))
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "batch_id": [lot] * ts.size,
+                        "condition": [lab] * ts.size,
+                        "temperature_c": [temp] * ts.size,
+                        "rh": pl.Series([rh] * ts.size, dtype=pl.Float64),
+                        "time": ts,
+                    }
                 )
-            theta = lot_k[b] * t_eq
-            alpha = degradation_extent(theta, kinetics, sb_m, sb_n)
-            rows_true.append(asymptote + (lot_y0[b] - asymptote) * (1.0 - alpha))
-            rows_lot += [lots[b]] * ts.size
-            rows_cond += [lab] * ts.size
-            rows_temp += [temp] * ts.size
-            rows_rh += [rh] * ts.size
-            rows_time.append(ts)
-    true = np.concatenate(rows_true)
-    value = true + noise_sd * rng.standard_normal(true.size)
-    n = true.size
-    study = (
-        pl.DataFrame(
-            {
-                "batch_id": rows_lot,
-                "condition": rows_cond,
-                "temperature_c": rows_temp,
-                "rh": pl.Series(rows_rh, dtype=pl.Float64),
-                "time": np.concatenate(rows_time),
-                "time_unit": [time_unit] * n,
-                "attribute": [attribute] * n,
-                "value": value,
-                "unit": [unit] * n,
-                "flag": pl.Series([None] * n, dtype=pl.String),
-                "flag_reason": pl.Series([None] * n, dtype=pl.String),
-                "source_file": ["simulate_stability"] * n,
-            }
-        )
-        .sort("batch_id", "temperature_c", "time", maintain_order=True)
-        .with_columns(source_line=pl.int_range(2, n + 2, dtype=pl.Int64))
-    )
-    if not return_truth:
-        return study
-    truth = {
-        "kinetics": kinetics,
-        "activation_energy": float(ea_kj),
-        "k_ref": float(k_ref),
-        "y0": float(y0),
-        "reference_temperature": float(reference_temperature),
-        "lot_sd": sds,
-        "noise_sd": float(noise_sd),
-        "sb_m": float(sb_m),
-        "sb_n": float(sb_n),
-        "direction": direction,
-        "asymptote": float(asymptote),
-        "time_unit": time_unit,
-        "lots": pl.DataFrame({"batch_id": lots, "y0": lot_y0, "k_ref": lot_k, "activation_energy": lot_ea}),
-    }
-    return study, truth
+            )
+    return pl.concat(parts), np.concatenate(true)
