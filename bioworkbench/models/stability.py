@@ -3,27 +3,10 @@
 A stability study measures an attribute (potency, purity, aggregates …) of several lots at several
 storage conditions over time. :class:`StabilityModel` fits all lots and conditions jointly:
 
-*Kinetics* of the extent of degradation ``α(t) ∈ [0, 1)`` at constant temperature ``T``:
-
-============================  =========================================  =================================
-``kinetics``                  rate law                                   extent at reduced time ``θ = k t``
-============================  =========================================  =================================
-``"zero_order"``              ``dα/dt = k``                              ``α = min(θ, 1)``
-``"first_order"``             ``dα/dt = k (1 − α)``                      ``α = 1 − exp(−θ)``
-``"sestak_berggren"``         ``dα/dt = k α^m (1 − α)^n``, 0 ≤ m < 1,    ``g(α) = θ`` with
-                              n > 0                                      ``g(α) = ∫₀^α x^−m (1 − x)^−n dx``
-============================  =========================================  =================================
-
-The Šesták–Berggren form (Šesták & Berggren 1971, Thermochim Acta 3:1) is solved through its
-integral form ``g(α) = k t`` (the ICTAC kinetics committee's convention, Vyazovkin et al. 2011,
-Thermochim Acta 520:1): for ``m > 0`` the rate vanishes at ``α = 0`` and the solution taken is the
-one that leaves 0 (``α ≈ ((1 − m) θ)^{1/(1 − m)}`` early on, a lag phase). ``g`` has no closed
-form in general, so it is computed numerically (see :func:`degradation_extent`: a fixed 128-point
-grid in ``α``, 4-point Gauss–Legendre quadrature in the variable ``σ = α^{1−m}`` that removes the
-singularity at 0, and Newton steps for the inverse; accurate to ~1e-8 against
-``scipy.special.betaincinv`` and ``scipy.integrate.solve_ivp``; the extent is capped at
-``1 − 1e-6``). With ``m = 0`` it is the n-th order model of AccelStab (Francq et al.; Clénet 2018,
-Eur J Pharm Biopharm 125:76), ``α = 1 − [1 − (1 − n) θ]^{1/(1 − n)}``.
+*Kinetics* (:mod:`bioworkbench.stability.degradation`, where the rate laws and their numerical
+solution are described): the extent of degradation ``α ∈ [0, 1)`` at reduced time ``θ = k t``, for
+``kinetics`` ``"zero_order"`` (``α = min(θ, 1)``), ``"first_order"`` (``α = 1 − exp(−θ)``) or
+``"sestak_berggren"`` (``dα/dt = k α^m (1 − α)^n``, solved through ``g(α) = θ``).
 
 *Arrhenius* in the reference-temperature parameterisation (which decorrelates the rate and the
 activation energy; Waterman & Adami 2005, Int J Pharm 293:101; Kuzman et al. 2021, Sci Rep
@@ -38,7 +21,7 @@ excursion parts. Give 25 °C for a product stored at room temperature. ``T_ref``
 ``k_ref`` from ``E_a`` only when the data inform the rate best near ``T_ref``; in accelerated studies
 they inform it best at the hot conditions, so the sampler works with each lot's rate at an internal
 *centre temperature* ``T_c`` (the information-weighted mean of the observations' ``1/T``, see
-:func:`_centre_and_precision`), an exact reparameterisation that leaves the model unchanged.
+:mod:`bioworkbench.models.stability_data`), an exact reparameterisation that leaves the model unchanged.
 
 *Temperature histories* (storage with excursions; :class:`~bioworkbench.stability.TemperatureHistory`):
 each rate law is autonomous and separable, ``dα/dt = k(T) f(α)``, so a lot whose temperature changes
@@ -47,14 +30,9 @@ has the extent of a lot held at ``T_ref`` for the equivalent time
 special case ``t_eq = t · k(T)/k_ref``; in the model every observation carries the time it spent at
 each distinct temperature, so lots with excursions can be fitted too (``fit(..., histories=...)``).
 
-*Attribute* (``y``, in the study's unit) from the extent::
-
-    y = y_∞ + (y0 − y_∞) · (1 − α)
-
-``y_∞`` (``asymptote``) is the value at complete degradation: 0 for a decreasing attribute (so
-``y = y0 (1 − α)``: ``α`` is the fraction of the initial potency or purity lost) and, for an
-increasing attribute on a percent scale (aggregates, fragments, acidic variants), 100 %: the
-attribute grows as the remaining fraction ``100 − y`` decays (``y = y0 + (100 − y0) α``). Give
+*Attribute* (``y``, in the study's unit) from the extent: ``y = y_∞ + (y0 − y_∞) · (1 − α)``, with
+``y_∞`` (``asymptote``) the value at complete degradation: 0 for a decreasing attribute and, for an
+increasing attribute on a percent scale (aggregates, fragments, acidic variants), 100 %. Give
 ``asymptote=`` for other units. ``direction`` (``"decrease"``/``"increase"``) is inferred from the
 sign of the slopes at the hottest condition unless given.
 
@@ -101,21 +79,34 @@ their potency after 24 months at 5 °C in 92 % of the cases.
 everywhere are equal-tailed posterior intervals of mass ``prob``. A *new lot* (``batch_id=None``)
 draws its ``y0``, ``k_ref`` (and ``E_a``) from the fitted population, so lot-to-lot variation is in
 its intervals.
+
+Where the pieces are: this module holds the model (priors, the PyMC graph and its PyTensor kinetics,
+fitting); :mod:`bioworkbench.models.stability_data` turns a study into the model's data;
+:mod:`bioworkbench.models.stability_results` computes predictions, times to a limit, probabilities of
+staying in specification and summaries from the posterior draws; the NumPy kinetics are
+:mod:`bioworkbench.stability.degradation`.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, ModelNotFittedError, SchemaError
+from bioworkbench.errors import ConfigError
 from bioworkbench.models.base import BayesModel, Prior
-from bioworkbench.models.inputs import _check_prob
-from bioworkbench.schema import suggest
+from bioworkbench.models.stability_data import (
+    _SB_ALPHA_STAR,
+    _centre_and_precision,
+    _direction,
+    _exposure,
+    _resolve_histories,
+    _scales,
+    _usable_rows,
+)
+from bioworkbench.models.stability_results import _StabilityResults
 from bioworkbench.stability.degradation import (
     _GL_W,
     _GL_X,
@@ -124,13 +115,13 @@ from bioworkbench.stability.degradation import (
     KINETICS,
     degradation_extent,
     extent_to_reduced_time,
+    require_kinetics,
 )
 from bioworkbench.stability.temperature import KELVIN, R_KJ, TemperatureHistory
 
 __all__ = ["KINETICS", "StabilityModel", "degradation_extent", "extent_to_reduced_time"]
 
 _LIKELIHOODS = ("normal", "student_t")
-_STUDY_CORE = ("batch_id", "condition", "temperature_c", "time", "attribute", "value")
 #: a default prior's parameters that are filled from the data when the prior leaves them out
 _AUTO = {
     "k_ref": {"mu": "log_k_scale"},
@@ -140,8 +131,6 @@ _AUTO = {
 }
 
 # -- kinetics in PyTensor (the NumPy version is bioworkbench.stability.degradation) ---------------
-#: reference extent of the Šesták–Berggren reparameterisation (see StabilityModel._build)
-_SB_ALPHA_STAR = 0.1
 _GL16_X, _GL16_W = np.polynomial.legendre.leggauss(16)
 
 
@@ -188,7 +177,7 @@ def _extent_pt(theta: Any, kinetics: str, m: Any = None, n: Any = None) -> Any:
 
 
 # -- the model -----------------------------------------------------------------------------------
-class StabilityModel(BayesModel):
+class StabilityModel(_StabilityResults, BayesModel):
     """Bayesian accelerated-stability model (Arrhenius; see the module docstring for the model).
 
     Parameters
@@ -290,8 +279,7 @@ class StabilityModel(BayesModel):
         ea_by_lot: bool = False,
     ) -> None:
         super().__init__(priors, sampler)
-        if kinetics not in KINETICS:
-            raise ConfigError(f"StabilityModel: unknown kinetics {kinetics!r}. " + suggest(kinetics, KINETICS))
+        require_kinetics(kinetics, function="StabilityModel")
         if direction not in (None, "decrease", "increase"):
             raise ConfigError(f"direction must be 'decrease', 'increase' or None (infer); got {direction!r}.")
         if likelihood not in _LIKELIHOODS:
@@ -606,750 +594,3 @@ class StabilityModel(BayesModel):
                 dist = pm.StudentT.dist(nu=p["nu"].create("nu"), mu=mean, sigma=sigma)
                 pm.Potential("loglik", (w * pm.logp(dist, y)).sum())
         return model
-
-    # -- draws and curves ---------------------------------------------------------------------
-    def _lot_draws(self, batch_id: str | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Posterior draws ``(S,)`` of one lot's (or a new lot's) parameters."""
-        self._require_fit()
-        d, cfg = self.data, self.data["config"]
-        out: dict[str, np.ndarray] = {}
-        if batch_id is None:
-            s = self.posterior_draws("y0").shape[0]
-            out["y0"] = self.posterior_draws("y0") + self.posterior_draws("sd_y0") * rng.standard_normal(s)
-            out["k"] = self.posterior_draws("k_ref") * np.exp(
-                self.posterior_draws("sd_log_k_ref") * rng.standard_normal(s)
-            )
-            ea = self.posterior_draws("activation_energy")
-            if cfg["ea_by_lot"]:
-                ea = ea + self.posterior_draws("sd_activation_energy") * rng.standard_normal(s)
-            out["ea"] = ea
-        else:
-            if batch_id not in d["lots"]:
-                raise ConfigError(
-                    f"lot {batch_id!r} was not in the data this model was fitted on. "
-                    + suggest(batch_id, d["lots"], what="Fitted lots")
-                    + " Pass batch_id=None for a new lot from the population."
-                )
-            i = d["lots"].index(batch_id)
-            out["y0"] = self.posterior_draws("y0_b")[:, i]
-            out["k"] = self.posterior_draws("k_ref_b")[:, i]
-            out["ea"] = (
-                self.posterior_draws("activation_energy_b")[:, i]
-                if cfg["ea_by_lot"]
-                else self.posterior_draws("activation_energy")
-            )
-        if cfg["kinetics"] == "sestak_berggren":
-            out["m"], out["n"] = self.posterior_draws("sb_m"), self.posterior_draws("sb_n")
-        out["sigma"] = self.posterior_draws("sigma")
-        if cfg["likelihood"] == "student_t":
-            out["nu"] = self.posterior_draws("nu")
-        return out
-
-    def _history(self, condition: Any) -> TemperatureHistory:
-        conds = (self.data or {}).get("conditions", {})
-        if condition is None:
-            raise ConfigError(
-                "an accelerated-stability model predicts at a storage condition: give condition= a temperature in °C, "
-                "a TemperatureHistory, or one of the study's conditions: " + ", ".join(map(repr, conds)) + "."
-            )
-        if isinstance(condition, TemperatureHistory):
-            return condition
-        if isinstance(condition, str):
-            if condition not in conds:
-                raise ConfigError(
-                    f"condition {condition!r} is not in the study. "
-                    + suggest(condition, conds, what="Conditions")
-                    + " Or give a temperature in °C or a TemperatureHistory."
-                )
-            return TemperatureHistory.constant(conds[condition], label=condition)
-        try:
-            temp = float(condition)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"condition must be a temperature in °C, a TemperatureHistory or a condition label; got {condition!r}."
-            ) from None
-        return TemperatureHistory.constant(temp)
-
-    def _curves(self, draws: dict[str, np.ndarray], hist: TemperatureHistory, times: np.ndarray) -> np.ndarray:
-        """Mean attribute ``(S, T)`` for parameter draws along a temperature history."""
-        cfg = self.data["config"]
-        t_eq = hist.equivalent_time(
-            times, activation_energy_kj=draws["ea"], reference_temperature_c=cfg["reference_temperature"]
-        )
-        theta = draws["k"][:, None] * t_eq
-        alpha = degradation_extent(theta, cfg["kinetics"], draws.get("m", 0.0), draws.get("n", 1.0))
-        y_inf = cfg["asymptote"]
-        return y_inf + (draws["y0"] - y_inf)[:, None] * (1.0 - alpha)
-
-    def _noise(self, draws: dict[str, np.ndarray], shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        sd = draws["sigma"][:, None]
-        if "nu" in draws:
-            return sd * rng.standard_t(draws["nu"][:, None], size=shape)
-        return sd * rng.standard_normal(shape)
-
-    def _times(self, times: Any) -> np.ndarray:
-        t = np.atleast_1d(np.asarray(times if times is not None else [], dtype=float))
-        if t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0):
-            raise ConfigError(f"times must be a non-empty array of finite times ≥ 0 ({self.data['time_unit']}).")
-        return t
-
-    # -- results --------------------------------------------------------------------------------
-    def predict(
-        self,
-        *,
-        condition: float | str | TemperatureHistory | None = None,
-        times: Sequence[float] | np.ndarray | None = None,
-        batch_id: str | None = None,
-        prob: float = 0.9,
-        kind: str = "mean",
-        random_seed: int | None = None,
-    ) -> pl.DataFrame:
-        """The attribute over time at a storage condition, with intervals.
-
-        Parameters
-        ----------
-        condition
-            Temperature in °C, a :class:`TemperatureHistory` (storage with excursions) or a
-            condition label of the study.
-        times
-            Times (study time unit) since the start of storage.
-        batch_id
-            A fitted lot, or ``None`` for a new lot drawn from the population (lot-to-lot
-            variation included).
-        prob
-            Mass of the equal-tailed interval.
-        kind
-            ``"mean"``: the lot's true attribute (posterior of the curve); ``"predictive"``: a
-            future measurement (adds the residual error).
-        random_seed
-            Seed of the new-lot and measurement draws.
-
-        Returns
-        -------
-        polars.DataFrame
-            ``batch_id`` (null for a new lot), ``condition``, ``time``, ``attribute``, ``mean``,
-            ``lower``, ``upper``, ``prob``, ``unit``.
-        """
-        self._require_fit()
-        if kind not in ("mean", "predictive"):
-            raise ConfigError(f"kind must be 'mean' or 'predictive'; got {kind!r}.")
-        _check_prob(prob)
-        hist = self._history(condition)
-        t = self._times(times)
-        rng = np.random.default_rng(random_seed)
-        draws = self._lot_draws(batch_id, rng)
-        cur = self._curves(draws, hist, t)
-        if kind == "predictive":
-            cur = cur + self._noise(draws, cur.shape, rng)
-        lo, hi = np.quantile(cur, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
-        return pl.DataFrame(
-            {
-                "batch_id": pl.Series([batch_id] * t.size, dtype=pl.String),
-                "condition": hist.describe(),
-                "time": t,
-                "attribute": self.data["attribute"],
-                "mean": cur.mean(axis=0),
-                "lower": lo,
-                "upper": hi,
-                "prob": float(prob),
-                "unit": pl.Series([self.data["unit"]] * t.size, dtype=pl.String),
-            }
-        )
-
-    def _limit(self, lower: float | None, upper: float | None, y0_mean: float) -> tuple[float, str]:
-        cfg = self.data["config"]
-        if (lower is None) == (upper is None):
-            raise ConfigError(
-                "time_to_limit: give exactly one of lower= or upper= (the limit the attribute moves towards)."
-            )
-        side, lim = ("lower", float(lower)) if lower is not None else ("upper", float(upper))
-        want = "lower" if cfg["direction"] == "decrease" else "upper"
-        if side != want:
-            raise ConfigError(
-                f"{self.data['attribute']} {cfg['direction']}s, so it moves away from an {side} limit and never "
-                f"reaches it; give {want}= instead."
-            )
-        if (side == "lower" and not lim < y0_mean) or (side == "upper" and not lim > y0_mean):
-            raise ConfigError(
-                f"the {side} limit {lim:g} is on the wrong side of the initial value ({y0_mean:.4g} "
-                f"{self.data['unit']}, posterior mean): the attribute starts out of specification. "
-                "Check the limit and its unit."
-            )
-        return lim, side
-
-    def time_to_limit(
-        self,
-        *,
-        lower: float | None = None,
-        upper: float | None = None,
-        condition: float | str | TemperatureHistory | None = None,
-        batch_id: str | None = None,
-        prob: float = 0.9,
-        horizon: float | None = None,
-        random_seed: int | None = None,
-    ) -> pl.DataFrame:
-        """Posterior of the time at which the attribute's mean curve (of a lot, or of a new lot)
-        reaches a specification limit.
-
-        Parameters
-        ----------
-        lower, upper
-            The limit the attribute moves towards (exactly one: ``lower`` for a decreasing
-            attribute, ``upper`` for an increasing one).
-        condition
-            Temperature (°C), :class:`TemperatureHistory` or condition label.
-        batch_id
-            A fitted lot, or ``None``: a new lot from the population.
-        prob
-            Mass of the equal-tailed interval.
-        horizon
-            Crossings later than this (study time unit) count as beyond the horizon (default:
-            only draws that never cross).
-        random_seed
-            Seed of the new-lot draws.
-
-        Returns
-        -------
-        polars.DataFrame
-            One row: ``batch_id, condition, limit, side, mean, median, lower, upper, prob,
-            prob_beyond_horizon, horizon, time_unit``. Draws beyond the horizon are ``inf``, so
-            ``upper`` (and ``median``) are ``inf`` when more than ``(1 − prob)/2`` (half) of them
-            are; ``mean`` is ``inf`` as soon as one is.
-
-        Notes
-        -----
-        Exact per draw, no time grid: the extent at the limit is
-        ``α* = (y0 − limit)/(y0 − y_∞)``; the reduced time is ``θ* = g(α*)``
-        (:func:`extent_to_reduced_time`), the equivalent time ``θ*/k_ref`` and the time the
-        history needs to accumulate it (:meth:`TemperatureHistory.time_at_equivalent`). A draw
-        whose initial value is already beyond the limit has time 0.
-        """
-        self._require_fit()
-        _check_prob(prob)
-        hist = self._history(condition)
-        cfg = self.data["config"]
-        draws = self._lot_draws(batch_id, np.random.default_rng(random_seed))
-        lim, side = self._limit(lower, upper, float(draws["y0"].mean()))
-        y_inf = cfg["asymptote"]
-        a_star = (draws["y0"] - lim) / (draws["y0"] - y_inf)
-        theta = extent_to_reduced_time(
-            np.clip(a_star, 0.0, 1.0), cfg["kinetics"], draws.get("m", 0.0), draws.get("n", 1.0)
-        )
-        theta = np.where(a_star <= 0, 0.0, theta)
-        t = hist.time_at_equivalent(
-            theta / draws["k"], activation_energy_kj=draws["ea"], reference_temperature_c=cfg["reference_temperature"]
-        )
-        if horizon is not None:
-            t = np.where(t > float(horizon), np.inf, t)
-        beyond = float(np.mean(np.isinf(t)))
-        # with draws at infinity, no interpolation (inf - inf): the quantile is a draw
-        method = "inverted_cdf" if beyond else "linear"
-        lo, med, hi = np.quantile(t, [(1 - prob) / 2, 0.5, (1 + prob) / 2], method=method)
-        return pl.DataFrame(
-            {
-                "batch_id": pl.Series([batch_id], dtype=pl.String),
-                "condition": hist.describe(),
-                "limit": lim,
-                "side": side,
-                "mean": float(np.mean(t)) if beyond == 0 else float("inf"),
-                "median": float(med),
-                "lower": float(lo),
-                "upper": float(hi),
-                "prob": float(prob),
-                "prob_beyond_horizon": beyond,
-                "horizon": pl.Series([None if horizon is None else float(horizon)], dtype=pl.Float64),
-                "time_unit": self.data["time_unit"],
-            }
-        )
-
-    def prob_in_spec(
-        self,
-        *,
-        times: Sequence[float] | np.ndarray,
-        lower: float | None = None,
-        upper: float | None = None,
-        condition: float | str | TemperatureHistory | None = None,
-        batch_id: str | None = None,
-        kind: str = "mean",
-        random_seed: int | None = None,
-    ) -> pl.DataFrame:
-        """Probability that a lot stays within specification up to each time.
-
-        Parameters
-        ----------
-        times
-            Times (study time unit), e.g. candidate shelf lives.
-        lower, upper
-            Specification limits (at least one).
-        condition
-            Temperature (°C), :class:`TemperatureHistory` or condition label.
-        batch_id
-            ``None`` (default): a new lot from the population, so lot-to-lot variation counts;
-            or a fitted lot.
-        kind
-            ``"mean"``: the lot's true attribute stays within ``[lower, upper]`` over ``[0, t]``;
-            ``"predictive"``: a single measurement at ``t`` is within the limits (adds the
-            residual error; a per-time probability).
-        random_seed
-            Seed of the new-lot and measurement draws.
-
-        Returns
-        -------
-        polars.DataFrame
-            ``batch_id, condition, time, prob, lower_limit, upper_limit``.
-
-        Notes
-        -----
-        The mean curve is monotone in time (the extent never decreases), so it stays in
-        ``[lower, upper]`` over ``[0, t]`` exactly when it is inside at 0 and at ``t``; the
-        probability is the fraction of posterior draws for which that holds.
-        """
-        self._require_fit()
-        if lower is None and upper is None:
-            raise ConfigError("prob_in_spec: give lower=, upper= or both (the specification limits).")
-        if kind not in ("mean", "predictive"):
-            raise ConfigError(f"kind must be 'mean' or 'predictive'; got {kind!r}.")
-        hist = self._history(condition)
-        t = self._times(times)
-        rng = np.random.default_rng(random_seed)
-        draws = self._lot_draws(batch_id, rng)
-        lo = -np.inf if lower is None else float(lower)
-        hi = np.inf if upper is None else float(upper)
-        if kind == "mean":
-            cur = self._curves(draws, hist, np.concatenate([[0.0], t]))
-            inside = (cur >= lo) & (cur <= hi)
-            ok = inside[:, 1:] & inside[:, :1]
-        else:
-            cur = self._curves(draws, hist, t)
-            cur = cur + self._noise(draws, cur.shape, rng)
-            ok = (cur >= lo) & (cur <= hi)
-        return pl.DataFrame(
-            {
-                "batch_id": pl.Series([batch_id] * t.size, dtype=pl.String),
-                "condition": hist.describe(),
-                "time": t,
-                "prob": ok.mean(axis=0),
-                "lower_limit": pl.Series([None if lower is None else lo] * t.size, dtype=pl.Float64),
-                "upper_limit": pl.Series([None if upper is None else hi] * t.size, dtype=pl.Float64),
-            }
-        )
-
-    def summary(self, prob: float = 0.9) -> pl.DataFrame:
-        """Activation energy, ``k_ref``, ``y0``, the spreads and the residual sd, for the
-        population and per lot, with ``mean, sd, lower, upper, prob`` (and r̂, bulk ESS)."""
-        self._require_fit()
-        _check_prob(prob)
-        d, cfg = self.data, self.data["config"]
-        unit, tu = d["unit"] or "", d["time_unit"] or "time unit"
-        names = {
-            "activation_energy": ("activation_energy", "kJ/mol"),
-            "k_ref": ("k_ref", f"1/{tu}"),
-            "y0": ("y0", unit),
-            "sd_log_k_ref": ("sd_log_k_ref", "log"),
-            "sd_y0": ("sd_y0", unit),
-            "sigma": ("sigma", unit),
-            "k_ref_b": ("k_ref", f"1/{tu}"),
-            "y0_b": ("y0", unit),
-        }
-        if cfg["ea_by_lot"]:
-            names |= {
-                "sd_activation_energy": ("sd_activation_energy", "kJ/mol"),
-                "activation_energy_b": ("activation_energy", "kJ/mol"),
-            }
-        if cfg["kinetics"] == "sestak_berggren":
-            names |= {"sb_m": ("sb_m", ""), "sb_n": ("sb_n", "")}
-        if cfg["likelihood"] == "student_t":
-            names |= {"nu": ("nu", "")}
-        index = {v: d["lots"] for v in ("k_ref_b", "y0_b", "activation_energy_b")}
-        return self._summary_frame(names, index, prob)
-
-    # -- prior predictive -------------------------------------------------------------------------
-    def _obs_extent(self, draws: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Extent ``α`` of every observation ``(S, N)`` for flattened parameter draws."""
-        d, cfg = self.data, self.data["config"]
-        lot = np.asarray(d["lot"])
-        expo = np.asarray(d["exposure"], float).reshape(len(lot), -1)
-        dinv = 1.0 / (np.asarray(d["temperatures_c"]) + KELVIN) - 1.0 / (cfg["reference_temperature"] + KELVIN)
-        if cfg["ea_by_lot"]:
-            factor = np.exp(-draws["activation_energy_b"][:, :, None] / R_KJ * dinv)  # (S, lot, K)
-            t_eq = np.einsum("nk,snk->sn", expo, factor[:, lot, :])
-        else:
-            t_eq = np.exp(-draws["activation_energy"][:, None] / R_KJ * dinv) @ expo.T  # (S, N)
-        theta = draws["k_ref_b"][:, lot] * t_eq
-        sb = cfg["kinetics"] == "sestak_berggren"
-        return degradation_extent(theta, cfg["kinetics"], draws["sb_m"] if sb else 0.0, draws["sb_n"] if sb else 1.0)
-
-    def _initial_values(self, draws: Mapping[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-        """Draws ``(S, lot)`` of the lots' initial values from their exact conditional distribution.
-
-        With the normal likelihood ``y0_b`` is integrated out of the sampled model. Given the other
-        parameters, ``y_i − y_∞ = (y0_b − y_∞) v_i + ε_i`` with ``v_i = 1 − α_i`` and
-        ``y0_b ~ N(y0, sd_y0²)``, so ``y0_b`` is normal with precision ``1/sd_y0² + Σ v_i²/σ²`` and
-        mean ``((y0 − y_∞)/sd_y0² + Σ v_i (y_i − y_∞)/σ²) / precision + y_∞`` (conjugate update).
-        """
-        d = self.data
-        y_inf = d["config"]["asymptote"]
-        v = 1.0 - self._obs_extent(draws)
-        u = np.asarray(d["value"], float) - y_inf
-        onehot = (np.asarray(d["lot"])[:, None] == np.arange(len(d["lots"]))[None, :]).astype(float)
-        tau2, sig2 = draws["sd_y0"][:, None] ** 2, draws["sigma"][:, None] ** 2
-        prec = 1.0 / tau2 + (v**2) @ onehot / sig2
-        mean = ((draws["y0"][:, None] - y_inf) / tau2 + (v * u) @ onehot / sig2) / prec
-        return y_inf + mean + rng.standard_normal(mean.shape) / np.sqrt(prec)
-
-    def _add_initial_values(self, random_seed: int | None) -> None:
-        import xarray as xr
-
-        ds = self.idata["posterior"].to_dataset()
-        c, s = ds.sizes["chain"], ds.sizes["draw"]
-        draws = {k: ds[k].values.reshape(c * s, *ds[k].shape[2:]) for k in ds.data_vars}
-        # a stream of its own, so the sampler's seed still reproduces everything
-        rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 7])
-        y0_b = self._initial_values(draws, rng).reshape(c, s, -1)
-        dims = ("chain", "draw", "lot")
-        ds["y0_b"] = xr.DataArray(y0_b, dims=dims, coords={k: ds[k] for k in dims if k in ds.coords})
-        self.idata["posterior"] = xr.DataTree(ds)
-
-    def _simulate_observations(self, prior: Any, rng: np.random.Generator) -> Any:
-        import xarray as xr
-
-        d, cfg = self.data, self.data["config"]
-        c, s = prior.sizes["chain"], prior.sizes["draw"]
-        draws = {k: prior[k].values.reshape(c * s, *prior[k].shape[2:]) for k in prior.data_vars}
-        alpha = self._obs_extent(draws)
-        lot = np.asarray(d["lot"])
-        nb = len(d["lots"])
-        y0_b = draws.get("y0_b")
-        if y0_b is None:  # integrated out of the model: draw from the population
-            y0_b = draws["y0"][:, None] + draws["sd_y0"][:, None] * rng.standard_normal((c * s, nb))
-        y_inf = cfg["asymptote"]
-        mean = y_inf + (y0_b[:, lot] - y_inf) * (1.0 - alpha)
-        sd = draws["sigma"][:, None]
-        if cfg["likelihood"] == "student_t":
-            y = mean + sd * rng.standard_t(draws["nu"][:, None], size=mean.shape)
-        else:
-            y = mean + sd * rng.standard_normal(mean.shape)
-        return xr.Dataset(
-            {"value": (("chain", "draw", "obs"), y.reshape(c, s, -1))}, coords={"obs": np.arange(len(lot))}
-        )
-
-    def histories(self) -> dict[tuple[str, str], TemperatureHistory]:
-        """The temperature histories the model was fitted with, by ``(batch_id, condition)``."""
-        if self.data is None:
-            raise ModelNotFittedError("StabilityModel has no data yet; call .fit(study, attribute=...) first.")
-        return {
-            (h["batch_id"], h["condition"]): TemperatureHistory.from_dict(h["history"]) for h in self.data["histories"]
-        }
-
-
-# -- data preparation -------------------------------------------------------------------------------
-def _validated(study: Any) -> pl.DataFrame:
-    """The study frame, checked and typed by :func:`bioworkbench.stability.validate_study`."""
-    if isinstance(study, pl.LazyFrame):
-        study = study.collect()
-    if not isinstance(study, pl.DataFrame):
-        raise ConfigError(
-            "StabilityModel.fit takes a study frame (polars DataFrame, e.g. from bw.read_study); "
-            f"got {type(study).__name__}."
-        )
-    missing = [c for c in _STUDY_CORE if c not in study.columns]
-    if missing:
-        raise SchemaError(
-            [
-                Issue(
-                    f"column {c!r} is missing; a stability study needs {', '.join(_STUDY_CORE)}.",
-                    column=c,
-                    hint="read the table with bw.read_study, which maps and checks the columns.",
-                )
-                for c in missing
-            ],
-            context="the study frame",
-        )
-    from bioworkbench.stability.study import validate_study
-
-    return validate_study(study)  # every study column, typed, in order
-
-
-def _usable_rows(
-    study: Any, *, attribute: str | None, batch_ids: Sequence[str] | None, conditions: Sequence[str] | None
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The rows of ``attribute`` the model learns from (unflagged, selected), checked; and metadata."""
-    study = _validated(study)
-    attrs = sorted(str(a) for a in study["attribute"].drop_nulls().unique().to_list())
-    if attribute is None or attribute not in attrs:
-        head = "no attribute given" if attribute is None else f"attribute {attribute!r} is not in the study"
-        raise ConfigError(f"StabilityModel.fit: {head}. " + suggest(attribute or "", attrs, what="Attributes"))
-    rows = study.filter(pl.col("attribute") == attribute)
-    for what, sel, col in (("lot", batch_ids, "batch_id"), ("condition", conditions, "condition")):
-        if sel is not None:
-            known = set(rows[col].cast(pl.String).to_list())
-            unknown = [s for s in sel if s not in known]
-            if unknown:
-                raise ConfigError(
-                    f"{what}(s) {', '.join(map(repr, unknown))} have no {attribute} data. "
-                    + suggest(unknown[0], known, what=f"{what.capitalize()}s")
-                )
-            rows = rows.filter(pl.col(col).is_in(list(sel)))
-    flagged = rows.filter(pl.col("flag").is_not_null())
-    rows = rows.filter(pl.col("flag").is_null())
-    if flagged.height:
-        warnings.warn(
-            f"StabilityModel: {flagged.height} flagged {attribute} row(s) excluded "
-            f"({', '.join(sorted(set(flagged['flag'].cast(pl.String).to_list())))}).",
-            BioWorkbenchWarning,
-            stacklevel=4,
-        )
-    issues = []
-    for col, expect in (
-        ("temperature_c", "a storage temperature in °C"),
-        ("time", "a time ≥ 0"),
-        ("value", "a number"),
-    ):
-        x = rows[col].cast(pl.Float64, strict=False)
-        bad = (x.is_null() | ~x.is_finite()).fill_null(True)
-        if col == "time":
-            bad = bad | (x < 0).fill_null(False)
-        for r in rows.filter(bad).iter_rows(named=True):
-            issues.append(
-                Issue(
-                    f"{attribute} at condition {r['condition']!r}, time {r['time']}: expected {expect}, "
-                    f"found {r[col]!r}.",
-                    file=r["source_file"],
-                    line=r["source_line"],
-                    column=col,
-                    batch=str(r["batch_id"]),
-                    hint="fill it in, or flag the row (flag, flag_reason) to leave it out." if col != "time" else None,
-                )
-            )
-    if issues:
-        raise SchemaError(issues)
-    rows = rows.with_columns(
-        pl.col("temperature_c", "time", "value").cast(pl.Float64), pl.col("batch_id").cast(pl.String)
-    )
-    if rows.height == 0:
-        raise SchemaError(f"no usable {attribute} rows (all {flagged.height} are flagged).")
-    units = sorted({str(u) for u in rows["unit"].to_list() if u is not None})
-    if len(units) > 1:
-        raise SchemaError(
-            [
-                Issue(
-                    f"{attribute} is reported in {len(units)} units ({', '.join(units)}); expected one. "
-                    f"Lot {b} uses {u!r}.",
-                    column="unit",
-                    batch=b,
-                    hint="convert to one unit when reading the study (bw.read_study converts known units).",
-                )
-                for b, u in rows.group_by("batch_id", "unit")
-                .agg()
-                .sort("batch_id")
-                .select("batch_id", "unit")
-                .iter_rows()
-            ]
-        )
-    tunits = sorted({str(u) for u in rows["time_unit"].to_list() if u is not None})
-    if len(tunits) > 1:
-        raise SchemaError(f"{attribute}: times are in several units ({', '.join(tunits)}); expected one (e.g. month).")
-    single = (
-        rows.group_by("batch_id")
-        .agg(
-            n=pl.col("time").n_unique(),
-            t=pl.col("time").first(),
-            f=pl.col("source_file").first(),
-            line=pl.col("source_line").first(),
-        )
-        .filter(pl.col("n") < 2)
-        .sort("batch_id")
-    )
-    if single.height:
-        raise SchemaError(
-            [
-                Issue(
-                    f"lot {b} has {attribute} measured at a single time ({t:g}); its degradation rate cannot be "
-                    "estimated from one time point.",
-                    file=f,
-                    line=line,
-                    column="time",
-                    batch=b,
-                    hint="leave the lot out with batch_ids=[...] or add later time points.",
-                )
-                for b, _, t, f, line in single.iter_rows()
-            ]
-        )
-    files = sorted({str(f) for f in rows["source_file"].to_list() if f is not None})
-    meta = {
-        "unit": units[0] if units else None,
-        "time_unit": tunits[0] if tunits else "month",
-        "n_flagged": flagged.height,
-        "source_files": files,
-    }
-    return rows.sort("batch_id", "condition", "time"), meta
-
-
-def _resolve_histories(
-    histories: Mapping[Any, TemperatureHistory] | None, rows: pl.DataFrame
-) -> dict[tuple[str, str], TemperatureHistory]:
-    out: dict[tuple[str, str], TemperatureHistory] = {}
-    if not histories:
-        return out
-    series = {(b, c) for b, c in rows.select("batch_id", "condition").unique().iter_rows()}
-    for key, h in histories.items():
-        if not isinstance(h, TemperatureHistory):
-            raise ConfigError(f"histories[{key!r}] must be a TemperatureHistory; got {type(h).__name__}.")
-        if isinstance(key, tuple):
-            if tuple(key) not in series:
-                raise ConfigError(
-                    f"histories: no series {key!r} (batch_id, condition) in the data. Series: "
-                    + ", ".join(map(str, sorted(series)))
-                    + "."
-                )
-            out[(str(key[0]), str(key[1]))] = h
-        else:
-            conds = sorted(c for b, c in series if b == key)
-            if len(conds) != 1:
-                raise ConfigError(
-                    f"histories[{key!r}]: lot {key!r} has {len(conds)} conditions ({', '.join(conds)}); "
-                    "key the history by (batch_id, condition)."
-                )
-            out[(str(key), conds[0])] = h
-    return out
-
-
-def _exposure(rows: pl.DataFrame, hist: dict[tuple[str, str], TemperatureHistory]) -> tuple[np.ndarray, list[float]]:
-    """Time each observation spent at each distinct temperature up to its time: ``(N, K)`` and the temperatures."""
-    temp_obs = rows["temperature_c"].to_numpy()
-    time = rows["time"].to_numpy()
-    keys = list(zip(rows["batch_id"].to_list(), rows["condition"].to_list(), strict=True))
-    per_hist = {
-        k: h.exposure(np.asarray([t for kk, t in zip(keys, time, strict=True) if kk == k])) for k, h in hist.items()
-    }
-    temps = sorted(
-        {round(float(t), 9) for i, t in enumerate(temp_obs) if keys[i] not in hist}
-        | {round(float(t), 9) for ts, _ in per_hist.values() for t in ts}
-    )
-    col = {t: j for j, t in enumerate(temps)}
-    expo = np.zeros((rows.height, len(temps)))
-    counters = dict.fromkeys(hist, 0)
-    for i, k in enumerate(keys):
-        if k in hist:
-            ts, dur = per_hist[k]
-            for t, dt in zip(ts, dur[counters[k]], strict=True):
-                expo[i, col[round(float(t), 9)]] += dt
-            counters[k] += 1
-        else:
-            expo[i, col[round(float(temp_obs[i]), 9)]] = time[i]
-    return expo, temps
-
-
-def _centre_and_precision(
-    rows: pl.DataFrame,
-    lots: list[str],
-    exposure: np.ndarray,
-    temps: list[float],
-    asymptote: float,
-    scales: dict[str, float],
-    reference_temperature: float,
-    sb_guess: tuple[float, float] | None,
-) -> tuple[float, list[float], float]:
-    """Where and how precisely the data fix the lots' rates: ``T_c`` (°C), ``s_b`` per lot and ``c_0``.
-
-    With a first-order guess of each observation's reduced time ``θ_i`` (rate ``k_scale`` and the
-    prior median ``E_a``), an observation's Fisher information about ``log k`` is
-    ``(|y0 − y_∞| θ_i e^{−θ_i} / s_0)²``. ``1/T_c`` is the information-weighted mean of the
-    observations' (rate-weighted) ``1/T``; ``s_b = 1/sqrt(Σ information)`` over lot ``b``'s
-    observations (at most 10: no information); ``c_0`` is the guessed ``log k`` at ``T_c`` (minus
-    ``log g(α*)`` at the prior medians of ``m, n`` for Šesták–Berggren). They only steer the
-    sampler's parameterisation: rough values suffice, and the model does not depend on them.
-    """
-    t_k = np.asarray(temps, float) + KELVIN
-    inv_ref = 1.0 / (reference_temperature + KELVIN)
-    f = np.exp(-scales["ea_guess"] / R_KJ * (1.0 / t_k - inv_ref))
-    rate = exposure * f  # (N, K) equivalent time at each temperature
-    t_eq = rate.sum(axis=1)
-    theta = np.exp(scales["log_k_scale"]) * t_eq
-    noise = scales["y0_spread"] / 2.0
-    info = (abs(scales["y0_guess"] - asymptote) * theta * np.exp(-theta) / noise) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inv_t = (rate / t_k).sum(axis=1) / t_eq
-    ok = info > 0
-    centre = float(1.0 / np.average(inv_t[ok], weights=info[ok]) - KELVIN) if ok.any() else reference_temperature
-    lot_of = np.asarray([lots.index(b) for b in rows["batch_id"].to_list()])
-    per_lot = np.bincount(lot_of, weights=info, minlength=len(lots))
-    with np.errstate(divide="ignore"):
-        sd = np.minimum(1.0 / np.sqrt(per_lot), 10.0)
-    c0 = scales["log_k_scale"] - scales["ea_guess"] / R_KJ * (1.0 / (centre + KELVIN) - inv_ref)
-    if sb_guess is not None:
-        c0 -= float(np.log(extent_to_reduced_time(np.asarray(_SB_ALPHA_STAR), "sestak_berggren", *sb_guess)))
-    return centre, sd.tolist(), float(c0)
-
-
-def _direction(rows: pl.DataFrame, given: str | None) -> tuple[str, bool]:
-    """``given``, or the sign of the mean within-series slope at the hottest condition with a slope."""
-    if given is not None:
-        return given, False
-    slopes = (
-        rows.group_by("batch_id", "condition")
-        .agg(
-            temperature_c=pl.col("temperature_c").first(),
-            slope=pl.cov("time", "value") / pl.col("time").var(),
-            n=pl.col("time").n_unique(),
-        )
-        .filter((pl.col("n") >= 2) & pl.col("slope").is_finite())
-    )
-    if slopes.height == 0:
-        raise ConfigError(
-            "cannot tell whether the attribute decreases or increases; give direction='decrease' or 'increase'."
-        )
-    hottest = slopes.filter(pl.col("temperature_c") == pl.col("temperature_c").max())
-    s = float(hottest["slope"].mean())
-    if s == 0 or not np.isfinite(s):
-        raise ConfigError(
-            "the attribute does not change at the hottest condition; give direction='decrease' or 'increase'."
-        )
-    return ("decrease" if s < 0 else "increase"), True
-
-
-def _scales(rows: pl.DataFrame, asymptote: float, ea_kj: float, reference_temperature: float) -> dict[str, float]:
-    """Data scales of the default priors (see :class:`StabilityModel` Notes)."""
-    from bioworkbench.stability.temperature import arrhenius_factor
-
-    first = rows.filter(pl.col("time") == pl.col("time").min().over("batch_id"))
-    y0g = float(first.group_by("batch_id").agg(pl.col("value").mean())["value"].median())
-    values = rows["value"].to_numpy()
-    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
-    y_scale = sd if sd > 0 else max(abs(y0g) * 0.01, 1e-6)
-    # spread of the initial results (lot-to-lot and assay): the scale of sd_y0. The sd of all values is
-    # dominated by degradation at the hot conditions and would let sd_y0 wander (a funnel with 5 lots).
-    v0 = first["value"].to_numpy()
-    s0 = float(np.std(v0, ddof=1)) if v0.size > 1 else 0.0
-    s0 = s0 if s0 > 0 else max(abs(y0g) * 0.01, 1e-6)
-    span = abs(y0g - asymptote)
-    per_cond = (
-        rows.with_columns(
-            tc=pl.col("time") - pl.col("time").mean().over("batch_id", "condition"),
-            vc=pl.col("value") - pl.col("value").mean().over("batch_id", "condition"),
-        )
-        .group_by("condition")
-        .agg(
-            temperature_c=pl.col("temperature_c").first(),
-            sxy=(pl.col("tc") * pl.col("vc")).sum(),
-            sxx=(pl.col("tc") ** 2).sum(),
-        )
-        .filter(pl.col("sxx") > 0)
-    )
-    t_max = float(rows["time"].max())
-    logs = []
-    for _, temp, sxy, sxx in per_cond.iter_rows():
-        r = abs(sxy / sxx) / span if span > 0 else 0.0
-        if r > 0 and np.isfinite(r):
-            # the fraction of the total change per time unit at temp, brought to T_ref with the prior's Ea
-            logs.append(np.log(r) - np.log(float(arrhenius_factor(temp, ea_kj, reference_temperature))))
-    # no visible change: a rate that would give a 1 % change over the study
-    log_k = float(np.mean(logs)) if logs else float(np.log(0.01 / max(t_max, 1e-12)))
-    return {
-        "y0_guess": y0g,
-        "y0_sigma": 2.5 * y_scale,
-        "y_scale": y_scale,
-        "y0_spread": 2.0 * s0,
-        "log_k_scale": log_k,
-        "ea_guess": ea_kj,
-    }
