@@ -15,8 +15,9 @@ into a temporary folder. Parameter files pointing at it are written to a tempora
 report is rendered first and not timed, so that every timed run finds the files in the OS cache.
 
 After the table, the time of one report is broken down: the command's own start, the kernel's
-start, each notebook cell (papermill's durations in the executed notebook), the HTML rendering
-and the manifest (hashing the inputs), so that a missed target says where the time goes.
+start, each notebook cell (papermill's durations in the executed notebook), hashing the inputs
+(twice: before the kernel and after), the HTML rendering (with its sanitising) and the manifest, so
+that a missed target says where the time goes.
 
 Usage::
 
@@ -142,8 +143,9 @@ def timed(owner, name, label):
 timed(reports, "check_parameters", "checks before the kernel (parameters, campaign, batch)")
 timed(reports, "_check_kernel", "kernel spec look-up")
 timed(papermill, "execute_notebook", "papermill: kernel start, cells, shutdown, notebook written")
-timed(reports, "_render_html", "HTML rendering (nbconvert, CDN inlining)")
-timed(reports, "_manifest", "manifest (sha256 of the inputs, versions, git)")
+timed(reports, "_hash_inputs", "sha256 of the inputs (before the kernel and after it)")
+timed(reports, "_render_html", "HTML rendering (sanitising, nbconvert, CDN inlining)")
+timed(reports, "_manifest", "manifest (versions, environment, git)")
 timed(reports, "write_index", "index.html")
 t_import = time.perf_counter() - t_start
 res = reports.run_report("batch_report", parameter_file=sys.argv[1], output_dir=sys.argv[2],
