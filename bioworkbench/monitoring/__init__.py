@@ -4,7 +4,8 @@ and release by exception.
 ``bw.monitoring.BatchPCA`` (batch-wise unfolded PCA of Nomikos & MacGregor) judges completed
 batches and charts running ones; ``bw.monitoring.BatchEvolutionModel`` works observation by
 observation; ``bw.monitoring.align_by_time`` builds the tidy aligned frame both take from a
-campaign. The control-limit formulas are in :mod:`bioworkbench.monitoring.limits`.
+campaign. The control-limit formulas are in :mod:`bioworkbench.monitoring.limits`, the PCA numerics
+in :mod:`bioworkbench.monitoring.pca` and the column screening in :mod:`bioworkbench.monitoring.screening`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bioworkbench.monitoring.checks import (
     excursions,
     sensor_agreement,
 )
+from bioworkbench.monitoring.evolution import BatchEvolutionModel
 from bioworkbench.monitoring.exceptions import exception_counts, exceptions, expected_results, release_status
 from bioworkbench.monitoring.golden import RunRule, deviations, golden_batch, run_rules
 from bioworkbench.monitoring.grid import ALIGNED_COLUMNS, BatchArray, align_by_time, alignment_note, to_batch_array
@@ -29,7 +31,7 @@ from bioworkbench.monitoring.limits import (
     t2_limit_new,
     t2_limit_training,
 )
-from bioworkbench.monitoring.mspc import BatchEvolutionModel, BatchPCA
+from bioworkbench.monitoring.mspc import BatchPCA
 
 __all__ = [
     "ALIGNED_COLUMNS",

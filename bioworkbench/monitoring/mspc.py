@@ -1,11 +1,19 @@
-r"""Multivariate statistical process control of batches: batch-wise unfolded PCA and a batch
-evolution model, with Hotelling's T², SPE, control limits and contributions.
+r"""Multivariate statistical process control of batches: batch-wise unfolded PCA with Hotelling's T²,
+SPE, control limits and contributions.
 
 :class:`BatchPCA` is the multiway PCA of Nomikos & MacGregor (1994, 1995): one row per batch, the
 whole trajectory of every variable as columns; it judges a *completed* batch as a whole
 (:meth:`BatchPCA.batch_statistics`, :meth:`BatchPCA.contributions`) and a *running* batch as it
-progresses (:meth:`BatchPCA.monitor`). :class:`BatchEvolutionModel` works on single observations
-(one row per batch and maturity), so a running batch needs no estimate of its future.
+progresses (:meth:`BatchPCA.monitor`). :class:`~bioworkbench.monitoring.BatchEvolutionModel`
+(:mod:`bioworkbench.monitoring.evolution`) works on single observations instead.
+
+Where the pieces are: the PCA numerics are :mod:`bioworkbench.monitoring.pca`, the column screening
+:mod:`bioworkbench.monitoring.screening`, the control limits :mod:`bioworkbench.monitoring.limits`.
+
+Length: this module is over 600 lines, by exception. It holds one class, whose Notes state every
+formula the model computes and the measured reasons for its choices (about 130 lines of docstring);
+its numerics, screening and limits are already in the modules above, and cutting the class itself
+in two would split one model's methods by line count rather than by subject.
 
 References
 ----------
@@ -22,8 +30,6 @@ References
   3979–3991.
 - Westerhuis, J. A., Gurden, S. P. & Smilde, A. K. (2000). Generalized contribution plots in
   multivariate statistical process monitoring. *Chemometrics Intell. Lab. Syst.* 51, 95–114.
-- Wold, S., Kettaneh, N., Fridén, H. & Holmberg, A. (1998). Modelling and diagnostics of batch
-  processes and analogous kinetic experiments. *Chemometrics Intell. Lab. Syst.* 44, 331–340.
 - Limits: see :mod:`bioworkbench.monitoring.limits`.
 """
 
@@ -37,19 +43,18 @@ import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError
 from bioworkbench.monitoring import limits as lim
+from bioworkbench.monitoring.evolution import BatchEvolutionModel
 from bioworkbench.monitoring.grid import BatchArray, _aligned_frame, to_batch_array
-from bioworkbench.monitoring.limits import (
-    _chart,
+from bioworkbench.monitoring.limits import _chart, _exceeds
+from bioworkbench.monitoring.pca import (
     _check_components,
     _cross_validated,
-    _exceeds,
     _online,
     _online_reference,
     _pca_fit,
-    _pinv_psd,
     _project,
-    _screen_columns,
 )
+from bioworkbench.monitoring.screening import _screen_columns, _screening_frame, _screening_note
 from bioworkbench.schema import suggest
 
 __all__ = ["BatchEvolutionModel", "BatchPCA"]
@@ -158,7 +163,7 @@ class BatchPCA:
     ``cv_folds=None`` uses the fitted residuals for both, as Nomikos & MacGregor (1995) and
     pyphi-mvda do. Each fold refits the means, the scaling and the PCA on the model's columns,
     except that a column's SD in a fold is not taken below half the model's
-    (``limits.CV_SCALE_FLOOR``): when the batches that make a column vary are all in the
+    (``pca.CV_SCALE_FLOOR``): when the batches that make a column vary are all in the
     left-out fold, the others look constant, and dividing the left-out batches by their tiny SD
     put single cells at :math:`10^6` and the on-line limits at :math:`10^6` (DuPont without
     batches 49, 50, 53–55: Press-1 at maturities 17–18, where batch 52 alone departs from an SD of
@@ -616,241 +621,5 @@ class BatchPCA:
                 "score_variance": self.score_variance_,
                 "r2": self.explained_,
                 "r2_cumulative": np.cumsum(self.explained_),
-            }
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# column screening: the frame on the model and the one warning of a fit
-# ---------------------------------------------------------------------------------------------
-_SCREENING_SCHEMA = {
-    "variable": pl.String,
-    "maturity": pl.Float64,
-    "reason": pl.String,
-    "action": pl.String,
-    "batch_id": pl.String,
-    "deviation": pl.Float64,
-    "cutoff": pl.Float64,
-    "n_values": pl.Int64,
-    "mean": pl.Float64,
-    "sd": pl.Float64,
-    "sd_others": pl.Float64,
-}
-
-
-def _screening_frame(screen: dict, arr: BatchArray, keep: np.ndarray) -> pl.DataFrame:
-    """One row per screened-out or single-batch column (see :class:`BatchPCA`, Notes)."""
-    reason = screen["reason"]
-    idx = np.flatnonzero(reason != "")
-    n_k = len(arr.variables)
-    j, k = np.divmod(idx, n_k)
-    batch = screen["batch"][idx]
-    ids = np.asarray(arr.batch_ids, dtype=object)
-    return pl.DataFrame(
-        {
-            "variable": [arr.variables[i] for i in k],
-            "maturity": arr.maturities[j],
-            "reason": reason[idx].tolist(),
-            "action": np.where(keep[idx], "kept", "excluded").tolist(),
-            "batch_id": [ids[b] if b >= 0 else None for b in batch],
-            "deviation": screen["r"][idx],
-            "cutoff": np.where(batch >= 0, screen["cutoff"][idx], np.nan),
-            "n_values": screen["count"][idx].astype(np.int64),
-            "mean": screen["mean"][idx],
-            "sd": screen["sd"][idx],
-            "sd_others": screen["sd_others"][idx],
-        },
-        schema=_SCREENING_SCHEMA,
-    ).with_columns(pl.col("deviation", "cutoff", "mean", "sd", "sd_others").fill_nan(None))
-
-
-def _maturity_text(maturities: list[float], grid: np.ndarray) -> str:
-    """``"17–18"``, ``"0–33, 40"``: runs of consecutive grid maturities."""
-    pos = np.searchsorted(grid, np.sort(maturities))
-    runs, start = [], 0
-    for i in range(1, pos.size + 1):
-        if i == pos.size or pos[i] != pos[i - 1] + 1:
-            a, b = grid[pos[start]], grid[pos[i - 1]]
-            runs.append(f"{a:g}" if start == i - 1 else f"{a:g}–{b:g}")
-            start = i
-    return ", ".join(runs[:4]) + (f" and {len(runs) - 4} more runs" if len(runs) > 4 else "")
-
-
-def _screening_note(frame: pl.DataFrame, grid: np.ndarray, n_columns: int) -> str:
-    """The fit's one warning text: excluded columns per reason and variable, single-batch columns per batch."""
-    if frame.is_empty():
-        return ""
-    parts: list[str] = []
-    ex = frame.filter(pl.col("action") == "excluded")
-    if ex.height:
-        groups = []
-        for (reason,), part in ex.group_by("reason", maintain_order=True):
-            per_var = part.group_by("variable", maintain_order=True).agg(pl.col("maturity"))
-            names = [
-                f"{v} at {len(m)} maturit{'y' if len(m) == 1 else 'ies'} ({_maturity_text(m, grid)})"
-                for v, m in per_var.head(6).iter_rows()
-            ]
-            more = f" and {per_var.height - 6} more variables" if per_var.height > 6 else ""
-            groups.append(f"{'; '.join(names)}{more}: {lim.SCREEN_REASONS[reason]}")
-        parts.append(
-            f"left {ex.height} of {n_columns} (maturity, variable) columns out of the model: " + ". ".join(groups) + "."
-        )
-    one = frame.filter(pl.col("reason") == "one batch")
-    if one.height:
-        action = "left out" if (one["action"] == "excluded").all() else "kept"
-        per_batch = one.group_by("batch_id", maintain_order=True).agg(pl.col("variable", "maturity"))
-        texts = []
-        for b, variables, maturities in per_batch.head(6).iter_rows():
-            sub = pl.DataFrame({"variable": variables, "maturity": maturities})
-            where = [
-                f"{v} at {_maturity_text(m, grid)}"
-                for v, m in sub.group_by("variable", maintain_order=True).agg(pl.col("maturity")).head(4).iter_rows()
-            ]
-            texts.append(f"batch {b} ({'; '.join(where)})")
-        more = f" and {per_batch.height - 6} more batches" if per_batch.height > 6 else ""
-        parts.append(
-            f"{one.height} column{'s vary' if one.height != 1 else ' varies'} only through one reference batch's "
-            f"departure from all the others ({lim.SCREEN_REASONS['one batch']}; {action}): {', '.join(texts)}{more}. "
-            "Check whether these batches belong in the reference set."
-        )
-    return " ".join(parts) + " Details: model.screening_."
-
-
-class BatchEvolutionModel:
-    r"""Observation-level batch evolution model: PCA of single observations, charted along maturity.
-
-    Parameters
-    ----------
-    n_components
-        Number of principal components :math:`A`.
-    tol, max_iter
-        NIPALS convergence (used when values are missing).
-
-    Notes
-    -----
-    The reference batches are unfolded variable-wise: one row per (batch, maturity) observation,
-    one column per variable (Wold et al. 1998, with PCA in place of their PLS on maturity). Each
-    variable is mean-centred and scaled to unit variance (divisor :math:`N-1`) over all reference
-    observations, so the scores :math:`t_a(i, j)` trace how each batch evolves. A new
-    observation needs no estimate of the batch's future; its missing variables are handled by
-    projection to the model plane.
-
-    At each maturity :math:`j` the :math:`n_j` reference batches observed there give the mean score
-    :math:`\bar t_j` and covariance :math:`S_j` (divisor :math:`n_j-1`). Per observation:
-    :math:`T^2_{ij} = (t_{ij}-\bar t_j)^\top S_j^{-1}(t_{ij}-\bar t_j)` with the Beta limit
-    (reference batches) or F limit (new batches) of :mod:`~bioworkbench.monitoring.limits` for
-    :math:`n_j` batches, and :math:`SPE_{ij} = \sum_k e_{ijk}^2` with Box's :math:`g\chi^2_h`
-    limit fitted to the reference SPE at that maturity. Score bands (:meth:`limits`):
-    :math:`\bar t_{aj} \pm t_{(1+prob)/2,\,n_j-1}\, s_{aj}\sqrt{1+1/n_j}`.
-    """
-
-    def __init__(self, n_components: int = 2, *, tol: float = 1e-10, max_iter: int = 5000) -> None:
-        self.n_components = _check_components(n_components)
-        self.tol, self.max_iter = float(tol), int(max_iter)
-        self._fitted = False
-
-    def fit(self, aligned: pl.DataFrame | pl.LazyFrame) -> BatchEvolutionModel:
-        """Fit to the reference batches (same frame and errors as :meth:`BatchPCA.fit`)."""
-        arr = to_batch_array(aligned, require_values=True, what="reference", function="BatchEvolutionModel.fit")
-        n, a = len(arr.batch_ids), self.n_components
-        if n < a + 2:
-            raise ConfigError(
-                f"BatchEvolutionModel(n_components={a}) needs at least {a + 2} reference batches "
-                f"(n ≥ A + 2); the aligned frame has {n}. Use fewer components or more batches."
-            )
-        if a > len(arr.variables):
-            raise ConfigError(f"n_components={a} exceeds the {len(arr.variables)} variables")
-        x = arr.values.reshape(-1, len(arr.variables))
-        rows = ~np.all(np.isnan(x), axis=1)
-        fit = _pca_fit(x[rows], a, algorithm="auto", tol=self.tol, max_iter=self.max_iter)
-        self.mean_, self.scale_, self.loadings_, t = fit["mean"], fit["scale"], fit["p"], fit["t"]
-        m = ~np.isnan(x) & fit["active"]
-        z = np.where(m, (x - self.mean_) / self.scale_, 0.0)
-        self.batch_ids_, self.variables_, self.maturities_ = arr.batch_ids, arr.variables, arr.maturities
-        self._fitted = True
-        scores = np.full((x.shape[0], a), np.nan)
-        scores[rows] = t
-        scores = scores.reshape(n, arr.maturities.size, a)
-        valid = ~np.isnan(scores[:, :, 0])
-        self.n_batches_ = valid.sum(axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.score_mean_ = np.nanmean(scores, axis=0)
-            d = np.where(valid[:, :, None], scores - self.score_mean_, 0.0)
-            self.score_cov_ = np.einsum("ija,ijb->jab", d, d) / (self.n_batches_ - 1.0)[:, None, None]
-        self._ref = self._stats(z.reshape(n, -1, x.shape[1]), m.reshape(n, -1, x.shape[1]), scores)
-        return self
-
-    def _stats(self, z: np.ndarray, m: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
-        e = (z - np.einsum("ka,ija->ijk", self.loadings_, np.nan_to_num(t))) * m
-        d = t - self.score_mean_
-        t2 = np.einsum("ija,jab,ijb->ij", d, _pinv_psd(self.score_cov_), d)
-        spe = np.where(m.any(axis=2), np.sum(e * e, axis=2), np.nan)
-        return t, t2, spe
-
-    def statistics(self, aligned: pl.DataFrame | pl.LazyFrame | None = None, *, prob: float = 0.99) -> pl.DataFrame:
-        """Scores, T² and SPE of every observation with per-maturity limits.
-
-        Parameters
-        ----------
-        aligned
-            New (complete or running) batches on the model's grid; default: the reference batches.
-        prob
-            Confidence level.
-
-        Returns
-        -------
-        polars.DataFrame
-            ``batch_id, maturity, t_1 … t_A, t2, t2_limit, spe, spe_limit, t2_flag, spe_flag,
-            prob``, one row per observed (batch, maturity).
-        """
-        if not self._fitted:
-            raise ModelNotFittedError("BatchEvolutionModel has no model yet; call .fit(aligned) first.")
-        if aligned is None:
-            ids, (t, t2, spe) = self.batch_ids_, self._ref
-            t2_limit = lim.t2_limit_training(self.n_batches_, self.n_components, prob)
-        else:
-            arr = to_batch_array(
-                aligned,
-                variables=self.variables_,
-                maturities=self.maturities_,
-                require_values=False,
-                what="new batches",
-                function="BatchEvolutionModel.statistics",
-            )
-            x = arr.values.reshape(-1, len(self.variables_))
-            m = ~np.isnan(x) & (self.scale_ > 0) & np.any(self.loadings_ != 0, axis=1)
-            z = np.where(m, (x - self.mean_) / self.scale_, 0.0)
-            t = np.where(m.any(axis=1)[:, None], _project(z, m, self.loadings_), np.nan)
-            shape = (len(arr.batch_ids), self.maturities_.size, -1)
-            ids, (t, t2, spe) = arr.batch_ids, self._stats(z.reshape(shape), m.reshape(shape), t.reshape(shape))
-            t2_limit = lim.t2_limit_new(self.n_batches_, self.n_components, prob)
-        limit = lim.spe_limit_box(self._ref[2], prob)
-        return _chart(
-            ids, self.maturities_, ~np.isnan(spe), t, prob, t2=t2, t2_limit=t2_limit, spe=spe, spe_limit=limit
-        )
-
-    def monitor(self, running: pl.DataFrame | pl.LazyFrame, *, prob: float = 0.99) -> pl.DataFrame:
-        """On-line chart of running batches: :meth:`statistics` of their observations so far."""
-        return self.statistics(running, prob=prob)
-
-    def limits(self, prob: float = 0.99) -> pl.DataFrame:
-        """Score bands per maturity: ``maturity, component, mean, lower, upper`` (see Notes)."""
-        from scipy import stats
-
-        if not self._fitted:
-            raise ModelNotFittedError("BatchEvolutionModel has no model yet; call .fit(aligned) first.")
-        n = self.n_batches_.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            half = stats.t.ppf((1.0 + lim.check_prob(prob)) / 2.0, n - 1.0) * np.sqrt(1.0 + 1.0 / n)
-        sd = np.sqrt(np.diagonal(self.score_cov_, axis1=1, axis2=2))
-        j, a = sd.shape
-        return pl.DataFrame(
-            {
-                "maturity": np.repeat(self.maturities_, a),
-                "component": np.tile(np.arange(1, a + 1), j),
-                "mean": self.score_mean_.ravel(),
-                "lower": (self.score_mean_ - half[:, None] * sd).ravel(),
-                "upper": (self.score_mean_ + half[:, None] * sd).ravel(),
             }
         )
