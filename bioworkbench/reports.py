@@ -1411,6 +1411,10 @@ def _inline_cdn(body: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # runs that died, and the index
 # ---------------------------------------------------------------------------------------------
+#: a run's temporary folder: ``.<run id>-<random>`` (see :func:`run_report`)
+_TEMP_RUN = re.compile(r"^\.\d{8}T\d{9}Z-")
+
+
 def _read_marker(folder: Path) -> dict[str, Any] | None:
     try:
         marker = json.loads((folder / _MARKER).read_text(encoding="utf-8"))
@@ -1449,7 +1453,7 @@ def recover_interrupted(output_dir: str | os.PathLike = "reports") -> list[Path]
     root = Path(output_dir)
     recovered: list[Path] = []
     for folder in sorted(root.glob("*/.*")):
-        if not folder.is_dir():
+        if not folder.is_dir() or not _TEMP_RUN.match(folder.name):
             continue
         marker = _read_marker(folder)
         if _run_state(folder, marker) != "dead":
@@ -1512,6 +1516,8 @@ def _index_entries(root: Path) -> list[dict[str, Any]]:
         rel = folder.relative_to(root).as_posix()
         base = {"report": folder.parent.name, "run": folder.name, "_dir": rel}
         if folder.name.startswith("."):
+            if not _TEMP_RUN.match(folder.name):  # not a run's (e.g. .ipynb_checkpoints)
+                continue
             marker = _read_marker(folder)
             state = _run_state(folder, marker)
             if marker is not None:

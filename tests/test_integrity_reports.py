@@ -297,9 +297,11 @@ def test_a_running_run_is_listed_and_left_alone(tmp_path, marker):
 
 def test_a_folder_without_marker_is_named_not_deleted(tmp_path):
     folder = _marked_folder(tmp_path / "out")
+    (tmp_path / "out" / "tiny" / ".ipynb_checkpoints").mkdir()  # not a run's: neither listed nor touched
     write_index(tmp_path / "out")
-    assert (folder / "tiny.ipynb").is_file()
+    assert (folder / "tiny.ipynb").is_file() and (tmp_path / "out" / "tiny" / ".ipynb_checkpoints").is_dir()
     page = (tmp_path / "out" / "index.html").read_text()
+    assert "1 run(s)" in page and "ipynb_checkpoints" not in page
     assert '<tr class="unknown"><td>tiny</td>' in page
     assert "tiny/.20260101T000000000Z-run-abc without a readable run marker" in page
 
