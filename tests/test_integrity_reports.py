@@ -525,3 +525,33 @@ def test_unreadable_batches_file_is_a_located_error(no_kernel, campaign_dir, tmp
     msg = str(info.value)
     assert msg.startswith("report 'batch_report': ") and expected in msg, msg
     assert str(camp) in msg
+
+
+@pytest.mark.parametrize(
+    ("export", "expected"),
+    [
+        (
+            ("beckman_vi_cell_blu", "testdata", "Beckman_Vi-Cell-BLU_example01_utf16.csv"),
+            "batches.csv cannot be read: it is UTF-16 (byte-order mark FE FF)",
+        ),
+        (
+            ("chemometec_nucleoview", "testdata", "chemometec_nucleoview_example02.csv"),
+            "batches.csv: line 1: the file looks semicolon-separated",
+        ),
+    ],
+    ids=["vi-cell-utf16", "nucleoview-semicolon"],
+)
+def test_real_instrument_exports_as_batches_file_are_located_errors(
+    no_kernel, campaign_dir, tmp_path, export, expected
+):
+    """Real exports (a UTF-16 Vi-CELL BLU file, a ';'-separated NucleoView file) put where a
+    campaign's batches belong are refused before the kernel with the file and the reason."""
+    from conftest import shared_data
+
+    camp = _copy(campaign_dir, tmp_path)
+    (camp / "batches.parquet").unlink()
+    shutil.copy(shared_data("instruments", *export), camp / "batches.csv")
+    with pytest.raises(ConfigError) as info:
+        run_report("batch_report", parameters={"campaign": str(camp), "batch_id": "B01"},
+                   output_dir=tmp_path / "out", kernel=KERNEL)  # fmt: skip
+    assert expected in str(info.value) and str(camp / "batches.csv") in str(info.value)
