@@ -37,11 +37,11 @@ write(
         code(
             'campaign: str = "../data/demo"  # path of the campaign folder\n'
             'batch_id: str = "B01"  # the batch to report on\n'
-            "prob: float = 0.9  # central share of the other batches in the campaign band\n"
-            "known_days: float = 0.0  # look at the batch as it stood on this culture day (0: all its data)\n"
+            "prob: float = 0.9  # central share of the other batches in the campaign band (0, 1)\n"
+            "known_days: float = 0.0  # look at the batch as it stood on this culture day, 0 for all its data [0, inf)\n"
             "forecast: bool = True  # forecast the harvest when the batch is running\n"
-            "draws: int = 1000  # posterior draws per chain of the forecast\n"
-            "random_seed: int = 1  # seed of the forecast's sampler",
+            "draws: int = 1000  # posterior draws per chain of the forecast [1, inf)\n"
+            "random_seed: int = 1  # seed of the forecast's sampler [0, inf)",
             tags=["parameters"],
         ),
         code(
@@ -166,10 +166,10 @@ write(
         md("# Growth and productivity report"),
         code(
             'campaign: str = "../data/demo"  # path of the campaign folder\n'
-            "draws: int = 1000  # posterior draws per chain\n"
-            "chains: int = 2  # Markov chains\n"
-            "prob: float = 0.9  # central interval probability\n"
-            "random_seed: int = 1  # sampler seed",
+            "draws: int = 1000  # posterior draws per chain [1, inf)\n"
+            "chains: int = 2  # Markov chains [1, inf)\n"
+            "prob: float = 0.9  # central interval probability (0, 1)\n"
+            "random_seed: int = 1  # sampler seed [0, inf)",
             tags=["parameters"],
         ),
         code(
@@ -276,13 +276,13 @@ write(
         code(
             'campaign: str = "../data/demo"  # campaign folder whose designed CPPs (cpp_* setpoints) and harvest CQAs are analysed\n'
             'terms: str = "interactions"  # model terms: linear, interactions, quadratic, or a list such as A,B,A:B,A^2\n'
-            "prob: float = 0.9  # required probability that all CQAs meet their specs (design space)\n"
-            "grid: int = 40  # grid points per factor of the design-space map\n"
-            "threshold: float = 0.2  # impact over a CPP's range / spec width above which the CPP is critical\n"
-            "draws: int = 1000  # posterior draws per chain\n"
-            "tune: int = 1000  # tuning steps per chain\n"
-            "chains: int = 2  # Markov chains\n"
-            "random_seed: int = 1  # seed of the sampler and of the predictive Monte Carlo",
+            "prob: float = 0.9  # required probability that all CQAs meet their specs (design space) (0, 1)\n"
+            "grid: int = 40  # grid points per factor of the design-space map [2, inf)\n"
+            "threshold: float = 0.2  # impact over a CPP's range / spec width above which the CPP is critical [0, inf)\n"
+            "draws: int = 1000  # posterior draws per chain [1, inf)\n"
+            "tune: int = 1000  # tuning steps per chain [1, inf)\n"
+            "chains: int = 2  # Markov chains [1, inf)\n"
+            "random_seed: int = 1  # seed of the sampler and of the predictive Monte Carlo [0, inf)",
             tags=["parameters"],
         ),
         code(
@@ -373,17 +373,17 @@ write(
             "lower: float | None = 95.0  # lower acceptance limit (None: no lower limit)\n"
             "upper: float | None = None  # upper acceptance limit (None: no upper limit)\n"
             "storage_c: float = 5.0  # long-term storage temperature (°C)\n"
-            'storage: str = "refrigerated"  # ICH Q1E extrapolation rules: room, refrigerated or frozen\n'
+            'storage: str = "refrigerated"  # ICH Q1E extrapolation rules {room, refrigerated, frozen}\n'
             "temperature_c: float | None = None  # temperature of every row when the table has none (°C)\n"
-            'kinetics: str = "first_order"  # Bayesian model: zero_order, first_order or sestak_berggren\n'
-            "confidence: float = 0.95  # ICH Q1E confidence of the bound of the mean\n"
-            "prob: float = 0.9  # central interval probability of the Bayesian results\n"
-            "target: float = 0.95  # probability of staying in spec that a shelf life must reach\n"
-            "horizon: float = 36.0  # last time shown (study time unit)\n"
-            "draws: int = 1000  # posterior draws per chain\n"
-            "tune: int = 1000  # tuning steps per chain\n"
-            "chains: int = 2  # Markov chains\n"
-            "random_seed: int = 1  # seed of the simulated study and of the sampler",
+            'kinetics: str = "first_order"  # Bayesian degradation model {zero_order, first_order, sestak_berggren}\n'
+            "confidence: float = 0.95  # ICH Q1E confidence of the bound of the mean (0, 1)\n"
+            "prob: float = 0.9  # central interval probability of the Bayesian results (0, 1)\n"
+            "target: float = 0.95  # probability of staying in spec that a shelf life must reach (0, 1)\n"
+            "horizon: float = 36.0  # last time shown, in the study's time unit (0, inf)\n"
+            "draws: int = 1000  # posterior draws per chain [1, inf)\n"
+            "tune: int = 1000  # tuning steps per chain [1, inf)\n"
+            "chains: int = 2  # Markov chains [1, inf)\n"
+            "random_seed: int = 1  # seed of the simulated study and of the sampler [0, inf)",
             tags=["parameters"],
         ),
         code(
