@@ -104,6 +104,34 @@ def test_golden_batch_and_run_rules():
     assert q.filter(pl.col("maturity") == 0)["upper"].item() == pytest.approx(np.quantile(vals, 0.95))
 
 
+def test_envelopes_share_one_band_and_one_vocabulary():
+    """The campaign envelope (raw observations by culture day) and the golden batch (aligned, by maturity)
+    are one implementation (monitoring.envelope.band) with one set of columns; known values."""
+    from bioworkbench.monitoring.envelope import BAND_COLUMNS, envelope
+
+    vals = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    ids = [f"B{i}" for i in range(5)]
+    aligned = pl.DataFrame({"batch_id": ids, "maturity": 0.0, "variable": "x", "value": vals})
+    obs = pl.DataFrame(
+        {"batch_id": ids, "time_h": [0.5, -0.4, 1.0, 0.0, 2.0], "variable": "x", "value": vals, "unit": "g/L",
+         "source": "offline", "flag": pl.Series([None] * 5, dtype=pl.String)}
+    )  # fmt: skip
+    env = envelope(obs, prob=0.9)
+    mean_sd = golden_batch(aligned, k=2.0)
+    quant = golden_batch(aligned, method="quantile", prob=0.9)
+    assert env.columns == ["variable", "unit", "time_h", *BAND_COLUMNS]
+    assert mean_sd.columns == quant.columns == ["variable", "maturity", *BAND_COLUMNS]
+    sd = vals.std(ddof=1)
+    r = mean_sd.row(0, named=True)
+    assert (r["center"], r["median"], r["n_batches"]) == (4.0, 3.0, 5)
+    assert r["sd"] == pytest.approx(sd) and r["lower"] == pytest.approx(4.0 - 2 * sd)
+    q, e = quant.row(0, named=True), env.row(0, named=True)
+    assert q["center"] == q["median"] == e["center"] == e["median"] == 3.0
+    for side, p in (("lower", 0.05), ("upper", 0.95)):
+        assert q[side] == e[side] == pytest.approx(np.quantile(vals, p))
+    assert q["sd"] == e["sd"] == pytest.approx(sd)
+
+
 def test_exceptions_release_by_exception(demo):
     camp, truth = demo
     ex = exceptions(camp)

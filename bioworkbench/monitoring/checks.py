@@ -2,7 +2,8 @@
 
 * :func:`completeness` — samples expected (from the campaign's own schedule) against samples present;
 * :func:`envelope` — the campaign band of offline variables by culture day, and
-  :func:`envelope_points` / :func:`envelope_summary` — how many of a batch's points lie outside it;
+  :func:`envelope_points` / :func:`envelope_summary` — how many of a batch's points lie outside it
+  (in :mod:`bioworkbench.monitoring.envelope`, re-exported here);
 * :func:`excursions` — values outside alarm and spec limits (online runs grouped), CPP setpoints
   outside their proven acceptable range, CQA results out of spec, probes drifting from their
   offline reference (and, on request, points outside the envelope);
@@ -22,9 +23,12 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from bioworkbench.checks import require_campaign, require_frame, require_prob
-from bioworkbench.errors import SchemaError
-from bioworkbench.schema import suggest
+from bioworkbench.checks import require_prob
+from bioworkbench.monitoring.envelope import envelope, envelope_points, envelope_summary
+from bioworkbench.monitoring.observations import batch_list as _batch_list
+from bioworkbench.monitoring.observations import culture_day as _day
+from bioworkbench.monitoring.observations import good_observations as _good
+from bioworkbench.monitoring.observations import unflagged
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
@@ -43,30 +47,6 @@ __all__ = [
 #: tolerance for online vs offline agreement, per variable (canonical units)
 SENSOR_TOLERANCE = {"ph": 0.1, "temperature": 0.5, "do": 10.0, "pco2": 15.0}
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
-
-
-def _batch_list(campaign: Campaign, batch_ids: str | Sequence[str] | None, *, function: str) -> list[str]:
-    """The batches asked for (default: all), each checked to be in the campaign."""
-    require_campaign(campaign, function=function)
-    if batch_ids is None:
-        return campaign.batch_ids
-    ids = [batch_ids] if isinstance(batch_ids, str) else list(batch_ids)
-    unknown = [b for b in ids if b not in campaign.batch_ids]
-    if unknown:
-        raise SchemaError(
-            f"{function}: batch {unknown[0]!r} is not in campaign {campaign.name!r}. "
-            + suggest(unknown[0], campaign.batch_ids, what="Batches")
-        )
-    return ids
-
-
-def _good(observations: pl.DataFrame) -> pl.DataFrame:
-    """Observations that analyses use: not flagged, with a value."""
-    return observations.filter(pl.col("flag").is_null() & pl.col("value").is_not_null())
-
-
-def _day(expr: pl.Expr) -> pl.Expr:
-    return (expr / 24).round(0).cast(pl.Int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +130,7 @@ def completeness(
     present = mine.select("batch_id", "variable", "day").unique()
     missing = expected.join(present, on=["batch_id", "variable", "day"], how="anti")
     flags = (
-        mine.filter(pl.col("flag").is_not_null())
+        mine.filter(~unflagged())
         .group_by("batch_id", "variable")
         .agg(
             flagged=pl.len().cast(pl.Int64),
@@ -170,166 +150,6 @@ def completeness(
         .with_columns(pl.col("expected", "present", "flagged").fill_null(0), pl.col("missing_days").fill_null([]))
         .with_columns(missing=pl.col("missing_days").list.len().cast(pl.Int64))
         .select(list(_COMPLETENESS_SCHEMA))
-        .sort("batch_id", "variable")
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# the campaign envelope
-# ---------------------------------------------------------------------------------------------
-def envelope(
-    observations: pl.DataFrame,
-    *,
-    variables: list[str] | None = None,
-    batch_ids: list[str] | None = None,
-    exclude: str | list[str] | None = None,
-    prob: float = 0.90,
-    bin_h: float = 24.0,
-    min_batches: int = 3,
-) -> pl.DataFrame:
-    """Campaign envelope of offline variables: median and central ``prob`` band by culture time.
-
-    Each observation goes to the nearest multiple of ``bin_h`` hours (daily samples taken a little
-    early or late share their day); per variable and bin, the median and the ``(1 − prob)/2`` and
-    ``(1 + prob)/2`` quantiles across batches are taken (linear interpolation between order
-    statistics, Hyndman & Fan 1996 type 7). Bins with fewer than ``min_batches`` batches are left
-    out. Flagged rows are excluded. ``exclude`` leaves batches out (e.g. the batch under review,
-    so it is compared with the others only).
-
-    The band is *pointwise*: a normal batch has about ``1 − prob`` of its points outside it by
-    construction, so single points outside are not excursions (see :func:`envelope_summary`).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``variable, unit, time_h, median, lower, upper, n_batches``.
-    """
-    observations = require_frame(
-        observations,
-        function="envelope",
-        argument="observations",
-        columns=("batch_id", "time_h", "variable", "value", "unit", "source", "flag"),
-    )
-    prob = require_prob(prob, function="envelope")
-    obs = _good(observations).filter(pl.col("source") != "online")
-    if variables is not None:
-        obs = obs.filter(pl.col("variable").is_in(variables))
-    if batch_ids is not None:
-        obs = obs.filter(pl.col("batch_id").is_in(batch_ids))
-    if exclude is not None:
-        obs = obs.filter(~pl.col("batch_id").is_in([exclude] if isinstance(exclude, str) else list(exclude)))
-    lo, hi = (1 - prob) / 2, (1 + prob) / 2
-    binned = obs.with_columns(time_h=(pl.col("time_h") / bin_h).round(0) * bin_h)
-    # one value per batch and bin (the mean, if a batch was sampled twice in a bin)
-    per_batch = binned.group_by("variable", "unit", "time_h", "batch_id").agg(pl.col("value").mean())
-    return (
-        per_batch.group_by("variable", "unit", "time_h")
-        .agg(
-            median=pl.col("value").median(),
-            lower=pl.col("value").quantile(lo, interpolation="linear"),
-            upper=pl.col("value").quantile(hi, interpolation="linear"),
-            n_batches=pl.len(),
-        )
-        .filter(pl.col("n_batches") >= min_batches)
-        .sort("variable", "time_h")
-    )
-
-
-def _loo_envelopes(campaign: Campaign, ids: list[str], prob: float) -> pl.DataFrame:
-    """For each batch, the envelope of the *other* batches (leave-one-out), with a ``batch_id`` column.
-
-    Quantiles of "all but one" have no vectorised form, so this loops over the batches asked for.
-    """
-    frames = [envelope(campaign.observations, exclude=b, prob=prob).with_columns(batch_id=pl.lit(b)) for b in ids]
-    return pl.concat(frames) if frames else envelope(campaign.observations.clear(), prob=prob)
-
-
-def envelope_points(
-    campaign: Campaign,
-    batch_ids: str | Sequence[str] | None = None,
-    *,
-    envelope_frame: pl.DataFrame | None = None,
-    prob: float = 0.90,
-) -> pl.DataFrame:
-    """Each offline point of the batches compared with the campaign band of its culture day.
-
-    ``envelope_frame`` is one envelope for every batch; by default each batch is compared with
-    the band of the *other* batches (leave-one-out).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``batch_id, variable, unit, time_h, value, lower, upper, outside`` (``outside`` is
-        ``"above"``, ``"below"`` or null), one row per point that has a band.
-    """
-    ids = _batch_list(campaign, batch_ids, function="envelope_points")
-    prob = require_prob(prob, function="envelope_points")
-    if envelope_frame is None:
-        env = _loo_envelopes(campaign, ids, prob)
-        on = ["batch_id", "variable", "_bin"]
-    else:
-        env = require_frame(
-            envelope_frame,
-            function="envelope_points",
-            argument="envelope_frame",
-            columns=("variable", "time_h", "lower", "upper"),
-        )
-        on = ["variable", "_bin"]
-    obs = _good(campaign.observations).filter(pl.col("batch_id").is_in(ids) & (pl.col("source") != "online"))
-    pts = obs.with_columns(_bin=(pl.col("time_h") / 24).round(0) * 24).join(
-        env.select(*[c for c in on if c != "_bin"], pl.col("time_h").alias("_bin"), "lower", "upper"),
-        on=on,
-        how="inner",
-    )
-    return pts.select(
-        "batch_id",
-        "variable",
-        "unit",
-        "time_h",
-        "value",
-        "lower",
-        "upper",
-        outside=pl.when(pl.col("value") > pl.col("upper"))
-        .then(pl.lit("above"))
-        .when(pl.col("value") < pl.col("lower"))
-        .then(pl.lit("below")),
-    ).sort("batch_id", "variable", "time_h")
-
-
-def envelope_summary(points: pl.DataFrame, *, prob: float = 0.90, alpha: float = 0.01) -> pl.DataFrame:
-    """How many points of each batch and variable lie outside the band, against what chance gives.
-
-    With a pointwise central ``prob`` band, a point of a batch like the others lies outside it
-    with probability ``1 − prob``. ``p_value`` is the binomial upper tail
-    ``P(X ≥ n_outside | n_points, 1 − prob)``: small values say the batch sits outside more often
-    than chance. ``more_than_expected`` is ``p_value < alpha``. The points of one batch are
-    correlated in time, so the tail is a screening figure, not an exact test.
-
-    Returns
-    -------
-    polars.DataFrame
-        ``batch_id, variable, n_points, n_outside, n_above, n_below, expected, p_value,
-        more_than_expected``.
-    """
-    from scipy.stats import binom
-
-    points = require_frame(
-        points, function="envelope_summary", argument="points", columns=("batch_id", "variable", "outside")
-    )
-    p_out = 1 - require_prob(prob, function="envelope_summary")
-    out = points.group_by("batch_id", "variable").agg(
-        n_points=pl.len().cast(pl.Int64),
-        n_outside=pl.col("outside").is_not_null().sum().cast(pl.Int64),
-        n_above=(pl.col("outside") == "above").sum().cast(pl.Int64),
-        n_below=(pl.col("outside") == "below").sum().cast(pl.Int64),
-    )
-    pv = binom.sf(out["n_outside"].to_numpy() - 1, out["n_points"].to_numpy(), p_out)
-    return (
-        out.with_columns(
-            expected=pl.col("n_points") * p_out,
-            p_value=pl.Series(pv, dtype=pl.Float64),
-        )
-        .with_columns(more_than_expected=pl.col("p_value") < alpha)
         .sort("batch_id", "variable")
     )
 

@@ -1,7 +1,9 @@
 """Golden batch: the envelope of normal batches along maturity, and run rules for leaving it.
 
 The envelope of each variable at each maturity is the centre and spread of the reference batches —
-mean ± k standard deviations (``method="sd"``) or central quantiles (``method="quantile"``). Any
+mean ± k standard deviations (``method="sd"``) or central quantiles (``method="quantile"``), computed
+by the same :func:`~bioworkbench.monitoring.envelope.band` as the campaign envelope by culture day,
+with the same columns. Any
 batch is then standardised against it, ``z = (value − centre) / sd``, and run rules in the spirit
 of the Western Electric rules (Western Electric 1956; Montgomery, *Introduction to Statistical
 Quality Control*, ch. 6) turn the z-scores into a tidy table of excursions.
@@ -16,6 +18,7 @@ import polars as pl
 
 from bioworkbench.checks import require_choice, require_columns, require_number, require_prob
 from bioworkbench.errors import ArgumentError, ConfigError
+from bioworkbench.monitoring.envelope import band
 from bioworkbench.monitoring.grid import ALIGN_HINT, _aligned_frame
 
 __all__ = ["RunRule", "deviations", "golden_batch", "run_rules"]
@@ -52,10 +55,11 @@ def golden_batch(
     Returns
     -------
     polars.DataFrame
-        ``variable, maturity, center, sd, lower, upper, n_batches`` with ``center`` the mean and
+        ``variable, maturity, center, median, sd, lower, upper, n_batches`` (the columns of every
+        envelope, :func:`~bioworkbench.monitoring.envelope.band`) with ``center`` the mean and
         ``lower/upper = center ∓ k·sd`` (``method="sd"``, sd with n − 1) or the ``(1 ∓ prob)/2``
         quantiles and the median as centre (``method="quantile"``). Maturities with fewer than
-        ``min_batches`` reference values are left out.
+        ``min_batches`` reference batches are left out.
 
     Raises
     ------
@@ -85,24 +89,7 @@ def golden_batch(
         if missing:
             raise ConfigError(f"reference batch(es) {', '.join(missing)} are not in the aligned data.")
         a = a.filter(pl.col("batch_id").is_in(list(reference_batches)))
-    g = a.group_by("variable", "maturity")
-    if method == "sd":
-        env = g.agg(
-            center=pl.col("value").mean(), sd=pl.col("value").std(), n_batches=pl.col("batch_id").n_unique()
-        ).with_columns(lower=pl.col("center") - k * pl.col("sd"), upper=pl.col("center") + k * pl.col("sd"))
-    else:
-        env = g.agg(
-            center=pl.col("value").median(),
-            sd=pl.col("value").std(),
-            lower=pl.col("value").quantile((1 - prob) / 2, interpolation="linear"),
-            upper=pl.col("value").quantile((1 + prob) / 2, interpolation="linear"),
-            n_batches=pl.col("batch_id").n_unique(),
-        )
-    return (
-        env.filter(pl.col("n_batches") >= min_batches)
-        .select("variable", "maturity", "center", "sd", "lower", "upper", "n_batches")
-        .sort("variable", "maturity")
-    )
+    return band(a, by=("variable", "maturity"), method=method, k=k, prob=prob, min_batches=min_batches)
 
 
 def deviations(
