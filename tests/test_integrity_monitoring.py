@@ -65,7 +65,10 @@ def test_batch_pca_fit_of_a_campaign(campaign):
 
 
 def test_batch_pca_fit_of_the_observations_names_the_missing_column(campaign):
-    with pytest.raises(bw.SchemaError, match=r"missing column 'maturity'.*align_by_time\(campaign"):
+    with pytest.raises(
+        bw.SchemaError,
+        match=r"BatchPCA.fit: the reference frame: missing required column 'maturity'; found: .*align_by_time\(campaign",
+    ):
         mon.BatchPCA().fit(campaign.observations)
 
 

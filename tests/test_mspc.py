@@ -552,6 +552,13 @@ def test_align_by_time_warns_once_or_leaves_a_note():
         )
     assert_frame_equal(quiet, al)
     assert mon.alignment_note(al.drop_nulls("value")) == ""
+    # for a report page the note is Safe Markdown with the batch ids escaped; the warning stays plain text
+    odd = pl.DataFrame({"batch_id": ["B_1", "B_1", "B2"], "maturity": [0.0, 1.0, 0.0], "variable": "x",
+                        "value": [None, 1.0, None]}, schema_overrides={"value": pl.Float64})  # fmt: skip
+    note = mon.alignment_note(odd)
+    assert isinstance(note, bw.review.Safe)
+    expected = "2 of 3 grid cells lie outside a batch's observed time range and are left missing (null), "
+    assert note == expected + "not extrapolated (B2: 1, B&#95;1: 1)."
     # flagged observations (14 lactate results '<LOD' in this campaign) are counted in the same warning
     n_flag = campaign.observations.filter((pl.col("variable") == "lactate") & pl.col("flag").is_not_null()).height
     assert n_flag == 14
@@ -609,7 +616,7 @@ def test_other_impossible_inputs():
     model = mon.BatchPCA(2)
     with pytest.raises(bw.ModelNotFittedError, match=r"call \.fit\(aligned\) first"):
         model.batch_statistics()
-    with pytest.raises(bw.SchemaError, match="missing column 'maturity'"):
+    with pytest.raises(bw.SchemaError, match=r"BatchPCA\.fit: the reference frame: missing required column 'maturity'"):
         model.fit(small().drop("maturity"))
     with pytest.raises(bw.SchemaError, match=r"batch B1.*2 rows for variable 'a' at maturity 0"):
         model.fit(pl.concat([small(), small().filter((pl.col("batch_id") == "B1") & (pl.col("maturity") == 0))]))

@@ -9,7 +9,7 @@ whatever axis the batches were aligned on; :func:`align_by_time` uses culture ti
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,9 @@ import polars as pl
 
 from bioworkbench.checks import describe_type, require_campaign, require_columns, require_frame, require_number
 from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, ConfigError, Issue, SchemaError
+from bioworkbench.monitoring.observations import unflagged
 from bioworkbench.schema import suggest
+from bioworkbench.text import Safe, escape
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
@@ -97,21 +99,35 @@ def to_batch_array(
         Missing columns, non-numeric values, duplicated cells, a batch without a variable (named
         with the batch), unknown variables or maturities off the model grid.
     """
-    aligned = _aligned_frame(aligned, function=function)
-    missing = [c for c in ALIGNED_COLUMNS if c not in aligned.columns]
-    if missing:
-        raise SchemaError(
-            [
+    df = _checked_frame(aligned, what=what, function=function)
+    issues: list[Issue] = []
+    batch_ids = df["batch_id"].unique(maintain_order=True).to_list()
+    found_vars = df["variable"].unique(maintain_order=True).to_list()
+    if variables is None:
+        variables = found_vars
+    else:
+        variables = list(variables)
+        for v in sorted(set(found_vars) - set(variables)):
+            issues.append(
                 Issue(
-                    f"missing column {c!r}; found {', '.join(aligned.columns) or 'no columns'}",
-                    column=c,
-                    hint="an aligned frame has one row per (batch_id, maturity, variable) with a value; "
-                    "build one with bw.monitoring.align_by_time(campaign, ...)",
+                    f"unknown variable {v!r}; the model has none of that name",
+                    column="variable",
+                    hint=suggest(v, variables, what="Model variables"),
                 )
-                for c in missing
-            ],
-            context=f"the {what} frame",
-        )
+            )
+    grid, j = _on_grid(df, maturities, issues)
+    if issues:
+        raise SchemaError(issues, context=f"the {what} frame")
+    values, issues = _cells(df, batch_ids, variables, grid, j, require_values=require_values)
+    if issues:
+        raise SchemaError(issues, context=f"the {what} frame")
+    return BatchArray(values, batch_ids, grid, list(variables))
+
+
+def _checked_frame(aligned: object, *, what: str, function: str) -> pl.DataFrame:
+    """The four aligned columns typed (``value`` NaN as null), or the errors naming what is wrong."""
+    aligned = _aligned_frame(aligned, function=function)
+    require_columns(aligned, ALIGNED_COLUMNS, what=f"{function}: the {what} frame", hint=ALIGN_HINT)
     issues: list[Issue] = []
     for col in ("maturity", "value"):
         if not aligned.schema[col].is_numeric():
@@ -130,21 +146,12 @@ def to_batch_array(
             issues.append(Issue(f"{n_null} rows have no (finite) {col}; every row needs one", column=col))
     if issues:
         raise SchemaError(issues, context=f"the {what} frame")
+    return df
 
-    batch_ids = df["batch_id"].unique(maintain_order=True).to_list()
-    found_vars = df["variable"].unique(maintain_order=True).to_list()
-    if variables is None:
-        variables = found_vars
-    else:
-        variables = list(variables)
-        for v in sorted(set(found_vars) - set(variables)):
-            issues.append(
-                Issue(
-                    f"unknown variable {v!r}; the model has none of that name",
-                    column="variable",
-                    hint=suggest(v, variables, what="Model variables"),
-                )
-            )
+
+def _on_grid(df: pl.DataFrame, maturities: np.ndarray | None, issues: list[Issue]) -> tuple[np.ndarray, np.ndarray]:
+    """The maturity grid (the model's, or the frame's own) and each row's grid index; rows off the grid
+    are added to ``issues``."""
     m = df["maturity"].to_numpy()
     grid = np.unique(m) if maturities is None else np.asarray(maturities, dtype=np.float64)
     j = np.clip(np.searchsorted(grid, m), 0, grid.size - 1)
@@ -163,9 +170,21 @@ def to_batch_array(
                     hint="align the batch on the same grid as the reference batches",
                 )
             )
-    if issues:
-        raise SchemaError(issues, context=f"the {what} frame")
+    return grid, j
 
+
+def _cells(
+    df: pl.DataFrame,
+    batch_ids: list[str],
+    variables: list[str],
+    grid: np.ndarray,
+    j: np.ndarray,
+    *,
+    require_values: bool,
+) -> tuple[np.ndarray, list[Issue]]:
+    """The batch × maturity × variable array, and the problems: duplicated cells, and batches without
+    a value (``require_values``) or without a row of a variable."""
+    issues: list[Issue] = []
     n_b, n_j, n_k = len(batch_ids), grid.size, len(variables)
     b = df["batch_id"].cast(pl.Enum(batch_ids)).to_physical().to_numpy().astype(np.int64)
     k = df["variable"].cast(pl.Enum(variables)).to_physical().to_numpy().astype(np.int64)
@@ -198,11 +217,9 @@ def to_batch_array(
                 hint="every batch needs every model variable; drop the batch or the variable",
             )
         )
-    if issues:
-        raise SchemaError(issues, context=f"the {what} frame")
     array = np.full(n_b * n_j * n_k, np.nan)
     array[flat] = values
-    return BatchArray(array.reshape(n_b, n_j, n_k), batch_ids, grid, list(variables))
+    return array.reshape(n_b, n_j, n_k), issues
 
 
 def align_by_time(
@@ -279,6 +296,28 @@ def align_by_time(
     grid_h = require_number(grid_h, function=fn, argument="grid_h", minimum=0, min_inclusive=False, unit="hours")
     end_h = require_number(end_h, function=fn, argument="end_h", minimum=0, allow_none=True, unit="hours")
     variables = _names(variables, function=fn, argument="variables")
+    sel, ids, n_flagged = _time_series(campaign, variables, source=source, batch_ids=batch_ids)
+    if end_h is None:
+        end_h = float(sel.group_by("batch_id").agg(pl.col("time_h").max())["time_h"].median())
+    grid = np.arange(int(np.floor(end_h / grid_h + 1e-9)) + 1) * float(grid_h)
+    out = _interpolated(sel, ids, variables, grid)
+    note = _missing_cells_text(out, escape=str)
+    if n_flagged:
+        flagged = (
+            f"left out {n_flagged} flagged observation{'s' if n_flagged != 1 else ''} (flag not null, e.g. '<LOD')"
+        )
+        note = f"{note[:-1]}; {flagged}." if note else f"{flagged[0].upper()}{flagged[1:]}."
+    if warn and note:
+        warnings.warn(f"align_by_time: {note}", BioWorkbenchWarning, stacklevel=2)
+    return out
+
+
+def _time_series(
+    campaign: Campaign, variables: list[str], *, source: str | None, batch_ids: Sequence[str] | None
+) -> tuple[pl.DataFrame, list[str], int]:
+    """The unflagged observations of ``variables`` in the batches asked for (one value per time, the mean),
+    the batch ids, and how many flagged observations were left out; every selection checked."""
+    fn = "align_by_time"
     obs = campaign.observations
     known = obs["variable"].unique().sort().to_list()
     for v in variables:
@@ -303,8 +342,8 @@ def align_by_time(
             )
     else:
         sel = sel.filter(pl.col("source") == source)
-    n_flagged = int(sel["flag"].is_not_null().sum())
-    sel = sel.filter(pl.col("flag").is_null())
+    n_flagged = int(sel.filter(~unflagged()).height)
+    sel = sel.filter(unflagged())
     sel = sel.group_by("batch_id", "variable", "time_h").agg(pl.col("value").mean()).drop_nulls("value").sort("time_h")
     expected = pl.DataFrame({"batch_id": ids}).join(pl.DataFrame({"variable": variables}), how="cross")
     absent = expected.join(sel.select("batch_id", "variable").unique(), on=["batch_id", "variable"], how="anti")
@@ -322,10 +361,11 @@ def align_by_time(
             ],
             context="align_by_time",
         )
-    if end_h is None:
-        last = sel.group_by("batch_id").agg(pl.col("time_h").max())["time_h"].median()
-        end_h = float(last)
-    grid = np.arange(int(np.floor(end_h / grid_h + 1e-9)) + 1) * float(grid_h)
+    return sel, list(ids), n_flagged
+
+
+def _interpolated(sel: pl.DataFrame, ids: list[str], variables: list[str], grid: np.ndarray) -> pl.DataFrame:
+    """Each batch's values linearly interpolated at the grid times, null outside its observed range."""
     targets = (
         pl.DataFrame({"batch_id": ids})
         .join(pl.DataFrame({"variable": variables}), how="cross")
@@ -334,7 +374,7 @@ def align_by_time(
     )
     before = sel.select("batch_id", "variable", "time_h", pl.col("time_h").alias("_t0"), pl.col("value").alias("_v0"))
     after = sel.select("batch_id", "variable", "time_h", pl.col("time_h").alias("_t1"), pl.col("value").alias("_v1"))
-    out = (
+    return (
         targets.join_asof(before, on="time_h", by=["batch_id", "variable"], strategy="backward", check_sortedness=False)
         .join_asof(after, on="time_h", by=["batch_id", "variable"], strategy="forward", check_sortedness=False)
         .with_columns(
@@ -350,18 +390,9 @@ def align_by_time(
         .select("batch_id", pl.col("time_h").alias("maturity"), "time_h", "variable", "value")
         .sort("batch_id", "variable", "maturity")
     )
-    note = alignment_note(out)
-    if n_flagged:
-        flagged = (
-            f"left out {n_flagged} flagged observation{'s' if n_flagged != 1 else ''} (flag not null, e.g. '<LOD')"
-        )
-        note = f"{note[:-1]}; {flagged}." if note else f"{flagged[0].upper()}{flagged[1:]}."
-    if warn and note:
-        warnings.warn(f"align_by_time: {note}", BioWorkbenchWarning, stacklevel=2)
-    return out
 
 
-def alignment_note(aligned: pl.DataFrame) -> str:
+def alignment_note(aligned: pl.DataFrame) -> Safe:
     """One sentence on the missing cells of an aligned frame, for a report; ``""`` when there are none.
 
     Parameters
@@ -372,10 +403,11 @@ def alignment_note(aligned: pl.DataFrame) -> str:
 
     Returns
     -------
-    str
+    Safe
         E.g. ``"72 of 1008 grid cells lie outside a batch's observed time range and are left
         missing (null), not extrapolated (B03: 36, B07: 36)."``: the number of null (or NaN) values,
-        of all rows, and per batch (the five with most, then how many more batches).
+        of all rows, and per batch (the five with most, then how many more batches). Markdown for a
+        report page: the batch ids are escaped (:func:`~bioworkbench.text.escape`).
 
     Raises
     ------
@@ -386,6 +418,12 @@ def alignment_note(aligned: pl.DataFrame) -> str:
     """
     aligned = _aligned_frame(aligned, function="alignment_note")
     require_columns(aligned, ("batch_id", "value"), what="alignment_note: aligned", hint=ALIGN_HINT)
+    return Safe(_missing_cells_text(aligned, escape=escape))
+
+
+def _missing_cells_text(aligned: pl.DataFrame, *, escape: Callable[[str], str]) -> str:
+    """The sentence of :func:`alignment_note`, with batch ids passed through ``escape`` (``str`` for the
+    plain text of a warning)."""
     missing = pl.col("value").is_null() | pl.col("value").cast(pl.Float64).is_nan().fill_null(False)
     per = (
         aligned.group_by("batch_id")
@@ -396,7 +434,7 @@ def alignment_note(aligned: pl.DataFrame) -> str:
     if per.is_empty():
         return ""
     total = int(per["n"].sum())
-    shown = ", ".join(f"{b}: {n}" for b, n in per.head(5).iter_rows())
+    shown = ", ".join(f"{escape(b)}: {n}" for b, n in per.head(5).iter_rows())
     more = f" and {per.height - 5} more batches" if per.height > 5 else ""
     return (
         f"{total} of {aligned.height} grid cells lie outside a batch's observed time range and are left missing "
