@@ -10,7 +10,14 @@ in :mod:`bioworkbench.monitoring.pca` and the column screening in :mod:`bioworkb
 
 from __future__ import annotations
 
-from bioworkbench.monitoring.alignment import DTWAlignment, align_by_indicator, align_by_phases, align_dtw, dtw
+from bioworkbench.monitoring.alignment import (
+    DTWAlignment,
+    Warping,
+    align_by_indicator,
+    align_by_phases,
+    align_dtw,
+    dtw,
+)
 from bioworkbench.monitoring.checks import (
     completeness,
     cqa_table,
@@ -40,6 +47,7 @@ __all__ = [
     "BatchPCA",
     "DTWAlignment",
     "RunRule",
+    "Warping",
     "align_by_indicator",
     "align_by_phases",
     "align_by_time",

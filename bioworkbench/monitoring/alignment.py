@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -19,9 +20,13 @@ import polars as pl
 from bioworkbench.checks import require_campaign, require_number
 from bioworkbench.errors import ConfigError, Issue, SchemaError
 from bioworkbench.monitoring.grid import _names
+from bioworkbench.monitoring.observations import unflagged
 from bioworkbench.schema import suggest
 
-__all__ = ["DTWAlignment", "align_by_indicator", "align_by_phases", "align_dtw", "dtw"]
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
+
+__all__ = ["DTWAlignment", "Warping", "align_by_indicator", "align_by_phases", "align_dtw", "dtw"]
 
 
 def _series(
@@ -29,9 +34,7 @@ def _series(
 ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """(batch, variable) -> (times, values), sorted, duplicates at one time averaged, flagged left out."""
     d = (
-        obs.filter(
-            pl.col("variable").is_in(list(variables)) & pl.col("batch_id").is_in(list(ids)) & pl.col("flag").is_null()
-        )
+        obs.filter(pl.col("variable").is_in(list(variables)) & pl.col("batch_id").is_in(list(ids)) & unflagged())
         .filter(pl.col("value").is_not_null())
         .group_by("batch_id", "variable", "time_h")
         .agg(pl.col("value").mean())
@@ -80,7 +83,7 @@ def _values_at(series, b: str, variables: Sequence[str], times: np.ndarray) -> l
 
 
 def align_by_indicator(
-    campaign,
+    campaign: Campaign,
     *,
     indicator: str,
     variables: Sequence[str],
@@ -94,15 +97,38 @@ def align_by_indicator(
 
     Parameters
     ----------
+    campaign
+        The campaign whose observations are aligned.
     indicator
         The indicator variable (an observation variable, or a column of ``indicator_frame``'s
         ``variable`` such as ``"ivcd"`` from :func:`bioworkbench.kinetics.compute`).
+    variables
+        Variables to align.
+    n_points
+        Points of the maturity grid (≥ 2).
     normalize
         Maturity = indicator / its final value of each batch (0–1, so batches that end at different
         levels share one axis); otherwise the raw indicator on ``[0, smallest final value]``.
+    source
+        Keep only observations of this source (default: all).
+    indicator_frame
+        A tidy frame holding the indicator (``batch_id, time_h, variable, value``), when it is not an
+        observation.
+    batch_ids
+        Batches to align (default: all).
+
+    Returns
+    -------
+    polars.DataFrame
+        The aligned frame ``batch_id, maturity, time_h, variable, value`` (maturity dimensionless
+        with ``normalize``, else in the indicator's unit; ``time_h`` the culture time, hours).
 
     Raises
     ------
+    ArgumentError
+        ``campaign`` is not a Campaign, ``variables`` given as one string, or ``n_points`` < 2.
+    ConfigError
+        No observations of the indicator (the closest names are suggested).
     SchemaError
         The indicator decreases within a batch (naming batch, times and values), or a batch lacks
         the indicator or a variable.
@@ -111,9 +137,6 @@ def align_by_indicator(
     -----
     For each maturity ``m`` the culture time ``t(m)`` is found by linear interpolation of the
     indicator's inverse; every variable is then linearly interpolated at ``t(m)``.
-
-    A campaign that is not a :class:`~bioworkbench.Campaign`, ``variables`` given as one string, or
-    ``n_points`` < 2 raise :class:`~bioworkbench.errors.ArgumentError`.
     """
     fn = "align_by_indicator"
     campaign = require_campaign(campaign, function=fn)
@@ -170,7 +193,7 @@ def align_by_indicator(
 
 
 def align_by_phases(
-    campaign,
+    campaign: Campaign,
     *,
     phases: Sequence[str],
     variables: Sequence[str],
@@ -180,14 +203,34 @@ def align_by_phases(
 ) -> pl.DataFrame:
     """Align linearly within each phase between phase events (e.g. inoculation → shift → harvest).
 
-    ``phases`` lists event kinds (or event notes) in order; each batch's boundary times are the first
-    such event. Phase ``k`` maps to maturity ``[k, k + 1)`` linearly in time, so every batch has
-    ``points_per_phase`` points per phase whatever its phase lengths.
+    Parameters
+    ----------
+    campaign
+        The campaign whose observations are aligned.
+    phases
+        Event kinds (or event notes) in order; each batch's boundary times are the first such event.
+    variables
+        Variables to align.
+    points_per_phase
+        Grid points per phase (≥ 1).
+    source
+        Keep only observations of this source (default: all).
+    batch_ids
+        Batches to align (default: all).
+
+    Returns
+    -------
+    polars.DataFrame
+        The aligned frame ``batch_id, maturity, time_h, variable, value``: phase ``k`` maps to maturity
+        ``[k, k + 1)`` linearly in time (dimensionless), so every batch has ``points_per_phase`` points
+        per phase whatever its phase lengths; ``time_h`` is the culture time, hours.
 
     Raises
     ------
     ArgumentError
         ``campaign`` is not a Campaign; ``phases``/``variables`` given as one string.
+    ConfigError
+        Fewer than two phase events.
     SchemaError
         A batch without one of the phase events, or with them out of order (naming batch and event).
     """
@@ -292,12 +335,43 @@ def _traceback(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(path_i[::-1]), np.array(path_j[::-1])
 
 
-def dtw(reference: np.ndarray, query: np.ndarray, *, band: float = 0.1) -> tuple[float, np.ndarray, np.ndarray]:
+class Warping(NamedTuple):
+    """The result of :func:`dtw`: the accumulated cost and the warping path (it unpacks as a tuple)."""
+
+    distance: float
+    """Accumulated squared Euclidean cost along the path."""
+    reference_index: np.ndarray
+    """Indices into the reference series, along the path."""
+    query_index: np.ndarray
+    """Indices into the query series, along the path."""
+
+
+def dtw(reference: np.ndarray, query: np.ndarray, *, band: float = 0.1) -> Warping:
     """Dynamic time warping of ``query`` (m × p) onto ``reference`` (n × p).
 
+    Parameters
+    ----------
+    reference
+        The reference series, ``n`` points × ``p`` variables (or a 1-D series).
+    query
+        The series warped onto it, ``m × p`` (or 1-D).
+    band
+        Half-width of the Sakoe–Chiba band as a fraction of ``max(n, m)``, in ``[0, 1]``.
+
+    Returns
+    -------
+    Warping
+        ``distance`` (the accumulated cost) and the path ``reference_index``, ``query_index``.
+
+    Raises
+    ------
+    ConfigError
+        ``band`` outside ``[0, 1]``, or no warping path within the band.
+
+    Notes
+    -----
     Squared Euclidean local cost, steps (1,0), (0,1), (1,1) with equal weight, and a Sakoe–Chiba
-    band of half-width ``band · max(n, m)`` around the diagonal (Sakoe & Chiba 1978). Returns the
-    accumulated cost and the warping path (reference indices, query indices).
+    band of half-width ``max(1, ⌈band · max(n, m)⌉, |n − m|)`` around the diagonal (Sakoe & Chiba 1978).
     """
     if not 0 <= band <= 1:
         raise ConfigError(f"band must be between 0 and 1 (a fraction of the series length); got {band}.")
@@ -310,12 +384,22 @@ def dtw(reference: np.ndarray, query: np.ndarray, *, band: float = 0.1) -> tuple
     if not np.isfinite(acc[-1, -1]):
         raise ConfigError(f"no warping path within the band ({band}); widen it.")
     pi, pj = _traceback(acc)
-    return float(acc[-1, -1]), pi, pj
+    return Warping(float(acc[-1, -1]), pi, pj)
 
 
 @dataclass
 class DTWAlignment:
-    """The aligned frame and each batch's warping distance (large: badly aligned)."""
+    """The result of :func:`align_dtw`: the aligned frame and each batch's warping distance.
+
+    Attributes
+    ----------
+    aligned
+        The aligned frame ``batch_id, maturity, time_h, variable, value``.
+    distances
+        ``batch_id, distance, path_length, robust_z, badly_aligned``, largest distance first.
+    reference
+        The reference batch.
+    """
 
     aligned: pl.DataFrame
     distances: pl.DataFrame
@@ -323,7 +407,7 @@ class DTWAlignment:
 
 
 def align_dtw(
-    campaign,
+    campaign: Campaign,
     *,
     reference: str,
     variables: Sequence[str],
@@ -334,17 +418,45 @@ def align_dtw(
 ) -> DTWAlignment:
     """Align every batch onto a reference batch by multivariate dynamic time warping.
 
-    Each batch is first put on a ``grid_h`` culture-time grid (linear interpolation between its
-    samples, within its own time range); variables are scaled by their campaign mean and standard
-    deviation; :func:`dtw` finds the warping path with a Sakoe–Chiba band. Maturity is the
-    reference batch's culture time (h); a reference point matched by several query points takes
-    their mean (value and ``time_h``).
+    Parameters
+    ----------
+    campaign
+        The campaign whose observations are aligned.
+    reference
+        The reference batch.
+    variables
+        Variables to align and to warp on.
+    grid_h
+        Step of the culture-time grid each batch is first put on, hours.
+    band
+        Sakoe–Chiba band of :func:`dtw` (fraction of the series length).
+    source
+        Keep only observations of this source (default: all).
+    batch_ids
+        Batches to align (default: all).
 
-    ``distances``: ``batch_id, distance`` (accumulated cost / path length), ``robust_z`` against the
-    campaign and ``badly_aligned`` (robust z > 3), so badly aligned batches are visible.
+    Returns
+    -------
+    DTWAlignment
+        The aligned frame (maturity = the reference batch's culture time, hours) and ``distances``:
+        ``batch_id, distance`` (accumulated cost / path length), ``path_length``, ``robust_z`` against
+        the campaign and ``badly_aligned`` (robust z > 3), so badly aligned batches are visible.
 
-    A campaign that is not a :class:`~bioworkbench.Campaign`, ``variables`` given as one string, or
-    ``grid_h`` ≤ 0 raise :class:`~bioworkbench.errors.ArgumentError`.
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign, ``variables`` given as one string, or ``grid_h`` ≤ 0.
+    ConfigError
+        The reference is not among the batches; no warping path within the band.
+    SchemaError
+        A batch without observations of a variable.
+
+    Notes
+    -----
+    Each batch is put on a ``grid_h`` culture-time grid (linear interpolation between its samples,
+    within its own time range); variables are scaled by their campaign mean and standard deviation;
+    :func:`dtw` finds the warping path. A reference point matched by several query points takes their
+    mean (value and ``time_h``). ``robust_z = (d − median d) / (1.4826 · MAD)``.
     """
     fn = "align_dtw"
     campaign = require_campaign(campaign, function=fn)
@@ -361,7 +473,7 @@ def align_dtw(
     obs = campaign.observations if source is None else campaign.observations.filter(pl.col("source") == source)
     series = _series(obs, variables, ids)
     _check_present(series, variables, ids)
-    allv = obs.filter(pl.col("variable").is_in(list(variables)) & pl.col("flag").is_null())
+    allv = obs.filter(pl.col("variable").is_in(list(variables)) & unflagged())
     stats = {
         v: (allv.filter(pl.col("variable") == v)["value"].mean(), allv.filter(pl.col("variable") == v)["value"].std())
         for v in variables

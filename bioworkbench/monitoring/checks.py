@@ -160,12 +160,24 @@ def completeness(
 def cqa_table(campaign: Campaign, batch_id: str | Sequence[str] | None = None) -> pl.DataFrame:
     """Quality results against their specs.
 
+    Parameters
+    ----------
+    campaign
+        The campaign.
+    batch_id
+        One batch or several (default: every batch).
+
     Returns
     -------
     polars.DataFrame
         ``batch_id, attribute, value, unit, method, lower, upper, status`` with status ``in
         spec``, ``out of spec`` or ``no spec`` (limits inclusive: a value equal to a limit is in
         spec).
+
+    Raises
+    ------
+    ArgumentError, SchemaError
+        Not a campaign, or an unknown batch.
     """
     ids = _batch_list(campaign, batch_id, function="cqa_table")
     q = campaign.quality.filter(pl.col("batch_id").is_in(ids))
@@ -186,7 +198,13 @@ def cqa_table(campaign: Campaign, batch_id: str | Sequence[str] | None = None) -
 
 
 def spec_text() -> pl.Expr:
-    """``"15–30"``, ``"≥ 3000"`` or ``"≤ 4"`` from the ``lower`` and ``upper`` columns."""
+    """``"15–30"``, ``"≥ 3000"`` or ``"≤ 4"`` from the ``lower`` and ``upper`` columns.
+
+    Returns
+    -------
+    polars.Expr
+        A string expression (limits to 4 significant digits) for a frame with ``lower`` and ``upper``.
+    """
     lo, hi = (
         pl.col("lower").round_sig_figs(4).cast(pl.String),
         pl.col("upper").round_sig_figs(4).cast(pl.String),
@@ -234,11 +252,31 @@ def sensor_agreement(
     state, not diluted by the good early part of the batch) exceeds the tolerance — the signature
     of a probe drifting away (e.g. a pH probe needing re-calibration).
 
+    Parameters
+    ----------
+    campaign
+        The campaign.
+    batch_ids
+        One batch or several (default: every batch).
+    tolerance
+        Allowed |online − offline| per variable, in its canonical unit (default
+        :data:`SENSOR_TOLERANCE`: pH 0.1, temperature 0.5 °C, DO 10 % of air saturation, pCO2 15 mmHg); given entries
+        replace the defaults.
+    window_h
+        Largest time between an offline sample and the online value paired with it, hours.
+    last_n
+        How many of the last pairs make the probe's current state.
+
     Returns
     -------
     polars.DataFrame
         ``batch_id, variable, n_pairs, mean_diff, max_abs_diff, late_mean_diff, n_late,
         late_from_h, last_h, tolerance, drift``.
+
+    Raises
+    ------
+    ArgumentError, SchemaError
+        Not a campaign, or an unknown batch.
     """
     ids = _batch_list(campaign, batch_ids, function="sensor_agreement")
     tol = {**SENSOR_TOLERANCE, **(tolerance or {})}
@@ -435,6 +473,12 @@ def excursions(
         (signed), ``relative`` = |deviation| / band width (envelope) or / |limit|, ``severity`` is
         ``critical`` (spec, PAR, CQA), ``major`` (alarm, probe drift) or ``minor`` (envelope).
         Sorted by batch, severity, then relative deviation, largest first.
+
+    Raises
+    ------
+    ArgumentError, SchemaError
+        Not a campaign, an unknown batch, ``prob`` not a probability, or an ``envelope_frame``
+        without ``variable, time_h, lower, upper``.
     """
     ids = _batch_list(campaign, batch_ids, function="excursions")
     prob = require_prob(prob, function="excursions")

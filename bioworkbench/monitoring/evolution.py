@@ -58,7 +58,28 @@ class BatchEvolutionModel:
         self._fitted = False
 
     def fit(self, aligned: pl.DataFrame | pl.LazyFrame) -> BatchEvolutionModel:
-        """Fit to the reference batches (same frame and errors as :meth:`BatchPCA.fit`)."""
+        """Fit to the reference batches.
+
+        Parameters
+        ----------
+        aligned
+            Tidy aligned frame ``batch_id, maturity, variable, value`` of the reference batches (see
+            :func:`~bioworkbench.monitoring.align_by_time`); null values are missing data.
+
+        Returns
+        -------
+        BatchEvolutionModel
+            The fitted model (``self``).
+
+        Raises
+        ------
+        ArgumentError
+            ``aligned`` is not a frame (e.g. a Campaign): the message says how to align one.
+        SchemaError
+            Invalid frame, or a batch without any value of a variable (naming both).
+        ConfigError
+            Fewer than ``n_components + 2`` reference batches, or more components than variables.
+        """
         arr = to_batch_array(aligned, require_values=True, what="reference", function="BatchEvolutionModel.fit")
         n, a = len(arr.batch_ids), self.n_components
         if n < a + 2:
@@ -111,6 +132,15 @@ class BatchEvolutionModel:
         polars.DataFrame
             ``batch_id, maturity, t_1 … t_A, t2, t2_limit, spe, spe_limit, t2_flag, spe_flag,
             prob``, one row per observed (batch, maturity).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ArgumentError, SchemaError
+            ``aligned`` is not a valid aligned frame on the model's grid and variables.
+        ConfigError
+            ``prob`` is not strictly between 0 and 1.
         """
         if not self._fitted:
             raise ModelNotFittedError("BatchEvolutionModel has no model yet; call .fit(aligned) first.")
@@ -139,11 +169,47 @@ class BatchEvolutionModel:
         )
 
     def monitor(self, running: pl.DataFrame | pl.LazyFrame, *, prob: float = 0.99) -> pl.DataFrame:
-        """On-line chart of running batches: :meth:`statistics` of their observations so far."""
+        """On-line chart of running batches: :meth:`statistics` of their observations so far.
+
+        Parameters
+        ----------
+        running
+            Aligned frame of the running batches on the model's grid (their future absent or null).
+        prob
+            Confidence level.
+
+        Returns
+        -------
+        polars.DataFrame
+            As :meth:`statistics`, one row per observed (batch, maturity).
+
+        Raises
+        ------
+        ModelNotFittedError, ArgumentError, SchemaError, ConfigError
+            As :meth:`statistics`.
+        """
         return self.statistics(running, prob=prob)
 
     def limits(self, prob: float = 0.99) -> pl.DataFrame:
-        """Score bands per maturity: ``maturity, component, mean, lower, upper`` (see Notes)."""
+        """Score bands per maturity (see the class Notes).
+
+        Parameters
+        ----------
+        prob
+            Mass inside each band.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``maturity, component, mean, lower, upper``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            ``prob`` is not strictly between 0 and 1.
+        """
         from scipy import stats
 
         if not self._fitted:

@@ -171,7 +171,19 @@ def _envelope_input(envelope: object, function: str) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class RunRule:
-    """``n`` consecutive points beyond ``sigma`` standard deviations on the same side."""
+    """``n`` consecutive points beyond ``sigma`` standard deviations on the same side.
+
+    Attributes
+    ----------
+    name
+        What the rule is called in the result.
+    sigma
+        Distance from the centre, in standard deviations of the reference batches.
+    n
+        Consecutive points needed.
+    severity
+        ``"major"`` or ``"minor"``.
+    """
 
     name: str
     sigma: float
@@ -193,6 +205,18 @@ def run_rules(
     batch_ids: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Apply run rules to every batch and variable; one row per run of violating points.
+
+    Parameters
+    ----------
+    aligned
+        Aligned frame (see :func:`golden_batch`).
+    envelope
+        The frame of :func:`golden_batch`.
+    rules
+        The rules (default: one point beyond 3 SD, major; three consecutive beyond 2 SD on the same
+        side, minor).
+    batch_ids
+        Batches to check (default: all of ``aligned``).
 
     Returns
     -------

@@ -42,7 +42,23 @@ __all__ = [
 
 
 def check_prob(prob: float) -> float:
-    """``prob`` as a float in (0, 1), or a :class:`ConfigError` that says so."""
+    """``prob`` as a float in (0, 1), or a :class:`ConfigError` that says so.
+
+    Parameters
+    ----------
+    prob
+        A confidence level.
+
+    Returns
+    -------
+    float
+        ``prob``.
+
+    Raises
+    ------
+    ConfigError
+        Not a number, or not strictly between 0 and 1.
+    """
     try:
         p = float(prob)
     except (TypeError, ValueError):

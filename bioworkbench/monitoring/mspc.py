@@ -372,8 +372,32 @@ class BatchPCA:
         method: Literal["box", "jackson_mudholkar"] = "box",
         reference: bool = False,
     ) -> float:
-        """SPE limit of a whole batch at ``prob``: for a new batch, or with ``reference=True`` for a
-        batch of the reference set (see the class Notes for both methods and both cases)."""
+        """SPE limit of a whole batch (see the class Notes for both methods and both cases).
+
+        Parameters
+        ----------
+        prob
+            Confidence level.
+        method
+            ``"box"`` (moment-matched :math:`g\\chi^2_h` of the reference SPE values) or
+            ``"jackson_mudholkar"`` (from the residual eigenvalues).
+        reference
+            The limit of a batch of the reference set (fitted residuals); default: of a new batch
+            (cross-validated residuals unless ``cv_folds=None``).
+
+        Returns
+        -------
+        float
+            The limit, in units of the scaled data's sum of squares (NaN with a warning where the
+            Jackson–Mudholkar limit is undefined).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            An unknown ``method``; ``prob`` not strictly between 0 and 1.
+        """
         self._check_fitted()
         e = self._e if reference else self._e_new
         if method == "box":
@@ -600,7 +624,18 @@ class BatchPCA:
         return out
 
     def loadings(self) -> pl.DataFrame:
-        """The loadings as a tidy frame ``maturity, variable, component, loading``."""
+        """The loadings as a tidy frame.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``maturity, variable, component, loading`` (0 for columns left out of the model).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        """
         self._check_fitted()
         j, k, a = self.loadings_.shape
         return pl.DataFrame(
@@ -613,7 +648,18 @@ class BatchPCA:
         )
 
     def summary(self) -> pl.DataFrame:
-        """One row per component: score variance :math:`s_a^2`, :math:`R^2` and cumulative :math:`R^2`."""
+        """One row per component: score variance :math:`s_a^2`, :math:`R^2` and cumulative :math:`R^2`.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``component, score_variance, r2, r2_cumulative``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        """
         self._check_fitted()
         return pl.DataFrame(
             {
