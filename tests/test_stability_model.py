@@ -18,11 +18,8 @@ from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFitted
 from bioworkbench.models.base import Prior, load
 from bioworkbench.models.stability import StabilityModel, _extent_pt
 from bioworkbench.stability.degradation import degradation_extent, extent_to_reduced_time
-from bioworkbench.stability.temperature import (
-    TemperatureHistory,
-    arrhenius_factor,
-    mean_kinetic_temperature,
-)
+from bioworkbench.stability.history import TemperatureHistory
+from bioworkbench.stability.temperature import arrhenius_factor, mean_kinetic_temperature
 
 #: contract tests need a posterior, not a fast sampler: PyMC's NUTS, tiny draws
 FAST = {"draws": 60, "tune": 60, "chains": 1, "random_seed": 1}
@@ -502,7 +499,8 @@ def test_initial_values_are_drawn_from_their_conditional(fitted):
 
 def test_importing_the_stability_modules_stays_light():
     code = (
-        "import sys, bioworkbench.models.stability, bioworkbench.stability.simulate, bioworkbench.stability.temperature;"
+        "import sys, bioworkbench.models.stability, bioworkbench.stability.simulate, bioworkbench.stability.history, "
+        "bioworkbench.stability.q1e, bioworkbench.stability.study, bioworkbench.review.stability;"
         "print(any(m in sys.modules for m in ('pymc', 'pytensor', 'scipy', 'hvplot')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

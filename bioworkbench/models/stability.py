@@ -117,7 +117,8 @@ from bioworkbench.stability.degradation import (
     extent_to_reduced_time,
     require_kinetics,
 )
-from bioworkbench.stability.temperature import KELVIN, R_KJ, TemperatureHistory
+from bioworkbench.stability.history import TemperatureHistory
+from bioworkbench.stability.temperature import KELVIN, R_KJ
 
 __all__ = ["KINETICS", "StabilityModel", "degradation_extent", "extent_to_reduced_time"]
 

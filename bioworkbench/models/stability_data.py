@@ -19,7 +19,8 @@ import polars as pl
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, SchemaError
 from bioworkbench.schema import suggest
 from bioworkbench.stability.degradation import extent_to_reduced_time
-from bioworkbench.stability.temperature import KELVIN, R_KJ, TemperatureHistory
+from bioworkbench.stability.history import TemperatureHistory
+from bioworkbench.stability.temperature import KELVIN, R_KJ
 
 #: the columns the model needs (the others of the study frame are used when present)
 _STUDY_CORE = ("batch_id", "condition", "temperature_c", "time", "attribute", "value")

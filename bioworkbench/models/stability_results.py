@@ -23,7 +23,8 @@ from bioworkbench.errors import ConfigError, ModelNotFittedError
 from bioworkbench.models.inputs import _check_prob
 from bioworkbench.schema import suggest
 from bioworkbench.stability.degradation import attribute_at, degradation_extent, extent_to_reduced_time
-from bioworkbench.stability.temperature import KELVIN, R_KJ, TemperatureHistory
+from bioworkbench.stability.history import TemperatureHistory
+from bioworkbench.stability.temperature import KELVIN, R_KJ
 
 __all__: list[str] = []
 

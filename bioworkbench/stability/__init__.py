@@ -39,7 +39,7 @@ _ATTRS = {
     "extent_to_reduced_time": "bioworkbench.stability.degradation",
     "simulate_stability": "bioworkbench.stability.simulate",
     "mean_kinetic_temperature": "bioworkbench.stability.temperature",
-    "TemperatureHistory": "bioworkbench.stability.temperature",
+    "TemperatureHistory": "bioworkbench.stability.history",
     "arrhenius_factor": "bioworkbench.stability.temperature",
 }
 
