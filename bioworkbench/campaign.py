@@ -1,49 +1,59 @@
-"""The :class:`Campaign`: validated tidy frames of a set of batches, and campaign folders on disk.
+"""The :class:`Campaign`: validated tidy frames of a set of batches, their lineage, and views of them.
 
-A campaign folder holds one file per frame (``batches``, ``observations``, ``events``, ``media``,
-``quality``, ``specs``; CSV or Parquet) plus ``campaign.yaml`` (name, description, schema version
-and the sha256 of every source file). :meth:`Campaign.write` always writes Parquet and records
-each frame's file, row count and sha256; :func:`read_campaign` reads either kind and checks a
-written folder against that record.
+A campaign holds six frames (``batches``, ``observations``, ``events``, ``media``, ``quality``,
+``specs``; :data:`bioworkbench.schema.FRAMES`), checked against the data model when it is built.
+Analyses read observations through :meth:`Campaign.offline`, :meth:`Campaign.online` and
+:meth:`Campaign.measurements` (flagged rows left out unless asked), and subsets of batches through
+:meth:`Campaign.filter_batches` and :meth:`Campaign.as_of`.
+
+On disk a campaign is a folder (:meth:`Campaign.write`, :mod:`bioworkbench.store`), read back
+with :func:`bioworkbench.read_campaign` (:mod:`bioworkbench.io.folder`).
+
+Layer: builds on :mod:`bioworkbench.schema`, :mod:`bioworkbench.variables` and
+:mod:`bioworkbench.store`; the readers (:mod:`bioworkbench.io`) build on it. ``read_campaign``
+and ``sha256_file`` are still reachable from this module for code written before they moved.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
-import json
+import importlib
 import math
 import os
-import secrets
-import shutil
-import tempfile
-import uuid
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, DataReadError, IntegrityError, Issue, SchemaError
+from bioworkbench.checks import describe_type
+from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, Issue, SchemaError, suggest
 from bioworkbench.schema import (
     EVENT_KINDS,
-    FRAMES,
-    SCHEMA_VERSION,
     SOURCES,
     SPEC_KINDS,
     STATUSES,
     coerce_frame,
     empty_frame,
-    registry,
-    suggest,
+    flag_fractions,
     validate_frame,
 )
+from bioworkbench.store import FRAME_NAMES, sha256_file, write_folder
+from bioworkbench.variables import conversions, registry, to_canonical
 
-__all__ = ["FRAME_NAMES", "Campaign", "read_campaign", "sha256_file"]
+__all__ = ["FRAME_NAMES", "Campaign", "sha256_file"]
 
-FRAME_NAMES = tuple(FRAMES)
+#: names that moved to :mod:`bioworkbench.io.folder` (compatibility only, resolved lazily: the
+#: readers import this module, so this module cannot import them)
+_MOVED = {"read_campaign": "bioworkbench.io.folder"}
+
+
+def __getattr__(name: str) -> Any:
+    """``bioworkbench.campaign.read_campaign``: moved to :mod:`bioworkbench.io.folder` (compatibility)."""
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 FrameLike = pl.DataFrame | pl.LazyFrame | Mapping[str, Any] | None
 
@@ -57,6 +67,9 @@ _CATEGORIES: dict[tuple[str, str], Any] = {
     ("specs", "kind"): SPEC_KINDS,
 }
 
+#: observations that carry no flag
+_UNFLAGGED = pl.col("flag").is_null()
+
 
 def _as_frame(obj: FrameLike, name: str) -> pl.DataFrame:
     if obj is None:
@@ -69,7 +82,23 @@ def _as_frame(obj: FrameLike, name: str) -> pl.DataFrame:
         return pl.DataFrame(dict(obj))
     if type(obj).__module__.startswith("pandas"):
         return pl.from_pandas(obj)
-    raise TypeError(f"{name} must be a polars DataFrame (or None); got {type(obj).__name__}")
+    raise ArgumentError(f"Campaign: {name} must be a polars DataFrame (or None); got {describe_type(obj)}.")
+
+
+def _names(value: str | Iterable[str] | None, *, argument: str) -> list[str] | None:
+    """``None``, or a list of names from one name or an iterable of names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, pl.Series):
+        return value.to_list()
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise ArgumentError(f"{argument} must be a name or a list of names; got {describe_type(value)}.")
+    names = list(value)
+    if not all(isinstance(v, str) for v in names):
+        raise ArgumentError(f"{argument} must be a name or a list of names; got {names!r}.")
+    return names
 
 
 class Campaign:
@@ -87,7 +116,8 @@ class Campaign:
     validate
         Check every rule of the data model (default). ``False`` only checks column types; use it
         for frames that were validated before (e.g. written by :meth:`write` and not modified).
-        Only a validated campaign is written as a trusted folder (see :func:`read_campaign`).
+        Only a validated campaign is written as a trusted folder (see
+        :func:`bioworkbench.read_campaign`).
 
     Raises
     ------
@@ -114,14 +144,16 @@ class Campaign:
       ``"par"`` → ``PAR``); values matching nothing are errors that list the valid ones;
     - observations and media in a unit that converts to the variable's canonical unit
       (``10^6 cells/mL``, glucose in ``g/L``) are converted as the readers convert them
-      (:func:`bioworkbench.units.to_canonical`), and the original value and unit of every
+      (:func:`bioworkbench.variables.to_canonical`), and the original value and unit of every
       converted row are kept in ``raw_value``/``raw_unit`` (``raw_concentration``/``raw_unit`` in
       media); a unit that cannot be converted is an error;
     - a percentage that looks like a fraction (viability 0.95 %) is kept and flagged ``suspect``
-      with the reason (see :func:`bioworkbench.io.tidy.flag_fractions`).
+      with the reason (see :func:`bioworkbench.schema.flag_fractions`).
 
     Observations are then in canonical units; flagged rows are kept and never count as duplicates
-    or impossible values. Analyses exclude flagged rows and say how many they excluded.
+    or impossible values. Analyses take their observations from :meth:`offline`, :meth:`online`
+    or :meth:`measurements`, which leave flagged rows out unless asked, and say how many they
+    excluded (:meth:`flagged`).
     """
 
     #: whether every rule of the data model was checked (only such a campaign is written trusted)
@@ -203,39 +235,54 @@ class Campaign:
     # -- frames ---------------------------------------------------------------------------
     @property
     def batches(self) -> pl.DataFrame:
+        """One row per batch: ``batch_id``, product, cell line, scale, process, status, start,
+        initial volume and any ``cpp_*`` set points."""
         return self._frames["batches"]
 
     @property
     def observations(self) -> pl.DataFrame:
+        """Every observation, flagged ones included, in canonical units with its lineage (all rows;
+        analyses use :meth:`offline`, :meth:`online` or :meth:`measurements`)."""
         return self._frames["observations"]
 
     @property
     def events(self) -> pl.DataFrame:
+        """Inoculation, samples, feeds, boluses, base additions, shifts, harvest and notes."""
         return self._frames["events"]
 
     @property
     def media(self) -> pl.DataFrame:
+        """The composition of every medium added, one row per (medium, variable)."""
         return self._frames["media"]
 
     @property
     def quality(self) -> pl.DataFrame:
+        """Quality attributes measured per batch (harvest CQAs)."""
         return self._frames["quality"]
 
     @property
     def specs(self) -> pl.DataFrame:
+        """Specifications, alarm limits and PARs, one row per (name, kind)."""
         return self._frames["specs"]
 
     def frames(self) -> dict[str, pl.DataFrame]:
-        """All six frames by name."""
+        """All six frames.
+
+        Returns
+        -------
+        dict[str, polars.DataFrame]
+            Frame name -> frame (a new dict; the frames themselves are not copied).
+        """
         return dict(self._frames)
 
     @property
     def batch_ids(self) -> list[str]:
+        """The batch ids, in the order of ``batches``."""
         return self.batches["batch_id"].to_list()
 
     @property
     def cpps(self) -> list[str]:
-        """Names of the CPP setpoint columns (``cpp_*``) of ``batches``."""
+        """Names of the CPP set-point columns (``cpp_*``) of ``batches``."""
         return [c for c in self.batches.columns if c.startswith("cpp_")]
 
     def __len__(self) -> int:
@@ -243,18 +290,163 @@ class Campaign:
 
     def __repr__(self) -> str:
         obs = self.observations
-        n_flag = obs.filter(pl.col("flag").is_not_null()).height
+        n_flag = self.flagged().height
         return (
             f"<Campaign {self.name!r}: {self.batches.height} batches, {obs.height:,} observations "
             f"({n_flag:,} flagged), {self.events.height:,} events, {self.quality.height} quality "
             f"results, {self.specs.height} specs>"
         )
 
-    # -- selection --------------------------------------------------------------------------
-    def select(self, batch_ids: str | Iterable[str]) -> Campaign:
-        """A campaign of only the given batches (media and specs are kept)."""
-        ids = [batch_ids] if isinstance(batch_ids, str) else list(batch_ids)
-        unknown = sorted(set(ids) - set(self.batch_ids))
+    # -- observations as analyses use them -----------------------------------------------
+    def measurements(
+        self,
+        *,
+        online: bool | None = None,
+        include_flagged: bool = False,
+        variables: str | Iterable[str] | None = None,
+        batch_ids: str | Iterable[str] | None = None,
+    ) -> pl.DataFrame:
+        """The observations an analysis uses: those with a value, flagged rows left out.
+
+        Parameters
+        ----------
+        online
+            ``True``: online records only (source ``online``); ``False``: sampled observations
+            only (sources ``offline`` and ``atline``); ``None`` (default): both.
+        include_flagged
+            Keep flagged rows too (default: leave them out; :meth:`flagged` lists them).
+        variables
+            Only these variables (one name or several; default: all).
+        batch_ids
+            Only these batches (default: all).
+
+        Returns
+        -------
+        polars.DataFrame
+            Rows of :attr:`observations` with all their columns, in their order.
+
+        Raises
+        ------
+        SchemaError
+            A batch id that is not in the campaign (the closest one is suggested) or a variable
+            that is not registered.
+        ArgumentError
+            ``variables`` or ``batch_ids`` is not a name or a list of names.
+
+        See Also
+        --------
+        offline, online : the two usual cases.
+        """
+        keep = pl.col("value").is_not_null() & self._where(online=online, variables=variables, batch_ids=batch_ids)
+        if not include_flagged:
+            keep = keep & _UNFLAGGED
+        return self.observations.filter(keep)
+
+    def offline(
+        self,
+        *,
+        include_flagged: bool = False,
+        variables: str | Iterable[str] | None = None,
+        batch_ids: str | Iterable[str] | None = None,
+    ) -> pl.DataFrame:
+        """Sampled observations with a value (sources ``offline`` and ``atline``), flagged rows left out.
+
+        ``campaign.offline(variables="vcd")`` is ``campaign.measurements(online=False, variables="vcd")``;
+        parameters, result and errors as for :meth:`measurements`.
+
+        Parameters
+        ----------
+        include_flagged, variables, batch_ids
+            As for :meth:`measurements`.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
+        return self.measurements(
+            online=False, include_flagged=include_flagged, variables=variables, batch_ids=batch_ids
+        )
+
+    def online(
+        self,
+        *,
+        include_flagged: bool = False,
+        variables: str | Iterable[str] | None = None,
+        batch_ids: str | Iterable[str] | None = None,
+    ) -> pl.DataFrame:
+        """Online records with a value (source ``online``), flagged rows left out.
+
+        ``campaign.online(variables="ph")`` is ``campaign.measurements(online=True, variables="ph")``;
+        parameters, result and errors as for :meth:`measurements`.
+
+        Parameters
+        ----------
+        include_flagged, variables, batch_ids
+            As for :meth:`measurements`.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
+        return self.measurements(online=True, include_flagged=include_flagged, variables=variables, batch_ids=batch_ids)
+
+    def flagged(
+        self,
+        *,
+        online: bool | None = None,
+        variables: str | Iterable[str] | None = None,
+        batch_ids: str | Iterable[str] | None = None,
+    ) -> pl.DataFrame:
+        """Observations carrying a flag, with why and where they came from.
+
+        Parameters
+        ----------
+        online, variables, batch_ids
+            Narrow the rows as for :meth:`measurements` (default: every flagged observation).
+
+        Returns
+        -------
+        polars.DataFrame
+            Rows of :attr:`observations` whose ``flag`` is set (their ``value`` may be null).
+        """
+        where = self._where(online=online, variables=variables, batch_ids=batch_ids)
+        return self.observations.filter(~_UNFLAGGED & where)
+
+    def _where(
+        self,
+        *,
+        online: bool | None,
+        variables: str | Iterable[str] | None,
+        batch_ids: str | Iterable[str] | None,
+    ) -> pl.Expr:
+        """The row filter of :meth:`measurements` and :meth:`flagged` (checked names)."""
+        keep = pl.lit(True)
+        if online is not None:
+            if not isinstance(online, bool):
+                raise ArgumentError(f"online must be True, False or None; got {describe_type(online)}.")
+            is_online = pl.col("source") == "online"
+            keep = keep & (is_online if online else ~is_online)
+        names = _names(variables, argument="variables")
+        if names is not None:
+            reg = registry()
+            unknown = [v for v in names if v not in reg]
+            if unknown:
+                raise SchemaError(
+                    [Issue(f"unknown variable {v!r}.", column="variable", hint=suggest(v, reg)) for v in unknown]
+                )
+            keep = keep & pl.col("variable").is_in(names)
+        ids = self._known_ids(batch_ids, argument="batch_ids")
+        if ids is not None:
+            keep = keep & pl.col("batch_id").is_in(ids)
+        return keep
+
+    def _known_ids(self, batch_ids: str | Iterable[str] | None, *, argument: str) -> list[str] | None:
+        """``batch_ids`` as a list, every id checked against the campaign's batches."""
+        ids = _names(batch_ids, argument=argument)
+        if ids is None:
+            return None
+        known = set(self.batch_ids)
+        unknown = list(dict.fromkeys(b for b in ids if b not in known))
         if unknown:
             raise SchemaError(
                 [
@@ -262,14 +454,69 @@ class Campaign:
                         f"batch {b!r} is not in campaign {self.name!r}.",
                         hint=suggest(b, self.batch_ids, what="Batches"),
                     )
-                    for b in unknown
+                    for b in sorted(unknown)
                 ]
             )
+        return ids
+
+    # -- subsets of batches -----------------------------------------------------------------
+    def filter_batches(self, batch_ids: str | Iterable[str]) -> Campaign:
+        """A campaign of only the given batches (media and specs are kept).
+
+        Parameters
+        ----------
+        batch_ids
+            One batch id or several.
+
+        Returns
+        -------
+        Campaign
+            A new campaign; the original is not changed. It keeps the validated mark: a subset of
+            whole batches of a valid campaign breaks no rule.
+
+        Raises
+        ------
+        SchemaError
+            A batch id that is not in the campaign (each one named, the closest suggested).
+        """
+        ids = self._known_ids(batch_ids, argument="batch_ids")
         keep = pl.col("batch_id").is_in(ids)
+        return self._derived({k: (v.filter(keep) if "batch_id" in v.columns else v) for k, v in self._frames.items()})
+
+    def select(self, batch_ids: str | Iterable[str]) -> Campaign:
+        """Deprecated name of :meth:`filter_batches` (polars users read ``select`` as columns).
+
+        Parameters
+        ----------
+        batch_ids
+            One batch id or several.
+
+        Returns
+        -------
+        Campaign
+            As :meth:`filter_batches`.
+
+        Warns
+        -----
+        DeprecationWarning
+            Always: call :meth:`filter_batches` instead.
+        """
+        warnings.warn(
+            "Campaign.select(batch_ids) is deprecated; use Campaign.filter_batches(batch_ids).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.filter_batches(batch_ids)
+
+    def _derived(self, frames: dict[str, pl.DataFrame]) -> Campaign:
+        """A campaign of ``frames`` with this one's name, description, lineage and validated mark.
+
+        Only for frames derived from this campaign's without breaking a rule (whole rows removed,
+        a valid status set), which therefore need no new validation.
+        """
         new = object.__new__(Campaign)
-        new._frames = {k: (v.filter(keep) if "batch_id" in v.columns else v) for k, v in self._frames.items()}
+        new._frames = frames
         new.name, new.description, new.sources = self.name, self.description, dict(self.sources)
-        # a subset of whole batches of a valid campaign breaks no rule (media and specs are kept)
         new._validated, new.adjustments = self._validated, self.adjustments
         return new
 
@@ -300,18 +547,15 @@ class Campaign:
         SchemaError
             An unknown batch, or a ``known_h`` that is not a finite number of hours >= 0.
         """
+        given = _names(batch_ids, argument="batch_ids")
         if isinstance(known_h, Mapping):
             cuts = dict(known_h)
-            ids = list(cuts) if batch_ids is None else ([batch_ids] if isinstance(batch_ids, str) else list(batch_ids))
+            ids = list(cuts) if given is None else given
             missing = [b for b in ids if b not in cuts]
             if missing:
                 raise SchemaError(f"known_h gives no time for batch(es) {', '.join(missing)}.")
         else:
-            ids = (
-                self.batch_ids
-                if batch_ids is None
-                else ([batch_ids] if isinstance(batch_ids, str) else list(batch_ids))
-            )
+            ids = self.batch_ids if given is None else given
             cuts = dict.fromkeys(ids, known_h)
         problems = []
         for b in ids:
@@ -347,17 +591,10 @@ class Campaign:
         frames["batches"] = frames["batches"].with_columns(
             status=pl.when(pl.col("batch_id").is_in(ids)).then(pl.lit("running")).otherwise(pl.col("status"))
         )
-        new = object.__new__(Campaign)
-        new._frames = frames
-        new.name, new.description, new.sources = self.name, self.description, dict(self.sources)
         # whole rows removed and a valid status set: a valid campaign stays valid
-        new._validated, new.adjustments = self._validated, self.adjustments
-        return new
+        return self._derived(frames)
 
-    def flagged(self) -> pl.DataFrame:
-        """Observations carrying a flag, with why and where they came from."""
-        return self.observations.filter(pl.col("flag").is_not_null())
-
+    # -- views for people -----------------------------------------------------------------
     def to_wide(
         self,
         *,
@@ -367,16 +604,31 @@ class Campaign:
     ) -> pl.DataFrame:
         """A wide view for people and plots: one row per (batch, time), one column per variable.
 
-        Flagged values are left out unless ``include_flagged``; units are canonical (see
-        :func:`bioworkbench.schema.variables`).
+        Parameters
+        ----------
+        source
+            Only observations of this source (``"offline"``, ``"online"``, ``"atline"``; ``None``:
+            all).
+        batch_ids
+            Only these batches (default: all).
+        include_flagged
+            Keep flagged values (default: left out).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``batch_id, time_h`` and one column per variable, in canonical units (see
+            :func:`bioworkbench.variables.variables`), sorted by batch and time; the first value
+            where a (batch, time, variable) has several.
         """
-        obs = self.observations
+        keep = pl.lit(True)
         if source is not None:
-            obs = obs.filter(pl.col("source") == source)
+            keep = keep & (pl.col("source") == source)
         if batch_ids is not None:
-            obs = obs.filter(pl.col("batch_id").is_in(list(batch_ids)))
+            keep = keep & pl.col("batch_id").is_in(list(batch_ids))
         if not include_flagged:
-            obs = obs.filter(pl.col("flag").is_null())
+            keep = keep & _UNFLAGGED
+        obs = self.observations.filter(keep)
         if obs.is_empty():
             return pl.DataFrame(schema={"batch_id": pl.String, "time_h": pl.Float64})
         return obs.pivot(on="variable", index=["batch_id", "time_h"], values="value", aggregate_function="first").sort(
@@ -385,19 +637,32 @@ class Campaign:
 
     def summary(self) -> pl.DataFrame:
         """One row per batch: status, process, scale, sample and flag counts, peak biomass, final
-        product, duration (see :func:`bioworkbench.outcomes.batch_summary`)."""
+        product, duration.
+
+        Returns
+        -------
+        polars.DataFrame
+            :func:`bioworkbench.outcomes.batch_summary` of this campaign.
+        """
         from bioworkbench.outcomes import batch_summary
 
         return batch_summary(self)
 
     def describe(self) -> str:
-        """A short plain-text summary (printed by ``bioworkbench summary``)."""
+        """A short plain-text summary (printed by ``bioworkbench summary``).
+
+        Returns
+        -------
+        str
+            Name, batches by status, CPPs, observations and variables, flags by kind, events,
+            media, quality results, specs and the longest culture time, one line each.
+        """
         b = self.batches
         obs = self.observations
         status = b.group_by("status").len().sort("status")
         st = ", ".join(f"{r['len']} {r['status']}" for r in status.iter_rows(named=True))
         variables = obs["variable"].unique().sort().to_list()
-        flags = obs.filter(pl.col("flag").is_not_null()).group_by("flag").len().sort("flag")
+        flags = self.flagged().group_by("flag").len().sort("flag")
         fl = ", ".join(f"{r['len']} {r['flag']}" for r in flags.iter_rows(named=True)) or "none"
         lines = [
             f"Campaign {self.name!r}" + (f": {self.description}" if self.description else ""),
@@ -418,10 +683,11 @@ class Campaign:
         """Write the campaign as a folder of Parquet files plus ``campaign.yaml``.
 
         ``campaign.yaml`` records each frame's file, row count and sha256, and, for a validated
-        campaign, a signature that lets :func:`read_campaign` skip re-validating it (see its
-        Notes). The folder is written next to its destination and moved into place when complete;
-        an existing folder (``overwrite``) is moved aside first and deleted only once the new one
-        is in place, so a failure at any step leaves the old campaign as it was.
+        campaign, a signature that lets :func:`bioworkbench.read_campaign` skip re-validating it
+        (see :mod:`bioworkbench.store`). The folder is written next to its destination and moved
+        into place when complete; an existing folder (``overwrite``) is moved aside first and
+        deleted only once the new one is in place, so a failure at any step leaves the old
+        campaign as it was.
 
         Parameters
         ----------
@@ -440,376 +706,15 @@ class Campaign:
         FileExistsError
             If ``folder`` is a file, or exists and is not empty, unless ``overwrite``.
         """
-        import yaml
-
-        from bioworkbench import __version__
-
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise FileExistsError(f"{folder} exists and is a file, not a folder.")
-        if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-new-", dir=folder.parent))
-        try:
-            meta: dict[str, Any] = {
-                "name": self.name,
-                "description": self.description,
-                "schema_version": SCHEMA_VERSION,
-                "written_by": f"bioworkbench {__version__}",
-                "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "sources": dict(self.sources),
-                "frames": {},
-            }
-            for fname, frame in self._frames.items():
-                path = tmp / f"{fname}.parquet"
-                frame.write_parquet(path, statistics=True)
-                meta["frames"][fname] = {
-                    "file": path.name,
-                    "rows": frame.height,
-                    "sha256": sha256_file(path),
-                }
-            meta["validated"] = self._validated
-            key = _secret_key(create=True) if self._validated else None
-            if key is not None:
-                meta["signature"] = _signature(meta, key)
-            (tmp / "campaign.yaml").write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
-            _replace_folder(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
-
-
-def _replace_folder(new: Path, folder: Path) -> None:
-    """Move the complete ``new`` folder to ``folder``; an old ``folder`` goes only once ``new`` is there."""
-    if not folder.exists():
-        new.rename(folder)
-        return
-    old = folder.with_name(f".{folder.name}-old-{uuid.uuid4().hex[:8]}")
-    folder.rename(old)
-    try:
-        new.rename(folder)
-    except BaseException:
-        old.rename(folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# the signature of a validated campaign folder
-# ---------------------------------------------------------------------------------------------
-#: environment variable naming the key file (default: ``$XDG_DATA_HOME/bioworkbench/campaign.key``)
-KEY_FILE_ENV = "BIOWORKBENCH_KEY_FILE"
-
-
-def _key_path() -> Path:
-    if os.environ.get(KEY_FILE_ENV):
-        return Path(os.environ[KEY_FILE_ENV])
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "bioworkbench" / "campaign.key"
-
-
-def _secret_key(*, create: bool) -> bytes | None:
-    """This user's secret key (created, readable by the user only, on first use when ``create``).
-
-    ``None`` when there is none and none can be made (a read-only home): folders are then
-    written unsigned and validated when read.
-    """
-    path = _key_path()
-    try:
-        return bytes.fromhex(path.read_text().strip()) or None
-    except FileNotFoundError:
-        if not create:
-            return None
-    except (OSError, ValueError):
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    except FileExistsError:
-        pass  # another process made it first
-    except OSError:
-        return None
-    return _secret_key(create=False)
-
-
-def _signature(meta: Mapping[str, Any], key: bytes) -> str:
-    """HMAC-SHA256 of what a trusted read relies on: schema version, frames (file, rows, sha256)."""
-    payload = {
-        "schema_version": meta.get("schema_version"),
-        "frames": meta.get("frames"),
-        "validated": meta.get("validated") is True,
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
-
-
-def _signed(meta: Mapping[str, Any]) -> bool:
-    signature = meta.get("signature")
-    if meta.get("validated") is not True or not isinstance(signature, str):
-        return False
-    key = _secret_key(create=False)
-    return key is not None and hmac.compare_digest(signature, _signature(meta, key))
-
-
-# ---------------------------------------------------------------------------------------------
-# campaign.yaml
-# ---------------------------------------------------------------------------------------------
-_META_KEYS = (
-    "name",
-    "description",
-    "schema_version",
-    "written_by",
-    "written_at",
-    "sources",
-    "frames",
-    "validated",
-    "signature",
-)
-_FRAME_KEYS = ("file", "rows", "sha256")
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    """``campaign.yaml`` as a dict, its structure checked; every problem located by line and key."""
-    import yaml
-
-    text = path.read_text()
-    try:
-        raw = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise DataReadError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', None) or exc}).") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        kind = {list: "a list", str: "a text", int: "a number", float: "a number"}.get(type(raw), type(raw).__name__)
-        raise DataReadError(
-            f"{path}: line {node.start_mark.line + 1}: campaign.yaml must be a mapping of keys "
-            f"({', '.join(_META_KEYS)}); found {kind}. Hint: write the folder with Campaign.write, or give "
-            "e.g. 'name: my campaign' on its own line."
+        return write_folder(
+            self._frames,
+            folder,
+            name=self.name,
+            description=self.description,
+            sources=self.sources,
+            validated=self._validated,
+            overwrite=overwrite,
         )
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
-    issues: list[Issue] = []
-
-    def bad(key: str, message: str, hint: str | None = None) -> None:
-        issues.append(Issue(message, file=str(path), line=lines.get(key), column=key, hint=hint))
-
-    for key in raw:
-        if key not in _META_KEYS:
-            bad(str(key), f"unknown key {key!r}.", suggest(str(key), _META_KEYS, what="Valid keys"))
-    for key in ("name", "description", "written_by", "written_at", "signature"):
-        if key in raw and raw[key] is not None and not isinstance(raw[key], str | dt.datetime):
-            bad(key, f"{key} must be text; found {raw[key]!r}.")
-    if "schema_version" in raw and raw["schema_version"] != SCHEMA_VERSION:
-        bad(
-            "schema_version",
-            f"schema_version {raw['schema_version']!r} is not supported; this bioworkbench reads "
-            f"schema_version {SCHEMA_VERSION}.",
-        )
-    if "validated" in raw and not isinstance(raw["validated"], bool):
-        bad("validated", f"validated must be true or false; found {raw['validated']!r}.")
-    if raw.get("sources") is not None and not isinstance(raw["sources"], Mapping):
-        bad("sources", f"sources must be a mapping of file -> sha256; found {type(raw['sources']).__name__}.")
-    frames = raw.get("frames")
-    if frames is not None and not isinstance(frames, Mapping):
-        bad("frames", f"frames must be a mapping of frame -> (file, rows, sha256); found {type(frames).__name__}.")
-    elif frames:
-        for fname, rec in frames.items():
-            if fname not in FRAME_NAMES:
-                bad("frames", f"frames: unknown frame {fname!r}.", suggest(str(fname), FRAME_NAMES, what="Frames"))
-            elif not isinstance(rec, Mapping) or set(rec) != set(_FRAME_KEYS):
-                bad("frames", f"frames: {fname} must give exactly {', '.join(_FRAME_KEYS)}; found {rec!r}.")
-            elif not (
-                isinstance(rec["file"], str)
-                and isinstance(rec["rows"], int)
-                and not isinstance(rec["rows"], bool)
-                and rec["rows"] >= 0
-                and isinstance(rec["sha256"], str)
-                and len(rec["sha256"]) == 64
-            ):
-                bad("frames", f"frames: {fname}: expected file (text), rows (a count) and sha256 (64 hex digits).")
-    if issues:
-        raise DataReadError(SchemaError(issues, context=str(path)).args[0])
-    return dict(raw)
-
-
-def read_campaign(
-    folder: str | os.PathLike,
-    *,
-    separator: str = ",",
-    decimal_comma: bool = False,
-    on_invalid: Literal["raise", "flag"] = "raise",
-    validate: bool | Literal["auto"] = "auto",
-    verify: bool = True,
-) -> Campaign:
-    """Read a campaign folder (CSV or Parquet per frame, plus an optional ``campaign.yaml``).
-
-    Parameters
-    ----------
-    folder
-        Holds ``batches``, ``observations`` and optionally ``events``, ``media``, ``quality``,
-        ``specs`` as ``.parquet`` or ``.csv`` files.
-    separator, decimal_comma
-        How CSV files are written (``;`` and decimal commas are common in European exports).
-    on_invalid
-        What to do with a physically impossible observation (negative concentration, viability
-        above 100 %): ``"raise"`` (default) lists them in the error; ``"flag"`` keeps each row,
-        flagged ``invalid`` with the reason, and counts them in the campaign's flags.
-    validate
-        ``"auto"`` (default) checks every rule of the data model unless the folder is trusted
-        (see Notes); ``True`` always checks; ``False`` checks column types only.
-    verify
-        Check the folder against what ``campaign.yaml`` records (default). ``False`` reads the
-        files as they are, e.g. after a deliberate edit; they are then validated.
-
-    Returns
-    -------
-    Campaign
-
-    Raises
-    ------
-    DataReadError
-        The folder or a required frame is missing, a file cannot be parsed, or ``campaign.yaml``
-        is not a mapping of the known keys (its line and key named).
-    IntegrityError
-        A :class:`DataReadError`: the folder differs from what ``campaign.yaml`` records: a listed
-        frame missing, a frame not listed, a row count or sha256 that differs (each frame named
-        with what differs). Changed data is never re-read silently.
-    SchemaError
-        Any rule of the data model is broken; every problem names the file, line, column and batch.
-
-    Notes
-    -----
-    **Which folders are trusted.** A hash recorded next to the data proves nothing to whoever
-    can edit the folder: recompute it and the record agrees again. So a folder is read without
-    re-validation only when (1) every frame has the row count and sha256 that ``campaign.yaml``
-    records, (2) ``campaign.yaml`` says the campaign was validated, and (3) its signature, an
-    HMAC-SHA256 of (1) and (2) with a secret key kept outside the folder (in this user's data
-    folder, ``$XDG_DATA_HOME/bioworkbench/campaign.key``, created on the first
-    :meth:`Campaign.write`; or the file named by ``$BIOWORKBENCH_KEY_FILE``), matches. The
-    signature cannot be forged by editing the folder, as Jupyter's notebook signatures cannot.
-    Every other folder (signed with another key, e.g. written by a colleague, edited and
-    re-hashed, written before signatures, or written from a campaign built with
-    ``validate=False``) is validated in full, and a folder that differs from its record is an
-    :class:`IntegrityError`.
-
-    **Why not validate always.** Measured on this 2-core machine while other jobs ran (times vary
-    by up to 2x; best of 3): the 24-batch demo (384,000 observation rows) reads in 0.02 s trusted
-    and 0.12 s validated, cheap either way; a simulated campaign of 1,000 batches × 14 days
-    (16.2 M observation rows, ``benchmarks/bench_campaign.py``) reads in 1.1–1.9 s trusted (its
-    target is < 2 s) but 9.5 s validated (unit and flag checks 5 s, the rules 4 s, of which the
-    duplicate check over 16 M keys takes 3 s). Validation itself was made 3x faster for this (one
-    vectorised pass per frame, rows listed only for broken rules), yet it stays several times the
-    cost of reading. The signature keeps a campaign that was validated when it was written as fast
-    to read back as Parquet allows, and the data a trusted read does not re-check is exactly the
-    data that was checked when written.
-    """
-    from bioworkbench.io.tidy import read_frame_file
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataReadError(
-            f"campaign folder {folder} does not exist (or is not a folder). "
-            "A campaign folder holds "
-            "batches, observations, events, media, quality and specs as .parquet or .csv files."
-        )
-    meta_path = folder / "campaign.yaml"
-    meta: dict[str, Any] = _read_meta(meta_path) if meta_path.exists() else {}
-    recorded: dict[str, Any] = dict(meta.get("frames") or {})
-    present: dict[str, Path] = {}
-    for fname in FRAME_NAMES:
-        found = [p for p in (folder / f"{fname}.parquet", folder / f"{fname}.csv") if p.exists()]
-        if len(found) > 1:
-            raise DataReadError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one.")
-        if found:
-            present[fname] = found[0]
-    hint = (
-        "the folder was changed after Campaign.write. Restore the file, or, if the change is meant, read "
-        "the folder with read_campaign(folder, verify=False) (the files are then validated) and write it again."
-    )
-    if verify and recorded:
-        problems = []
-        for fname, rec in recorded.items():
-            path = present.get(fname)
-            if path is None or path.name != rec["file"]:
-                instead = "the file is missing" if path is None else f"the folder holds {path.name} instead"
-                problems.append(
-                    Issue(
-                        f"campaign.yaml lists {fname} ({rec['file']}, {rec['rows']:,} rows) but {instead}.",
-                        file=str(folder / rec["file"]),
-                        hint=hint,
-                    )
-                )
-        for fname, path in present.items():
-            if fname not in recorded:
-                problems.append(
-                    Issue(
-                        f"{path.name} is not listed in campaign.yaml (which lists {', '.join(recorded)}).",
-                        file=str(path),
-                        hint=hint,
-                    )
-                )
-        if problems:
-            raise IntegrityError(problems, context=str(folder))
-    for fname in ("batches", "observations"):
-        if fname not in present:
-            raise DataReadError(
-                f"{folder}: no {fname}.parquet or {fname}.csv. Found: "
-                f"{', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}."
-            )
-    frames: dict[str, pl.DataFrame] = {}
-    files: dict[str, tuple[str, int | None]] = {}
-    problems = []
-    for fname, path in present.items():
-        digest = sha256_file(path) if verify and recorded else None
-        frame, first_line = read_frame_file(path, fname, separator=separator, decimal_comma=decimal_comma)
-        frames[fname] = frame
-        files[fname] = (str(path), first_line)
-        if digest is None:
-            continue
-        rec = recorded[fname]
-        differs = []
-        if frame.height != rec["rows"]:
-            differs.append(f"it has {frame.height:,} rows where campaign.yaml records {rec['rows']:,}")
-        if digest != rec["sha256"]:
-            differs.append(f"its sha256 is {digest[:12]}… where campaign.yaml records {rec['sha256'][:12]}…")
-        if differs:
-            problems.append(Issue(f"{fname} changed: {' and '.join(differs)}.", file=str(path), hint=hint))
-    if problems:
-        raise IntegrityError(problems, context=str(folder))
-    trusted = validate == "auto" and verify and bool(recorded) and _signed(meta)
-    issues: list[Issue] = []
-    if not trusted:
-        from bioworkbench.io.tidy import prepare_observations
-
-        frames, issues = prepare_observations(frames, files, on_invalid=on_invalid)
-    if issues:
-        raise SchemaError(issues, context=str(folder))
-    do_validate = validate is True or (validate == "auto" and not trusted)
-    campaign = Campaign(
-        **frames,
-        name=meta.get("name") or folder.name,
-        description=meta.get("description") or "",
-        sources=meta.get("sources") or {},
-        validate=do_validate,
-        _files=files,
-    )
-    campaign._validated = do_validate or trusted
-    return campaign
 
 
 # ---------------------------------------------------------------------------------------------
@@ -819,9 +724,6 @@ def _forgive(
     frames: dict[str, pl.DataFrame], files: Mapping[str, tuple[str, int]]
 ) -> tuple[dict[str, pl.DataFrame], list[Issue], list[str]]:
     """Match categories case-insensitively, convert known units, flag fractions; say what was done."""
-    from bioworkbench.io.tidy import flag_fractions
-    from bioworkbench.units import conversions, to_canonical
-
     frames = dict(frames)
     issues: list[Issue] = []
     notes: list[str] = []

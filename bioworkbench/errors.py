@@ -2,19 +2,29 @@
 
 Every error a user can cause says *where* (file, line, column, batch), *what* was found, what was
 expected, and how to fix it. Validators collect all problems first and raise once; the message shows
-the first :data:`MAX_SHOWN` issues and counts the rest.
+the first :data:`MAX_SHOWN` issues and counts the rest. :func:`suggest` words the "did you mean"
+part of a message for an unknown name, and :class:`CheckedFrame` is what a checking step that does
+not raise returns: the frame and the issues for its caller to raise with the others.
+
+This module is the bottom of the package: it imports nothing from bioworkbench.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "MAX_SHOWN",
     "ArgumentError",
     "BioWorkbenchError",
     "BioWorkbenchWarning",
+    "CheckedFrame",
     "ConfigError",
     "DataReadError",
     "IntegrityError",
@@ -23,6 +33,7 @@ __all__ = [
     "ModelNotFittedError",
     "ReportError",
     "SchemaError",
+    "suggest",
 ]
 
 MAX_SHOWN = 20
@@ -40,6 +51,13 @@ class Issue:
     hint: str | None = None
 
     def location(self) -> str:
+        """Where the problem is, as people read it: ``'line 14, column "value" (batch B07)'``.
+
+        Returns
+        -------
+        str
+            Line, column and batch, those that are known; ``""`` when none is.
+        """
         parts = []
         if self.line is not None:
             parts.append(f"line {self.line}")
@@ -51,6 +69,18 @@ class Issue:
         return where
 
     def format(self, *, with_file: bool = True) -> str:
+        """The issue as one line of an error message: where, what, and the hint.
+
+        Parameters
+        ----------
+        with_file
+            Start with the file (leave it out when the message's heading names it).
+
+        Returns
+        -------
+        str
+            ``"data/obs.csv: line 14, column "value": expected a number, found '12,5'. Hint: ..."``.
+        """
         where = self.location()
         if with_file and self.file:
             where = f"{self.file}: {where}" if where else self.file
@@ -58,6 +88,46 @@ class Issue:
         if self.hint:
             text += f" Hint: {self.hint}"
         return text
+
+
+class CheckedFrame(NamedTuple):
+    """A frame and the problems a check found in it, for the caller to raise with the others.
+
+    Checks that read or convert data (:func:`bioworkbench.schema.coerce_frame`,
+    :func:`bioworkbench.variables.to_canonical`, :func:`bioworkbench.io.flag_values`) return one,
+    so that a reader can collect the issues of every file and raise them together
+    (``frame, issues = ...`` still unpacks it).
+    """
+
+    #: the frame after the check (the same object when the check changed nothing)
+    frame: pl.DataFrame
+    #: every problem found; empty when there is none
+    issues: list[Issue]
+
+
+def suggest(found: Any, valid: Iterable[Any], *, what: str = "Valid") -> str:
+    """``"Did you mean 'x'? Valid: a, b, c."``: the end of a message about an unknown name.
+
+    Parameters
+    ----------
+    found
+        The name that was given.
+    valid
+        The names that would have been accepted (shown sorted; the first 30).
+    what
+        How the list is introduced (``"Valid keys"``, ``"Known batches"``).
+
+    Returns
+    -------
+    str
+        The closest valid name, when one is close (:func:`difflib.get_close_matches`, cutoff 0.6),
+        and the valid names.
+    """
+    names = sorted(str(v) for v in valid)
+    close = difflib.get_close_matches(str(found), names, n=1, cutoff=0.6)
+    text = f"Did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(names[:30]) + (" …" if len(names) > 30 else "")
+    return f"{text}{what}: {shown}."
 
 
 class BioWorkbenchError(Exception):

@@ -10,7 +10,7 @@ from conftest import shared_data
 
 import bioworkbench as bw
 from bioworkbench.io import column_map, read_wide
-from bioworkbench.io.wide import split_header
+from bioworkbench.units import split_header
 
 MAP = {
     "name": "test-map",

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 import bioworkbench as bw
-from bioworkbench.schema import get_variable, registry
-from bioworkbench.units import conversion, parse_unit, to_canonical
+from bioworkbench.units import conversion, parse_unit
+from bioworkbench.variables import get_variable, registry, to_canonical
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_to_canonical_keeps_raw_values_of_converted_rows_only():
 
 
 def test_conversions_lists_what_to_canonical_would_convert():
-    from bioworkbench.units import conversions
+    from bioworkbench.variables import conversions
 
     df = pl.DataFrame(
         {

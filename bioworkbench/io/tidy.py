@@ -5,6 +5,9 @@ with its file, line and column instead of failing the whole read. Spreadsheets a
 same standard: a text cell in a number column (``n/a``, ``NA``), an error cell (``#DIV/0!``) and a
 formula without a saved result reach the caller as text and are reported like the same text in a
 CSV file, never dropped; rows keep the spreadsheet's own row numbers (blank rows included).
+
+:func:`flag_values` and :func:`flag_fractions` (defined in :mod:`bioworkbench.schema.flags`, used by
+the readers and the :class:`~bioworkbench.Campaign` constructor alike) are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,16 +18,25 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import NamedTuple
 from xml.etree import ElementTree
 
 import polars as pl
 
-from bioworkbench.errors import DataReadError, Issue
-from bioworkbench.schema import FLAG_INVALID, FLAG_SUSPECT, registry
-from bioworkbench.units import to_canonical
+from bioworkbench.errors import DataReadError, suggest
+from bioworkbench.schema import flag_fractions, flag_values
 
-__all__ = ["flag_fractions", "flag_values", "prepare_observations", "read_frame_file", "read_table"]
+__all__ = ["Table", "flag_fractions", "flag_values", "read_frame_file", "read_table"]
+
+
+class Table(NamedTuple):
+    """A table read from a file, and where its rows are in the file."""
+
+    #: the table (blank rows kept, so that row ``i`` is on line ``first_line + i``)
+    frame: pl.DataFrame
+    #: the line (CSV) or spreadsheet row of the first data row
+    first_line: int
+
 
 #: how spreadsheet error cells are shown (the text Excel displays)
 _EXCEL_ERRORS = {
@@ -48,8 +60,8 @@ def read_table(
     decimal_comma: bool = False,
     sheet: str | int | None = None,
     encoding: str = "utf8",
-) -> tuple[pl.DataFrame, int]:
-    """Read a CSV (all columns as text), Parquet or Excel file; return it and the line of its first row.
+) -> Table:
+    """Read a CSV (all columns as text), Parquet or Excel file, and the line of its first row.
 
     Parameters
     ----------
@@ -63,8 +75,8 @@ def read_table(
 
     Returns
     -------
-    tuple[polars.DataFrame, int]
-        The table (blank rows kept, so that row ``i`` is on line ``first_line + i``) and
+    Table
+        ``frame``: the table (blank rows kept, so that row ``i`` is on line ``first_line + i``);
         ``first_line``: the line (CSV) or spreadsheet row of the first data row.
 
     Raises
@@ -89,7 +101,7 @@ def read_table(
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pl.read_parquet(path), 2
+            return Table(pl.read_parquet(path), 2)
         if suffix in (".xlsx", ".xlsm", ".xls"):
             return _read_excel(path, sheet)
         if suffix in (".csv", ".txt", ".tsv"):
@@ -108,7 +120,7 @@ def read_table(
             df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
             if decimal_comma:
                 df = df.with_columns(pl.col(c).str.replace(r"^(\s*-?\d+),(\d+\s*)$", "$1.$2") for c in df.columns)
-            return df, 2
+            return Table(df, 2)
     except DataReadError:
         raise
     except Exception as exc:
@@ -181,15 +193,13 @@ def _ragged_error(path: Path, separator: str, encoding: str) -> DataReadError | 
 # ---------------------------------------------------------------------------------------------
 # spreadsheets
 # ---------------------------------------------------------------------------------------------
-def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, int]:
+def _read_excel(path: Path, sheet: str | int | None) -> Table:
     import fastexcel
 
     reader = fastexcel.read_excel(str(path))
     names = reader.sheet_names
     if isinstance(sheet, str):
         if sheet not in names:
-            from bioworkbench.schema import suggest
-
             raise DataReadError(f"{path}: no sheet {sheet!r}. " + suggest(sheet, names, what="Sheets"))
         index = names.index(sheet)
     else:
@@ -226,7 +236,7 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, int]
             as_text = df[name].cast(pl.String).scatter(rows, values)
             replaced.append(as_text.alias(name))
         df = df.with_columns(replaced)
-    return df, header_row + 1
+    return Table(df, header_row + 1)
 
 
 def _sheet_layout(path: Path, index: int) -> tuple[int, int, list[tuple[int, int, str]]]:
@@ -282,193 +292,33 @@ def _column_number(letters: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # campaign frames read from files
 # ---------------------------------------------------------------------------------------------
-def read_frame_file(
-    path: Path, frame: str, *, separator: str = ",", decimal_comma: bool = False
-) -> tuple[pl.DataFrame, int]:
-    """Read one campaign frame file; unknown extra columns are kept."""
+def read_frame_file(path: Path, frame: str, *, separator: str = ",", decimal_comma: bool = False) -> Table:
+    """Read one campaign frame file (CSV or Parquet); unknown extra columns are kept.
+
+    Parameters
+    ----------
+    path
+        The file.
+    frame
+        The frame it holds (``"batches"``, ``"observations"``...).
+    separator, decimal_comma
+        How a CSV file is written.
+
+    Returns
+    -------
+    Table
+        As :func:`read_table`.
+
+    Raises
+    ------
+    DataReadError
+        As :func:`read_table`, and a CSV file read as one column whose name holds ``;`` (the file
+        is semicolon-separated: the message says which options to pass).
+    """
     df, first_line = read_table(path, separator=separator, decimal_comma=decimal_comma)
     if separator == "," and path.suffix.lower() == ".csv" and df.width == 1 and ";" in df.columns[0]:
         raise DataReadError(
             f"{path}: one column {df.columns[0]!r} found; the file looks semicolon-separated. "
             "Pass separator=';' (and decimal_comma=True if numbers use commas)."
         )
-    return df, first_line
-
-
-def prepare_observations(
-    frames: dict[str, pl.DataFrame],
-    files: dict[str, tuple[str, int | None]],
-    *,
-    on_invalid: Literal["raise", "flag"] = "raise",
-) -> tuple[dict[str, pl.DataFrame], list[Issue]]:
-    """Lineage, canonical units and value flags for observations and media read from files.
-
-    Problems are located in the file being read (its line), even when the rows carry lineage
-    columns from an earlier export (``source_file``/``source_line``, which are kept).
-    """
-    from bioworkbench.schema import coerce_frame
-
-    issues: list[Issue] = []
-    frames = dict(frames)
-    if "observations" in frames:
-        file, first_line = files["observations"]
-        obs, found = coerce_frame("observations", frames["observations"], file=file, first_line=first_line)
-        if found and any(i.message.startswith("missing column") for i in found):
-            return frames, found
-        issues.extend(found)  # unreadable cells: keep checking the rest, raise all together
-        line = pl.int_range(pl.len(), dtype=pl.Int64) + (first_line or 0)
-        obs = obs.with_columns(
-            pl.col("source_file").fill_null(pl.lit(file)),
-            pl.col("source_line").fill_null(line),
-            pl.col("source").fill_null("offline"),
-            _line=line,
-        )
-        obs, found = to_canonical(obs, file=file, line_col="_line")
-        issues.extend(found)
-        # impossible values are left to the Campaign's validation, which reports them together with
-        # every other rule (unknown batches, duplicates ...) instead of stopping at them
-        obs, _ = flag_values(obs.drop("_line"), on_invalid=on_invalid, file=file, first_line=first_line)
-        frames["observations"] = obs
-    if "media" in frames:
-        file, first_line = files["media"]
-        media, found = coerce_frame("media", frames["media"], file=file, first_line=first_line)
-        if found:
-            return frames, issues + found
-        media = media.with_row_index("_line", offset=first_line or 0)
-        media, found = to_canonical(media, value_col="concentration", file=file, line_col="_line")
-        issues.extend(found)
-        frames["media"] = media.drop("_line")
-    return frames, issues
-
-
-def flag_fractions(obs: pl.DataFrame) -> pl.DataFrame:
-    """Flag percentages that look like fractions ``suspect``, with the reason; never change a value.
-
-    A value in (0, 1] of a variable in % is flagged when the variable is of kind ``percent``
-    (viability: 0.95 % of viable cells is a dead culture, 0.95 a fraction typed as such) or
-    when every unflagged value of its series (batch, variable, source) lies in [0, 1] (dissolved
-    oxygen recorded as 0–1). The reason reads "viability 0.95 % looks like a fraction; expected
-    0–100 %". Rows that already carry a flag are left alone; percentages of quality attributes
-    (aggregates of 0.95 % are common) are not checked.
-    """
-    reg = registry()
-    percent_vars = [v for v in reg if reg[v].unit == "%"]
-    value, var = pl.col("value"), pl.col("variable")
-    candidate = pl.col("flag").is_null() & var.is_in(percent_vars) & (value > 0) & (value <= 1)
-    if obs.is_empty() or not obs.select(candidate.any()).item():
-        return obs
-    kind_percent = [v for v in percent_vars if reg[v].kind == "percent"]
-    keys = [c for c in ("batch_id", "variable", "source") if c in obs.columns]
-    series_small = pl.when(pl.col("flag").is_null()).then(value).max().over(keys) <= 1
-    fraction = candidate & (var.is_in(kind_percent) | series_small)
-    return obs.with_columns(
-        pl.when(fraction).then(pl.lit(FLAG_SUSPECT)).otherwise(pl.col("flag")).alias("flag"),
-        pl.when(fraction)
-        .then(pl.format("{} {} % looks like a fraction; expected 0–100 %", "variable", "value"))
-        .otherwise(pl.col("flag_reason"))
-        .alias("flag_reason"),
-    )
-
-
-def flag_values(
-    obs: pl.DataFrame,
-    *,
-    on_invalid: Literal["raise", "flag"] = "raise",
-    file: str | None = None,
-    first_line: int | None = None,
-) -> tuple[pl.DataFrame, list[Issue]]:
-    """Flag suspect values and deal with impossible ones; never change a value.
-
-    Parameters
-    ----------
-    obs
-        Observations in canonical units.
-    on_invalid
-        A value outside the variable's possible range (``min``/``max`` in the registry: a
-        negative concentration, viability above 100 %) is an error with ``"raise"``, or kept and
-        flagged ``invalid`` with ``"flag"``.
-    file, first_line
-        The file the rows were read from and the line of its first row, to locate errors
-        (default: each row's lineage, ``source_file``/``source_line``).
-
-    Returns
-    -------
-    tuple[polars.DataFrame, list[Issue]]
-        The observations with flags (the same object when nothing is flagged) and the errors.
-
-    Notes
-    -----
-    Rows that already carry a flag are left alone. Besides the impossible values, a percentage
-    that looks like a fraction is flagged ``suspect`` (:func:`flag_fractions`), and so is a value
-    outside the variable's plausible ``typical`` range. The range checks run per variable first
-    and list rows only for the variables that have values outside their ranges.
-    """
-    from bioworkbench.schema import _Ctx, _range_text, _report_rows
-
-    if on_invalid not in ("raise", "flag"):
-        raise ValueError(f"on_invalid must be 'raise' or 'flag'; got {on_invalid!r}")
-    reg = registry()
-    obs = flag_fractions(obs)
-    if obs.is_empty():
-        return obs, []
-    free = pl.col("flag").is_null() & pl.col("value").is_finite()
-    stats = (
-        obs.lazy().filter(free).group_by("variable").agg(lo=pl.col("value").min(), hi=pl.col("value").max()).collect()
-    )
-    outside = False
-    for name, lo, hi in stats.iter_rows():
-        if name in reg:
-            spec = reg[name]
-            typ = spec.typical or (spec.min, spec.max)
-            outside |= lo < spec.min or hi > spec.max or lo < typ[0] or hi > typ[1]
-    if not outside:
-        return obs, []
-    names = [v for v in stats["variable"].drop_nulls().to_list() if v in reg]
-    var = pl.col("variable")
-
-    def limit(get) -> pl.Expr:
-        return var.replace_strict({v: get(reg[v]) for v in names}, default=None, return_dtype=pl.Float64)
-
-    x = obs.with_columns(
-        _min=limit(lambda s: s.min),
-        _max=limit(lambda s: s.max),
-        _lo=limit(lambda s: s.typical[0] if s.typical else None),
-        _hi=limit(lambda s: s.typical[1] if s.typical else None),
-    )
-    free = pl.col("flag").is_null() & pl.col("value").is_not_null()
-    invalid = free & ((pl.col("value") < pl.col("_min")) | (pl.col("value") > pl.col("_max")))
-    suspect = free & ~invalid & ((pl.col("value") < pl.col("_lo")) | (pl.col("value") > pl.col("_hi")))
-    issues: list[Issue] = []
-    inv_flag = invalid
-    if on_invalid == "raise":
-        ctx = _Ctx("observations", file, first_line)
-        _report_rows(
-            x,
-            invalid,
-            ctx,
-            "value",
-            lambda r: (
-                f"{r['variable']} = {r['value']:g} {r['unit']} is impossible; expected "
-                f"{_range_text(r['_min'], r['_max'])}."
-            ),
-            hint="correct the source, or read with on_invalid='flag' to keep such rows flagged 'invalid'.",
-        )
-        issues = ctx.issues
-        inv_flag = pl.lit(False)
-    reason_invalid = pl.format("impossible value for {}: outside [{}, {}] {}", "variable", "_min", "_max", "unit")
-    reason_suspect = pl.format("outside the typical range [{}, {}] {} of {}", "_lo", "_hi", "unit", "variable")
-    out = x.with_columns(
-        pl.when(inv_flag)
-        .then(pl.lit(FLAG_INVALID))
-        .when(suspect)
-        .then(pl.lit(FLAG_SUSPECT))
-        .otherwise(pl.col("flag"))
-        .alias("flag"),
-        pl.when(inv_flag)
-        .then(reason_invalid)
-        .when(suspect)
-        .then(reason_suspect)
-        .otherwise(pl.col("flag_reason"))
-        .alias("flag_reason"),
-    ).drop("_min", "_max", "_lo", "_hi")
-    return out, issues
+    return Table(df, first_line)
