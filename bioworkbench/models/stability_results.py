@@ -165,6 +165,14 @@ class _StabilityResults:
         polars.DataFrame
             ``batch_id`` (null for a new lot), ``condition``, ``time``, ``attribute``, ``mean``,
             ``lower``, ``upper``, ``prob``, ``unit``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            No or an unknown condition (the study's are listed), an unknown lot, times that are not
+            finite and ≥ 0, an unknown ``kind``, ``prob`` outside (0, 1).
         """
         self._require_fit()
         if kind not in ("mean", "predictive"):
@@ -259,6 +267,14 @@ class _StabilityResults:
         (:func:`extent_to_reduced_time`), the equivalent time ``θ*/k_ref`` and the time the
         history needs to accumulate it (:meth:`TemperatureHistory.time_at_equivalent`). A draw
         whose initial value is already beyond the limit has time 0.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            Not exactly one limit, or a limit the attribute moves away from or starts beyond; no or
+            an unknown condition; an unknown lot; ``prob`` outside (0, 1).
         """
         self._require_fit()
         _check_prob(prob)
@@ -334,6 +350,14 @@ class _StabilityResults:
         polars.DataFrame
             ``batch_id, condition, time, prob, lower_limit, upper_limit``.
 
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            No limit, an unknown ``kind``, no or an unknown condition, an unknown lot, times that are
+            not finite and ≥ 0.
+
         Notes
         -----
         The mean curve is monotone in time (the extent never decreases), so it stays in
@@ -371,8 +395,28 @@ class _StabilityResults:
         )
 
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
-        """Activation energy, ``k_ref``, ``y0``, the spreads and the residual sd, for the
-        population and per lot, with ``mean, sd, lower, upper, prob`` (and r̂, bulk ESS)."""
+        """The model's parameters for the population and per lot.
+
+        Parameters
+        ----------
+        prob
+            Mass of the equal-tailed intervals.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per parameter (and lot): activation energy (kJ/mol), ``k_ref`` (1/time unit),
+            ``y0``, the lot-to-lot spreads, the residual sd (attribute unit), and ``sb_m``, ``sb_n``,
+            ``nu`` where the model has them; columns ``parameter, level, batch_id, mean, sd, lower,
+            upper, prob, unit, r_hat, ess_bulk`` (as every model's summary).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            ``prob`` outside (0, 1).
+        """
         self._require_fit()
         _check_prob(prob)
         d, cfg = self.data, self.data["config"]
@@ -400,7 +444,19 @@ class _StabilityResults:
         return self._summary_frame(names, index, prob)
 
     def histories(self) -> dict[tuple[str, str], TemperatureHistory]:
-        """The temperature histories the model was fitted with, by ``(batch_id, condition)``."""
+        """The temperature histories the model was fitted with.
+
+        Returns
+        -------
+        dict
+            ``(batch_id, condition)`` → :class:`~bioworkbench.stability.TemperatureHistory` (empty when
+            every series was at its condition's constant temperature).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has no data yet.
+        """
         if self.data is None:
             raise ModelNotFittedError("StabilityModel has no data yet; call .fit(study, attribute=...) first.")
         return {
