@@ -21,7 +21,9 @@ def test_dtw_known_truth():
     t = np.linspace(0, 1, 120)
     ref = np.sin(2 * np.pi * t)[:, None]
     warped = np.sin(2 * np.pi * t**1.3)[:, None]  # same shape, different pace
-    d_self, pi, pj = dtw(ref, ref, band=0.1)
+    w = dtw(ref, ref, band=0.1)
+    assert isinstance(w, bw.monitoring.Warping) and w.distance == w[0]  # a result object that unpacks as before
+    d_self, pi, pj = w
     assert d_self == 0 and (pi == pj).all()
     d_w, _, _ = dtw(ref, warped, band=0.3)
     d_euclid = float(((ref - warped) ** 2).sum())

@@ -11,7 +11,7 @@ import polars as pl
 
 from bioworkbench.checks import require_number
 from bioworkbench.errors import ConfigError
-from bioworkbench.stability.frame import require_study
+from bioworkbench.stability.frame import require_study, unflagged
 
 __all__ = ["condition_at", "study_overview"]
 
@@ -39,7 +39,7 @@ def study_overview(study: pl.DataFrame) -> pl.DataFrame:
     """
     study = require_study(study, "study_overview", ("batch_id", "condition", "temperature_c", "attribute", "time",
                                                     "time_unit", "unit"))  # fmt: skip
-    flagged = pl.col("flag").is_not_null().sum() if "flag" in study.columns else pl.lit(0)
+    flagged = (~unflagged()).sum() if "flag" in study.columns else pl.lit(0)
     return (
         study.group_by("condition", "attribute", maintain_order=True)
         .agg(
