@@ -17,7 +17,7 @@ Where the pieces are: this module checks the arguments, selects the results and 
 :mod:`bioworkbench.stability.q1e_fit` holds the regressions, the poolability tests, the bounds and their
 crossings; :mod:`bioworkbench.stability.q1e_result` the result and its words.
 
-Length: the docstring of :func:`shelf_life` is long (about 130 lines) because it states every formula the
+Length: the docstring of :func:`shelf_life` is long (about 100 lines) because it states every formula the
 function computes, as the house style asks; its code is under 80 lines.
 
 References
