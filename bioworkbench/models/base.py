@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import ConfigError, ModelNotFittedError
+from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError
 from bioworkbench.schema import suggest
 
 __all__ = ["BayesModel", "Prior", "diagnostics_markdown", "load"]
@@ -185,12 +185,43 @@ class BayesModel:
         progressbar: bool = False,
         **kwargs: Any,
     ) -> BayesModel:
-        """Sample the posterior; keep it on ``.idata`` and the sampler record on ``.sampling``."""
+        """Sample the posterior; keep it on ``.idata`` and the sampler record on ``.sampling``.
+
+        Each model documents its own options in its own ``fit``; this generic form passes
+        ``kwargs`` to the model's data preparation.
+        """
+        return self._fit(
+            data, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar, **kwargs
+        )
+
+    def _fit(
+        self,
+        data: Any,
+        *,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+        **kwargs: Any,
+    ) -> BayesModel:
+        """Prepare ``data``, sample, keep the posterior and the sampler record, warn if it did not converge.
+
+        Reproducibility: the same data, priors, sampler settings and ``random_seed`` give the same
+        draws whether the compiled model is new or comes from the in-process cache. A cached model
+        is given every ``pm.Data`` value of this fit (not only those :meth:`_shared_data` names:
+        the others are read from the model built for this fit), and its initial-point function
+        reads the same values, so neither the likelihood nor the starting point can keep data from
+        an earlier fit of the same structure.
+        """
         d = self._prepare(data, **kwargs)
         self.data = d
-        draws = draws or self.sampler["draws"]
-        tune = tune or self.sampler["tune"]
-        chains = chains or self.sampler["chains"]
+        draws = _positive_int(draws or self.sampler["draws"], "draws", type(self).__name__)
+        tune = tune if tune is not None else self.sampler["tune"]
+        tune = _positive_int(1000 if tune is None else tune, "tune", type(self).__name__, zero=True)
+        chains = _positive_int(chains or self.sampler["chains"], "chains", type(self).__name__)
+        if random_seed is not None:
+            random_seed = _positive_int(random_seed, "random_seed", type(self).__name__, zero=True)
         backend = self._backend()
         t0 = time.perf_counter()
         if backend == "nutpie":
@@ -206,10 +237,7 @@ class BayesModel:
             if compiled is None:
                 compiled = nutpie.compile_pymc_model(self._build(d))
                 _COMPILED[key] = compiled
-            known = {getattr(v, "name", None) for v in getattr(compiled, "shared_var_keys", {})}
-            shared = {k: v for k, v in self._shared_data(d).items() if k in known}
-            if shared:
-                compiled = compiled.with_data(**shared)
+            compiled = _with_fit_data(compiled, self._shared_data(d), lambda: self._build(d))
             t1 = time.perf_counter()
             idata = nutpie.sample(
                 compiled,
@@ -250,11 +278,33 @@ class BayesModel:
             "tune": tune,
             "chains": chains,
             "random_seed": random_seed,
+            "adaptation": self.sampler["adaptation"] if backend == "nutpie" else "jitter+adapt_diag",
+            "target_accept": getattr(self, "nutpie_target_accept", 0.8)
+            if backend == "nutpie"
+            else self.sampler["target_accept"],
             "compiled_from_cache": cached,
             "compile_s": round(t1 - t0, 3),
             "sample_s": round(t2 - t1, 3),
+            # what decides the draws: the data, the priors, the settings above and these versions
+            # (the compile cache does not: see _fit)
+            "data_hash": self.data_hash()[:16],
+            "versions": _versions(backend),
         }
+        self._warn_if_not_converged()
         return self
+
+    def _warn_if_not_converged(self) -> None:
+        """A :class:`~bioworkbench.errors.BioWorkbenchWarning` when the chains disagree or diverged."""
+        d = self.diagnostics()
+        bad = d["divergences"] > 0 or (np.isfinite(d["max_rhat"]) and d["max_rhat"] > RHAT_MAX)
+        if bad:
+            warnings.warn(
+                f"{type(self).__name__} did not converge: "
+                + " ".join(i for i in d["issues"] if not i.startswith("The effective sample size"))
+                + (" " + " ".join(d["notes"]) if d.get("notes") else ""),
+                BioWorkbenchWarning,
+                stacklevel=4,
+            )
 
     def _backend(self) -> str:
         want = self.sampler["backend"]
@@ -283,37 +333,48 @@ class BayesModel:
         return da.stack(sample=("chain", "draw")).transpose("sample", ...).values
 
     def diagnostics(self) -> dict[str, Any]:
-        """Divergences, max r̂, min bulk and tail ESS, the sampler record, and the issues found."""
+        """Divergences, max r̂, min bulk and tail ESS, the sampler record, and the issues found.
+
+        ``issues`` says each problem in plain words with what it means for the numbers and what to
+        do (see :func:`diagnostics_markdown`); ``ok`` is ``True`` when there is none: no divergent
+        transition, r̂ ≤ 1.01 (Vehtari et al. 2021, the rank-normalised split r̂) and bulk ESS ≥ 400
+        for every parameter.
+        """
         import arviz as az
 
         self._require_fit()
+        cache = getattr(self, "_diagnostics_cache", None)
+        if cache is not None and cache[0] is self.idata:  # r̂ and ESS of a large posterior take seconds
+            return {**cache[1], "issues": list(cache[1]["issues"]), "notes": self._notes()}
         post = self.idata["posterior"].to_dataset()
         stats = self.idata["sample_stats"].to_dataset()
         div = int(stats["diverging"].sum()) if "diverging" in stats else 0
         n_chains = post.sizes.get("chain", 1)
         rhat = az.rhat(post) if n_chains > 1 else None
         ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
-        max_rhat = float(max(float(v.max()) for v in rhat.data_vars.values())) if rhat is not None else float("nan")
-        min_b = float(min(float(v.min()) for v in ess_b.data_vars.values()))
-        min_t = float(min(float(v.min()) for v in ess_t.data_vars.values()))
-        issues = []
-        if div:
-            issues.append(f"{div} divergent transition(s): the posterior geometry is hard; results may be biased.")
-        if rhat is not None and max_rhat > RHAT_MAX:
-            issues.append(f"max r̂ = {max_rhat:.3f} > {RHAT_MAX}: chains disagree; sample longer or reparameterise.")
-        if min_b < ESS_MIN:
-            issues.append(f"min bulk ESS = {min_b:.0f} < {ESS_MIN}: intervals are noisy; draw more samples.")
-        return {
+        max_rhat = _extreme(rhat, max) if rhat is not None else float("nan")
+        min_b, min_t = _extreme(ess_b, min), _extreme(ess_t, min)
+        draws = post.sizes.get("draw")
+        tune = self.sampling.get("tune")
+        issues = _plain_issues(div, max_rhat, min_b, n_chains, draws, tune)
+        out = {
             "divergences": div,
             "max_rhat": max_rhat,
             "min_ess_bulk": min_b,
             "min_ess_tail": min_t,
             "chains": n_chains,
-            "draws": post.sizes.get("draw"),
+            "draws": draws,
             **{f"sampler_{k}": v for k, v in self.sampling.items()},
             "ok": not issues,
             "issues": issues,
+            "notes": self._notes(),
         }
+        self._diagnostics_cache = (self.idata, out)
+        return {**out, "issues": list(issues)}
+
+    def _notes(self) -> list[str]:
+        """What the reader of the diagnostics should know about the data or the model's choices."""
+        return []
 
     def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
         lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -437,18 +498,127 @@ def load(path: str | Path) -> BayesModel:
     return model
 
 
-def diagnostics_markdown(diag: Mapping[str, Any], *, name: str = "model") -> str:
-    """The sampler diagnostics as a Markdown paragraph; a warning block when they are poor."""
-    head = (
-        f"**{name}** — sampler {diag.get('sampler_backend', '?')}: "
-        f"{diag.get('chains')} chains × {diag.get('draws')} draws, "
-        f"{diag['divergences']} divergences, max r̂ {diag['max_rhat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
-        f"min tail ESS {diag['min_ess_tail']:.0f}."
+def diagnostics_markdown(diag: Mapping[str, Any] | None, *, name: str = "model") -> str:
+    """The sampler diagnostics in plain words for the reader of a report.
+
+    One sentence says whether the numbers can be read as they are; when they cannot, a warning
+    block says, for each problem, what it means for the numbers and what to do. The sampler's
+    figures (r̂, effective sample size, divergences) follow in small print (italics).
+
+    Parameters
+    ----------
+    diag
+        :meth:`BayesModel.diagnostics` (``None``: the model was not fitted; one sentence says so).
+    name
+        What the reader calls the model ("Growth model").
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    if diag is None:
+        return f"**{name}**: not fitted."
+    fine = f"{diag.get('chains')} chains × {diag.get('draws')} draws"
+    if diag.get("sampler_tune") is not None:
+        fine += f" after {diag['sampler_tune']} tuning steps"
+    rhat = diag.get("max_rhat", float("nan"))
+    fine = (
+        f"_Sampler {diag.get('sampler_backend', '?')}, {fine}; {diag['divergences']} divergent transitions; "
+        + (f"r̂ at most {rhat:.3f} (≤ 1.01 wanted); " if rhat == rhat else "r̂ not computed (one chain); ")
+        + f"smallest effective sample size {diag['min_ess_bulk']:.0f} (bulk, ≥ 400 wanted), "
+        f"{diag['min_ess_tail']:.0f} (tail)._"
     )
+    notes = "".join(f" {n}" for n in diag.get("notes") or [])
     if diag.get("ok"):
-        return head + " The diagnostics are good."
+        return f"**{name}**: the sampler checks passed, so the intervals can be read as they are.{notes}\n\n{fine}"
     items = "\n".join(f"> - {i}" for i in diag["issues"])
-    return f"{head}\n\n> ⚠️ **Warning: the sampler diagnostics are poor; read the intervals with caution.**\n{items}"
+    return f"> ⚠️ **{name}: read these numbers with caution.**\n{items}\n>\n> {fine}" + (
+        f"\n\n{notes.strip()}" if notes else ""
+    )
+
+
+def _plain_issues(
+    div: int, max_rhat: float, min_ess: float, chains: int, draws: int | None, tune: int | None
+) -> list[str]:
+    """The sampler's problems in plain words: what each means for the numbers and what to do."""
+    more_draws = f"draws={2 * draws}" if draws else "more draws"
+    more_tune = f"tune={max(2 * (tune or 0), 1000)}"
+    issues = []
+    if div:
+        issues.append(
+            f"The sampler hit {div} divergent transition{'s' if div != 1 else ''}: it met a part of the "
+            "answer it could not explore, so these intervals may be too narrow or shifted. Rerun with "
+            f"more tuning ({more_tune}); if divergences remain, the model does not suit these data."
+        )
+    if max_rhat == max_rhat and max_rhat > RHAT_MAX:
+        issues.append(
+            f"The {chains} chains disagree (r̂ up to {max_rhat:.3f}; at most {RHAT_MAX} wanted): they have not "
+            "settled on the same answer, so these intervals may be too narrow or shifted. Rerun with more "
+            f"draws ({more_draws}, {more_tune})."
+        )
+    if min_ess < ESS_MIN:
+        issues.append(
+            f"The effective sample size is {min_ess:.0f} (at least {ESS_MIN} wanted): the ends of the "
+            f"intervals are noisy and may move in a rerun. Rerun with more draws ({more_draws})."
+        )
+    return issues
+
+
+def _extreme(ds: Any, fn: Any) -> float:
+    """Max or min over every variable of an xarray Dataset of r̂ or ESS (NaN ignored)."""
+    vals = [float(np.nanmax(v.values) if fn is max else np.nanmin(v.values)) for v in ds.data_vars.values() if v.size]
+    vals = [v for v in vals if v == v]
+    return float(fn(vals)) if vals else float("nan")
+
+
+def _positive_int(value: Any, argument: str, owner: str, *, zero: bool = False) -> int:
+    """A sampler count (``draws``, ``tune``, ``chains``, ``random_seed``) checked as an integer."""
+    from bioworkbench.checks import require_number
+
+    return int(
+        require_number(value, function=f"{owner}.fit", argument=argument, minimum=0 if zero else 1, integer=True)
+    )
+
+
+def _versions(backend: str) -> dict[str, str]:
+    """Versions of what computes the draws (a different version may give different draws for one seed)."""
+    import importlib.metadata as md
+
+    names = ["pymc", "pytensor", "numpy"] + (["nutpie", "numba"] if backend == "nutpie" else [])
+    out = {}
+    for n in names:
+        try:
+            out[n] = md.version(n)
+        except md.PackageNotFoundError:  # pragma: no cover
+            out[n] = "?"
+    return out
+
+
+def _with_fit_data(compiled: Any, shared: Mapping[str, np.ndarray], build: Any) -> Any:
+    """The compiled nutpie model with every ``pm.Data`` value of this fit, for the likelihood and the start.
+
+    ``shared`` are the values the model names (:meth:`BayesModel._shared_data`); a ``pm.Data`` of
+    the compiled model that it does not name is read from the model ``build()`` returns, so that no
+    value of an earlier fit of the same structure is left in place (a stale covariate matrix made
+    the same forecast with the same seed depend on what had been fitted before). The values are
+    also set on the compiled model's PyTensor shared variables, which its initial-point function
+    reads: the chains start where a fresh compile would start them.
+    """
+    names = {getattr(v, "name", None): v for v in getattr(compiled, "shared_var_keys", {})}
+    values = {k: v for k, v in shared.items() if k in names}
+    missing = [k for k in names if k not in values]
+    if missing:
+        model = build()
+        built = {v.name: v.get_value() for v in model.data_vars if hasattr(v, "get_value")}
+        lost = [k for k in missing if k not in built]
+        if lost:  # pragma: no cover - a programming error: the cache key misses part of the structure
+            raise ConfigError(f"compiled model has data {lost} that this fit does not provide; clear the cache.")
+        values.update({k: built[k] for k in missing})
+    for k, var in names.items():
+        old = var.get_value(borrow=True)
+        var.set_value(np.asarray(values[k], dtype=old.dtype))
+    return compiled.with_data(**values) if values else compiled
 
 
 def covariate_matrix(campaign, batch_ids: list[str], covariates: list[str] | None) -> dict[str, Any]:
