@@ -19,7 +19,9 @@ PYMC = {"backend": "pymc"}
 @pytest.fixture(scope="module")
 def camp():
     c = bw.simulate_campaign(n_batches=5, seed=11, online_interval_min=240)
-    return c.select([b for b in c.batch_ids if c.batches.filter(pl.col("batch_id") == b)["status"][0] == "completed"])
+    return c.filter_batches(
+        [b for b in c.batch_ids if c.batches.filter(pl.col("batch_id") == b)["status"][0] == "completed"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,12 @@ def test_too_few_points_names_batch_and_counts(camp):
     )
     c = bw.Campaign(**{**camp.frames(), "observations": obs})
     with pytest.raises(bw.SchemaError, match=rf"batch {camp.batch_ids[0]} has 3 VCD points.*needs at least 4"):
-        GrowthModel(sampler=PYMC).fit(c, **FAST)
+        GrowthModel(sampler=PYMC).fit(c, batch_ids=camp.batch_ids, **FAST)
+    # by default such a batch is left out, with a warning that names it and why
+    with pytest.warns(bw.BioWorkbenchWarning, match=rf"1 batch\(es\) left out: {camp.batch_ids[0]} \(3 VCD points"):
+        d = GrowthModel()._prepare(c)
+    assert d["batch_ids"] == camp.batch_ids[1:]
+    assert d["left_out"] == [{"batch_id": camp.batch_ids[0], "reason": "3 VCD points (needs 4)"}]
 
 
 def test_growth_outputs_are_tidy(fitted, camp):
@@ -237,4 +244,4 @@ def test_tune_defaults_to_the_backends(camp):
     m = GrowthModel(sampler={"backend": "nutpie"})
     assert m.sampler["tune"] is None and GrowthModel(sampler={"tune": 50}).sampler["tune"] == 50
     m.fit(camp, draws=20, chains=1, random_seed=1)
-    assert m.sampling["tune"] == DEFAULT_TUNE["nutpie"] == 300
+    assert m.sampling["tune"] == DEFAULT_TUNE["nutpie"] == 500

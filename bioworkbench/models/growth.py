@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -63,15 +63,24 @@ import polars as pl
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
 from bioworkbench.models.base import BayesModel, Prior, _row
 
-__all__ = ["DEFAULT_TUNE", "GrowthModel", "crash_points"]
+__all__ = ["DEFAULT_DRAWS", "DEFAULT_TUNE", "GrowthModel", "crash_points", "outlier_points"]
 
 _PARAMS = ("log_K", "log_mu", "t_m", "t_d", "log_delta")
 #: tuning steps when neither the sampler settings nor ``fit`` give any: nutpie adapts its mass
-#: matrix from the gradients and settles in a few hundred steps (300 is nutpie's own default);
-#: PyMC's NUTS keeps its default of 1000
-DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000}
+#: matrix from the gradients and settles in a few hundred steps (300 is nutpie's own default; 500
+#: here, with :data:`DEFAULT_DRAWS`, for the grouped NISTCHO cultures); PyMC's NUTS keeps its 1000
+DEFAULT_TUNE = {"nutpie": 500, "pymc": 1000}
+#: posterior draws per chain of the growth model unless the sampler settings or ``fit`` give any:
+#: with 1000 (× 4 chains) the population SDs of the 31 NISTCHO cultures in 10 groups mixed slowly
+#: (r̂ 1.011-1.020, bulk ESS 270-410 over 3 seeds); with 2000 after 500 tuning steps, r̂ ≤ 1.0094 and
+#: ESS ≥ 690 (tests/test_models_slow.py)
+DEFAULT_DRAWS = 2000
 #: a sample below this fraction of the batch's earlier maximum VCD, never recovered, is a crash
 CRASH_FRACTION = 0.25
+#: a sample this many times above (or below) both neighbours is reported as a suspected outlier (kept)
+OUTLIER_RATIO = 2.5
+#: a batch whose highest VCD sample is below this multiple of its first does not grow
+NO_GROWTH_RATIO = 1.5
 #: lower bound of the Student-t degrees of freedom (the prior of ``nu`` is truncated there)
 NU_MIN = 1.0
 
@@ -94,16 +103,20 @@ class _SamplingDefaults:
     """
 
     _forward_only = False
+    #: draws per chain when neither the sampler settings nor ``fit`` give any
+    default_draws = 1000
 
     def __init__(self, priors: Any = None, sampler: Mapping[str, Any] | None = None) -> None:
         super().__init__(priors, sampler)  # type: ignore[call-arg]
         if (sampler or {}).get("tune") is None:
             self.sampler["tune"] = None  # type: ignore[attr-defined]  # the backend's default
+        if (sampler or {}).get("draws") is None:
+            self.sampler["draws"] = self.default_draws  # type: ignore[attr-defined]
 
-    def fit(self, data: Any, *, tune: int | None = None, **kwargs: Any) -> Any:
+    def _default_tune(self, tune: int | None) -> int | None:
         if tune is None and self.sampler["tune"] is None:  # type: ignore[attr-defined]
-            tune = DEFAULT_TUNE[self._backend()]  # type: ignore[attr-defined]
-        return super().fit(data, tune=tune, **kwargs)  # type: ignore[misc]
+            return DEFAULT_TUNE[self._backend()]  # type: ignore[attr-defined]
+        return tune
 
     def sample_prior_predictive(
         self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
@@ -119,18 +132,55 @@ class _SamplingDefaults:
 
 
 def crash_points(obs: pl.DataFrame, *, fraction: float = CRASH_FRACTION) -> pl.DataFrame:
-    """Samples of a culture that collapsed: below ``fraction`` of the batch's earlier maximum
-    VCD, with every later sample of the batch also below that fraction of it.
+    """Samples of a culture that collapsed: below ``fraction`` of the batch's earlier maximum VCD,
+    with every later sample of the batch also below that fraction of it.
 
-    ``obs`` holds ``batch_id, time_h, value`` (VCD); returns those rows of it that are crash points.
+    The earlier maximum is robust to a single outlier: it is the running maximum of the 3-point
+    moving median of the VCD (Tukey 1977, running medians), so one sample far above its neighbours
+    does not make the genuine samples after it look collapsed. ``obs`` holds ``batch_id, time_h,
+    value`` (VCD); returns those rows of it that are crash points.
     """
     s = obs.sort("batch_id", "time_h").with_columns(
-        _prev_max=pl.col("value").cum_max().shift(1).over("batch_id"),
+        _med=pl.col("value").rolling_median(window_size=3, center=True, min_samples=1).over("batch_id")
     )
+    s = s.with_columns(_prev_max=pl.col("_med").cum_max().shift(1).over("batch_id"))
     s = s.with_columns(_low=(pl.col("value") < fraction * pl.col("_prev_max")).fill_null(False))
     # a crash point and every sample after it are low: the reverse cumulative minimum of _low
     s = s.with_columns(_all_low_after=pl.col("_low").cast(pl.Int8).reverse().cum_min().reverse().over("batch_id"))
-    return s.filter(pl.col("_all_low_after") == 1).drop("_prev_max", "_low", "_all_low_after")
+    return s.filter(pl.col("_all_low_after") == 1).drop("_med", "_prev_max", "_low", "_all_low_after")
+
+
+def outlier_points(obs: pl.DataFrame, *, ratio: float | None = None) -> pl.DataFrame:
+    """Samples at least ``ratio`` times above both neighbours or below both (VCD of one batch).
+
+    A growing or declining culture's sample lies between its neighbours or near them; one far above
+    or below both is an isolated outlier. Returns those rows of ``obs`` with a column ``ratio``
+    (the sample over its nearer neighbour).
+    """
+    r = OUTLIER_RATIO if ratio is None else ratio
+    s = obs.sort("batch_id", "time_h").with_columns(
+        _prev=pl.col("value").shift(1).over("batch_id"), _next=pl.col("value").shift(-1).over("batch_id")
+    )
+    s = s.with_columns(
+        ratio=pl.when(pl.col("value") > pl.max_horizontal("_prev", "_next"))
+        .then(pl.col("value") / pl.max_horizontal("_prev", "_next"))
+        .when(pl.col("value") < pl.min_horizontal("_prev", "_next"))
+        .then(pl.col("value") / pl.min_horizontal("_prev", "_next"))
+    )
+    interior = pl.col("_prev").is_not_null() & pl.col("_next").is_not_null()
+    return s.filter(interior & ((pl.col("ratio") >= r) | (pl.col("ratio") <= 1 / r))).drop("_prev", "_next")
+
+
+def _where(entries: list[dict[str, Any]], *, ratio: bool = False) -> str:
+    """``file line 12 (batch B01, 96 h, 14.2)`` for each sample, joined by semicolons."""
+    return "; ".join(
+        f"{e.get('source_file')}"
+        + (f" line {e['source_line']}" if e.get("source_line") is not None else "")
+        + f" (batch {e['batch_id']}, {e['time_h']:g} h, {e['value']:g}"
+        + (f", {e['ratio']:.1f}× its nearer neighbour" if ratio else "")
+        + ")"
+        for e in entries
+    )
 
 
 #: fewest samples for a batch to be sampled in the centred coordinates (more than its 5 parameters)
@@ -428,11 +478,13 @@ class GrowthModel(_SamplingDefaults, BayesModel):
                                                                                 the bound as in brms)
     =====================  ===================================  ==============  ==================================
 
-    Sampler: ``tune`` defaults to 300 steps with nutpie and 1000 with PyMC's NUTS
-    (:data:`DEFAULT_TUNE`) unless the sampler settings or :meth:`fit` give one.
+    Sampler: ``tune`` defaults to 500 steps with nutpie and 1000 with PyMC's NUTS
+    (:data:`DEFAULT_TUNE`) and ``draws`` to 2000 per chain (:data:`DEFAULT_DRAWS`; 4 chains)
+    unless the sampler settings or :meth:`fit` give them.
     """
 
     model_type = "GrowthModel"
+    default_draws = DEFAULT_DRAWS
     default_priors: ClassVar[dict[str, Prior]] = {
         "peak_vcd": Prior(
             "LogNormal", {"mu": float(np.log(15.0)), "sigma": 1.0}, "1e6 cells/mL", "fed-batch CHO peaks at 5-60"
@@ -453,49 +505,134 @@ class GrowthModel(_SamplingDefaults, BayesModel):
     }
     min_points = 4
 
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(
+        self,
+        campaign: Any,
+        *,
+        batch_ids: str | Sequence[str] | None = None,
+        group: str | None = "auto",
+        covariates: str | Sequence[str] | None = None,
+        known_until_h: Mapping[str, float] | None = None,
+        min_points: int | None = None,
+        crash_fraction: float | None = CRASH_FRACTION,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+    ) -> GrowthModel:
+        """Sample the posterior of the growth model for the VCD of a campaign's batches.
+
+        Parameters
+        ----------
+        campaign
+            The campaign; its offline, unflagged VCD samples above 0 are used.
+        batch_ids
+            The batches to fit. Default: every batch with at least ``min_points`` VCD samples; the
+            others are left out with a :class:`~bioworkbench.errors.BioWorkbenchWarning` that names
+            each and why (also in ``model.data["left_out"]``). Given batches that have too few
+            samples are an error.
+        group
+            Partially pooled offsets per level of a batches column. ``"auto"`` (default): a
+            ``group`` column of the batches if there is one, else the categorical CPP columns
+            (``cpp_*`` that are not numbers, e.g. a feeding strategy), combined if several; no
+            grouping if there is none. ``None``: no grouping. The choice is stated in
+            ``model.data["grouping"]`` and in :meth:`diagnostics` ``["notes"]``.
+        covariates
+            Batch columns (e.g. numeric CPP setpoints) that shift the population's log K, log μ,
+            t_m, t_d and log δ linearly per standard deviation; ``"auto"``: the numeric CPPs that
+            vary. Default: none.
+        known_until_h
+            ``{batch_id: hours}``: batches known only up to a time (running); their later samples
+            are not used and 2 samples suffice.
+        min_points
+            Fewest VCD samples for a batch seen whole (default :attr:`min_points`, 4).
+        crash_fraction
+            A sample below this fraction of the batch's earlier (robust) maximum VCD, with every
+            later sample also below it, is a collapsed culture and is left out with a warning
+            (:func:`crash_points`); ``None`` keeps every sample.
+        draws, tune, chains, random_seed, progressbar
+            Sampler settings (defaults: the model's ``sampler`` settings; ``tune`` 300 with nutpie,
+            1000 with PyMC, :data:`DEFAULT_TUNE`).
+
+        Returns
+        -------
+        GrowthModel
+            ``self``, with ``idata`` (posterior), ``data`` and ``sampling`` (settings, timings,
+            versions and data hash: what decides the draws for a seed).
+
+        Raises
+        ------
+        ArgumentError
+            ``campaign`` is not a Campaign; a setting that is not a number of the right kind.
+        SchemaError
+            Unknown or repeated batches, an empty list, given batches with too few samples (each
+            named with its count), or fewer than 2 batches left (each left-out batch named with why).
+        ConfigError
+            An unknown group or covariate column; ``crash_fraction`` outside (0, 1).
+
+        Warns
+        -----
+        BioWorkbenchWarning
+            Batches left out, samples of collapsed cultures left out, samples that look like
+            outliers (kept), a batch whose VCD does not grow, and a fit that did not converge.
+        """
+        return self._fit(
+            campaign,
+            draws=draws,
+            tune=self._default_tune(tune),
+            chains=chains,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            batch_ids=batch_ids,
+            group=group,
+            covariates=covariates,
+            known_until_h=known_until_h,
+            min_points=min_points,
+            crash_fraction=crash_fraction,
+        )
+
     # -- data ---------------------------------------------------------------------------------
     def _prepare(
         self,
         data: Any,
         *,
-        batch_ids: list[str] | None = None,
-        group: str | None = None,
-        covariates: list[str] | None = None,
+        batch_ids: str | Sequence[str] | None = None,
+        group: str | None = "auto",
+        covariates: str | Sequence[str] | None = None,
         known_until_h: Mapping[str, float] | None = None,
         min_points: int | None = None,
         crash_fraction: float | None = CRASH_FRACTION,
     ) -> dict[str, Any]:
-        """VCD observations of the campaign (offline, unflagged, > 0) as arrays.
-
-        ``known_until_h`` truncates the given batches' data (a running batch known up to a time).
-        ``covariates`` (batch columns such as CPP setpoints) shift the campaign-level parameters
-        linearly (per standard deviation of each covariate); ``group`` adds a partially pooled offset
-        per level of a batch column. ``crash_fraction`` (``None``: keep every sample) leaves out
-        the samples of a collapsed culture (see :func:`crash_points`), with a warning.
-        """
-        from bioworkbench.campaign import Campaign
+        """VCD observations of the campaign (offline, unflagged, > 0) as arrays (see :meth:`fit`)."""
+        from bioworkbench.checks import require_campaign, require_number
         from bioworkbench.models.base import covariate_matrix
+        from bioworkbench.models.inputs import batch_list, known_times, resolve_covariates, resolve_group
 
         if isinstance(data, dict) and "t" in data:  # already prepared
             return data
-        if not isinstance(data, Campaign):
-            raise ConfigError(f"{type(self).__name__}.fit takes a Campaign; got {type(data).__name__}.")
-        if crash_fraction is not None and not 0 < crash_fraction < 1:
-            raise ConfigError(f"crash_fraction must lie between 0 and 1 (or be None); got {crash_fraction!r}.")
-        min_points = min_points or self.min_points
+        fn = f"{type(self).__name__}.fit"
+        data = require_campaign(data, function=fn)
+        if crash_fraction is not None:
+            crash_fraction = require_number(crash_fraction, function=fn, argument="crash_fraction")
+            if not 0 < crash_fraction < 1:
+                raise ConfigError(f"crash_fraction must lie between 0 and 1 (or be None); got {crash_fraction!r}.")
+        min_points = int(
+            require_number(min_points or self.min_points, function=fn, argument="min_points", minimum=2, integer=True)
+        )
+        chosen = batch_ids is not None
+        ids = batch_list(batch_ids, data, function=fn) if chosen else list(data.batch_ids)
+        known = known_times(known_until_h, ids, function=fn)
         obs = data.observations.filter(
             (pl.col("variable") == "vcd")
             & (pl.col("source") != "online")
             & pl.col("flag").is_null()
             & (pl.col("value") > 0)
         )
-        ids = batch_ids if batch_ids is not None else data.batch_ids
-        unknown = sorted(set(ids) - set(data.batch_ids))
-        if unknown:
-            raise SchemaError(f"batch(es) {', '.join(unknown)} not in campaign {data.name!r}.")
         obs = obs.filter(pl.col("batch_id").is_in(ids))
-        if known_until_h:
-            cut = pl.DataFrame({"batch_id": list(known_until_h), "_cut": [float(v) for v in known_until_h.values()]})
+        if known:
+            cut = pl.DataFrame({"batch_id": list(known), "_cut": list(known.values())})
             obs = (
                 obs.join(cut, on="batch_id", how="left")
                 .filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut")))
@@ -517,40 +654,91 @@ class GrowthModel(_SamplingDefaults, BayesModel):
                     }
                     for r in crash.iter_rows(named=True)
                 ]
-                where = "; ".join(
-                    f"{e['source_file']}"
-                    + (f" line {e['source_line']}" if e["source_line"] is not None else "")
-                    + f" (batch {e['batch_id']}, {e['time_h']:g} h, {e['value']:g})"
-                    for e in excluded
-                )
                 warnings.warn(
                     f"{type(self).__name__}: {len(excluded)} VCD sample(s) of collapsed cultures left out "
-                    f"(below {crash_fraction:g} of the batch's earlier maximum, never recovered): {where}. "
-                    "Hint: pass crash_fraction=None to keep them.",
+                    f"(below {crash_fraction:g} of the batch's earlier maximum, never recovered): "
+                    f"{_where(excluded)}. Hint: pass crash_fraction=None to keep them.",
                     BioWorkbenchWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
-        counts = obs.group_by("batch_id").len()
-        n = {b: 0 for b in ids} | dict(counts.iter_rows())
-        # a running batch (known only up to a time) leans on the campaign: fewer points suffice
-        running = set(known_until_h or {})
-        few = {b: k for b, k in n.items() if k < (min(min_points, 2) if b in running else min_points)}
-        if few:
-            raise SchemaError(
-                "; ".join(f"batch {b} has {k} VCD point{'s' if k != 1 else ''}" for b, k in sorted(few.items()))
-                + f" — the growth model needs at least {min_points} per batch (unflagged, offline, > 0). "
-                "Leave such batches out with batch_ids=[...]."
+        suspect = [
+            {
+                "batch_id": r["batch_id"],
+                "time_h": r["time_h"],
+                "value": r["value"],
+                "source_file": r["source_file"],
+                "source_line": r["source_line"],
+                "ratio": r["ratio"],
+            }
+            for r in outlier_points(obs).iter_rows(named=True)
+        ]
+        if suspect:
+            warnings.warn(
+                f"{type(self).__name__}: {len(suspect)} VCD sample(s) look like outliers (at least "
+                f"{OUTLIER_RATIO:g}× above or below both neighbours) and are kept: the Student-t likelihood "
+                f"gives them little weight. {_where(suspect, ratio=True)}. Flag them in the data if they are "
+                "errors.",
+                BioWorkbenchWarning,
+                stacklevel=4,
             )
+        n = {b: 0 for b in ids} | dict(obs.group_by("batch_id").len().iter_rows())
+        # a running batch (known only up to a time) leans on the campaign: fewer points suffice
+        need = {b: min(min_points, 2) if b in known else min_points for b in ids}
+        few = {b: k for b, k in n.items() if k < need[b]}
+        left_out: list[dict[str, str]] = []
+        if few and chosen:
+            raise SchemaError(
+                "; ".join(
+                    f"batch {b} has {k} VCD point{'s' if k != 1 else ''}"
+                    + (f" up to {known[b]:g} h" if b in known else "")
+                    for b, k in sorted(few.items())
+                )
+                + f" — the growth model needs at least {min_points} per batch (unflagged, offline, > 0). "
+                "Leave such batches out with batch_ids=[...] (bw.models.usable_batches lists the usable ones)."
+            )
+        if few:
+            left_out = [{"batch_id": b, "reason": f"{k} VCD points (needs {need[b]})"} for b, k in few.items()]
+            ids = [b for b in ids if b not in few]
+        if len(ids) < 2:
+            why = "; ".join(f"{e['batch_id']}: {e['reason']}" for e in left_out)
+            raise SchemaError(
+                f"{fn}: {len(ids)} batch{'es' if len(ids) != 1 else ''} with enough VCD data "
+                f"({', '.join(ids) or 'none'}); the growth model needs at least 2."
+                + (f" Left out: {why}." if why else "")
+            )
+        if left_out:
+            warnings.warn(
+                f"{type(self).__name__}: {len(left_out)} batch(es) left out: "
+                + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in left_out)
+                + ". Pass batch_ids=[...] to choose the batches yourself.",
+                BioWorkbenchWarning,
+                stacklevel=4,
+            )
+            obs = obs.filter(pl.col("batch_id").is_in(ids))
         obs = obs.sort("batch_id", "time_h")
+        flat = (
+            obs.filter(~pl.col("batch_id").is_in(list(known)))
+            .group_by("batch_id", maintain_order=True)
+            .agg(first=pl.col("value").first(), top=pl.col("value").max(), n=pl.len())
+            .filter(pl.col("top") < NO_GROWTH_RATIO * pl.col("first"))
+        )
+        if flat.height:
+            warnings.warn(
+                f"{type(self).__name__}: {flat.height} batch(es) whose VCD does not grow (highest sample below "
+                f"{NO_GROWTH_RATIO:g}× the first): "
+                + "; ".join(
+                    f"{r['batch_id']} ({r['first']:g} to at most {r['top']:g})" for r in flat.iter_rows(named=True)
+                )
+                + ". A growth curve is not identified by such data: its rate and timing come from the other "
+                "batches, and the sampler may not converge. Leave the batch out or check its counts.",
+                BioWorkbenchWarning,
+                stacklevel=4,
+            )
         idx = {b: i for i, b in enumerate(ids)}
-        groups: list[str] = []
-        g_of_batch = [0] * len(ids)
-        if group is not None:
-            if group not in data.batches.columns:
-                raise ConfigError(f"group column {group!r} not in batches; columns: {', '.join(data.batches.columns)}.")
-            gmap = dict(data.batches.select("batch_id", pl.col(group).cast(pl.String)).iter_rows())
-            groups = sorted({str(gmap[b]) for b in ids})
-            g_of_batch = [groups.index(str(gmap[b])) for b in ids]
+        grouping = resolve_group(group, data, ids, function=fn)
+        groups: list[str] = sorted(set(grouping["labels"]))
+        g_of_batch = [groups.index(lab) for lab in grouping["labels"]] if groups else [0] * len(ids)
+        running = set(known)
         t_c, t_l, sparse = _reference_times(obs, ids, running)
         b_idx = [idx[b] for b in obs["batch_id"].to_list()]
         t_d, log_y = (obs["time_h"] / 24).to_list(), obs["value"].log().to_list()
@@ -559,7 +747,7 @@ class GrowthModel(_SamplingDefaults, BayesModel):
         remap = np.full(len(ids), -1)
         remap[whole] = np.arange(len(whole))
         # what the batch-level spread is measured against: group means and covariate effects
-        cov = covariate_matrix(data, list(ids), covariates)
+        cov = covariate_matrix(data, list(ids), resolve_covariates(covariates, data, ids, function=fn))
         design = np.column_stack(
             [np.asarray(cov["x"], float).reshape(len(ids), -1)]
             + [(np.asarray(g_of_batch) == k).astype(float) for k in range(1, len(groups))]
@@ -583,10 +771,32 @@ class GrowthModel(_SamplingDefaults, BayesModel):
             "b": b_idx,
             "groups": groups,
             "g": g_of_batch,
+            "grouping": {"columns": grouping["columns"], "how": grouping["how"], "levels": len(groups)},
             "t_max": float(obs["time_h"].max() / 24),
             "covariates": cov,
+            "known_until_h": known,
             "excluded": excluded,
+            "suspect": suspect,
+            "left_out": left_out,
         }
+
+    def _notes(self) -> list[str]:
+        d = self.data or {}
+        notes = []
+        gr = d.get("grouping")
+        if gr and gr["columns"]:
+            notes.append(f"Batches are grouped by {' × '.join(gr['columns'])} ({gr['levels']} groups; {gr['how']}).")
+        if d.get("left_out"):
+            notes.append(
+                f"{len(d['left_out'])} batch(es) left out: "
+                + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in d["left_out"])
+                + "."
+            )
+        if d.get("excluded"):
+            notes.append(f"{len(d['excluded'])} VCD sample(s) of collapsed cultures left out: {_where(d['excluded'])}.")
+        if d.get("suspect"):
+            notes.append(f"{len(d['suspect'])} VCD sample(s) look like outliers and were kept: {_where(d['suspect'])}.")
+        return notes
 
     def _structure(self, d: dict[str, Any]) -> tuple:
         # batch slots are not padded; the points of a batch are (to a multiple of 4)
@@ -621,7 +831,11 @@ class GrowthModel(_SamplingDefaults, BayesModel):
         }
 
     def _shared_data(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
-        return self._dense(d)
+        out = self._dense(d)
+        cov = d.get("covariates") or {"names": []}
+        if cov["names"]:
+            out["x_cov"] = np.asarray(cov["x"], float)
+        return out
 
     # -- model --------------------------------------------------------------------------------
     def _build(self, d: dict[str, Any]) -> Any:
@@ -660,10 +874,13 @@ class GrowthModel(_SamplingDefaults, BayesModel):
                 ]
             )
             center = pt.stack([pt.log(K), pt.log(mu), tm, td, pt.log(dl)])
-            if ng > 1 or d["groups"]:
+            if ng > 1:
+                # group offsets sum to zero over the groups (a ZeroSumNormal): the campaign centre is
+                # the mean of the groups, not a direction the offsets can trade against it (with the
+                # offsets free, the centre and the offsets' mean drifted together: r̂ 1.02 on NISTCHO)
                 sd_g = p["sd_group"].create("sd_group", dims="param")
-                zg = pm.Normal("z_group", 0.0, 1.0, dims=("group", "param"))
-                center_b = center[None, :] + (zg * sd_g[None, :])[g]
+                zg = pm.ZeroSumNormal("z_group", sigma=1.0, dims=("param", "group"))
+                center_b = center[None, :] + (zg * sd_g[:, None]).T[g]
             else:
                 center_b = pt.broadcast_to(center[None, :], (nb, len(_PARAMS)))
             cov = d.get("covariates") or {"names": []}
@@ -786,6 +1003,9 @@ class GrowthModel(_SamplingDefaults, BayesModel):
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
         """Per-batch and campaign parameters: growth_rate, peak_vcd, time_of_peak, decline_rate
         (plus inflection_day, decline_day and the noise scale), with ``mean, sd, lower, upper, prob``."""
+        from bioworkbench.checks import require_prob
+
+        prob = require_prob(prob, function="GrowthModel.summary")
         self._require_fit()
         ids = self.data["batch_ids"]
         th = self._theta()
@@ -843,16 +1063,16 @@ class GrowthModel(_SamplingDefaults, BayesModel):
 
         Returns ``batch_id, time_h, variable, mean, lower, upper, prob``.
         """
+        from bioworkbench.checks import require_choice, require_prob
+
+        fn = "GrowthModel.predict"
+        prob = require_prob(prob, function=fn)
+        require_choice(kind, ("mean", "predictive"), function=fn, argument="kind")
         self._require_fit()
         ids = self.data["batch_ids"]
-        want = batch_ids or ids
-        missing = sorted(set(want) - set(ids))
-        if missing:
-            raise SchemaError(f"batch(es) {', '.join(missing)} were not in the data this model was fitted on.")
+        want = _fitted_batches(batch_ids, ids, fn)
         times_h = (
-            np.arange(0.0, max(self.data["t_max"], 14.0) * 24 + 1e-9, 6.0)
-            if times_h is None
-            else np.asarray(times_h, float)
+            np.arange(0.0, max(self.data["t_max"], 14.0) * 24 + 1e-9, 6.0) if times_h is None else _times(times_h, fn)
         )
         th = self._theta()[:, [ids.index(b) for b in want], :]
         cur = self.curve(th, times_h / 24)  # (S, B, T)
@@ -879,13 +1099,17 @@ class GrowthModel(_SamplingDefaults, BayesModel):
     def curve_draws(self, batch_id: str, times_h: np.ndarray) -> np.ndarray:
         """Posterior draws of the VCD curve of one batch at ``times_h``: ``(sample, time)``."""
         self._require_fit()
-        i = self.data["batch_ids"].index(batch_id)
-        return self.curve(self._theta()[:, i, :], np.asarray(times_h, float) / 24)
+        fn = "GrowthModel.curve_draws"
+        (b,) = _fitted_batches(batch_id, self.data["batch_ids"], fn, single=True)
+        i = self.data["batch_ids"].index(b)
+        return self.curve(self._theta()[:, i, :], _times(times_h, fn) / 24)
 
     def unusual(self, prob: float = 0.9) -> pl.DataFrame:
         """Batches whose parameter interval excludes the campaign median of that parameter's batch
         means, with how far (robust z of the posterior mean across batches > 2.5 also counts)."""
-        s = self.summary(prob).filter(pl.col("level") == "batch")
+        from bioworkbench.checks import require_prob
+
+        s = self.summary(require_prob(prob, function="GrowthModel.unusual")).filter(pl.col("level") == "batch")
         out = s.with_columns(
             _med=pl.col("mean").median().over("parameter"),
             _mad=(pl.col("mean") - pl.col("mean").median().over("parameter")).abs().median().over("parameter"),
@@ -904,3 +1128,47 @@ class GrowthModel(_SamplingDefaults, BayesModel):
             )
             .sort(pl.col("robust_z").abs(), descending=True)
         )
+
+
+def _fitted_batches(batch_ids: Any, fitted: list[str], function: str, *, single: bool = False) -> list[str]:
+    """``batch_ids`` (``None``: all fitted) checked against the batches the model was fitted on."""
+    from bioworkbench.checks import describe_type
+    from bioworkbench.errors import ArgumentError
+    from bioworkbench.schema import suggest
+
+    if batch_ids is None and not single:
+        return list(fitted)
+    want = [batch_ids] if isinstance(batch_ids, str) else batch_ids
+    if (
+        not isinstance(want, list | tuple)
+        or not want
+        or not all(isinstance(b, str) for b in want)
+        or (single and len(want) != 1)
+    ):
+        what = "a batch id" if single else "a batch id or a list of batch ids"
+        raise ArgumentError(f"{function}: batch_ids must be {what}; got {describe_type(batch_ids)}.")
+    missing = [b for b in want if b not in fitted]
+    if missing:
+        raise SchemaError(
+            f"{function}: batch(es) {', '.join(missing)} were not in the data this model was fitted on. "
+            + suggest(missing[0], fitted, what="Fitted batches")
+        )
+    return list(want)
+
+
+def _times(
+    times_h: Any, function: str, *, argument: str = "times_h", what: str = "culture times in hours"
+) -> np.ndarray:
+    """``times_h`` as a finite float array, else an :class:`ArgumentError` naming ``argument``."""
+    from bioworkbench.checks import describe_type
+    from bioworkbench.errors import ArgumentError
+
+    try:
+        t = np.asarray(times_h, dtype=float).ravel()
+    except (TypeError, ValueError):
+        t = None
+    if t is None or isinstance(times_h, str) or not t.size or not np.all(np.isfinite(t)):
+        raise ArgumentError(
+            f"{function}: {argument} must be {what} (finite numbers, e.g. [0, 24, 48]); got {describe_type(times_h)}."
+        )
+    return t

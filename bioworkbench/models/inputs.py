@@ -191,3 +191,154 @@ def numeric_columns(
 def _check_prob(prob: float) -> None:
     if not (isinstance(prob, (int, float)) and 0 < prob < 1):
         raise ConfigError(f"prob must be a number between 0 and 1 (exclusive); got {prob!r}.")
+
+
+# -- campaign arguments of the process models (growth, titer, forecast) ----------------------------
+def batch_list(batch_ids: Any, campaign: Any, *, function: str, argument: str = "batch_ids") -> list[str]:
+    """``batch_ids`` (one id or a sequence of ids) checked against ``campaign``.
+
+    Raises
+    ------
+    ArgumentError
+        Not a string or a sequence of strings.
+    SchemaError
+        An empty list, an id given twice, or ids not in the campaign (each named, with the close matches).
+    """
+    from bioworkbench.checks import describe_type
+    from bioworkbench.errors import ArgumentError, SchemaError
+
+    if isinstance(batch_ids, str):
+        ids = [batch_ids]
+    elif isinstance(batch_ids, Sequence | pl.Series | np.ndarray) and not isinstance(batch_ids, bytes):
+        ids = list(batch_ids)
+    else:
+        raise ArgumentError(
+            f"{function}: {argument} must be a batch id or a list of batch ids; got {describe_type(batch_ids)}."
+        )
+    bad = [b for b in ids if not isinstance(b, str)]
+    if bad:
+        raise ArgumentError(
+            f"{function}: {argument} must hold batch ids (strings); got {describe_type(bad[0])} among them."
+        )
+    if not ids:
+        all_ids = campaign.batch_ids
+        shown = ", ".join(all_ids[:12]) + (" …" if len(all_ids) > 12 else "")
+        raise SchemaError(
+            f"{function}: {argument} is empty; give the batches to use (campaign {campaign.name!r} has "
+            f"{len(all_ids)}: {shown})."
+        )
+    twice = sorted({b for b in ids if ids.count(b) > 1})
+    if twice:
+        raise SchemaError(f"{function}: {argument} names batch(es) {', '.join(twice)} more than once.")
+    unknown = [b for b in ids if b not in set(campaign.batch_ids)]
+    if unknown:
+        raise SchemaError(
+            [
+                Issue(
+                    f"{function}: batch {b!r} is not in campaign {campaign.name!r}.",
+                    hint=suggest(b, campaign.batch_ids, what="Batches"),
+                )
+                for b in unknown
+            ]
+        )
+    return ids
+
+
+def known_times(known: Any, ids: Sequence[str], *, function: str, argument: str = "known_until_h") -> dict[str, float]:
+    """``{batch_id: hours}`` of the batches known only up to a time, checked (``None``: ``{}``)."""
+    from bioworkbench.checks import describe_type, require_number
+    from bioworkbench.errors import ArgumentError, SchemaError
+
+    if known is None:
+        return {}
+    if not isinstance(known, Mapping):
+        raise ArgumentError(
+            f"{function}: {argument} must map batch ids to hours ({{'B14': 120.0}}); got {describe_type(known)}."
+        )
+    out = {}
+    for b, v in known.items():
+        if b not in ids:
+            raise SchemaError(f"{function}: {argument} names batch {b!r}, which is not among the batches fitted.")
+        out[b] = float(require_number(v, function=function, argument=f"{argument}[{b!r}]", minimum=0, unit="h"))
+    return out
+
+
+def numeric_cpps(campaign: Any, ids: Sequence[str]) -> list[str]:
+    """The CPP setpoint columns (``cpp_*``) that are numeric, known for every batch of ``ids`` and vary."""
+    sub = campaign.batches.filter(pl.col("batch_id").is_in(list(ids)))
+    return [
+        c for c in campaign.cpps if sub[c].dtype.is_numeric() and sub[c].null_count() == 0 and sub[c].n_unique() > 1
+    ]
+
+
+def resolve_covariates(covariates: Any, campaign: Any, ids: Sequence[str], *, function: str) -> list[str]:
+    """``None`` or ``[]``: none; ``"auto"``: :func:`numeric_cpps`; a list: those batch columns (checked)."""
+    from bioworkbench.checks import describe_type
+    from bioworkbench.errors import ArgumentError
+
+    if covariates is None:
+        return []
+    if isinstance(covariates, str):
+        if covariates == "auto":
+            return numeric_cpps(campaign, ids)
+        covariates = [covariates]
+    if not isinstance(covariates, Sequence) or not all(isinstance(c, str) for c in covariates):
+        raise ArgumentError(
+            f"{function}: covariates must be 'auto', None or a list of batch columns; got {describe_type(covariates)}."
+        )
+    missing = [c for c in covariates if c not in campaign.batches.columns]
+    if missing:
+        raise ConfigError(
+            f"{function}: covariate(s) {', '.join(map(repr, missing))} not in the batches table. "
+            + suggest(missing[0], campaign.batches.columns, what="Columns")
+        )
+    return list(covariates)
+
+
+def resolve_group(group: Any, campaign: Any, ids: Sequence[str], *, function: str) -> dict[str, Any]:
+    """The grouping of the batches: ``{"columns", "labels" (one per id), "how"}`` (``columns`` empty: none).
+
+    ``"auto"``: a batches column named ``group`` when there is one, else the categorical (non-numeric)
+    CPP columns (``cpp_*``) whose levels split the batches (more than one level, fewer than the
+    batches), combined when there are several; ``None``: no grouping; a column name: that column.
+    """
+    from bioworkbench.checks import describe_type
+    from bioworkbench.errors import ArgumentError
+
+    sub = campaign.batches.filter(pl.col("batch_id").is_in(list(ids)))
+
+    def splits(c: str) -> bool:
+        return sub[c].null_count() == 0 and 1 < sub[c].n_unique() < len(ids)
+
+    if group is None:
+        return {"columns": [], "labels": [], "how": "not grouped (group=None)"}
+    if not isinstance(group, str):
+        raise ArgumentError(f"{function}: group must be 'auto', None or a batches column; got {describe_type(group)}.")
+    if group == "auto":
+        if "group" in sub.columns and splits("group"):
+            cols, how = ["group"], "the batches' declared group column"
+        else:
+            cols = [c for c in campaign.cpps if not sub[c].dtype.is_numeric() and splits(c)]
+            how = "the categorical CPP" + ("s" if len(cols) > 1 else "")
+        if not cols:
+            return {
+                "columns": [],
+                "labels": [],
+                "how": "not grouped: no group column and no categorical CPP that splits the batches",
+            }
+        how = f"chosen automatically: {how}"
+    else:
+        if group not in sub.columns:
+            raise ConfigError(
+                f"{function}: group column {group!r} not in the batches table. "
+                + suggest(group, sub.columns, what="Columns")
+            )
+        if sub[group].null_count():
+            raise ConfigError(f"{function}: group column {group!r} is empty for some of the batches.")
+        cols, how = [group], "as asked (group=...)"
+    lab = dict(
+        sub.select(
+            "batch_id", _label=pl.concat_str([pl.col(c).cast(pl.String) for c in cols], separator=" / ")
+        ).iter_rows()
+    )
+    return {"columns": cols, "labels": [lab[b] for b in ids], "how": how}

@@ -211,6 +211,46 @@ class ResponseSurface(BayesModel):
             f"block={self.block!r}; {fitted})"
         )
 
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(
+        self,
+        data: Any,
+        *,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+    ) -> ResponseSurface:
+        """Sample the posterior of the response surface on a table of runs.
+
+        Parameters
+        ----------
+        data
+            One row per run: the factor columns (natural units), the response columns and the block
+            column if one was declared (polars or pandas frame, or a mapping of columns). Rows whose
+            responses are all missing are left out and counted (see the module docstring).
+        draws, tune, chains, random_seed, progressbar
+            Sampler settings (defaults: the model's ``sampler`` settings, 1000 draws and tuning
+            steps, 4 chains).
+
+        Returns
+        -------
+        ResponseSurface
+            ``self``, with ``idata``, ``data`` and ``sampling``.
+
+        Raises
+        ------
+        ArgumentError
+            A sampler setting that is not a positive integer.
+        SchemaError
+            Missing factor/response/block columns (each named, with close matches), no rows, values
+            that are not numbers (row and column named), a design that cannot estimate the terms.
+        ConfigError
+            The model was made without ``factors`` and ``responses``.
+        """
+        return self._fit(data, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar)
+
     # -- data -----------------------------------------------------------------------------------
     def _prepare(self, data: Any) -> dict[str, Any]:
         """Validate the data frame and turn it into JSON-serialisable arrays (see the module docstring)."""

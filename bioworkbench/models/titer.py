@@ -32,13 +32,14 @@ does, a funnel); ``a_b`` non-centred. nutpie runs with a target acceptance of 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import ConfigError, SchemaError
+from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
 from bioworkbench.models.base import BayesModel, Prior
 from bioworkbench.models.growth import _bucket, _SamplingDefaults
 
@@ -46,11 +47,17 @@ __all__ = ["TiterModel", "titer_design"]
 
 
 def titer_design(
-    campaign, *, batch_ids: list[str] | None = None, known_until_h: Mapping[str, float] | None = None
+    campaign,
+    *,
+    batch_ids: list[str] | None = None,
+    known_until_h: Mapping[str, float] | None = None,
+    shift_h: Mapping[str, float | None] | None = None,
 ) -> pl.DataFrame:
-    """Titer samples with the IVCD before and after each batch's shift event.
+    """Titer samples with the IVCD before and after each batch's shift.
 
-    Returns ``batch_id, time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
+    The shift is the batch's first ``shift`` event, or ``shift_h[batch]`` for the batches it names
+    (a planned shift not yet in the events table; ``None``: no shift). Returns ``batch_id,
+    time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
     """
     import warnings
 
@@ -77,7 +84,14 @@ def titer_design(
             .filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut")))
             .drop("_cut")
         )
-    shift = campaign.events.filter(pl.col("event") == "shift").group_by("batch_id").agg(shift_h=pl.col("time_h").min())
+    times = _shift_times(campaign, ids, shift_h)
+    shift = pl.DataFrame(
+        {
+            "batch_id": [b for b, v in times.items() if v is not None],
+            "shift_h": [v for v in times.values() if v is not None],
+        },
+        schema={"batch_id": pl.String, "shift_h": pl.Float64},
+    )
     d = titer.join(ivcd, on=["batch_id", "time_h"], how="inner").join(shift, on="batch_id", how="left")
     ivcd_at_shift = _interp_at(ivcd, shift)
     return (
@@ -91,6 +105,18 @@ def titer_design(
         .select("batch_id", "time_h", "titer", "ivcd", "ivcd_pre", "ivcd_post", "shift_h")
         .sort("batch_id", "time_h")
     )
+
+
+def _shift_times(campaign, ids: list[str], shift_h: Mapping[str, float | None] | None) -> dict[str, float | None]:
+    """Each batch's shift time (h): ``shift_h`` where it names the batch, else its first ``shift`` event."""
+    ev = dict(
+        campaign.events.filter((pl.col("event") == "shift") & pl.col("batch_id").is_in(list(ids)))
+        .group_by("batch_id")
+        .agg(pl.col("time_h").min())
+        .iter_rows()
+    )
+    planned = dict(shift_h or {})
+    return {b: (planned[b] if b in planned else ev.get(b)) for b in ids}
 
 
 def _interp_at(curve: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
@@ -167,30 +193,111 @@ class TiterModel(_SamplingDefaults, BayesModel):
     #: the tails of the noise and intercept scales); the model is small, the smaller steps cost little
     nutpie_target_accept = 0.9
 
+    def fit(
+        self,
+        campaign: Any,
+        *,
+        batch_ids: str | Sequence[str] | None = None,
+        covariates: str | Sequence[str] | None = None,
+        known_until_h: Mapping[str, float] | None = None,
+        shift_h: Mapping[str, float | None] | None = None,
+        min_points: int | None = None,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+    ) -> TiterModel:
+        """Sample the posterior of the titer model (titer against IVCD before and after the shift).
+
+        Parameters
+        ----------
+        campaign
+            The campaign; its offline, unflagged titer samples that have a VCD at the same time.
+        batch_ids
+            The batches to fit. Default: every batch with at least ``min_points`` titer samples;
+            the others are left out with a :class:`~bioworkbench.errors.BioWorkbenchWarning` naming
+            each and why (also in ``model.data["left_out"]``). Given batches with too few samples
+            are an error.
+        covariates
+            Batch columns (e.g. numeric CPP setpoints) that shift the population's log qp and log
+            ratio linearly per standard deviation; ``"auto"``: the numeric CPPs that vary. Default: none.
+        known_until_h
+            ``{batch_id: hours}``: batches known only up to a time (running); later titers are not
+            used and a running batch may have none yet (its qp then comes from the population).
+        shift_h
+            ``{batch_id: hours}`` of the shift (``None``: no shift) for batches whose shift is not
+            in the events table yet (a running batch's planned shift); the events table's ``shift``
+            event is used for the others.
+        min_points
+            Fewest titer samples of a batch seen whole (default :attr:`min_points`, 3).
+        draws, tune, chains, random_seed, progressbar
+            Sampler settings (defaults: the ``sampler`` settings; ``tune`` per :data:`DEFAULT_TUNE`).
+
+        Returns
+        -------
+        TiterModel
+            ``self``, with ``idata``, ``data`` and ``sampling``.
+
+        Raises
+        ------
+        ArgumentError
+            ``campaign`` is not a Campaign; a setting that is not a number of the right kind.
+        SchemaError
+            Unknown or repeated batches, an empty list, given batches with too few titer samples
+            (each named with its count), no titer in the campaign, or fewer than 2 batches left.
+        ConfigError
+            An unknown covariate column.
+        """
+        return self._fit(
+            campaign,
+            draws=draws,
+            tune=self._default_tune(tune),
+            chains=chains,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            batch_ids=batch_ids,
+            covariates=covariates,
+            known_until_h=known_until_h,
+            shift_h=shift_h,
+            min_points=min_points,
+        )
+
     def _prepare(
         self,
         data: Any,
         *,
-        batch_ids: list[str] | None = None,
+        batch_ids: str | Sequence[str] | None = None,
         known_until_h: Mapping[str, float] | None = None,
+        shift_h: Mapping[str, float | None] | None = None,
         min_points: int | None = None,
-        covariates: list[str] | None = None,
+        covariates: str | Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        from bioworkbench.campaign import Campaign
+        from bioworkbench.checks import require_campaign, require_number
         from bioworkbench.models.base import covariate_matrix
+        from bioworkbench.models.inputs import batch_list, known_times, resolve_covariates
 
         if isinstance(data, dict) and "ivcd_pre" in data:
             return data
-        if not isinstance(data, Campaign):
-            raise ConfigError(f"{type(self).__name__}.fit takes a Campaign; got {type(data).__name__}.")
-        min_points = min_points or self.min_points
-        ids = batch_ids if batch_ids is not None else data.batch_ids
-        d = titer_design(data, batch_ids=ids, known_until_h=known_until_h)
+        fn = f"{type(self).__name__}.fit"
+        data = require_campaign(data, function=fn)
+        min_points = int(
+            require_number(min_points or self.min_points, function=fn, argument="min_points", minimum=1, integer=True)
+        )
+        chosen = batch_ids is not None
+        ids = batch_list(batch_ids, data, function=fn) if chosen else list(data.batch_ids)
+        known = known_times(known_until_h, ids, function=fn)
+        d = titer_design(data, batch_ids=ids, known_until_h=known, shift_h=shift_h)
+        if d.is_empty() and not data.observations.filter(pl.col("variable") == "titer").height:
+            raise SchemaError(
+                f"{fn}: campaign {data.name!r} has no titer samples; the titer model needs titer "
+                "(forecast VCD alone with GrowthModel)."
+            )
         n = {b: 0 for b in ids} | dict(d.group_by("batch_id").len().iter_rows())
-        # a running batch (known only up to a time) leans on the campaign: fewer points suffice
-        running = set(known_until_h or {})
-        few = {b: k for b, k in n.items() if k < (min(min_points, 1) if b in running else min_points)}
-        if few:
+        # a running batch (known only up to a time) leans on the campaign: it may have no titer yet
+        few = {b: k for b, k in n.items() if b not in known and k < min_points}
+        left_out: list[dict[str, str]] = []
+        if few and chosen:
             raise SchemaError(
                 "; ".join(
                     f"batch {b} has {k} titer point{'s' if k != 1 else ''} with a VCD at the same time"
@@ -199,8 +306,27 @@ class TiterModel(_SamplingDefaults, BayesModel):
                 + f" — the titer model needs at least {min_points} per batch. "
                 "Leave such batches out with batch_ids=[...]."
             )
+        if few:
+            left_out = [{"batch_id": b, "reason": f"{k} titer points (needs {min_points})"} for b, k in few.items()]
+            ids = [b for b in ids if b not in few]
+            d = d.filter(pl.col("batch_id").is_in(ids))
+        if len(ids) < 2:
+            why = "; ".join(f"{e['batch_id']}: {e['reason']}" for e in left_out)
+            raise SchemaError(
+                f"{fn}: {len(ids)} batch{'es' if len(ids) != 1 else ''} with enough titer data "
+                f"({', '.join(ids) or 'none'}); the titer model needs at least 2."
+                + (f" Left out: {why}." if why else "")
+            )
+        if left_out:
+            warnings.warn(
+                f"{type(self).__name__}: {len(left_out)} batch(es) left out: "
+                + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in left_out)
+                + ". Pass batch_ids=[...] to choose the batches yourself.",
+                BioWorkbenchWarning,
+                stacklevel=4,
+            )
         idx = {b: i for i, b in enumerate(ids)}
-        shifts = dict(d.group_by("batch_id").agg(pl.col("shift_h").first()).iter_rows())
+        shifts = _shift_times(data, ids, shift_h)
         return {
             "batch_ids": list(ids),
             "b": [idx[b] for b in d["batch_id"].to_list()],
@@ -209,8 +335,20 @@ class TiterModel(_SamplingDefaults, BayesModel):
             "ivcd_post": d["ivcd_post"].to_list(),
             "time_h": d["time_h"].to_list(),
             "shift_h": [shifts.get(b) for b in ids],
-            "covariates": covariate_matrix(data, list(ids), covariates),
+            "covariates": covariate_matrix(data, list(ids), resolve_covariates(covariates, data, ids, function=fn)),
+            "known_until_h": known,
+            "left_out": left_out,
         }
+
+    def _notes(self) -> list[str]:
+        d = self.data or {}
+        if d.get("left_out"):
+            return [
+                f"{len(d['left_out'])} batch(es) left out: "
+                + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in d["left_out"])
+                + "."
+            ]
+        return []
 
     def _structure(self, d: dict[str, Any]) -> tuple:
         return (len(d["batch_ids"]), _bucket(len(d["titer"]), 64), tuple((d.get("covariates") or {}).get("names", ())))
@@ -228,7 +366,11 @@ class TiterModel(_SamplingDefaults, BayesModel):
         }
 
     def _shared_data(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
-        return self._padded(d)
+        out = self._padded(d)
+        cov = d.get("covariates") or {"names": []}
+        if cov["names"]:
+            out["x_cov"] = np.asarray(cov["x"], float)
+        return out
 
     def _build(self, d: dict[str, Any]) -> Any:
         import pymc as pm
@@ -290,6 +432,9 @@ class TiterModel(_SamplingDefaults, BayesModel):
 
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
         """qp (and qp after the shift, intercept) per batch and for the campaign."""
+        from bioworkbench.checks import require_prob
+
+        prob = require_prob(prob, function="TiterModel.summary")
         self._require_fit()
         ids = self.data["batch_ids"]
         names = {
@@ -319,6 +464,13 @@ class TiterModel(_SamplingDefaults, BayesModel):
         random_seed: int | None = None,
     ) -> pl.DataFrame:
         """Titer of ``batch_id`` at the given IVCD before/after the shift: ``mean, lower, upper, prob``."""
+        from bioworkbench.checks import require_prob
+        from bioworkbench.models.growth import _times
+
+        prob = require_prob(prob, function="TiterModel.predict")
+        what = "IVCDs in 1e6 cells·d/mL"
+        ivcd_pre = _times(ivcd_pre, "TiterModel.predict", argument="ivcd_pre", what=what)
+        ivcd_post = _times(ivcd_post, "TiterModel.predict", argument="ivcd_post", what=what)
         draws = self.titer_draws(
             batch_id,
             np.asarray(ivcd_pre, float)[None, :],
@@ -349,10 +501,13 @@ class TiterModel(_SamplingDefaults, BayesModel):
         random_seed: int | None = None,
     ) -> np.ndarray:
         """Titer draws ``(sample, ...)`` for IVCD arrays broadcast against the posterior samples."""
+        from bioworkbench.checks import require_choice
+        from bioworkbench.models.growth import _fitted_batches
+
+        require_choice(kind, ("mean", "predictive"), function="TiterModel.titer_draws", argument="kind")
         self._require_fit()
         ids = self.data["batch_ids"]
-        if batch_id not in ids:
-            raise SchemaError(f"batch {batch_id!r} was not in the data this titer model was fitted on.")
+        (batch_id,) = _fitted_batches(batch_id, ids, "TiterModel.titer_draws", single=True)
         i = ids.index(batch_id)
         a = self.posterior_draws("intercept_b")[:, i][:, None]
         q1 = self.posterior_draws("qp_b")[:, i][:, None]
