@@ -30,15 +30,32 @@ def _refuse_non_empty(out: str | Path, *, overwrite: bool) -> None:
             )
 
 
-def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
-    """Simulate the demo campaign, write it to ``out``, and print its summary.
+def demo(out: str | Path = "data/demo", *, n_batches: int = 24, random_seed: int = 0, overwrite: bool = False) -> Path:
+    """Simulate the demo campaign, write it to ``out``, and print its summary (``bioworkbench demo``).
 
-    A non-empty ``out`` is refused (:class:`FileExistsError`) unless ``overwrite``.
+    Parameters
+    ----------
+    out
+        The campaign folder to write.
+    n_batches, random_seed
+        As for :func:`bioworkbench.simulate_campaign` (the command's ``--n-batches`` and ``--seed``).
+    overwrite
+        Replace the contents of a non-empty ``out``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` is a file, or a non-empty folder and ``overwrite`` is false (nothing is written).
     """
     from bioworkbench.simulate import simulate_campaign
 
     _refuse_non_empty(out, overwrite=overwrite)
-    campaign = simulate_campaign(n_batches=n_batches, seed=seed)
+    campaign = simulate_campaign(n_batches=n_batches, random_seed=random_seed)
     path = campaign.write(out, overwrite=overwrite)
     print(f"demo campaign written to {path}/")
     print(campaign.describe())
@@ -48,10 +65,31 @@ def demo(out: str | Path = "data/demo", *, n_batches: int = 24, seed: int = 0, o
 
 
 def dataset(name: str, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a shipped campaign (``demo``, ``nistcho``, ``ambr250``) as a campaign folder and print
-    its summary; a non-empty ``out`` is refused unless ``overwrite``."""
+    """Write a shipped campaign as a campaign folder and print its summary (``bioworkbench dataset``).
+
+    Parameters
+    ----------
+    name
+        ``demo``, ``nistcho`` or ``ambr250`` (:mod:`bioworkbench.datasets`).
+    out
+        The campaign folder to write.
+    overwrite
+        Replace the contents of a non-empty ``out``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` is a file, or a non-empty folder and ``overwrite`` is false (nothing is written).
+    ArgumentError
+        An unknown ``name``.
+    """
     from bioworkbench import datasets
-    from bioworkbench.campaign import read_campaign
+    from bioworkbench.io import read_campaign
 
     _refuse_non_empty(out, overwrite=overwrite)
     path = datasets.write(name, out, overwrite=overwrite)
@@ -63,19 +101,50 @@ def dataset(name: str, out: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 
-def simulate(out: str | Path, *, n_batches: int = 24, seed: int = 0, overwrite: bool = False) -> Path:
-    """Simulate a campaign and write it as a campaign folder (a non-empty ``out`` needs ``overwrite``)."""
+def simulate(out: str | Path, *, n_batches: int = 24, random_seed: int = 0, overwrite: bool = False) -> Path:
+    """Simulate a campaign and write it as a campaign folder (``bioworkbench simulate``).
+
+    Parameters
+    ----------
+    out
+        The campaign folder to write.
+    n_batches, random_seed
+        As for :func:`bioworkbench.simulate_campaign` (the command's ``--n-batches`` and ``--seed``).
+    overwrite
+        Replace the contents of a non-empty ``out``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` is a file, or a non-empty folder and ``overwrite`` is false (nothing is written).
+    """
     from bioworkbench.simulate import simulate_campaign
 
     _refuse_non_empty(out, overwrite=overwrite)
-    path = simulate_campaign(n_batches=n_batches, seed=seed).write(out, overwrite=overwrite)
+    path = simulate_campaign(n_batches=n_batches, random_seed=random_seed).write(out, overwrite=overwrite)
     print(f"campaign written to {path}/")
     return path
 
 
 def summary(folder: str | Path) -> None:
-    """Read a campaign folder and print what it holds, one line per batch."""
-    from bioworkbench.campaign import read_campaign
+    """Read a campaign folder and print what it holds, one line per batch (``bioworkbench summary``).
+
+    Parameters
+    ----------
+    folder
+        The campaign folder.
+
+    Raises
+    ------
+    DataReadError, SchemaError
+        As :func:`bioworkbench.read_campaign`.
+    """
+    from bioworkbench.io import read_campaign
 
     campaign = read_campaign(folder)
     print(campaign.describe())
@@ -91,7 +160,31 @@ def report(
     output_dir: str = "reports",
     kernel: str | None = None,
 ) -> Path:
-    """Run one report notebook and print where its HTML and the index are."""
+    """Run one report notebook and print where its HTML and the index are (``bioworkbench report``).
+
+    Parameters
+    ----------
+    name
+        The report notebook (``notebooks/NAME.ipynb``).
+    parameter_file
+        A YAML file of parameters.
+    parameters
+        Parameters given on the command line (they override the file's).
+    output_dir
+        Where runs and the index are written.
+    kernel
+        The Jupyter kernel (default: the runner's).
+
+    Returns
+    -------
+    pathlib.Path
+        The run's folder.
+
+    Raises
+    ------
+    ConfigError, ReportError
+        As :func:`bioworkbench.reports.run_report`.
+    """
     from bioworkbench.reports import run_report
 
     res = run_report(
@@ -114,7 +207,26 @@ def run(
     workers: int | None = None,
     kernel: str | None = None,
 ) -> int:
-    """Run many reports in parallel through Dask; print a line per failure; return the failure count."""
+    """Run many reports in parallel through Dask and print a line per failure (``bioworkbench run``).
+
+    Parameters
+    ----------
+    paths
+        YAML parameter files, or folders laid out as ``parameters/<report>/*.yaml``.
+    output_dir
+        Where runs and the index are written.
+    scheduler
+        The address of an existing Dask scheduler (default: a local cluster).
+    workers
+        Local workers (default: one per core).
+    kernel
+        The Jupyter kernel.
+
+    Returns
+    -------
+    int
+        The number of runs that did not complete.
+    """
     from bioworkbench.reports import run_many
 
     results = run_many(paths, output_dir=output_dir, scheduler=scheduler, n_workers=workers, kernel=kernel)
@@ -156,13 +268,26 @@ def _print_frame(df) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``bioworkbench`` command: parse ``argv`` and call the subcommand's function.
+
+    Parameters
+    ----------
+    argv
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 1 when a subcommand failed with a bioworkbench error or refused to
+        overwrite a folder (the error is printed to stderr) or, for ``run``, some report failed.
+    """
     parser = argparse.ArgumentParser(prog="bioworkbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="simulate the demo campaign to a folder and summarise it")
     p.add_argument("--out", default="data/demo", help="campaign folder (default: data/demo)")
     p.add_argument("--n-batches", type=int, default=24)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out folder")
 
     p = sub.add_parser("dataset", help="write a shipped campaign (demo, nistcho, ambr250) to a folder and summarise it")
@@ -173,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("simulate", help="simulate a campaign to a folder")
     p.add_argument("out", help="campaign folder to write")
     p.add_argument("--n-batches", type=int, default=24)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default: 0)")
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("summary", help="read a campaign folder and print a summary")
@@ -204,11 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            demo(args.out, n_batches=args.n_batches, seed=args.seed, overwrite=args.overwrite)
+            demo(args.out, n_batches=args.n_batches, random_seed=args.seed, overwrite=args.overwrite)
         elif args.command == "dataset":
             dataset(args.name, args.out, overwrite=args.overwrite)
         elif args.command == "simulate":
-            simulate(args.out, n_batches=args.n_batches, seed=args.seed, overwrite=args.overwrite)
+            simulate(args.out, n_batches=args.n_batches, random_seed=args.seed, overwrite=args.overwrite)
         elif args.command == "summary":
             summary(args.folder)
         elif args.command == "report":

@@ -272,19 +272,26 @@ def test_missing_column_named(tmp_path, frames):
         bw.read_campaign(tmp_path / "c")
 
 
-def test_select_and_to_wide(frames):
+def test_filter_batches_and_to_wide(frames):
     c = bw.Campaign(**frames)
-    one = c.select("B1")
+    one = c.filter_batches("B1")
     assert one.batch_ids == ["B1"] and set(one.observations["batch_id"]) == {"B1"}
-    with pytest.raises(bw.SchemaError, match="Batches: B1, B2"):
-        c.select(["B3"])
+    assert one.media.height == c.media.height and one.specs.height == c.specs.height
+    assert one._validated
+    with pytest.raises(bw.SchemaError, match="batch 'B3' is not in campaign 'campaign'. Hint: Batches: B1, B2"):
+        c.filter_batches(["B3"])
+    with pytest.warns(
+        DeprecationWarning, match=r"Campaign.select\(batch_ids\) is deprecated; use Campaign.filter_batches"
+    ):
+        old = c.select(["B2"])
+    assert old.batch_ids == ["B2"]
     wide = c.to_wide()
     assert wide.columns[:2] == ["batch_id", "time_h"] and {"vcd", "glucose"} <= set(wide.columns)
     assert wide.height == 6
 
 
 def test_as_of_cuts_a_batch_to_what_was_known():
-    camp = bw.simulate_campaign(n_batches=4, seed=3)
+    camp = bw.simulate_campaign(n_batches=4, random_seed=3)
     b = camp.batch_ids[1]
     cut = camp.as_of(100.0, batch_ids=b)
     obs = cut.observations.filter(pl.col("batch_id") == b)
@@ -294,11 +301,52 @@ def test_as_of_cuts_a_batch_to_what_was_known():
     assert cut.batches.filter(pl.col("batch_id") == b)["status"][0] == "running"
     # other batches and the original are untouched
     other = camp.batch_ids[0]
-    assert cut.observations.filter(pl.col("batch_id") == other).height == camp.observations.filter(
-        pl.col("batch_id") == other
-    ).height
+    assert (
+        cut.observations.filter(pl.col("batch_id") == other).height
+        == camp.observations.filter(pl.col("batch_id") == other).height
+    )
     assert camp.observations.filter(pl.col("batch_id") == b)["time_h"].max() > 100.0
     with pytest.raises(bw.SchemaError, match="known_h must be a finite number of hours"):
         camp.as_of(-3, batch_ids=b)
     with pytest.raises(bw.SchemaError, match="not in campaign"):
         camp.as_of(10, batch_ids="nope")
+
+
+def test_offline_online_and_measurements_leave_flagged_rows_and_empty_values_out(frames):
+    obs = pl.concat(
+        [
+            frames["observations"],
+            pl.DataFrame(
+                {
+                    "batch_id": ["B1", "B1", "B2", "B2"],
+                    "time_h": [1.0, 2.0, 3.0, 30.0],
+                    "variable": ["ph", "ph", "ph", "glucose"],
+                    "value": [7.0, 7.1, None, 33.0],
+                    "unit": ["pH", "pH", "pH", "mmol/L"],
+                    "source": ["online", "online", "online", "atline"],
+                    "flag": [None, "suspect", None, None],
+                    "flag_reason": [None, "probe drift", None, None],
+                }
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    c = bw.Campaign(**{**frames, "observations": obs})
+    # 18 offline rows plus one at-line row are sampled; online: 2 with a value, one of them flagged
+    assert c.offline().height == 19
+    assert set(c.offline()["source"]) == {"offline", "atline"}
+    assert c.online().height == 1 and c.online()["value"].to_list() == [7.0]
+    assert c.online(include_flagged=True).height == 2
+    assert c.measurements().height == 20
+    assert c.offline(variables="vcd", batch_ids="B2")["value"].to_list() == [0.5, 1.2, 2.8]
+    assert c.offline(variables=["vcd", "glucose"]).height == 13
+    assert c.flagged().height == 1 and c.flagged(online=False).is_empty()
+    assert c.measurements().columns == c.observations.columns
+    with pytest.raises(bw.SchemaError, match="batch 'B7' is not in campaign 'campaign'. Hint: Batches: B1, B2"):
+        c.offline(batch_ids=["B7"])
+    with pytest.raises(bw.SchemaError, match="unknown variable 'glucos'. Hint: Did you mean 'glucose'"):
+        c.offline(variables="glucos")
+    with pytest.raises(bw.ArgumentError, match="batch_ids must be a name or a list of names; got the int 3"):
+        c.online(batch_ids=3)
+    with pytest.raises(bw.ArgumentError, match="online must be True, False or None; got the str 'yes'"):
+        c.measurements(online="yes")

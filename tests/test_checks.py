@@ -17,7 +17,7 @@ def test_require_campaign_names_function_argument_and_what_was_given():
 
 
 def test_require_frame_refuses_a_campaign_and_names_missing_columns():
-    camp = bw.simulate_campaign(n_batches=2, seed=1)
+    camp = bw.simulate_campaign(n_batches=2, random_seed=1)
     with pytest.raises(bw.ArgumentError, match=r"f: aligned must be a polars DataFrame; got a Campaign"):
         checks.require_frame(camp, function="f", argument="aligned")
     with pytest.raises(bw.SchemaError, match=r"missing required columns 'x', 'y'; found: a"):

@@ -34,7 +34,7 @@ def test_demo_writes_into_a_new_or_empty_folder(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "empty"), "--n-batches", "2", "--seed", "3"]) == 0
     assert "demo campaign written to" in capsys.readouterr().out
     assert_frame_equal(
-        bw.read_campaign(tmp_path / "empty").observations, bw.simulate_campaign(n_batches=2, seed=3).observations
+        bw.read_campaign(tmp_path / "empty").observations, bw.simulate_campaign(n_batches=2, random_seed=3).observations
     )
 
 

@@ -133,6 +133,10 @@ def test_write_makes_a_campaign_folder_and_refuses_a_non_empty_one(tmp_path):
 
 def test_demo_dataset_is_the_simulated_campaign():
     assert_frame_equal(
-        datasets.demo(n_batches=3, seed=2).observations, bw.simulate_campaign(n_batches=3, seed=2).observations
+        datasets.demo(n_batches=3, random_seed=2).observations,
+        bw.simulate_campaign(n_batches=3, random_seed=2).observations,
     )
     assert datasets.NAMES == ("demo", "nistcho", "ambr250")
+    with pytest.warns(DeprecationWarning, match=r"datasets.demo\(seed=\.\.\.\) is deprecated; use random_seed"):
+        old = datasets.demo(n_batches=3, seed=2)
+    assert_frame_equal(old.observations, bw.simulate_campaign(n_batches=3, random_seed=2).observations)

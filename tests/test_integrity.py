@@ -233,7 +233,7 @@ def test_b2_a_frame_not_listed_is_an_error(folder):
 
 
 def test_b3_a_frame_cut_short_is_an_error_naming_the_counts(tmp_path):
-    big = bw.simulate_campaign(n_batches=3, seed=1)
+    big = bw.simulate_campaign(n_batches=3, random_seed=1)
     path = big.write(tmp_path / "sim")
     n = big.events.height
     pl.read_parquet(path / "events.parquet").head(40).write_parquet(path / "events.parquet")

@@ -19,7 +19,7 @@ from bioworkbench import datasets, kinetics, outcomes
 
 @pytest.fixture(scope="module")
 def campaign() -> bw.Campaign:
-    return bw.simulate_campaign(3, seed=1)
+    return bw.simulate_campaign(3, random_seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +215,8 @@ def test_dataset_name_misspelt():
 def test_dataset_demo_options():
     with raises(bw.ArgumentError, "datasets.demo: n_batches must be an integer >= 1; got 0."):
         datasets.demo(n_batches=0)
-    with raises(bw.ArgumentError, "datasets.demo: seed must be an integer >= 0; got the float 1.5."):
-        datasets.demo(seed=1.5)
+    with raises(bw.ArgumentError, "datasets.demo: random_seed must be an integer >= 0; got the float 1.5."):
+        datasets.demo(random_seed=1.5)
 
 
 def test_dataset_written_onto_a_file(tmp_path):

@@ -15,7 +15,7 @@ CHO_COLUMNS = ["peak_vcd", "peak_vcd_day", "final_viability", "final_ivcd", "mu_
 
 @pytest.fixture(scope="module")
 def demo():
-    return bw.simulate_campaign(n_batches=6, seed=0)
+    return bw.simulate_campaign(n_batches=6, random_seed=0)
 
 
 @pytest.fixture(scope="module")

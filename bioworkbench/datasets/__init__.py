@@ -26,6 +26,7 @@ so a campaign folder written on one machine reads the same on another.
 from __future__ import annotations
 
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,13 +129,41 @@ def ambr250() -> Campaign:
     return _read_real("ambr250")
 
 
-def demo(*, n_batches: int = 24, seed: int = 0) -> Campaign:
-    """The simulated demo campaign (:func:`bioworkbench.simulate_campaign`)."""
+def demo(*, n_batches: int = 24, random_seed: int = 0, seed: int | None = None) -> Campaign:
+    """The simulated demo campaign (:func:`bioworkbench.simulate_campaign`).
+
+    Parameters
+    ----------
+    n_batches
+        Number of batches.
+    random_seed
+        Seed of the simulation; the same seed gives an identical campaign.
+    seed
+        Deprecated name of ``random_seed``.
+
+    Returns
+    -------
+    Campaign
+
+    Raises
+    ------
+    ArgumentError
+        ``n_batches`` is not an integer >= 1 or ``random_seed`` not an integer >= 0.
+
+    Warns
+    -----
+    DeprecationWarning
+        When called with ``seed=``; use ``random_seed=``.
+    """
     from bioworkbench.simulate import simulate_campaign
 
+    argument = "random_seed"
+    if seed is not None:
+        warnings.warn("datasets.demo(seed=...) is deprecated; use random_seed=...", DeprecationWarning, stacklevel=2)
+        random_seed, argument = seed, "seed"
     n_batches = require_number(n_batches, function="datasets.demo", argument="n_batches", minimum=1, integer=True)
-    seed = require_number(seed, function="datasets.demo", argument="seed", minimum=0, integer=True)
-    return simulate_campaign(n_batches=n_batches, seed=seed)
+    random_seed = require_number(random_seed, function="datasets.demo", argument=argument, minimum=0, integer=True)
+    return simulate_campaign(n_batches=n_batches, random_seed=random_seed)
 
 
 def load(name: str) -> Campaign:
