@@ -40,7 +40,7 @@ def test_trajectories(camp):
 
 def test_single_line_breaks_between_batches():
     df = pl.DataFrame({"batch_id": ["A", "A", "B"], "day": [0.0, 1.0, 0.0], "value": [1.0, 2.0, 3.0]})
-    out = plots._single_line(df)
+    out = plots.base.single_line(df)
     assert out["batch_id"].to_list() == ["A", "A", "A", "B", "B"]
     assert out["value"].to_list() == [1.0, 2.0, None, 3.0, None]
 
@@ -74,7 +74,9 @@ def test_clear_errors(camp):
     with pytest.raises(bw.SchemaError, match="has no vcd observations to highlight"):
         plots.plot_trajectories(camp.observations, variable="vcd", highlight="nope")
     crev = review.campaign_review(camp)
-    with pytest.raises(bw.SchemaError, match="not in the table"):
+    with pytest.raises(
+        bw.SchemaError, match=r"- plot_cqa_vs_cpp: table: missing required column 'potency'; found: batch_id, "
+    ):
         plots.plot_cqa_vs_cpp(crev.table, attribute="potency", cpp="cpp_ph_setpoint")
 
 
@@ -91,7 +93,7 @@ def test_monitoring_plots(camp):
     b = plots.plot_contributions(m.contributions(camp.batch_ids[0]), statistic="spe")
     for x in (g, s, c, b):
         hv.render(x)
-    with pytest.raises(bw.SchemaError, match="statistic must be"):
+    with pytest.raises(bw.ArgumentError, match=r"plot_control_chart: statistic: the str 'q' is not valid.*spe, t2"):
         plots.plot_control_chart(m.monitor(a), statistic="q")
 
 
@@ -154,17 +156,17 @@ def test_trajectory_title_names_variable_and_unit(camp):
 
 
 def test_labels_do_not_repeat_the_unit():
-    assert plots.batches._label("ph", "pH") == "pH"
-    assert plots.batches._label("vcd", "1e6 cells/mL") == "Viable cell density (1e6 cells/mL)"
+    assert plots.base.axis_label("ph", "pH") == "pH"
+    assert plots.base.axis_label("vcd", "1e6 cells/mL") == "Viable cell density (1e6 cells/mL)"
 
 
 def test_long_titles_wrap_to_the_plot_width():
     t = "acidic variants vs temp shift day"
-    assert plots.batches._title(t, 700) == t
-    wrapped = plots.batches._title(t, 300)
+    assert plots.base.wrap_title(t, 700) == t
+    wrapped = plots.base.wrap_title(t, 300)
     assert wrapped.replace("\n", " ") == t and wrapped.count("\n") == 1
-    assert all(plots.batches._text_px(line) <= 300 - plots.batches.TITLE_MARGIN_PX for line in wrapped.split("\n"))
-    assert plots.batches._title("averyveryverylongwordwithoutspaces", 100) == "averyveryverylongwordwithoutspaces"
+    assert all(plots.base.text_px(line) <= 300 - plots.base.TITLE_MARGIN_PX for line in wrapped.split("\n"))
+    assert plots.base.wrap_title("averyveryverylongwordwithoutspaces", 100) == "averyveryverylongwordwithoutspaces"
 
 
 #: every Bokeh plot's title lines, measured with the font the page draws them in, and the room
@@ -215,3 +217,131 @@ def test_report_plot_titles_fit_their_plots(camp, tmp_path):
     assert len(lines) >= 25, lines
     cut = [t for t in lines if t["left"] + t["px"] > t["canvas"]]
     assert cut == [], cut
+
+
+# ---------------------------------------------------------------------------------------------
+# layering, process state and input checks
+# ---------------------------------------------------------------------------------------------
+#: what the plots may import from the package: the bottom layers only (issue 15)
+_PLOTS_MAY_IMPORT = {"bioworkbench._imports", "bioworkbench.checks", "bioworkbench.errors", "bioworkbench.schema"}
+
+
+def _package_imports(path):
+    """Every ``bioworkbench…`` module a file imports, at the top or inside a function."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {m for m in found if m.split(".")[0] == "bioworkbench"}
+
+
+def test_plots_import_nothing_above_them():
+    from pathlib import Path
+
+    files = sorted(Path(plots.__file__).parent.glob("*.py"))
+    assert {f.stem for f in files} >= {"base", "trajectories", "kinetics", "forecast", "monitoring", "outcomes"}
+    above = {
+        f.name: sorted(
+            m for m in _package_imports(f) if m not in _PLOTS_MAY_IMPORT and not m.startswith("bioworkbench.plots")
+        )
+        for f in files
+    }
+    assert {k: v for k, v in above.items() if v} == {}
+    assert "bioworkbench.schema" in _package_imports(Path(plots.base.__file__))  # the check reads imports
+
+
+def test_setup_leaves_warnings_of_the_process_alone():
+    """No global filter and no replaced ``warnings.showwarning`` (it used to print bioworkbench's
+    warnings on one line for the whole process; the report renderer shortens them on the page).
+    The plotting libraries' own import-time filters are taken before the comparison."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "import holoviews, hvplot.polars, panel  # their own filters (numpy, Bokeh, Panel warnings) set on import\n"
+        "before = (warnings.showwarning, list(warnings.filters))\n"
+        "import bioworkbench as bw\n"
+        "bw.plots.setup(); bw.plots.setup()\n"
+        "assert (warnings.showwarning, list(warnings.filters)) == before\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_natural_mistakes_are_located_argument_errors(camp):
+    obs = camp.observations
+    forecast = pl.DataFrame(
+        {"batch_id": ["B01"], "variable": ["vcd"], "time_h": [0.0], "mean": [1.0], "lower": [0.5], "upper": [2.0]}
+    )
+    with pytest.raises(
+        bw.ArgumentError, match=r"^plot_trajectories: observations must be a polars DataFrame; got a Campaign"
+    ):
+        plots.plot_trajectories(camp, variable="vcd")
+    with pytest.raises(
+        bw.ArgumentError, match=r"^plot_trajectories: highlight must be a non-empty string or None; got a list"
+    ):
+        plots.plot_trajectories(obs, variable="vcd", highlight=["B01"])
+    with pytest.raises(
+        bw.ArgumentError, match=r"^plot_kinetics: variables must be a list of names; got the str 'mu'. Write \['mu'\]"
+    ):
+        plots.plot_kinetics(bw.kinetics.compute(camp), variables="mu")
+    with pytest.raises(
+        bw.ArgumentError, match=r"^plot_envelope: width must be an integer >= 50 \(px\); got the str '7in'"
+    ):
+        plots.plot_envelope(review.envelope(obs), variable="vcd", width="7in")
+    with pytest.raises(
+        bw.SchemaError, match=r"- plot_trajectories: observations: missing required column 'flag'; found: batch_id, "
+    ):
+        plots.plot_trajectories(obs.drop("flag"), variable="vcd")
+    with pytest.raises(bw.SchemaError, match=r"- plot_outcomes: table: missing required columns 'peak_vcdd', 'titre'"):
+        plots.plot_outcomes(review.campaign_review(camp).table, columns=["peak_vcdd", "final_titer", "titre"])
+    with pytest.raises(
+        bw.ArgumentError, match=r"^plot_scores: prob must be a probability .*got 99. Did you mean 0.99\?"
+    ):
+        plots.plot_scores(pl.DataFrame({"batch_id": ["a"], "t_1": [0.0], "t_2": [0.0]}), prob=99)
+    with pytest.raises(bw.ArgumentError, match=r"^plot_forecast: known_h must be a finite number >= 0 \(h\); got -24"):
+        plots.plot_forecast(forecast, obs, batch_id="B01", known_h=-24)
+    with pytest.raises(
+        bw.ArgumentError,
+        match=r"^plot_shelf_life: result must be a ShelfLifeResult from bw.stability.shelf_life; got a polars DataFrame",
+    ):
+        bw.plots.plot_shelf_life(obs)
+    with pytest.raises(
+        bw.ArgumentError, match=r"^plot_response_surface: model must be a fitted response-surface model"
+    ):
+        bw.plots.plot_response_surface(obs)
+
+
+def test_trajectory_like_plots_are_titled_with_variable_and_unit(camp):
+    """Issue 18: kinetics panels, batch envelopes, the golden batch and growth fits name what they show."""
+    from bokeh.plotting import figure
+
+    from bioworkbench import monitoring
+
+    b = camp.batch_ids[1]
+    env = review.envelope(camp.observations, exclude=b)
+    envelopes = hv.render(
+        plots.plot_batch_envelopes(env, camp.observations.filter(pl.col("batch_id") == b), batch_id=b)
+    )
+    titles = [f.title.text.replace("\n", " ") for f in envelopes.select(dict(type=figure))]
+    assert "Viable cell density (1e6 cells/mL)" in titles and "Product titer (mg/L)" in titles
+    kin = hv.render(plots.plot_kinetics(bw.kinetics.compute(camp), variables=["qp"]))
+    (fig,) = kin.select(dict(type=figure))
+    assert fig.title.text.replace("\n", " ") == "Specific productivity qp (pg/cell/d)"
+    a = monitoring.align_by_time(camp, variables=["ph", "do"], grid_h=6, source="online")
+    golden = hv.render(plots.plot_golden(monitoring.golden_batch(a), a, batch_id=b, variable="do"))
+    assert golden.title.text.replace("\n", " ") == f"Dissolved oxygen, % of air saturation: {b} vs golden batch"
+    assert golden.legend[0].visible
+    pred = pl.DataFrame({"batch_id": [b] * 3, "time_h": [0.0, 48, 96], "mean": [0.5, 2, 6], "lower": [0.4, 1.5, 5],
+                         "upper": [0.6, 2.5, 7]})  # fmt: skip
+    growth = plots.plot_growth_fit(pred, camp.observations, batch_ids=[b])
+    assert hv.Store.lookup_options("bokeh", growth, "plot").kwargs["title"] == (
+        "Viable cell density (1e6 cells/mL): fitted curves and data"
+    )
+    hv.render(growth)

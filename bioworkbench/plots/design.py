@@ -1,5 +1,12 @@
 """Figures of designed experiments and Quality by Design: designs, effects, response surfaces, the
-design space, proven acceptable ranges, CPP impact and the CPP → in-process → CQA relation graph."""
+design space and proven acceptable ranges (CPP impact and the relation graph:
+:mod:`bioworkbench.plots.criticality`).
+
+The objects drawn (a :class:`~bioworkbench.doe.Design`, a fitted response surface, a design space)
+are recognised by what they offer, not imported: the plots sit below the models.
+
+See :mod:`bioworkbench.plots` for the conventions shared by every plot.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +16,40 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchError, ConfigError, SchemaError
-from bioworkbench.plots.batches import BAND, HIGHLIGHT, OTHERS, _title, setup
+from bioworkbench.checks import describe_type, require_frame, require_number
+from bioworkbench.errors import ArgumentError, BioWorkbenchError, ConfigError, SchemaError
+from bioworkbench.plots.base import (
+    BAND,
+    HIGHLIGHT,
+    NEGATIVE,
+    OTHERS,
+    POSITIVE,
+    require_name,
+    require_names,
+    require_result,
+    require_size,
+    setup,
+    wrap_title,
+)
 
 __all__ = [
-    "plot_cpp_impact",
     "plot_design",
     "plot_design_space",
     "plot_effects",
     "plot_par",
-    "plot_relation_graph",
     "plot_response_surface",
 ]
 
-POSITIVE = "#1f77b4"
-NEGATIVE = "#d62728"
 
-
-def _frame(obj: Any) -> pl.DataFrame:
-    frame = getattr(obj, "frame", obj)
-    if not isinstance(frame, pl.DataFrame):
-        frame = pl.from_pandas(frame) if hasattr(frame, "to_numpy") else pl.DataFrame(frame)
-    return frame
+def _design_frame(design: Any, *, function: str) -> pl.DataFrame:
+    """The runs of ``design``: a Design's ``frame``, or a polars or pandas frame as it is."""
+    frame = getattr(design, "frame", design)
+    if isinstance(frame, pl.DataFrame | pl.LazyFrame) or type(frame).__module__.startswith("pandas"):
+        return require_frame(frame, function=function, argument="design")
+    raise ArgumentError(
+        f"{function}: design must be a bw.doe.Design or a frame with one column per factor; "
+        f"got {describe_type(design)}."
+    )
 
 
 def plot_design(
@@ -43,22 +62,46 @@ def plot_design(
 ) -> Any:
     """The runs of a design in natural units: one scatter panel per pair of factors.
 
-    ``design`` is a :class:`bioworkbench.doe.Design` (or its frame, or any frame with one column per
-    factor). Points are coloured by ``color`` (the point type by default: factorial, axial, centre …);
-    repeated runs (centre points) are drawn once with the hover showing their count.
+    Parameters
+    ----------
+    design
+        A :class:`bioworkbench.doe.Design` (or its frame, or any frame with one column per factor).
+    factors
+        The factors to draw; by default the design's factors, else every numeric column not ending
+        in ``_coded``.
+    color
+        Column the points are coloured by (the point type by default: factorial, axial, centre …),
+        with a legend on the first panel; ignored when not a column.
+    width, height
+        Size of each panel in px.
+
+    Returns
+    -------
+    holoviews.Layout
+        Three panels per row; repeated runs (centre points) drawn once, the hover showing their count.
+
+    Raises
+    ------
+    ArgumentError
+        ``design`` is neither a Design nor a frame; ``factors`` is not a list of names.
+    SchemaError
+        A factor is not a column of the design.
+    ConfigError
+        Fewer than two factors.
     """
-    hv = setup()
-    frame = _frame(design)
+    fn = "plot_design"
+    frame = _design_frame(design, function=fn)
+    require_name(color, function=fn, argument="color")
+    require_size(function=fn, width=width, height=height)
     if factors is None:
         factors = list(getattr(design, "factors", {})) or [
             c for c in frame.columns if c.endswith("_coded") is False and frame.schema[c].is_numeric()
         ]
-    factors = list(factors)
-    missing = [f for f in factors if f not in frame.columns]
-    if missing:
-        raise SchemaError(f"plot_design: factor column(s) {', '.join(missing)} not in the design.")
+    factors = require_names(factors, function=fn, argument="factors")
+    require_frame(frame, function=fn, argument="design", columns=factors)
     if len(factors) < 2:
         raise ConfigError("plot_design needs at least two factors.")
+    hv = setup()
     by = color if color in frame.columns else None
     keys = [*factors, *([by] if by else [])]
     counted = frame.group_by(keys).agg(runs=pl.len())
@@ -76,9 +119,35 @@ def plot_design(
 def plot_effects(effects: pl.DataFrame, *, response: str | None = None, width: int = 460) -> Any:
     """Coefficients of a response-surface model with their intervals, one panel per response.
 
-    ``effects`` is :meth:`ResponseSurface.effects`: ``response, term, mean, lower, upper, prob``.
-    Terms whose interval excludes zero are drawn in colour (blue positive, red negative), others grey.
+    Parameters
+    ----------
+    effects
+        :meth:`ResponseSurface.effects`: ``response, term, mean, lower, upper`` (and ``prob``); the
+        ``Intercept`` term is left out.
+    response
+        Draw this response only; by default every response.
+    width
+        Width of each panel in px (the height grows with the number of terms).
+
+    Returns
+    -------
+    holoviews.Layout
+        Two panels per row. Terms whose interval excludes zero are drawn in colour (blue positive,
+        red negative), others grey.
+
+    Raises
+    ------
+    ArgumentError
+        ``effects`` is not a frame; ``response`` is not a name.
+    SchemaError
+        A column is missing; no effects (of ``response``; the responses present are listed).
     """
+    fn = "plot_effects"
+    effects = require_frame(
+        effects, function=fn, argument="effects", columns=("response", "term", "mean", "lower", "upper")
+    )
+    require_name(response, function=fn, argument="response", allow_none=True)
+    require_size(function=fn, width=width)
     hv = setup()
     eff = effects if response is None else effects.filter(pl.col("response") == response)
     if eff.is_empty():
@@ -86,7 +155,7 @@ def plot_effects(effects: pl.DataFrame, *, response: str | None = None, width: i
             f"plot_effects: no effects{f' for {response!r}' if response else ''}; responses: "
             f"{', '.join(effects['response'].unique().sort().to_list())}."
         )
-    eff = eff.filter(pl.col("term") != "Intercept") if "term" in eff.columns else eff
+    eff = eff.filter(pl.col("term") != "Intercept")
     panels = []
     for r in eff["response"].unique(maintain_order=True).to_list():
         e = eff.filter(pl.col("response") == r)
@@ -120,7 +189,7 @@ def plot_effects(effects: pl.DataFrame, *, response: str | None = None, width: i
             (hv.VLine(0).opts(color="black", line_dash="dashed") * segs * pts)
             .opts(
                 hv.opts.Overlay(
-                    title=_title(title, width),
+                    title=wrap_title(title, width),
                     width=width,
                     height=max(180, 24 * len(terms) + 70),
                     xlabel="change per half range" + (f" ({prob:.0%} interval)" if prob else ""),
@@ -152,8 +221,56 @@ def plot_response_surface(
     """Posterior-mean response over two factors (others fixed at their centre or ``fixed``), with
     contour lines and the design points.
 
-    ``model`` is a fitted :class:`~bioworkbench.models.ResponseSurface`.
+    Parameters
+    ----------
+    model
+        A fitted :class:`~bioworkbench.models.ResponseSurface` (its ``factors``, ``responses`` and
+        ``draws`` are used).
+    response
+        The response; by default the first modelled.
+    x, y
+        The factors on the axes; by default the first two.
+    fixed
+        Values of the other factors; by default the centre of their range.
+    data
+        Design points drawn in black (columns ``x``, ``y`` and, for the hover, ``batch_id``).
+    n
+        Grid points per axis.
+    width, height
+        Size in px.
+
+    Returns
+    -------
+    holoviews.Overlay
+        Image with a colour bar, 8 contour lines and the points; titled with the response.
+
+    Raises
+    ------
+    ArgumentError
+        ``model`` is not a response-surface model; a name or number is not one.
+    ConfigError
+        ``response`` was not modelled; ``x`` and ``y`` are not two different factors.
+
+    Notes
+    -----
+    The image is the posterior mean of the modelled mean response on an ``n × n`` grid spanning
+    each factor's range.
     """
+    fn = "plot_response_surface"
+    model = require_result(
+        model,
+        ("factors", "responses", "draws"),
+        function=fn,
+        argument="model",
+        expected="a fitted response-surface model (bw.models.ResponseSurface)",
+    )
+    require_name(response, function=fn, argument="response", allow_none=True)
+    require_name(x, function=fn, argument="x", allow_none=True)
+    require_name(y, function=fn, argument="y", allow_none=True)
+    if data is not None:
+        data = require_frame(data, function=fn, argument="data")
+    require_number(n, function=fn, argument="n", minimum=2, integer=True)
+    require_size(function=fn, width=width, height=height)
     hv = setup()
     from holoviews.operation import contours
 
@@ -186,7 +303,7 @@ def plot_response_surface(
             color="black", size=6, marker="circle", tools=["hover"]
         )
     others = ", ".join(f"{k} = {v:g}" for k, v in base.items() if k not in (x, y))
-    title = _title(f"{response}: posterior mean", width, margin=170)  # room for the colour bar
+    title = wrap_title(f"{response}: posterior mean", width, margin=170)  # room for the colour bar
     return plot.opts(title=title, xlabel=f"{x} ({others})" if others else x)
 
 
@@ -202,23 +319,53 @@ def plot_design_space(
     """The probability that every CQA meets its spec, over two CPPs, with the design-space boundary
     (the contour at the required probability) and the set point.
 
-    ``space`` is a :class:`~bioworkbench.models.DesignSpace` (``.map`` with one column per grid
-    factor, ``prob`` and ``in_region``; ``.prob`` the required probability). With more than two grid
-    factors, one panel per level of the third factor (slices).
+    Parameters
+    ----------
+    space
+        A :class:`~bioworkbench.models.DesignSpace`: ``.map`` with one column per grid factor,
+        ``prob`` and ``in_region``; ``.prob`` the required probability; ``.set_point()``.
+    x, y
+        The factors on the axes; by default the first two grid factors. With one grid factor, a
+        line of the probability along it.
+    set_point
+        The point marked with a star; by default the space's own set point (none when no point of
+        the grid is feasible).
+    width, height
+        Size of each panel in px.
+
+    Returns
+    -------
+    holoviews.Overlay or holoviews.Layout
+        One map, or with more than two grid factors one panel per level of the others (slices).
+
+    Raises
+    ------
+    ArgumentError
+        ``space`` is not a design space; a name is not one.
+    SchemaError
+        A column of the map is missing.
     """
+    fn = "plot_design_space"
+    space = require_result(
+        space, ("map", "prob"), function=fn, argument="space", expected="a design space (bw.models.DesignSpace)"
+    )
+    require_name(x, function=fn, argument="x", allow_none=True)
+    require_name(y, function=fn, argument="y", allow_none=True)
+    require_size(function=fn, width=width, height=height)
+    m = require_frame(space.map, function=fn, argument="space.map", columns=("prob",))
     hv = setup()
     from holoviews.operation import contours
 
-    m = space.map
     grid = list(getattr(space, "factors_on_grid", [c for c in m.columns if c not in ("prob", "in_region")]))
     x = x or grid[0]
     y = y or (grid[1] if len(grid) > 1 else None)
+    require_frame(m, function=fn, argument="space.map", columns=[c for c in (x, y) if c is not None])
     if y is None:
         d = m.sort(x)
         return (
             d.hvplot.line(x=x, y="prob", color=BAND, width=width, height=height, ylim=(0, 1.02))
             * hv.HLine(space.prob).opts(color=HIGHLIGHT, line_dash="dashed")
-        ).opts(title=_title(f"P(all CQAs in spec) along {x}", width))
+        ).opts(title=wrap_title(f"P(all CQAs in spec) along {x}", width))
     rest = [g for g in grid if g not in (x, y)]
     slices = m.select(rest).unique().sort(rest).iter_rows(named=True) if rest else [{}]
     sp = dict(set_point) if set_point is not None else _set_point(space)
@@ -240,7 +387,7 @@ def plot_design_space(
             )
         where = ", ".join(f"{k} = {v:g}" for k, v in level.items())
         title = f"P(all CQAs in spec); black line: {space.prob:.0%}" + (f" — {where}" if where else "")
-        panels.append(plot.opts(title=_title(title, width, margin=170)))  # room for the colour bar
+        panels.append(plot.opts(title=wrap_title(title, width, margin=170)))  # room for the colour bar
     return hv.Layout(panels).cols(2).opts(shared_axes=False) if len(panels) > 1 else panels[0]
 
 
@@ -258,9 +405,38 @@ def plot_par(par: pl.DataFrame, *, factors: Mapping[str, tuple[float, float]], w
     """Proven acceptable ranges: per factor, its studied range (grey), the PAR (coloured) and the set
     point (black tick).
 
-    ``par`` is :meth:`DesignSpace.proven_acceptable_range`: one row per factor with ``factor, lower,
-    upper`` and ``set_point``.
+    Parameters
+    ----------
+    par
+        :meth:`DesignSpace.proven_acceptable_range`: one row per factor with ``factor, lower, upper``
+        (and ``set_point``, drawn where not null).
+    factors
+        The studied range ``(low, high)`` of every factor of ``par``.
+    width
+        Width in px (the height grows with the number of factors).
+
+    Returns
+    -------
+    holoviews.Overlay
+        Each factor on its own coded axis (−1 low, +1 high), the PAR's natural limits written beside it.
+
+    Raises
+    ------
+    ArgumentError
+        ``par`` is not a frame; ``factors`` is not a mapping that holds every factor of ``par``.
+    SchemaError
+        A column is missing; no row.
+
+    Notes
+    -----
+    Coded value: ``(v − (lo + hi)/2) / ((hi − lo)/2)``.
     """
+    fn = "plot_par"
+    par = require_frame(par, function=fn, argument="par", columns=("factor", "lower", "upper"))
+    require_size(function=fn, width=width)
+    if not isinstance(factors, Mapping) or (unknown := sorted(set(par["factor"].to_list()) - set(factors))):
+        what = describe_type(factors) if not isinstance(factors, Mapping) else f"no range of {', '.join(unknown)}"
+        raise ArgumentError(f"{fn}: factors must map every factor of par to its (low, high) range; got {what}.")
     hv = setup()
     if par.is_empty():
         raise SchemaError("plot_par: no proven acceptable ranges to draw.")
@@ -296,130 +472,5 @@ def plot_par(par: pl.DataFrame, *, factors: Mapping[str, tuple[float, float]], w
             xlabel="coded factor (−1 = low, +1 = high)",
             ylabel="",
             xlim=(-1.3, 2.0),
-        )
-    )
-
-
-def plot_cpp_impact(impact: pl.DataFrame, *, threshold: float = 0.2, width: int = 420) -> Any:
-    """CPP impact ratios with their intervals, per CQA, ranked; the criticality threshold dashed.
-
-    ``impact`` is :func:`bioworkbench.criticality.cpp_impact`.
-    """
-    hv = setup()
-    if impact.is_empty():
-        raise SchemaError("plot_cpp_impact: no impact rows to draw.")
-    panels = []
-    for r in impact["response"].unique(maintain_order=True).to_list():
-        d = impact.filter(pl.col("response") == r).sort("rank")
-        names = d["factor"].to_list()
-        colour = [HIGHLIGHT if c else BAND for c in d["critical"].to_list()]
-        segs = hv.Segments(
-            {
-                "lower": d["lower"].to_numpy(),
-                "factor": names,
-                "upper": d["upper"].to_numpy(),
-                "factor_end": names,
-                "colour": colour,
-            },
-            kdims=["lower", "factor", "upper", "factor_end"],
-            vdims=["colour"],
-        ).opts(color="colour", line_width=3)
-        pts = hv.Scatter(
-            {
-                "ratio": d["impact_ratio"].to_numpy(),
-                "factor": names,
-                "p_critical": d["p_critical"].to_numpy(),
-                "colour": colour,
-            },
-            kdims=["ratio"],
-            vdims=["factor", "p_critical", "colour"],
-        ).opts(color="colour", size=8, tools=["hover"])
-        panels.append(
-            (hv.VLine(threshold).opts(color="black", line_dash="dashed") * segs * pts)
-            .opts(
-                hv.opts.Overlay(
-                    title=_title(str(r), width),
-                    width=width,
-                    height=max(160, 30 * len(names) + 80),
-                    xlabel="impact over the range / spec width (red: critical)",
-                    ylabel="",
-                )
-            )
-            .redim.values(factor=names[::-1])
-        )
-    return hv.Layout(panels).cols(2).opts(shared_axes=False)
-
-
-def plot_relation_graph(
-    edges: pl.DataFrame,
-    *,
-    only_clear: bool = False,
-    width: int = 720,
-    height: int = 420,
-) -> Any:
-    """The CPP → in-process variable → CQA graph: nodes in three columns, edges by strength.
-
-    ``edges`` is :func:`bioworkbench.criticality.relation_graph`. Edge width grows with ``|strength|``,
-    blue for a positive and red for a negative effect; dashed and faint when the interval includes zero
-    (hidden with ``only_clear``). Hovering an edge shows its strength and interval.
-    """
-    hv = setup()
-    if edges.is_empty():
-        raise SchemaError("plot_relation_graph: no edges to draw.")
-    e = edges.filter(pl.col("clear")) if only_clear else edges
-    layer = {"cpp": 0.0, "intermediate": 1.0, "cqa": 2.0}
-    nodes: dict[str, str] = {}
-    for r in edges.iter_rows(named=True):
-        nodes.setdefault(r["source"], r["source_kind"])
-        nodes.setdefault(r["target"], r["target_kind"])
-    pos: dict[str, tuple[float, float]] = {}
-    for kind, xpos in layer.items():
-        members = [n for n, k in nodes.items() if k == kind]
-        for i, n in enumerate(members):
-            pos[n] = (xpos, (len(members) - 1) / 2 - i)
-    if not any(k == "intermediate" for k in nodes.values()):
-        pos = {n: (1.0 if nodes[n] == "cqa" else 0.0, y) for n, (_, y) in pos.items()}
-    curves = []
-    for r in e.iter_rows(named=True):
-        (x0, y0), (x1, y1) = pos[r["source"]], pos[r["target"]]
-        n = 2
-        curves.append(
-            hv.Curve(
-                {
-                    "x": [x0, x1],
-                    "y": [y0, y1],
-                    "edge": [f"{r['source']} → {r['target']}"] * n,
-                    "strength": [round(r["strength"], 3)] * n,
-                    "interval": [f"{r['lower']:.2f} to {r['upper']:.2f} ({r['prob']:.0%})"] * n,
-                },
-                kdims=["x"],
-                vdims=["y", "edge", "strength", "interval"],
-            ).opts(
-                color=POSITIVE if r["strength"] > 0 else NEGATIVE,
-                line_width=1 + 7 * min(abs(r["strength"]), 1.0),
-                alpha=0.9 if r["clear"] else 0.25,
-                line_dash="solid" if r["clear"] else "dashed",
-                tools=["hover"],
-            )
-        )
-    lines = hv.Overlay(curves)
-    kinds = {"cpp": "CPP", "intermediate": "in-process", "cqa": "CQA"}
-    pts = hv.Points(
-        [(pos[n][0], pos[n][1], n, kinds[k]) for n, k in nodes.items()], kdims=["x", "y"], vdims=["node", "kind"]
-    ).opts(color="kind", cmap={"CPP": "#ff7f0e", "in-process": "#9467bd", "CQA": "#2ca02c"}, size=18)
-    labels = hv.Labels([(pos[n][0], pos[n][1] - 0.28, n) for n in nodes], kdims=["x", "y"], vdims=["text"]).opts(
-        text_font_size="9pt"
-    )
-    return (lines * pts * labels).opts(
-        hv.opts.Overlay(
-            title="Standardised effects (blue +, red −; faint: interval includes 0)",
-            xlim=(-0.6, 2.6) if any(k == "intermediate" for k in nodes.values()) else (-0.6, 1.6),
-            ylim=(min(y for _, y in pos.values()) - 0.6, max(y for _, y in pos.values()) + 0.4),
-            width=width,
-            height=height,
-            xaxis=None,
-            yaxis=None,
-            show_legend=True,
-            legend_position="right",
         )
     )

@@ -1,5 +1,12 @@
 """Figures of stability studies: the ICH Q1E shelf-life plot, Bayesian degradation predictions and the
-probability of staying within spec over time."""
+probability of staying within spec over time.
+
+The results come from :mod:`bioworkbench.stability` (``shelf_life``) and
+:class:`~bioworkbench.models.StabilityModel` (``predict``, ``prob_in_spec``); the plots draw them and
+compute nothing.
+
+See :mod:`bioworkbench.plots` for the conventions shared by every plot.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,9 @@ from typing import Any
 
 import polars as pl
 
+from bioworkbench.checks import require_frame, require_number, require_prob
 from bioworkbench.errors import SchemaError
-from bioworkbench.plots.batches import BAND, HIGHLIGHT, _title, setup
+from bioworkbench.plots.base import BAND, HIGHLIGHT, require_name, require_result, require_size, setup, wrap_title
 
 __all__ = ["plot_prob_in_spec", "plot_shelf_life", "plot_stability_prediction"]
 
@@ -26,8 +34,34 @@ def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
     """ICH Q1E plot: the data per lot, the fitted lines of the chosen model, their confidence bounds,
     the acceptance limit(s) and the shelf life.
 
-    ``result`` is :func:`bioworkbench.stability.shelf_life`'s :class:`ShelfLifeResult`.
+    Parameters
+    ----------
+    result
+        :func:`bioworkbench.stability.shelf_life`'s :class:`ShelfLifeResult`.
+    width, height
+        Size in px (the legend of lots stands to the right of the frame).
+
+    Returns
+    -------
+    holoviews.Overlay
+        Per lot its points, fitted line and bound(s) (dotted; one line for every lot under the
+        common model); the limits dashed red; the shelf life (black), the cap when it was capped
+        (dashed) and the last time point (grey).
+
+    Raises
+    ------
+    ArgumentError
+        ``result`` is not a shelf-life result.
     """
+    fn = "plot_shelf_life"
+    result = require_result(
+        result,
+        ("bounds", "data", "shelf_life", "attribute", "lower", "upper", "model"),
+        function=fn,
+        argument="result",
+        expected="a ShelfLifeResult from bw.stability.shelf_life",
+    )
+    require_size(function=fn, width=width, height=height)
     hv = setup()
     bounds = result.bounds()
     data = result.data
@@ -69,7 +103,7 @@ def plot_shelf_life(result: Any, *, width: int = 640, height: int = 380) -> Any:
     )
     return hv.Overlay(layers).opts(
         hv.opts.Overlay(
-            title=_title(title, width, margin=200),  # the legend stands to the right of the frame
+            title=wrap_title(title, width, margin=200),  # the legend stands to the right of the frame
             width=width,
             height=height,
             xlabel=xlabel,
@@ -95,9 +129,51 @@ def plot_stability_prediction(
     """A Bayesian degradation prediction: posterior mean with its interval band over time, the lots'
     data at the same storage temperature, and the spec limit(s).
 
-    ``prediction`` is :meth:`StabilityModel.predict` (``time, mean, lower, upper, prob``; an optional
-    ``batch_id`` draws one band per lot).
+    Parameters
+    ----------
+    prediction
+        :meth:`StabilityModel.predict`: ``time, mean, lower, upper`` (and ``prob``); an optional
+        ``batch_id`` draws one band per lot.
+    study
+        The study (``time, value, batch_id``): its unflagged rows of ``attribute`` at
+        ``temperature_c`` are drawn as points.
+    attribute
+        The attribute (axis label, title, and the study's rows).
+    lower, upper
+        Specification limits (dashed red).
+    temperature_c
+        Storage temperature in °C of the prediction (title, and the study's rows).
+    time_unit
+        Unit of ``time`` (``"month"``…), on the axis.
+    what
+        What the band is (title): ``"posterior mean"``, ``"a new lot (predictive)"``.
+    width, height
+        Size in px.
+
+    Returns
+    -------
+    holoviews.Overlay
+        Titled with the attribute, the temperature, ``what`` and the interval's probability.
+
+    Raises
+    ------
+    ArgumentError
+        A frame argument is not a frame; a name or number is not one.
+    SchemaError
+        A column is missing; the prediction is empty.
     """
+    fn = "plot_stability_prediction"
+    prediction = require_frame(
+        prediction, function=fn, argument="prediction", columns=("time", "mean", "lower", "upper")
+    )
+    if study is not None:
+        study = require_frame(study, function=fn, argument="study", columns=("time", "value", "batch_id"))
+    require_name(attribute, function=fn, argument="attribute", allow_none=True)
+    require_number(lower, function=fn, argument="lower", allow_none=True)
+    require_number(upper, function=fn, argument="upper", allow_none=True)
+    require_number(temperature_c, function=fn, argument="temperature_c", allow_none=True, unit="°C")
+    require_name(time_unit, function=fn, argument="time_unit")
+    require_size(function=fn, width=width, height=height)
     hv = setup()
     if prediction.is_empty():
         raise SchemaError("plot_stability_prediction: the prediction is empty.")
@@ -139,7 +215,7 @@ def plot_stability_prediction(
     title = f"{attribute or 'attribute'}{where}: {what}" + (f", {prob:.0%} interval" if prob else "")
     return hv.Overlay(layers).opts(
         hv.opts.Overlay(
-            title=_title(title, width),
+            title=wrap_title(title, width),
             width=width,
             height=height,
             xlabel=f"time ({time_unit}s)",
@@ -157,8 +233,43 @@ def plot_prob_in_spec(
     width: int = 640,
     height: int = 300,
 ) -> Any:
-    """Probability that a lot stays within spec at each time (:meth:`StabilityModel.prob_in_spec`),
-    with a target probability and, optionally, a proposed shelf life."""
+    """Probability that a lot stays within spec at each time, with a target probability and,
+    optionally, a proposed shelf life.
+
+    Parameters
+    ----------
+    frame
+        :meth:`StabilityModel.prob_in_spec`: ``time, prob``.
+    target
+        The probability a lot should keep (dashed red), or ``None``.
+    shelf_life
+        A proposed shelf life in ``time_unit`` (black line), or ``None``; not drawn when infinite
+        or NaN (not reached).
+    time_unit
+        Unit of ``time``, on the axis.
+    width, height
+        Size in px.
+
+    Returns
+    -------
+    holoviews.Overlay
+        The probability over time on a 0–1 axis.
+
+    Raises
+    ------
+    ArgumentError
+        ``frame`` is not a frame; ``target`` is not a probability; a number is not one.
+    SchemaError
+        A column is missing; nothing to draw.
+    """
+    fn = "plot_prob_in_spec"
+    frame = require_frame(frame, function=fn, argument="frame", columns=("time", "prob"))
+    if target is not None:
+        require_prob(target, function=fn, argument="target")
+    if shelf_life is not None and not (isinstance(shelf_life, float) and not math.isfinite(shelf_life)):
+        require_number(shelf_life, function=fn, argument="shelf_life", minimum=0, unit=time_unit)
+    require_name(time_unit, function=fn, argument="time_unit")
+    require_size(function=fn, width=width, height=height)
     hv = setup()
     if frame.is_empty():
         raise SchemaError("plot_prob_in_spec: nothing to draw.")
