@@ -285,6 +285,13 @@ class Campaign:
         """Names of the CPP set-point columns (``cpp_*``) of ``batches``."""
         return [c for c in self.batches.columns if c.startswith("cpp_")]
 
+    @property
+    def products(self) -> list[str]:
+        """The products named in ``batches.product``, sorted (``[]`` when none is)."""
+        if "product" not in self.batches.columns:
+            return []
+        return self.batches["product"].drop_nulls().unique().sort().to_list()
+
     def __len__(self) -> int:
         return self.batches.height
 

@@ -14,20 +14,29 @@ Flagged observations never count as outcomes (they are counted in ``n_flagged``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from bioworkbench.checks import require_campaign, require_choice, require_frame
-from bioworkbench.errors import ArgumentError
-from bioworkbench.schema import registry, suggest
+from bioworkbench.errors import ArgumentError, suggest
+from bioworkbench.kinetics import compute
+from bioworkbench.kinetics import units as kinetics_units
+from bioworkbench.variables import (
+    BIOMASS_ORDER,
+    BIOMASS_UNITS,
+    biomass_choices,
+    choose_biomass,
+    choose_product,
+    registry,
+)
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
 
 __all__ = [
     "BIOMASS_ORDER",
+    "BIOMASS_UNITS",
     "batch_outcomes",
     "batch_summary",
     "biomass_choices",
@@ -37,59 +46,11 @@ __all__ = [
     "product_variable",
 ]
 
-#: biomass variables in order of preference (then any other registered ``cell_density``)
-BIOMASS_ORDER = ("vcd", "cdw", "od600")
-
-#: canonical units a biomass variable may have (cell counts, dry mass, optical density)
-BIOMASS_UNITS = ("1e6 cells/mL", "g/L", "AU")
-
-
-def biomass_choices() -> list[str]:
-    """Variables of the registry that can serve as biomass: :data:`BIOMASS_ORDER`, then every
-    other registered ``cell_density`` variable whose canonical unit is one of
-    :data:`BIOMASS_UNITS`, by name."""
-    reg = registry()
-    others = sorted(
-        v
-        for v, spec in reg.items()
-        if spec.kind == "cell_density" and spec.unit in BIOMASS_UNITS and v not in BIOMASS_ORDER
-    )
-    return [v for v in BIOMASS_ORDER if v in reg] + others
-
 
 def _measured(campaign: Campaign, *, offline_only: bool = True) -> set[str]:
-    obs = campaign.observations.filter(pl.col("flag").is_null() & pl.col("value").is_not_null())
-    if offline_only:
-        obs = obs.filter(pl.col("source") != "online")
+    """The variables with unflagged values (offline ones only, by default)."""
+    obs = campaign.offline() if offline_only else campaign.measurements()
     return set(obs["variable"].unique().to_list())
-
-
-def _choose_biomass(measured: Iterable[str]) -> str | None:
-    measured = set(measured)
-    return next((v for v in biomass_choices() if v in measured), None)
-
-
-def _declared_products(campaign: Campaign) -> list[str]:
-    if "product" not in campaign.batches.columns:
-        return []
-    return campaign.batches["product"].drop_nulls().unique().sort().to_list()
-
-
-def _choose_product(measured: Iterable[str], declared: Iterable[str]) -> str | None:
-    measured = set(measured)
-    reg = registry()
-    if "titer" in measured:
-        return "titer"
-    kind_product = sorted(v for v in measured if v in reg and reg[v].kind == "product")
-    if kind_product:
-        return kind_product[0]
-    for name in declared:
-        text = str(name).strip().lower()
-        bare = text[2:] if text[:2] in ("l-", "d-") else text
-        for v in sorted(measured):
-            if v in (text, bare) or (v in reg and reg[v].description.lower().startswith(text)):
-                return v
-    return None
 
 
 def biomass_variable(campaign: Campaign) -> str | None:
@@ -113,7 +74,7 @@ def biomass_variable(campaign: Campaign) -> str | None:
         ``campaign`` is not a Campaign.
     """
     campaign = require_campaign(campaign, function="biomass_variable")
-    return _choose_biomass(_measured(campaign))
+    return choose_biomass(_measured(campaign))
 
 
 def product_variable(campaign: Campaign) -> str | None:
@@ -131,18 +92,18 @@ def product_variable(campaign: Campaign) -> str | None:
         ``campaign`` is not a Campaign.
     """
     campaign = require_campaign(campaign, function="product_variable")
-    return _choose_product(_measured(campaign), _declared_products(campaign))
+    return choose_product(_measured(campaign), campaign.products)
 
 
 def _resolve(campaign: Campaign, biomass: str | None, product: str | None, *, function: str):
     """Checked biomass and product names (defaults by the documented rules)."""
     measured = _measured(campaign)
     if biomass is None:
-        biomass = _choose_biomass(measured)
+        biomass = choose_biomass(measured)
     else:
         biomass = require_choice(biomass, biomass_choices(), function=function, argument="biomass")
     if product is None:
-        product = _choose_product(measured, _declared_products(campaign))
+        product = choose_product(measured, campaign.products)
     else:
         reg = registry()
         if not isinstance(product, str) or product not in reg:
@@ -239,8 +200,6 @@ def batch_outcomes(
     campaign = require_campaign(campaign, function=fn)
     biomass, product = _resolve(campaign, biomass, product, function=fn)
     if kinetics is None and biomass is not None:
-        from bioworkbench.kinetics import compute
-
         kinetics = compute(campaign, biomass=biomass, variables=[product] if product else [])
     elif kinetics is not None:
         kinetics = require_frame(
@@ -251,7 +210,7 @@ def batch_outcomes(
             hint="Pass the frame bw.kinetics.compute(campaign) returns.",
         )
         _check_kinetics_biomass(kinetics, biomass, function=fn)
-    good = campaign.observations.filter(pl.col("flag").is_null() & (pl.col("source") != "online"))
+    good = campaign.offline()
     measured = set(good["variable"].unique().to_list())
     base = campaign.batches.select(
         "batch_id", *[c for c in ("status",) if c in campaign.batches.columns], *campaign.cpps
@@ -336,7 +295,7 @@ def batch_summary(
     campaign = require_campaign(campaign, function=fn)
     biomass, product = _resolve(campaign, biomass, product, function=fn)
     obs = campaign.observations
-    good = obs.filter(pl.col("flag").is_null() & pl.col("value").is_not_null())
+    good = campaign.measurements()
     per = obs.group_by("batch_id").agg(
         n_offline=(pl.col("source") != "online").sum(),
         n_online=(pl.col("source") == "online").sum(),
@@ -387,8 +346,6 @@ def outcome_units(
     ArgumentError
         As :func:`batch_outcomes`.
     """
-    from bioworkbench.kinetics import units as kinetics_units
-
     fn = "outcome_units"
     campaign = require_campaign(campaign, function=fn)
     biomass, product = _resolve(campaign, biomass, product, function=fn)

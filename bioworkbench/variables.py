@@ -13,6 +13,7 @@ specifications and validation (:mod:`bioworkbench.schema`) build on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -22,7 +23,12 @@ from bioworkbench.errors import CheckedFrame, ConfigError, Issue, SchemaError, s
 from bioworkbench.units import conversion, parse_unit
 
 __all__ = [
+    "BIOMASS_ORDER",
+    "BIOMASS_UNITS",
     "Variable",
+    "biomass_choices",
+    "choose_biomass",
+    "choose_product",
     "conversions",
     "get_variable",
     "register_variable",
@@ -224,6 +230,85 @@ def registry() -> dict[str, Variable]:
     """
     _ensure_registry()
     return _REGISTRY
+
+
+# ---------------------------------------------------------------------------------------------
+# which variables are biomass and product
+# ---------------------------------------------------------------------------------------------
+#: biomass variables in order of preference (then any other registered ``cell_density``)
+BIOMASS_ORDER = ("vcd", "cdw", "od600")
+
+#: canonical units a biomass variable may have (cell counts, dry mass, optical density)
+BIOMASS_UNITS = ("1e6 cells/mL", "g/L", "AU")
+
+
+def biomass_choices() -> list[str]:
+    """The registered variables that can serve as biomass.
+
+    Returns
+    -------
+    list[str]
+        :data:`BIOMASS_ORDER`, then every other registered ``cell_density`` variable whose
+        canonical unit is one of :data:`BIOMASS_UNITS`, by name.
+    """
+    reg = registry()
+    others = sorted(
+        v
+        for v, spec in reg.items()
+        if spec.kind == "cell_density" and spec.unit in BIOMASS_UNITS and v not in BIOMASS_ORDER
+    )
+    return [v for v in BIOMASS_ORDER if v in reg] + others
+
+
+def choose_biomass(measured: Iterable[str]) -> str | None:
+    """The biomass among the ``measured`` variables: the first of :func:`biomass_choices` measured.
+
+    Parameters
+    ----------
+    measured
+        Names of the variables that have (unflagged) values.
+
+    Returns
+    -------
+    str or None
+        ``None`` when no biomass variable is measured.
+    """
+    measured = set(measured)
+    return next((v for v in biomass_choices() if v in measured), None)
+
+
+def choose_product(measured: Iterable[str], declared: Iterable[str] = ()) -> str | None:
+    """The product among the ``measured`` variables.
+
+    Parameters
+    ----------
+    measured
+        Names of the variables that have (unflagged) values.
+    declared
+        Products named in the batches' ``product`` column (``"L-tryptophan"``).
+
+    Returns
+    -------
+    str or None
+        ``titer`` when measured; else the first (by name) measured variable of registry kind
+        ``product``; else a measured variable *declared* as the product: the name itself, the
+        name without an ``L-``/``D-`` prefix (``L-tryptophan`` -> ``tryptophan``) or a variable
+        whose registry description starts with it; else ``None``.
+    """
+    measured = set(measured)
+    reg = registry()
+    if "titer" in measured:
+        return "titer"
+    kind_product = sorted(v for v in measured if v in reg and reg[v].kind == "product")
+    if kind_product:
+        return kind_product[0]
+    for name in declared:
+        text = str(name).strip().lower()
+        bare = text[2:] if text[:2] in ("l-", "d-") else text
+        for v in sorted(measured):
+            if v in (text, bare) or (v in reg and reg[v].description.lower().startswith(text)):
+                return v
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
