@@ -396,7 +396,7 @@ write(
             "else:\n"
             "    data = bw.simulate_stability(attribute=attribute, random_seed=random_seed)\n"
             "    source = 'simulated from a known first-order Arrhenius model (bw.simulate_stability)'\n"
-            "bw.review.markdown('{text}', text=bw.stability.describe_study(data, source=source))"
+            "bw.review.markdown(bw.review.describe_study(data, source=source))"
         ),
         md("## The study"),
         code("bw.review.table(bw.stability.study_overview(data))"),
@@ -407,7 +407,7 @@ write(
         code(
             "q1e = bw.stability.shelf_life(data, attribute=attribute, lower=lower, upper=upper, "
             "condition=bw.stability.condition_at(data, storage_c), confidence=confidence, storage=storage)\n"
-            "bw.review.markdown('{text}', text=q1e.narrative())"
+            "bw.review.markdown(q1e.narrative())"
         ),
         code("bw.review.table(q1e.tests)"),
         code("bw.review.table(q1e.table)"),
@@ -418,10 +418,10 @@ write(
             "storage temperature."
         ),
         code(
-            "bayes = bw.stability.bayesian_analysis(data, attribute=attribute, kinetics=kinetics, lower=lower, upper=upper, "
+            "bayes = bw.review.bayesian_analysis(data, attribute=attribute, kinetics=kinetics, lower=lower, upper=upper, "
             "storage_c=storage_c, horizon=horizon, prob=prob, target=target, draws=draws, tune=tune, chains=chains, "
             "random_seed=random_seed)\n"
-            "bw.review.markdown('{text}', text=bayes.text)"
+            "bw.review.markdown(bayes.text)"
         ),
         code("bw.review.markdown(bayes.diagnostics)"),
         code(
@@ -435,7 +435,7 @@ write(
         ),
         code("bw.review.table(bayes.summary) if bayes.summary is not None else None"),
         md("## The two shelf-life answers"),
-        code("bw.review.table(bw.stability.compare_shelf_lives(q1e, bayes))"),
-        code("bw.review.markdown('{text}', text=bw.stability.comparison_sentence(q1e, bayes))"),
+        code("bw.review.table(bw.review.compare_shelf_lives(q1e, bayes))"),
+        code("bw.review.markdown(bw.review.comparison_sentence(q1e, bayes))"),
     ],
 )

@@ -5,6 +5,8 @@
 * :mod:`~bioworkbench.review.campaign` — :func:`campaign_review` (release per batch, MSPC,
   exceptional batches, variability, CQAs against CPPs);
 * :mod:`~bioworkbench.review.forecast` — :func:`forecast_section` for a running batch;
+* :mod:`~bioworkbench.review.stability` — the Bayesian stability analysis and the shelf-life
+  comparison of the stability report;
 * :mod:`~bioworkbench.text` and :mod:`~bioworkbench.review.display` — escaping data text,
   Markdown from templates, tables, collapsed details and the "Notes on the data".
 
@@ -30,11 +32,19 @@ from bioworkbench.review.batch import BatchReview, batch_header, batch_review, n
 from bioworkbench.review.campaign import CampaignReview, campaign_review, exceptional_batches, variability
 from bioworkbench.review.display import Details, Table, collect_notes, details, markdown, notes_markdown, table
 from bioworkbench.review.forecast import ForecastSection, forecast_section
+from bioworkbench.review.stability import (
+    BayesianStability,
+    bayesian_analysis,
+    compare_shelf_lives,
+    comparison_sentence,
+    describe_study,
+)
 from bioworkbench.text import Safe, escape, markdown_text
 
 __all__ = [
     "SENSOR_TOLERANCE",
     "BatchReview",
+    "BayesianStability",
     "CampaignReview",
     "Details",
     "ForecastSection",
@@ -42,11 +52,15 @@ __all__ = [
     "Table",
     "batch_header",
     "batch_review",
+    "bayesian_analysis",
     "campaign_review",
     "campaign_table",
     "collect_notes",
+    "compare_shelf_lives",
+    "comparison_sentence",
     "completeness",
     "cqa_table",
+    "describe_study",
     "details",
     "envelope",
     "envelope_points",
