@@ -16,6 +16,7 @@ from conftest import small_frames
 
 import bioworkbench as bw
 from bioworkbench.io import read_wide
+from bioworkbench.store import sha256_file
 
 
 @pytest.fixture(autouse=True)
@@ -183,7 +184,7 @@ def test_b1_a_recomputed_hash_does_not_let_unvalidated_data_in(folder):
     obs.write_parquet(folder / "observations.parquet")
 
     def rehash(meta):
-        meta["frames"]["observations"]["sha256"] = bw.campaign.sha256_file(folder / "observations.parquet")
+        meta["frames"]["observations"]["sha256"] = sha256_file(folder / "observations.parquet")
 
     _rewrite_meta(folder, rehash)
     err = _error(bw.SchemaError, bw.read_campaign, folder)
@@ -196,9 +197,11 @@ def test_b1_a_recomputed_hash_does_not_let_unvalidated_data_in(folder):
 def test_b1_a_validated_signed_folder_is_trusted_and_one_signed_with_another_key_is_validated(
     folder, monkeypatch, tmp_path
 ):
+    from bioworkbench.campaign import model
+
     calls = []
-    real = bw.campaign.validate_frame
-    monkeypatch.setattr(bw.campaign, "validate_frame", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = model.validate_frame
+    monkeypatch.setattr(model, "validate_frame", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     assert bw.read_campaign(folder)._validated and calls == []
     monkeypatch.setenv("BIOWORKBENCH_KEY_FILE", str(tmp_path / "another.key"))
     bw.Campaign(name="other").write(tmp_path / "other")  # makes the other key
