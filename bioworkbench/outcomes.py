@@ -6,7 +6,8 @@
   without any product (NISTCHO growth data).
 * :func:`batch_outcomes`: peak biomass and its day, final viability, final integral of biomass,
   mean μ in the growth phase, mean specific productivity, final product, last sample day.
-* :func:`batch_summary`: status, sample and flag counts, peak biomass, final product, duration.
+* :func:`batch_summary`: status, sample and flag counts, peak biomass, final product, duration
+  (defined in :mod:`bioworkbench.campaign.summary`, beside ``Campaign.summary()`` which shows it).
 * :func:`outcome_units`: the unit and a label of each column, for tables people read.
 
 Flagged observations never count as outcomes (they are counted in ``n_flagged``).
@@ -18,8 +19,15 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from bioworkbench.checks import require_campaign, require_choice, require_frame
-from bioworkbench.errors import ArgumentError, suggest
+from bioworkbench.campaign.summary import (
+    batch_summary,
+    last_per_batch,
+    measured_variables,
+    outcome_variables,
+    peak_per_batch,
+)
+from bioworkbench.checks import require_campaign, require_frame
+from bioworkbench.errors import ArgumentError
 from bioworkbench.kinetics import compute
 from bioworkbench.kinetics import units as kinetics_units
 from bioworkbench.variables import (
@@ -47,12 +55,6 @@ __all__ = [
 ]
 
 
-def _measured(campaign: Campaign, *, offline_only: bool = True) -> set[str]:
-    """The variables with unflagged values (offline ones only, by default)."""
-    obs = campaign.offline() if offline_only else campaign.measurements()
-    return set(obs["variable"].unique().to_list())
-
-
 def biomass_variable(campaign: Campaign) -> str | None:
     """The campaign's biomass variable: what kinetics and outcome tables grow on.
 
@@ -74,7 +76,7 @@ def biomass_variable(campaign: Campaign) -> str | None:
         ``campaign`` is not a Campaign.
     """
     campaign = require_campaign(campaign, function="biomass_variable")
-    return choose_biomass(_measured(campaign))
+    return choose_biomass(measured_variables(campaign))
 
 
 def product_variable(campaign: Campaign) -> str | None:
@@ -92,45 +94,7 @@ def product_variable(campaign: Campaign) -> str | None:
         ``campaign`` is not a Campaign.
     """
     campaign = require_campaign(campaign, function="product_variable")
-    return choose_product(_measured(campaign), campaign.products)
-
-
-def _resolve(campaign: Campaign, biomass: str | None, product: str | None, *, function: str):
-    """Checked biomass and product names (defaults by the documented rules)."""
-    measured = _measured(campaign)
-    if biomass is None:
-        biomass = choose_biomass(measured)
-    else:
-        biomass = require_choice(biomass, biomass_choices(), function=function, argument="biomass")
-    if product is None:
-        product = choose_product(measured, campaign.products)
-    else:
-        reg = registry()
-        if not isinstance(product, str) or product not in reg:
-            raise ArgumentError(
-                f"{function}: product must be a registered variable name; got {product!r}. "
-                + suggest(str(product), sorted(reg), what="Variables")
-            )
-    return biomass, product
-
-
-def _peak(good: pl.DataFrame, variable: str, name: str) -> pl.DataFrame:
-    """Per batch: the largest value of ``variable`` and the day of its first occurrence."""
-    return (
-        good.filter(pl.col("variable") == variable)
-        .sort(["batch_id", "value", "time_h"], descending=[False, True, False])
-        .group_by("batch_id", maintain_order=True)
-        .agg(pl.col("value").first().alias(name), (pl.col("time_h").first() / 24).alias(f"{name}_day"))
-    )
-
-
-def _last(good: pl.DataFrame, variable: str, name: str) -> pl.DataFrame:
-    return (
-        good.filter(pl.col("variable") == variable)
-        .sort("batch_id", "time_h")
-        .group_by("batch_id", maintain_order=True)
-        .agg(pl.col("value").last().alias(name))
-    )
+    return choose_product(measured_variables(campaign), campaign.products)
 
 
 def _rate_name(product: str) -> str:
@@ -198,7 +162,7 @@ def batch_outcomes(
     """
     fn = "batch_outcomes"
     campaign = require_campaign(campaign, function=fn)
-    biomass, product = _resolve(campaign, biomass, product, function=fn)
+    biomass, product = outcome_variables(campaign, biomass, product, function=fn)
     if kinetics is None and biomass is not None:
         kinetics = compute(campaign, biomass=biomass, variables=[product] if product else [])
     elif kinetics is not None:
@@ -218,10 +182,10 @@ def batch_outcomes(
     parts: list[pl.DataFrame] = []
     if biomass is not None:
         k = kinetics
-        peak = _peak(good, biomass, f"peak_{biomass}")
+        peak = peak_per_batch(good, biomass, f"peak_{biomass}")
         parts.append(peak)
         if "viability" in measured:
-            parts.append(_last(good, "viability", "final_viability"))
+            parts.append(last_per_batch(good, "viability", "final_viability"))
         parts.append(
             k.filter(pl.col("variable") == f"i{biomass}")
             .sort("batch_id", "time_h")
@@ -241,7 +205,7 @@ def batch_outcomes(
                 k.filter(pl.col("variable") == rate).group_by("batch_id").agg(pl.col("value").mean().alias(rate))
             )
     if product is not None:
-        parts.append(_last(good, product, f"final_{product}"))
+        parts.append(last_per_batch(good, product, f"final_{product}"))
     parts.append(good.group_by("batch_id").agg(last_day=pl.col("time_h").max() / 24))
     out = base
     for part in parts:
@@ -258,62 +222,6 @@ def _check_kinetics_biomass(kinetics: pl.DataFrame, biomass: str | None, *, func
             f"{biomass!r}. Pass biomass={found[0]!r}, or recompute with "
             f"bw.kinetics.compute(campaign, biomass={biomass!r})."
         )
-
-
-def batch_summary(
-    campaign: Campaign,
-    *,
-    biomass: str | None = None,
-    product: str | None = None,
-) -> pl.DataFrame:
-    """One row per batch: status, process, scale, sample and flag counts, peak biomass, final
-    product, duration (what ``Campaign.summary()`` shows).
-
-    Parameters
-    ----------
-    campaign
-        A :class:`~bioworkbench.Campaign`.
-    biomass, product
-        Variable names (default: :func:`biomass_variable` and :func:`product_variable`).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``batch_id``, ``status``, ``process``, ``scale_l`` (those the batches have),
-        ``n_offline``, ``n_online``, ``n_flagged`` (observation counts, flagged included in the
-        first two), ``peak_<b>`` and ``peak_<b>_day`` (largest unflagged value of the biomass, any
-        source, and its day), ``final_<p>`` (last unflagged product value), ``duration_d`` (last
-        observation time / 24). Biomass and product columns are absent when the campaign has
-        none; a demo (CHO) campaign gives ``peak_vcd``, ``peak_vcd_day`` and ``final_titer``.
-
-    Raises
-    ------
-    ArgumentError
-        ``campaign`` is not a Campaign, or an unknown ``biomass``/``product``.
-    """
-    fn = "batch_summary"
-    campaign = require_campaign(campaign, function=fn)
-    biomass, product = _resolve(campaign, biomass, product, function=fn)
-    obs = campaign.observations
-    good = campaign.measurements()
-    per = obs.group_by("batch_id").agg(
-        n_offline=(pl.col("source") != "online").sum(),
-        n_online=(pl.col("source") == "online").sum(),
-        n_flagged=pl.col("flag").is_not_null().sum(),
-        _last_h=pl.col("time_h").max(),
-    )
-    cols = [c for c in ("batch_id", "status", "process", "scale_l") if c in campaign.batches.columns]
-    out = campaign.batches.select(cols).join(per, on="batch_id", how="left")
-    if biomass is not None:
-        out = out.join(_peak(good, biomass, f"peak_{biomass}"), on="batch_id", how="left")
-    if product is not None:
-        out = out.join(_last(good, product, f"final_{product}"), on="batch_id", how="left")
-    return out.with_columns(
-        duration_d=pl.col("_last_h") / 24,
-        n_offline=pl.col("n_offline").fill_null(0),
-        n_online=pl.col("n_online").fill_null(0),
-        n_flagged=pl.col("n_flagged").fill_null(0),
-    ).drop("_last_h")
 
 
 def outcome_units(
@@ -348,7 +256,7 @@ def outcome_units(
     """
     fn = "outcome_units"
     campaign = require_campaign(campaign, function=fn)
-    biomass, product = _resolve(campaign, biomass, product, function=fn)
+    biomass, product = outcome_variables(campaign, biomass, product, function=fn)
     reg = registry()
     rows: list[tuple[str, str, str]] = []
     if biomass is not None:
@@ -365,7 +273,7 @@ def outcome_units(
             (f"peak_{biomass}", f"peak {label}", reg[biomass].unit),
             (f"peak_{biomass}_day", f"day of peak {label}", "d"),
         ]
-        if "viability" in _measured(campaign):
+        if "viability" in measured_variables(campaign):
             rows.append(("final_viability", "final viability", "%"))
         rows += [
             (f"final_i{biomass}", f"final integral of {label}", ku["integral"]),

@@ -30,6 +30,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -90,8 +91,6 @@ def write_folder(
     """
     import yaml
 
-    from bioworkbench import __version__
-
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is a file, not a folder.")
@@ -104,7 +103,7 @@ def write_folder(
             "name": name,
             "description": description,
             "schema_version": SCHEMA_VERSION,
-            "written_by": f"bioworkbench {__version__}",
+            "written_by": f"bioworkbench {_version()}",
             "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "sources": dict(sources),
             "frames": {},
@@ -127,6 +126,12 @@ def write_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _version() -> str:
+    """The package's ``__version__``, read from the loaded package (a module of it is running, so it
+    is loaded) rather than imported: this module sits below the package's ``__init__``."""
+    return str(getattr(sys.modules.get("bioworkbench"), "__version__", "unknown"))
 
 
 def _replace_folder(new: Path, folder: Path) -> None:

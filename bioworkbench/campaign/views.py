@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from bioworkbench.campaign.summary import batch_summary
 from bioworkbench.checks import describe_type
 from bioworkbench.errors import ArgumentError, Issue, SchemaError, suggest
 from bioworkbench.variables import registry
@@ -398,10 +399,9 @@ class CampaignViews:
         Returns
         -------
         polars.DataFrame
-            :func:`bioworkbench.outcomes.batch_summary` of this campaign.
+            :func:`~bioworkbench.campaign.summary.batch_summary` of this campaign (also
+            :func:`bioworkbench.outcomes.batch_summary`).
         """
-        from bioworkbench.outcomes import batch_summary
-
         return batch_summary(self)
 
     def describe(self) -> str:
