@@ -19,7 +19,7 @@ campaign are cut (:meth:`Campaign.as_of`, inside ``forecast``) and forecast toge
 per (campaign, day): each held-out batch joins the hierarchical models with its first days only, as
 several batches running at once would. The history is every other completed batch.
 
-* Demo: ``bw.simulate_campaign(24, seed)`` for each seed (the aborted batch left out); the
+* Demo: ``bw.simulate_campaign(24, random_seed=seed)`` for each seed (the aborted batch left out); the
   held-out batches are every 4th completed batch, starting at ``seed % 3`` (6 per campaign), so that
   seven seeds give 42 held-out forecasts per day.
 * NISTCHO (``bw.datasets.nistcho()``): the 31 cultures with at least 4 VCD samples, in 3 folds
@@ -32,8 +32,8 @@ did not converge is named.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_forecast.py              # 7 demo seeds + NISTCHO, 1000 draws
-    .venv/bin/python benchmarks/bench_forecast.py --quick      # 3 demo seeds + NISTCHO, 300 draws
+    .venv/bin/python benchmarks/bench_forecast.py              # 7 demo seeds + NISTCHO, the forecast's defaults
+    .venv/bin/python benchmarks/bench_forecast.py --quick      # 3 demo seeds + NISTCHO, 1000 draws
     .venv/bin/python benchmarks/bench_forecast.py --seeds 1 2 --no-nistcho
 
 The exit status is 0 whatever the targets say (missed targets are FAIL lines in the table).
@@ -53,6 +53,7 @@ import numpy as np
 import polars as pl
 
 import bioworkbench as bw
+from bioworkbench.models.forecast import DEFAULT_CHAINS, DEFAULT_DRAWS, DEFAULT_TUNE
 
 DAYS = (5, 7)
 #: known up to the day's sample: samples are taken within about an hour of the nominal time
@@ -178,7 +179,7 @@ def demo_cases(seeds: tuple[int, ...]) -> list[tuple[str, Any, list[str], list[s
     """Per seed: label, campaign, history and held-out batches (every 4th completed batch from ``seed % 3``)."""
     out = []
     for seed in seeds:
-        campaign, truth = bw.simulate_campaign(24, seed=seed, online_interval_min=240.0, return_truth=True)
+        campaign, truth = bw.simulate_campaign(24, random_seed=seed, online_interval_min=240.0, return_truth=True)
         done = truth.filter(~pl.col("aborted"))["batch_id"].to_list()
         held = done[seed % 3 :: DEMO_STRIDE][:6]
         out.append((f"demo seed {seed}", campaign, [b for b in done if b not in held], held))
@@ -316,16 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(DEMO_SEEDS), help="demo campaign seeds")
     ap.add_argument("--days", type=int, nargs="+", default=list(DAYS))
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="default: the forecast's own")
+    ap.add_argument("--tune", type=int, default=DEFAULT_TUNE, help="default: the forecast's own")
+    ap.add_argument("--chains", type=int, default=DEFAULT_CHAINS, help="default: the forecast's own")
     ap.add_argument("--no-nistcho", action="store_true", help="demo campaigns only")
     ap.add_argument("--no-demo", action="store_true", help="NISTCHO only")
-    ap.add_argument("--quick", action="store_true", help="3 demo seeds, 300 draws and tuning steps: a smoke run")
+    ap.add_argument("--quick", action="store_true", help="3 demo seeds, 1000 draws, 500 tuning steps: a smoke run")
     ap.add_argument("--csv", default=None, help="write the per-forecast results to this CSV file")
     a = ap.parse_args(argv)
     if a.quick:
-        a.seeds, a.draws, a.tune = a.seeds[:3], 300, 300
+        a.seeds, a.draws, a.tune = a.seeds[:3], 1000, 500
     seeds = () if a.no_demo else tuple(a.seeds)
     days = tuple(a.days)
     print(

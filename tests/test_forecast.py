@@ -26,7 +26,7 @@ SHIFTED = "B08"  # shift made on day 4 (96 h)
 @pytest.fixture(scope="module")
 def camp():
     # 8 batches: B01 aborted, B02-B08 completed; shift days 4 or 6
-    return bw.simulate_campaign(n_batches=8, seed=21, online_interval_min=240)
+    return bw.simulate_campaign(n_batches=8, random_seed=21, online_interval_min=240)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ TINY = {"draws": 30, "tune": 30, "chains": 1, "random_seed": 2}
 
 @pytest.fixture(scope="module")
 def camp():
-    c = bw.simulate_campaign(n_batches=6, seed=31, online_interval_min=240)
+    c = bw.simulate_campaign(n_batches=6, random_seed=31, online_interval_min=240)
     return c.filter_batches(c.batches.filter(pl.col("status") == "completed")["batch_id"].to_list())
 
 
@@ -135,7 +135,7 @@ def test_good_diagnostics_read_as_one_plain_sentence():
 def test_same_seed_same_draws_with_a_fresh_or_a_warm_cache(camp):
     from bioworkbench.models.base import _COMPILED
 
-    other = bw.simulate_campaign(n_batches=6, seed=32, online_interval_min=240)
+    other = bw.simulate_campaign(n_batches=6, random_seed=32, online_interval_min=240)
     other = other.filter_batches(other.batches.filter(pl.col("status") == "completed")["batch_id"].to_list())
     kw = {"draws": 100, "tune": 100, "chains": 2, "random_seed": 4, "covariates": "auto"}
     nutpie = {"backend": "nutpie"}
@@ -343,6 +343,12 @@ def fitted(camp):
             r"GrowthModel.unusual: prob must be a finite number > 0 and < 1; got 0",
         ),
         (lambda g, t: t.summary(prob="90%"), bw.ArgumentError, r"TiterModel.summary: prob must be a finite number"),
+        (
+            lambda g, t: g.posterior_draws("peak_vcd_campain"),
+            bw.ArgumentError,
+            r"GrowthModel.posterior_draws: no posterior variable 'peak_vcd_campain'. Did you mean 'peak_vcd_campaign'",
+        ),
+        (lambda g, t: g.save(42), bw.ArgumentError, r"GrowthModel.save: path must be a file path"),
         (lambda g, t: t.titer_draws("B99", np.ones(2), np.zeros(2)), bw.SchemaError, r"B99 were not in the data"),
         (
             lambda g, t: t.predict(batch_id="B02", ivcd_pre=[1.0, None], ivcd_post=[0, 0]),
@@ -355,3 +361,14 @@ def test_wrong_arguments_of_fitted_models(fitted, call, error, text):
     with pytest.raises(error, match=text) as e:
         call(*fitted)
     assert isinstance(e.value, bw.BioWorkbenchError)
+
+
+def test_module_functions_check_their_arguments(camp):
+    from bioworkbench.models import load
+
+    with pytest.raises(bw.ArgumentError, match=r"load: path must be a file path \(str or Path\); got the int 3"):
+        load(3)
+    with pytest.raises(bw.ArgumentError, match=r"diagnostics_markdown: diag must be a model's .diagnostics\(\)"):
+        diagnostics_markdown("ok")
+    with pytest.raises(bw.ArgumentError, match=r"GrowthModel.sample_prior_predictive: draws must be an integer >= 1"):
+        GrowthModel().sample_prior_predictive(camp, draws="10")

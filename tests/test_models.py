@@ -18,7 +18,7 @@ PYMC = {"backend": "pymc"}
 
 @pytest.fixture(scope="module")
 def camp():
-    c = bw.simulate_campaign(n_batches=5, seed=11, online_interval_min=240)
+    c = bw.simulate_campaign(n_batches=5, random_seed=11, online_interval_min=240)
     return c.filter_batches(
         [b for b in c.batch_ids if c.batches.filter(pl.col("batch_id") == b)["status"][0] == "completed"]
     )
@@ -203,7 +203,7 @@ def test_pilot_fit_recovers_noise_free_curves():
 def test_small_campaigns_are_non_centred_large_ones_centred(camp):
     small = GrowthModel()._prepare(camp)
     assert small["centred"] == [False] * 5 and not any(small["sparse"])
-    big = bw.simulate_campaign(n_batches=40, seed=5, online_interval_min=600)
+    big = bw.simulate_campaign(n_batches=40, random_seed=5, online_interval_min=600)
     d = GrowthModel()._prepare(big, batch_ids=[b for b in big.batch_ids if b != _aborted(big)])
     assert d["centred"][1:3] == [True, True] and d["centred"][4] is False
     assert 0 < d["t_ref"][0] < d["t_ref"][1] < d["t_max"]

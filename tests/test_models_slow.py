@@ -1,9 +1,8 @@
 """Slow tests of the Bayesian models: real NUTS (nutpie) on data with known truth and on real data.
 
 Deselected by default; run with ``pytest -m slow tests/test_models_slow.py``. Each fit is done once
-per module (fixtures) and shared by the tests that read it. Compiled models are cached per
-structure in-process, so the three forecast campaigns below are laid out identically (10 history
-and 5 running batches) to compile the growth and titer models once for all five forecasts.
+per module (fixtures) and shared by the tests that read it. The calibration of forecasts is tested
+in tests/test_forecast_slow.py.
 
 What "truth" means here (see :func:`bioworkbench.simulate.simulate_campaign`):
 
@@ -37,15 +36,11 @@ import pytest
 from conftest import shared_data
 
 import bioworkbench as bw
-from bioworkbench.models import GrowthModel, TiterModel, forecast
+from bioworkbench.models import GrowthModel, TiterModel
 
 RECOVERY_SEED = 3
 RECOVERY_BATCHES = 12
-FORECAST_SEEDS = (11, 12, 13)
-FORECAST_BATCHES = 16  # 15 completed + 1 aborted; 5 held out, 10 history
-N_HELD_OUT = 5
 FIT = {"draws": 1000, "tune": 1000, "chains": 2}
-FORECAST_FIT = {"draws": 500, "tune": 500, "chains": 2}  # the forecast's own defaults
 PROB = 0.9
 _T0 = time.perf_counter()
 
@@ -82,7 +77,7 @@ def _simulated_qp(n_batches: int, seed: int) -> tuple:
         return seen["run"]
 
     with mock.patch.object(sim, "_integrate", capture):
-        campaign, truth = bw.simulate_campaign(n_batches, seed=seed, online_interval_min=60.0, return_truth=True)
+        campaign, truth = bw.simulate_campaign(n_batches, random_seed=seed, online_interval_min=60.0, return_truth=True)
     hourly, p = seen["run"].hourly, seen["p"]
     hours = np.arange(hourly.shape[0])[:, None]
     xv, titer, aa = hourly[:, sim._XV], hourly[:, sim._TITER], hourly[:, sim._AA]
@@ -189,102 +184,11 @@ def test_titer_qp_orders_batches_like_truth(recovery):
 
 
 # -------------------------------------------------------------------------------------------------
-# forecasts
-# -------------------------------------------------------------------------------------------------
-def _forecast_setup(seed: int) -> tuple:
-    campaign, truth = bw.simulate_campaign(FORECAST_BATCHES, seed=seed, online_interval_min=60.0, return_truth=True)
-    ids = _completed(truth)
-    held_out, history = ids[-N_HELD_OUT:], ids[:-N_HELD_OUT]
-    return campaign, truth, history, held_out
-
-
-def _forecast(campaign, history, held_out, known_h: float, seed: int):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return forecast(
-            campaign, held_out, known_h=known_h, history=history, prob=PROB, random_seed=seed, **FORECAST_FIT
-        )
-
-
-def _final_titer(fc) -> pl.DataFrame:
-    return fc.endpoints.filter(pl.col("quantity") == "final_titer").select(
-        "batch_id", "mean", "lower", "upper", width=pl.col("upper") - pl.col("lower")
-    )
-
-
-@pytest.fixture(scope="module")
-def forecasts_day5():
-    """Per seed: the campaign, truth and the forecast of 5 held-out batches known up to day 5
-    (121 h: the day-5 sample is taken at 120 ± 1 h)."""
-    out = []
-    for seed in FORECAST_SEEDS:
-        campaign, truth, history, held_out = _forecast_setup(seed)
-        out.append((campaign, truth, _forecast(campaign, history, held_out, 121.0, seed)))
-    return out
-
-
-# 15 held-out batches (5 per seed), 90 % intervals: covered ~ Binomial(15, 0.9) if calibrated; the
-# required ≥ 80 % (≥ 12 of 15) fails a calibrated forecast with probability P(X ≤ 11) = 5.6 % (with
-# 10 batches, ≥ 8 of 10, it would be 7 %) and passes one whose real coverage is 70 % with
-# probability 30 %. The result sits close to the threshold: the same seeds gave 7 and 8 of the first
-# 10 in two runs, because PyTensor's numba code compiled fresh and the same code loaded from its
-# disk cache give slightly different floating-point results, and NUTS amplifies the difference.
-# Truth: the harvest titer in ``campaign.quality`` (Protein A HPLC, the harvest state with 3 % CV).
-# The forecast's final-titer interval is *predictive* (it includes the assay error learnt from the
-# in-process titers, ~4 %), i.e. an interval for a measured harvest titer, so a measured value is
-# the like-for-like truth; the noise-free ``final_titer_mg_l`` is reported too (a predictive
-# interval should cover it at least as often).
-MIN_FORECAST_COVERAGE = 0.8
-
-
-@pytest.mark.slow
-def test_forecast_final_titer_is_calibrated_from_day_5(forecasts_day5):
-    rows = []
-    for campaign, truth, fc in forecasts_day5:
-        measured = campaign.quality.filter(pl.col("attribute") == "titer").select("batch_id", measured="value")
-        _report("forecast growth", fc.growth)
-        _report("forecast titer", fc.titer)
-        rows.append(
-            _final_titer(fc)
-            .join(measured, on="batch_id")
-            .join(truth.select("batch_id", noise_free="final_titer_mg_l", harvest_h="harvest_time_h"), on="batch_id")
-            .with_columns(end_h=pl.lit(fc.end_h))
-        )
-    res = pl.concat(rows).with_columns(
-        covered=pl.col("measured").is_between("lower", "upper"),
-        covered_noise_free=pl.col("noise_free").is_between("lower", "upper"),
-    )
-    _print_all(res)
-    print(
-        f"coverage: measured {res['covered'].mean():.0%}, noise-free {res['covered_noise_free'].mean():.0%} of {res.height}"
-    )
-    assert res.height == N_HELD_OUT * len(FORECAST_SEEDS)
-    assert res["covered"].mean() >= MIN_FORECAST_COVERAGE, (
-        f"{res['covered'].sum()} of {res.height} 90 % final-titer intervals from day 5 cover the measured harvest titer"
-    )
-
-
-@pytest.mark.slow
-def test_forecast_tightens_as_days_are_added(forecasts_day5):
-    seed = FORECAST_SEEDS[0]
-    campaign, _, history, held_out = _forecast_setup(seed)
-    w4 = _final_titer(_forecast(campaign, history, held_out, 97.0, seed)).select("batch_id", w4="width")
-    w7 = _final_titer(_forecast(campaign, history, held_out, 169.0, seed)).select("batch_id", w7="width")
-    w5 = _final_titer(forecasts_day5[0][2]).select("batch_id", w5="width")
-    res = w4.join(w5, on="batch_id").join(w7, on="batch_id")
-    _print_all(res)
-    assert res.height == N_HELD_OUT
-    assert (res["w7"] < res["w4"]).all(), (
-        "the 90 % interval of the final titer should be narrower from day 7 than from day 4"
-    )
-
-
-# -------------------------------------------------------------------------------------------------
 # default sampler settings on the demo campaign and on real data
 # -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo():
-    campaign, truth = bw.simulate_campaign(seed=0, return_truth=True)
+    campaign, truth = bw.simulate_campaign(random_seed=0, return_truth=True)
     return campaign, _completed(truth)
 
 
@@ -305,30 +209,27 @@ def test_titer_has_no_divergences_on_demo_campaign(demo):
 
 
 @pytest.mark.slow
-def test_growth_has_no_divergences_on_nistcho():
+def test_growth_converges_on_nistcho_with_default_settings():
     path = shared_data("nistcho-vcd", "vicell_growth_fb2_fb4_combined.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         campaign = bw.read_wide(path, "nistcho")
-    n = (
-        campaign.observations.filter(
-            (pl.col("variable") == "vcd")
-            & (pl.col("source") != "online")
-            & pl.col("flag").is_null()
-            & (pl.col("value") > 0)
-        )
-        .group_by("batch_id")
-        .len()
-    )
-    ids = [b for b in campaign.batch_ids if b in set(n.filter(pl.col("len") >= GrowthModel.min_points)["batch_id"])]
-    assert 0 < len(ids) < len(campaign.batch_ids)  # the file has a few cultures with < 4 counts
-    # The cultures are 7 feeding strategies (cpp_feeding) in 3-4 replicates, so they are grouped by
-    # strategy. Without the grouping the strategies that crash or drop (C, G) and those still
-    # growing at day 11 share one population: nu falls to ~1.7 and the chains wander along the
+    # Defaults only. The three cultures with fewer than 4 counts are left out and named; the
+    # cultures are grouped by their categorical CPPs (7 feeding strategies × 2 experiments: 10
+    # groups). Without grouping, the strategies that crash or drop (C, G) and those still growing
+    # at day 11 share one population: nu falls to ~1.7 and the chains wander along the
     # capacity/decline ridge (r̂ ~1.2). The collapsed samples (G on day 10, C-R5/R6) are left out
     # with a warning that names them.
-    with pytest.warns(bw.BioWorkbenchWarning, match=r"6 VCD sample\(s\) of collapsed cultures left out.*FB4-G-R1"):
-        # 2000 draws: the default 1000 gave min bulk ESS ~380 and r̂ 1.011 (no divergences)
-        model = GrowthModel().fit(campaign, batch_ids=ids, group="cpp_feeding", draws=2000, random_seed=0)
-    assert len(model.data["excluded"]) == 6
-    _assert_converged(_report("growth, NISTCHO by feeding strategy, default sampler, 2000 draws", model))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        model = GrowthModel().fit(campaign, random_seed=0)
+    messages = [str(w.message) for w in rec if issubclass(w.category, bw.BioWorkbenchWarning)]
+    assert any("6 VCD sample(s) of collapsed cultures left out" in m and "FB4-G-R1" in m for m in messages)
+    assert any("3 batch(es) left out: FB2-A-R1 (2 VCD points (needs 4))" in m for m in messages)
+    assert not any("did not converge" in m for m in messages), messages
+    assert len(model.data["excluded"]) == 6 and len(model.data["batch_ids"]) == 31
+    assert model.data["grouping"]["levels"] == 10
+    d = _report("growth, NISTCHO, default settings", model)
+    assert any("grouped by cpp_" in n for n in d["notes"])
+    _assert_converged(d)
+    assert d["min_ess_bulk"] >= 400, d["issues"]

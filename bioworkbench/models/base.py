@@ -152,6 +152,11 @@ class BayesModel:
         """Draws from the prior and prior predictive (works before :meth:`fit`)."""
         import pymc as pm
 
+        draws = _positive_int(draws, "draws", type(self).__name__, method="sample_prior_predictive")
+        if random_seed is not None:
+            random_seed = _positive_int(
+                random_seed, "random_seed", type(self).__name__, zero=True, method="sample_prior_predictive"
+            )
         if data is None and self.data is None:
             raise ModelNotFittedError(
                 f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations)."
@@ -329,6 +334,14 @@ class BayesModel:
     def posterior_draws(self, name: str) -> np.ndarray:
         """Posterior draws of ``name`` stacked as ``(sample, ...)``."""
         self._require_fit()
+        names = list(self.idata["posterior"].data_vars)
+        if name not in names:
+            from bioworkbench.errors import ArgumentError
+
+            raise ArgumentError(
+                f"{type(self).__name__}.posterior_draws: no posterior variable {name!r}. "
+                + suggest(str(name), names, what="Variables")
+            )
         da = self.idata["posterior"][name]
         return da.stack(sample=("chain", "draw")).transpose("sample", ...).values
 
@@ -422,8 +435,8 @@ class BayesModel:
         """Write the posterior and everything needed to predict again to a netCDF file."""
         from bioworkbench import __version__
 
+        path = _path(path, f"{type(self).__name__}.save")
         self._require_fit()
-        path = Path(path)
         dt = self.idata.copy()
         dt.attrs.update(
             {
@@ -478,7 +491,7 @@ def load(path: str | Path) -> BayesModel:
 
     import bioworkbench.models  # noqa: F401  (imports every model module, which registers its class)
 
-    path = Path(path)
+    path = _path(path, "load")
     if not path.exists():
         raise ConfigError(f"model file {path} not found.")
     dt = xr.open_datatree(path, engine="h5netcdf").load()
@@ -519,6 +532,13 @@ def diagnostics_markdown(diag: Mapping[str, Any] | None, *, name: str = "model")
     """
     if diag is None:
         return f"**{name}**: not fitted."
+    if not isinstance(diag, Mapping) or not {"divergences", "min_ess_bulk", "min_ess_tail"} <= set(diag):
+        from bioworkbench.checks import describe_type
+        from bioworkbench.errors import ArgumentError
+
+        raise ArgumentError(
+            f"diagnostics_markdown: diag must be a model's .diagnostics() (a dict); got {describe_type(diag)}."
+        )
     fine = f"{diag.get('chains')} chains × {diag.get('draws')} draws"
     if diag.get("sampler_tune") is not None:
         fine += f" after {diag['sampler_tune']} tuning steps"
@@ -572,13 +592,25 @@ def _extreme(ds: Any, fn: Any) -> float:
     return float(fn(vals)) if vals else float("nan")
 
 
-def _positive_int(value: Any, argument: str, owner: str, *, zero: bool = False) -> int:
+def _positive_int(value: Any, argument: str, owner: str, *, zero: bool = False, method: str = "fit") -> int:
     """A sampler count (``draws``, ``tune``, ``chains``, ``random_seed``) checked as an integer."""
     from bioworkbench.checks import require_number
 
     return int(
-        require_number(value, function=f"{owner}.fit", argument=argument, minimum=0 if zero else 1, integer=True)
+        require_number(value, function=f"{owner}.{method}", argument=argument, minimum=0 if zero else 1, integer=True)
     )
+
+
+def _path(path: Any, function: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, else an :class:`ArgumentError`."""
+    import os
+
+    if not isinstance(path, str | os.PathLike):
+        from bioworkbench.checks import describe_type
+        from bioworkbench.errors import ArgumentError
+
+        raise ArgumentError(f"{function}: path must be a file path (str or Path); got {describe_type(path)}.")
+    return Path(path)
 
 
 def _versions(backend: str) -> dict[str, str]:

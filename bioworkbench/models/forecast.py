@@ -25,7 +25,7 @@ included, so that they can be compared with the measured values):
 * ``time_of_peak``: the culture day (sample time rounded to whole days) of the first sample whose
   VCD is within 5 % of the highest sample. The day of the single highest sample is ill-posed on a
   plateau (the noise decides it); "the first day within 5 % of the peak" is not.
-* IVCD ``I_s(t) = I_obs(t_k) + ∫_{t_k}^{t} f_s(u) du`` (trapezoid on a 0.1-h grid) from the IVCD
+* IVCD ``I_s(t) = I_obs(t_k) + ∫_{t_k}^{t} f_s(u) du`` (trapezoid on an hourly grid) from the IVCD
   measured up to the last known sample ``t_k``; ``final_ivcd`` is ``I_s(end_h)``.
 * titer ``= a_s + qp_s · I_s(min(t, t_shift)) + qp'_s · (I_s(t) − I_s(min(t, t_shift)))`` plus the
   titer assay error (``cv``, ``floor`` of the titer model); ``final_titer`` is that at ``end_h``,
@@ -607,9 +607,6 @@ def _draws_to_frames(
     ivcd_obs = kin.filter((pl.col("variable") == "ivcd") & pl.col("batch_id").is_in(running))
     vcd_obs = _offline(cut, "vcd").filter(pl.col("value") > 0)
     rng = np.random.default_rng(random_seed)
-    grid = np.round(np.arange(0.0, end_h + 1e-9, 0.1), 6)
-    if grid[-1] < end_h:
-        grid = np.append(grid, end_h)
     report_t = np.unique(np.concatenate([np.arange(0.0, end_h, 6.0), [end_h]]))
     sigma, nu = g.posterior_draws("sigma"), g.posterior_draws("nu")
     n = sigma.shape[0] if t is None else min(sigma.shape[0], t.posterior_draws("qp_b").shape[0])
@@ -617,46 +614,44 @@ def _draws_to_frames(
     theta = g._theta()[:n]
     traj, ends = [], []
     for b in running:
+        th_b = theta[:, g.data["batch_ids"].index(b), :]
         obs_b = ivcd_obs.filter(pl.col("time_h") <= known[b]).sort("time_h")
         meas = vcd_obs.filter((pl.col("batch_id") == b) & (pl.col("time_h") <= known[b])).sort("time_h")
         t_k = float(meas["time_h"][-1])
-        f = GrowthModel.curve(theta[:, g.data["batch_ids"].index(b), :], grid / 24)  # (S, T)
-        noise = np.exp(sigma * rng.standard_t(nu, size=f.shape))
-        vcd_pred = f * noise
-        keep = np.isin(grid, report_t)
-        out_vars = [("vcd", vcd_pred[:, keep], grid[keep])]
+        # VCD as it would be measured, at the report times
+        f_rep = GrowthModel.curve(th_b, report_t / 24)
+        out_vars = [("vcd", f_rep * np.exp(sigma * rng.standard_t(nu, size=f_rep.shape)), report_t)]
         # the measured peak: known samples, then predictive samples on the remaining sample days
         k_days = np.rint(meas["time_h"].to_numpy() / 24).astype(int)
         fut_days = np.array([d for d in days if d > k_days.max()], int)
-        fut_t = np.minimum(fut_days * 24.0, end_h)
-        f_fut = GrowthModel.curve(theta[:, g.data["batch_ids"].index(b), :], fut_t / 24)
+        f_fut = GrowthModel.curve(th_b, np.minimum(fut_days * 24.0, end_h) / 24)
         fut = f_fut * np.exp(sigma * rng.standard_t(nu, size=f_fut.shape))
         samples = np.concatenate([np.broadcast_to(meas["value"].to_numpy(), (n, k_days.size)), fut], axis=1)
         s_days = np.concatenate([k_days, fut_days])
         peak = samples.max(axis=1)
         first = np.argmax(samples >= (1 - PEAK_WITHIN) * peak[:, None], axis=1)
-        t_peak = s_days[first].astype(float)
-        rows = [("peak_vcd", peak, "1e6 cells/mL", False), ("time_of_peak", t_peak, "d", True)]
-        after = grid >= t_k
-        ga, fa = grid[after], f[:, after]
+        rows = [("peak_vcd", peak, "1e6 cells/mL", False), ("time_of_peak", s_days[first].astype(float), "d", True)]
+        # IVCD from the last measured IVCD on: trapezoid of the curve on an hourly grid that holds the
+        # report times, the shift and end_h
+        t_a = float(obs_b["time_h"][-1]) if obs_b.height else t_k
         i_k = float(obs_b["value"][-1]) if obs_b.height else 0.0
-        steps = np.diff(ga) / 24 * (fa[:, 1:] + fa[:, :-1]) / 2
-        ivcd = np.full(f.shape, np.nan)
-        ivcd[:, after] = i_k + np.concatenate([np.zeros((n, 1)), np.cumsum(steps, axis=1)], axis=1)
+        t_s = shifts[b]["time_h"]
+        marks = [t_a, end_h] + ([t_s] if t_s is not None and t_a < t_s < end_h else [])
+        grid = np.unique(np.concatenate([np.arange(np.ceil(t_a), end_h, 1.0), report_t, marks]))
+        grid = grid[(grid >= t_a) & (grid <= end_h)]
+        f = GrowthModel.curve(th_b, grid / 24)
+        steps = np.diff(grid) / 24 * (f[:, 1:] + f[:, :-1]) / 2
+        ivcd = i_k + np.concatenate([np.zeros((n, 1)), np.cumsum(steps, axis=1)], axis=1)
         rows.append(("final_ivcd", ivcd[:, -1], "1e6 cells*d/mL", False))
         if t is not None:
-            t_s = shifts[b]["time_h"]
-            if t_s is None:
+            if t_s is None or t_s >= end_h:
                 pre = ivcd
-            elif t_s <= t_k:
-                i_s = float(np.interp(t_s, obs_b["time_h"].to_numpy(), obs_b["value"].to_numpy()))
-                pre = np.where(grid[None, :] <= t_s, ivcd, i_s)
+            elif t_s <= t_a:
+                pre = np.full_like(ivcd, float(np.interp(t_s, obs_b["time_h"].to_numpy(), obs_b["value"].to_numpy())))
             else:
-                i_s = _interp_rows(min(t_s, end_h), ga, ivcd[:, after])
-                pre = np.where(grid[None, :] <= t_s, ivcd, i_s[:, None])
-            post = ivcd - pre
-            tit = t.titer_draws(b, pre, post, kind="predictive", random_seed=int(rng.integers(2**31)))
-            keep_t = keep & (grid >= t_k)  # titer is forecast from the last known sample on
+                pre = np.where(grid[None, :] <= t_s, ivcd, ivcd[:, [int(np.flatnonzero(grid == t_s)[0])]])
+            tit = t.titer_draws(b, pre, ivcd - pre, kind="predictive", random_seed=int(rng.integers(2**31)))
+            keep_t = np.isin(grid, report_t) & (grid >= t_k)  # titer from the last known sample on
             out_vars.append(("titer", tit[:, keep_t], grid[keep_t]))
             rows.insert(0, ("final_titer", tit[:, -1], "mg/L", False))
         for var, arr, times in out_vars:
@@ -682,10 +677,3 @@ def _draws_to_frames(
                 {"batch_id": b, "quantity": "p_below_spec", "mean": p, "lower": None, "upper": None, "unit": ""}
             )
     return traj, ends
-
-
-def _interp_rows(x: float, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """``np.interp(x, xp, row)`` for every row of ``fp`` at once."""
-    j = int(np.clip(np.searchsorted(xp, x), 1, len(xp) - 1))
-    w = (x - xp[j - 1]) / (xp[j] - xp[j - 1])
-    return fp[:, j - 1] * (1 - w) + fp[:, j] * w
