@@ -26,6 +26,24 @@ Usage::
     .venv/bin/python benchmarks/bench_reports.py --out /tmp/bench --keep
 
 Missed targets are reported as FAIL in the table; the exit status is 1 only when a report failed.
+
+Figures measured once, moved here from the docstrings and comments of the runner (issue 15: a
+measurement belongs to the benchmark that can repeat it, with its date and machine, not to code):
+
+* importing ``rfc3987_syntax`` (jsonschema's IRI format checkers, imported by nbformat) builds a
+  Lark grammar: about 2.5 s of CPU in every report kernel and every runner process, out of a 14 s
+  batch report; :func:`bioworkbench._imports.without_iri_grammar` skips it (was in the docstring of
+  ``bioworkbench/_imports.py`` and a comment of ``run_report``);
+* a graceful kernel shutdown waits about 1.5 s for the kernel's atexit hooks and interpreter
+  teardown; papermill's ``shutdown_kernel="immediate"`` kills its process group instead (was a
+  comment of ``run_report`` and the docstring of
+  ``tests/test_reports.py::test_no_kernel_or_kernel_child_outlives_its_run``);
+* the Dask workers' statistical profiler costs about 0.5 s of CPU per report, and the quiet cluster
+  settings (``bioworkbench.reports.parallel._QUIET_CLUSTER``) halve the CPU the runner's own
+  processes use (was a comment above those settings).
+
+The breakdown ("where the time of one report goes") times the runner's imports and the kernel's
+shutdown on the machine it runs on.
 """
 
 from __future__ import annotations
@@ -124,6 +142,7 @@ _INSTRUMENTED = r"""
 import json, sys, time
 t_start = time.perf_counter()
 from bioworkbench import reports
+from bioworkbench.reports import run  # run_report looks its steps up in its own module
 from bioworkbench._imports import without_iri_grammar
 with without_iri_grammar():  # as run_report imports it
     import papermill
@@ -140,13 +159,13 @@ def timed(owner, name, label):
             times[label] = times.get(label, 0.0) + time.perf_counter() - t0
     setattr(owner, name, wrapper)
 
-timed(reports, "check_parameters", "checks before the kernel (parameters, campaign, batch)")
-timed(reports, "_check_kernel", "kernel spec look-up")
+timed(run, "check_parameters", "checks before the kernel (parameters, campaign, batch)")
+timed(run, "_check_kernel", "kernel spec look-up")
 timed(papermill, "execute_notebook", "papermill: kernel start, cells, shutdown, notebook written")
-timed(reports, "_hash_inputs", "sha256 of the inputs (before the kernel and after it)")
-timed(reports, "_render_html", "HTML rendering (sanitising, nbconvert, CDN inlining)")
-timed(reports, "_manifest", "manifest (versions, environment, git)")
-timed(reports, "write_index", "index.html")
+timed(run, "hash_inputs", "sha256 of the inputs (before the kernel and after it)")
+timed(run, "render_html", "HTML rendering (sanitising, nbconvert, CDN inlining)")
+timed(run, "build_manifest", "manifest (versions, environment, git)")
+timed(run, "write_index", "index.html")
 t_import = time.perf_counter() - t_start
 res = reports.run_report("batch_report", parameter_file=sys.argv[1], output_dir=sys.argv[2],
                          kernel=sys.argv[3] if len(sys.argv) > 3 else None)
@@ -224,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", default=os.environ.get("BW_KERNEL"))
     args = parser.parse_args(argv)
 
-    from bioworkbench.reports import _check_kernel
+    from bioworkbench.reports.run import _check_kernel
 
     _check_kernel(args.kernel or "bioworkbench")
     work = args.out or Path(tempfile.mkdtemp(prefix="bw-bench-reports-"))

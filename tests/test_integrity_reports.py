@@ -512,7 +512,7 @@ def _broken_batches(campaign_dir: Path, tmp_path: Path, kind: str) -> Path:
     [
         ("semicolon", "batches.csv: line 1: the file looks semicolon-separated"),
         ("utf16", "batches.csv cannot be read: it is UTF-16 (byte-order mark FF FE). A campaign's CSV files are UTF-8"),
-        ("no-column", "batches.csv, line 1: no column 'batch_id'; columns found: 'batch', 'product'."),
+        ("no-column", "batches.csv, line 1: missing required column 'batch_id'; found: batch, product."),
         ("truncated", "batches.parquet: cannot be read as parquet ("),
     ],
 )

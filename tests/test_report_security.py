@@ -2,7 +2,7 @@
 
 Three layers are tested, each on its own:
 
-* the runner's backstop (:func:`bioworkbench.reports._render_html`): a small notebook run in a real
+* the runner's backstop (:func:`bioworkbench.reports.render.render_html`): a small notebook run in a real
   kernel displays *unescaped* payloads (Markdown, HTML, JavaScript, SVG) and a plot whose batch id
   closes the embedded script; the page must run none of it, hide nothing, and still draw the plot;
 * the real batch and campaign reports on a campaign whose every text field carries script, style,
@@ -315,3 +315,63 @@ def test_index_of_a_tampered_manifest_runs_nothing(browser, tmp_path):
     assert {m for m, v in probe["markers"] if v} == {"tail-started", "tail-duration", "tail-error"}
     assert probe["hidden_tables"] == [] and probe["hidden_text"] == []
     assert PAYLOADS["img"] in probe["text"] and PAYLOADS["script"] in probe["text"]
+
+
+# ---------------------------------------------------------------------------------------------
+# warnings on the page: the category and message, no file, no line of code
+# ---------------------------------------------------------------------------------------------
+def test_warnings_lose_their_file_and_quoted_line(tmp_path):
+    """Python prints ``file:line: Category: message`` and then the line of code: from a cell, a line
+    of the notebook (the file exists only in the kernel); from the package, a line of its file."""
+    from bioworkbench.reports.render import shorten_warnings
+
+    module = tmp_path / "mod.py"
+    module.write_text("import warnings\n\n    warnings.warn(note, UserWarning, stacklevel=1)\n")
+    code = {"bw.kinetics.compute(camp)", "x = 1"}
+    text = (
+        "before\n"
+        "/tmp/ipykernel_123/456.py:3: BioWorkbenchWarning: kinetics: 2 flagged\n"
+        "  - glucose: 2\n"
+        "  bw.kinetics.compute(camp)\n"
+        f"{module}:3: UserWarning: from the package\n"
+        "  warnings.warn(note, UserWarning, stacklevel=1)\n"
+        "after\n"
+        "/nowhere.py:1: RuntimeWarning: unknown source\n"
+        "  kept: not a line of code\n"
+    )
+    assert shorten_warnings(text, code_lines=code) == (
+        "before\n"
+        "BioWorkbenchWarning: kinetics: 2 flagged\n"
+        "  - glucose: 2\n"
+        "UserWarning: from the package\n"
+        "after\n"
+        "RuntimeWarning: unknown source\n"
+        "  kept: not a line of code\n"
+    )
+    assert shorten_warnings("no warning: here\n") == "no warning: here\n"
+
+
+def test_report_page_shows_warnings_without_code(tmp_path):
+    """A warning raised in a cell reaches the page as ``Category: message``: the cell's code and the
+    kernel's file name stay hidden (``bw.plots.setup`` no longer rewrites warnings in the kernel)."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    params = nbformat.v4.new_code_cell('label: str = "x"  # unused')
+    params.metadata["tags"] = ["parameters"]
+    cell = nbformat.v4.new_code_cell(
+        "import warnings\nimport bioworkbench as bw\n\nbw.plots.setup()\n"
+        'warnings.warn("a note for the reader, tail-warning", bw.BioWorkbenchWarning)\n'
+        'print("printed after it")'
+    )
+    nb = nbformat.v4.new_notebook(cells=[params, cell])
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": KERNEL, "language": "python"}
+    nbformat.write(nb, folder / "warns.ipynb")
+    res = run_report("warns", output_dir=tmp_path / "out", notebooks=folder, kernel=KERNEL)
+    assert res.manifest["rendering"]["warnings_shortened"] == 1
+    body = res.html.read_text()
+    assert "BioWorkbenchWarning: a note for the reader, tail-warning" in body
+    assert "printed after it" in body
+    assert "warnings.warn(" not in body and not re.search(r"ipykernel_\d+", body)
+    executed = json.loads((res.run_dir / "warns.ipynb").read_text())  # the notebook keeps what the kernel said
+    stderr = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert any("warnings.warn(" in "".join(o["text"]) for o in stderr)

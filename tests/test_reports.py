@@ -562,7 +562,7 @@ def test_interrupted_run_is_recorded_without_debris(
     """Ctrl-C while the notebook runs, or a crash while the HTML is written: the run is recorded
     (interrupted, or failed) in a folder holding only its manifest, the half-written notebook is
     removed and named, and the index lists the run."""
-    import bioworkbench.reports as reports_module
+    import bioworkbench.reports.run as run_module
 
     out = tmp_path / "out"
     if interruption is KeyboardInterrupt:
@@ -578,7 +578,7 @@ def test_interrupted_run_is_recorded_without_debris(
         def broken_render(*args, **kwargs):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(reports_module, "_render_html", broken_render)
+        monkeypatch.setattr(run_module, "render_html", broken_render)
     with pytest.raises(interruption):
         run_report(
             "explore_campaign",
@@ -828,7 +828,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("fail", [False, True], ids=["completed", "failed"])
 def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail):
     """run_report kills the kernel's process group once the last cell replied, rather than wait
-    ~1.5 s for a graceful shutdown: after a completed or a failed run neither the kernel nor a
+    for a graceful shutdown: after a completed or a failed run neither the kernel nor a
     process it started (here one deaf to SIGINT) is left running."""
     _tiny_notebook(tmp_path / "notebooks")
     kwargs = {
@@ -852,7 +852,7 @@ def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail
 
 
 def test_iri_grammar_is_skipped_only_while_importing(tmp_path):
-    """jsonschema imported under the guard skips rfc3987_syntax (2.5 s) and still validates
+    """jsonschema imported under the guard skips rfc3987_syntax (its grammar) and still validates
     notebooks; afterwards the module imports normally; an imported module is left alone."""
     code = (
         "import sys\n"
@@ -876,8 +876,42 @@ def test_quiet_cluster_settings_are_dask_settings():
     import dask
     import distributed  # noqa: F401  (loads distributed's defaults)
 
-    from bioworkbench.reports import _QUIET_CLUSTER
+    from bioworkbench.reports.parallel import _QUIET_CLUSTER
 
     for key, value in _QUIET_CLUSTER.items():
         default = dask.config.get(key)  # KeyError when Dask no longer knows the key
         assert type(default) is type(value) or isinstance(value, str), (key, default, value)
+
+
+def test_report_modules_import_one_way_and_no_science():
+    """``bioworkbench.reports`` is a package by subject whose modules import each other one way
+    (params → provenance → folders → index → run → parallel, render beside) and nothing of the
+    analyses: the runner runs notebooks, it knows nothing of science."""
+    import ast
+    import graphlib
+
+    import bioworkbench.reports as package
+
+    folder = Path(package.__file__).parent
+    graph, outside = {}, set()
+    for f in sorted(folder.glob("*.py")):
+        found = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        mine = {m for m in found if m.split(".")[0] == "bioworkbench"}
+        graph[f.stem] = {m.rsplit(".", 1)[1] for m in mine if m.startswith("bioworkbench.reports.")}
+        outside |= {m for m in mine if not m.startswith("bioworkbench.reports")}
+    assert set(graph) == {"__init__", "params", "provenance", "folders", "index", "render", "run", "parallel"}
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
+    assert order.index("params") < order.index("run") < order.index("parallel")
+    assert outside == {
+        "bioworkbench._imports",
+        "bioworkbench.campaign",
+        "bioworkbench.checks",
+        "bioworkbench.errors",
+        "bioworkbench.io.tidy",
+        "bioworkbench.schema",
+    }
