@@ -135,7 +135,21 @@ class BioWorkbenchError(Exception):
 
 
 class SchemaError(BioWorkbenchError, ValueError):
-    """Data that does not fit the campaign schema; carries every :class:`Issue` found."""
+    """Data that does not fit the campaign schema; carries every :class:`Issue` found.
+
+    Parameters
+    ----------
+    issues
+        The problems (a text is one problem without a location).
+    context
+        What the heading names (a file, ``"campaign 'demo'"``); default: the file when all
+        issues are in one.
+
+    Attributes
+    ----------
+    issues : list[Issue]
+    context : str or None
+    """
 
     def __init__(self, issues: Iterable[Issue] | str, *, context: str | None = None) -> None:
         if isinstance(issues, str):
@@ -171,7 +185,13 @@ class DataReadError(BioWorkbenchError, OSError):
 
 class IntegrityError(DataReadError):
     """A campaign folder whose files differ from what its ``campaign.yaml`` records (a frame missing,
-    added, cut or edited after :meth:`~bioworkbench.Campaign.write`); carries every :class:`Issue`."""
+    added, cut or edited after :meth:`~bioworkbench.Campaign.write`); carries every :class:`Issue`.
+
+    Parameters
+    ----------
+    issues, context
+        As for :class:`SchemaError`.
+    """
 
     def __init__(self, issues: Iterable[Issue] | str, *, context: str | None = None) -> None:
         if isinstance(issues, str):

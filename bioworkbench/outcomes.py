@@ -88,6 +88,15 @@ def product_variable(campaign: Campaign) -> str | None:
     (``L-tryptophan`` -> ``tryptophan``) or a variable whose registry description starts with it;
     else ``None`` (e.g. NISTCHO, where only cells were counted).
 
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+
+    Returns
+    -------
+    str or None
+
     Raises
     ------
     ArgumentError

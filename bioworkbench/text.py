@@ -17,7 +17,7 @@ import math
 import string
 from typing import Any
 
-__all__ = ["Safe", "escape", "fmt", "markdown_text", "ordinal", "sentence"]
+__all__ = ["Safe", "escape", "fmt", "markdown_text", "ordinal", "plural", "sentence"]
 
 #: characters replaced by numeric entities: HTML specials, and what CommonMark/GFM and MathJax
 #: give a meaning to inline (emphasis, code, links, tables, headings, math, strikethrough, HTML)
@@ -62,8 +62,17 @@ class Safe(str):
 def escape(value: Any) -> Safe:
     """``value`` as text that Markdown and HTML show literally (see the module docstring).
 
-    Line breaks become spaces: a value from data never starts a heading, list or block.
-    ``None`` becomes an em dash.
+    Parameters
+    ----------
+    value
+        Anything; it is turned into text with ``str``. :class:`Safe` text is returned as it is.
+
+    Returns
+    -------
+    Safe
+        The text with HTML-special and Markdown characters replaced by entities and line breaks
+        by spaces (a value from data never starts a heading, list or block); ``None`` becomes an
+        em dash.
     """
     if isinstance(value, Safe):
         return value
@@ -87,14 +96,38 @@ class _EscapingFormatter(string.Formatter):
 def markdown_text(template: str, /, **values: Any) -> Safe:
     """Format ``template`` (trusted: written in code) with ``values`` (data: escaped).
 
-    ``markdown_text("## Batch {batch_id} — {name}", batch_id="B<1>", name=camp.name)`` gives
-    ``"## Batch B&lt;1&gt; — …"``. Numbers keep their format specs (``{titer:.0f}``).
+    Parameters
+    ----------
+    template
+        A :meth:`str.format` template, written in code.
+    **values
+        The values, from data: each is escaped (:func:`escape`) unless it is a number, which keeps
+        its format spec (``{titer:.0f}``), or :class:`Safe` text.
+
+    Returns
+    -------
+    Safe
+        ``markdown_text("## Batch {batch_id} — {name}", batch_id="B<1>", name=camp.name)`` gives
+        ``"## Batch B&lt;1&gt; — …"``.
     """
     return Safe(_EscapingFormatter().vformat(template, (), values))
 
 
 def fmt(x: Any, *, digits: int = 3) -> str:
-    """A number as people read it: ``digits`` significant digits, thousands separated above 1000."""
+    """A number as people read it.
+
+    Parameters
+    ----------
+    x
+        A number (``None`` and NaN give ``"?"``; other values are turned into text).
+    digits
+        Significant digits of a float below 1000.
+
+    Returns
+    -------
+    str
+        ``fmt(0.123456)`` → ``"0.123"``, ``fmt(12345.6)`` → ``"12,346"``.
+    """
     if x is None:
         return "?"
     if isinstance(x, float):
@@ -105,7 +138,21 @@ def fmt(x: Any, *, digits: int = 3) -> str:
 
 
 def sentence(items: list[str], *, capitalize: bool = True) -> str:
-    """``["a", "b", "c"]`` → ``"A, b and c."`` (``capitalize=False``: ``"a, b and c."``)."""
+    """A list of phrases as one sentence.
+
+    Parameters
+    ----------
+    items
+        The phrases.
+    capitalize
+        Start with a capital letter.
+
+    Returns
+    -------
+    str
+        ``["a", "b", "c"]`` → ``"A, b and c."`` (``capitalize=False``: ``"a, b and c."``); ``""``
+        for no phrase.
+    """
     if not items:
         return ""
     text = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -113,11 +160,38 @@ def sentence(items: list[str], *, capitalize: bool = True) -> str:
 
 
 def ordinal(n: int) -> str:
-    """``1`` → ``"1st"``, ``12`` → ``"12th"``, ``22`` → ``"22nd"``."""
+    """An ordinal number in English.
+
+    Parameters
+    ----------
+    n
+        An integer.
+
+    Returns
+    -------
+    str
+        ``1`` → ``"1st"``, ``12`` → ``"12th"``, ``22`` → ``"22nd"``.
+    """
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
-    """``"1 batch"``, ``"3 batches"``."""
+    """A count and its noun, singular or plural.
+
+    Parameters
+    ----------
+    n
+        The count.
+    word
+        The noun in the singular.
+    many
+        The plural (default: ``word + "s"``).
+
+    Returns
+    -------
+    str
+        ``plural(1, "batch", "batches")`` → ``"1 batch"``, ``plural(3, "batch", "batches")`` →
+        ``"3 batches"``.
+    """
     return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -167,7 +167,16 @@ def demo(*, n_batches: int = 24, random_seed: int = 0, seed: int | None = None) 
 
 
 def load(name: str) -> Campaign:
-    """A shipped campaign by name (one of :data:`NAMES`).
+    """A shipped campaign by name.
+
+    Parameters
+    ----------
+    name
+        One of :data:`NAMES`.
+
+    Returns
+    -------
+    Campaign
 
     Raises
     ------
@@ -179,7 +188,23 @@ def load(name: str) -> Campaign:
 
 
 def source(name: str) -> str:
-    """Where a real dataset comes from, its licence and what was copied (its ``SOURCE.md``)."""
+    """Where a real dataset comes from, its licence and what was copied.
+
+    Parameters
+    ----------
+    name
+        ``"nistcho"`` or ``"ambr250"``.
+
+    Returns
+    -------
+    str
+        The dataset's ``SOURCE.md``.
+
+    Raises
+    ------
+    ArgumentError
+        ``name`` is not a real dataset.
+    """
     name = require_choice(name, tuple(_REAL), function="datasets.source", argument="name")
     return resources.files("bioworkbench").joinpath("datasets", _REAL[name][0], "SOURCE.md").read_text()
 

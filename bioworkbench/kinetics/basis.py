@@ -54,7 +54,7 @@ def units(biomass: str, *, time_unit: str | None = None) -> dict[str, str]:
     Parameters
     ----------
     biomass
-        A biomass variable (:func:`bioworkbench.outcomes.biomass_choices`).
+        A biomass variable (:func:`bioworkbench.variables.biomass_choices`).
     time_unit
         ``"h"`` or ``"d"`` (default: ``"d"`` for cell counts, ``"h"`` otherwise).
 

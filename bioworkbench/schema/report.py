@@ -55,7 +55,19 @@ class Context:
         hint: str | None = None,
         file: str | None = None,
     ) -> None:
-        """Record one :class:`~bioworkbench.errors.Issue` (in this context's file unless ``file``)."""
+        """Record one :class:`~bioworkbench.errors.Issue`.
+
+        Parameters
+        ----------
+        message
+            What is wrong.
+        line, column, batch
+            Where.
+        hint
+            How to fix it.
+        file
+            The file, when it is not this context's (an observation's lineage).
+        """
         self.issues.append(Issue(message, file=file or self.file, line=line, column=column, batch=batch, hint=hint))
 
 
@@ -70,10 +82,20 @@ _FIRST_ROWS = 5
 def row_lines(df: pl.DataFrame, ctx: Context) -> pl.Expr:
     """Each row's line: in the file being read when there is one, else the observation's lineage.
 
-    A frame read from a file (``ctx.first_line`` set) is located in that file even when its rows
-    carry lineage columns (``source_file``/``source_line`` of an earlier export): the problem is in
-    the file being read. Frames built in code have no lines (``None``); their rows are named by
-    position instead.
+    Parameters
+    ----------
+    df
+        The frame being checked.
+    ctx
+        Where its rows come from.
+
+    Returns
+    -------
+    polars.Expr
+        An Int64 expression. A frame read from a file (``ctx.first_line`` set) is located in that
+        file even when its rows carry lineage columns (``source_file``/``source_line`` of an
+        earlier export): the problem is in the file being read. Frames built in code have no lines
+        (null); their rows are named by position instead.
     """
     if ctx.first_line is not None:
         return pl.int_range(pl.len(), dtype=pl.Int64) + ctx.first_line
@@ -83,6 +105,20 @@ def row_lines(df: pl.DataFrame, ctx: Context) -> pl.Expr:
 
 
 def row_file(row: dict, ctx: Context) -> str | None:
+    """The file a row comes from.
+
+    Parameters
+    ----------
+    row
+        The row, as a dict.
+    ctx
+        Where the frame's rows come from.
+
+    Returns
+    -------
+    str or None
+        The file being read; else, for observations, the row's ``source_file``; else ``None``.
+    """
     if ctx.file is not None:
         return ctx.file
     if ctx.frame == "observations":
@@ -105,13 +141,30 @@ def _where_rows(members: list[dict], count: int) -> str:
     return text + (" …" if count > len(shown) else "")
 
 
-def report_rows(df: pl.DataFrame, mask: pl.Expr, ctx: Context, column: str, message, hint=None) -> int:
+def report_rows(df: pl.DataFrame, mask: pl.Expr, ctx: Context, column: str, message: Text, hint: Text = None) -> int:
     """Report the rows matching ``mask``: one issue per distinct problem, with a count and the first rows.
 
-    ``message`` (a string or a function of the row) says what is wrong; rows with the same message
-    (and file) are one issue, located at the first of them and naming the first
-    :data:`_FIRST_ROWS` lines (or row positions). Rows beyond the :data:`MAX_GROUPS` distinct
-    messages are counted in a last line. Returns the number of rows matching ``mask``.
+    Parameters
+    ----------
+    df
+        The frame being checked.
+    mask
+        True for the rows with the problem.
+    ctx
+        Where the rows come from; the issues are added to it.
+    column
+        The column the issues name.
+    message
+        What is wrong: a text, or a function of the row. Rows with the same message (and file)
+        are one issue, located at the first of them and naming the first five lines (or row
+        positions); rows beyond :data:`MAX_GROUPS` distinct messages are counted in a last line.
+    hint
+        How to fix it: a text, or a function of the issue's first row.
+
+    Returns
+    -------
+    int
+        The number of rows matching ``mask``.
     """
     rows = (
         df.lazy()
@@ -158,7 +211,14 @@ def report_rows(df: pl.DataFrame, mask: pl.Expr, ctx: Context, column: str, mess
 def check_rules(df: pl.DataFrame, ctx: Context, rules: list[tuple]) -> None:
     """Evaluate every rule's mask in one pass over ``df``; report only the rules some row breaks.
 
-    Each rule is ``(column, mask, message, hint)`` as for :func:`report_rows`.
+    Parameters
+    ----------
+    df
+        The frame being checked.
+    ctx
+        Where its rows come from; the issues are added to it.
+    rules
+        ``(column, mask, message, hint)`` tuples, as for :func:`report_rows`.
     """
     if df.is_empty() or not rules:
         return
@@ -173,13 +233,32 @@ def report_duplicates(
     ctx: Context,
     keys: list[str],
     column: str,
-    message,
+    message: Callable[[dict[str, Any]], str],
     *,
     free: pl.Expr | None = None,
     hint: str | None = None,
 ) -> None:
     """Report every repeat of a key (the second and later rows), naming the line of the first.
 
+    Parameters
+    ----------
+    df
+        The frame being checked.
+    ctx
+        Where its rows come from; the issues are added to it.
+    keys
+        The columns whose values must be unique together.
+    column
+        The column the issues name.
+    message
+        What is wrong, as a function of the repeated row (`` (first at line N)`` is appended).
+    free
+        The rows that take part (default: all; e.g. unflagged observations only).
+    hint
+        How to fix it.
+
+    Notes
+    -----
     Large frames are checked through a hash of the key first (distinct hashes mean distinct keys);
     rows are compared exactly only when the hashes do not rule duplicates out.
     """
@@ -217,6 +296,18 @@ def report_duplicates(
 
 
 def range_text(lo: float, hi: float) -> str:
+    """A possible range in words.
+
+    Parameters
+    ----------
+    lo, hi
+        The bounds (infinite: none).
+
+    Returns
+    -------
+    str
+        ``"between 0 and 100"``, ``">= 0"``, ``"<= 14"`` or ``"any number"``.
+    """
     if math.isinf(lo) and math.isinf(hi):
         return "any number"
     if math.isinf(hi):

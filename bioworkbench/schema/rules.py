@@ -229,7 +229,7 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
                 lambda r: (
                     f"{r['variable']} in {r['unit']!r}; a Campaign holds canonical units ({canon[r['variable']]!r})."
                 ),
-                "convert with bw.units.to_canonical() or give a unit the constructor converts "
+                "convert with bioworkbench.variables.to_canonical() or give a unit the constructor converts "
                 "(it names those it cannot).",
             )
         )
