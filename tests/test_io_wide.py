@@ -280,3 +280,13 @@ def test_nistcho_per_experiment_files_agree_with_combined():
     # the per-experiment tables hold 192 + 152 rows; the combined table 309 (a few rows differ)
     assert c.observations.filter(pl.col("variable") == "vcd").height == 192 + 152
     assert {b.split("-")[0] for b in c.batch_ids} == {"FB2", "FB4"}
+
+
+def test_read_table_names_its_frame_and_first_line(tmp_path):
+    from bioworkbench.io import read_table
+
+    (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n")
+    table = read_table(tmp_path / "t.csv")
+    assert table.first_line == 2 and table.frame["a"].to_list() == ["1", "2"]
+    frame, first_line = table
+    assert frame is table.frame and first_line == 2

@@ -147,3 +147,26 @@ def test_conversions_lists_what_to_canonical_would_convert():
     table = conversions(df)
     assert table.select("variable", "unit", "rows", "canonical").rows() == [("glucose", "g/L", 2, "mmol/L")]
     assert table["scale"][0] == pytest.approx(1000 / 180.16)
+
+
+def test_registering_a_variable_first_keeps_the_shipped_registry():
+    # before the registry moved to bioworkbench.variables, registering a variable before anything
+    # had read the registry left the registry holding that variable only
+    import subprocess
+    import sys
+
+    code = (
+        "import bioworkbench as bw; bw.register_variable('pyroglutamate', 'mmol/L', molar_mass=129.11); "
+        "from bioworkbench.variables import registry; print(len(registry()), 'glucose' in registry())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    shipped = len(bw.variables())
+    assert out.stdout.split() == [str(shipped + 1), "True"]
+
+
+def test_results_are_named():
+    df = pl.DataFrame({"variable": ["glucose"], "value": [1.8016], "unit": ["g/L"]})
+    result = to_canonical(df)
+    assert result.frame["value"][0] == pytest.approx(10.0) and result.issues == []
+    assert conversion("degF", "degC") == pytest.approx((5 / 9, -160 / 9))
+    assert conversion("degF", "degC").offset == pytest.approx(-160 / 9)
