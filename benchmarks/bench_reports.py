@@ -81,7 +81,7 @@ def demo_campaign(workdir: Path) -> Path:
     import bioworkbench as bw
 
     print(f"{demo} not found: simulating the demo campaign (24 batches, seed 0) ...", flush=True)
-    return bw.simulate_campaign(n_batches=24, seed=0).write(workdir / "demo")
+    return bw.simulate_campaign(n_batches=24, random_seed=0).write(workdir / "demo")
 
 
 def write_parameter_files(campaign: Path, folder: Path, n_batches: int | None) -> list[Path]:

@@ -43,7 +43,7 @@ def _sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def campaign_dir(tmp_path_factory) -> Path:
-    camp = bw.simulate_campaign(n_batches=3, seed=3, days=7, online_interval_min=120)
+    camp = bw.simulate_campaign(n_batches=3, random_seed=3, days=7, online_interval_min=120)
     return camp.write(tmp_path_factory.mktemp("campaign") / "small")
 
 

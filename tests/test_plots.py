@@ -12,7 +12,7 @@ from bioworkbench import plots, review
 
 @pytest.fixture(scope="module")
 def camp():
-    return bw.simulate_campaign(n_batches=6, seed=1, online_interval_min=60)
+    return bw.simulate_campaign(n_batches=6, random_seed=1, online_interval_min=60)
 
 
 def _dims(obj):
@@ -223,7 +223,7 @@ def test_report_plot_titles_fit_their_plots(camp, tmp_path):
 # layering, process state and input checks
 # ---------------------------------------------------------------------------------------------
 #: what the plots may import from the package: the bottom layers only (issue 15)
-_PLOTS_MAY_IMPORT = {"bioworkbench._imports", "bioworkbench.checks", "bioworkbench.errors", "bioworkbench.schema"}
+_PLOTS_MAY_IMPORT = {"bioworkbench._imports", "bioworkbench.checks", "bioworkbench.errors", "bioworkbench.variables"}
 
 
 def _package_imports(path):
@@ -251,7 +251,7 @@ def test_plots_import_nothing_above_them():
         for f in files
     }
     assert {k: v for k, v in above.items() if v} == {}
-    assert "bioworkbench.schema" in _package_imports(Path(plots.base.__file__))  # the check reads imports
+    assert "bioworkbench.variables" in _package_imports(Path(plots.base.__file__))  # the check reads imports
 
 
 def test_setup_leaves_warnings_of_the_process_alone():

@@ -186,7 +186,7 @@ def _payload_campaign() -> tuple[bw.Campaign, str, list[str]]:
     """The small demo campaign with payloads in every text field the data model accepts; returns
     it, the id of the batch carrying a payload id (``B02`` if ids may not carry one), and the
     fields the data model refused."""
-    c = bw.simulate_campaign(n_batches=6, seed=3, days=14, online_interval_min=60)
+    c = bw.simulate_campaign(n_batches=6, random_seed=3, days=14, online_interval_min=60)
     frames = dict(c.frames())
     meta = {"name": _text("name", "style", "Campaign "), "description": _text("description", "script") + " "
             + _text("description_img", "img")}  # fmt: skip

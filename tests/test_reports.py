@@ -77,7 +77,7 @@ CDN_URL = re.compile(r"(?:https?:)?//(?:" + "|".join(map(re.escape, CDN_HOSTS)) 
 @pytest.fixture(scope="session")
 def campaign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six batches, 14 days, online every 30 min: small and quick to report on."""
-    camp = bw.simulate_campaign(n_batches=N_BATCHES, seed=3, days=14, online_interval_min=30)
+    camp = bw.simulate_campaign(n_batches=N_BATCHES, random_seed=3, days=14, online_interval_min=30)
     return camp.write(tmp_path_factory.mktemp("campaign") / "small")
 
 
@@ -909,9 +909,8 @@ def test_report_modules_import_one_way_and_no_science():
     assert order.index("params") < order.index("run") < order.index("parallel")
     assert outside == {
         "bioworkbench._imports",
-        "bioworkbench.campaign",
         "bioworkbench.checks",
         "bioworkbench.errors",
         "bioworkbench.io.tidy",
-        "bioworkbench.schema",
+        "bioworkbench.store",
     }

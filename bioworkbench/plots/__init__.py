@@ -11,7 +11,7 @@ beyond that: no warning filter, no replaced ``warnings.showwarning``.
 
 Layer: plots sit low. They take frames and result objects as arguments and import only
 :mod:`bioworkbench.errors`, :mod:`bioworkbench.checks` and the variable registry
-(:mod:`bioworkbench.schema`), never review, reports, models, monitoring or the other analyses
+(:mod:`bioworkbench.variables`), never review, reports, models, monitoring or the other analyses
 (a test reads every import of this package).
 
 Modules, by subject:

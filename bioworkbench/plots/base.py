@@ -1,7 +1,7 @@
 """What every plot shares: the HoloViews set-up, colours, axis labels, titles that fit, input checks.
 
 Layer: the bottom of :mod:`bioworkbench.plots`. It imports :mod:`bioworkbench.errors`,
-:mod:`bioworkbench.checks` and the variable registry (:func:`bioworkbench.schema.registry`, for
+:mod:`bioworkbench.checks` and the variable registry (:func:`bioworkbench.variables.registry`, for
 labels and canonical units) and nothing above them: plots take frames and result objects as
 arguments and never compute a review, a model or a monitoring statistic themselves.
 """
@@ -168,7 +168,7 @@ def axis_label(variable: str, unit: str | None) -> str:
         ``"Viable cell density (1e6 cells/mL)"``; the first letter capitalised unless the
         description is a symbol such as ``pH`` or ``pCO2``.
     """
-    from bioworkbench.schema import registry
+    from bioworkbench.variables import registry
 
     reg = registry()
     desc = reg[variable].description if variable in reg else variable
@@ -199,7 +199,7 @@ def unit_of(frame: pl.DataFrame, variable: str) -> str | None:
         units = frame.filter(pl.col("variable") == variable)["unit"].unique().to_list()
         if units:
             return units[0]
-    from bioworkbench.schema import registry
+    from bioworkbench.variables import registry
 
     reg = registry()
     return reg[variable].unit if variable in reg else None

@@ -23,9 +23,9 @@ Modules, by subject:
 * :mod:`~bioworkbench.reports.parallel` — many parameter files through Dask.
 
 Layer: the top, beside the CLI. The runner knows nothing of science (it runs notebooks): it imports
-:mod:`bioworkbench.errors`, :mod:`bioworkbench.checks`, :mod:`bioworkbench.schema` (for
-:func:`suggest`), :mod:`bioworkbench.io` (to read a campaign's batches before the kernel) and
-:mod:`bioworkbench.campaign` (its file digest).
+:mod:`bioworkbench.errors`, :mod:`bioworkbench.checks`, :mod:`bioworkbench.io` (to read a
+campaign's batches before the kernel) and :mod:`bioworkbench.store` (the file digest campaign
+folders record).
 """
 
 from __future__ import annotations

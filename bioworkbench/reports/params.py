@@ -49,8 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bioworkbench.checks import require_columns
-from bioworkbench.errors import ConfigError, DataReadError, SchemaError
-from bioworkbench.schema import suggest
+from bioworkbench.errors import ConfigError, DataReadError, SchemaError, suggest
 
 __all__ = [
     "FILE_PARAMETERS",
@@ -543,15 +542,16 @@ def _batch_ids(batches_file: Path, where: str) -> list[str]:
                 "UTF-8 (or write the campaign with Campaign.write, which uses Parquet)."
             )
     try:
-        frame, first_line = read_frame_file(batches_file, "batches")
+        table = read_frame_file(batches_file, "batches")
     except DataReadError as exc:
         raise ConfigError(f"{where}: the campaign's batches cannot be read: {exc}") from None
     except Exception as exc:  # any other reader failure is still this file's
         raise ConfigError(
             f"{where}: the campaign's batches cannot be read: {batches_file}: {type(exc).__name__}: {exc}"
         ) from None
-    try:
-        require_columns(frame, ["batch_id"], what=f"{where}: {batches_file}, line {max(first_line - 1, 1)}")
+    frame = table.frame
+    try:  # the header is the line before the first data row
+        require_columns(frame, ["batch_id"], what=f"{where}: {batches_file}, line {max(table.first_line - 1, 1)}")
     except SchemaError as exc:
         raise ConfigError(exc.issues[0].message) from None
     import polars as pl

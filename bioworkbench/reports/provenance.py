@@ -107,7 +107,7 @@ def file_sha256(path: Path) -> str:
     str
         64 hex digits.
     """
-    from bioworkbench.campaign import sha256_file
+    from bioworkbench.store import sha256_file
 
     return sha256_file(path)
 
@@ -231,7 +231,18 @@ _KERNEL_VERSIONS: dict[str, dict[str, str]] = {}
 
 
 def kernel_python(spec: Any) -> str | None:
-    """The Python a kernel spec starts (the first word of its ``argv``), or ``None``."""
+    """The Python a kernel spec starts.
+
+    Parameters
+    ----------
+    spec
+        A kernel spec (``jupyter_client``), or ``None``.
+
+    Returns
+    -------
+    str or None
+        The first word of the spec's ``argv``; ``None`` without a spec or an ``argv``.
+    """
     argv = list(getattr(spec, "argv", None) or [])
     return argv[0] if argv else None
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bioworkbench._imports import without_iri_grammar
-from bioworkbench.errors import ConfigError, ReportError
+from bioworkbench.errors import ConfigError, ReportError, suggest
 from bioworkbench.reports.folders import MARKER, clear_debris, move_into_place, write_marker
 from bioworkbench.reports.index import write_index
 from bioworkbench.reports.params import check_parameters, find_notebook, notebook_parameters, read_parameter_file
@@ -44,7 +44,6 @@ from bioworkbench.reports.provenance import (
     write_json,
 )
 from bioworkbench.reports.render import render_html
-from bioworkbench.schema import suggest
 
 __all__ = ["KERNEL_NAME", "RunResult", "run_report"]
 
