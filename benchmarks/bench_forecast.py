@@ -26,7 +26,7 @@ several batches running at once would. The history is every other completed batc
   (every 3rd culture); each fold is held out once per day, the other two folds are the history.
 
 Columns of the coverage table: ``n`` forecasts, ``covered`` (interval contains the measured value),
-``coverage``, ``width`` (mean width of the interval), ``bias`` (mean of forecast mean − measured).
+``coverage``, ``width`` (mean width of the interval), ``bias`` (mean of forecast median − measured).
 The sampler diagnostics of every fit (divergences, max r̂, min bulk ESS) are printed: a fit that
 did not converge is named.
 
@@ -164,7 +164,7 @@ def run_forecasts(
             "day",
             "batch_id",
             "quantity",
-            "mean",
+            "median",
             "lower",
             "upper",
             "measured",
@@ -253,7 +253,7 @@ def coverage_table(results: pl.DataFrame) -> pl.DataFrame:
             covered=pl.col("covered").sum(),
             coverage=pl.col("covered").mean(),
             width=pl.col("width").mean(),
-            bias=(pl.col("mean") - pl.col("measured")).mean(),
+            bias=(pl.col("median") - pl.col("measured")).mean(),
         )
         .sort("dataset", "quantity", "day")
     )

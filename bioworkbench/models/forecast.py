@@ -87,12 +87,16 @@ class Forecast:
     end_h
         The harvest time forecast (h).
     trajectory
-        ``batch_id, time_h, variable, mean, lower, upper, prob, known`` (predictive VCD; titer
-        from the last known sample on).
+        ``batch_id, time_h, variable, mean, median, lower, upper, prob, known`` (predictive VCD;
+        titer from the last known sample on). ``median``, ``lower`` and ``upper`` are those of what
+        will be measured; ``mean`` is that of the VCD curve for ``vcd`` (a count with a
+        log-Student-t error has no mean) and of the predictive titer for ``titer``.
     endpoints
-        ``batch_id, quantity, mean, lower, upper, prob, unit, definition`` (``final_titer``,
+        ``batch_id, quantity, mean, median, lower, upper, prob, unit, definition`` (``final_titer``,
         ``peak_vcd``, ``time_of_peak``, ``final_ivcd``, ``p_below_spec``; the titer ones only
-        when the campaign has titer).
+        when the campaign has titer). The point forecast is the ``median``; ``mean`` is null for
+        ``peak_vcd`` (the highest of samples with log-Student-t errors has no mean: its sample
+        mean is ruled by a few extreme draws, 1e158 on NISTCHO).
     plan
         ``batch_id, change, time_h, day, status, source``: the process changes the forecast assumed
         (``status`` "done" for a shift recorded up to ``known_h``, "planned" for one to come,
@@ -142,13 +146,13 @@ class Forecast:
         for b in ids:
             ft, pk, tp = self._row(b, "final_titer"), self._row(b, "peak_vcd"), self._row(b, "time_of_peak")
             peak = (
-                f"a peak VCD of {pk['mean']:.1f} ×10⁶ cells/mL ({pk['lower']:.1f}–{pk['upper']:.1f}) "
-                f"on day {tp['mean']:.0f} ({tp['lower']:.0f}–{tp['upper']:.0f})"
+                f"a peak VCD of {pk['median']:.1f} ×10⁶ cells/mL ({pk['lower']:.1f}–{pk['upper']:.1f}) "
+                f"on day {tp['median']:.0f} ({tp['lower']:.0f}–{tp['upper']:.0f})"
             )
             head = f"From the first {self.known_h[b] / 24:.1f} days, batch {b} is forecast to "
             if ft is not None:
                 text = (
-                    head + f"end on day {self.end_h / 24:.1f} at {ft['mean']:.0f} mg/L ({self.prob:.0%} interval "
+                    head + f"end on day {self.end_h / 24:.1f} at {ft['median']:.0f} mg/L ({self.prob:.0%} interval "
                     f"{ft['lower']:.0f}–{ft['upper']:.0f}), after {peak}"
                 )
             else:
@@ -343,9 +347,11 @@ def forecast(
         prob=pl.lit(prob), known=pl.col("time_h") <= pl.col("batch_id").replace_strict(known, return_dtype=pl.Float64)
     )
     endpoints = (
-        pl.DataFrame(ends, schema_overrides={"lower": pl.Float64, "upper": pl.Float64})
+        pl.DataFrame(
+            ends, schema_overrides={"mean": pl.Float64, "median": pl.Float64, "lower": pl.Float64, "upper": pl.Float64}
+        )
         .with_columns(prob=pl.lit(prob), definition=pl.col("quantity").replace_strict(_DEFINITIONS))
-        .select("batch_id", "quantity", "mean", "lower", "upper", "prob", "unit", "definition")
+        .select("batch_id", "quantity", "mean", "median", "lower", "upper", "prob", "unit", "definition")
     )
     plan_frame = pl.DataFrame(
         [
@@ -620,7 +626,8 @@ def _draws_to_frames(
         t_k = float(meas["time_h"][-1])
         # VCD as it would be measured, at the report times
         f_rep = GrowthModel.curve(th_b, report_t / 24)
-        out_vars = [("vcd", f_rep * np.exp(sigma * rng.standard_t(nu, size=f_rep.shape)), report_t)]
+        # (a VCD with a log-Student-t counting error has no mean: the trajectory's mean is the curve's)
+        out_vars = [("vcd", f_rep * np.exp(sigma * rng.standard_t(nu, size=f_rep.shape)), report_t, f_rep)]
         # the measured peak: known samples, then predictive samples on the remaining sample days
         k_days = np.rint(meas["time_h"].to_numpy() / 24).astype(int)
         fut_days = np.array([d for d in days if d > k_days.max()], int)
@@ -630,7 +637,10 @@ def _draws_to_frames(
         s_days = np.concatenate([k_days, fut_days])
         peak = samples.max(axis=1)
         first = np.argmax(samples >= (1 - PEAK_WITHIN) * peak[:, None], axis=1)
-        rows = [("peak_vcd", peak, "1e6 cells/mL", False), ("time_of_peak", s_days[first].astype(float), "d", True)]
+        rows = [
+            ("peak_vcd", peak, "1e6 cells/mL", False, False),
+            ("time_of_peak", s_days[first].astype(float), "d", True, True),
+        ]
         # IVCD from the last measured IVCD on: trapezoid of the curve on an hourly grid that holds the
         # report times, the shift and end_h
         t_a = float(obs_b["time_h"][-1]) if obs_b.height else t_k
@@ -642,7 +652,7 @@ def _draws_to_frames(
         f = GrowthModel.curve(th_b, grid / 24)
         steps = np.diff(grid) / 24 * (f[:, 1:] + f[:, :-1]) / 2
         ivcd = i_k + np.concatenate([np.zeros((n, 1)), np.cumsum(steps, axis=1)], axis=1)
-        rows.append(("final_ivcd", ivcd[:, -1], "1e6 cells*d/mL", False))
+        rows.append(("final_ivcd", ivcd[:, -1], "1e6 cells*d/mL", False, True))
         if t is not None:
             if t_s is None or t_s >= end_h:
                 pre = ivcd
@@ -652,28 +662,47 @@ def _draws_to_frames(
                 pre = np.where(grid[None, :] <= t_s, ivcd, ivcd[:, [int(np.flatnonzero(grid == t_s)[0])]])
             tit = t.titer_draws(b, pre, ivcd - pre, kind="predictive", random_seed=int(rng.integers(2**31)))
             keep_t = np.isin(grid, report_t) & (grid >= t_k)  # titer from the last known sample on
-            out_vars.append(("titer", tit[:, keep_t], grid[keep_t]))
-            rows.insert(0, ("final_titer", tit[:, -1], "mg/L", False))
-        for var, arr, times in out_vars:
-            lo, hi = np.quantile(arr, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+            out_vars.append(("titer", tit[:, keep_t], grid[keep_t], tit[:, keep_t]))
+            rows.insert(0, ("final_titer", tit[:, -1], "mg/L", False, True))
+        for var, arr, times, of_mean in out_vars:
+            lo, med, hi = np.quantile(arr, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
             traj.append(
                 pl.DataFrame(
                     {
                         "batch_id": b,
                         "time_h": times,
                         "variable": var,
-                        "mean": arr.mean(axis=0),
+                        "mean": of_mean.mean(axis=0),
+                        "median": med,
                         "lower": lo,
                         "upper": hi,
                     }
                 )
             )
-        for q, x, unit, discrete in rows:
+        for q, x, unit, discrete, has_mean in rows:
             a, z = _quantiles(x, prob, discrete=discrete)
-            ends.append({"batch_id": b, "quantity": q, "mean": float(x.mean()), "lower": a, "upper": z, "unit": unit})
+            ends.append(
+                {
+                    "batch_id": b,
+                    "quantity": q,
+                    "mean": float(x.mean()) if has_mean else None,
+                    "median": float(np.quantile(x, 0.5, method="inverted_cdf" if discrete else "linear")),
+                    "lower": a,
+                    "upper": z,
+                    "unit": unit,
+                }
+            )
         if t is not None and spec_lower is not None:
             p = float((tit[:, -1] < spec_lower).mean())
             ends.append(
-                {"batch_id": b, "quantity": "p_below_spec", "mean": p, "lower": None, "upper": None, "unit": ""}
+                {
+                    "batch_id": b,
+                    "quantity": "p_below_spec",
+                    "mean": p,
+                    "median": None,
+                    "lower": None,
+                    "upper": None,
+                    "unit": "",
+                }
             )
     return traj, ends
