@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from bioworkbench.campaign import Campaign, read_campaign
+from bioworkbench.campaign import Campaign
 from bioworkbench.errors import (
     ArgumentError,
     BioWorkbenchError,
@@ -25,7 +25,8 @@ from bioworkbench.errors import (
     ReportError,
     SchemaError,
 )
-from bioworkbench.schema import register_variable, variables
+from bioworkbench.io import read_campaign
+from bioworkbench.variables import register_variable, variables
 
 _LAZY_MODULES = {
     "doe",
@@ -52,7 +53,6 @@ _LAZY_MODULES = {
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
     "read_wide": ("bioworkbench.io.wide", "read_wide"),
-    "read_tidy_observations": ("bioworkbench.io.tidy", "read_table"),
     "simulate_stability": ("bioworkbench.stability.simulate", "simulate_stability"),
     "read_study": ("bioworkbench.stability.study", "read_study"),
 }
