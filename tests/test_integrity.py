@@ -419,6 +419,62 @@ def test_c7_an_infinite_observation_is_an_error():
     assert issue.message == "vcd = inf is not a finite number (row 3, counted from 0)."
 
 
+def _renamed(new_id: str) -> dict[str, pl.DataFrame]:
+    """The small campaign with batch B2 renamed ``new_id`` in every frame."""
+    return {
+        k: v.with_columns(pl.col("batch_id").replace({"B2": new_id})) if "batch_id" in v.columns else v
+        for k, v in small_frames().items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("batch_id", "problem"),
+    [
+        ("B2</script><script>alert(1)</script>", "holds '<', '>'"),
+        ('B2" onmouseover="x', "holds '\"', '='"),
+        ("B2 | x", "holds '|'"),
+        ("B2\tx", "holds '\\t'"),
+        ("B2 ", "starts or ends with a space"),
+        ("B2  rerun", "has two spaces in a row"),
+        ("B" * 65, "has 65 characters (at most 64)"),
+    ],
+)
+def test_c8_batch_ids_outside_the_safe_set_are_refused_by_the_constructor(batch_id, problem):
+    """Defect 1: a batch id holding ``</script>`` broke out of the embedded plot JSON; ids are now
+    letters, digits, single inner spaces and ``_-.:+#/()`` (reported once, from the batches frame)."""
+    err = _error(bw.SchemaError, bw.Campaign, **_renamed(batch_id))
+    [issue] = err.issues
+    assert (issue.column, issue.batch) == ("batch_id", batch_id)
+    assert issue.message == (
+        f"batch_id {batch_id!r} {problem}; a batch id is letters, digits, single inner spaces and "
+        "_ - . : + # / ( ), at most 64 characters (row 1, counted from 0)."
+    )
+    assert issue.hint.startswith("rename the batch in the source")
+
+
+@pytest.mark.parametrize(
+    "batch_id", ["FB2-A-R1", "Lot 2023/041", "Run #3 (rerun)", "Réacteur_1.2", "反应器+1", "B" * 64]
+)
+def test_c8_batch_ids_labs_use_are_accepted(batch_id):
+    c = bw.Campaign(**_renamed(batch_id))
+    assert c.batches["batch_id"].to_list() == ["B1", batch_id]
+
+
+def test_c8_batch_ids_of_a_frame_read_on_its_own_are_checked_with_file_and_line(tmp_path):
+    path = tmp_path / "observations.csv"
+    _obs().with_columns(
+        batch_id=pl.when(pl.int_range(pl.len()) >= 9).then(pl.lit("B<2>")).otherwise("batch_id")
+    ).write_csv(path)
+    frame, first_line = bw.io.read_table(path)
+    coerced, problems = bw.schema.coerce_frame("observations", frame, file=str(path), first_line=first_line)
+    assert problems == []
+    issues = bw.schema.validate_frame("observations", coerced, file=str(path), first_line=first_line)
+    [issue] = issues
+    assert (issue.file, issue.line, issue.column, issue.batch) == (str(path), 11, "batch_id", "B<2>")
+    assert issue.message.startswith("batch_id 'B<2>' holds '<', '>'; a batch id is letters")
+    assert issue.message.endswith("(9 rows; lines 11, 12, 13, 14, 15 …).")
+
+
 # =============================================================================================
 # D. Spreadsheets and readers
 # =============================================================================================

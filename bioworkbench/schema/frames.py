@@ -14,6 +14,9 @@ import polars as pl
 
 __all__ = [
     "ADDITIONS",
+    "BATCH_ID_CHARACTERS",
+    "BATCH_ID_MAX_LENGTH",
+    "BATCH_ID_PATTERN",
     "EVENT_KINDS",
     "FLAG_INVALID",
     "FLAG_SUSPECT",
@@ -41,6 +44,15 @@ MEDIUM_EVENTS = ("feed", "bolus")
 SOURCES = ("online", "offline", "atline")
 SPEC_KINDS = ("spec", "alarm", "PAR")
 STATUSES = ("planned", "running", "completed", "aborted", "failed")
+#: what a batch id may hold besides letters and decimal digits (any script) and single inner spaces. Ids
+#: reach plot data, Markdown, HTML and (sanitised) run-folder names: the set keeps what lab ids use
+#: (``FB2-A-R1``, ``Lot 2023/041``, ``Run #3 (rerun)``) and leaves out what HTML, Markdown tables or
+#: a quoted string give a meaning (``<>&"'`\\|[]{}*$%;=!?@,``), control characters, tabs and line
+#: breaks, and a space at either end (``"B01 "`` would be a second batch that looks like ``"B01"``)
+BATCH_ID_CHARACTERS = "_-.:+#/()"
+BATCH_ID_MAX_LENGTH = 64
+#: a whole batch id: words of letters, digits and :data:`BATCH_ID_CHARACTERS`, joined by single spaces
+BATCH_ID_PATTERN = r"^[\p{L}\p{Nd}_.:+#/()-]+(?: [\p{L}\p{Nd}_.:+#/()-]+)*$"
 FLAG_INVALID = "invalid"
 FLAG_SUSPECT = "suspect"
 

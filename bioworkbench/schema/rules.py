@@ -5,7 +5,17 @@ from __future__ import annotations
 import polars as pl
 
 from bioworkbench.errors import Issue, suggest
-from bioworkbench.schema.frames import EVENT_KINDS, FRAMES, MEDIUM_EVENTS, SOURCES, SPEC_KINDS, STATUSES
+from bioworkbench.schema.frames import (
+    BATCH_ID_CHARACTERS,
+    BATCH_ID_MAX_LENGTH,
+    BATCH_ID_PATTERN,
+    EVENT_KINDS,
+    FRAMES,
+    MEDIUM_EVENTS,
+    SOURCES,
+    SPEC_KINDS,
+    STATUSES,
+)
 from bioworkbench.schema.report import (
     MAX_GROUPS,
     Context,
@@ -110,6 +120,42 @@ def _check_batches_known(df, ctx, batch_ids) -> None:
         ctx.add(f"... and {unknown.height - MAX_GROUPS} more unknown batches.", column="batch_id")
 
 
+def _batch_id_problem(batch_id: str) -> str:
+    """What puts ``batch_id`` outside the safe set, in words (unsafe characters each once, shown as repr)."""
+    if len(batch_id) > BATCH_ID_MAX_LENGTH:
+        return f"has {len(batch_id)} characters (at most {BATCH_ID_MAX_LENGTH})"
+    safe = set(BATCH_ID_CHARACTERS) | {" "}
+    if bad := dict.fromkeys(ch for ch in batch_id if not (ch.isalpha() or ch.isdecimal() or ch in safe)):
+        return "holds " + ", ".join(repr(ch) for ch in bad)
+    if batch_id != batch_id.strip(" "):
+        return "starts or ends with a space"
+    return "has two spaces in a row"
+
+
+def _check_batch_id_text(df, ctx) -> None:
+    """Batch ids of the safe set (:data:`~bioworkbench.schema.frames.BATCH_ID_PATTERN`), or an issue per id."""
+    if "batch_id" not in df.columns or df.schema["batch_id"] != pl.String:
+        return
+    ids = pl.col("batch_id")
+    check_rules(
+        df,
+        ctx,
+        [
+            (
+                "batch_id",
+                ids.is_not_null() & (~ids.str.contains(BATCH_ID_PATTERN) | (ids.str.len_chars() > BATCH_ID_MAX_LENGTH)),
+                lambda r: (
+                    f"batch_id {r['batch_id']!r} {_batch_id_problem(r['batch_id'])}; a batch id is letters, "
+                    f"digits, single inner spaces and {' '.join(BATCH_ID_CHARACTERS)}, at most {BATCH_ID_MAX_LENGTH} "
+                    "characters."
+                ),
+                "rename the batch in the source (ids reach plots, reports and file names, where markup characters "
+                "would be read as markup).",
+            )
+        ],
+    )
+
+
 def _first_of(df, ctx) -> list[pl.Expr]:
     return [pl.col("source_file").first()] if ctx.frame == "observations" and "source_file" in df.columns else []
 
@@ -146,6 +192,7 @@ def _check_time(df, ctx) -> None:
 
 def _rules_batches(df, ctx, **_):
     _check_nulls(df, ctx)
+    _check_batch_id_text(df, ctx)
     report_duplicates(
         df,
         ctx,
@@ -172,6 +219,8 @@ def _rules_batches(df, ctx, **_):
 def _rules_observations(df, ctx, batch_ids=None, **_):
     _check_nulls(df, ctx)
     _check_batches_known(df, ctx, batch_ids)
+    if batch_ids is None:
+        _check_batch_id_text(df, ctx)
     _check_time(df, ctx)
     if df.is_empty():
         return
@@ -367,6 +416,8 @@ _PERCENT_UNITS = ("%", "percent", "pct", "% (w/w)", "% w/w", "area %", "area%")
 def _rules_quality(df, ctx, batch_ids=None, **_):
     _check_nulls(df, ctx)
     _check_batches_known(df, ctx, batch_ids)
+    if batch_ids is None:
+        _check_batch_id_text(df, ctx)
     reg = registry()
     value = pl.col("value")
     percent = pl.col("unit").str.strip_chars().str.to_lowercase().is_in(_PERCENT_UNITS)
