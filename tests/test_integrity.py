@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import yaml
 from conftest import small_frames
+from polars.testing import assert_frame_equal
 
 import bioworkbench as bw
 from bioworkbench.io import read_wide
@@ -599,6 +600,52 @@ def test_d3_a_header_unit_that_contradicts_the_map_is_an_error():
         },
     }
     assert len(bw.io.column_map(ok).columns) == 2
+
+
+WIDE_TEXT = "Reactor,Time (h),VCD [1e6 cells/mL],Glucose [g/L]\nR1,0,0.5,6\nR1,24,1.0,5\nR2,0,0.6,6.1\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected", "option"),
+    [
+        ("utf-16", "line 1: the file cannot be read as UTF-8: it is UTF-16 (byte-order mark FF FE). ", "utf-16"),
+        ("utf-32", "line 1: the file cannot be read as UTF-8: it is UTF-32 (byte-order mark FF FE 00 00). ", "utf-32"),
+        ("utf-16-le", "line 1: the file cannot be read as UTF-8: it holds a NUL byte at byte 1 ", "utf-16-le"),
+        ("utf-16-be", "line 1: the file cannot be read as UTF-8: it holds a NUL byte at byte 0 ", "utf-16-be"),
+    ],
+)
+def test_d5_utf16_and_utf32_text_files_are_located_errors_or_read_when_named(tmp_path, encoding, expected, option):
+    """Defect 10: a UTF-16 file read as UTF-8 was 'line 3: 1 fields where the header has 5' (ragged lines);
+    now the encoding is named with the option to pass, and read exactly when it is passed."""
+    path = tmp_path / "wide.csv"
+    path.write_bytes(WIDE_TEXT.encode(encoding))
+    for call in (lambda: bw.io.read_table(path), lambda: read_wide(path, XMAP)):
+        err = _error(bw.DataReadError, call)
+        assert str(err).startswith(f"{path}: {expected}"), str(err)
+        assert f"encoding={option!r} (in a column map: read: {{encoding: {option}}})" in str(err)
+    (tmp_path / "utf8.csv").write_text(WIDE_TEXT, encoding="utf-8")
+    want = read_wide(tmp_path / "utf8.csv", XMAP).observations.drop("source_file")
+    got = read_wide(path, {**XMAP, "read": {"encoding": option}}).observations.drop("source_file")
+    assert_frame_equal(got, want)
+    assert_frame_equal(bw.io.read_table(path, encoding=option).frame, bw.io.read_table(tmp_path / "utf8.csv").frame)
+
+
+def test_d5_a_utf8_byte_order_mark_is_skipped(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(WIDE_TEXT.encode("utf-8-sig"))
+    table = bw.io.read_table(path)
+    assert table.frame.columns[0] == "Reactor" and table.frame.height == 3
+    assert read_wide(path, XMAP).observations.height == 6
+
+
+def test_d5_a_byte_that_is_not_utf8_is_located_and_never_replaced(tmp_path):
+    """A Windows-1252 export ('µ' is 0xB5) was 'cannot be read as csv (invalid utf-8 sequence)'."""
+    path = tmp_path / "cp1252.csv"
+    path.write_bytes("Reactor,Time (h),VCD [1e6 cells/mL],Note\nR1,0,0.5,ok\nR1,24,1.0,5 µm clump\n".encode("cp1252"))
+    err = _error(bw.DataReadError, bw.io.read_table, path)
+    assert str(err).startswith(f"{path}: line 3, column 13: byte 0xB5 is not UTF-8; the file was saved in another")
+    assert "encoding='cp1252'" in str(err) and "no byte is replaced or dropped" in str(err)
+    assert bw.io.read_table(path, encoding="cp1252").frame["Note"].to_list() == ["ok", "5 µm clump"]
 
 
 TS_MAP = {

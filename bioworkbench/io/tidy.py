@@ -26,7 +26,7 @@ import polars as pl
 from bioworkbench.errors import DataReadError, suggest
 from bioworkbench.schema import flag_fractions, flag_values
 
-__all__ = ["Table", "flag_fractions", "flag_values", "read_frame_file", "read_table"]
+__all__ = ["Table", "flag_fractions", "flag_values", "not_utf8", "read_frame_file", "read_table"]
 
 
 class Table(NamedTuple):
@@ -49,6 +49,15 @@ _EXCEL_ERRORS = {
     "Value": "#VALUE!",
     "GettingData": "#GETTING_DATA",
 }
+#: byte-order marks of text encodings other than UTF-8 (UTF-32 first: its LE mark starts like UTF-16's)
+_BOMS = {
+    b"\xff\xfe\x00\x00": ("UTF-32 (byte-order mark FF FE 00 00)", "utf-32"),
+    b"\x00\x00\xfe\xff": ("UTF-32 (byte-order mark 00 00 FE FF)", "utf-32"),
+    b"\xff\xfe": ("UTF-16 (byte-order mark FF FE)", "utf-16"),
+    b"\xfe\xff": ("UTF-16 (byte-order mark FE FF)", "utf-16"),
+}
+#: the spellings of UTF-8 that polars reads itself
+_UTF8 = ("utf8", "utf-8", "utf8-lossy")
 _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 
@@ -84,10 +93,17 @@ def read_table(
     DataReadError
         The file is missing, of an unsupported type, or cannot be parsed: a text file that looks
         separated by another character than ``separator`` (named, with the option to pass), a line
-        with more or fewer fields than the header (its number).
+        with more or fewer fields than the header (its number); a text file read as UTF-8 that is
+        UTF-16 or UTF-32 (its byte-order mark, or NUL bytes where a mark is missing) or holds a byte
+        that is not UTF-8 (its line and column), each with the ``encoding=`` to pass.
 
     Notes
     -----
+    Text files are UTF-8 (a UTF-8 byte-order mark is skipped) unless ``encoding`` names another
+    encoding (``"utf-16"``, ``"cp1252"``...), which is then decoded exactly. The encoding is never
+    guessed: a UTF-16 export (Vi-CELL BLU writes them) read as UTF-8 would otherwise be one column
+    of NUL-separated text, and a Windows-1252 file would have its ``µ`` and ``°`` replaced.
+
     In a spreadsheet, a column of numbers that holds text cells (``n/a``, ``NA``, ``-``), error
     cells (``#DIV/0!``, ``#N/A``) or formulas without a saved result (``=B2*2`` in a file written
     by a program that does not compute formulas) is returned as text: the numbers as polars prints
@@ -106,6 +122,8 @@ def read_table(
             return _read_excel(path, sheet)
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else separator
+            if encoding.lower() in _UTF8:
+                _check_utf8_head(path)
             _sniff_separator(path, sep, encoding)
             try:
                 df = pl.read_csv(
@@ -116,7 +134,8 @@ def read_table(
                     truncate_ragged_lines=False,
                 )
             except pl.exceptions.ComputeError as exc:
-                raise _ragged_error(path, sep, encoding) or exc from None
+                invalid = _invalid_utf8(path) if encoding.lower() in ("utf8", "utf-8") else None
+                raise invalid or _ragged_error(path, sep, encoding) or exc from None
             df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
             if decimal_comma:
                 df = df.with_columns(pl.col(c).str.replace(r"^(\s*-?\d+),(\d+\s*)$", "$1.$2") for c in df.columns)
@@ -126,6 +145,71 @@ def read_table(
     except Exception as exc:
         raise DataReadError(f"{path}: cannot be read as {suffix[1:]} ({exc}).") from None
     raise DataReadError(f"{path}: unsupported file type {suffix!r}; expected .csv, .tsv, .txt, .parquet or .xlsx.")
+
+
+def not_utf8(raw: bytes) -> str | None:
+    """Why text starting with ``raw`` is not UTF-8, from its byte-order mark or NUL bytes, or ``None``.
+
+    Parameters
+    ----------
+    raw
+        The first bytes of a file (64 KiB are plenty).
+
+    Returns
+    -------
+    str or None
+        ``"it is UTF-16 (byte-order mark FF FE)"``, ``"it holds a NUL byte at byte 1 (...)"``, or
+        ``None`` when nothing in these bytes says the file is not UTF-8.
+    """
+    for bom, (what, _) in _BOMS.items():
+        if raw.startswith(bom):
+            return f"it is {what}"
+    if b"\x00" in raw[:65536]:
+        at = raw.index(b"\x00")
+        return f"it holds a NUL byte at byte {at} (UTF-16 without a byte-order mark, or a binary file)"
+    return None
+
+
+def _check_utf8_head(path: Path) -> None:
+    """Refuse a file about to be read as UTF-8 whose first bytes say it is UTF-16/32 (or not text)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(65536)
+    why = not_utf8(raw)
+    if why is None:
+        return
+    encoding = next((enc for bom, (_, enc) in _BOMS.items() if raw.startswith(bom)), None)
+    if encoding is None:  # NUL bytes: UTF-16 without a mark puts them in every ASCII character
+        at = raw.index(b"\x00")
+        line = raw.count(b"\n", 0, at) + 1
+        guess = "utf-16-le" if at % 2 else "utf-16-be"
+        raise DataReadError(
+            f"{path}: line {line}: the file cannot be read as UTF-8: {why}. If it is UTF-16, pass "
+            f"encoding={guess!r} (in a column map: read: {{encoding: {guess}}}); otherwise save it as UTF-8 text."
+        )
+    raise DataReadError(
+        f"{path}: line 1: the file cannot be read as UTF-8: {why}. Pass encoding={encoding!r} (in a column "
+        f"map: read: {{encoding: {encoding}}}), or save it as UTF-8."
+    )
+
+
+def _invalid_utf8(path: Path) -> DataReadError | None:
+    """The first byte of ``path`` that is not UTF-8, as a located error (line and character column)."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except OSError:
+        return None
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[start : exc.start].decode("utf-8")) + 1
+        return DataReadError(
+            f"{path}: line {line}, column {column}: byte 0x{data[exc.start]:02X} is not UTF-8; the file was saved "
+            "in another encoding (Windows-1252 and Latin-1 write 'µ' as 0xB5 and '°' as 0xB0). Pass the file's "
+            "encoding, e.g. encoding='cp1252' (in a column map: read: {encoding: cp1252}), or save it as UTF-8; "
+            "no byte is replaced or dropped."
+        )
+    return None
 
 
 def _head_lines(path: Path, encoding: str, n: int = 6) -> list[str]:

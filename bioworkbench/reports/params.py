@@ -361,23 +361,11 @@ def read_parameter_file(path: str | os.PathLike) -> ParameterFile:
     return ParameterFile(path, _yaml_mapping(text, path), hashlib.sha256(raw).hexdigest())
 
 
-_BOMS = {
-    b"\xff\xfe\x00\x00": "UTF-32 (byte-order mark FF FE 00 00)",
-    b"\x00\x00\xfe\xff": "UTF-32 (byte-order mark 00 00 FE FF)",
-    b"\xff\xfe": "UTF-16 (byte-order mark FF FE)",
-    b"\xfe\xff": "UTF-16 (byte-order mark FE FF)",
-}
-
-
 def _not_utf8(raw: bytes) -> str | None:
-    """Why ``raw`` is not UTF-8 text, from its first bytes, or ``None``."""
-    for bom, what in _BOMS.items():
-        if raw.startswith(bom):
-            return f"it is {what}"
-    if b"\x00" in raw[:65536]:
-        at = raw.index(b"\x00")
-        return f"it holds a NUL byte at byte {at} (UTF-16 without a byte-order mark, or a binary file)"
-    return None
+    """Why ``raw`` is not UTF-8 text, from its first bytes, or ``None`` (:func:`bioworkbench.io.tidy.not_utf8`)."""
+    from bioworkbench.io.tidy import not_utf8
+
+    return not_utf8(raw)
 
 
 def _utf8_text(raw: bytes, path: Path, *, what: str) -> str:
