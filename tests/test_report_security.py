@@ -288,12 +288,26 @@ def test_report_shows_the_data_text_literally(payload_reports, browser, key, fie
 
 
 def test_batch_id_payload_is_reported(payload_reports):
-    """Which fields the data model refused (batch ids may be restricted to a safe character set)."""
+    """Which fields the data model refused: only batch ids, which are restricted to a safe character
+    set (``</script>`` in an id is a SchemaError naming the id, so the payload batch is B02); every
+    other text field keeps its payload and is escaped."""
     refused = payload_reports["refused"]
-    assert set(refused) <= {"batch_id", "attribute"}, f"the data model refused payloads in {refused}"
-    if "batch_id" not in refused:
-        body = payload_reports["payload_batch"].html.read_text()
-        assert "B02</script>" not in body
+    assert refused == ["batch_id"], f"the data model refused payloads in {refused}"
+    assert payload_reports["batch"] == "B02"
+    for key in ("payload_batch", "clean_batch", "campaign"):
+        assert "</script><script>window.__pwned" not in payload_reports[key].html.read_text()
+
+
+def test_a_batch_id_that_closes_a_script_is_refused_with_its_row():
+    camp, _, _ = _payload_campaign()
+    frames = dict(camp.frames())
+    bad = "B02" + PAYLOADS["break"]
+    frames["batches"] = frames["batches"].with_columns(pl.col("batch_id").replace({"B02": bad}))
+    with pytest.raises(SchemaError) as info:
+        bw.Campaign(**frames)
+    [issue] = [i for i in info.value.issues if i.column == "batch_id" and i.batch == bad]
+    assert issue.message.startswith(f"batch_id {bad!r} holds '<', '>', '='; a batch id is letters, digits")
+    assert issue.message.endswith("(row 1, counted from 0).")
 
 
 def test_index_of_a_tampered_manifest_runs_nothing(browser, tmp_path):
