@@ -278,6 +278,22 @@ def test_b5_overwrite_keeps_the_old_campaign_until_the_new_one_is_in_place(folde
     assert sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(".camp")) == []
 
 
+@pytest.mark.parametrize("command", [["demo", "--n-batches", "2"], ["dataset", "ambr250"]])
+def test_b5_cli_out_refuses_a_non_empty_folder_without_overwrite(tmp_path, capsys, command):
+    """Defect 5: ``bioworkbench demo --out DIR`` emptied DIR without asking."""
+    from bioworkbench.cli import main
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "analysis.xlsx").write_text("someone's work")
+    assert main([*command, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"FileExistsError: {out} is not empty (it holds analysis.xlsx); nothing was written." in err
+    assert "Pass --overwrite to replace its contents" in err
+    assert [p.name for p in out.iterdir()] == ["analysis.xlsx"]
+    assert (out / "analysis.xlsx").read_text() == "someone's work"
+
+
 def test_b6_campaign_yaml_that_is_a_list_is_a_located_error(folder):
     (folder / "campaign.yaml").write_text("- name: x\n- frames: {}\n")
     err = _error(bw.DataReadError, bw.read_campaign, folder)

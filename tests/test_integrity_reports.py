@@ -8,6 +8,7 @@ in a subprocess, because SIGTERM and SIGKILL end the process that receives them.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import platform
@@ -555,3 +556,21 @@ def test_real_instrument_exports_as_batches_file_are_located_errors(
         run_report("batch_report", parameters={"campaign": str(camp), "batch_id": "B01"},
                    output_dir=tmp_path / "out", kernel=KERNEL)  # fmt: skip
     assert expected in str(info.value) and str(camp / "batches.csv") in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# the campaign report on a campaign it cannot analyse in full
+# ---------------------------------------------------------------------------------------------
+def test_campaign_report_of_a_one_batch_campaign_completes_and_says_what_it_cannot_do(campaign_dir, tmp_path):
+    """Defect 10: the campaign report on a one-batch campaign ended in a raw traceback. It runs in a
+    real kernel and states, in sentences, the sections one batch cannot support."""
+    one = bw.read_campaign(campaign_dir).filter_batches(["B02"])
+    folder = one.write(tmp_path / "one")
+    res = run_report("campaign_report", parameters={"campaign": str(folder)}, output_dir=tmp_path / "out",
+                     kernel=KERNEL, raise_on_failure=False)  # fmt: skip
+    assert res.status == "completed", res.manifest.get("error")
+    assert res.manifest["rendering"]["withheld"] == 0
+    body = re.sub(r"<script.*?</script>", " ", res.html.read_text(), flags=re.S)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+    assert "The campaign holds 1 batch (1 completed)." in text
+    assert "multivariate monitoring needs at least 3 to learn the normal variation" in text
