@@ -42,10 +42,77 @@ import polars as pl
 from bioworkbench.errors import DataReadError, Issue, SchemaError, suggest
 from bioworkbench.schema import FRAMES, SCHEMA_VERSION
 
-__all__ = ["FRAME_NAMES", "KEY_FILE_ENV", "is_signed", "read_meta", "sha256_file", "write_folder"]
+__all__ = ["FRAME_NAMES", "KEY_FILE_ENV", "is_signed", "load_yaml", "read_meta", "sha256_file", "write_folder"]
 
 #: the frames of a campaign, in their order
 FRAME_NAMES = tuple(FRAMES)
+
+
+def load_yaml(text: str, *, source: str, error: type[Exception] = DataReadError) -> Any:
+    """Parse YAML ``text`` safely, refusing a key given twice in one mapping.
+
+    Parameters
+    ----------
+    text
+        The YAML document.
+    source
+        The file it came from, to locate problems.
+    error
+        The exception raised (a :class:`~bioworkbench.errors.BioWorkbenchError` subclass taking one
+        message): :class:`~bioworkbench.errors.DataReadError` for data, ``ConfigError`` for settings.
+
+    Returns
+    -------
+    Any
+        The document (``None`` when empty).
+
+    Raises
+    ------
+    error
+        Not valid YAML (line and column of the problem), or a key given twice in one mapping
+        (the lines of both): PyYAML keeps the last silently, so that a column map listing a header
+        twice would read the column as the second variable without a word.
+
+    Notes
+    -----
+    YAML 1.2 (section 3.2.1.1) requires the keys of a mapping to be unique; PyYAML's safe loader
+    does not enforce it. Only safe tags are constructed (``yaml.SafeLoader``).
+    """
+    import yaml
+
+    class _Duplicate(Exception):
+        pass
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """SafeLoader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(loader, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the safe constructor below says so
+                continue
+            if first is not None:
+                raise _Duplicate(
+                    f"{source}, line {line}: key {key!r} is given twice (first on line {first}); "
+                    "YAML keeps only the last, so give it once."
+                )
+            seen[key] = line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
+    except _Duplicate as exc:
+        raise error(str(exc)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise error(f"{where}: not valid YAML ({problem}).") from None
 
 
 def write_folder(
@@ -284,12 +351,12 @@ def read_meta(path: Path) -> dict[str, Any]:
 
     text = path.read_text()
     try:
-        raw = yaml.safe_load(text)
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise DataReadError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', None) or exc}).") from None
+    raw = load_yaml(text, source=str(path))
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):

@@ -314,6 +314,20 @@ def test_b6_campaign_yaml_with_unknown_keys_is_a_located_error(folder):
     assert f"line {line + 1}, column \"frames_extra\": unknown key 'frames_extra'. Hint: Did you mean 'frames'?" in text
 
 
+def test_b6_a_key_given_twice_in_campaign_yaml_is_a_located_error(folder):
+    """Where the issue is silent: PyYAML keeps the last of two equal keys, so a second ``name:``
+    (or a second ``frames:`` block) would have replaced the first without a word."""
+    text = (folder / "campaign.yaml").read_text()
+    first = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("name:"))
+    line = text.count("\n") + 1
+    (folder / "campaign.yaml").write_text(text + "name: another\n")
+    err = _error(bw.DataReadError, bw.read_campaign, folder)
+    assert str(err) == (
+        f"{folder / 'campaign.yaml'}, line {line}: key 'name' is given twice (first on line {first}); "
+        "YAML keeps only the last, so give it once."
+    )
+
+
 # =============================================================================================
 # C. Every frame is validated
 # =============================================================================================
@@ -757,6 +771,24 @@ def test_e4_a_bad_ignore_regex_is_a_located_config_error():
         "ignore: 'CDW_[123] [g/L' is not a valid regular expression (unterminated character set at position 10)"
         in str(err)
     )
+
+
+def test_e4_a_column_listed_twice_in_a_map_file_is_a_located_error(tmp_path):
+    """Where the issue is silent: a header listed twice under ``columns:`` was read as the second
+    variable (VCD values stored as viability, in the VCD's unit) without a word."""
+    path = tmp_path / "map.yaml"
+    path.write_text(
+        "name: m\nbatch: {column: Reactor}\ntime: {column: Time (h), unit: h}\ncolumns:\n"
+        "  VCD [1e6 cells/mL]: vcd\n  Glucose [g/L]: glucose\n  VCD [1e6 cells/mL]: viability\n"
+    )
+    err = _error(bw.ConfigError, bw.io.column_map, path)
+    assert str(err) == (
+        f"{path}, line 7: key 'VCD [1e6 cells/mL]' is given twice (first on line 5); "
+        "YAML keeps only the last, so give it once."
+    )
+    path.write_text("name: m\ncolumns: {a: vcd\n")
+    err = _error(bw.ConfigError, bw.io.column_map, path)
+    assert str(err).startswith(f"{path}, line 3, column 1: not valid YAML (")
 
 
 @pytest.mark.parametrize(

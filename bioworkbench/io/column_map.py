@@ -21,6 +21,7 @@ from typing import Any
 
 from bioworkbench.errors import ConfigError, Issue, SchemaError, suggest
 from bioworkbench.schema import SOURCES
+from bioworkbench.store import load_yaml
 from bioworkbench.units import conversion, parse_unit, split_header
 from bioworkbench.variables import registry
 
@@ -233,18 +234,13 @@ class ColumnMap:
         Raises
         ------
         ConfigError
-            The file is missing, not valid YAML, not a mapping, or the map is invalid
-            (:meth:`from_dict`).
+            The file is missing, not valid YAML, a key given twice (both lines), not a mapping, or
+            the map is invalid (:meth:`from_dict`).
         """
-        import yaml
-
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"column map {path} not found.")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
+        raw = load_yaml(path.read_text(), source=str(path), error=ConfigError)
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{path}: a column map is a YAML mapping; found {type(raw).__name__}.")
         return cls.from_dict(raw, path=str(path))
