@@ -42,6 +42,7 @@ test-slow: $(VENV)/.kernel
 lint: $(VENV)/.installed
 	$(BIN)/ruff check bioworkbench tests benchmarks
 	$(BIN)/ruff format --check bioworkbench tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/nbstripout --verify notebooks/*.ipynb 2>/dev/null || true
 
 format: $(VENV)/.installed

@@ -28,8 +28,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from bioworkbench.errors import ConfigError
-from bioworkbench.schema import suggest
+from bioworkbench.errors import ConfigError, suggest
 
 __all__ = [
     "KINDS",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import re
 import subprocess
@@ -103,161 +105,92 @@ def test_ruff_is_configured():
 
 
 # -------------------------------------------------------------------------------------------------
-# the data layer imports one way (issue 15): errors -> units -> variables -> schema -> campaign -> io
+# one-way layers and no import cycles (issue 15): the import-linter contracts in pyproject.toml
 # -------------------------------------------------------------------------------------------------
-def _module_imports() -> dict[str, set[str]]:
-    """Every bioworkbench module and the bioworkbench modules it imports, at any scope (as
-    import-linter counts them), leaving out imports under ``if TYPE_CHECKING:``."""
-    import ast
+def _importlinter_config() -> dict:
+    import importlinter.api
 
-    package = ROOT / "bioworkbench"
-    modules = {}
-    for path in package.rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        modules[name] = path
-
-    def resolve(target: str) -> str:
-        while target not in modules and "." in target:
-            target = target.rsplit(".", 1)[0]
-        return target
-
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text())
-        skip = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                skip |= {id(n) for n in ast.walk(node)}
-        found = set()
-        for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
-            if isinstance(node, ast.Import):
-                found |= {resolve(a.name) for a in node.names if a.name.startswith("bioworkbench")}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bioworkbench"):
-                found |= {resolve(f"{node.module}.{a.name}") for a in node.names}
-        graph[name] = {m for m in found if m != name}
-    return graph
+    return importlinter.api.read_configuration(str(ROOT / "pyproject.toml"))
 
 
-#: what each module of the data layer may import from bioworkbench (prefixes; a package's modules
-#: may import each other)
-_DATA_LAYER = {
-    "bioworkbench.errors": set(),
-    "bioworkbench.checks": {"bioworkbench.errors"},
-    "bioworkbench.text": {"bioworkbench.errors"},
-    "bioworkbench.units": {"bioworkbench.errors"},
-    "bioworkbench.variables": {"bioworkbench.errors", "bioworkbench.units"},
-    "bioworkbench.schema": {
-        "bioworkbench.errors",
-        "bioworkbench.checks",
-        "bioworkbench.units",
-        "bioworkbench.variables",
-    },
-    "bioworkbench.store": {"bioworkbench.errors", "bioworkbench.schema"},
-    "bioworkbench.campaign": {
-        "bioworkbench.errors",
-        "bioworkbench.checks",
-        "bioworkbench.schema",
-        "bioworkbench.store",
-        "bioworkbench.variables",
-    },
-    "bioworkbench.io": {
-        "bioworkbench.errors",
-        "bioworkbench.checks",
-        "bioworkbench.units",
-        "bioworkbench.variables",
-        "bioworkbench.schema",
-        "bioworkbench.store",
-        "bioworkbench.campaign",
-    },
-    "bioworkbench.kinetics": {
-        "bioworkbench.errors",
-        "bioworkbench.checks",
-        "bioworkbench.schema",
-        "bioworkbench.variables",
-    },
-    "bioworkbench.outcomes": {
-        "bioworkbench.errors",
-        "bioworkbench.checks",
-        "bioworkbench.variables",
-        "bioworkbench.kinetics",
-        "bioworkbench.monitoring",
-        "bioworkbench.campaign",
-    },
-    "bioworkbench.simulate": {"bioworkbench.errors", "bioworkbench.campaign"},
-}
+def test_import_contracts_are_kept():
+    """`lint-imports` (as `make lint` runs it) keeps every contract; its report is the failure message."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    res = subprocess.run(
+        [str(lint_imports), "--no-cache", "--no-logo"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 broken" in res.stdout and f"{len(_importlinter_config()['contracts_options'])} kept" in res.stdout
 
 
-def _layer_of(module: str) -> str | None:
-    return next((layer for layer in _DATA_LAYER if module == layer or module.startswith(layer + ".")), None)
+def test_layer_contract_follows_the_issue_order():
+    """The layers read top-down as issue 15 orders them, with plots below the analyses; every
+    top-level module has a place (``exhaustive``); type-only imports are the only ones left out."""
+    config = _importlinter_config()
+    assert config["session_options"]["root_packages"] == ["bioworkbench"]
+    assert config["session_options"]["exclude_type_checking_imports"] in (True, "True")
+    (layers,) = [c for c in config["contracts_options"] if c["type"] == "layers"]
+    assert layers["containers"] == ["bioworkbench"] and layers["exhaustive"] in (True, "True")
+    rank = {m.strip(): len(layers["layers"]) - i for i, layer in enumerate(layers["layers"]) for m in layer.split("|")}
+    order = [
+        ["errors"],
+        ["units"],
+        ["variables"],
+        ["schema"],
+        ["campaign"],
+        ["io"],
+        ["kinetics", "monitoring", "doe", "stability", "models"],
+        ["outcomes", "criticality"],
+        ["review"],
+        ["reports", "cli"],
+    ]
+    for lower, higher in itertools.pairwise(order):
+        for a, b in itertools.product(lower, higher):
+            assert rank[a] < rank[b], f"{a} must sit below {b}"
+    assert all(rank["variables"] < rank["plots"] < rank[m] for m in ("kinetics", "monitoring", "doe", "stability"))
+    assert len({rank[m] for m in ("kinetics", "monitoring", "doe", "stability")}) == 1  # independent siblings
+    assert {c["type"] for c in config["contracts_options"]} >= {"layers", "acyclic_siblings"}
 
 
-def test_data_layer_modules_import_only_the_layers_below():
-    graph = _module_imports()
-    wrong = []
-    for module, imported in sorted(graph.items()):
-        layer = _layer_of(module)
-        if layer is None:
-            continue
-        for target in sorted(imported):
-            allowed = _DATA_LAYER[layer]
-            ok = _layer_of(target) == layer or target in allowed or any(target.startswith(a + ".") for a in allowed)
-            if not ok:
-                wrong.append(f"{module} imports {target}")
-    assert not wrong, "\n".join(wrong)
-    # the issue's own examples
-    assert graph["bioworkbench.units"] <= {"bioworkbench.errors"}
-    assert graph["bioworkbench.checks"] == {"bioworkbench.errors"}
-    assert "bioworkbench.outcomes" not in {
-        t for m, ts in graph.items() if m.startswith("bioworkbench.kinetics") for t in ts
-    }
+@pytest.fixture(scope="module")
+def import_graph():
+    import grimp
+
+    return grimp.build_graph("bioworkbench", exclude_type_checking_imports=True, cache_dir=None)
 
 
-def test_data_layer_is_in_no_import_cycle():
-    """No cycle through a data-layer module or package, in the whole package's import graph
-    (modules grouped by their package under bioworkbench; the root ``__init__`` left out)."""
+def _check(contract_options: dict, session_options: dict, graph) -> bool:
+    from importlinter.contracts.acyclic_siblings import AcyclicSiblingsContract
+    from importlinter.contracts.forbidden import ForbiddenContract
+    from importlinter.contracts.layers import LayersContract
 
-    def unit(module: str) -> str:
-        return ".".join(module.split(".")[:2])
+    kinds = {"layers": LayersContract, "forbidden": ForbiddenContract, "acyclic_siblings": AcyclicSiblingsContract}
+    contract = kinds[contract_options["type"]](
+        name=contract_options["name"], session_options=session_options, contract_options=contract_options
+    )
+    return contract.check(copy.deepcopy(graph), verbose=False).kept
 
-    graph: dict[str, set[str]] = {}
-    for module, imported in _module_imports().items():
-        if module == "bioworkbench":
-            continue
-        graph.setdefault(unit(module), set()).update(
-            unit(t) for t in imported if t != "bioworkbench" and unit(t) != unit(module)
-        )
-    # strongly connected components (Tarjan)
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    components = []
 
-    def connect(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in graph.get(v, ()):
-            if w not in index:
-                connect(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                component.append(w)
-                if w == v:
-                    break
-            components.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            connect(v)
-    cycles = [c for c in components if len(c) > 1 and any(_layer_of(m) for m in c)]
-    assert not cycles, cycles
+@pytest.mark.parametrize(
+    ("importer", "imported", "contract_id"),
+    [
+        ("bioworkbench.units", "bioworkbench.variables", "layers"),  # the issue's units/schema cycle
+        ("bioworkbench.monitoring.checks", "bioworkbench.review", "layers"),  # a campaign climbing up
+        ("bioworkbench.stability.degradation", "bioworkbench.models.stability", "layers"),  # the issue's
+        ("bioworkbench.kinetics.rates", "bioworkbench.monitoring", "layers"),  # independent siblings
+        ("bioworkbench.checks", "bioworkbench.campaign", "layers"),  # at run time (type-only is fine)
+        ("bioworkbench.plots.base", "bioworkbench.campaign", "plots"),
+        ("bioworkbench.doe.writing", "bioworkbench.doe.design", "no-cycles"),  # the issue's doe cycle
+    ],
+)
+def test_each_contract_breaks_on_a_forbidden_import(import_graph, importer, imported, contract_id):
+    """Each contract holds on the package's import graph and breaks once one wrong import is added."""
+    config = _importlinter_config()
+    (contract,) = [c for c in config["contracts_options"] if c["id"] == contract_id]
+    assert _check(contract, config["session_options"], import_graph)
+    graph = copy.deepcopy(import_graph)
+    graph.add_import(importer=importer, imported=imported, line_number=1, line_contents=f"import {imported}")
+    assert not _check(contract, config["session_options"], graph), f"{importer} -> {imported} kept {contract_id}"
 
 
 def test_moved_names_keep_their_old_import_paths():

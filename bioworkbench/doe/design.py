@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from bioworkbench.doe.words import alias_frame, roman
+from bioworkbench.doe.writing import write_csv, write_excel
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError
 from bioworkbench.schema import suggest
 from bioworkbench.terms import decode, factor_letters, factor_ranges, model_matrix, parse_terms
@@ -69,16 +71,6 @@ _TITLES = {
     "latin_hypercube": "Latin hypercube",
     "d_optimal": "D-optimal design",
 }
-
-
-def roman(n: int) -> str:
-    """Roman numeral of a design resolution (``4 -> "IV"``)."""
-    out = ""
-    for value, sym in ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")):
-        while n >= value:
-            out += sym
-            n -= value
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,8 +196,6 @@ class Design:
         """
         if not self.generators:
             return None
-        from bioworkbench.doe.words import alias_frame
-
         return alias_frame(self.generators, self.factor_names)
 
     def model_matrix(self, terms: str | Sequence[str] = "quadratic") -> np.ndarray:
@@ -293,8 +283,6 @@ class Design:
 
         See :func:`bioworkbench.doe.write_csv`.
         """
-        from bioworkbench.doe.files import write_csv
-
         return write_csv(self, path)
 
     def to_excel(self, path: str | os.PathLike) -> Path:
@@ -302,8 +290,6 @@ class Design:
 
         See :func:`bioworkbench.doe.write_excel`.
         """
-        from bioworkbench.doe.files import write_excel
-
         return write_excel(self, path)
 
 

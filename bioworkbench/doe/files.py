@@ -1,4 +1,4 @@
-"""Designs to and from files for the lab: CSV with a YAML sidecar, and Excel workbooks.
+"""Designs from files for the lab: CSV with a YAML sidecar, and Excel workbooks (the reading half).
 
 CSV: ``plan.csv`` holds the run table; the design's facts (factors, ranges, units, kind, seed,
 generators, …) go to the sidecar ``plan.design.yaml`` next to it. A sidecar rather than a commented
@@ -10,6 +10,10 @@ Excel: one workbook with a "design" sheet (the run table) and an "about" sheet (
 :func:`read_design` reads either back into a :class:`Design` (exactly what was written), keeps any
 columns the lab added (responses such as ``titer``), and checks every run: numbers where numbers
 belong, standard and run orders complete, and natural and coded settings that still agree.
+
+The writers (:func:`write_csv`, :func:`write_excel`, :func:`sidecar_path`) live in
+:mod:`bioworkbench.doe.writing`, which :class:`Design`'s ``to_csv``/``to_excel`` call without an
+import cycle; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -23,132 +27,12 @@ import polars as pl
 import yaml
 
 from bioworkbench.doe.design import DESIGN_KINDS, ID_COLUMNS, POINT_TYPES, Design
+from bioworkbench.doe.writing import FACTOR_HEADER, FIELDS, FORMAT, sidecar_path, write_csv, write_excel
 from bioworkbench.errors import DataReadError, Issue, SchemaError
 
 __all__ = ["read_design", "sidecar_path", "write_csv", "write_excel"]
 
-FORMAT = "bioworkbench design"
-VERSION = 1
-# every Design field besides frame, factors, units and kind, with how it is written and read
-_FIELDS = {
-    "random_seed": "int",
-    "randomized": "bool",
-    "levels": "ints",
-    "generators": "strs",
-    "defining_relation": "strs",
-    "resolution": "int",
-    "block_generators": "strs",
-    "blocks_confounded": "strs",
-    "ccd_kind": "str",
-    "alpha": "float",
-    "alpha_kind": "str",
-    "rotatable": "bool",
-    "orthogonal_blocking": "bool",
-    "criterion": "str",
-    "terms": "strs",
-    "d_efficiency": "float",
-    "log_det": "float",
-    "n_candidates": "int",
-    "n_excluded": "int",
-    "shared": "strs",
-    "block_size": "int",
-    "notes": "strs",
-}
-_FACTOR_HEADER = ("factor", "letter", "low", "high", "unit")
 _TOL = 1e-9  # coded units; generated values carry 15 significant digits
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``plan.csv -> plan.design.yaml``: where the facts of a CSV design live."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.design.yaml")
-
-
-def _meta(design: Design) -> dict[str, Any]:
-    from bioworkbench import __version__
-
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "written_by": f"bioworkbench {__version__}",
-        "kind": design.kind,
-        "n_runs": design.n_runs,
-        "factors": [
-            {
-                "name": n,
-                "letter": letter,
-                "low": design.factors[n][0],
-                "high": design.factors[n][1],
-                "unit": design.units[n],
-            }
-            for letter, n in design.letters.items()
-        ],
-    }
-    for name in _FIELDS:
-        value = getattr(design, name)
-        if value is None or value == ():
-            continue
-        meta[name] = list(value) if isinstance(value, tuple) else value
-    return meta
-
-
-def write_csv(design: Design, path: str | os.PathLike) -> Path:
-    """Write ``design.frame`` to ``path`` (CSV) and its facts to :func:`sidecar_path` (YAML).
-
-    Returns
-    -------
-    Path
-        The CSV path.
-    """
-    path = Path(path)
-    design.frame.write_csv(path)
-    side = sidecar_path(path)
-    text = yaml.safe_dump(_meta(design), sort_keys=False, allow_unicode=True)
-    side.write_text(
-        f"# facts of the design in {path.name}; keep this file next to it (bioworkbench read_design)\n{text}"
-    )
-    return path
-
-
-def write_excel(design: Design, path: str | os.PathLike) -> Path:
-    """Write an ``.xlsx`` workbook: sheet "design" (the run table) and sheet "about" (the facts).
-
-    Returns
-    -------
-    Path
-        The workbook path.
-    """
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    path = Path(path)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "design"
-    ws.append(design.frame.columns)
-    for row in design.frame.iter_rows():
-        ws.append(list(row))
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    ws.freeze_panes = "A2"
-    about = wb.create_sheet("about")
-    about.append(["bioworkbench design", "read back with bioworkbench.doe.read_design; the lab fills the design sheet"])
-    about["A1"].font = Font(bold=True)
-    meta = _meta(design)
-    for key in ("kind", "n_runs", *_FIELDS):
-        if key in meta:
-            value = meta[key]
-            about.append([key, "\n".join(str(v) for v in value) if isinstance(value, list) else value])
-    about.append([])
-    about.append(list(_FACTOR_HEADER))
-    for cell in about[about.max_row]:
-        cell.font = Font(bold=True)
-    for f in meta["factors"]:
-        about.append([f["name"], f["letter"], f["low"], f["high"], f["unit"]])
-    about.column_dimensions["A"].width = 22
-    about.column_dimensions["B"].width = 40
-    wb.save(path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +127,7 @@ def _check_meta(meta: Any, where: Path) -> dict[str, Any]:
                 problems.append(
                     Issue(f"factor entry {f!r} needs name, low and high.", file=str(where), column="factors")
                 )
-    unknown = [k for k in meta if k not in (*_FIELDS, "format", "version", "written_by", "kind", "n_runs", "factors")]
+    unknown = [k for k in meta if k not in (*FIELDS, "format", "version", "written_by", "kind", "n_runs", "factors")]
     problems += [Issue(f"unknown key {k!r}.", file=str(where), column=k) for k in unknown]
     if not isinstance(meta.get("n_runs"), int):
         problems.append(Issue("n_runs must be an integer.", file=str(where), column="n_runs"))
@@ -294,16 +178,16 @@ def _parse_about(rows: list[tuple], path: Path) -> dict[str, Any]:
         key, value = rows[i][0], rows[i][1] if len(rows[i]) > 1 else None
         if key in ("kind", "n_runs"):
             meta[key] = value
-        elif key in _FIELDS:
+        elif key in FIELDS:
             meta[key] = _from_cell(key, value, where, i + 1)
         else:
             raise SchemaError([Issue(f"unknown key {key!r}.", file=where, line=i + 1, column="A")])
         i += 1
     while i < len(rows) and (not rows[i] or rows[i][0] is None):
         i += 1
-    if i >= len(rows) or tuple(rows[i][:5]) != _FACTOR_HEADER:
+    if i >= len(rows) or tuple(rows[i][:5]) != FACTOR_HEADER:
         raise SchemaError(
-            [Issue(f"expected the factor table header {', '.join(_FACTOR_HEADER)}.", file=where, line=i + 1)]
+            [Issue(f"expected the factor table header {', '.join(FACTOR_HEADER)}.", file=where, line=i + 1)]
         )
     meta["factors"] = [
         {"name": r[0], "letter": r[1], "low": r[2], "high": r[3], "unit": r[4]}
@@ -314,7 +198,7 @@ def _parse_about(rows: list[tuple], path: Path) -> dict[str, Any]:
 
 
 def _from_cell(key: str, value: Any, where: str, line: int) -> Any:
-    kind = _FIELDS[key]
+    kind = FIELDS[key]
     try:
         if kind == "strs":
             return str(value).split("\n")
@@ -443,7 +327,7 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
     cols.update({c: s.alias(c) for c, s in extra.items()})
     frame = pl.DataFrame(list(cols.values())).sort("run_order")
     fields = {}
-    for key, kind in _FIELDS.items():
+    for key, kind in FIELDS.items():
         if key not in meta:
             continue
         value = meta[key]

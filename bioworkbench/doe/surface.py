@@ -16,7 +16,6 @@ from bioworkbench.doe.design import (
     check_int,
     check_units,
     is_rotatable,
-    roman,
     seed_streams,
     sig15,
     warn_outside,
@@ -27,6 +26,7 @@ from bioworkbench.doe.words import (
     generator_text,
     parse_generators,
     resolution_number,
+    roman,
     standard_generators,
     word_letters,
 )

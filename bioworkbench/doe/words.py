@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from bioworkbench.doe.design import roman
 from bioworkbench.errors import ConfigError
 from bioworkbench.schema import suggest
 from bioworkbench.terms import LETTERS, factor_letters
@@ -57,6 +56,16 @@ _TABLE_8_14 = {
 _SPLIT = re.compile(r"[:*\s]+")
 
 Generator = tuple[int, int, int]  # (generated factor index, mask of its right-hand side, sign)
+
+
+def roman(n: int) -> str:
+    """Roman numeral of a design resolution (``4 -> "IV"``)."""
+    out = ""
+    for value, sym in ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")):
+        while n >= value:
+            out += sym
+            n -= value
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
