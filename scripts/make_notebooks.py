@@ -163,11 +163,16 @@ write(
 write(
     "growth_report",
     [
-        md("# Growth and productivity report"),
+        md(
+            "# Growth and productivity report\n\nThe hierarchical growth model of viable cell density and the titer "
+            "model of specific productivity where the campaign has their data; for other biomass (dry cell weight, "
+            "OD) the kinetics per batch computed from the samples."
+        ),
         code(
             'campaign: str = "../data/demo"  # path of the campaign folder\n'
-            "draws: int = 1000  # posterior draws per chain [1, inf)\n"
-            "chains: int = 2  # Markov chains [1, inf)\n"
+            "draws: int = 2000  # posterior draws per chain of each model [1, inf)\n"
+            "tune: int = 500  # tuning steps per chain [1, inf)\n"
+            "chains: int = 4  # Markov chains [1, inf)\n"
             "prob: float = 0.9  # central interval probability (0, 1)\n"
             "random_seed: int = 1  # sampler seed [0, inf)",
             tags=["parameters"],
@@ -176,44 +181,49 @@ write(
             "import bioworkbench as bw\n\n"
             "bw.plots.setup()\n"
             "camp = bw.read_campaign(campaign)\n"
-            "ids, left_out = bw.models.usable_batches(camp, min_vcd=4, min_titer=3)\n"
-            "growth = bw.models.GrowthModel().fit(camp, batch_ids=ids, draws=draws, tune=draws, chains=chains, random_seed=random_seed)\n"
-            "titer = bw.models.TiterModel().fit(camp, batch_ids=ids, draws=draws, tune=draws, chains=chains, random_seed=random_seed)\n"
-            'bw.review.markdown("## {name}: {n} batches modelled", name=camp.name, n=len(ids))'
+            "rev = bw.review.growth_review(camp, draws=draws, tune=tune, chains=chains, prob=prob, random_seed=random_seed)\n"
+            "bw.review.markdown(rev.summary_text())"
         ),
-        md("Batches left out of the models, and why:"),
-        code("bw.review.table(left_out)"),
+        md("## Batches left out\nBatches without enough data for the models, and why."),
+        code("rev.left_out_table()"),
         md(
-            "## Diagnostics\nDivergences, r̂ and effective sample sizes of both fits; a warning block appears when they are poor."
+            "## Diagnostics\nWhether the sampler explored each model well enough for its intervals to be read as they are."
         ),
-        code(
-            "bw.review.markdown(bw.models.diagnostics_markdown(growth.diagnostics(), name='Growth model') + '\\n\\n' + "
-            "bw.models.diagnostics_markdown(titer.diagnostics(), name='Titer model'))"
-        ),
+        code("bw.review.markdown(rev.diagnostics_text())"),
         md(
-            "## Fitted growth curves\nPosterior mean and interval of each batch's VCD curve over its data "
+            "## Growth curves\nPosterior mean and interval of each batch's VCD curve over its data "
             "(red crosses: flagged values, not used)."
         ),
-        code("bw.plots.plot_growth_fit(growth.predict(prob=prob), camp.observations, batch_ids=ids)"),
+        code("bw.review.markdown(rev.growth_text())"),
+        code("rev.plot_growth_fit()"),
         md(
-            "## Parameters per batch\nGrowth rate μ, peak VCD and its day, decline rate; the grey band is the campaign-level value."
+            "## Growth parameters per batch\nGrowth rate μ, peak VCD and its day, decline rate; the grey band is the "
+            "campaign-level value."
         ),
-        code(
-            "gs = growth.summary(prob=prob)\n"
-            "bw.plots.plot_forests(gs, parameters=['growth_rate', 'peak_vcd', 'time_of_peak', 'decline_rate'])"
-        ),
+        code("rev.plot_growth_parameters()"),
         md(
             "## Specific productivity\nqp (pg/cell/d) per batch from titer against IVCD, before the temperature shift; "
             "the campaign ratio after/before the shift is in the table."
         ),
-        code("ts = titer.summary(prob=prob)\nbw.plots.plot_forest(ts, parameter='qp')"),
-        code("bw.review.table(ts.filter(ts['level'] == 'campaign'))"),
+        code("bw.review.markdown(rev.productivity_text())"),
+        code("rev.plot_qp()"),
+        code("rev.qp_table()"),
         md(
-            "## Batches with unusual parameters\nPosterior means more than 2.5 robust standard deviations from the campaign median."
+            "## Kinetics per batch\nFor biomass other than viable cells: peak biomass, μ, specific rates per biomass "
+            "unit and yields, from the samples with fed-batch mass balances."
         ),
-        code("bw.review.table(growth.unusual(prob=prob))"),
-        md("## Campaign-level parameters"),
-        code("bw.review.table(gs.filter(gs['level'] == 'campaign'))"),
+        code("bw.review.markdown(rev.kinetics_text())"),
+        code("rev.kinetics_table()"),
+        code("rev.plot_kinetics()"),
+        md(
+            "## Batches with unusual values\nPosterior means (or kinetic values) more than 2.5 robust standard "
+            "deviations from the campaign median."
+        ),
+        code("rev.unusual_table()"),
+        md("## Campaign level\nThe models' campaign-level parameters, or the spread of the kinetics across batches."),
+        code("rev.campaign_table()"),
+        md("## Notes on the data\nWhat was noticed while computing this report, in plain words."),
+        code("bw.review.markdown(rev.notes_text())"),
     ],
 )
 

@@ -33,7 +33,6 @@ from unittest import mock
 import numpy as np
 import polars as pl
 import pytest
-from conftest import shared_data
 
 import bioworkbench as bw
 from bioworkbench.models import GrowthModel, TiterModel
@@ -210,10 +209,7 @@ def test_titer_has_no_divergences_on_demo_campaign(demo):
 
 @pytest.mark.slow
 def test_growth_converges_on_nistcho_with_default_settings():
-    path = shared_data("nistcho-vcd", "vicell_growth_fb2_fb4_combined.csv")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        campaign = bw.read_wide(path, "nistcho")
+    campaign = bw.datasets.nistcho()  # shipped with the package: the test never skips
     # Defaults only. The three cultures with fewer than 4 counts are left out and named; the
     # cultures are grouped by their categorical CPPs (7 feeding strategies × 2 experiments: 10
     # groups). Without grouping, the strategies that crash or drop (C, G) and those still growing

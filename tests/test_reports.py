@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -914,3 +915,112 @@ def test_report_modules_import_one_way_and_no_science():
         "bioworkbench.io.tidy",
         "bioworkbench.store",
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# the growth report adapts to the data: real campaigns without titer (NISTCHO) or without VCD (Ambr 250)
+# ---------------------------------------------------------------------------------------------
+def _growth_report(dataset: str, tmp_path: Path, **parameters) -> tuple[RunResult, str, dict]:
+    """The growth report from the committed parameter file of a shipped dataset, written to a
+    folder here: the run, the page's visible text and the executed notebook."""
+    folder = bw.datasets.write(dataset, tmp_path / "data" / dataset)
+    res = run_report(
+        "growth_report",
+        parameter_file=ROOT / "parameters" / "growth_report" / f"{dataset}.yaml",
+        parameters={"campaign": str(folder), **parameters},
+        output_dir=tmp_path / "reports",
+        kernel=KERNEL,
+    )
+    assert res.status == "completed"
+    text = " ".join(" ".join(_page(res.html)[1].text).split())
+    return res, text, _notebook(res.run_dir / "growth_report.ipynb")
+
+
+def _assert_clean_page(text: str, executed: dict) -> None:
+    """No error, traceback, warning or stderr output anywhere on the page or in the notebook."""
+    outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    assert [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"] == []
+    for word in ("Traceback", "Warning:", "Error:", "not fitted."):
+        assert word not in text, word
+
+
+def test_growth_report_on_ambr250_shows_the_kinetics_per_batch_instead_of_the_vcd_model(tmp_path):
+    res, text, executed = _growth_report("ambr250", tmp_path)
+    _assert_clean_page(text, executed)
+    assert (
+        "The Bayesian growth model needs viable cell density (VCD); this campaign measures its biomass as cell dry "
+        "weight (cdw, g/L) and optical density" in text
+    )
+    assert "so the kinetics per batch below are computed from the samples instead." in text
+    assert "No titer is measured in this campaign, so specific productivity is not modelled" in text
+    assert "The product here is tryptophan: its specific production rate per biomass unit is in the kinetics" in text
+    assert "No Bayesian model was fitted, so there are no sampler diagnostics to check." in text
+    assert "biomass as cdw: μ in 1/h, specific rates per gram of dry cell weight (negative: consumed)" in text
+    for header in ("peak cdw (g/L)", "μ max (1/h)", "q_glucose (mmol/g/h)", "q_tryptophan (mmol/g/h)", "Y_X/S (g/g)"):
+        assert header in text, header
+    assert all(f"R{i:02d}" in text for i in range(5, 17))
+    assert res.manifest["parameters"]["campaign"].endswith("ambr250")
+
+
+def test_kinetics_per_batch_of_ambr250_is_the_kinetics_summarised():
+    """The report's table on Ambr 250 against bw.kinetics.compute and the raw samples, batch R11."""
+    camp = bw.datasets.ambr250()
+    rev = bw.review.growth_review(camp)
+    assert rev.growth is None and rev.titer is None and rev.biomass == "cdw"
+    kin = bw.kinetics.compute(camp, biomass="cdw", time_unit="h").filter(pl.col("batch_id") == "R11")
+    cdw = camp.offline(variables="cdw", batch_ids="R11")
+    row = rev.per_batch.filter(pl.col("batch_id") == "R11").row(0, named=True)
+    mu = kin.filter(pl.col("variable") == "mu")
+    peak_h = cdw.filter(pl.col("value") == cdw["value"].max())["time_h"][0]
+    assert row["peak cdw (g/L)"] == cdw["value"].max() and row["time of peak (h)"] == peak_h
+    assert row["μ max (1/h)"] == pytest.approx(mu["value"].max())
+    assert row["μ growth (1/h)"] == pytest.approx(
+        mu.filter((pl.col("time_h") <= peak_h) & (pl.col("value") > 0))["value"].mean()
+    )
+    q = kin.filter(pl.col("variable") == "q_glucose")["value"]
+    assert row["q_glucose (mmol/g/h)"] == pytest.approx(q.mean()) and row["q_glucose (mmol/g/h)"] < 0
+    last = kin.filter(pl.col("variable") == "cum_yield_xs").sort("time_h")["value"][-1]
+    assert row["Y_X/S (g/g)"] == pytest.approx(last) and 0.1 < last < 0.55
+    assert row["cpp_strain"] == "HMP3071"
+
+
+def test_growth_review_without_enough_vcd_batches_says_why_and_computes_kinetics():
+    """One completed batch with VCD: no growth model (it needs 2), the kinetics per batch instead."""
+    camp = bw.simulate_campaign(n_batches=3, random_seed=3, days=10)
+    one = camp.filter_batches(camp.batch_ids[:1])
+    rev = bw.review.growth_review(one)
+    assert rev.growth is None and rev.per_batch is not None and rev.per_batch.height == 1
+    assert "The Bayesian growth model needs at least 2 completed batches with 4 VCD samples each; 1 batch has them" in (
+        rev.growth_text()
+    )
+    assert "specific rates per cell" in rev.kinetics_text()
+    assert "The titer model relates titer to the integral of viable cell density" in rev.productivity_text()
+
+
+def test_growth_review_checks_its_arguments():
+    camp = bw.simulate_campaign(n_batches=2, random_seed=1)
+    with pytest.raises(bw.ArgumentError, match=r"growth_review: campaign must be a Campaign; got a polars DataFrame"):
+        bw.review.growth_review(camp.observations)
+    with pytest.raises(bw.ArgumentError, match=r"growth_review: draws must be an integer >= 1; got 0\."):
+        bw.review.growth_review(camp, draws=0)
+    with pytest.raises(bw.ArgumentError, match=r"Did you mean 0\.9\?"):
+        bw.review.growth_review(camp, prob=90)
+
+
+@pytest.mark.slow
+def test_growth_report_on_nistcho_with_its_parameter_file_fits_vcd_and_says_titer_is_missing(tmp_path):
+    """The committed NISTCHO parameter set (the growth model's default sampler settings): the fit
+    passes the sampler checks, so the page shows no caution block; titer is missing and said so."""
+    res, text, executed = _growth_report("nistcho", tmp_path)
+    _assert_clean_page(text, executed)
+    assert "The growth model describes the VCD of 31 batches; no titer model was fitted" in text
+    # (the bold model name is its own text node on the page)
+    assert "Growth model : the sampler checks passed, so the intervals can be read as they are." in text
+    assert "0 divergent transitions; r̂ at most 1.00" in text
+    assert "read these numbers with caution" not in text
+    assert "Batches are grouped by cpp_feeding × cpp_experiment (10 groups" in text
+    assert "No titer is measured in this campaign, so specific productivity is not modelled" in text
+    assert "FB2-A-R1" in text and "2 VCD points (needs 4)" in text
+    assert "6 VCD sample(s) of collapsed cultures left out" in text
+    assert _n_figures(res.html.read_text()) >= 31 + 4  # a panel per batch and the four forests

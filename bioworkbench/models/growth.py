@@ -575,8 +575,10 @@ class GrowthModel(_SamplingDefaults, BayesModel):
             later sample also below it, is a collapsed culture and is left out with a warning
             (:func:`crash_points`); ``None`` keeps every sample.
         draws, tune, chains, random_seed, progressbar
-            Sampler settings (defaults: the model's ``sampler`` settings; ``tune`` 300 with nutpie,
-            1000 with PyMC, :data:`DEFAULT_TUNE`).
+            Sampler settings (defaults: the model's ``sampler`` settings: :data:`DEFAULT_DRAWS`
+            (2000) draws per chain, 4 chains, ``tune`` 500 with nutpie and 1000 with PyMC,
+            :data:`DEFAULT_TUNE`; with these the real NISTCHO cultures pass r̂ ≤ 1.01, no
+            divergences and bulk ESS ≥ 400).
 
         Returns
         -------

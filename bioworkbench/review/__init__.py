@@ -5,6 +5,8 @@
 * :mod:`~bioworkbench.review.campaign` — :func:`campaign_review` (release per batch, MSPC,
   exceptional batches, variability, CQAs against CPPs);
 * :mod:`~bioworkbench.review.forecast` — :func:`forecast_section` for a running batch;
+* :mod:`~bioworkbench.review.growth` — :func:`growth_review`: the growth and titer models where
+  their data exist, the kinetics per batch where they do not;
 * :mod:`~bioworkbench.review.stability` — the Bayesian stability analysis and the shelf-life
   comparison of the stability report;
 * :mod:`~bioworkbench.text` and :mod:`~bioworkbench.review.display` — escaping data text,
@@ -32,6 +34,7 @@ from bioworkbench.review.batch import BatchReview, batch_header, batch_review, n
 from bioworkbench.review.campaign import CampaignReview, campaign_review, exceptional_batches, variability
 from bioworkbench.review.display import Details, Table, collect_notes, details, markdown, notes_markdown, table
 from bioworkbench.review.forecast import ForecastSection, forecast_section
+from bioworkbench.review.growth import GrowthReview, growth_review
 from bioworkbench.review.stability import (
     BayesianStability,
     bayesian_analysis,
@@ -48,6 +51,7 @@ __all__ = [
     "CampaignReview",
     "Details",
     "ForecastSection",
+    "GrowthReview",
     "Safe",
     "Table",
     "batch_header",
@@ -69,6 +73,7 @@ __all__ = [
     "exceptional_batches",
     "excursions",
     "forecast_section",
+    "growth_review",
     "markdown",
     "markdown_text",
     "narrative",
