@@ -141,7 +141,42 @@ class DesignData:
     left_out: pl.DataFrame
     """``batch_id, reason``: batches not used at all (e.g. aborted: their harvest is not the process's outcome)"""
 
-    def summary(self) -> str:
+    def summary(self) -> pl.DataFrame:
+        """The responses as a table: one row per CQA with a spec.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``response``, ``spec_lower`` and ``spec_upper`` (null for a one-sided spec), ``n_batches``
+            (batches with a result, used in that CQA's model) and ``n_missing`` (batches kept whose
+            result is missing). :meth:`describe` states the design in words.
+        """
+        missing = dict(self.missing.group_by("attribute").len().iter_rows()) if self.missing.height else {}
+        return pl.DataFrame(
+            {
+                "response": self.responses,
+                "spec_lower": [self.specs[r][0] for r in self.responses],
+                "spec_upper": [self.specs[r][1] for r in self.responses],
+                "n_batches": [self.table[r].drop_nulls().len() for r in self.responses],
+                "n_missing": [missing.get(r, 0) for r in self.responses],
+            },
+            schema={
+                "response": pl.String,
+                "spec_lower": pl.Float64,
+                "spec_upper": pl.Float64,
+                "n_batches": pl.Int64,
+                "n_missing": pl.Int64,
+            },
+        )
+
+    def describe(self) -> str:
+        """The design in words: batches, CPP ranges, CQAs with specs, batches and results left out.
+
+        Returns
+        -------
+        str
+            One paragraph.
+        """
         n = self.table.height
         ranges = "; ".join(f"{k} {lo:g}–{hi:g}" for k, (lo, hi) in self.factors.items())
         miss = self.missing.height

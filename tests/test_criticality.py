@@ -142,7 +142,11 @@ def test_campaign_design_takes_setpoint_ranges_specced_cqas_and_leaves_out_abort
         assert (lo, hi) == (kept.min(), kept.max())
     specced = set(cr.spec_limits(c.specs))
     assert set(d.responses) <= specced and d.responses
-    assert "left out" in d.summary() or not aborted
+    assert "left out" in d.describe() or not aborted
+    s = d.summary()
+    assert s["response"].to_list() == d.responses
+    assert s["n_batches"].to_list() == [d.table[r].drop_nulls().len() for r in d.responses]
+    assert all(s.row(i)[1:3] == d.specs[r] for i, r in enumerate(d.responses))
     every = cr.campaign_design(c, statuses=None)
     assert every.table.height == c.batches.height
     with pytest.raises(ConfigError, match="CPP"):

@@ -619,16 +619,35 @@ def test_candidates_outside_the_ranges_are_reported_by_row_and_column():
 # ---------------------------------------------------------------------------------------------
 # text and import cost
 # ---------------------------------------------------------------------------------------------
-def test_summary_and_repr_state_the_facts_of_the_design():
+def test_describe_and_repr_state_the_facts_of_the_design():
     d = fractional_factorial(F4, generators=["D=ABC"], random_seed=9, units={"temp": "°C"})
-    text = d.summary()
+    text = d.describe()
     assert text.startswith("2^(4-1) fractional factorial, resolution IV")
     for part in ("8 runs", "A = temp: 33 to 37 °C", "generators: D=ABC", "defining relation: I = ABCD", "seed 9"):
         assert part in text
     assert repr(d).startswith(text) and "run_order" in repr(d)
     opt = d_optimal(F3, n_runs=10, n_starts=2, random_seed=1)
-    assert "D-efficiency" in opt.summary() and "10 parameters" in opt.summary()
-    assert "rotatable: yes" in ccd(F3, random_seed=1).summary()
+    assert "D-efficiency" in opt.describe() and "10 parameters" in opt.describe()
+    assert "rotatable: yes" in ccd(F3, random_seed=1).describe()
+
+
+def test_summary_is_a_frame_of_the_factors():
+    d = fractional_factorial(F4, generators=["D=ABC"], random_seed=9, units={"temp": "°C"})
+    s = d.summary()
+    assert isinstance(s, pl.DataFrame)
+    assert s.columns == ["letter", "factor", "low", "high", "unit", "n_levels"]
+    assert s["letter"].to_list() == ["A", "B", "C", "D"] and s["factor"].to_list() == list(F4)
+    assert s.row(0, named=True) == {
+        "letter": "A",
+        "factor": "temp",
+        "low": 33.0,
+        "high": 37.0,
+        "unit": "°C",
+        "n_levels": 2,
+    }
+    assert s["unit"].null_count() == 3
+    centre = ccd(F3, random_seed=1).summary()
+    assert centre["n_levels"].to_list() == [5, 5, 5]  # -alpha, -1, 0, +1, +alpha
 
 
 def test_bw_doe_is_lazy_and_does_not_import_pydoe3():

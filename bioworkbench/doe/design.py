@@ -218,8 +218,47 @@ class Design:
             return f"Latin hypercube (criterion: {self.criterion or 'none, plain random'})"
         return _TITLES.get(self.kind, self.kind)
 
-    def summary(self) -> str:
-        """A short text: kind, runs, blocks, factors with ranges and units, and the kind's facts."""
+    def summary(self) -> pl.DataFrame:
+        """The factors of the design as a table: one row per factor.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``letter`` (``A`` is the first factor), ``factor``, ``low`` and ``high`` (natural units,
+            coded −1 and +1), ``unit`` (null when none was given) and ``n_levels``, the number of
+            distinct settings of the factor in the run table. :meth:`describe` states the rest of the
+            design's facts in words.
+        """
+        names = self.factor_names
+        return pl.DataFrame(
+            {
+                "letter": list(self.letters),
+                "factor": names,
+                "low": [float(self.factors[n][0]) for n in names],
+                "high": [float(self.factors[n][1]) for n in names],
+                "unit": [self.units.get(n) for n in names],
+                "n_levels": [self.frame[n].n_unique() for n in names],
+            },
+            schema={
+                "letter": pl.String,
+                "factor": pl.String,
+                "low": pl.Float64,
+                "high": pl.Float64,
+                "unit": pl.String,
+                "n_levels": pl.Int64,
+            },
+        )
+
+    def describe(self) -> str:
+        """The design in words: kind, runs, blocks, factors with ranges and units, and the kind's facts.
+
+        Returns
+        -------
+        str
+            Several lines: the title, the runs by point type and the run order, one line per factor,
+            then what applies to the kind (generators and defining relation, blocking, rotatability,
+            D-efficiency) and the notes.
+        """
         counts = dict(self.frame.group_by("point_type").len().iter_rows())
         parts = ", ".join(f"{counts[t]} {t}" for t in _SUMMARY_ORDER if t in counts)
         order = f"randomised within blocks (seed {self.random_seed})" if self.randomized else "standard order"
@@ -256,12 +295,12 @@ class Design:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"{self.summary()}\n{self.frame}"
+        return f"{self.describe()}\n{self.frame}"
 
     def _repr_html_(self) -> str:
         from html import escape
 
-        return f"<pre>{escape(self.summary())}</pre>{self.frame._repr_html_()}"
+        return f"<pre>{escape(self.describe())}</pre>{self.frame._repr_html_()}"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Design):
