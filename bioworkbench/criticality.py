@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +22,9 @@ import polars as pl
 from bioworkbench.errors import BioWorkbenchError, ConfigError, SchemaError
 from bioworkbench.schema import suggest
 from bioworkbench.text import Safe, escape
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
 
 __all__ = [
     "DEFAULT_INTERMEDIATES",
@@ -42,7 +45,7 @@ __all__ = [
 DEFAULT_INTERMEDIATES = ("peak_vcd", "final_ivcd", "mu_growth", "qp")
 
 
-def value_at_day(campaign, variable: str, day: float) -> pl.DataFrame:
+def value_at_day(campaign: Campaign, variable: str, day: float) -> pl.DataFrame:
     """Per batch, the offline value of ``variable`` at culture day ``day``, linearly interpolated.
 
     Returns ``batch_id, <variable>_day<day>``; null for a batch whose samples do not bracket the day
@@ -90,7 +93,7 @@ def value_at_day(campaign, variable: str, day: float) -> pl.DataFrame:
 
 
 def process_table(
-    campaign,
+    campaign: Campaign,
     *,
     intermediates: Sequence[str] = DEFAULT_INTERMEDIATES,
     at_day: Mapping[str, float] | None = None,
@@ -195,7 +198,7 @@ class DesignData:
 
 
 def campaign_design(
-    campaign,
+    campaign: Campaign,
     *,
     cpps: Sequence[str] | None = None,
     cqas: Sequence[str] | None = None,
@@ -420,7 +423,7 @@ def cpp_impact(
 
 
 def cpp_impact_from_campaign(
-    campaign,
+    campaign: Campaign,
     *,
     cpps: Sequence[str] | None = None,
     cqas: Sequence[str] | None = None,

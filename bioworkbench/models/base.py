@@ -23,13 +23,16 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError
 from bioworkbench.schema import suggest
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
 
 __all__ = ["BayesModel", "Prior", "diagnostics_markdown", "load"]
 
@@ -653,7 +656,7 @@ def _with_fit_data(compiled: Any, shared: Mapping[str, np.ndarray], build: Any) 
     return compiled.with_data(**values) if values else compiled
 
 
-def covariate_matrix(campaign, batch_ids: list[str], covariates: list[str] | None) -> dict[str, Any]:
+def covariate_matrix(campaign: Campaign, batch_ids: list[str], covariates: list[str] | None) -> dict[str, Any]:
     """Standardised batch-level covariates (e.g. CPP setpoints): ``{"names", "x", "mean", "sd"}``.
 
     Each column is centred and scaled by its standard deviation over ``batch_ids`` so that a

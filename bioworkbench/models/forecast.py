@@ -42,7 +42,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -50,6 +50,9 @@ import polars as pl
 from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, ConfigError, SchemaError
 from bioworkbench.models.growth import GrowthModel
 from bioworkbench.models.titer import TiterModel
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
 
 __all__ = ["DEFAULT_CHAINS", "DEFAULT_DRAWS", "DEFAULT_TUNE", "PEAK_WITHIN", "Forecast", "forecast"]
 
@@ -170,7 +173,7 @@ class Forecast:
 
 
 def forecast(
-    campaign,
+    campaign: Campaign,
     batch_ids: str | Sequence[str],
     *,
     known_h: float | Mapping[str, float] | None = None,
@@ -429,7 +432,7 @@ def _known_hours(known_h: Any, known_days: Any, running: list[str]) -> dict[str,
     }
 
 
-def _offline(campaign, variable: str) -> pl.DataFrame:
+def _offline(campaign: Campaign, variable: str) -> pl.DataFrame:
     return campaign.observations.filter(
         (pl.col("variable") == variable)
         & (pl.col("source") != "online")

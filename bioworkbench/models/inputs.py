@@ -17,13 +17,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue
 from bioworkbench.schema import suggest
+
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
 
 __all__ = ["as_frame", "numeric_columns", "parse_specs"]
 
@@ -194,7 +197,7 @@ def _check_prob(prob: float) -> None:
 
 
 # -- campaign arguments of the process models (growth, titer, forecast) ----------------------------
-def batch_list(batch_ids: Any, campaign: Any, *, function: str, argument: str = "batch_ids") -> list[str]:
+def batch_list(batch_ids: Any, campaign: Campaign, *, function: str, argument: str = "batch_ids") -> list[str]:
     """``batch_ids`` (one id or a sequence of ids) checked against ``campaign``.
 
     Raises
@@ -263,7 +266,7 @@ def known_times(known: Any, ids: Sequence[str], *, function: str, argument: str 
     return out
 
 
-def numeric_cpps(campaign: Any, ids: Sequence[str]) -> list[str]:
+def numeric_cpps(campaign: Campaign, ids: Sequence[str]) -> list[str]:
     """The CPP setpoint columns (``cpp_*``) that are numeric, known for every batch of ``ids`` and vary."""
     sub = campaign.batches.filter(pl.col("batch_id").is_in(list(ids)))
     return [
@@ -271,7 +274,7 @@ def numeric_cpps(campaign: Any, ids: Sequence[str]) -> list[str]:
     ]
 
 
-def resolve_covariates(covariates: Any, campaign: Any, ids: Sequence[str], *, function: str) -> list[str]:
+def resolve_covariates(covariates: Any, campaign: Campaign, ids: Sequence[str], *, function: str) -> list[str]:
     """``None`` or ``[]``: none; ``"auto"``: :func:`numeric_cpps`; a list: those batch columns (checked)."""
     from bioworkbench.checks import describe_type
     from bioworkbench.errors import ArgumentError
@@ -295,7 +298,7 @@ def resolve_covariates(covariates: Any, campaign: Any, ids: Sequence[str], *, fu
     return list(covariates)
 
 
-def resolve_group(group: Any, campaign: Any, ids: Sequence[str], *, function: str) -> dict[str, Any]:
+def resolve_group(group: Any, campaign: Campaign, ids: Sequence[str], *, function: str) -> dict[str, Any]:
     """The grouping of the batches: ``{"columns", "labels" (one per id), "how"}`` (``columns`` empty: none).
 
     ``"auto"``: a batches column named ``group`` when there is one, else the categorical (non-numeric)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -43,11 +43,14 @@ from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
 from bioworkbench.models.base import BayesModel, Prior
 from bioworkbench.models.growth import _bucket, _SamplingDefaults
 
+if TYPE_CHECKING:
+    from bioworkbench.campaign import Campaign
+
 __all__ = ["TiterModel", "titer_design"]
 
 
 def titer_design(
-    campaign,
+    campaign: Campaign,
     *,
     batch_ids: list[str] | None = None,
     known_until_h: Mapping[str, float] | None = None,
@@ -107,7 +110,9 @@ def titer_design(
     )
 
 
-def _shift_times(campaign, ids: list[str], shift_h: Mapping[str, float | None] | None) -> dict[str, float | None]:
+def _shift_times(
+    campaign: Campaign, ids: list[str], shift_h: Mapping[str, float | None] | None
+) -> dict[str, float | None]:
     """Each batch's shift time (h): ``shift_h`` where it names the batch, else its first ``shift`` event."""
     ev = dict(
         campaign.events.filter((pl.col("event") == "shift") & pl.col("batch_id").is_in(list(ids)))
@@ -195,7 +200,7 @@ class TiterModel(_SamplingDefaults, BayesModel):
 
     def fit(
         self,
-        campaign: Any,
+        campaign: Campaign,
         *,
         batch_ids: str | Sequence[str] | None = None,
         covariates: str | Sequence[str] | None = None,
