@@ -86,7 +86,7 @@ def _cpu() -> float:
 
 def _campaign(n: int, seed: int) -> tuple[Any, list[str]]:
     """A simulated campaign of ``n`` batches and its non-aborted batch ids."""
-    campaign, truth = bw.simulate_campaign(n, seed=seed, online_interval_min=60.0, return_truth=True)
+    campaign, truth = bw.simulate_campaign(n, random_seed=seed, online_interval_min=60.0, return_truth=True)
     ids = truth.filter(~truth["aborted"])["batch_id"].to_list()
     return campaign, ids
 

@@ -52,7 +52,7 @@ OFFLINE = ["vcd", "viability", "glucose", "lactate"]
 
 
 def aligned_frame(n_batches: int, seed: int, grid_h: float, end_h: float) -> tuple[pl.DataFrame, float]:
-    campaign = bw.simulate_campaign(n_batches, seed=seed, days=14.0, online_interval_min=30.0)
+    campaign = bw.simulate_campaign(n_batches, random_seed=seed, days=14.0, online_interval_min=30.0)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bw.BioWorkbenchWarning)

@@ -122,7 +122,7 @@ def test_value_at_day_interpolates_between_samples_and_never_extrapolates():
 
 
 def test_process_table_has_cpps_intermediates_cqas_and_day_values():
-    c = bw.simulate_campaign(n_batches=6, seed=2)
+    c = bw.simulate_campaign(n_batches=6, random_seed=2)
     t = cr.process_table(c, at_day={"lactate": 7})
     assert t.height == 6
     for col in [*c.cpps, *cr.DEFAULT_INTERMEDIATES, "titer", "lactate_day7"]:
@@ -132,7 +132,7 @@ def test_process_table_has_cpps_intermediates_cqas_and_day_values():
 
 
 def test_campaign_design_takes_setpoint_ranges_specced_cqas_and_leaves_out_aborted_batches():
-    c = bw.simulate_campaign(n_batches=10, seed=0)
+    c = bw.simulate_campaign(n_batches=10, random_seed=0)
     d = cr.campaign_design(c)
     aborted = c.batches.filter(pl.col("status") != "completed")["batch_id"].to_list()
     assert sorted(d.left_out["batch_id"].to_list()) == sorted(aborted)
@@ -154,13 +154,13 @@ def test_campaign_design_takes_setpoint_ranges_specced_cqas_and_leaves_out_abort
 
 
 def test_small_campaigns_get_a_relation_graph_with_fewer_in_process_variables_and_a_note():
-    c = bw.simulate_campaign(n_batches=9, seed=3, days=14, online_interval_min=30)
+    c = bw.simulate_campaign(n_batches=9, random_seed=3, days=14, online_interval_min=30)
     d = cr.campaign_design(c, at_day={"lactate": 7})
     edges, note = cr.campaign_relation_graph(d)
     assert edges is not None and "left out" in note
     inter = set(edges["source"]) - set(d.factors)
     assert 0 < len(inter) < 3 and len(d.factors) + len(inter) + 3 <= d.table.height
-    tiny = cr.campaign_design(bw.simulate_campaign(n_batches=6, seed=3, days=14, online_interval_min=30))
+    tiny = cr.campaign_design(bw.simulate_campaign(n_batches=6, random_seed=3, days=14, online_interval_min=30))
     edges, note = cr.campaign_relation_graph(tiny)
     assert edges is None and note.startswith("No relation graph") and "needs at least 6" in note
 
@@ -169,10 +169,10 @@ def test_fit_response_surface_falls_back_to_main_effects_when_runs_are_few(monke
     from bioworkbench.models import ResponseSurface
 
     monkeypatch.setattr(ResponseSurface, "fit", lambda self, frame, **kw: self)
-    small = cr.campaign_design(bw.simulate_campaign(n_batches=6, seed=3, days=14, online_interval_min=30))
+    small = cr.campaign_design(bw.simulate_campaign(n_batches=6, random_seed=3, days=14, online_interval_min=30))
     model, note = cr.fit_response_surface(small, terms="interactions")
     assert "main-effects model" in note and model.terms == list(small.factors)
-    big = cr.campaign_design(bw.simulate_campaign(n_batches=12, seed=1))
+    big = cr.campaign_design(bw.simulate_campaign(n_batches=12, random_seed=1))
     model, note = cr.fit_response_surface(big, terms="interactions")
     assert note == "" and len(model.terms) == 6
 
@@ -194,7 +194,7 @@ def test_cpp_impact_from_campaign_fits_completed_batches_on_observed_ranges(monk
 
     monkeypatch.setattr(ResponseSurface, "fit", fake_fit)
     monkeypatch.setattr(cr, "cpp_impact", fake_impact)
-    c = bw.simulate_campaign(n_batches=12, seed=1)
+    c = bw.simulate_campaign(n_batches=12, random_seed=1)
     completed = c.batches.filter(pl.col("status") == "completed")
     out, model = cr.cpp_impact_from_campaign(c, threshold=0.3, prob=0.8, draws=10, tune=20, chains=1, random_seed=5)
 

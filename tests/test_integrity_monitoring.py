@@ -17,7 +17,7 @@ import bioworkbench.monitoring as mon
 
 @pytest.fixture(scope="module")
 def campaign() -> bw.Campaign:
-    return bw.simulate_campaign(4, seed=2, online_interval_min=60)
+    return bw.simulate_campaign(4, random_seed=2, online_interval_min=60)
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ def test_shelf_life_confidence_as_a_percentage(exp1):
 
 
 def test_shelf_life_of_a_campaign():
-    campaign = bw.simulate_campaign(2, seed=0)
+    campaign = bw.simulate_campaign(2, random_seed=0)
     with pytest.raises(bw.ArgumentError) as err:
         shelf_life(campaign, attribute="potency", lower=95)
     text = str(err.value)
@@ -166,7 +166,7 @@ def test_read_study_of_a_frame(exp1):
 
 def test_validate_study_of_a_campaign():
     with pytest.raises(bw.ArgumentError, match=r"validate_study: frame must be a polars DataFrame; got a Campaign"):
-        validate_study(bw.simulate_campaign(2, seed=0))
+        validate_study(bw.simulate_campaign(2, random_seed=0))
 
 
 def test_to_time_unit_of_the_wrong_unit(exp1):
@@ -177,7 +177,7 @@ def test_to_time_unit_of_the_wrong_unit(exp1):
 
 
 def test_report_helpers_need_a_study(exp1):
-    campaign = bw.simulate_campaign(2, seed=0)
+    campaign = bw.simulate_campaign(2, random_seed=0)
     with pytest.raises(
         bw.ArgumentError, match=r"study_overview: study must be a polars DataFrame; got a Campaign.*read_study"
     ):

@@ -14,7 +14,7 @@ from bioworkbench.monitoring.golden import RunRule, deviations, golden_batch, ru
 
 @pytest.fixture(scope="module")
 def demo():
-    return bw.simulate_campaign(n_batches=12, seed=3, online_interval_min=60, return_truth=True)
+    return bw.simulate_campaign(n_batches=12, random_seed=3, online_interval_min=60, return_truth=True)
 
 
 def test_dtw_known_truth():

@@ -76,7 +76,7 @@ def load_real(name: str) -> tuple[np.ndarray, list[str], list[str]]:
 @pytest.fixture(scope="module")
 def demo():
     """40 simulated batches (one drifting pH probe, one aborted), online variables every 4 h."""
-    campaign, truth = bw.simulate_campaign(40, seed=3, online_interval_min=30, return_truth=True)
+    campaign, truth = bw.simulate_campaign(40, random_seed=3, online_interval_min=30, return_truth=True)
     aligned = mon.align_by_time(campaign, variables=ONLINE, grid_h=4.0, warn=False)
     drift = truth.filter("probe_drift")["batch_id"].item()
     aborted = truth.filter("aborted")["batch_id"].item()
@@ -196,7 +196,7 @@ def test_normal_batches_within_the_false_alarm_rate(demo, demo_model):
 
 
 def test_new_normal_batches_rarely_flagged(demo, demo_model):
-    campaign, truth = bw.simulate_campaign(14, seed=8, online_interval_min=30, return_truth=True)
+    campaign, truth = bw.simulate_campaign(14, random_seed=8, online_interval_min=30, return_truth=True)
     normal = truth.filter(~pl.col("probe_drift") & ~pl.col("aborted"))["batch_id"].to_list()
     new = mon.align_by_time(campaign, variables=ONLINE, grid_h=4.0, end_h=332.0, batch_ids=normal, warn=False)
     st = demo_model.batch_statistics(new, prob=0.99)
@@ -517,7 +517,7 @@ def test_dupont_spe_contributions_and_online_chart_agree_with_pyphi(real_models,
 # alignment helper
 # ---------------------------------------------------------------------------------------------
 def test_align_by_time_interpolates_without_extrapolating(demo):
-    campaign = bw.simulate_campaign(3, seed=1, online_interval_min=30)
+    campaign = bw.simulate_campaign(3, random_seed=1, online_interval_min=30)
     obs = campaign.observations.filter(pl.col("variable") == "vcd")
     with pytest.warns(bw.BioWorkbenchWarning, match="not extrapolated"):
         al = mon.align_by_time(campaign, variables=["vcd"], grid_h=6.0, source="offline", end_h=340.0)
@@ -532,7 +532,7 @@ def test_align_by_time_interpolates_without_extrapolating(demo):
 
 
 def test_align_by_time_warns_once_or_leaves_a_note():
-    campaign = bw.simulate_campaign(3, seed=1, online_interval_min=30)
+    campaign = bw.simulate_campaign(3, random_seed=1, online_interval_min=30)
     with pytest.warns(bw.BioWorkbenchWarning) as record:
         al = mon.align_by_time(campaign, variables=["vcd", "glucose"], grid_h=6.0, source="offline", end_h=340.0)
     assert len(record) == 1
@@ -569,7 +569,7 @@ def test_align_by_time_warns_once_or_leaves_a_note():
 
 
 def test_align_by_time_errors():
-    campaign = bw.simulate_campaign(3, seed=1, online_interval_min=60)
+    campaign = bw.simulate_campaign(3, random_seed=1, online_interval_min=60)
     with pytest.raises(bw.ConfigError, match="Did you mean 'ph'"):
         mon.align_by_time(campaign, variables=["phh"], grid_h=4.0)
     with pytest.raises(bw.SchemaError, match=r"batch B0?1\).*variable 'vcd' has no online observation"):

@@ -100,7 +100,7 @@ def test_out_of_spec_result_needs_review():
 
 
 def test_exception_counts_agree_with_release_status():
-    camp = bw.simulate_campaign(n_batches=8, seed=2)
+    camp = bw.simulate_campaign(n_batches=8, random_seed=2)
     camp = camp.as_of(100.0, batch_ids=camp.batch_ids[-1])
     exc = monitoring.exceptions(camp)
     counts = monitoring.exception_counts(exc, camp)
@@ -113,13 +113,13 @@ def test_exception_counts_agree_with_release_status():
 
 
 def test_expected_results_are_specified_quality_attributes():
-    camp = bw.simulate_campaign(n_batches=3, seed=1)
+    camp = bw.simulate_campaign(n_batches=3, random_seed=1)
     # titer has a spec and harvest results: a CQA; the PAR and alarm specs are not
     assert monitoring.expected_results(camp) == ["acidic_variants", "aggregates", "galactosylation", "titer"]
 
 
 def test_a_completed_batch_whose_data_end_early_needs_review():
-    camp = bw.simulate_campaign(n_batches=5, seed=4)
+    camp = bw.simulate_campaign(n_batches=5, random_seed=4)
     short = camp.batches.filter(pl.col("status") == "completed")["batch_id"][1]
     camp = bw.Campaign(
         **{

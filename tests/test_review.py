@@ -12,7 +12,7 @@ from bioworkbench import review
 
 @pytest.fixture(scope="module")
 def demo():
-    camp, truth = bw.simulate_campaign(n_batches=12, seed=3, online_interval_min=30, return_truth=True)
+    camp, truth = bw.simulate_campaign(n_batches=12, random_seed=3, online_interval_min=30, return_truth=True)
     return camp, truth
 
 
@@ -173,7 +173,7 @@ def test_unknown_batch(demo):
 
 @pytest.fixture(scope="module")
 def demo24():
-    return bw.simulate_campaign(seed=0)
+    return bw.simulate_campaign(random_seed=0)
 
 
 def test_running_batch_is_never_called_final(demo24):
