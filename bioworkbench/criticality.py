@@ -50,6 +50,26 @@ def value_at_day(campaign: Campaign, variable: str, day: float) -> pl.DataFrame:
 
     Returns ``batch_id, <variable>_day<day>``; null for a batch whose samples do not bracket the day
     (no extrapolation). Flagged values are not used.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    variable
+        An offline variable of the campaign.
+    day
+        Culture day (``time_h / 24``).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, <variable>_day<day>``, one row per batch of the campaign.
+
+    Raises
+    ------
+    SchemaError
+        The campaign has no unflagged offline observation of ``variable`` (the variables it has are
+        suggested).
     """
     name = f"{variable}_day{day:g}"
     t = float(day) * 24.0
@@ -110,6 +130,19 @@ def process_table(
     at_day
         ``{variable: day}`` adds the offline value of a variable at a culture day (see
         :func:`value_at_day`), e.g. ``{"lactate": 7}`` adds ``lactate_day7``.
+    kinetics
+        The campaign's :func:`bioworkbench.kinetics.compute` frame when already computed (saves
+        computing it again); ``None`` computes it.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per batch of the campaign.
+
+    Raises
+    ------
+    ConfigError
+        An in-process variable that :func:`bioworkbench.outcomes.batch_outcomes` does not give.
     """
     from bioworkbench.outcomes import campaign_table
 
@@ -129,7 +162,23 @@ def process_table(
 
 @dataclass(frozen=True)
 class DesignData:
-    """A campaign seen as a designed experiment (see :func:`campaign_design`)."""
+    """A campaign seen as a designed experiment (see :func:`campaign_design`).
+
+    Attributes
+    ----------
+    table
+        One row per batch kept: ``batch_id``, CPPs, in-process variables, CQAs.
+    factors
+        CPP ranges (lowest and highest setpoint run).
+    responses
+        CQAs that have a spec and results.
+    specs
+        Spec limits of the responses.
+    missing
+        ``batch_id, attribute``: CQA results that are missing.
+    left_out
+        ``batch_id, reason``: batches not used at all.
+    """
 
     table: pl.DataFrame
     """one row per batch: ``batch_id``, CPPs, in-process variables, CQAs"""
@@ -212,6 +261,33 @@ def campaign_design(
     the CQAs that have a spec (kind ``spec``) and at least one result. Batches whose status is not in
     ``statuses`` (default: completed only — an aborted batch's harvest does not show what its CPPs do)
     are left out and listed in ``left_out``; ``statuses=None`` keeps every batch.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    cpps
+        The CPP columns of ``campaign.batches`` to use as factors (default: every ``cpp_*`` column).
+    cqas
+        The CQAs to use as responses (default: those with a spec and a result).
+    at_day
+        ``{variable: day}``: offline values at a culture day to add as in-process variables
+        (:func:`value_at_day`).
+    intermediates
+        Columns of :func:`bioworkbench.outcomes.batch_outcomes` to keep as in-process variables.
+    statuses
+        The batch statuses to keep; ``None`` keeps every batch.
+
+    Returns
+    -------
+    DesignData
+        The table, factor ranges, responses with their specs, missing results and left-out batches.
+
+    Raises
+    ------
+    ConfigError
+        No CPP column, a CPP or CQA that the campaign does not have (the valid ones suggested), or an
+        unknown in-process variable.
     """
     table = process_table(campaign, intermediates=intermediates, at_day=at_day)
     left_out = pl.DataFrame(schema={"batch_id": pl.String, "reason": pl.String})
@@ -266,6 +342,29 @@ def fit_response_surface(
     that is too large, :class:`ConfigError` names the CQA and the counts.
 
     Returns the fitted model and a note (empty when the requested terms were used).
+
+    Parameters
+    ----------
+    data
+        A campaign as a designed experiment (:func:`campaign_design`).
+    terms
+        The model terms: a kind (``"linear"``, ``"interactions"``, ``"quadratic"``) or a list.
+    draws, tune, chains
+        Posterior draws and tuning steps per chain, and the number of chains.
+    random_seed
+        Seed of the sampler.
+
+    Returns
+    -------
+    model : ResponseSurface
+        The fitted model.
+    note : str
+        Why the main-effects model was fitted instead of ``terms``; empty when it was not.
+
+    Raises
+    ------
+    ConfigError
+        A CQA has results for no more batches than a main-effects model has coefficients.
     """
     from bioworkbench.models import ResponseSurface
     from bioworkbench.terms import parse_terms
@@ -295,7 +394,18 @@ def fit_response_surface(
 
 
 def spec_limits(specs: Mapping[str, tuple[float | None, float | None]] | pl.DataFrame) -> dict[str, tuple]:
-    """``{attribute: (lower, upper)}`` from a mapping or a campaign ``specs`` frame (rows of kind ``spec``)."""
+    """``{attribute: (lower, upper)}`` from a mapping or a campaign ``specs`` frame (rows of kind ``spec``).
+
+    Parameters
+    ----------
+    specs
+        ``{attribute: (lower, upper)}`` or a campaign ``specs`` frame.
+
+    Returns
+    -------
+    dict
+        ``{attribute: (lower, upper)}``, ``None`` for an open side.
+    """
     if isinstance(specs, pl.DataFrame):
         name = "name" if "name" in specs.columns else "variable_or_attribute"
         rows = specs.filter(pl.col("kind") == "spec") if "kind" in specs.columns else specs
@@ -339,6 +449,8 @@ def cpp_impact(
         least ``threshold`` is at least ``decision_prob``.
     prob
         Mass of the reported intervals (equal-tailed).
+    n_points
+        Settings per factor on the line from its low to its high value.
 
     Returns
     -------
@@ -346,6 +458,11 @@ def cpp_impact(
         ``response, factor, impact, impact_ratio, mean, lower, upper, prob, p_critical, critical, rank``,
         ranked by the posterior mean impact ratio within each response (1 = largest). ``impact`` is the
         posterior mean of the effect in the response's units; ``mean, lower, upper`` describe the ratio.
+
+    Raises
+    ------
+    ConfigError
+        No response of the model has a spec, or a two-sided spec whose lower limit is not below its upper.
 
     Notes
     -----
@@ -438,12 +555,39 @@ def cpp_impact_from_campaign(
     statuses: Sequence[str] | None = ("completed",),
 ) -> tuple[pl.DataFrame, Any]:
     """CPP impact from historical batches: a :class:`ResponseSurface` of the CQAs on the recorded CPP
+
     setpoints (ranges = the observed ranges), then :func:`cpp_impact`.
 
     Only batches whose status is in ``statuses`` are fitted (default: completed, as
     :func:`campaign_design`: an aborted batch's harvest does not show what its CPPs do);
     ``statuses=None`` keeps every batch. Returns the impact frame and the fitted model. Batches
     without a CQA result are left out of that CQA's model and counted by the model.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    cpps, cqas
+        The CPPs and CQAs to use (as :func:`campaign_design`).
+    terms
+        The response-surface terms.
+    specs
+        Spec limits (as :func:`cpp_impact` takes them); default: the campaign's ``specs``.
+    threshold, prob
+        As :func:`cpp_impact`.
+    draws, tune, chains
+        Posterior draws and tuning steps per chain, and the number of chains.
+    random_seed
+        Seed of the sampler.
+    statuses
+        The batch statuses to fit; ``None`` keeps every batch.
+
+    Returns
+    -------
+    impact : polars.DataFrame
+        As :func:`cpp_impact`.
+    model : ResponseSurface
+        The fitted model.
     """
     from bioworkbench.models import ResponseSurface
 
@@ -482,6 +626,8 @@ def relation_graph(
         out and counted in the ``n`` column.
     cpps, intermediates, cqas
         The three layers (column names).
+    prob
+        Mass of the confidence intervals of the coefficients.
 
     Returns
     -------
@@ -561,7 +707,20 @@ def relation_graph(
 
 def design_space_summary(space: Any) -> Safe:
     """The design space in words: the probability range over the grid, the share of the grid that
-    meets the requirement, the fixed CPPs and the set point with its probability."""
+
+    meets the requirement, the fixed CPPs and the set point with its probability.
+
+    Parameters
+    ----------
+    space
+        A :class:`~bioworkbench.models.DesignSpace` (or anything with ``map``, ``prob`` and
+        ``set_point()``).
+
+    Returns
+    -------
+    Safe
+        Markdown-safe text, one paragraph.
+    """
     m = space.map
     grid = list(getattr(space, "factors_on_grid", [c for c in m.columns if c not in ("prob", "in_region")]))
     fixed = dict(getattr(space, "fixed", None) or {})
@@ -598,10 +757,27 @@ def campaign_relation_graph(
     data: DesignData, *, intermediates: Sequence[str] = ("peak_vcd", "final_ivcd", "lactate_day7"), prob: float = 0.9
 ) -> tuple[pl.DataFrame | None, str]:
     """:func:`relation_graph` of a campaign's CPPs, in-process variables and CQAs, keeping as many of
+
     ``intermediates`` (in the order given) as the number of batches supports.
 
     Returns the edges (``None`` when not even the CPP → CQA regressions fit) and a note saying which
     in-process variables were left out and why (empty when none was).
+
+    Parameters
+    ----------
+    data
+        A campaign as a designed experiment (:func:`campaign_design`).
+    intermediates
+        In-process variables to keep, in order of preference.
+    prob
+        Mass of the coefficients' confidence intervals.
+
+    Returns
+    -------
+    edges : polars.DataFrame or None
+        As :func:`relation_graph`; ``None`` when not even the CPP → CQA regressions fit.
+    note : str
+        Which in-process variables were left out and why, or why there is no graph; empty when none was.
     """
     cpps = list(data.factors)
     wanted = [c for c in intermediates if c in data.table.columns]

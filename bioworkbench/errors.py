@@ -97,6 +97,13 @@ class CheckedFrame(NamedTuple):
     :func:`bioworkbench.variables.to_canonical`, :func:`bioworkbench.io.flag_values`) return one,
     so that a reader can collect the issues of every file and raise them together
     (``frame, issues = ...`` still unpacks it).
+
+    Attributes
+    ----------
+    frame
+        The frame after the check (the same object when the check changed nothing).
+    issues
+        The problems found, empty when none.
     """
 
     #: the frame after the check (the same object when the check changed nothing)

@@ -48,6 +48,16 @@ _TOKEN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:\^\s*(\d+)|\*\*\s*(\d+)
 def factor_ranges(factors: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
     """Validate ``{name: (low, high)}``: numeric, finite and ``low < high``.
 
+    Parameters
+    ----------
+    factors
+        ``{name: (low, high)}`` in natural units.
+
+    Returns
+    -------
+    dict
+        ``{name: (low, high)}`` with both limits as floats, in the given order.
+
     Raises
     ------
     ConfigError
@@ -88,7 +98,23 @@ LETTERS = string.ascii_uppercase.replace("I", "")
 
 
 def factor_letters(factors: Sequence[str]) -> dict[str, str]:
-    """``{letter: name}`` in the textbook notation ``A, B, …, H, J, K, …`` (``I`` skipped; at most 25 factors)."""
+    """``{letter: name}`` in the textbook notation ``A, B, …, H, J, K, …`` (``I`` skipped; at most 25 factors).
+
+    Parameters
+    ----------
+    factors
+        Factor names in order.
+
+    Returns
+    -------
+    dict
+        ``{letter: name}``, ``A`` for the first factor.
+
+    Raises
+    ------
+    ConfigError
+        More than 25 factors.
+    """
     names = list(factors)
     if len(names) > len(LETTERS):
         raise ConfigError(f"at most {len(LETTERS)} factors can be lettered; got {len(names)}.")
@@ -96,7 +122,25 @@ def factor_letters(factors: Sequence[str]) -> dict[str, str]:
 
 
 def term_powers(term: str, factors: Sequence[str]) -> dict[str, int]:
-    """``{factor: power}`` of a canonical term: ``"temp:ph" -> {"temp": 1, "ph": 1}``, ``"temp^2" -> {"temp": 2}``."""
+    """``{factor: power}`` of a canonical term: ``"temp:ph" -> {"temp": 1, "ph": 1}``, ``"temp^2" -> {"temp": 2}``.
+
+    Parameters
+    ----------
+    term
+        A canonical term label (:func:`parse_terms`).
+    factors
+        The factor names the term may use.
+
+    Returns
+    -------
+    dict
+        ``{factor: power}`` of each factor in the term.
+
+    Raises
+    ------
+    ConfigError
+        The term names a factor that is not in ``factors``.
+    """
     out: dict[str, int] = {}
     for part in term.split(":"):
         name, _, power = part.partition("^")
@@ -184,13 +228,40 @@ def parse_terms(terms: str | Sequence[str], factors: Sequence[str]) -> list[str]
 
 
 def code(values: np.ndarray, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
-    """Natural units -> coded units, column ``j`` of ``values`` being factor ``j`` of ``ranges``."""
+    """Natural units -> coded units, column ``j`` of ``values`` being factor ``j`` of ``ranges``.
+
+    Parameters
+    ----------
+    values
+        Natural settings, runs × factors.
+    ranges
+        ``{name: (low, high)}``, one per column of ``values``, in column order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x_c = (x - m) / h``, with ``m`` the middle and ``h`` the half-width of each range
+        (``low -> -1``, ``high -> +1``).
+    """
     lo, hi = (np.array([r[i] for r in ranges.values()], dtype=float) for i in (0, 1))
     return (np.asarray(values, dtype=float) - (lo + hi) / 2) / ((hi - lo) / 2)
 
 
 def decode(coded: np.ndarray, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
-    """Coded units -> natural units (inverse of :func:`code`)."""
+    """Coded units -> natural units (inverse of :func:`code`).
+
+    Parameters
+    ----------
+    coded
+        Coded settings, runs × factors.
+    ranges
+        ``{name: (low, high)}``, one per column of ``coded``, in column order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x = m + h · x_c`` in natural units.
+    """
     lo, hi = (np.array([r[i] for r in ranges.values()], dtype=float) for i in (0, 1))
     return np.asarray(coded, dtype=float) * (hi - lo) / 2 + (lo + hi) / 2
 
@@ -202,6 +273,27 @@ def model_matrix(
 
     Columns: the intercept (a column of ones, when ``intercept``) then one column per term, the product
     of its factors' coded values raised to their powers.
+
+    Parameters
+    ----------
+    coded
+        Coded settings, runs × factors (leading dimensions, e.g. draws, are kept).
+    factors
+        Factor names, one per column of ``coded``.
+    terms
+        Canonical term labels (:func:`parse_terms`).
+    intercept
+        Start with a column of ones.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``coded``'s leading shape × (intercept +) one column per term.
+
+    Raises
+    ------
+    ConfigError
+        ``coded`` has not one column per factor, or a term names an unknown factor.
     """
     x = np.atleast_2d(np.asarray(coded, dtype=float))
     factors = list(factors)

@@ -111,7 +111,15 @@ class ParsedUnit:
 
 
 class Conversion(NamedTuple):
-    """``value_in_target = value * scale + offset``."""
+    """``value_in_target = value * scale + offset``.
+
+    Attributes
+    ----------
+    scale
+        Factor applied to the value.
+    offset
+        Added after scaling (non-zero for temperature scales only).
+    """
 
     scale: float
     offset: float

@@ -94,11 +94,33 @@ def block_plan(
 ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
     """Blocks of a 2-level (fractional) factorial by confounding, and the words that do it.
 
+    Parameters
+    ----------
+    coded
+        The factorial runs in coded units (±1), runs × factors, in standard order.
+    names
+        Factor names, one per column.
+    gens
+        The fraction's generators (:func:`bioworkbench.doe.words.parse_generators`); empty for a full
+        factorial.
+    n_blocks
+        Blocks per replicate: 2, 4, 8, …
+    block_generators
+        The effects to confound with blocks, in letters or names; ``None`` chooses those that
+        confound the fewest low-order effects with blocks and never a main effect (minimum
+        aberration of the block word-length pattern).
+
     Returns
     -------
     block, generators, confounded
         1-based block of each run (numbered in order of first appearance in standard order), the
         generating words, and every alias chain confounded with blocks (``"ABC"`` or ``"AB=CD"``).
+
+    Raises
+    ------
+    ConfigError
+        ``n_blocks`` not a power of two, blocks of fewer than 2 runs, the wrong number of block
+        generators, generators that are not independent or that confound a main effect with blocks.
     """
     k = len(names)
     if n_blocks & (n_blocks - 1):

@@ -155,6 +155,7 @@ class Design:
     # ------------------------------------------------------------------ views
     @property
     def factor_names(self) -> list[str]:
+        """The factor names in order (``A`` is the first)."""
         return list(self.factors)
 
     @property
@@ -164,14 +165,17 @@ class Design:
 
     @property
     def coded_columns(self) -> list[str]:
+        """The names of the coded columns, ``<factor>_coded``, in factor order."""
         return [f"{name}_coded" for name in self.factors]
 
     @property
     def n_runs(self) -> int:
+        """The number of runs (rows of the frame)."""
         return self.frame.height
 
     @property
     def n_blocks(self) -> int:
+        """The number of blocks."""
         return self.frame["block"].n_unique()
 
     @property
@@ -199,7 +203,19 @@ class Design:
         return alias_frame(self.generators, self.factor_names)
 
     def model_matrix(self, terms: str | Sequence[str] = "quadratic") -> np.ndarray:
-        """Model matrix (intercept first) of ``terms`` at the coded settings, in frame row order."""
+        """Model matrix (intercept first) of ``terms`` at the coded settings, in frame row order.
+
+        Parameters
+        ----------
+        terms
+            A model kind (``"linear"``, ``"interactions"``, ``"quadratic"``) or a list of terms
+            (:func:`bioworkbench.terms.parse_terms`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Runs × (1 + number of terms).
+        """
         return model_matrix(self.coded, self.factor_names, parse_terms(terms, self.factor_names))
 
     # ------------------------------------------------------------------ text
@@ -321,6 +337,16 @@ class Design:
         """Write the run table as CSV and the design's facts to the sidecar ``<stem>.design.yaml``.
 
         See :func:`bioworkbench.doe.write_csv`.
+
+        Parameters
+        ----------
+        path
+            The CSV file to write.
+
+        Returns
+        -------
+        Path
+            The CSV path.
         """
         return write_csv(self, path)
 
@@ -328,6 +354,16 @@ class Design:
         """Write an ``.xlsx`` workbook with a "design" sheet and an "about" sheet.
 
         See :func:`bioworkbench.doe.write_excel`.
+
+        Parameters
+        ----------
+        path
+            The ``.xlsx`` file to write.
+
+        Returns
+        -------
+        Path
+            The workbook path.
         """
         return write_excel(self, path)
 
@@ -488,6 +524,8 @@ def is_rotatable(coded: np.ndarray, *, rtol: float = 1e-8) -> bool:
     ----------
     coded
         Runs × factors in coded units.
+    rtol
+        Relative tolerance of the moment equalities.
 
     Returns
     -------
@@ -525,6 +563,20 @@ def is_rotatable(coded: np.ndarray, *, rtol: float = 1e-8) -> bool:
 
 def blocks_orthogonal(coded: np.ndarray, block: np.ndarray, *, atol: float = 1e-9) -> bool | None:
     """Whether blocks are orthogonal to the second-order model (``None`` with a single block).
+
+    Parameters
+    ----------
+    coded
+        Runs × factors in coded units.
+    block
+        The block of each run.
+    atol
+        Absolute tolerance of both conditions.
+
+    Returns
+    -------
+    bool or None
+        Whether both conditions below hold; ``None`` when there is a single block.
 
     Notes
     -----

@@ -39,14 +39,39 @@ __all__ = ["fraction_matrix", "fractional_factorial", "full_factorial", "two_lev
 # run tables
 # ---------------------------------------------------------------------------------------------
 def two_level_full(k: int) -> np.ndarray:
-    """2^k in Yates standard order (first factor fastest), via pyDOE3 ``fullfact``."""
+    """2^k in Yates standard order (first factor fastest), via pyDOE3 ``fullfact``.
+
+    Parameters
+    ----------
+    k
+        Number of factors.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``2^k`` runs × ``k`` factors of ±1.
+    """
     from pyDOE3 import fullfact
 
     return fullfact([2] * k) * 2.0 - 1.0
 
 
 def fraction_matrix(gens: Sequence[Generator], k: int) -> np.ndarray:
-    """The ±1 fraction in Yates order of the base factors, via pyDOE3 ``fracfact`` (checked here)."""
+    """The ±1 fraction in Yates order of the base factors, via pyDOE3 ``fracfact`` (checked here).
+
+    Parameters
+    ----------
+    gens
+        Generators ``(generated factor, right-hand-side mask, sign)``
+        (:func:`bioworkbench.doe.words.parse_generators`).
+    k
+        Number of factors, base and generated.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``2^(k-p)`` runs × ``k`` factors of ±1; each generated column equals its generator.
+    """
     from pyDOE3 import fracfact
 
     generated = {g: (rhs, sign) for g, rhs, sign in gens}

@@ -88,7 +88,27 @@ def _valid_factors(names: Sequence[str]) -> str:
 
 
 def parse_effect(text: str, names: Sequence[str], *, what: str) -> int:
-    """Mask of an effect written in letters (``"ABC"``) or factor names (``"temp:ph"``, ``"temp*ph"``)."""
+    """Mask of an effect written in letters (``"ABC"``) or factor names (``"temp:ph"``, ``"temp*ph"``).
+
+    Parameters
+    ----------
+    text
+        The effect: letters (``"ABC"``) or names joined by ``:`` or ``*``.
+    names
+        Factor names in order (their letters follow that order).
+    what
+        What the text is, for the error message (e.g. ``"block generator 'ABC'"``).
+
+    Returns
+    -------
+    int
+        Bit mask of the effect's factors (bit ``j`` for factor ``j``).
+
+    Raises
+    ------
+    ConfigError
+        Empty text, an unknown factor letter or name (the valid ones listed), or a factor named twice.
+    """
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{what}: expected an effect like 'ABC' or 'temp:ph'; got {text!r}.")
     index = {n: j for j, n in enumerate(names)}
@@ -118,6 +138,19 @@ def parse_effect(text: str, names: Sequence[str], *, what: str) -> int:
 
 def parse_generators(generators: str | Sequence[str], names: Sequence[str]) -> list[Generator]:
     """``[(generated factor, right-hand-side mask, sign)]`` from ``["D=ABC", "E=-ABD"]`` or factor names.
+
+    Parameters
+    ----------
+    generators
+        ``"D=ABC"`` or a list of them, in letters or factor names; a ``-`` before the right-hand side
+        makes the generator negative.
+    names
+        Factor names in order.
+
+    Returns
+    -------
+    list of tuple
+        ``(generated factor index, right-hand-side mask, sign)`` per generator.
 
     Raises
     ------
@@ -232,6 +265,13 @@ def defining_relation(generators: str | Sequence[str], factors: Sequence[str]) -
 def alias_frame(generators: str | Sequence[str], factors: Sequence[str]) -> pl.DataFrame:
     """Aliases of every main effect and two-factor interaction of a regular 2-level fraction.
 
+    Parameters
+    ----------
+    generators
+        The fraction's generators (as :func:`parse_generators` takes them).
+    factors
+        Factor names in order.
+
     Returns
     -------
     pl.DataFrame
@@ -264,6 +304,13 @@ def alias_frame(generators: str | Sequence[str], factors: Sequence[str]) -> pl.D
 
 def standard_generators(k: int, resolution: int) -> tuple[tuple[str, ...], str]:
     """Generators of the smallest standard 2-level fraction of ``k`` factors with at least ``resolution``.
+
+    Parameters
+    ----------
+    k
+        Number of factors.
+    resolution
+        The smallest resolution accepted (3 or more).
 
     Returns
     -------

@@ -57,7 +57,18 @@ FACTOR_HEADER = ("factor", "letter", "low", "high", "unit")
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """``plan.csv -> plan.design.yaml``: where the facts of a CSV design live."""
+    """``plan.csv -> plan.design.yaml``: where the facts of a CSV design live.
+
+    Parameters
+    ----------
+    path
+        The CSV path of a design.
+
+    Returns
+    -------
+    Path
+        The same folder, ``<stem>.design.yaml``.
+    """
     path = Path(path)
     return path.with_name(f"{path.stem}.design.yaml")
 
@@ -93,6 +104,13 @@ def _meta(design: Design) -> dict[str, Any]:
 def write_csv(design: Design, path: str | os.PathLike) -> Path:
     """Write ``design.frame`` to ``path`` (CSV) and its facts to :func:`sidecar_path` (YAML).
 
+    Parameters
+    ----------
+    design
+        The design to write.
+    path
+        The CSV file (its folder must exist); the sidecar is written beside it.
+
     Returns
     -------
     Path
@@ -110,6 +128,13 @@ def write_csv(design: Design, path: str | os.PathLike) -> Path:
 
 def write_excel(design: Design, path: str | os.PathLike) -> Path:
     """Write an ``.xlsx`` workbook: sheet "design" (the run table) and sheet "about" (the facts).
+
+    Parameters
+    ----------
+    design
+        The design to write.
+    path
+        The ``.xlsx`` file (its folder must exist).
 
     Returns
     -------
