@@ -30,6 +30,7 @@ from bioworkbench.variables import register_variable, variables
 
 _LAZY_MODULES = {
     "doe",
+    "instruments",
     "io",
     "kinetics",
     "simulate",
@@ -49,10 +50,12 @@ _LAZY_MODULES = {
     "datasets",
     "outcomes",
     "text",
+    "instruments",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
     "read_wide": ("bioworkbench.io.wide", "read_wide"),
+    "read_instrument": ("bioworkbench.instruments", "read_instrument"),
     "simulate_stability": ("bioworkbench.stability.simulate", "simulate_stability"),
     "read_study": ("bioworkbench.stability.study", "read_study"),
 }
@@ -81,6 +84,7 @@ __all__ = [
     "outcomes",
     "plots",
     "read_campaign",
+    "read_instrument",
     "read_study",
     "read_wide",
     "register_variable",
