@@ -30,7 +30,15 @@ __all__ = [
 
 
 class OutcomeVariables(NamedTuple):
-    """The biomass and the product variable of a campaign (either ``None`` when there is none)."""
+    """The biomass and the product variable of a campaign (either ``None`` when there is none).
+
+    Attributes
+    ----------
+    biomass
+        The biomass variable (:func:`bioworkbench.variables.choose_biomass`), or ``None``.
+    product
+        The product variable (:func:`bioworkbench.variables.choose_product`), or ``None``.
+    """
 
     biomass: str | None
     product: str | None

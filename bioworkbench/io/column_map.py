@@ -106,7 +106,19 @@ def _contradicts(header: str, map_unit: Any, molar_mass: float | None) -> str | 
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One mapped column: its header, the variable it holds, the unit of its values and their source."""
+    """One mapped column: its header, the variable it holds, the unit of its values and their source.
+
+    Attributes
+    ----------
+    header
+        The column header in the file.
+    variable
+        The registry variable it holds.
+    unit
+        The unit of its values (``None``: the variable's canonical unit).
+    source
+        ``"offline"`` or ``"online"``.
+    """
 
     header: str
     variable: str
@@ -116,7 +128,21 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class EventSpec:
-    """One volume column: the event it records, its unit, the medium added, and whether it is cumulative."""
+    """One volume column: the event it records, its unit, the medium added, and whether it is cumulative.
+
+    Attributes
+    ----------
+    column
+        The column header in the file.
+    event
+        The event it records (e.g. ``feed``, ``base``).
+    unit
+        The unit of its volumes.
+    medium
+        The medium added (``None`` when not named).
+    cumulative
+        The column holds the total added so far rather than each addition.
+    """
 
     column: str
     event: str
@@ -146,6 +172,29 @@ class ColumnMap:
     """A parsed, checked column map (see the module docstring and the bundled YAML examples).
 
     Build one with :func:`column_map` (a bundled name, a YAML file or a dict).
+
+    Attributes
+    ----------
+    name, description
+        Of the map (and of the campaign read with it, by default).
+    path
+        The file the map was read from (``None`` for a dict).
+    batch
+        Where the batch id is: the ``batch`` section.
+    time
+        The time column, its unit or format and time zone: the ``time`` section.
+    columns
+        The mapped columns.
+    events
+        The volume columns that become events.
+    ignore
+        Columns (names or regular expressions) read and left out.
+    read
+        Options of the file reader (``sheet``, ``skip_rows``, ...).
+    batches
+        Batch metadata given in the map, or ``None``.
+    media
+        Media compositions given in the map.
     """
 
     name: str

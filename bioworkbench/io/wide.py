@@ -82,6 +82,8 @@ def read_wide(
         (batch, time, variable) rows, impossible values, timestamps without a time zone, with
         file, line, column and batch. Spreadsheet cells are checked as CSV cells are: ``n/a``,
         ``#DIV/0!`` or a formula without a saved result in a number column is an error at its row.
+    ConfigError
+        A ``timezone`` that is not a known IANA time zone name.
 
     Notes
     -----

@@ -56,7 +56,19 @@ ESS_MIN = 400
 
 @dataclass(frozen=True)
 class Prior:
-    """A prior: a PyMC distribution name, its parameters (natural scale), unit and reason."""
+    """A prior: a PyMC distribution name, its parameters (natural scale), unit and reason.
+
+    Attributes
+    ----------
+    dist
+        The name of a PyMC distribution (``"Normal"``, ``"HalfNormal"``, ...).
+    params
+        Its parameters on the natural scale (``{"mu": 0.0, "sigma": 1.0}``).
+    unit
+        The unit of the parameter.
+    why
+        The reason for the choice, shown with the priors.
+    """
 
     dist: str
     params: dict[str, float] = field(default_factory=dict)
@@ -64,12 +76,45 @@ class Prior:
     why: str = ""
 
     def create(self, name: str, **kwargs: Any) -> Any:
+        """The PyMC random variable of this prior, inside a model context.
+
+        Parameters
+        ----------
+        name
+            The variable's name in the model.
+        **kwargs
+            Passed to the distribution (``dims``, ``shape``, ...).
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            The random variable.
+        """
         import pymc as pm
 
         return getattr(pm, self.dist)(name, **self.params, **kwargs)
 
     @classmethod
     def coerce(cls, obj: Prior | Mapping[str, Any], *, name: str) -> Prior:
+        """A :class:`Prior` from a Prior or a mapping with ``dist`` (as stored in a saved model).
+
+        Parameters
+        ----------
+        obj
+            A Prior, or ``{"dist": ..., "params": {...}, "unit": ..., "why": ...}`` (parameters may also be
+            given at the top level).
+        name
+            The prior's name, for the error message.
+
+        Returns
+        -------
+        Prior
+
+        Raises
+        ------
+        ConfigError
+            ``obj`` is neither a Prior nor a mapping with ``dist``.
+        """
         if isinstance(obj, Prior):
             return obj
         if isinstance(obj, Mapping) and "dist" in obj:
@@ -89,7 +134,15 @@ MODEL_TYPES: dict[str, type[BayesModel]] = {}
 
 
 class BayesModel:
-    """Base class: configuration, sampling, diagnostics and persistence shared by every model."""
+    """Base class: configuration, sampling, diagnostics and persistence shared by every model.
+
+    Parameters
+    ----------
+    priors
+        Overrides of :attr:`default_priors`, by name (a :class:`Prior` or a mapping).
+    sampler
+        Overrides of the sampler defaults (``draws``, ``tune``, ``chains``, ...).
+    """
 
     model_type: ClassVar[str] = "BayesModel"
     default_priors: ClassVar[dict[str, Prior]] = {}
@@ -144,7 +197,19 @@ class BayesModel:
 
     # -- contract -----------------------------------------------------------------------------
     def build(self, data: Any, **kwargs: Any) -> Any:
-        """The PyMC model for ``data``, without sampling."""
+        """The PyMC model for ``data``, without sampling.
+
+        Parameters
+        ----------
+        data
+            What the model's ``fit`` takes.
+        **kwargs
+            The options of the model's data preparation.
+
+        Returns
+        -------
+        pymc.Model
+        """
         d = self._prepare(data, **kwargs)
         self.data = d
         return self._build(d)
@@ -152,7 +217,29 @@ class BayesModel:
     def sample_prior_predictive(
         self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
     ) -> Any:
-        """Draws from the prior and prior predictive (works before :meth:`fit`)."""
+        """Draws from the prior and prior predictive (works before :meth:`fit`).
+
+        Parameters
+        ----------
+        data
+            What the model's ``fit`` takes; ``None`` uses the data of the last fit or build.
+        draws
+            Number of draws.
+        random_seed
+            Seed of the draws.
+        **kwargs
+            The options of the model's data preparation.
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``prior`` and, where the model simulates its observations, ``prior_predictive``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            No ``data`` given and none from an earlier fit.
+        """
         import pymc as pm
 
         draws = _positive_int(draws, "draws", type(self).__name__, method="sample_prior_predictive")
@@ -197,6 +284,25 @@ class BayesModel:
 
         Each model documents its own options in its own ``fit``; this generic form passes
         ``kwargs`` to the model's data preparation.
+
+        Parameters
+        ----------
+        data
+            What the model fits (each model says).
+        draws, tune, chains
+            Posterior draws and tuning steps per chain, and the number of chains (default: the
+            sampler settings).
+        random_seed
+            Seed of the sampler.
+        progressbar
+            Show the sampler's progress bar.
+        **kwargs
+            The options of the model's data preparation.
+
+        Returns
+        -------
+        BayesModel
+            The model itself, fitted.
         """
         return self._fit(
             data, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar, **kwargs
@@ -335,7 +441,25 @@ class BayesModel:
             raise ModelNotFittedError(f"{type(self).__name__} has no posterior yet; call .fit(campaign) first.")
 
     def posterior_draws(self, name: str) -> np.ndarray:
-        """Posterior draws of ``name`` stacked as ``(sample, ...)``."""
+        """Posterior draws of ``name`` stacked as ``(sample, ...)``.
+
+        Parameters
+        ----------
+        name
+            A variable of the posterior.
+
+        Returns
+        -------
+        numpy.ndarray
+            Chains and draws stacked into the first axis.
+
+        Raises
+        ------
+        ArgumentError
+            ``name`` is not a variable of the posterior (the valid ones suggested).
+        ModelNotFittedError
+            The model has not been fitted.
+        """
         self._require_fit()
         names = list(self.idata["posterior"].data_vars)
         if name not in names:
@@ -355,6 +479,13 @@ class BayesModel:
         do (see :func:`diagnostics_markdown`); ``ok`` is ``True`` when there is none: no divergent
         transition, r̂ ≤ 1.01 (Vehtari et al. 2021, the rank-normalised split r̂) and bulk ESS ≥ 400
         for every parameter.
+
+        Returns
+        -------
+        dict
+            ``divergences``, ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, the sampler record
+            (``sampler_backend``, ``chains``, ``draws``, ``sampler_tune``, ...), ``issues`` (a list of
+            sentences), ``notes`` and ``ok``.
         """
         import arviz as az
 
@@ -432,10 +563,28 @@ class BayesModel:
 
     # -- persistence ----------------------------------------------------------------------
     def data_hash(self) -> str:
+        """SHA-256 of the prepared data (as JSON): what :func:`load` checks the stored data against.
+
+        Returns
+        -------
+        str
+            Hexadecimal digest.
+        """
         return hashlib.sha256(json.dumps(self.data, sort_keys=True, default=str).encode()).hexdigest()
 
     def save(self, path: str | Path) -> Path:
-        """Write the posterior and everything needed to predict again to a netCDF file."""
+        """Write the posterior and everything needed to predict again to a netCDF file.
+
+        Parameters
+        ----------
+        path
+            The ``.nc`` file to write.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
         from bioworkbench import __version__
 
         path = _path(path, f"{type(self).__name__}.save")
@@ -489,7 +638,23 @@ def _json_default(o: Any) -> Any:
 
 
 def load(path: str | Path) -> BayesModel:
-    """Load a model saved with :meth:`BayesModel.save` (its type is read from the file)."""
+    """Load a model saved with :meth:`BayesModel.save` (its type is read from the file).
+
+    Parameters
+    ----------
+    path
+        A file written by :meth:`BayesModel.save`.
+
+    Returns
+    -------
+    BayesModel
+        A model of the saved type, with its priors, sampler settings, data and posterior.
+
+    Raises
+    ------
+    ConfigError
+        The file does not exist, is not a bioworkbench model file, or its data do not match their hash.
+    """
     import xarray as xr
 
     import bioworkbench.models  # noqa: F401  (imports every model module, which registers its class)
@@ -532,6 +697,11 @@ def diagnostics_markdown(diag: Mapping[str, Any] | None, *, name: str = "model")
     -------
     str
         Markdown.
+
+    Raises
+    ------
+    ArgumentError
+        ``diag`` is not a model's diagnostics.
     """
     if diag is None:
         return f"**{name}**: not fitted."

@@ -53,6 +53,24 @@ class ShelfLifeResult:
     residual_sd, df
         Residual standard deviation and degrees of freedom of the chosen model (of the limiting lot's own
         regression for ``"separate"`` with individual fits).
+    confidence
+        Confidence level of the one-sided bound(s) (0.95 by ICH Q1E).
+    attribute, unit, time_unit, condition
+        The attribute analysed, its unit, the unit of time and the storage condition label.
+    excluded
+        Flagged rows left out of the fit.
+    lower, upper
+        The acceptance limits (``None`` for an open side).
+    alpha_pool
+        Significance level of the poolability tests.
+    storage
+        ``"room"``, ``"refrigerated"`` or ``"frozen"``: the rule of ``max_allowed``.
+    separate_mse
+        ``"individual"`` or ``"pooled"``: the error of each lot's line in the separate model.
+    last_time
+        The longest time point of the study.
+    data
+        The rows fitted.
     """
 
     shelf_life: float
