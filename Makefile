@@ -40,14 +40,15 @@ test-slow: $(VENV)/.kernel
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check bioworkbench tests benchmarks
-	$(BIN)/ruff format --check bioworkbench tests benchmarks
+	$(BIN)/ruff check bioworkbench tests benchmarks notebooks
+	$(BIN)/ruff format --check bioworkbench tests benchmarks notebooks
 	$(BIN)/lint-imports --no-cache --no-logo
-	$(BIN)/nbstripout --verify notebooks/*.ipynb 2>/dev/null || true
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 format: $(VENV)/.installed
-	$(BIN)/ruff format bioworkbench tests benchmarks
-	$(BIN)/ruff check --fix bioworkbench tests benchmarks
+	$(BIN)/ruff format bioworkbench tests benchmarks notebooks
+	$(BIN)/ruff check --fix bioworkbench tests benchmarks notebooks
+	$(BIN)/nbstripout notebooks/*.ipynb
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_campaign.py
