@@ -48,6 +48,19 @@ CHUNK_CELLS = 2_000_000
 class DesignSpace:
     """A computed design space: the probability map, the region and proven acceptable ranges.
 
+    Parameters
+    ----------
+    model
+        The fitted :class:`~bioworkbench.models.ResponseSurface`.
+    specs, prob, map, factors_on_grid, fixed
+        As the attributes below.
+    block
+        The block the map was computed for (``None``: a new block).
+    random_seed
+        Seed of the residual draws.
+    z
+        The standard-normal residual draws, reused by :meth:`probability`.
+
     Attributes
     ----------
     map : pl.DataFrame
@@ -90,6 +103,7 @@ class DesignSpace:
 
     @property
     def region_fraction(self) -> float:
+        """Fraction of the grid points in the design space (0 for an empty map)."""
         return float(self.map["in_region"].mean()) if self.map.height else 0.0
 
     def __repr__(self) -> str:
@@ -104,6 +118,16 @@ class DesignSpace:
         """P(all in spec) at arbitrary settings (natural units), with the same residual draws as the map.
 
         Returns the factor columns, ``prob`` and ``mc_se``.
+
+        Parameters
+        ----------
+        settings
+            A frame or mapping with one column per factor (natural units).
+
+        Returns
+        -------
+        polars.DataFrame
+            The factor columns, ``prob`` and ``mc_se``.
         """
         nat, Xm = self.model.settings_matrix(settings)
         p, se = _joint_probability(self.model, Xm, self.specs, self.block, self._z)
@@ -115,6 +139,22 @@ class DesignSpace:
         With ``point=None`` the grid point of highest ``prob`` (ties broken by the point nearest, in coded
         units, to the centroid of the tied points). A given ``point`` names factors; the others are
         taken from :attr:`fixed` (a single value) or the centre of their range.
+
+        Parameters
+        ----------
+        point
+            ``{factor: value}`` for some factors; ``None``: the best grid point.
+
+        Returns
+        -------
+        dict
+            ``{factor: value}`` for every factor, natural units.
+
+        Raises
+        ------
+        ConfigError
+            An empty map, an unknown factor, a factor with several fixed slices and no value named, or a value
+            that is not a number.
         """
         factors = self.model.factors
         if point is None:
@@ -170,6 +210,11 @@ class DesignSpace:
             beyond them). ``lower_limit``/``upper_limit``: ``"range"`` when the interval reaches the end of
             the studied range (the data say nothing beyond), ``"probability"`` when the probability
             falls below ``prob``. Null limits when the set point itself has ``P < prob``.
+
+        Raises
+        ------
+        ConfigError
+            ``prob`` not between 0 and 1, ``n_points`` below 3, or an invalid set point (see :meth:`set_point`).
 
         Notes
         -----

@@ -106,6 +106,16 @@ class Forecast:
         "none" when no shift is known or planned).
     sample_days
         The culture days on which VCD is sampled (the schedule of the predictive peak).
+    prob
+        Mass of the intervals.
+    spec_lower
+        The lower titer spec of ``p_below_spec`` (``None``: none).
+    history
+        The completed batches the models were fitted on besides the running ones.
+    diagnostics
+        The sampler diagnostics of both models.
+    growth, titer
+        The fitted models.
     """
 
     batch_ids: list[str]
@@ -127,7 +137,18 @@ class Forecast:
         return e.row(0, named=True) if e.height else None
 
     def assumption(self, batch_id: str) -> str:
-        """The planned process change assumed for ``batch_id``, in words ("" when none applies)."""
+        """The planned process change assumed for ``batch_id``, in words ("" when none applies).
+
+        Parameters
+        ----------
+        batch_id
+            A forecast batch.
+
+        Returns
+        -------
+        str
+            A phrase to put after the forecast ("assuming the planned temperature shift on day 6 ...").
+        """
         p = self.plan.filter(pl.col("batch_id") == batch_id) if self.plan.height else self.plan
         if not p.height:
             return ""
@@ -139,7 +160,18 @@ class Forecast:
         return "assuming no temperature shift (none recorded or planned)"
 
     def sentence(self, batch_id: str | None = None) -> str:
-        """One plain sentence per batch with the forecast, the assumed plan and the chance of missing spec."""
+        """One plain sentence per batch with the forecast, the assumed plan and the chance of missing spec.
+
+        Parameters
+        ----------
+        batch_id
+            One batch (default: every forecast batch).
+
+        Returns
+        -------
+        str
+            The sentences, one per batch, joined by spaces.
+        """
         from bioworkbench.checks import require_choice
 
         ids = self.batch_ids
@@ -237,6 +269,8 @@ def forecast(
     sample_days
         Culture days on which VCD is sampled (default: those sampled in at least half the
         history batches).
+    growth_covariates
+        Batch columns for the growth model instead of ``covariates`` (same choices).
 
     Returns
     -------

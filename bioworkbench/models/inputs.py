@@ -44,6 +44,11 @@ def parse_specs(specs: Any, responses: Sequence[str]) -> dict[str, tuple[float |
     responses
         The modelled responses.
 
+    Returns
+    -------
+    dict
+        ``{response: (lower, upper)}`` for the modelled responses with a spec, ``None`` for an open side.
+
     Raises
     ------
     ConfigError
@@ -115,7 +120,24 @@ def parse_specs(specs: Any, responses: Sequence[str]) -> dict[str, tuple[float |
 
 
 def as_frame(data: Any, *, what: str = "data") -> pl.DataFrame:
-    """A polars frame from a polars or pandas frame or a mapping of columns."""
+    """A polars frame from a polars or pandas frame or a mapping of columns.
+
+    Parameters
+    ----------
+    data
+        A polars frame or lazy frame, a pandas frame, or a mapping of columns (a scalar is one row).
+    what
+        What the data are, for the error message.
+
+    Returns
+    -------
+    polars.DataFrame
+
+    Raises
+    ------
+    ConfigError
+        Columns of different lengths, or another type.
+    """
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, pl.LazyFrame):
@@ -150,6 +172,24 @@ def numeric_columns(
     A cell is bad when it is not a number (text that does not parse, a boolean or another type), not
     finite (±inf) or missing in a column that must be complete (not in ``missing_ok``). Row numbers in
     the issues are 0-based positions in ``frame``.
+
+    Parameters
+    ----------
+    frame
+        The data.
+    columns
+        The columns to read.
+    missing_ok
+        Columns that may have missing values.
+    what
+        What the data are, named in the issues.
+
+    Returns
+    -------
+    columns : dict
+        ``{column: float array}``.
+    issues : list of Issue
+        One per bad cell.
     """
     runs = _run_label(frame)
     out: dict[str, np.ndarray] = {}

@@ -191,6 +191,7 @@ class ResponseSurface(BayesModel):
 
     @property
     def responses(self) -> list[str]:
+        """The modelled responses, in the order of the last axis of :meth:`draws`."""
         return list(self._cfg()["responses"])
 
     @property
@@ -200,6 +201,7 @@ class ResponseSurface(BayesModel):
 
     @property
     def block(self) -> str | None:
+        """The block column of the fitted data (``None``: the model has no block effect)."""
         return self._cfg()["block"]
 
     def __repr__(self) -> str:
@@ -523,6 +525,7 @@ class ResponseSurface(BayesModel):
 
     def block_effects(self) -> np.ndarray:
         """Posterior draws of the block effects ``(sample, block, response)`` (standardised scale), centred
+
         over the observed blocks (they sum to zero; the intercept is the blocks' mean level).
 
         The effects are integrated out of the likelihood when sampling (see
@@ -531,6 +534,11 @@ class ResponseSurface(BayesModel):
         ``u_b | β, Σ, τ, data ~ Normal(D A_b⁻¹ h'_b, D A_b⁻¹ D)`` independently per block, then conditioned
         on ``Σ_b u_b = 0`` (``c_b = u_b − V_b (Σ V)⁻¹ Σ u``, ``V_b`` their covariances).
         A fixed seed keeps the draws, and every prediction for a named block, reproducible.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(sample, block, response)``, blocks in the order of the fitted data.
         """
         post = self._post()
         if "u" not in post:
@@ -570,7 +578,27 @@ class ResponseSurface(BayesModel):
         return np.asarray(self.data["y_mean"], float), np.asarray(self.data["y_sd"], float)
 
     def settings_matrix(self, settings: Any, *, what: str = "settings") -> tuple[pl.DataFrame, np.ndarray]:
-        """The settings (natural units) as a frame of factor columns and their coded model matrix (no intercept)."""
+        """The settings (natural units) as a frame of factor columns and their coded model matrix (no intercept).
+
+        Parameters
+        ----------
+        settings
+            A polars/pandas frame or mapping with one column per factor (natural units).
+        what
+            What the settings are, for the error message.
+
+        Returns
+        -------
+        settings : polars.DataFrame
+            The factor columns, natural units.
+        matrix : numpy.ndarray
+            Points × terms, coded.
+
+        Raises
+        ------
+        SchemaError
+            A factor column missing, or a setting that is not a finite number (each named by row and column).
+        """
         factors = list(self.factors)
         frame = as_frame(settings, what=what)
         absent = [f for f in factors if f not in frame.columns]
@@ -622,9 +650,23 @@ class ResponseSurface(BayesModel):
 
     def predictive_chol(self, *, new_block: bool = True, responses: Sequence[int] | None = None) -> np.ndarray:
         """Cholesky factors ``(sample, k, k)`` of a new run's covariance around the intercept, standardised
+
         scale: the residual covariance, plus ``diag(τ² (1 + 1/nb))`` when ``new_block`` and the model has
         blocks (a new block's effect ``u_new − ū`` relative to the mean level of the ``nb`` observed
-        blocks); restricted to the ``responses`` (indices) when given."""
+        blocks); restricted to the ``responses`` (indices) when given.
+
+        Parameters
+        ----------
+        new_block
+            Add a new block's effect (when the model has blocks).
+        responses
+            Indices of the responses to keep (default: all).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(sample, k, k)`` lower-triangular factors, ``k`` the number of responses kept.
+        """
         post = self._post()
         cov = post["Sigma"]
         if new_block and "tau" in post:
@@ -674,6 +716,24 @@ class ResponseSurface(BayesModel):
 
         Returns a tidy frame: the factor columns, ``response, mean, lower, upper, prob`` (one row per
         point and response, natural units). See :meth:`draws` for ``kind`` and ``block``.
+
+        Parameters
+        ----------
+        settings
+            A polars/pandas frame or mapping with one column per factor (natural units); one point per row.
+        prob
+            Mass of the equal-tailed intervals.
+        kind
+            ``"mean"`` (the mean surface) or ``"predictive"`` (a new run); see :meth:`draws`.
+        block
+            A block of the data to predict for; ``None``: a new block.
+        random_seed
+            Seed of the residual draws (``kind="predictive"``).
+
+        Returns
+        -------
+        polars.DataFrame
+            The factor columns, ``response, mean, lower, upper, prob``.
         """
         _check_prob(prob)
         nat, _ = self.settings_matrix(settings)
@@ -695,6 +755,11 @@ class ResponseSurface(BayesModel):
     # -- results --------------------------------------------------------------------------------
     def effects(self, prob: float = 0.9) -> pl.DataFrame:
         """Posterior of every term's coefficient, per response, on the response's natural scale.
+
+        Parameters
+        ----------
+        prob
+            Mass of the equal-tailed intervals.
 
         Returns
         -------
@@ -739,6 +804,16 @@ class ResponseSurface(BayesModel):
         response named in ``term``), ``sd_block`` (block-to-block SD), ``block_effect`` (the shift of the
         block named in ``term``, see :meth:`block_effects`). Columns: ``parameter, response, term, mean, sd,
         lower, upper, prob, r_hat, ess_bulk``.
+
+        Parameters
+        ----------
+        prob
+            Mass of the equal-tailed intervals.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``parameter, response, term, mean, sd, lower, upper, prob, r_hat, ess_bulk``.
         """
         import arviz as az
 
@@ -782,7 +857,13 @@ class ResponseSurface(BayesModel):
         return pl.DataFrame(rows, schema_overrides={"term": pl.String})
 
     def diagnostics(self) -> dict[str, Any]:
-        """The base diagnostics plus the runs used and the rows left out (see the module docstring)."""
+        """The base diagnostics plus the runs used and the rows left out (see the module docstring).
+
+        Returns
+        -------
+        dict
+            :meth:`BayesModel.diagnostics` plus the runs used and the rows left out.
+        """
         out = super().diagnostics()
         n_used = len(self.data["y"])
         dropped = list(self.data["dropped"])
@@ -808,6 +889,18 @@ class ResponseSurface(BayesModel):
         """Stationary point of the fitted second-order surface and its kind (maximum, minimum, saddle).
 
         See :func:`bioworkbench.models.design_space.optimum` (this method calls it with ``self``).
+
+        Parameters
+        ----------
+        response
+            One response (default: every modelled response).
+        prob
+            Mass of the equal-tailed intervals.
+
+        Returns
+        -------
+        polars.DataFrame
+            As :func:`bioworkbench.models.design_space.optimum`.
         """
         from bioworkbench.models.design_space import optimum
 
@@ -826,6 +919,15 @@ class ResponseSurface(BayesModel):
         """Peterson's Bayesian design space: P(every response within its spec) over a grid of settings.
 
         See :func:`bioworkbench.models.design_space.design_space` (this method calls it with ``self``).
+
+        Parameters
+        ----------
+        specs, grid, prob, fixed, block, random_seed
+            As :func:`bioworkbench.models.design_space.design_space`.
+
+        Returns
+        -------
+        DesignSpace
         """
         from bioworkbench.models.design_space import design_space
 

@@ -61,6 +61,22 @@ def titer_design(
     The shift is the batch's first ``shift`` event, or ``shift_h[batch]`` for the batches it names
     (a planned shift not yet in the events table; ``None``: no shift). Returns ``batch_id,
     time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign` with titer and VCD samples.
+    batch_ids
+        The batches (default: every batch).
+    known_until_h
+        ``{batch_id: hours}``: use only what was known up to that time.
+    shift_h
+        ``{batch_id: hours or None}``: the shift time to assume for the batches named.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
     """
     import warnings
 
@@ -177,6 +193,13 @@ class TiterModel(_SamplingDefaults, BayesModel):
     ``floor``          HalfNormal(20)                mg/L        assay error near the limit of detection
     ``beta``           Normal(0, 0.2)                log per SD  covariate (CPP) effects on qp and ratio
     =================  ============================  ==========  ====================================
+
+    Parameters
+    ----------
+    priors
+        Overrides of the default priors, by name.
+    sampler
+        Overrides of the sampler settings (see :class:`~bioworkbench.models.BayesModel`).
     """
 
     model_type = "TiterModel"
@@ -436,7 +459,19 @@ class TiterModel(_SamplingDefaults, BayesModel):
         return xr.Dataset({"titer": (("chain", "draw", "obs"), y)}, coords={"obs": np.arange(len(b))})
 
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
-        """qp (and qp after the shift, intercept) per batch and for the campaign."""
+        """qp (and qp after the shift, intercept) per batch and for the campaign.
+
+        Parameters
+        ----------
+        prob
+            Mass of the equal-tailed intervals.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per parameter (and batch, for the per-batch ones) with ``mean, lower, upper, prob``
+            and the unit; no ``qp_after_shift`` row for a batch without a shift.
+        """
         from bioworkbench.checks import require_prob
 
         prob = require_prob(prob, function="TiterModel.summary")
@@ -468,7 +503,26 @@ class TiterModel(_SamplingDefaults, BayesModel):
         kind: str = "mean",
         random_seed: int | None = None,
     ) -> pl.DataFrame:
-        """Titer of ``batch_id`` at the given IVCD before/after the shift: ``mean, lower, upper, prob``."""
+        """Titer of ``batch_id`` at the given IVCD before/after the shift: ``mean, lower, upper, prob``.
+
+        Parameters
+        ----------
+        batch_id
+            A fitted batch.
+        ivcd_pre, ivcd_post
+            IVCD accumulated before and after the shift, 1e6 cells·d/mL.
+        prob
+            Mass of the equal-tailed intervals.
+        kind
+            ``"mean"`` (the titer curve) or ``"predictive"`` (a new sample, with assay noise).
+        random_seed
+            Seed of the predictive draws.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per IVCD point: ``mean, lower, upper, prob``.
+        """
         from bioworkbench.checks import require_prob
         from bioworkbench.models.growth import _times
 
@@ -505,7 +559,29 @@ class TiterModel(_SamplingDefaults, BayesModel):
         kind: str = "mean",
         random_seed: int | None = None,
     ) -> np.ndarray:
-        """Titer draws ``(sample, ...)`` for IVCD arrays broadcast against the posterior samples."""
+        """Titer draws ``(sample, ...)`` for IVCD arrays broadcast against the posterior samples.
+
+        Parameters
+        ----------
+        batch_id
+            A fitted batch.
+        ivcd_pre, ivcd_post
+            IVCD accumulated before and after the shift, 1e6 cells·d/mL.
+        kind
+            ``"mean"`` or ``"predictive"``.
+        random_seed
+            Seed of the predictive draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            Titer draws, mg/L, ``(sample, ...)``.
+
+        Raises
+        ------
+        ConfigError
+            An unknown ``kind``.
+        """
         from bioworkbench.checks import require_choice
         from bioworkbench.models.growth import _fitted_batches
 
