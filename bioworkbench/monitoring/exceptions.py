@@ -86,6 +86,16 @@ def expected_results(campaign: Campaign) -> list[str]:
     ``campaign.specs``) and is a quality attribute: it has results in ``campaign.quality`` for some
     batch, or it is neither an observed in-process variable nor a CPP (a spec on ``titer`` in a
     campaign without harvest titer results is an in-process limit, checked on the samples).
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+
+    Returns
+    -------
+    list of str
+        The expected attributes, sorted.
     """
     require_campaign(campaign, function="expected_results")
     specs = campaign.specs.filter(pl.col("kind") == "spec")["name"].unique().to_list()
@@ -465,6 +475,11 @@ def exception_counts(
     polars.DataFrame
         ``batch_id, status, critical, major, minor, total, verdict, released_by_exception``
         (``released_by_exception`` is ``verdict == "released"``).
+
+    Raises
+    ------
+    ArgumentError
+        ``table`` lacks ``batch_id`` or ``severity``, or ``campaign`` is not a campaign.
     """
     table = require_frame(table, function="exception_counts", argument="table", columns=("batch_id", "severity"))
     if not hasattr(campaign, "batches"):

@@ -59,6 +59,18 @@ def batch_header(campaign: Campaign, batch_id: str) -> dict[str, Any]:
     """Identity and dates of a batch: product, cell line, scale, process, status, start, end, CPPs.
 
     ``end`` is ``start`` plus the last observation or event time; ``duration_d`` in days.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    batch_id
+        One of its batches.
+
+    Returns
+    -------
+    dict
+        ``{field: value}`` in display order.
     """
     check_batch(campaign, batch_id, function="batch_header")
     row = campaign.batches.filter(pl.col("batch_id") == batch_id).row(0, named=True)
@@ -131,7 +143,13 @@ class BatchReview:
 
     # -- words ---------------------------------------------------------------------------------
     def verdict_text(self) -> Safe:
-        """The release verdict first, in words (bold), then its reasons."""
+        """The release verdict first, in words (bold), then its reasons.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         r = self.release
         b = escape(self.batch_id)
         reasons = " ".join(escape(x) for x in r["reasons"])
@@ -142,7 +160,13 @@ class BatchReview:
         return Safe(f"**Not releasable.** Batch {b}: {reasons}")
 
     def status_text(self) -> Safe:
-        """For a running batch: that it is running, up to when, and what is not known yet."""
+        """For a running batch: that it is running, up to when, and what is not known yet.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         if not self.running:
             return Safe("")
         b = escape(self.batch_id)
@@ -159,7 +183,13 @@ class BatchReview:
         )
 
     def envelope_text(self) -> Safe:
-        """How many points lie outside the band, against what chance gives (not excursion rows)."""
+        """How many points lie outside the band, against what chance gives (not excursion rows).
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         s = self.envelope_summary
         if s.is_empty():
             return Safe(
@@ -186,7 +216,13 @@ class BatchReview:
         )
 
     def envelope_details(self) -> Any:
-        """The points outside the band, collapsed under a one-line summary."""
+        """The points outside the band, collapsed under a one-line summary.
+
+        Returns
+        -------
+        Details
+            The points outside the band under a one-line summary.
+        """
         out = self.envelope_points.filter(pl.col("outside").is_not_null()).select(
             "variable",
             day=(pl.col("time_h") / 24).round(1),
@@ -198,13 +234,26 @@ class BatchReview:
         return details(f"The {out.height} points outside the band", out)
 
     def notes_text(self) -> Safe:
+        """The notes collected while computing the review (exclusions, fallbacks), as markdown.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         from bioworkbench.review.display import notes_markdown
 
         return notes_markdown(self.notes)
 
     # -- tables --------------------------------------------------------------------------------
     def header_table(self) -> pl.DataFrame:
-        """The header as a two-column table for display."""
+        """The header as a two-column table for display.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``field, value``.
+        """
 
         def show(v: Any) -> str:
             if v is None:
@@ -217,8 +266,15 @@ class BatchReview:
 
     def kinetics_summary(self) -> pl.DataFrame:
         """Peak biomass and when, viability, integral biomass, mean μ in the growth phase, specific
+
         productivity and product, with the median of the completed batches beside each (at the same
-        culture day for a running batch, whose values are labelled "so far" or "latest")."""
+        culture day for a running batch, whose values are labelled "so far" or "latest").
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per kinetic quantity of this batch.
+        """
         units = self.units.filter(pl.col("column") != "last_day")
         cols = units["column"].to_list()
         labels = units["quantity"].to_list()
@@ -241,7 +297,13 @@ class BatchReview:
         )
 
     def cqa_table(self) -> Any:
-        """The harvest CQAs against their specs, or a sentence saying why there are none."""
+        """The harvest CQAs against their specs, or a sentence saying why there are none.
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if not self.cqas.is_empty():
             return table(self.cqas)
         if self.running:
@@ -257,7 +319,13 @@ class BatchReview:
 
     # -- plots, each with a sentence instead when its data are absent ---------------------------
     def plot_envelopes(self) -> Any:
-        """This batch's offline variables against the band of the other batches."""
+        """This batch's offline variables against the band of the other batches.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         mine = self.observations.filter(pl.col("source") != "online")
@@ -271,7 +339,13 @@ class BatchReview:
         return plots.plot_batch_envelopes(self.envelope, mine, batch_id=self.batch_id, variables=variables)
 
     def plot_kinetics(self) -> Any:
-        """μ, IVCD and specific rates of this batch among the others."""
+        """μ, IVCD and specific rates of this batch among the others.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         mine = self.kinetics.filter(pl.col("batch_id") == self.batch_id)
@@ -284,7 +358,13 @@ class BatchReview:
         return plots.plot_kinetics(self.kinetics, variables=variables, highlight=self.batch_id)
 
     def plot_online(self) -> Any:
-        """The online probe traces of this batch, or a sentence when it has none."""
+        """The online probe traces of this batch, or a sentence when it has none.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         online = self.observations.filter(pl.col("source") == "online")
@@ -297,9 +377,22 @@ class BatchReview:
         return plots.plot_online(self.observations, batch_id=self.batch_id, variables=variables)
 
     def exception_table(self) -> Table:
+        """The exceptions of this batch: severity, category, variable and the sentence.
+
+        Returns
+        -------
+        Table
+        """
         return table(self.exceptions.select("severity", "category", "variable", "sentence"))
 
     def excursion_table(self) -> Any:
+        """The values of this batch outside an alarm or specification limit.
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if self.excursions.is_empty():
             return markdown("No value left an alarm or specification limit.")
         return table(self.excursions.select("severity", "variable", "kind", "sentence"))

@@ -34,7 +34,20 @@ TRAJECTORY_VARIABLES = ("vcd", "cdw", "od600", "viability", "titer", "tryptophan
 
 
 def variability(table: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Batch-to-batch variability of outcome columns: n, mean, SD, CV % (SD/mean), min, median, max."""
+    """Batch-to-batch variability of outcome columns: n, mean, SD, CV % (SD/mean), min, median, max.
+
+    Parameters
+    ----------
+    table
+        One row per batch (:func:`bioworkbench.outcomes.campaign_table`).
+    columns
+        The outcome columns.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per column: ``outcome, n, mean, sd, cv_percent, min, median, max``.
+    """
     rows = []
     for c in columns:  # a handful of outcome columns
         s = table[c].cast(pl.Float64).drop_nulls()
@@ -76,6 +89,17 @@ def exceptional_batches(
     factor makes the MAD a consistent estimate of the SD for normal data, Iglewicz & Hoaglin 1993);
     an online probe drifting from its offline reference; flagged data. A running batch is not
     compared on outcomes: its values are not final.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.Campaign`.
+    table
+        Its outcome table (default: :func:`bioworkbench.outcomes.campaign_table`).
+    columns
+        The outcome columns screened (default: the table's key outcomes).
+    z
+        The robust z-score above which an outcome is far from the others.
 
     Returns
     -------
@@ -242,9 +266,23 @@ class CampaignReview:
     notes: list[str] = field(default_factory=list)
 
     def notes_text(self) -> Safe:
+        """The notes collected while computing the review, as markdown.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         return notes_markdown(self.notes)
 
     def plot_trajectories(self) -> Any:
+        """The offline trajectories of the key variables, every batch.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         if not self.trajectory_variables:
@@ -256,6 +294,13 @@ class CampaignReview:
         )
 
     def plot_outcomes(self) -> Any:
+        """The outcome of every batch, one panel per outcome column.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         cols = [c for c in self.outcome_columns if c != "final_viability" and self.table[c].drop_nulls().len() > 0]
@@ -264,6 +309,13 @@ class CampaignReview:
         return plots.plot_outcomes(self.table, columns=cols)
 
     def plot_cqa_grid(self) -> Any:
+        """Each CQA against each numeric CPP, with the spec limits.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         numeric = [c for c in self.cpps if self.table.schema[c].is_numeric()]

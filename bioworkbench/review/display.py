@@ -30,6 +30,17 @@ def markdown(template: str, /, **values: Any) -> Any:
     ``bw.review.markdown("## Batch {batch_id} — {name}", batch_id=batch_id, name=camp.name)``.
     Without values the text is shown as it is: pass only text written in code or built by the
     review functions (:class:`~bioworkbench.text.Safe`), never data directly.
+
+    Parameters
+    ----------
+    template
+        Markdown written in code, with ``{name}`` fields.
+    **values
+        The data to put in the fields (escaped).
+
+    Returns
+    -------
+    IPython.display.Markdown
     """
     from IPython.display import Markdown
 
@@ -62,7 +73,18 @@ _STYLE = (
 
 class Table:
     """A frame shown as a plain HTML table in notebooks and reports (no dtype row, no quotes,
-    numbers to 4 significant digits, every row up to ``max_rows``; every cell and header escaped)."""
+
+    numbers to 4 significant digits, every row up to ``max_rows``; every cell and header escaped).
+
+    Parameters
+    ----------
+    frame
+        The frame to show.
+    max_rows
+        Rows shown at most (a line says how many more there are).
+    caption
+        A caption above the table.
+    """
 
     def __init__(self, frame: pl.DataFrame, *, max_rows: int = 500, caption: str | None = None) -> None:
         self.frame = require_frame(frame, function="table", argument="frame")
@@ -85,12 +107,36 @@ class Table:
 
 
 def table(frame: pl.DataFrame, *, max_rows: int = 500, caption: str | None = None) -> Table:
-    """Show ``frame`` as a clean HTML table (for report notebooks)."""
+    """Show ``frame`` as a clean HTML table (for report notebooks).
+
+    Parameters
+    ----------
+    frame
+        The frame to show.
+    max_rows
+        Rows shown at most.
+    caption
+        A caption above the table.
+
+    Returns
+    -------
+    Table
+    """
     return Table(frame, max_rows=max_rows, caption=caption)
 
 
 class Details:
-    """A collapsed section (``<details>``): a one-line summary, the table inside on a click."""
+    """A collapsed section (``<details>``): a one-line summary, the table inside on a click.
+
+    Parameters
+    ----------
+    summary
+        The one-line summary shown closed.
+    frame
+        The table shown open.
+    max_rows
+        Rows shown at most.
+    """
 
     def __init__(self, summary: str, frame: pl.DataFrame, *, max_rows: int = 500) -> None:
         self.summary = summary
@@ -107,7 +153,21 @@ class Details:
 
 
 def details(summary: str, frame: pl.DataFrame, *, max_rows: int = 500) -> Details:
-    """Show ``frame`` collapsed under a one-line ``summary`` (open it with a click)."""
+    """Show ``frame`` collapsed under a one-line ``summary`` (open it with a click).
+
+    Parameters
+    ----------
+    summary
+        The one-line summary shown closed.
+    frame
+        The table shown open.
+    max_rows
+        Rows shown at most.
+
+    Returns
+    -------
+    Details
+    """
     return Details(summary, frame, max_rows=max_rows)
 
 
@@ -123,10 +183,23 @@ class _ListHandler(logging.Handler):
 @contextlib.contextmanager
 def collect_notes(sink: list[str], *, loggers: tuple[str, ...] = ("bioworkbench",)) -> Iterator[list[str]]:
     """Record the warnings (and warning log records of ``loggers``) raised inside the block into
+
     ``sink`` as plain text, once each, instead of letting them print.
 
     The capture is scoped to the block (``warnings.catch_warnings``); nothing is filtered for the
     rest of the process.
+
+    Parameters
+    ----------
+    sink
+        The list the notes are appended to (deduplicated at the end of the block).
+    loggers
+        Loggers whose warning records are collected too.
+
+    Yields
+    ------
+    list of str
+        ``sink``.
     """
     handler = _ListHandler(sink)
     logs = [logging.getLogger(name) for name in loggers]
@@ -151,7 +224,18 @@ def collect_notes(sink: list[str], *, loggers: tuple[str, ...] = ("bioworkbench"
 
 
 def notes_markdown(notes: list[str]) -> Safe:
-    """The "Notes on the data" section: one bullet per note, or a sentence saying there were none."""
+    """The "Notes on the data" section: one bullet per note, or a sentence saying there were none.
+
+    Parameters
+    ----------
+    notes
+        The notes (plain text, escaped here).
+
+    Returns
+    -------
+    Safe
+        Markdown.
+    """
     if not notes:
         return Safe("Nothing unusual was noticed while computing this report.")
     return Safe("\n".join(f"- {escape(n)}" for n in notes))

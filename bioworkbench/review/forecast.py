@@ -37,6 +37,13 @@ class ForecastSection:
     notes: list[str] = field(default_factory=list)
 
     def plot(self) -> Any:
+        """The forecast trajectories of the batch with what was known.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         if self.forecast is None:
@@ -50,6 +57,13 @@ class ForecastSection:
         )
 
     def table(self) -> Table | Any:
+        """The forecast end points of the batch.
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if self.forecast is None:
             return markdown("")
         return table(self.forecast.endpoints.filter(pl.col("batch_id") == self.batch_id))

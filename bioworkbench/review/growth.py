@@ -149,7 +149,13 @@ class GrowthReview:
 
     # -- text --------------------------------------------------------------------------------
     def summary_text(self) -> Safe:
-        """The report's heading and one sentence on what was modelled or computed."""
+        """The report's heading and one sentence on what was modelled or computed.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         head = f"## {escape(self.name)}\n\n"
         if self.growth is not None:
             what = f"The growth model describes the VCD of {plural(len(self.growth_ids), 'batch', 'batches')}"
@@ -167,7 +173,13 @@ class GrowthReview:
         return Safe(head + self.why_no_growth)
 
     def left_out_table(self) -> Any:
-        """The batches left out of the models, and why; a sentence when none was."""
+        """The batches left out of the models, and why; a sentence when none was.
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if self.growth is None:
             return markdown("No model was fitted, so no batch was left out of one.")
         if self.left_out.is_empty():
@@ -175,7 +187,13 @@ class GrowthReview:
         return table(self.left_out)
 
     def diagnostics_text(self) -> Safe:
-        """Sampler diagnostics of each fitted model in plain words."""
+        """Sampler diagnostics of each fitted model in plain words.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         from bioworkbench.models import diagnostics_markdown
 
         if self.growth is None:
@@ -186,11 +204,23 @@ class GrowthReview:
         return Safe("\n\n".join(parts))
 
     def growth_text(self) -> Safe:
-        """Why there are no growth curves (empty when there are)."""
+        """Why there are no growth curves (empty when there are).
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         return _NOTHING if self.growth is not None else self.why_no_growth
 
     def productivity_text(self) -> Safe:
-        """What the qp section shows, or why there is none."""
+        """What the qp section shows, or why there is none.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         if self.titer is None:
             return self.why_no_titer
         qp = self.titer.summary(prob=self.prob).filter((pl.col("level") == "campaign") & (pl.col("parameter") == "qp"))
@@ -203,15 +233,34 @@ class GrowthReview:
         )
 
     def kinetics_text(self) -> Safe:
-        """What the kinetics-per-batch section shows, or why it is not needed."""
+        """What the kinetics-per-batch section shows, or why it is not needed.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         return self.kinetics_note
 
     def notes_text(self) -> Safe:
-        """The "Notes on the data" section."""
+        """The "Notes on the data" section.
+
+        Returns
+        -------
+        Safe
+            Markdown-safe text.
+        """
         return notes_markdown(self.notes)
 
     # -- tables and plots, each empty when its section has a sentence instead -----------------
     def plot_growth_fit(self) -> Any:
+        """The fitted growth curves with their intervals over the samples.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         if self.growth is None:
@@ -219,6 +268,13 @@ class GrowthReview:
         return plots.plot_growth_fit(self.growth.predict(prob=self.prob), self.observations, batch_ids=self.growth_ids)
 
     def plot_growth_parameters(self) -> Any:
+        """Forest plots of the growth parameters per batch.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         if self.growth is None:
@@ -229,6 +285,13 @@ class GrowthReview:
         )
 
     def plot_qp(self) -> Any:
+        """Forest plot of the specific productivity per batch.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         if self.titer is None:
@@ -236,17 +299,38 @@ class GrowthReview:
         return plots.plot_forest(self.titer.summary(prob=self.prob), parameter="qp")
 
     def qp_table(self) -> Any:
+        """The campaign-level parameters of the titer model.
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if self.titer is None:
             return markdown("")
         ts = self.titer.summary(prob=self.prob)
         return table(ts.filter(pl.col("level") == "campaign"))
 
     def kinetics_table(self) -> Any:
+        """The kinetics per batch (when the growth model is not fitted).
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if self.per_batch is None:
             return markdown("")
         return table(self.per_batch)
 
     def plot_kinetics(self) -> Any:
+        """The kinetics per batch, one panel per quantity.
+
+        Returns
+        -------
+        holoviews object or Markdown
+            The figure; a sentence saying what is missing when there is nothing to draw.
+        """
         from bioworkbench import plots
 
         if self.per_batch is None:
@@ -259,7 +343,13 @@ class GrowthReview:
         return plots.plot_outcomes(self.per_batch, columns=cols)
 
     def unusual_table(self) -> Any:
-        """Batches whose parameters (posterior means) or kinetics lie far from the campaign median."""
+        """Batches whose parameters (posterior means) or kinetics lie far from the campaign median.
+
+        Returns
+        -------
+        Table or Markdown
+            The table; a sentence instead when it would be empty.
+        """
         if self.growth is not None:
             found = self.growth.unusual(prob=self.prob)
         elif self.per_batch is not None:
@@ -273,7 +363,13 @@ class GrowthReview:
         return table(found)
 
     def campaign_table(self) -> Any:
-        """Campaign-level parameters of the models, or the spread of the kinetics across batches."""
+        """Campaign-level parameters of the models, or the spread of the kinetics across batches.
+
+        Returns
+        -------
+        Table or Safe
+            The table; a sentence when the model could not be fitted or there is nothing to show.
+        """
         if self.growth is not None:
             gs = self.growth.summary(prob=self.prob)
             return table(gs.filter(pl.col("level") == "campaign"))
