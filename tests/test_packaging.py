@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import itertools
 import json
@@ -223,3 +224,67 @@ def test_moved_names_keep_their_old_import_paths():
     assert outcomes.BIOMASS_ORDER is BIOMASS_ORDER and outcomes.biomass_choices is biomass_choices
     with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
         units.nothing_here  # noqa: B018
+
+
+# -------------------------------------------------------------------------------------------------
+# size (issue 15 item 2): no module over 600 lines, no function over 120, unless the module says why
+# -------------------------------------------------------------------------------------------------
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 120
+# owned by a concurrent change; to be split or given a "Size:" reason
+SIZE_ALLOWED = {"bioworkbench/models/growth.py", "bioworkbench/models/base.py", "bioworkbench/twin/_kernels.py"}
+
+
+def _docstring_lines(node) -> int:
+    first = node.body[0] if node.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return first.end_lineno - first.lineno + 1
+    return 0
+
+
+def size_problems(path: Path) -> list[str]:
+    """Why a module is too large: over 600 lines, or a function over 120 lines, each counted without
+    docstrings (the numpydoc that issue 15 item 7 asks for is not held against the code); empty when
+    the module's docstring has a line starting "Size:" that gives the reason."""
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    if any(line.startswith("Size:") for line in (ast.get_docstring(tree) or "").splitlines()):
+        return []
+    found = []
+    documented = [
+        tree,
+        *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)),
+    ]
+    n = len(text.splitlines()) - sum(_docstring_lines(node) for node in documented)
+    if n > MAX_MODULE_LINES:
+        found.append(f"{n} lines besides docstrings (> {MAX_MODULE_LINES})")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            lines = node.end_lineno - node.lineno + 1 - _docstring_lines(node)
+            if lines > MAX_FUNCTION_LINES:
+                found.append(
+                    f"{node.name}() at line {node.lineno}: {lines} lines besides its docstring (> {MAX_FUNCTION_LINES})"
+                )
+    return found
+
+
+def test_modules_and_functions_are_small_or_say_why():
+    found = {}
+    for path in sorted((ROOT / "bioworkbench").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel not in SIZE_ALLOWED and (problems := size_problems(path)):
+            found[rel] = problems
+    lines = [f"{rel}: {'; '.join(p)}" for rel, p in found.items()]
+    assert not found, 'too large, and no "Size:" line in the module docstring says why:\n' + "\n".join(lines)
+
+
+def test_size_check_can_fail(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES + 1))
+    big = tmp_path / "big.py"
+    big.write_text(f'"""A module."""\n\n\ndef f():\n    """Doc."""\n{body}\n')
+    assert size_problems(big) == [
+        f"f() at line 4: {MAX_FUNCTION_LINES + 2} lines besides its docstring (> {MAX_FUNCTION_LINES})"
+    ]
+    big.write_text(f'"""A module.\n\nSize: one generated function.\n"""\n\n\ndef f():\n{body}\n')
+    assert size_problems(big) == []
+    assert [p for p in SIZE_ALLOWED if not (ROOT / p).exists()] == []

@@ -10,7 +10,7 @@ progresses (:meth:`BatchPCA.monitor`). :class:`~bioworkbench.monitoring.BatchEvo
 Where the pieces are: the PCA numerics are :mod:`bioworkbench.monitoring.pca`, the column screening
 :mod:`bioworkbench.monitoring.screening`, the control limits :mod:`bioworkbench.monitoring.limits`.
 
-Length: this module is over 600 lines (about 670), by exception. It holds one class; about 350 of its
+Size: this module is over 600 lines (about 670), by exception. It holds one class; about 350 of its
 lines are docstrings (the class Notes, about 130 lines, state every formula the model computes and the
 measured reasons for its choices; the rest is the numpydoc of its ten public methods) and about 320
 are code. Its numerics, screening and limits are already in the modules above, and cutting the class
@@ -86,10 +86,11 @@ class BatchPCA:
     tol, max_iter
         NIPALS convergence: relative change of the score vector below ``tol``.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
+    Attributes
+    ----------
     batch_ids_, variables_, maturities_
-        Reference batches, variables and maturity grid (``J`` maturities, ``K`` variables).
+        Set by :meth:`fit`, as every attribute below. Reference batches, variables and maturity grid
+        (``J`` maturities, ``K`` variables).
     mean_, scale_
         Column means and standard deviations, shape ``(J, K)``.
     inactive_
