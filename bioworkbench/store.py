@@ -48,7 +48,13 @@ __all__ = ["FRAME_NAMES", "KEY_FILE_ENV", "is_signed", "load_yaml", "read_meta",
 FRAME_NAMES = tuple(FRAMES)
 
 
-def load_yaml(text: str, *, source: str, error: type[Exception] = DataReadError) -> Any:
+def load_yaml(
+    text: str,
+    *,
+    source: str,
+    error: type[Exception] = DataReadError,
+    advice: str = "YAML keeps only the last, so give it once.",
+) -> Any:
     """Parse YAML ``text`` safely, refusing a key given twice in one mapping.
 
     Parameters
@@ -60,6 +66,8 @@ def load_yaml(text: str, *, source: str, error: type[Exception] = DataReadError)
     error
         The exception raised (a :class:`~bioworkbench.errors.BioWorkbenchError` subclass taking one
         message): :class:`~bioworkbench.errors.DataReadError` for data, ``ConfigError`` for settings.
+    advice
+        The sentence that follows the message about a key given twice (what the reader should do).
 
     Returns
     -------
@@ -96,10 +104,7 @@ def load_yaml(text: str, *, source: str, error: type[Exception] = DataReadError)
             except TypeError:  # an unhashable key: the safe constructor below says so
                 continue
             if first is not None:
-                raise _Duplicate(
-                    f"{source}, line {line}: key {key!r} is given twice (first on line {first}); "
-                    "YAML keeps only the last, so give it once."
-                )
+                raise _Duplicate(f"{source}, line {line}: key {key!r} is given twice (first on line {first}); {advice}")
             seen[key] = line
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
@@ -112,7 +117,8 @@ def load_yaml(text: str, *, source: str, error: type[Exception] = DataReadError)
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc)
-        raise error(f"{where}: not valid YAML ({problem}).") from None
+        context = getattr(exc, "context", None)
+        raise error(f"{where}: not valid YAML: {problem}{f' ({context})' if context else ''}.") from None
 
 
 def write_folder(

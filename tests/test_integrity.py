@@ -788,7 +788,7 @@ def test_e4_a_column_listed_twice_in_a_map_file_is_a_located_error(tmp_path):
     )
     path.write_text("name: m\ncolumns: {a: vcd\n")
     err = _error(bw.ConfigError, bw.io.column_map, path)
-    assert str(err).startswith(f"{path}, line 3, column 1: not valid YAML (")
+    assert str(err).startswith(f"{path}, line 3, column 1: not valid YAML: ")
 
 
 @pytest.mark.parametrize(

@@ -383,42 +383,9 @@ def _utf8_text(raw: bytes, path: Path, *, what: str) -> str:
 
 
 def _yaml_mapping(text: str, path: Path) -> dict[str, Any]:
-    import yaml
+    from bioworkbench.store import load_yaml
 
-    class _Duplicate(Exception):
-        pass
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        """SafeLoader that refuses a key given twice in one mapping (YAML 1.2 requires unique keys)."""
-
-    def construct_mapping(loader, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key: the constructor below says so
-                continue
-            if first is not None:
-                raise _Duplicate(
-                    f"{path}, line {line}: key {key!r} is given twice (first on line {first}); "
-                    "give each parameter once."
-                )
-            seen[key] = line
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
-    except _Duplicate as exc:
-        raise ConfigError(str(exc)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        raise ConfigError(f"{where}: not valid YAML: {problem}{f' ({context})' if context else ''}.") from None
+    data = load_yaml(text, source=str(path), error=ConfigError, advice="give each parameter once.")
     if data is None:
         return {}
     if not isinstance(data, Mapping):
