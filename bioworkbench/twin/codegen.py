@@ -186,6 +186,8 @@ def _accumulate_th(lines: list[str]) -> list[str]:
 
 _TEMPLATE = '''
 
+RK4_B = np.array([1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0])  # weights of the stages
+RK4_C = np.array([0.0, 0.5, 0.5, 1.0])  # nodes: stage st is evaluated at y + c_st h k_(st-1)
 STAB_RADIUS = 2.5  # a half-disc of this radius lies inside RK4's stability region
 NEGATIVE_TOL = 1e-9  # a state below -NEGATIVE_TOL after a step means the step was too large
 STAB_TRIGGER = 1.0  # a stiffness estimate (h * rho) above this has the step checked against the eigenvalues
@@ -194,38 +196,28 @@ LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 @njit(cache=True)
 def rk4_step(y, th, u, h, stages, k, out):
-    """One classic RK4 step from y; stages[i] receives the state at which stage i is evaluated."""
+    """One classic RK4 step from y; stages[i] receives the state at which stage i is evaluated.
+
+    (One call site of rhs in a loop over the stages, so that the compiler inlines it once.)
+    """
+    for st in range(4):
+        for i in range(NY):
+            stages[st, i] = y[i] if st == 0 else y[i] + RK4_C[st] * h * k[st - 1, i]
+        rhs(stages[st], th, u, k[st])
     for i in range(NY):
-        stages[0, i] = y[i]
-    rhs(y, th, u, k[0])
-    for i in range(NY):
-        stages[1, i] = y[i] + 0.5 * h * k[0, i]
-    rhs(stages[1], th, u, k[1])
-    for i in range(NY):
-        stages[2, i] = y[i] + 0.5 * h * k[1, i]
-    rhs(stages[2], th, u, k[2])
-    for i in range(NY):
-        stages[3, i] = y[i] + h * k[2, i]
-    rhs(stages[3], th, u, k[3])
-    for i in range(NY):
-        out[i] = y[i] + h / 6.0 * (k[0, i] + 2.0 * k[1, i] + 2.0 * k[2, i] + k[3, i])
+        out[i] = y[i] + h * (RK4_B[0] * k[0, i] + RK4_B[1] * k[1, i] + RK4_B[2] * k[2, i] + RK4_B[3] * k[3, i])
 
 
 @njit(cache=True)
 def rk4_step_vjp(stages, th, u, h, lam, g_th, a, v):
-    """Discrete adjoint of rk4_step: lam (cotangent of its output) becomes that of its input; g_th += d/dtheta."""
-    for i in range(NY):
-        a[i] = h / 6.0 * lam[i]
-    vjp(stages[3], th, u, a, v[3], g_th)
-    for i in range(NY):
-        a[i] = h / 3.0 * lam[i] + h * v[3, i]
-    vjp(stages[2], th, u, a, v[2], g_th)
-    for i in range(NY):
-        a[i] = h / 3.0 * lam[i] + 0.5 * h * v[2, i]
-    vjp(stages[1], th, u, a, v[1], g_th)
-    for i in range(NY):
-        a[i] = h / 6.0 * lam[i] + 0.5 * h * v[1, i]
-    vjp(stages[0], th, u, a, v[0], g_th)
+    """Discrete adjoint of rk4_step: lam (cotangent of its output) becomes that of its input; g_th += d/dtheta.
+
+    Stage st, from the last to the first: a = b_st h lam + c_(st+1) h v_(st+1), v_st = J_st^T a.
+    """
+    for st in range(3, -1, -1):
+        for i in range(NY):
+            a[i] = RK4_B[st] * h * lam[i] + (RK4_C[st + 1] * h * v[st + 1, i] if st < 3 else 0.0)
+        vjp(stages[st], th, u, a, v[st], g_th)
     for i in range(NY):
         lam[i] = lam[i] + v[0, i] + v[1, i] + v[2, i] + v[3, i]
 
@@ -262,7 +254,15 @@ def spectral_bound(y, J):
 
 
 @njit(cache=True)
-def step_stability(y, th, u, h, J, Jc):
+def eigenvalues(J):
+    """The eigenvalues of J, by numpy (LAPACK) in object mode: needed rarely, and not worth compiling."""
+    with objmode(ev="complex128[:]"):
+        ev = np.linalg.eigvals(J).astype(np.complex128)
+    return ev
+
+
+@njit(cache=True)
+def step_stability(y, th, u, h, J):
     """(stable, h * spectral radius) of an RK4 step of size h from y (the radius is a bound when stable by it)."""
     jac(y, th, u, J)
     bound = spectral_bound(y, J)
@@ -270,10 +270,7 @@ def step_stability(y, th, u, h, J, Jc):
         return False, bound * h
     if bound * h <= STAB_RADIUS:
         return True, bound * h
-    for i in range(NY):
-        for j in range(NY):
-            Jc[i, j] = J[i, j]
-    ev = np.linalg.eigvals(Jc)
+    ev = eigenvalues(J)
     rho = 0.0
     stable = True
     for lam in ev:
@@ -324,7 +321,6 @@ def forward(th, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob
     stages = np.empty((4, NY))
     k = np.empty((4, NY))
     J = np.empty((NY, NY))
-    Jc = np.empty((NY, NY), dtype=np.complex128)
     offset = 0
     recording = True
     for b in range(nb + 1):
@@ -350,7 +346,7 @@ def forward(th, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob
             suspect = check
             for s in range(nsub[b]):
                 if suspect:
-                    stable, hrho = step_stability(z, th, u_seg[b], h, J, Jc)
+                    stable, hrho = step_stability(z, th, u_seg[b], h, J)
                     if not stable:
                         ok = False
                         info[0] = t_b[b] + s * h
@@ -358,12 +354,9 @@ def forward(th, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob
                         info[2] = b
                         info[4] = -1.0
                         break
-                if record:
-                    rk4_step(z, th, u_seg[b], h, tape[offset + s], k, znew)
-                    suspect = check and stiffness_estimate(tape[offset + s], k, h) > STAB_TRIGGER
-                else:
-                    rk4_step(z, th, u_seg[b], h, stages, k, znew)
-                    suspect = check and stiffness_estimate(stages, k, h) > STAB_TRIGGER
+                buf = tape[offset + s] if record else stages
+                rk4_step(z, th, u_seg[b], h, buf, k, znew)
+                suspect = check and stiffness_estimate(buf, k, h) > STAB_TRIGGER
                 if check:
                     for i in range(NY):
                         if znew[i] < -NEGATIVE_TOL:
@@ -423,18 +416,15 @@ def adjoint(th, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var
         if b < nb:
             h = (t_b[b + 1] - t_b[b]) / nsub[b]
             offset -= nsub[b]
-            if use_tape:
-                for s in range(nsub[b] - 1, -1, -1):
-                    rk4_step_vjp(tape[offset + s], th, u_seg[b], h, lam, g_th, a, v)
-            else:
+            if not use_tape:
                 for i in range(NY):
                     z[i] = y_start[b, i]
                 for s in range(nsub[b]):
                     rk4_step(z, th, u_seg[b], h, local[s], k, znew)
                     for i in range(NY):
                         z[i] = znew[i]
-                for s in range(nsub[b] - 1, -1, -1):
-                    rk4_step_vjp(local[s], th, u_seg[b], h, lam, g_th, a, v)
+            for s in range(nsub[b] - 1, -1, -1):
+                rk4_step_vjp(tape[offset + s] if use_tape else local[s], th, u_seg[b], h, lam, g_th, a, v)
             for jj in range(jb_start[b + 1] - 1, jb_start[b] - 1, -1):
                 jump_vjp(j_pre[jj], j_vout[jj], j_vin[jj], j_c[jj], lam, tmp)
                 for i in range(NY):
@@ -559,7 +549,7 @@ def generate_source() -> str:
         "import math",
         "",
         "import numpy as np",
-        "from numba import njit",
+        "from numba import njit, objmode",
         "",
         f"STATE_NAMES = {tuple(s.name for s in STATES)!r}",
         f"PARAMETER_NAMES = {tuple(s.name for s in m.theta)!r}",
