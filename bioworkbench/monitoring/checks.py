@@ -354,6 +354,16 @@ def _envelope_rows(points: pl.DataFrame, prob: float) -> pl.DataFrame:
     )
 
 
+def _crossed_limit() -> pl.Expr:
+    """The limit ``value`` crosses: ``hi`` above it, ``lo`` below it, null within (a limit may be null)."""
+    return (
+        pl.when(pl.col("hi").is_not_null() & (pl.col("value") > pl.col("hi")))
+        .then("hi")
+        .when(pl.col("lo").is_not_null() & (pl.col("value") < pl.col("lo")))
+        .then("lo")
+    )
+
+
 def _limit_rows(campaign: Campaign, obs: pl.DataFrame) -> pl.DataFrame | None:
     """Alarm limits, and specs of in-process variables, on observed values; consecutive points
     outside a limit (per batch, variable and source) grouped into one run."""
@@ -370,12 +380,7 @@ def _limit_rows(campaign: Campaign, obs: pl.DataFrame) -> pl.DataFrame | None:
     x = (
         obs.join(lims.select(variable="name", kind="kind", lo="lower", hi="upper"), on="variable")
         .sort(*keys, "time_h")
-        .with_columns(
-            limit=pl.when(pl.col("hi").is_not_null() & (pl.col("value") > pl.col("hi")))
-            .then("hi")
-            .when(pl.col("lo").is_not_null() & (pl.col("value") < pl.col("lo")))
-            .then("lo")
-        )
+        .with_columns(limit=_crossed_limit())
         .with_columns(_out=pl.col("limit").is_not_null())
         .with_columns(_run=(pl.col("_out") != pl.col("_out").shift(1)).fill_null(True).cum_sum().over(keys))
         .filter(pl.col("_out"))
@@ -414,12 +419,7 @@ def _par_rows(campaign: Campaign, ids: list[str]) -> pl.DataFrame | None:
     )
     c = (
         cpp.join(par.select(variable="name", lo="lower", hi="upper"), on="variable")
-        .with_columns(
-            limit=pl.when(pl.col("hi").is_not_null() & (pl.col("value") > pl.col("hi")))
-            .then("hi")
-            .when(pl.col("lo").is_not_null() & (pl.col("value") < pl.col("lo")))
-            .then("lo")
-        )
+        .with_columns(limit=_crossed_limit())
         .filter(pl.col("limit").is_not_null())
     )
     return c.select(
