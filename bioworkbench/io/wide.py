@@ -277,11 +277,7 @@ def _batch_and_time(
         df = tmp.with_columns(_time_h=hours).drop("_ts", "_t0")
         bad = df["_time_h"].is_null() & raw.is_not_null()
     else:
-        num = (
-            raw.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-            if raw.dtype == pl.String
-            else raw.cast(pl.Float64, strict=False)
-        )
+        num, _ = _numbers(raw)
         scale, _ = conversion(unit, "h")
         df = df.with_columns(_time_h=num * scale)
         bad = df["_time_h"].is_null() & raw.is_not_null()
@@ -315,18 +311,25 @@ def _batch_and_time(
     return df, issues
 
 
+def _numbers(s: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """A column's cells as numbers (text stripped first), and where a cell holds something that is not one.
+
+    An empty or blank cell is missing, not unreadable.
+    """
+    if s.dtype == pl.String:
+        text = s.str.strip_chars()
+        values = text.cast(pl.Float64, strict=False)
+        return values, text.is_not_null() & (text != "") & values.is_null()
+    values = s.cast(pl.Float64, strict=False)
+    return values, s.is_not_null() & values.is_null()
+
+
 def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
     issues: list[Issue] = []
     parts = []
     for spec in cmap.columns:
         s = df[spec.header]
-        if s.dtype == pl.String:
-            txt = s.str.strip_chars()
-            val = txt.cast(pl.Float64, strict=False)
-            bad = txt.is_not_null() & (txt != "") & val.is_null()
-        else:
-            val = s.cast(pl.Float64, strict=False)
-            bad = s.is_not_null() & val.is_null()
+        val, bad = _numbers(s)
         if bad.any():
             for row in df.filter(bad).head(20).iter_rows(named=True):
                 v = str(row[spec.header])
@@ -385,13 +388,8 @@ def _events(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame
     parts = []
     for spec in cmap.events:
         s = df[spec.column]
-        val = (
-            s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-            if s.dtype == pl.String
-            else s.cast(pl.Float64, strict=False)
-        )
+        val, unreadable = _numbers(s)
         text = s.cast(pl.String).str.strip_chars()
-        unreadable = text.is_not_null() & (text != "") & val.is_null()
         for row in df.with_columns(_text=text).filter(unreadable).head(20).iter_rows(named=True):
             issues.append(
                 Issue(
