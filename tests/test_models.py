@@ -119,10 +119,16 @@ def test_load_rejects_other_files(tmp_path):
     import xarray as xr
 
     xr.DataTree().to_netcdf(p, engine="h5netcdf")
-    with pytest.raises(bw.ConfigError, match="not a bioworkbench model file"):
+    # a file that is not a model file, a missing one and one that is not netCDF cannot be read: DataReadError
+    with pytest.raises(bw.DataReadError, match="not a bioworkbench model file") as err:
         load(p)
-    with pytest.raises(bw.ConfigError, match="not found"):
+    assert not isinstance(err.value, bw.ConfigError)
+    with pytest.raises(bw.DataReadError, match="not found"):
         load(tmp_path / "missing.nc")
+    text = tmp_path / "notes.nc"
+    text.write_text("not a netCDF file")
+    with pytest.raises(bw.DataReadError, match=r"notes.nc: cannot be read as a netCDF model file"):
+        load(text)
 
 
 def test_titer_summary_has_qp_per_batch(fitted, camp):

@@ -1,21 +1,44 @@
 """The contract every Bayesian model of bioworkbench follows.
 
-* ``Model(priors=None, sampler=None)`` is cheap: it stores configuration only. Default priors are
-  data (:class:`Prior`, with unit and reason) and can be overridden one by one.
+* :class:`BayesModel` is an abstract base class: a model implements ``fit``, ``predict`` and
+  ``summary`` (and the data preparation ``_prepare`` and model ``_build`` behind them); ``build``,
+  ``diagnostics``, ``save`` and ``load`` come from the base.
+* ``Model(..., priors=None, sampler=None)`` is cheap: it stores configuration only. The options of
+  the constructor are declared once, in :attr:`BayesModel.config_fields`; :meth:`BayesModel.get_config`
+  returns them with the priors and sampler settings, which is what ``save`` writes and ``load``
+  passes back to the constructor. Default priors are data (:class:`Prior`, with unit and reason)
+  and can be overridden one by one. Sampler defaults come from
+  :data:`bioworkbench.models.sampling.SAMPLER_DEFAULTS`.
 * ``build(data)`` returns the ``pm.Model`` without sampling; ``sample_prior_predictive`` works
   before fitting.
-* ``fit(data, *, draws, tune, chains, random_seed)`` samples and keeps the posterior
-  (``xarray.DataTree``) on ``.idata``. The sampler is nutpie where it is installed (compiled models
-  are cached and reused across fits of the same structure), PyMC's NUTS otherwise; the choice and
-  its timings are recorded in ``.sampling``.
+* ``fit(data, *, draws, tune, chains, random_seed, ...)`` (options keyword-only after the data)
+  samples and keeps the posterior (``xarray.DataTree``) on ``.idata``. The sampler is nutpie where
+  it is installed (compiled models are cached and reused across fits of the same structure), PyMC's
+  NUTS otherwise; the choice and its timings are recorded in ``.sampling``.
 * ``predict`` and ``summary`` return tidy polars frames with ``mean, lower, upper, prob``.
 * ``diagnostics()`` returns divergences, max r̂, min ESS and the issues found.
-* ``save(path)`` / :func:`load` round-trip through netCDF with the model type, priors, sampler
-  settings, data, data hash and package version in its attributes.
+* ``save(path)`` / :func:`load` (or ``Model.load(path)``) round-trip through netCDF with the model
+  type, its configuration, the data, a checksum, the package version and :data:`CONFIG_SCHEMA` in
+  its attributes.
+
+The rule on load: a file whose ``CONFIG_SCHEMA`` differs from this version's (or that has none: it
+was saved before the configuration was recorded) raises a :class:`~bioworkbench.errors.ConfigError`
+naming both versions; a file of the same schema written by another bioworkbench version is loaded
+with a :class:`~bioworkbench.errors.BioWorkbenchWarning` (its configuration is read the same way;
+this version's code computes the predictions). A file that cannot be read, or is not a model file,
+is a :class:`~bioworkbench.errors.DataReadError`; one whose recorded contents no longer match their
+checksum (damaged or edited) is an :class:`~bioworkbench.errors.IntegrityError`.
+
+Size: this module is over 600 lines (about 740 besides docstrings): the contract itself (the
+abstract base, configuration, sampling with nutpie's compile cache, diagnostics) and its persistence
+(save, load and their checks) share the model registry and the record they write. The diagnostics'
+wording (:func:`diagnostics_markdown`, ``_plain_issues``) and :func:`covariate_matrix` could move to
+modules of their own; that is left to a later change (issue 15 item 2).
 """
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import time
@@ -28,27 +51,63 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError
+from bioworkbench.errors import (
+    ArgumentError,
+    BioWorkbenchWarning,
+    ConfigError,
+    DataReadError,
+    IntegrityError,
+    Issue,
+    ModelNotFittedError,
+)
+from bioworkbench.models.sampling import SAMPLER_DEFAULTS, SamplerDefaults
 from bioworkbench.schema import suggest
+from bioworkbench.text import escape
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
 
-__all__ = ["BayesModel", "Prior", "diagnostics_markdown", "load"]
+__all__ = ["CONFIG_SCHEMA", "BayesModel", "ForwardPriorPredictive", "Prior", "diagnostics_markdown", "load"]
 
-# PyTensor warns once, with a code path and a configuration recipe, when its C backend finds no BLAS to
-# link; the models sample through nutpie/numba and numpy's own BLAS, so the warning is noise in reports.
-warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
+#: version of what a saved model file records of its configuration (``bw_config``); raise it when
+#: a model's ``config_fields`` or the meaning of one changes, so that :func:`load` refuses old files
+CONFIG_SCHEMA = 1
+#: the start of the warning PyTensor gives once, when its C backend finds no BLAS to link
+_BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 
-DEFAULT_SAMPLER: dict[str, Any] = {
-    "backend": "auto",  # "auto" (nutpie if installed, else pymc), "nutpie" or "pymc"
-    "draws": 1000,
-    "tune": 1000,
-    "chains": 4,
-    "target_accept": 0.9,  # PyMC NUTS only
-    "cores": None,
-    "adaptation": "diag",  # nutpie mass-matrix adaptation: "diag" or "low_rank"
-}
+
+def _sampler_settings(defaults: SamplerDefaults) -> dict[str, Any]:
+    """A model's sampler settings (``sampler=`` keys) from its :class:`SamplerDefaults`."""
+    return {
+        "backend": "auto",  # "auto" (nutpie if installed, else pymc), "nutpie" or "pymc"
+        "draws": defaults.draws,
+        "tune": defaults.tune,  # None: per backend (bioworkbench.models.sampling.TUNE_BY_BACKEND)
+        "chains": defaults.chains,
+        "target_accept": defaults.target_accept,  # PyMC NUTS only
+        "cores": None,
+        "adaptation": defaults.adaptation,  # nutpie mass-matrix adaptation: "diag" or "low_rank"
+    }
+
+
+#: the sampler settings a model accepts, with the defaults of a model without an entry of its own
+DEFAULT_SAMPLER: dict[str, Any] = _sampler_settings(SAMPLER_DEFAULTS["BayesModel"])
+
+
+def _resolve_blas_flags() -> None:
+    """Let PyTensor look for a BLAS to link now, without its warning when it finds none.
+
+    PyTensor warns once, with a code path and a configuration recipe, when its C backend finds no
+    BLAS (the first time ``config.blas__ldflags`` is read; the result is kept). The models sample
+    through nutpie/numba and numpy's own BLAS, so the warning is noise in reports; it is silenced
+    here only, around the one call that emits it.
+    """
+    import pytensor
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
+        _ = pytensor.config.blas__ldflags
+
+
 #: thresholds under which :meth:`BayesModel.diagnostics` raises an issue
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -133,8 +192,12 @@ _COMPILED: dict[tuple, Any] = {}
 MODEL_TYPES: dict[str, type[BayesModel]] = {}
 
 
-class BayesModel:
-    """Base class: configuration, sampling, diagnostics and persistence shared by every model.
+class BayesModel(abc.ABC):
+    """Abstract base: configuration, sampling, diagnostics and persistence shared by every model.
+
+    A model declares ``model_type``, ``default_priors`` and ``config_fields`` (the options of its
+    constructor besides ``priors`` and ``sampler``, each kept on an attribute of the same name) and
+    implements :meth:`fit`, :meth:`predict`, :meth:`summary`, ``_prepare`` and ``_build``.
 
     Parameters
     ----------
@@ -146,6 +209,9 @@ class BayesModel:
 
     model_type: ClassVar[str] = "BayesModel"
     default_priors: ClassVar[dict[str, Prior]] = {}
+    #: the constructor's options besides ``priors`` and ``sampler``: each is an attribute of the model
+    #: of the same name, written by :meth:`save` and given back to the constructor by :func:`load`
+    config_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -165,27 +231,106 @@ class BayesModel:
             k: Prior.coerce(priors.get(k, v), name=k) for k, v in self.default_priors.items()
         }
         sampler = dict(sampler or {})
-        bad = [k for k in sampler if k not in DEFAULT_SAMPLER]
+        defaults = _sampler_settings(self.sampler_defaults())
+        bad = [k for k in sampler if k not in defaults]
         if bad:
             raise ConfigError(
                 f"{type(self).__name__}: unknown sampler setting(s) {', '.join(map(repr, bad))}. "
-                + suggest(bad[0], DEFAULT_SAMPLER, what="Settings")
+                + suggest(bad[0], defaults, what="Settings")
             )
         if sampler.get("backend", "auto") not in ("auto", "nutpie", "pymc"):
             raise ConfigError(f"sampler backend must be 'auto', 'nutpie' or 'pymc'; got {sampler['backend']!r}.")
-        self.sampler: dict[str, Any] = DEFAULT_SAMPLER | sampler
+        self.sampler: dict[str, Any] = defaults | sampler
         self.idata: Any = None
         self.data: dict[str, Any] | None = None
         self.sampling: dict[str, Any] = {}
 
+    @classmethod
+    def sampler_defaults(cls) -> SamplerDefaults:
+        """This model's entry of :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`.
+
+        Returns
+        -------
+        SamplerDefaults
+            The entry named by :attr:`model_type`, else that of ``"BayesModel"``.
+        """
+        return SAMPLER_DEFAULTS.get(cls.model_type, SAMPLER_DEFAULTS["BayesModel"])
+
+    def get_config(self) -> dict[str, Any]:
+        """Everything the constructor was given: the :attr:`config_fields`, the priors and the sampler settings.
+
+        ``type(model)(**model.get_config())`` makes the same model, unfitted; :meth:`save` writes this
+        (JSON) and :func:`load` passes it back to the constructor.
+
+        Returns
+        -------
+        dict
+            ``{field: value}`` for each of :attr:`config_fields`, ``"priors"`` (``{name: {dist,
+            params, unit, why}}``) and ``"sampler"``.
+        """
+        out = {name: getattr(self, name) for name in self.config_fields}
+        return out | {"priors": {k: asdict(v) for k, v in self.priors.items()}, "sampler": dict(self.sampler)}
+
     # -- to implement ---------------------------------------------------------------------
+    @abc.abstractmethod
     def _prepare(self, data: Any, **kwargs: Any) -> dict[str, Any]:
         """Turn user data into arrays and coordinates (JSON-serialisable: lists, numbers, str)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _build(self, d: dict[str, Any]) -> Any:
         """The ``pm.Model`` for prepared data ``d``."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def predict(
+        self, *args: Any, prob: float = 0.9, kind: str = "mean", random_seed: int | None = None, **kwargs: Any
+    ) -> pl.DataFrame:
+        """Predictions with equal-tailed intervals.
+
+        Where to predict comes first (each model says: times, settings, a storage condition, ...);
+        the options are keyword-only.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Where to predict (the model's own arguments).
+        prob
+            Mass of the equal-tailed interval.
+        kind
+            ``"mean"``: the posterior of the mean; ``"predictive"``: a new measurement (adds the
+            measurement error).
+        random_seed
+            Seed of the predictive draws.
+
+        Returns
+        -------
+        polars.DataFrame
+            Tidy: where (the model's columns), then ``mean, lower, upper, prob``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        """
+
+    @abc.abstractmethod
+    def summary(self, prob: float = 0.9) -> pl.DataFrame:
+        """The posterior of the model's parameters, one row per parameter (and batch or term).
+
+        Parameters
+        ----------
+        prob
+            Mass of the equal-tailed interval.
+
+        Returns
+        -------
+        polars.DataFrame
+            Tidy, with ``mean, sd, lower, upper, prob`` (the model says which other columns).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        """
 
     def _structure(self, d: dict[str, Any]) -> tuple:
         """What decides the compiled model's shape (cache key); data that only changes values is not part of it."""
@@ -210,6 +355,7 @@ class BayesModel:
         -------
         pymc.Model
         """
+        _resolve_blas_flags()
         d = self._prepare(data, **kwargs)
         self.data = d
         return self._build(d)
@@ -237,8 +383,8 @@ class BayesModel:
 
         Raises
         ------
-        ModelNotFittedError
-            No ``data`` given and none from an earlier fit.
+        ArgumentError
+            No ``data`` given and none from an earlier fit or build; a count that is not an integer.
         """
         import pymc as pm
 
@@ -248,12 +394,13 @@ class BayesModel:
                 random_seed, "random_seed", type(self).__name__, zero=True, method="sample_prior_predictive"
             )
         if data is None and self.data is None:
-            raise ModelNotFittedError(
-                f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations)."
+            raise ArgumentError(
+                f"{type(self).__name__}.sample_prior_predictive needs data (the design of the observations): "
+                "pass it, or call .build(data) first."
             )
-        import warnings
-
         import xarray as xr
+
+        _resolve_blas_flags()
 
         model = self.build(data, **kwargs) if data is not None else self._build(self.data)
         with warnings.catch_warnings():
@@ -269,6 +416,7 @@ class BayesModel:
         """Prior predictive draws of the observations from prior parameter draws (``None``: none)."""
         return None
 
+    @abc.abstractmethod
     def fit(
         self,
         data: Any,
@@ -282,7 +430,8 @@ class BayesModel:
     ) -> BayesModel:
         """Sample the posterior; keep it on ``.idata`` and the sampler record on ``.sampling``.
 
-        Each model documents its own options in its own ``fit``; this generic form passes
+        Each model implements ``fit`` with its own options, keyword-only after the data, and
+        documents them; this generic form (a model may call it through ``super().fit``) passes
         ``kwargs`` to the model's data preparation.
 
         Parameters
@@ -328,15 +477,19 @@ class BayesModel:
         reads the same values, so neither the likelihood nor the starting point can keep data from
         an earlier fit of the same structure.
         """
+        _resolve_blas_flags()
         d = self._prepare(data, **kwargs)
         self.data = d
+        backend = self._backend()
+        defaults = self.sampler_defaults()
         draws = _positive_int(draws or self.sampler["draws"], "draws", type(self).__name__)
         tune = tune if tune is not None else self.sampler["tune"]
-        tune = _positive_int(1000 if tune is None else tune, "tune", type(self).__name__, zero=True)
+        tune = _positive_int(
+            defaults.tune_for(backend) if tune is None else tune, "tune", type(self).__name__, zero=True
+        )
         chains = _positive_int(chains or self.sampler["chains"], "chains", type(self).__name__)
         if random_seed is not None:
             random_seed = _positive_int(random_seed, "random_seed", type(self).__name__, zero=True)
-        backend = self._backend()
         t0 = time.perf_counter()
         if backend == "nutpie":
             import nutpie
@@ -363,7 +516,7 @@ class BayesModel:
                 cores=self.sampler["cores"] or min(chains, 4),
                 save_warmup=False,
                 adaptation=self.sampler["adaptation"],
-                target_accept=getattr(self, "nutpie_target_accept", 0.8),  # nutpie's default unless a model sets one
+                target_accept=defaults.nutpie_target_accept,
             )
             t2 = time.perf_counter()
         else:
@@ -393,9 +546,7 @@ class BayesModel:
             "chains": chains,
             "random_seed": random_seed,
             "adaptation": self.sampler["adaptation"] if backend == "nutpie" else "jitter+adapt_diag",
-            "target_accept": getattr(self, "nutpie_target_accept", 0.8)
-            if backend == "nutpie"
-            else self.sampler["target_accept"],
+            "target_accept": defaults.nutpie_target_accept if backend == "nutpie" else self.sampler["target_accept"],
             "compiled_from_cache": cached,
             "compile_s": round(t1 - t0, 3),
             "sample_s": round(t2 - t1, 3),
@@ -584,23 +735,38 @@ class BayesModel:
         -------
         Path
             The file written.
+
+        Raises
+        ------
+        ArgumentError
+            ``path`` is not a file path.
+        ModelNotFittedError
+            The model has not been fitted.
+
+        Notes
+        -----
+        The root's attributes hold ``bw_model_type``, ``bw_version`` (bioworkbench's),
+        ``bw_config_schema`` (:data:`CONFIG_SCHEMA`), ``bw_config`` (:meth:`get_config`, JSON),
+        ``bw_sampling``, ``bw_data``, ``bw_data_hash`` and ``bw_checksum`` (SHA-256 of the others, which
+        :func:`load` checks).
         """
         from bioworkbench import __version__
 
         path = _path(path, f"{type(self).__name__}.save")
         self._require_fit()
         dt = self.idata.copy()
-        dt.attrs.update(
-            {
-                "bw_model_type": self.model_type,
-                "bw_priors": json.dumps({k: asdict(v) for k, v in self.priors.items()}),
-                "bw_sampler": json.dumps(self.sampler),
-                "bw_sampling": json.dumps(self.sampling),
-                "bw_data": json.dumps(self.data, default=_json_default),
-                "bw_data_hash": self.data_hash(),
-                "bw_version": __version__,
-            }
-        )
+        for key in [k for k in dt.attrs if str(k).startswith("bw_")]:  # a loaded model saved again
+            del dt.attrs[key]
+        record = {
+            "bw_model_type": self.model_type,
+            "bw_version": __version__,
+            "bw_config_schema": str(CONFIG_SCHEMA),
+            "bw_config": json.dumps(self.get_config(), default=_json_default),
+            "bw_sampling": json.dumps(self.sampling, default=_json_default),
+            "bw_data": json.dumps(self.data, default=_json_default),
+            "bw_data_hash": self.data_hash(),
+        }
+        dt.attrs.update(record | {"bw_checksum": _checksum(record)})
         # attributes of sample_stats may hold non-serialisable objects (nutpie settings)
         for node in dt.subtree:
             for k, v in list(node.attrs.items()):
@@ -612,6 +778,76 @@ class BayesModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         dt.to_netcdf(path, engine="h5netcdf")
         return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> BayesModel:
+        """Load a model of this class saved with :meth:`save` (see :func:`load` for the rules).
+
+        Parameters
+        ----------
+        path
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        BayesModel
+            The model, of this class (``BayesModel.load`` takes any model).
+
+        Raises
+        ------
+        ArgumentError
+            The file holds a model of another class (it is named); ``path`` is not a file path.
+        DataReadError, ConfigError, IntegrityError
+            As for :func:`load`.
+        """
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ArgumentError(
+                f"{cls.__name__}.load: {path} holds a {type(model).__name__}; load it with "
+                f"{type(model).__name__}.load(path) or bw.models.load(path)."
+            )
+        return model
+
+
+class ForwardPriorPredictive:
+    """A mixin for hierarchical models that sample some batches in centred coordinates (growth, titer).
+
+    :meth:`sample_prior_predictive` builds the model with ``_forward_only`` set: every batch
+    non-centred, the same prior in coordinates that can be drawn forward (the centred coordinates
+    used for sampling carry their population density as a potential). A model reads
+    ``self._forward_only`` in its ``_build``.
+    """
+
+    _forward_only = False
+
+    def sample_prior_predictive(
+        self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
+    ) -> Any:
+        """Draws from the prior and prior predictive (works before ``fit``), every batch non-centred.
+
+        Parameters
+        ----------
+        data
+            What the model's ``fit`` takes; ``None`` uses the data of the last fit or build.
+        draws
+            Number of draws.
+        random_seed
+            Seed of the draws.
+        **kwargs
+            The options of the model's data preparation.
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``prior`` and ``prior_predictive``.
+        """
+        self._forward_only = True
+        try:
+            return super().sample_prior_predictive(  # type: ignore[misc]
+                data, draws=draws, random_seed=random_seed, **kwargs
+            )
+        finally:
+            del self._forward_only
 
 
 def _row(parameter: str, level: str, batch_id: str | None, s: dict, i: int | None, unit: str) -> dict[str, Any]:
@@ -637,8 +873,31 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+#: the attributes of a saved model that its ``bw_checksum`` covers
+_RECORD = (
+    "bw_model_type",
+    "bw_version",
+    "bw_config_schema",
+    "bw_config",
+    "bw_sampling",
+    "bw_data",
+    "bw_data_hash",
+)
+
+
+def _checksum(record: Mapping[str, Any]) -> str:
+    """SHA-256 of the recorded attributes of a saved model (each as the text written)."""
+    text = json.dumps({k: str(record.get(k)) for k in _RECORD}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def load(path: str | Path) -> BayesModel:
     """Load a model saved with :meth:`BayesModel.save` (its type is read from the file).
+
+    The rule on versions: a file whose configuration schema (``bw_config_schema``) is not this
+    version's :data:`CONFIG_SCHEMA`, or that has none, is refused with a ``ConfigError`` that names
+    the bioworkbench version that wrote it; a file of the same schema written by another
+    bioworkbench version is loaded with a warning.
 
     Parameters
     ----------
@@ -648,33 +907,96 @@ def load(path: str | Path) -> BayesModel:
     Returns
     -------
     BayesModel
-        A model of the saved type, with its priors, sampler settings, data and posterior.
+        A model of the saved type made with its saved configuration (:meth:`BayesModel.get_config`),
+        with its data, sampler record and posterior.
 
     Raises
     ------
+    ArgumentError
+        ``path`` is not a file path.
+    DataReadError
+        The file does not exist, cannot be read as netCDF, or is not a bioworkbench model file.
     ConfigError
-        The file does not exist, is not a bioworkbench model file, or its data do not match their hash.
+        The file was written with another configuration schema (another bioworkbench version), holds
+        a model type this version does not have, or a configuration this version's model refuses.
+    IntegrityError
+        The recorded configuration, data or sampler record do not match their checksum, or cannot be
+        read: the file was damaged or edited.
+
+    Warns
+    -----
+    BioWorkbenchWarning
+        The file was written by another bioworkbench version (of the same configuration schema).
     """
     import xarray as xr
 
     import bioworkbench.models  # noqa: F401  (imports every model module, which registers its class)
+    from bioworkbench import __version__
 
     path = _path(path, "load")
-    if not path.exists():
-        raise ConfigError(f"model file {path} not found.")
-    dt = xr.open_datatree(path, engine="h5netcdf").load()
-    kind = dt.attrs.get("bw_model_type")
+    if not path.is_file():
+        raise DataReadError(f"model file {path} not found.")
+    try:
+        dt = xr.open_datatree(path, engine="h5netcdf").load()
+    except (OSError, ValueError) as exc:
+        raise DataReadError(f"{path}: cannot be read as a netCDF model file ({type(exc).__name__}: {exc}).") from None
+    attrs = dt.attrs
+    kind = attrs.get("bw_model_type")
+    if kind is None:
+        raise DataReadError(
+            f"{path}: not a bioworkbench model file (it records no model type); write one with model.save(path)."
+        )
+    written_by = attrs.get("bw_version", "an unknown version")
+    schema = attrs.get("bw_config_schema")
+    if schema != str(CONFIG_SCHEMA):
+        raise ConfigError(
+            f"{path}: a {kind} written by bioworkbench {written_by} with "
+            + (f"model file schema {schema}" if schema is not None else "no recorded model configuration")
+            + f"; this bioworkbench ({__version__}) reads model file schema {CONFIG_SCHEMA}. Load it with "
+            f"bioworkbench {written_by} (and keep its results), or fit the model again."
+        )
     if kind not in MODEL_TYPES:
         raise ConfigError(
-            f"{path}: not a bioworkbench model file (model type {kind!r}); known: {', '.join(sorted(MODEL_TYPES))}."
+            f"{path}: model type {kind!r} (written by bioworkbench {written_by}) is not one of this version's: "
+            f"{', '.join(sorted(MODEL_TYPES))}."
         )
+
+    def damaged(what: str) -> IntegrityError:
+        advice = "the file was damaged or edited after it was saved. Save the fitted model again, or fit it again."
+        return IntegrityError([Issue(f"{what}; {advice}", file=str(path))])
+
+    missing = [k for k in (*_RECORD, "bw_checksum") if k not in attrs]
+    if missing:
+        raise damaged(f"the record of the model lacks {', '.join(missing)}")
+    if _checksum(attrs) != attrs["bw_checksum"]:
+        raise damaged("the recorded configuration, data or sampler record do not match their checksum")
+    try:
+        config = json.loads(attrs["bw_config"])
+        data = json.loads(attrs["bw_data"])
+        sampling = json.loads(attrs["bw_sampling"])
+    except json.JSONDecodeError as exc:
+        raise damaged(f"a recorded attribute is not valid JSON ({exc})") from None
     cls = MODEL_TYPES[kind]
-    priors = {k: Prior(**v) for k, v in json.loads(dt.attrs["bw_priors"]).items()}
-    model = cls(priors=priors, sampler=json.loads(dt.attrs["bw_sampler"]))
-    model.data = json.loads(dt.attrs["bw_data"])
-    if model.data_hash() != dt.attrs["bw_data_hash"]:
-        raise ConfigError(f"{path}: the stored data do not match their hash; the file is damaged.")
-    model.sampling = json.loads(dt.attrs.get("bw_sampling", "{}"))
+    expected = {*cls.config_fields, "priors", "sampler"}
+    if set(config) != expected:
+        raise damaged(
+            f"the recorded configuration has the fields {sorted(config)}; a {kind} of model file schema "
+            f"{CONFIG_SCHEMA} has {sorted(expected)}"
+        )
+    if written_by != __version__:
+        warnings.warn(
+            f"{path}: written by bioworkbench {written_by}, loaded by {__version__}. The model file schema is the "
+            "same, so its configuration, data and posterior are read as saved; predictions and summaries are "
+            f"computed by this version's code.",
+            BioWorkbenchWarning,
+            stacklevel=2,
+        )
+    priors = {k: Prior.coerce(v, name=k) for k, v in config.pop("priors").items()}
+    model = cls(**config, priors=priors)
+    model.data = data
+    if model.data_hash() != attrs["bw_data_hash"]:
+        raise damaged("the recorded data do not match their hash")
+    model.sampling = sampling
     model.idata = dt
     return model
 
@@ -722,7 +1044,8 @@ def diagnostics_markdown(diag: Mapping[str, Any] | None, *, name: str = "model")
         + f"smallest effective sample size {diag['min_ess_bulk']:.0f} (bulk, ≥ 400 wanted), "
         f"{diag['min_ess_tail']:.0f} (tail)._"
     )
-    notes = "".join(f" {n}" for n in diag.get("notes") or [])
+    # notes name batches, columns and files: data, shown literally
+    notes = "".join(f" {escape(n)}" for n in diag.get("notes") or [])
     if diag.get("ok"):
         return f"**{name}**: the sampler checks passed, so the intervals can be read as they are.{notes}\n\n{fine}"
     items = "\n".join(f"> - {i}" for i in diag["issues"])

@@ -83,20 +83,18 @@ import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
-from bioworkbench.models.base import BayesModel, Prior, _row
+from bioworkbench.models.base import BayesModel, ForwardPriorPredictive, Prior, _row
+from bioworkbench.models.sampling import TUNE_BY_BACKEND, sampler_defaults
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_TUNE", "GrowthModel", "crash_points", "outlier_points"]
 
 _PARAMS = ("log_K", "log_mu", "t_m", "t_d", "log_delta")
-#: tuning steps when neither the sampler settings nor ``fit`` give any: nutpie adapts its mass
-#: matrix from the gradients and settles in a few hundred steps (300 is nutpie's own default; 500
-#: here, with :data:`DEFAULT_DRAWS`, for the grouped NISTCHO cultures); PyMC's NUTS keeps its 1000
-DEFAULT_TUNE = {"nutpie": 500, "pymc": 1000}
-#: posterior draws per chain of the growth model unless the sampler settings or ``fit`` give any:
-#: with 1000 (× 4 chains) the population SDs of the 31 NISTCHO cultures in 10 groups mixed slowly
-#: (r̂ 1.011-1.020, bulk ESS 270-410 over 3 seeds); with 2000 after 500 tuning steps, r̂ ≤ 1.0094 and
-#: ESS ≥ 690 (tests/test_models_slow.py)
-DEFAULT_DRAWS = 2000
+#: tuning steps per backend when neither the sampler settings nor ``fit`` give any (defined, with the
+#: reason, in :mod:`bioworkbench.models.sampling`)
+DEFAULT_TUNE = TUNE_BY_BACKEND
+#: posterior draws per chain of the growth model unless the sampler settings or ``fit`` give any
+#: (defined, with the reason, in :data:`bioworkbench.models.sampling.SAMPLER_DEFAULTS`)
+DEFAULT_DRAWS = sampler_defaults("GrowthModel").draws
 #: a sample below this fraction of the batch's earlier maximum VCD, never recovered, is a crash
 CRASH_FRACTION = 0.25
 #: a sample this many times above (or below) both neighbours is reported as a suspected outlier (kept)
@@ -105,52 +103,6 @@ OUTLIER_RATIO = 2.5
 NO_GROWTH_RATIO = 1.5
 #: lower bound of the Student-t degrees of freedom (the prior of ``nu`` is truncated there)
 NU_MIN = 1.0
-
-
-def _bucket(n: int, base: int = 8) -> int:
-    """Round up to 8, 16, 32, 64, … so compiled models are reused across similar campaigns."""
-    size = base
-    while size < n:
-        size *= 2
-    return size
-
-
-class _SamplingDefaults:
-    """Shared by the growth and titer models.
-
-    * ``tune`` defaults to :data:`DEFAULT_TUNE` of the backend unless the sampler settings give one.
-    * :meth:`sample_prior_predictive` builds the model with ``_forward_only`` set: every batch
-      non-centred, the same prior in coordinates that can be drawn forward (the centred
-      coordinates used for sampling carry their population density as a potential).
-    """
-
-    _forward_only = False
-    #: draws per chain when neither the sampler settings nor ``fit`` give any
-    default_draws = 1000
-
-    def __init__(self, priors: Any = None, sampler: Mapping[str, Any] | None = None) -> None:
-        super().__init__(priors, sampler)  # type: ignore[call-arg]
-        if (sampler or {}).get("tune") is None:
-            self.sampler["tune"] = None  # type: ignore[attr-defined]  # the backend's default
-        if (sampler or {}).get("draws") is None:
-            self.sampler["draws"] = self.default_draws  # type: ignore[attr-defined]
-
-    def _default_tune(self, tune: int | None) -> int | None:
-        if tune is None and self.sampler["tune"] is None:  # type: ignore[attr-defined]
-            return DEFAULT_TUNE[self._backend()]  # type: ignore[attr-defined]
-        return tune
-
-    def sample_prior_predictive(
-        self, data: Any = None, *, draws: int = 500, random_seed: int | None = None, **kwargs: Any
-    ) -> Any:
-        """Draws from the prior and prior predictive (works before :meth:`fit`)."""
-        self._forward_only = True
-        try:
-            return super().sample_prior_predictive(  # type: ignore[misc]
-                data, draws=draws, random_seed=random_seed, **kwargs
-            )
-        finally:
-            del self._forward_only
 
 
 def crash_points(obs: pl.DataFrame, *, fraction: float = CRASH_FRACTION) -> pl.DataFrame:
@@ -475,7 +427,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class GrowthModel(_SamplingDefaults, BayesModel):
+class GrowthModel(ForwardPriorPredictive, BayesModel):
     """Hierarchical logistic-growth-and-decline model of VCD (see the module docstring).
 
     Default priors (natural scales):
@@ -506,7 +458,6 @@ class GrowthModel(_SamplingDefaults, BayesModel):
     """
 
     model_type = "GrowthModel"
-    default_draws = DEFAULT_DRAWS
     default_priors: ClassVar[dict[str, Prior]] = {
         "peak_vcd": Prior(
             "LogNormal", {"mu": float(np.log(15.0)), "sigma": 1.0}, "1e6 cells/mL", "fed-batch CHO peaks at 5-60"
@@ -605,7 +556,7 @@ class GrowthModel(_SamplingDefaults, BayesModel):
         return self._fit(
             campaign,
             draws=draws,
-            tune=self._default_tune(tune),
+            tune=tune,
             chains=chains,
             random_seed=random_seed,
             progressbar=progressbar,

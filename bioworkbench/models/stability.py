@@ -69,11 +69,12 @@ than their spread — the regime in which the non-centred form has an inverted f
   time to ``α* = 0.1`` at ``T_c`` (a shift given ``m``, ``n``; the model is unchanged), with nutpie's
   low-rank mass matrix by default for what correlation remains.
 
-NUTS runs at target acceptance 0.9 (``nutpie_target_accept``; nutpie's own default, 0.8, left a
-single divergent transition in about one fit in five). Checked on 30 simulated studies (seeds
-100–129, first order, 4 conditions × 5 lots, 2 chains × 1,000 draws): no divergences, and the 90 %
-intervals covered the true ``E_a`` in 90 %, the lots' ``k_ref`` in 88 %, their ``y0`` in 94 % and
-their potency after 24 months at 5 °C in 92 % of the cases.
+NUTS runs at target acceptance 0.9 (set in :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`;
+nutpie's own default, 0.8, left a single divergent transition in about one fit in five). Checked
+on 30 simulated studies (seeds 100–129, first order, 4 conditions × 5 lots, 2 chains × 1,000
+draws): no divergences, and the 90 % intervals covered the true ``E_a`` in 90 %, the lots'
+``k_ref`` in 88 %, their ``y0`` in 94 % and their potency after 24 months at 5 °C in 92 % of the
+cases.
 
 ``k_ref`` is the median rate of the lot population at ``T_ref`` (1/time unit of the study). Intervals
 everywhere are equal-tailed posterior intervals of mass ``prob``. A *new lot* (``batch_id=None``)
@@ -97,6 +98,7 @@ import polars as pl
 
 from bioworkbench.errors import ConfigError
 from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.models.sampling import padded_size
 from bioworkbench.models.stability_data import (
     _SB_ALPHA_STAR,
     _centre_and_precision,
@@ -242,8 +244,7 @@ class StabilityModel(_StabilityResults, BayesModel):
     """
 
     model_type = "StabilityModel"
-    #: nutpie's NUTS target acceptance (its own default is 0.8): see "How it is sampled"
-    nutpie_target_accept = 0.9
+    config_fields = ("kinetics", "reference_temperature", "direction", "asymptote", "likelihood", "ea_by_lot")
     default_priors: ClassVar[dict[str, Prior]] = {
         "activation_energy": Prior(
             "LogNormal",
@@ -454,13 +455,11 @@ class StabilityModel(_StabilityResults, BayesModel):
         }
 
     def _structure(self, d: dict[str, Any]) -> tuple:
-        from bioworkbench.models.growth import _bucket
-
         c = d["config"]
         return (
             len(d["lots"]),
-            _bucket(len(d["value"]), 64),
-            _bucket(len(d["temperatures_c"]), 4),
+            padded_size(len(d["value"]), 64),
+            padded_size(len(d["temperatures_c"]), 4),
             c["kinetics"],
             c["likelihood"],
             bool(c["ea_by_lot"]),

@@ -40,8 +40,8 @@ import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
-from bioworkbench.models.base import BayesModel, Prior
-from bioworkbench.models.growth import _bucket, _SamplingDefaults
+from bioworkbench.models.base import BayesModel, ForwardPriorPredictive, Prior
+from bioworkbench.models.sampling import padded_size
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
@@ -175,7 +175,7 @@ def _interp_at(curve: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-class TiterModel(_SamplingDefaults, BayesModel):
+class TiterModel(ForwardPriorPredictive, BayesModel):
     """Per-batch specific productivity from titer against IVCD (see the module docstring).
 
     Default priors:
@@ -217,9 +217,6 @@ class TiterModel(_SamplingDefaults, BayesModel):
         "beta": Prior("Normal", {"mu": 0.0, "sigma": 0.2}, "log per SD", "a CPP SD moves qp by ~20 %"),
     }
     min_points = 3
-    #: nutpie's target acceptance: 0.9 (nutpie's default 0.8 left a divergence or two per 4,000 draws in
-    #: the tails of the noise and intercept scales); the model is small, the smaller steps cost little
-    nutpie_target_accept = 0.9
 
     def fit(
         self,
@@ -260,7 +257,9 @@ class TiterModel(_SamplingDefaults, BayesModel):
         min_points
             Fewest titer samples of a batch seen whole (default :attr:`min_points`, 3).
         draws, tune, chains, random_seed, progressbar
-            Sampler settings (defaults: the ``sampler`` settings; ``tune`` per :data:`DEFAULT_TUNE`).
+            Sampler settings (defaults: the ``sampler`` settings; ``tune`` per backend,
+            :data:`~bioworkbench.models.sampling.TUNE_BY_BACKEND`; nutpie's target acceptance 0.9:
+            :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`).
 
         Returns
         -------
@@ -280,7 +279,7 @@ class TiterModel(_SamplingDefaults, BayesModel):
         return self._fit(
             campaign,
             draws=draws,
-            tune=self._default_tune(tune),
+            tune=tune,
             chains=chains,
             random_seed=random_seed,
             progressbar=progressbar,
@@ -379,7 +378,8 @@ class TiterModel(_SamplingDefaults, BayesModel):
         return []
 
     def _structure(self, d: dict[str, Any]) -> tuple:
-        return (len(d["batch_ids"]), _bucket(len(d["titer"]), 64), tuple((d.get("covariates") or {}).get("names", ())))
+        covariates = tuple((d.get("covariates") or {}).get("names", ()))
+        return (len(d["batch_ids"]), padded_size(len(d["titer"]), 64), covariates)
 
     def _padded(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
         _, no, _ = self._structure(d)

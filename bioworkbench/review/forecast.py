@@ -75,9 +75,9 @@ def forecast_section(
     *,
     known_days: float = 0.0,
     forecast: bool = True,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 2,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
     random_seed: int | None = None,
     prob: float = 0.9,
 ) -> ForecastSection:
@@ -94,7 +94,9 @@ def forecast_section(
     forecast
         ``False`` skips the forecast (one sentence says so).
     draws, tune, chains, random_seed
-        Sampler settings of the growth and titer models.
+        Sampler settings of the growth and titer models (``None``: the ``"forecast_section"`` entry of
+        :data:`bioworkbench.models.sampling.SAMPLER_DEFAULTS`, 1000 draws after 1000 tuning steps,
+        2 chains).
     prob
         Central probability of the intervals.
 
@@ -126,6 +128,12 @@ def forecast_section(
     known_h = known_days * 24 if known_days > 0 else float(obs["time_h"].max())
     from bioworkbench.models import diagnostics_markdown
     from bioworkbench.models import forecast as run_forecast
+    from bioworkbench.models.sampling import sampler_defaults
+
+    defaults = sampler_defaults("forecast_section")
+    draws = defaults.draws if draws is None else draws
+    tune = defaults.tune if tune is None else tune
+    chains = defaults.chains if chains is None else chains
 
     notes: list[str] = []
     with collect_notes(notes):

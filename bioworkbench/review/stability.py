@@ -156,9 +156,9 @@ def bayesian_analysis(
     horizon: float = 36.0,
     prob: float = 0.9,
     target: float = 0.95,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 2,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
     random_seed: int | None = None,
 ) -> BayesianStability:
     """Fit :class:`~bioworkbench.models.StabilityModel` and predict a new lot at ``storage_c``.
@@ -182,7 +182,9 @@ def bayesian_analysis(
     target
         The probability of being in spec that the shelf life keeps.
     draws, tune, chains, random_seed
-        Sampler settings.
+        Sampler settings (``None``: the ``"stability_section"`` entry of
+        :data:`bioworkbench.models.sampling.SAMPLER_DEFAULTS`, 1000 draws after 1000 tuning steps,
+        2 chains).
 
     Returns
     -------
@@ -244,9 +246,9 @@ def _fitted_model(
     kinetics: str,
     storage_c: float,
     temps: list[float],
-    draws: int,
-    tune: int,
-    chains: int,
+    draws: int | None,
+    tune: int | None,
+    chains: int | None,
     random_seed: int | None,
 ) -> Any:
     """The fitted :class:`StabilityModel`, or the :class:`BioWorkbenchError` that stopped the fit.
@@ -254,8 +256,13 @@ def _fitted_model(
     With one temperature (the storage temperature), that temperature is the reference and the
     activation energy's prior is narrow at USP <1160>'s value: it is not learnt, and a prediction at
     the reference does not depend on it."""
+    from bioworkbench.models.sampling import sampler_defaults
     from bioworkbench.models.stability import StabilityModel
 
+    defaults = sampler_defaults("stability_section")
+    draws = defaults.draws if draws is None else draws
+    tune = defaults.tune if tune is None else tune
+    chains = defaults.chains if chains is None else chains
     one = len(temps) == 1
     priors = {"activation_energy": {"dist": "LogNormal", "mu": math.log(_USP_EA_KJ), "sigma": 0.1}} if one else None
     model = StabilityModel(kinetics=kinetics, reference_temperature=temps[0] if one else storage_c, priors=priors)

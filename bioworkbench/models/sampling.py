@@ -1,0 +1,140 @@
+"""Sampler defaults: the one place where the number of draws, tuning steps and chains are set.
+
+Every model, :func:`~bioworkbench.models.forecast`, and the report sections of
+:mod:`bioworkbench.review` read their defaults from :data:`SAMPLER_DEFAULTS` (through
+:func:`sampler_defaults`); a model's ``sampler=`` settings and the arguments of ``fit`` override them.
+Each entry says why it has its values. :func:`padded_size` is the other shared piece of sampling:
+the array sizes that let a compiled model be reused.
+
+This module imports nothing from bioworkbench but the errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bioworkbench.errors import ArgumentError, suggest
+
+__all__ = ["SAMPLER_DEFAULTS", "TUNE_BY_BACKEND", "SamplerDefaults", "padded_size", "sampler_defaults"]
+
+#: tuning steps when neither the sampler settings nor ``fit`` give any and a model's ``tune`` default
+#: is ``None``: nutpie adapts its mass matrix from the gradients and settles in a few hundred steps
+#: (300 is nutpie's own default; 500 here, with the growth model's 2000 draws, for the grouped NISTCHO
+#: cultures); PyMC's NUTS keeps its 1000
+TUNE_BY_BACKEND: dict[str, int] = {"nutpie": 500, "pymc": 1000}
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerDefaults:
+    """The sampler settings a model or a report section uses when it is given none.
+
+    Attributes
+    ----------
+    draws
+        Posterior draws per chain.
+    tune
+        Tuning (warm-up) steps per chain; ``None``: :data:`TUNE_BY_BACKEND` of the backend that samples.
+    chains
+        Number of chains.
+    target_accept
+        NUTS target acceptance of PyMC's sampler.
+    nutpie_target_accept
+        NUTS target acceptance of nutpie (nutpie's own default is 0.8).
+    adaptation
+        nutpie's mass-matrix adaptation, ``"diag"`` or ``"low_rank"``.
+    """
+
+    draws: int
+    tune: int | None
+    chains: int
+    target_accept: float = 0.9
+    nutpie_target_accept: float = 0.8
+    adaptation: str = "diag"
+
+    def tune_for(self, backend: str) -> int:
+        """Tuning steps with ``backend`` (``"nutpie"`` or ``"pymc"``).
+
+        Parameters
+        ----------
+        backend
+            The sampler that runs.
+
+        Returns
+        -------
+        int
+            :attr:`tune`, or :data:`TUNE_BY_BACKEND` of ``backend`` when it is ``None``.
+        """
+        return TUNE_BY_BACKEND[backend] if self.tune is None else self.tune
+
+
+#: the sampler defaults of every model (by ``model_type``), of the forecast and of the report sections
+SAMPLER_DEFAULTS: dict[str, SamplerDefaults] = {
+    # any model that has no entry of its own
+    "BayesModel": SamplerDefaults(draws=1000, tune=1000, chains=4),
+    # with 1000 draws (× 4 chains) the population SDs of the 31 NISTCHO cultures in 10 groups mixed
+    # slowly (r̂ 1.011-1.020, bulk ESS 270-410 over 3 seeds); with 2000 after 500 tuning steps (nutpie),
+    # r̂ ≤ 1.0094 and ESS ≥ 690 (tests/test_models_slow.py)
+    "GrowthModel": SamplerDefaults(draws=2000, tune=None, chains=4),
+    # nutpie at target acceptance 0.9: its default 0.8 left a divergence or two per 4,000 draws in the
+    # tails of the noise and intercept scales; the model is small, the smaller steps cost little
+    "TiterModel": SamplerDefaults(draws=1000, tune=None, chains=4, nutpie_target_accept=0.9),
+    "ResponseSurface": SamplerDefaults(draws=1000, tune=1000, chains=4),
+    # nutpie at target acceptance 0.9 (see "How it is sampled" in bioworkbench.models.stability)
+    "StabilityModel": SamplerDefaults(draws=1000, tune=1000, chains=4, nutpie_target_accept=0.9),
+    # forecast(): on the demo campaign (B14 from day 5, 23 history batches, 3 CPP covariates) 2 chains
+    # of 1000 draws gave r̂ 1.017-1.034 and bulk ESS 110-290 for the growth model; 2000 draws r̂ up to
+    # 1.012; 4000 draws r̂ ≤ 1.003 and ESS ≥ 1140 (seeds 1-3), no divergences, ~15-30 s on 2 cores
+    "forecast": SamplerDefaults(draws=4000, tune=1000, chains=2),
+    # report sections (bioworkbench.review): quick enough for a report run; the report notebooks
+    # pass their own settings as parameters
+    "forecast_section": SamplerDefaults(draws=1000, tune=1000, chains=2),
+    "stability_section": SamplerDefaults(draws=1000, tune=1000, chains=2),
+}
+
+
+def sampler_defaults(name: str) -> SamplerDefaults:
+    """The sampler defaults of a model (its ``model_type``), of ``"forecast"`` or of a report section.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`SAMPLER_DEFAULTS`.
+
+    Returns
+    -------
+    SamplerDefaults
+
+    Raises
+    ------
+    ArgumentError
+        ``name`` is not a key of :data:`SAMPLER_DEFAULTS` (the keys are listed).
+    """
+    if name not in SAMPLER_DEFAULTS:
+        raise ArgumentError(
+            f"sampler_defaults: no defaults for {name!r}. " + suggest(name, SAMPLER_DEFAULTS, what="Known")
+        )
+    return SAMPLER_DEFAULTS[name]
+
+
+def padded_size(n: int, base: int) -> int:
+    """``n`` rounded up to ``base``, ``2 base``, ``4 base``, … so compiled models are reused across similar data.
+
+    A model whose arrays are padded to this size (the padding weighted 0) has the same structure for
+    every data set of up to that many rows, so nutpie's compiled model is taken from the cache.
+
+    Parameters
+    ----------
+    n
+        The number of rows (observations, runs, temperatures).
+    base
+        The smallest size.
+
+    Returns
+    -------
+    int
+        The smallest ``base · 2**k`` (k ≥ 0) that is at least ``n``.
+    """
+    size = base
+    while size < n:
+        size *= 2
+    return size
