@@ -51,6 +51,7 @@ _LAZY_MODULES = {
     "outcomes",
     "text",
     "instruments",
+    "interactive",
 }
 _LAZY_ATTRS = {
     "simulate_campaign": ("bioworkbench.simulate", "simulate_campaign"),
@@ -58,6 +59,7 @@ _LAZY_ATTRS = {
     "read_instrument": ("bioworkbench.instruments", "read_instrument"),
     "simulate_stability": ("bioworkbench.stability.simulate", "simulate_stability"),
     "read_study": ("bioworkbench.stability.study", "read_study"),
+    "explore": ("bioworkbench.interactive.explorer", "explore"),
 }
 
 __all__ = [
@@ -77,6 +79,8 @@ __all__ = [
     "criticality",
     "datasets",
     "doe",
+    "explore",
+    "interactive",
     "io",
     "kinetics",
     "models",

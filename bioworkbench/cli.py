@@ -244,6 +244,45 @@ def run(
     return len(failed)
 
 
+def serve(
+    campaign: str | Path,
+    *,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    refresh: float = 60.0,
+    forecast: bool = True,
+    forecast_draws: int = 1000,
+) -> None:
+    """Serve the operator dashboard of a campaign folder until interrupted (``bioworkbench serve``).
+
+    Parameters
+    ----------
+    campaign
+        The campaign folder, re-read when its files change.
+    port, address
+        Where to listen (127.0.0.1: this computer only).
+    refresh
+        Seconds between checks of the folder for new data.
+    forecast, forecast_draws
+        Compute harvest titer forecasts in the background, with this many draws per chain.
+
+    Raises
+    ------
+    DataReadError, SchemaError
+        The folder cannot be read.
+    """
+    from bioworkbench.interactive.dashboard import serve as serve_dashboard
+
+    serve_dashboard(
+        campaign,
+        port=port,
+        address=address,
+        refresh=refresh,
+        forecast=forecast,
+        forecast_draws=forecast_draws,
+    )
+
+
 def _parse_value(text: str):
     import yaml
 
@@ -326,6 +365,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per core)")
     p.add_argument("--kernel", default=None)
 
+    p = sub.add_parser(
+        "serve",
+        help="serve the operator dashboard of a campaign folder in the browser",
+        description="Serve the operator dashboard: running batches as cards (culture day, latest values, "
+        "status against the golden batch, open exceptions, harvest titer forecast) and a page per batch. "
+        "The folder is re-read when its files change. Nothing is loaded from the internet.",
+    )
+    p.add_argument("--campaign", default="data/demo", help="campaign folder (default: data/demo)")
+    p.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
+    p.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)"
+    )
+    p.add_argument("--refresh", type=float, default=60.0, help="seconds between checks for new data (default: 60)")
+    p.add_argument("--no-forecast", action="store_true", help="do not compute harvest titer forecasts")
+    p.add_argument(
+        "--forecast-draws", type=int, default=1000, help="posterior draws per chain of the forecasts (default: 1000)"
+    )
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -343,6 +400,15 @@ def main(argv: list[str] | None = None) -> int:
                 parameters={k: _parse_value(v) for k, v in args.parameter},
                 output_dir=args.output,
                 kernel=args.kernel,
+            )
+        elif args.command == "serve":
+            serve(
+                args.campaign,
+                port=args.port,
+                address=args.address,
+                refresh=args.refresh,
+                forecast=not args.no_forecast,
+                forecast_draws=args.forecast_draws,
             )
         elif args.command == "run":
             return (

@@ -1,0 +1,469 @@
+"""The operator dashboard (``bioworkbench serve``): running batches at a glance, in plain words.
+
+An overview of cards, one per running batch (culture day, latest values, status against the golden
+batch, open exceptions, harvest titer forecast), and a page per batch (online traces against the
+golden batch, samples against the campaign envelope, MSPC charts, the exceptions table). The campaign
+folder is re-read in the background every ``refresh`` seconds when its files change; forecasts are
+computed in a separate process and appear when ready.
+
+Everything is served by the Panel server itself on 127.0.0.1 by default: Bokeh and Panel resources
+come from the server, the page loads no font, script or style from the internet.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from bioworkbench.checks import require_number
+from bioworkbench.errors import ArgumentError
+from bioworkbench.interactive.live import OFFLINE_VARIABLES, FolderWatch, ForecastService, LiveSnapshot, _word
+from bioworkbench.interactive.offline import panel_offline
+
+__all__ = ["DashboardServer", "DashboardSession", "serve"]
+
+OVERVIEW = "All running batches"
+#: the style of the whole page: large type, plain colours
+CSS = """
+:host, .bw { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 20px; }
+.bw-card { border: 3px solid #9aa5b1; border-radius: 10px; padding: 10px 16px; width: 440px; background: #fff; }
+.bw-card.ok { border-color: #2ca02c; } .bw-card.watch { border-color: #ff9f1c; }
+.bw-card.alarm { border-color: #d62728; }
+.bw-card h2 { font-size: 30px; margin: 4px 0; }
+.bw-level { font-weight: bold; padding: 4px 8px; border-radius: 6px; display: inline-block; }
+.ok .bw-level, .bw-level.ok { background: #d9f2d9; } .watch .bw-level, .bw-level.watch { background: #ffe8c2; }
+.alarm .bw-level, .bw-level.alarm { background: #f8d0d0; }
+.bw table { border-collapse: collapse; font-size: 18px; } .bw td, .bw th { padding: 3px 10px; text-align: left; }
+.bw tr:nth-child(even) { background: #f3f5f7; }
+.bw-muted { color: #555; }
+"""
+#: type sizes of the plots' labels, ticks and legends (the titles keep theirs: they are wrapped to fit)
+LARGE = {"labels": "15pt", "xticks": "13pt", "yticks": "13pt", "legend": "13pt"}
+#: what the cards say when forecasts are switched off (one object: a session redraws when it changes)
+FORECASTS_OFF = {"error": "forecasts are switched off"}
+LEVEL_WORDS = {"ok": "On track", "watch": "Watch", "alarm": "Act now"}
+
+
+def _html(text: str, **kwargs: Any) -> Any:
+    import panel as pn
+
+    return pn.pane.HTML(f'<div class="bw">{text}</div>', stylesheets=[CSS], **kwargs)
+
+
+def _number(value: float) -> str:
+    """A value with as many digits as an operator reads: 3 significant, no exponent."""
+    if value is None:
+        return "–"
+    a = abs(value)
+    if a >= 100:
+        return f"{value:,.0f}"
+    if a >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+class DashboardServer:
+    """The shared state of all browser sessions: the watched folder, the forecasts, the refresh thread.
+
+    Parameters
+    ----------
+    folder
+        The campaign folder.
+    refresh
+        Seconds between checks of the folder for new data.
+    forecast
+        Compute harvest forecasts (in a separate process).
+    forecast_draws
+        Posterior draws per chain of the forecasts.
+
+    Raises
+    ------
+    DataReadError
+        The folder does not exist.
+    ArgumentError
+        ``refresh`` or ``forecast_draws`` is not a positive number.
+    BioWorkbenchError
+        The folder cannot be read (the first read happens here, so the first page is fast).
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike, *, refresh: float = 60.0, forecast: bool = True, forecast_draws: int = 1000
+    ) -> None:
+        self.refresh_s = float(
+            require_number(refresh, function="serve", argument="refresh", minimum=0, min_inclusive=False, unit="s")
+        )
+        require_number(forecast_draws, function="serve", argument="forecast_draws", minimum=50, integer=True)
+        self.watch = FolderWatch(folder)
+        self.watch.refresh()
+        if self.watch.snapshot is None:
+            raise ArgumentError(f"serve: the campaign folder {folder} cannot be read. {self.watch.error}")
+        self.forecasts = ForecastService(draws=forecast_draws) if forecast else None
+        self._stop = threading.Event()
+        self._figures: dict[tuple[int, str], dict[str, list[Any]]] = {}
+        self._figures_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._poll, name="bioworkbench-refresh", daemon=True)
+        self._thread.start()
+        self._ask_forecast()
+
+    def figures(self, snap: LiveSnapshot, batch_id: str) -> dict[str, list[Any]]:
+        """The batch page's figures of ``batch_id`` in ``snap``, built once and kept for the snapshot."""
+        key = (id(snap), batch_id)
+        with self._figures_lock:
+            if key not in self._figures:
+                if self._figures and next(iter(self._figures))[0] != id(snap):
+                    self._figures = {}  # a new snapshot: the figures of the old one are dropped
+                self._figures[key] = _batch_figures(snap, batch_id)
+            return self._figures[key]
+
+    def _prewarm(self) -> None:
+        """Build every running batch's figures now, so that the first visit of a batch page is quick."""
+        snap = self.watch.snapshot
+        for b in snap.running if snap is not None else ():
+            if self._stop.is_set() or self.watch.snapshot is not snap:
+                return
+            self.figures(snap, b)
+
+    def _ask_forecast(self) -> None:
+        snap = self.watch.snapshot
+        if self.forecasts is not None and snap is not None and snap.running:
+            self.forecasts.get(self.watch.folder, snap.known_h)
+
+    def _poll(self) -> None:
+        self._prewarm()
+        while not self._stop.wait(self.refresh_s):
+            try:
+                if self.watch.refresh():
+                    self._ask_forecast()
+                    self._prewarm()
+            except Exception as exc:  # the thread must live on: the error is shown on the page
+                self.watch.error = f"{type(exc).__name__}: {exc}"
+
+    def forecast(self) -> dict[str, Any] | None:
+        """The forecast of the current snapshot's running batches (``None`` while being computed)."""
+        snap = self.watch.snapshot
+        if self.forecasts is None or snap is None:
+            return FORECASTS_OFF
+        return self.forecasts.get(self.watch.folder, snap.known_h)
+
+    def app(self) -> Any:
+        """A new browser session's page."""
+        return DashboardSession(self).view
+
+    def close(self) -> None:
+        """Stop the refresh thread and the forecast process."""
+        self._stop.set()
+        if self.forecasts is not None:
+            self.forecasts.close()
+
+
+class DashboardSession:
+    """One browser's page: the overview of cards or one batch's page, chosen in the batch picker."""
+
+    def __init__(self, server: DashboardServer) -> None:
+        import panel as pn
+
+        self.server = server
+        self.snap: LiveSnapshot | None = None
+        self.forecast: dict[str, Any] | None = None
+        self.picker = pn.widgets.Select(label="Show", options=[OVERVIEW], value=OVERVIEW, width=320, stylesheets=[CSS])
+        self.title = _html("", sizing_mode="stretch_width")
+        self.status_line = _html("", sizing_mode="stretch_width")
+        self.body = pn.Column(sizing_mode="stretch_width")
+        self.view = pn.Column(
+            pn.Row(self.title, self.picker, sizing_mode="stretch_width"),
+            self.status_line,
+            self.body,
+            sizing_mode="stretch_width",
+        )
+        self.picker.param.watch(lambda event: self.render(), "value")
+        self.update(force=True)
+        period = min(self.server.refresh_s, 5.0) * 1000
+        pn.state.add_periodic_callback(self.update, period=int(period))
+
+    # -- state ----------------------------------------------------------------------------------
+    def update(self, force: bool = False) -> None:
+        """Re-draw when the folder was re-read or a forecast became ready."""
+        snap = self.server.watch.snapshot
+        fc = self.server.forecast()
+        if force or snap is not self.snap or fc is not self.forecast:
+            new_data = snap is not self.snap
+            self.snap, self.forecast = snap, fc
+            if new_data:
+                options = [OVERVIEW, *snap.running]
+                keep = self.picker.value if self.picker.value in options else OVERVIEW
+                self.picker.options = options
+                self.picker.value = keep
+            self.render()
+        self._status()
+
+    def _status(self) -> None:
+        w = self.server.watch
+        when = time.strftime("%H:%M:%S", time.localtime(w.read_at)) if w.read_at else "never"
+        text = f'<span class="bw-muted">Data read at {when}; checked every {self.server.refresh_s:g} s.</span>'
+        if w.error:
+            text += f" <b>The latest data could not be read</b> (showing the earlier data): {html.escape(w.error)}"
+        self.status_line.object = f'<div class="bw">{text}</div>'
+
+    # -- pages ----------------------------------------------------------------------------------
+    def render(self) -> None:
+        snap = self.snap
+        name = html.escape(snap.campaign.name)
+        if self.picker.value == OVERVIEW:
+            self.title.object = f'<div class="bw"><h1>Running batches – {name}</h1></div>'
+            self.body.objects = [self._overview()]
+        else:
+            b = self.picker.value
+            self.title.object = f'<div class="bw"><h1>Batch {html.escape(b)} – {name}</h1></div>'
+            self.body.objects = self._batch_page(b)
+
+    def _overview(self) -> Any:
+        import panel as pn
+
+        snap = self.snap
+        if not snap.running:
+            return _html(
+                "<p>No batch is running: no batch of this campaign has the status <i>running</i>.</p>"
+                + "".join(f"<p>{html.escape(n)}</p>" for n in snap.notes)
+            )
+        cards = []
+        for b in snap.running:
+            button = pn.widgets.Button(label=f"Open batch {b}", color="primary", width=220, height=48)
+            button.on_click(lambda event, b=b: setattr(self.picker, "value", b))
+            cards.append(pn.Column(_html(self._card_html(b)), button, margin=10))
+        return pn.FlexBox(*cards)
+
+    def _forecast_html(self, batch_id: str) -> str:
+        fc = self.forecast
+        if fc is None:
+            return '<p class="bw-forecast"><b>Harvest titer forecast:</b> <i>forecast being computed…</i></p>'
+        if "error" in fc:
+            return f'<p class="bw-forecast"><b>Harvest titer forecast:</b> none ({html.escape(fc["error"])})</p>'
+        rows = {r["quantity"]: r for r in fc["endpoints"] if r["batch_id"] == batch_id}
+        ft = rows.get("final_titer")
+        if ft is None:
+            return '<p class="bw-forecast"><b>Harvest titer forecast:</b> none (the campaign has no titer)</p>'
+        text = (
+            f'<p class="bw-forecast"><b>Harvest titer forecast</b> (day {fc["end_h"] / 24:.0f}): '
+            f"<b>{ft['median']:,.0f} mg/L</b> ({fc['prob']:.0%} sure between {ft['lower']:,.0f} and "
+            f"{ft['upper']:,.0f})"
+        )
+        below = rows.get("p_below_spec")
+        if below is not None and fc.get("spec_lower") is not None:
+            text += f"; chance below the {fc['spec_lower']:,.0f} mg/L spec: <b>{below['mean']:.0%}</b>"
+        return text + ".</p>"
+
+    def _card_html(self, batch_id: str) -> str:
+        s = self.snap.batches[batch_id]
+        end = f" of {self.snap.end_h / 24:.0f}" if self.snap.end_h else ""
+        latest = "".join(
+            f"<tr><td>{html.escape(_word(r['variable']) if r['variable'] in ('vcd', 'ph') else r['description'])}"
+            f"</td><td><b>{_number(r['value'])}</b> {html.escape(r['unit'] or '')}</td>"
+            f'<td class="bw-muted">day {r["day"]:.1f}</td></tr>'
+            for r in s.latest.iter_rows(named=True)
+        )
+        sev = ", ".join(f"{n} {k}" for k, n in sorted(s.by_severity.items()))
+        exc = f"{s.open_exceptions} open exception{'s' if s.open_exceptions != 1 else ''}" + (
+            f" ({sev})" if sev else ""
+        )
+        return (
+            f'<div class="bw-card {s.level}" id="card-{html.escape(batch_id)}">'
+            f"<h2>{html.escape(batch_id)}</h2>"
+            f'<p class="bw-day">Culture day <b>{s.day:.1f}</b>{end}</p>'
+            f'<p><span class="bw-level">{html.escape(LEVEL_WORDS[s.level])}</span> '
+            f"{html.escape(s.status.split(': ', 1)[1])}</p>"
+            f"<p><b>{html.escape(exc)}</b></p>"
+            f"<table>{latest}</table>"
+            f"{self._forecast_html(batch_id)}</div>"
+        )
+
+    def _batch_page(self, batch_id: str) -> list[Any]:
+        import panel as pn
+
+        snap = self.snap
+        s = snap.batches[batch_id]
+        summary = _html(
+            f'<div class="bw-card {s.level}" style="width:auto"><p>Culture day <b>{s.day:.1f}</b> · '
+            f'<span class="bw-level">{html.escape(LEVEL_WORDS[s.level])}</span> '
+            f"{html.escape(s.status.split(': ', 1)[1])}</p>{self._forecast_html(batch_id)}</div>",
+            sizing_mode="stretch_width",
+        )
+        figs = self.server.figures(snap, batch_id)
+        online, offline, mspc = figs["online"], figs["offline"], figs["mspc"]
+        tabs = pn.Tabs(dynamic=True, stylesheets=[CSS], sizing_mode="stretch_width")
+        tabs.append(("Online vs golden batch", _grid(online, "No golden batch for this batch.", snap.notes)))
+        tabs.append(("Samples vs other batches", _grid(offline, "No campaign envelope (too few completed batches).")))
+        tabs.append(("MSPC charts", _grid(mspc, "No MSPC chart for this batch.", snap.notes)))
+        tabs.append((f"Exceptions ({s.open_exceptions})", self._exceptions(batch_id)))
+        return [summary, tabs]
+
+    def _exceptions(self, batch_id: str) -> Any:
+        ex = self.snap.exceptions
+        mine = ex.filter(pl.col("batch_id") == batch_id) if ex.height else ex
+        if not mine.height:
+            return _html("<p>No open exceptions.</p>")
+        rows = "".join(
+            f"<tr><td><b>{html.escape(r['severity'])}</b></td><td>{html.escape(r['category'])}</td>"
+            f"<td>{'' if r['time_h'] is None else f'{r["time_h"] / 24:.1f}'}</td>"
+            f"<td>{html.escape(r['sentence'])}</td></tr>"
+            for r in mine.iter_rows(named=True)
+        )
+        return _html(
+            f"<table><tr><th>Severity</th><th>What</th><th>Day</th><th>Details</th></tr>{rows}</table>",
+            sizing_mode="stretch_width",
+        )
+
+
+def _batch_figures(snap: LiveSnapshot, batch_id: str) -> dict[str, list[Any]]:
+    """The batch page's figures: online traces against the golden batch, offline samples against the
+    campaign envelope, the MSPC charts (each list empty where the snapshot has no such data)."""
+    import holoviews as hv
+
+    from bioworkbench import plots
+
+    obs = snap.campaign.observations.filter(pl.col("batch_id") == batch_id)
+    online = []
+    if snap.golden.height and batch_id in snap.aligned["batch_id"].to_list():
+        for v in snap.golden["variable"].unique(maintain_order=True).to_list():
+            online.append(plots.plot_golden(snap.golden, snap.aligned, batch_id=batch_id, variable=v, width=660))
+    offline = []
+    if snap.envelope.height:
+        have = set(obs.filter(pl.col("source") == "offline")["variable"].to_list())
+        for v in OFFLINE_VARIABLES:
+            if v in have and v in snap.envelope["variable"].to_list():
+                offline.append(plots.plot_envelope(snap.envelope, obs, variable=v, batch_id=batch_id, width=660))
+    mspc = []
+    if snap.monitor.height and batch_id in snap.monitor["batch_id"].to_list():
+        for stat in ("t2", "spe"):
+            mspc.append(plots.plot_control_chart(snap.monitor, statistic=stat, batch_id=batch_id, width=660))
+    large = (hv.opts.Overlay(fontsize=LARGE), hv.opts.Curve(fontsize=LARGE), hv.opts.Area(fontsize=LARGE))
+    return {k: [f.opts(*large) for f in figs] for k, figs in (("online", online), ("offline", offline), ("mspc", mspc))}
+
+
+def _grid(figures: list[Any], empty: str, notes: list[str] = ()) -> Any:
+    """Figures two per row, each its own axes, with larger type; a sentence when there are none."""
+    import panel as pn
+
+    if not figures:
+        return _html(f"<p>{html.escape(empty)}</p>" + "".join(f"<p>{html.escape(n)}</p>" for n in notes))
+    panes = []
+    for f in figures:
+        panes.append(pn.pane.HoloViews(f, linked_axes=False, margin=8))
+    return pn.FlexBox(*panes)
+
+
+def serve(
+    campaign: str | os.PathLike,
+    *,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    refresh: float = 60.0,
+    forecast: bool = True,
+    forecast_draws: int = 1000,
+    threaded: bool = False,
+    show: bool = False,
+) -> Any:
+    """Serve the operator dashboard of a campaign folder (``bioworkbench serve``).
+
+    Parameters
+    ----------
+    campaign
+        The campaign folder (re-read when its files change).
+    port, address
+        Where to listen (127.0.0.1 by default: this computer only).
+    refresh
+        Seconds between checks of the folder for new data.
+    forecast, forecast_draws
+        Compute harvest titer forecasts (:func:`bioworkbench.models.forecast`, in a separate
+        process; the cards say "forecast being computed" until they are ready) with this many
+        posterior draws per chain.
+    threaded
+        Serve in a background thread and return at once (for tests and notebooks); otherwise
+        serve until interrupted.
+    show
+        Open the page in the default web browser.
+
+    Returns
+    -------
+    Served
+        ``.url``, ``.stop()``.
+
+    Raises
+    ------
+    DataReadError
+        The folder does not exist or cannot be read.
+    ArgumentError
+        A number out of range.
+    """
+    import panel as pn
+
+    require_number(port, function="serve", argument="port", minimum=1, integer=True)
+    panel_offline()
+    state = DashboardServer(campaign, refresh=refresh, forecast=forecast, forecast_draws=forecast_draws)
+    name = Path(campaign).name
+    kwargs = dict(
+        port=port,
+        address=address,
+        show=show,
+        title=f"bioworkbench – {name}",
+        websocket_origin=[f"{address}:{port}", f"localhost:{port}"],
+        threaded=threaded,
+        start=not threaded,
+        verbose=False,
+    )
+    served = Served(state, address=address, port=port)
+    if threaded:
+        served.server = pn.serve(state.app, **{k: v for k, v in kwargs.items() if k != "start"})
+        served.wait_started()
+        return served
+    print(f"Dashboard of {campaign}: http://{address}:{port}/ (stop with Ctrl+C)", flush=True)
+    try:
+        pn.serve(state.app, **kwargs)
+    finally:
+        state.close()
+    return served
+
+
+class Served:
+    """A running dashboard server: its address and how to stop it."""
+
+    def __init__(self, state: DashboardServer, *, address: str, port: int) -> None:
+        self.state = state
+        self.address, self.port = address, port
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}/"
+
+    def wait_started(self, timeout: float = 60.0) -> None:
+        """Return once the server accepts connections.
+
+        Raises
+        ------
+        TimeoutError
+            It did not within ``timeout`` seconds.
+        """
+        import socket
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                with socket.create_connection((self.address, self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"the dashboard server did not start on {self.url} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Stop serving, the refresh thread and the forecast process."""
+        try:
+            if self.server is not None:
+                self.server.stop()
+        finally:
+            self.state.close()
