@@ -38,6 +38,8 @@ import polars as pl
 
 import bioworkbench as bw
 from bioworkbench.twin import BatchLikelihood, FeedPlan, Observations, default_theta, parameter_names, simulate
+from bioworkbench.twin._kernels import OBSERVABLE_NAMES
+from bioworkbench.twin.op import CampaignLikelihood
 
 VARIABLES = ("vcd", "glucose", "glutamine", "lactate", "ammonium", "titer")
 #: limits of detection of the demo's analysers (mmol/L; simulate_campaign's docstring)
@@ -45,6 +47,8 @@ LOD = {"glucose": 0.1, "glutamine": 0.1, "lactate": 0.3, "ammonium": 0.2}
 #: SD of the log of each reading (the demo's CVs, a little wider)
 SIGMA = {"vcd": 0.08, "glucose": 0.06, "glutamine": 0.08, "lactate": 0.06, "ammonium": 0.08, "titer": 0.06}
 TARGET_GRAD_MS = 2.0
+#: batches whose summed log-likelihood is timed (the issue's calibration campaign has 12)
+N_CAMPAIGN = 12
 
 _COLD_SNIPPET = """
 import json, time
@@ -63,13 +67,11 @@ print(json.dumps({{"import_s": t1 - t0, "forward_first_s": t3 - t2, "grad_first_
 """
 
 
-def setup() -> dict:
-    """The benchmark batch: plan, solver events, observations, parameters, initial state, likelihood."""
-    campaign = bw.simulate_campaign(2, random_seed=0, online_interval_min=60)
-    plan = FeedPlan.from_events(campaign.events, batch_id="B01")
-    events = plan.to_solver(campaign.media)
+def _batch(campaign, batch_id: str) -> dict:
+    """One batch of the campaign: solver events, observations (six variables, censored below LOD), y0."""
+    events = FeedPlan.from_events(campaign.events, batch_id=batch_id).to_solver(campaign.media)
     obs = campaign.observations.filter(
-        (pl.col("batch_id") == "B01") & (pl.col("source") == "offline") & pl.col("variable").is_in(VARIABLES)
+        (pl.col("batch_id") == batch_id) & (pl.col("source") == "offline") & pl.col("variable").is_in(VARIABLES)
     ).drop_nulls("value")
     obs = obs.filter((pl.col("variable") != "titer") | (pl.col("value") > 0))
     censored = (pl.col("flag") == "<LOD").fill_null(False)
@@ -80,23 +82,10 @@ def setup() -> dict:
         .otherwise(pl.col("value"))
         .alias("value"),
     ).sort("time_h")
-    first = campaign.observations.filter((pl.col("batch_id") == "B01") & (pl.col("time_h") < 1.0))
+    first = campaign.observations.filter((pl.col("batch_id") == batch_id) & (pl.col("time_h") < 1.0))
     at0 = dict(zip(*first.select("variable", "value"), strict=False))
-    volume0 = campaign.batches.filter(pl.col("batch_id") == "B01")["initial_volume_ml"][0]
-    y0 = np.array(
-        [
-            at0["vcd"],
-            at0["tcd"] - at0["vcd"],
-            at0["glucose"],
-            at0["glutamine"],
-            at0["lactate"],
-            at0["ammonium"],
-            0.0,
-            volume0,
-        ]
-    )
-    theta = default_theta()
-    theta[parameter_names().index("y_x_gln")] = 3.0
+    volume0 = campaign.batches.filter(pl.col("batch_id") == batch_id)["initial_volume_ml"][0]
+    vcd, tcd, glc, gln, lac, amm = (at0[n] for n in ("vcd", "tcd", "glucose", "glutamine", "lactate", "ammonium"))
     observations = Observations.from_arrays(
         obs["time_h"].to_numpy(),
         obs["variable"].to_numpy(),
@@ -104,16 +93,28 @@ def setup() -> dict:
         obs["variable"].replace_strict(SIGMA).to_numpy(),
         censored=obs["censored"].to_numpy(),
     )
-    t_obs = np.unique(obs["time_h"].to_numpy())
     return {
-        "plan": plan,
         "events": events,
         "observations": observations,
+        "y0": np.array([vcd, tcd - vcd, glc, gln, lac, amm, 0.0, volume0]),
+        "t_obs": np.unique(obs["time_h"].to_numpy()),
+    }
+
+
+def setup(n_batches: int = 1) -> dict:
+    """Batch B01 of a simulated campaign (and the first ``n_batches`` completed batches), the prior centres."""
+    campaign = bw.simulate_campaign(n_batches + 1, random_seed=0, online_interval_min=60)  # one batch is aborted
+    theta = default_theta()
+    theta[parameter_names().index("y_x_gln")] = 3.0
+    completed = campaign.batches.filter(pl.col("status") == "completed")["batch_id"].to_list()
+    batches = [_batch(campaign, b) for b in completed[:n_batches]]
+    first = batches[0]
+    return {
+        **first,
         "theta": theta,
-        "y0": y0,
-        "t_obs": t_obs,
-        "likelihood": BatchLikelihood(events, observations),
-        "likelihood_unchecked": BatchLikelihood(events, observations, on_stiff="ignore"),
+        "batches": batches,
+        "likelihood": BatchLikelihood(first["events"], first["observations"]),
+        "likelihood_unchecked": BatchLikelihood(first["events"], first["observations"], on_stiff="ignore"),
     }
 
 
@@ -144,47 +145,81 @@ def _cold_start() -> tuple[dict, dict]:
     return runs[0], runs[1]
 
 
+def _rows(s: dict, repeat: int) -> list[tuple]:
+    theta, y0, events, t_obs = s["theta"], s["y0"], s["events"], s["t_obs"]
+    coarse = {h: BatchLikelihood(events, s["observations"], h_max=h) for h in (1.0, 2.0)}
+    n = len(s["batches"])
+    campaign = {
+        h: CampaignLikelihood([BatchLikelihood(b["events"], b["observations"], h_max=h) for b in s["batches"]])
+        for h in (0.5, 2.0)
+    }
+    theta_m = np.tile(theta, (n, 1))
+    y0_m = np.vstack([b["y0"] for b in s["batches"]])
+    sigma = np.array([SIGMA.get(v, 1.0) for v in OBSERVABLE_NAMES])
+
+    def campaign_call(h):
+        def call():
+            campaign[h]._key = None  # a new point each time: no cache hit
+            campaign[h](theta_m, y0_m, sigma)
+
+        return call
+
+    few = max(repeat // 10, 5)
+    return [
+        (
+            "forward (simulate, states at the sample days)",
+            *_time(lambda: simulate(theta, y0, events, t_obs), repeat),
+            None,
+        ),
+        ("loglik+grad, stiffness check on", *_time(lambda: s["likelihood"](theta, y0), repeat), TARGET_GRAD_MS),
+        (
+            "loglik+grad, stiffness check off",
+            *_time(lambda: s["likelihood_unchecked"](theta, y0), repeat),
+            TARGET_GRAD_MS,
+        ),
+        ("loglik+grad, h_max 1 h", *_time(lambda: coarse[1.0](theta, y0), repeat), TARGET_GRAD_MS),
+        ("loglik+grad, h_max 2 h", *_time(lambda: coarse[2.0](theta, y0), repeat), TARGET_GRAD_MS),
+        (f"{n} batches summed (CampaignLikelihood), h_max 0.5 h", *_time(campaign_call(0.5), few), None),
+        (f"{n} batches summed (CampaignLikelihood), h_max 2 h", *_time(campaign_call(2.0), few), None),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="50 repetitions, no cold-start subprocesses")
     args = parser.parse_args()
     repeat = 50 if args.quick else 300
 
-    s = setup()
+    s = setup(N_CAMPAIGN)
     lik = s["likelihood"]
     res = lik(s["theta"], s["y0"])
-    n_obs = s["observations"].time_h.size
+    obs = s["observations"]
     print(f"bench_twin: {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(
-        f"batch B01: {s['t_obs'].max():.0f} h, {lik.schedule.t_b.size - 1} intervals, {lik.schedule.n_steps} RK4 steps "
-        f"(h_max 0.5 h), {s['events'].jump_time_h.size} volume jumps, {len(parameter_names())} parameters + 8 initial "
-        f"states, {n_obs} observations of {len(VARIABLES)} variables ({int(s['observations'].censored.sum())} censored); "
-        f"loglik at the prior centres {res.loglik:.1f}"
+        f"batch B01: {s['t_obs'].max():.0f} h, {lik.schedule.t_b.size - 1} intervals, {lik.schedule.n_steps} RK4 "
+        f"steps (h_max 0.5 h), {s['events'].jump_time_h.size} volume jumps, {len(parameter_names())} parameters + "
+        f"8 initial states, {obs.time_h.size} observations of {len(VARIABLES)} variables "
+        f"({int(obs.censored.sum())} censored); loglik at the prior centres {res.loglik:.1f}"
     )
-    rows = [
-        (
-            "forward (simulate, states at the sample days)",
-            *_time(lambda: simulate(s["theta"], s["y0"], s["events"], s["t_obs"]), repeat),
-            None,
-        ),
-        ("loglik+grad, stiffness check on", *_time(lambda: lik(s["theta"], s["y0"]), repeat), TARGET_GRAD_MS),
-        (
-            "loglik+grad, stiffness check off",
-            *_time(lambda: s["likelihood_unchecked"](s["theta"], s["y0"]), repeat),
-            TARGET_GRAD_MS,
-        ),
-    ]
+    rows = _rows(s, repeat)
     print()
-    print(f"{'what':<48} {'median ms':>10} {'min ms':>8}  target")
+    print(f"{'what':<52} {'median ms':>10} {'min ms':>8}  target")
     for name, med, best, target in rows:
         verdict = "" if target is None else f"< {target:g} ms {'PASS' if med < target else 'FAIL'}"
-        print(f"{name:<48} {med:>10.3f} {best:>8.3f}  {verdict}")
+        print(f"{name:<52} {med:>10.3f} {best:>8.3f}  {verdict}")
+    states = {h: simulate(s["theta"], s["y0"], s["events"], s["t_obs"], h_max=h) for h in (0.25, 0.5, 1.0, 2.0)}
+    diff = {h: np.abs(states[h] - states[0.25]).max(axis=0) / np.abs(states[0.25]).max(axis=0) for h in (0.5, 1, 2)}
+    print()
+    print(
+        "largest difference of a state from its h_max 0.25 h solution (relative to its largest value): "
+        + ", ".join(f"h_max {h:g} h {d.max():.1e}" for h, d in diff.items())
+    )
     if not args.quick:
         cold, warm = _cold_start()
         print()
-        print(f"{'start of a new process':<48} {'import s':>10} {'1st forward s':>14} {'1st grad s':>11}")
+        print(f"{'start of a new process':<52} {'import s':>10} {'1st forward s':>14} {'1st grad s':>11}")
         for name, r in (("numba cache empty (compiles every kernel)", cold), ("numba cache filled", warm)):
-            print(f"{name:<48} {r['import_s']:>10.2f} {r['forward_first_s']:>14.2f} {r['grad_first_s']:>11.2f}")
+            print(f"{name:<52} {r['import_s']:>10.2f} {r['forward_first_s']:>14.2f} {r['grad_first_s']:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy.integrate import solve_ivp
 
-from bioworkbench.errors import ConfigError
+from bioworkbench.errors import ArgumentError, ConfigError
 from bioworkbench.twin import (
     FeedPlan,
     Observations,
@@ -520,3 +520,86 @@ def test_colder_shift_slows_growth_and_raises_productivity(solver_events):
     growth_warm = np.log(warm_y[1, 0] / warm_y[0, 0])
     assert growth_cold < growth_warm
     assert (cold_y[1, 6] - cold_y[0, 6]) / cold_y[:, 0].mean() > (warm_y[1, 6] - warm_y[0, 6]) / warm_y[:, 0].mean()
+
+
+# --- the PyTensor Op -----------------------------------------------------------------------------------
+
+
+def _two_batches():
+    from bioworkbench.twin import BatchLikelihood
+    from bioworkbench.twin.op import CampaignLikelihood
+
+    se_a = FeedPlan.from_events(_events()).to_solver(MEDIA)
+    se_b = FeedPlan.from_events(_events()).scaled(1.3, from_h=100.0).to_solver(MEDIA)
+    th_a, th_b = _theta(), _theta(mu_max=0.045, q_p=0.7)
+    liks = [BatchLikelihood(se, _observations(th, se)) for se, th in ((se_a, th_a), (se_b, th_b))]
+    sigma = np.full(K.NOBS, 0.08)
+    sigma[K.OBSERVABLE_NAMES.index("volume")] = 2.0
+    return (
+        CampaignLikelihood(liks),
+        liks,
+        np.vstack([_theta(mu_max=0.041), _theta(q_p=0.75)]),
+        np.vstack([Y0, Y0]),
+        sigma,
+    )
+
+
+def test_campaign_likelihood_sums_the_batches_and_gathers_sigma_gradients():
+    camp, liks, theta, y0, sigma = _two_batches()
+    ll, g_theta, g_y0, g_sigma = camp(theta, y0, sigma)
+    parts = [lik(theta[i], y0[i], sigma[lik.observations.variable]) for i, lik in enumerate(liks)]
+    assert ll == pytest.approx(sum(p.loglik for p in parts), rel=1e-14)
+    np.testing.assert_allclose(g_theta, [p.grad_theta for p in parts], rtol=1e-14)
+    np.testing.assert_allclose(g_y0, [p.grad_y0 for p in parts], rtol=1e-14)
+    for k in (K.OBSERVABLE_NAMES.index("vcd"), K.OBSERVABLE_NAMES.index("volume")):
+        e = 1e-6 * sigma[k]
+        up, down = sigma.copy(), sigma.copy()
+        up[k] += e
+        down[k] -= e
+        fd = (camp(theta, y0, up)[0] - camp(theta, y0, down)[0]) / (2 * e)
+        assert g_sigma[k] == pytest.approx(fd, rel=1e-6)
+    with pytest.raises(ArgumentError, match=r"theta \(3, 23\).*expected \(2, 23\)"):
+        camp(np.vstack([theta, theta[:1]]), y0, sigma)
+
+
+def test_loglik_op_gives_pymc_the_exact_gradient():
+    import pymc as pm
+
+    camp, _, theta, y0, sigma = _two_batches()
+    from bioworkbench.twin.op import loglik_op
+
+    op = loglik_op(camp)
+    with pm.Model() as model:
+        log_theta = pm.Normal("log_theta", mu=np.log(np.abs(theta)), sigma=0.1, shape=theta.shape)
+        signs = np.sign(theta)
+        pm.Potential("lik", op(signs * pm.math.exp(log_theta), y0, sigma))
+    point = {"log_theta": np.log(np.abs(theta)) + 0.01}
+    logp = model.compile_logp()(point)
+    dlogp = model.compile_dlogp()(point)
+    th = signs * np.exp(point["log_theta"])
+    ll, g_theta, _, _ = camp(th, y0, sigma)
+    prior = -0.5 * (0.01 / 0.1) ** 2 * th.size - th.size * np.log(0.1 * np.sqrt(2 * np.pi))
+    assert logp == pytest.approx(ll + prior, rel=1e-12)
+    np.testing.assert_allclose(dlogp.reshape(th.shape), g_theta * th - 0.01 / 0.1**2, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_loglik_op_samples_under_nutpie():
+    import nutpie
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bioworkbench.twin.op import loglik_op
+
+    camp, _, theta, y0, sigma = _two_batches()
+    op = loglik_op(camp)
+    free = [NAMES.index(n) for n in ("mu_max", "q_p")]
+    with pm.Model() as model:
+        log_k = pm.Normal("log_k", mu=np.log(theta[:, free]), sigma=0.3, shape=(2, 2))
+        full = pt.set_subtensor(pt.as_tensor(theta)[:, free], pm.math.exp(log_k))
+        pm.Potential("lik", op(full, y0, sigma))
+    compiled = nutpie.compile_pymc_model(model)
+    trace = nutpie.sample(compiled, draws=100, tune=100, chains=1, seed=1, progress_bar=False)
+    draws = np.exp(trace.posterior["log_k"].values.reshape(-1, 2, 2))
+    # the data were made with mu_max 0.04 / 0.045 and q_p 0.8 / 0.7: the posterior medians land close
+    np.testing.assert_allclose(np.median(draws, axis=0), [[0.04, 0.8], [0.045, 0.7]], rtol=0.1)

@@ -3,13 +3,15 @@
 This first stage holds the numerical core: the model declared once in sympy
 (:mod:`bioworkbench.twin.equations`, parameters in :mod:`bioworkbench.twin.parameters`), the numba
 kernels generated from it (:mod:`bioworkbench.twin.codegen` writes ``_kernels.py``), the forward
-solver and log-likelihood gradient (:mod:`bioworkbench.twin.solver`) and feed plans
-(:mod:`bioworkbench.twin.feeds`). Importing this package loads numba (not sympy).
+solver and log-likelihood gradient (:mod:`bioworkbench.twin.solver`), feed plans
+(:mod:`bioworkbench.twin.feeds`) and the campaign's log-likelihood as a PyTensor Op for PyMC
+(:mod:`bioworkbench.twin.op`). Importing this package loads numba (not sympy, not PyTensor).
 """
 
 from __future__ import annotations
 
 from bioworkbench.twin.feeds import FeedPlan
+from bioworkbench.twin.op import CampaignLikelihood, loglik_op
 from bioworkbench.twin.parameters import PARAMETERS, default_theta, parameter_names, parameter_table
 from bioworkbench.twin.solver import (
     BatchLikelihood,
@@ -26,6 +28,7 @@ from bioworkbench.twin.solver import (
 __all__ = [
     "PARAMETERS",
     "BatchLikelihood",
+    "CampaignLikelihood",
     "FeedPlan",
     "LoglikResult",
     "NonFiniteSolutionError",
@@ -34,6 +37,7 @@ __all__ = [
     "StiffnessError",
     "default_theta",
     "loglik_and_grad",
+    "loglik_op",
     "observables",
     "parameter_names",
     "parameter_table",
