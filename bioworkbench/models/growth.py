@@ -84,6 +84,7 @@ import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
 from bioworkbench.models.base import BayesModel, ForwardPriorPredictive, Prior, _row
+from bioworkbench.models.inputs import enough_batches
 from bioworkbench.models.sampling import TUNE_BY_BACKEND, sampler_defaults
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_TUNE", "GrowthModel", "crash_points", "outlier_points"]
@@ -674,21 +675,8 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         if few:
             left_out = [{"batch_id": b, "reason": f"{k} VCD points (needs {need[b]})"} for b, k in few.items()]
             ids = [b for b in ids if b not in few]
-        if len(ids) < 2:
-            why = "; ".join(f"{e['batch_id']}: {e['reason']}" for e in left_out)
-            raise SchemaError(
-                f"{fn}: {len(ids)} batch{'es' if len(ids) != 1 else ''} with enough VCD data "
-                f"({', '.join(ids) or 'none'}); the growth model needs at least 2."
-                + (f" Left out: {why}." if why else "")
-            )
+        enough_batches(ids, left_out, function=fn, model=type(self).__name__, data="VCD", stacklevel=4)
         if left_out:
-            warnings.warn(
-                f"{type(self).__name__}: {len(left_out)} batch(es) left out: "
-                + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in left_out)
-                + ". Pass batch_ids=[...] to choose the batches yourself.",
-                BioWorkbenchWarning,
-                stacklevel=4,
-            )
             obs = obs.filter(pl.col("batch_id").is_in(ids))
         obs = obs.sort("batch_id", "time_h")
         flat = (

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue
+from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, SchemaError
 from bioworkbench.schema import suggest
 
 if TYPE_CHECKING:
     from bioworkbench.campaign import Campaign
 
-__all__ = ["as_frame", "numeric_columns", "parse_specs"]
+__all__ = ["as_frame", "enough_batches", "numeric_columns", "parse_specs"]
 
 
 def parse_specs(specs: Any, responses: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
@@ -385,3 +385,65 @@ def resolve_group(group: Any, campaign: Campaign, ids: Sequence[str], *, functio
         ).iter_rows()
     )
     return {"columns": cols, "labels": [lab[b] for b in ids], "how": how}
+
+
+def enough_batches(
+    ids: Sequence[str],
+    left_out: Sequence[Mapping[str, str]],
+    *,
+    function: str,
+    model: str,
+    data: str,
+    stacklevel: int = 2,
+) -> list[str]:
+    """Check that a hierarchical model keeps at least two batches, and say which were left out.
+
+    Shared by the growth and titer models, whose partial pooling needs two batches at least.
+
+    Parameters
+    ----------
+    ids
+        The batches kept for the fit.
+    left_out
+        ``{"batch_id": ..., "reason": ...}`` of each batch left out (e.g. too few points).
+    function
+        The calling function, named at the head of the error (``"GrowthModel.fit"``).
+    model
+        The model's class name, named at the head of the warning.
+    data
+        The data the model needs, in words (``"VCD"``, ``"titer"``).
+    stacklevel
+        Passed to :func:`warnings.warn` (counted from the caller of this function).
+
+    Returns
+    -------
+    list of str
+        ``ids``, unchanged.
+
+    Raises
+    ------
+    SchemaError
+        Fewer than two batches kept; names the kept ones and why the others were left out.
+
+    Warns
+    -----
+    BioWorkbenchWarning
+        Once, naming each batch left out and why, when some were.
+    """
+    ids = list(ids)
+    if len(ids) < 2:
+        why = "; ".join(f"{e['batch_id']}: {e['reason']}" for e in left_out)
+        what = model.removesuffix("Model").lower()
+        raise SchemaError(
+            f"{function}: {len(ids)} batch{'es' if len(ids) != 1 else ''} with enough {data} data "
+            f"({', '.join(ids) or 'none'}); the {what} model needs at least 2." + (f" Left out: {why}." if why else "")
+        )
+    if left_out:
+        warnings.warn(
+            f"{model}: {len(left_out)} batch(es) left out: "
+            + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in left_out)
+            + ". Pass batch_ids=[...] to choose the batches yourself.",
+            BioWorkbenchWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return ids

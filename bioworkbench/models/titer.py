@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
+from bioworkbench.errors import ConfigError, SchemaError
 from bioworkbench.models.base import BayesModel, ForwardPriorPredictive, Prior
+from bioworkbench.models.inputs import enough_batches
 from bioworkbench.models.sampling import padded_size
 
 if TYPE_CHECKING:
@@ -78,7 +79,6 @@ def titer_design(
     polars.DataFrame
         ``batch_id, time_h, titer, ivcd, ivcd_pre, ivcd_post, shift_h``.
     """
-    import warnings
 
     from bioworkbench import kinetics
 
@@ -337,21 +337,7 @@ class TiterModel(ForwardPriorPredictive, BayesModel):
             left_out = [{"batch_id": b, "reason": f"{k} titer points (needs {min_points})"} for b, k in few.items()]
             ids = [b for b in ids if b not in few]
             d = d.filter(pl.col("batch_id").is_in(ids))
-        if len(ids) < 2:
-            why = "; ".join(f"{e['batch_id']}: {e['reason']}" for e in left_out)
-            raise SchemaError(
-                f"{fn}: {len(ids)} batch{'es' if len(ids) != 1 else ''} with enough titer data "
-                f"({', '.join(ids) or 'none'}); the titer model needs at least 2."
-                + (f" Left out: {why}." if why else "")
-            )
-        if left_out:
-            warnings.warn(
-                f"{type(self).__name__}: {len(left_out)} batch(es) left out: "
-                + "; ".join(f"{e['batch_id']} ({e['reason']})" for e in left_out)
-                + ". Pass batch_ids=[...] to choose the batches yourself.",
-                BioWorkbenchWarning,
-                stacklevel=4,
-            )
+        enough_batches(ids, left_out, function=fn, model=type(self).__name__, data="titer", stacklevel=4)
         idx = {b: i for i, b in enumerate(ids)}
         shifts = _shift_times(data, ids, shift_h)
         return {
