@@ -112,7 +112,20 @@ class DashboardServer:
         self._ask_forecast()
 
     def figures(self, snap: LiveSnapshot, batch_id: str) -> dict[str, list[Any]]:
-        """The batch page's figures of ``batch_id`` in ``snap``, built once and kept for the snapshot."""
+        """The batch page's figures of ``batch_id`` in ``snap``, built once and kept for the snapshot.
+
+        Parameters
+        ----------
+        snap
+            The campaign as last read from its folder; a new snapshot drops the figures of the old one.
+        batch_id
+            The batch whose page is shown.
+
+        Returns
+        -------
+        dict of str to list
+            The figures of each tab of the batch page (online traces, samples, MSPC), by tab name.
+        """
         key = (id(snap), batch_id)
         with self._figures_lock:
             if key not in self._figures:
