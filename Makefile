@@ -30,7 +30,9 @@ demo: $(VENV)/.kernel
 	$(BIN)/bioworkbench demo --out $(DEMO) --overwrite
 	$(BIN)/bioworkbench dataset nistcho --out data/nistcho --overwrite
 	$(BIN)/bioworkbench dataset ambr250 --out data/ambr250 --overwrite
+	$(BIN)/bioworkbench demo --out data/demo_live --overwrite --running B14=5 --running B22=7 >/dev/null
 	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/growth_report parameters/doe_report parameters/stability_report -o reports
+	@echo "Operator dashboard (two batches running): $(BIN)/bioworkbench serve --campaign data/demo_live, then open http://127.0.0.1:5006"
 
 test: $(VENV)/.kernel
 	@bash scripts/ensure-chromium.sh

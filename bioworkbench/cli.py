@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from bioworkbench.errors import BioWorkbenchError
+from bioworkbench.errors import ArgumentError, BioWorkbenchError
 
 
 def _refuse_non_empty(out: str | Path, *, overwrite: bool) -> None:
@@ -30,7 +31,28 @@ def _refuse_non_empty(out: str | Path, *, overwrite: bool) -> None:
             )
 
 
-def demo(out: str | Path = "data/demo", *, n_batches: int = 24, random_seed: int = 0, overwrite: bool = False) -> Path:
+def _running(items: list[str]) -> dict[str, float]:
+    """``["B14=5", "B22=7.5"]`` -> ``{"B14": 5.0, "B22": 7.5}``; a malformed item is an ArgumentError."""
+    out: dict[str, float] = {}
+    for item in items:
+        batch, sep, day = item.partition("=")
+        try:
+            out[batch.strip()] = float(day)
+        except ValueError:
+            sep = ""
+        if not sep or not batch.strip():
+            raise ArgumentError(f"--running {item!r}: expected BATCH=DAY, e.g. --running B14=5 (DAY a culture day).")
+    return out
+
+
+def demo(
+    out: str | Path = "data/demo",
+    *,
+    n_batches: int = 24,
+    random_seed: int = 0,
+    overwrite: bool = False,
+    running_days: Mapping[str, float] | None = None,
+) -> Path:
     """Simulate the demo campaign, write it to ``out``, and print its summary (``bioworkbench demo``).
 
     Parameters
@@ -41,6 +63,9 @@ def demo(out: str | Path = "data/demo", *, n_batches: int = 24, random_seed: int
         As for :func:`bioworkbench.simulate_campaign` (the command's ``--n-batches`` and ``--seed``).
     overwrite
         Replace the contents of a non-empty ``out``.
+    running_days
+        ``{batch_id: culture day}``: write these batches as still running, known up to that day
+        (:meth:`Campaign.as_of`; the command's ``--running B14=5``), e.g. for the operator dashboard.
 
     Returns
     -------
@@ -56,6 +81,8 @@ def demo(out: str | Path = "data/demo", *, n_batches: int = 24, random_seed: int
 
     _refuse_non_empty(out, overwrite=overwrite)
     campaign = simulate_campaign(n_batches=n_batches, random_seed=random_seed)
+    if running_days:
+        campaign = campaign.as_of({b: 24.0 * float(d) for b, d in running_days.items()})
     path = campaign.write(out, overwrite=overwrite)
     print(f"demo campaign written to {path}/")
     print(campaign.describe())
@@ -328,6 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-batches", type=int, default=24)
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out folder")
+    p.add_argument(
+        "--running",
+        action="append",
+        default=[],
+        metavar="BATCH=DAY",
+        help="write BATCH as still running, known up to culture day DAY (repeatable), e.g. --running B14=5",
+    )
 
     p = sub.add_parser("dataset", help="write a shipped campaign (demo, nistcho, ambr250) to a folder and summarise it")
     p.add_argument("name", choices=["demo", "nistcho", "ambr250"], help="the campaign")
@@ -386,7 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            demo(args.out, n_batches=args.n_batches, random_seed=args.seed, overwrite=args.overwrite)
+            demo(
+                args.out,
+                n_batches=args.n_batches,
+                random_seed=args.seed,
+                overwrite=args.overwrite,
+                running_days=_running(args.running),
+            )
         elif args.command == "dataset":
             dataset(args.name, args.out, overwrite=args.overwrite)
         elif args.command == "simulate":

@@ -74,3 +74,23 @@ def test_simulate_refuses_a_non_empty_folder_with_the_flag_named(tmp_path, capsy
     folder = busy_folder(tmp_path)
     assert main(["simulate", str(folder), "--n-batches", "2"]) == 1
     assert "Pass --overwrite" in capsys.readouterr().err
+
+
+def test_demo_running_writes_batches_cut_at_their_day(tmp_path, capsys):
+    out = tmp_path / "live"
+    assert main(["demo", "--out", str(out), "--n-batches", "4", "--running", "B02=5", "--running", "B03=7.5"]) == 0
+    live = bw.read_campaign(out)
+    status = dict(zip(live.batches["batch_id"], live.batches["status"], strict=True))
+    assert status["B02"] == status["B03"] == "running" and status["B01"] != "running"
+    last = live.observations.group_by("batch_id").agg(pl.col("time_h").max())
+    last = dict(zip(last["batch_id"], last["time_h"], strict=True))
+    assert last["B02"] <= 120.0 and last["B03"] <= 180.0 and last["B01"] > 180.0
+    assert live.quality.filter(pl.col("batch_id").is_in(["B02", "B03"])).height == 0
+
+
+@pytest.mark.parametrize("item", ["B02", "B02=day5", "=5"])
+def test_demo_running_refuses_a_malformed_item(tmp_path, capsys, item):
+    assert main(["demo", "--out", str(tmp_path / "x"), "--n-batches", "2", "--running", item]) == 1
+    err = capsys.readouterr().err
+    assert f"--running {item!r}: expected BATCH=DAY" in err
+    assert not (tmp_path / "x").exists()
