@@ -70,20 +70,44 @@ others are left out with a warning naming each and why (``model.data["left_out"]
 defaults: 4 chains of :data:`DEFAULT_DRAWS` draws after :data:`DEFAULT_TUNE` tuning steps, which
 pass r̂ ≤ 1.01, no divergences and bulk ESS ≥ 400 on the real NISTCHO cultures (31 cultures, 10
 groups; tests/test_models_slow.py).
+
+Modules: the screening of the samples (:func:`crash_points`, :func:`outlier_points` and their
+thresholds) is in :mod:`bioworkbench.models.growth_screening`, the likelihood and the sampling
+coordinates (:func:`pilot_fit`, :func:`_centring`, :func:`_student_t_sum` and its PyTensor Op) in
+:mod:`bioworkbench.models.growth_likelihood`; their names are importable from this module too.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from bioworkbench.errors import BioWorkbenchWarning, ConfigError, SchemaError
+from bioworkbench.errors import ConfigError, SchemaError
 from bioworkbench.models.base import BayesModel, ForwardPriorPredictive, Prior, _row
+
+# the screening and the likelihood numerics live in their own modules; the names people import
+# from here (crash_points, pilot_fit, the thresholds, the Op) stay importable from this module
+from bioworkbench.models.growth_likelihood import (
+    _PILOT_MEAN,
+    _dense_arrays,
+    _prepared_arrays,
+    _student_t_op_class,
+)
+from bioworkbench.models.growth_likelihood import pilot_fit as pilot_fit
+from bioworkbench.models.growth_screening import (
+    CRASH_FRACTION,
+    _drop_crashes,
+    _suspects,
+    _warn_no_growth,
+    _where,
+    crash_points,
+    outlier_points,
+)
+from bioworkbench.models.growth_screening import NO_GROWTH_RATIO as NO_GROWTH_RATIO
+from bioworkbench.models.growth_screening import OUTLIER_RATIO as OUTLIER_RATIO
 from bioworkbench.models.inputs import enough_batches
 from bioworkbench.models.sampling import TUNE_BY_BACKEND, sampler_defaults
 
@@ -96,333 +120,14 @@ DEFAULT_TUNE = TUNE_BY_BACKEND
 #: posterior draws per chain of the growth model unless the sampler settings or ``fit`` give any
 #: (defined, with the reason, in :data:`bioworkbench.models.sampling.SAMPLER_DEFAULTS`)
 DEFAULT_DRAWS = sampler_defaults("GrowthModel").draws
-#: a sample below this fraction of the batch's earlier maximum VCD, never recovered, is a crash
-CRASH_FRACTION = 0.25
-#: a sample this many times above (or below) both neighbours is reported as a suspected outlier (kept)
-OUTLIER_RATIO = 2.5
-#: a batch whose highest VCD sample is below this multiple of its first does not grow
-NO_GROWTH_RATIO = 1.5
 #: lower bound of the Student-t degrees of freedom (the prior of ``nu`` is truncated there)
 NU_MIN = 1.0
 
 
-def crash_points(obs: pl.DataFrame, *, fraction: float = CRASH_FRACTION) -> pl.DataFrame:
-    """Samples of a culture that collapsed: below ``fraction`` of the batch's earlier maximum VCD,
-    with every later sample of the batch also below that fraction of it.
-
-    The earlier maximum is robust to a single outlier: it is the running maximum of the 3-point
-    moving median of the VCD (Tukey 1977, running medians), so one sample far above its neighbours
-    does not make the genuine samples after it look collapsed. ``obs`` holds ``batch_id, time_h,
-    value`` (VCD); returns those rows of it that are crash points.
-    """
-    s = obs.sort("batch_id", "time_h").with_columns(
-        _med=pl.col("value").rolling_median(window_size=3, center=True, min_samples=1).over("batch_id")
-    )
-    s = s.with_columns(_prev_max=pl.col("_med").cum_max().shift(1).over("batch_id"))
-    s = s.with_columns(_low=(pl.col("value") < fraction * pl.col("_prev_max")).fill_null(False))
-    # a crash point and every sample after it are low: the reverse cumulative minimum of _low
-    s = s.with_columns(_all_low_after=pl.col("_low").cast(pl.Int8).reverse().cum_min().reverse().over("batch_id"))
-    return s.filter(pl.col("_all_low_after") == 1).drop("_med", "_prev_max", "_low", "_all_low_after")
-
-
-def outlier_points(obs: pl.DataFrame, *, ratio: float | None = None) -> pl.DataFrame:
-    """Samples at least ``ratio`` times above both neighbours or below both (VCD of one batch).
-
-    A growing or declining culture's sample lies between its neighbours or near them; one far above
-    or below both is an isolated outlier. Returns those rows of ``obs`` with a column ``ratio``
-    (the sample over its nearer neighbour).
-    """
-    r = OUTLIER_RATIO if ratio is None else ratio
-    s = obs.sort("batch_id", "time_h").with_columns(
-        _prev=pl.col("value").shift(1).over("batch_id"), _next=pl.col("value").shift(-1).over("batch_id")
-    )
-    s = s.with_columns(
-        ratio=pl.when(pl.col("value") > pl.max_horizontal("_prev", "_next"))
-        .then(pl.col("value") / pl.max_horizontal("_prev", "_next"))
-        .when(pl.col("value") < pl.min_horizontal("_prev", "_next"))
-        .then(pl.col("value") / pl.min_horizontal("_prev", "_next"))
-    )
-    interior = pl.col("_prev").is_not_null() & pl.col("_next").is_not_null()
-    return s.filter(interior & ((pl.col("ratio") >= r) | (pl.col("ratio") <= 1 / r))).drop("_prev", "_next")
-
-
-def _where(entries: list[dict[str, Any]], *, ratio: bool = False) -> str:
-    """``file line 12 (batch B01, 96 h, 14.2)`` for each sample, joined by semicolons."""
-    return "; ".join(
-        f"{e.get('source_file')}"
-        + (f" line {e['source_line']}" if e.get("source_line") is not None else "")
-        + f" (batch {e['batch_id']}, {e['time_h']:g} h, {e['value']:g}"
-        + (f", {e['ratio']:.1f}× its nearer neighbour" if ratio else "")
-        + ")"
-        for e in entries
-    )
-
-
-#: fewest samples for a batch to be sampled in the centred coordinates (more than its 5 parameters)
-_MIN_POINTS_CENTRED = 6
-
-
-def _reference_times(obs: pl.DataFrame, ids: list[str], running: set[str]) -> tuple[float, float, list[bool]]:
-    """``t_c`` and ``t_L`` (days) of the sampling coordinates, and which batches are seen only in part.
-
-    ``t_c`` is half the median time at which the batches first reach half their highest VCD (the
-    middle of the exponential phase), ``t_L`` one day before the median last sample (on the
-    decline line). Running batches are left out of both medians unless every batch is running. A
-    batch is *seen in part* (``True``) when it is running, has fewer than 6 samples, starts after
-    ``t_c`` or ends before ``t_L``.
-    """
-    per = (
-        obs.sort("batch_id", "time_h")
-        .group_by("batch_id", maintain_order=True)
-        .agg(
-            first=pl.col("time_h").first() / 24,
-            last=pl.col("time_h").last() / 24,
-            half=pl.col("time_h").filter(pl.col("value") >= pl.col("value").max() / 2).first() / 24,
-            n=pl.len(),
-        )
-    )
-    whole = per.filter(~pl.col("batch_id").is_in(list(running)))
-    ref = whole if whole.height else per
-    t_l = float(ref["last"].median()) - 1.0
-    t_c = min(0.5 * float(ref["half"].median()), t_l / 2)
-    seen = {r["batch_id"]: r for r in per.iter_rows(named=True)}
-    sparse = [
-        b in running or seen[b]["n"] < _MIN_POINTS_CENTRED or seen[b]["first"] > t_c or seen[b]["last"] < t_l
-        for b in ids
-    ]
-    return t_c, t_l, sparse
-
-
-#: centred coordinates need this many batches seen whole: with fewer, the population SDs are too
-#: uncertain and reach values where the centred form has a funnel (centred, the demo campaign's 23
-#: batches and the 25 whole NISTCHO cultures had divergences; non-centred, none)
-_CENTRED_MIN_BATCHES = 30
-#: ... and a between-batch spread at least this many times the data's conditional standard error
-_CENTRED_RATIO = 2.0
-#: the pilot fit's weak prior: the default priors' centres and scales (log K, log μ, t_m, t_d, log δ)
-_PILOT_MEAN = np.array([np.log(15.0), np.log(0.6), 4.0, 9.0, np.log(0.2)])
-_PILOT_SD = np.array([1.0, 0.5, 2.0, 3.0, 1.0])
-
-
-def _dense_arrays(t: Any, log_y: Any, b: Any, nb: int, npt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Observations as (batch, point) arrays ``t, log_y`` and a mask ``w`` (1: a sample, 0: padding)."""
-    b = np.asarray(b, "int64")
-    counts = np.bincount(b, minlength=nb)
-    order = np.argsort(b, kind="stable")
-    pos = np.empty_like(b)
-    pos[order] = np.arange(b.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    tt, yy, w = np.zeros((nb, npt)), np.zeros((nb, npt)), np.zeros((nb, npt))
-    tt[b, pos] = t
-    yy[b, pos] = log_y
-    w[b, pos] = 1.0
-    return tt, yy, w
-
-
-def _curve_and_jacobian(th: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's log VCD at ``t`` (batch, point) for ``th`` (batch, 5) and its derivatives (batch, point, 5)."""
-    log_k, log_mu, tm, td, log_dl = (th[:, i, None] for i in range(5))
-    mu, dl = np.exp(log_mu), np.exp(log_dl)
-    s1, s2 = -mu * (t - tm), t - td
-    sp2 = np.logaddexp(0.0, s2)
-    f = log_k - np.logaddexp(0.0, s1) - dl * sp2
-    g1, g2 = 0.5 * (1 + np.tanh(s1 / 2)), 0.5 * (1 + np.tanh(s2 / 2))  # logistic sigmoids
-    jac = np.stack([np.ones_like(t), g1 * mu * (t - tm), -g1 * mu, dl * g2, -dl * sp2], axis=-1)
-    return f, jac
-
-
-def pilot_fit(t: np.ndarray, log_y: np.ndarray, w: np.ndarray, *, n_iter: int = 40, nu: float = 4.0) -> dict[str, Any]:
-    """Per-batch MAP estimates of ``(log K, log μ, t_m, t_d, log δ)`` with a weak prior, all batches at once.
-
-    Levenberg–Marquardt (Marquardt 1963) on every batch's 5 parameters in parallel (NumPy batched
-    5 × 5 solves), with Student-t (ν = 4) weights by iteratively reweighted least squares. It is
-    hand-written because scipy's ``least_squares`` solves one problem at a time (a Python loop over
-    batches) and only serves to choose the sampling coordinates.
-
-    Returns ``theta`` (batch, 5), ``se`` (marginal standard errors), ``cond_se`` (standard error of
-    each parameter with the other four held: ``1/sqrt(H_jj)`` of the Hessian ``H``) and ``sigma``.
-    """
-    nb = t.shape[0]
-    prec = 1.0 / _PILOT_SD**2
-    th = np.tile(_PILOT_MEAN, (nb, 1))
-    y_max = np.where(w > 0, log_y, -np.inf).max(axis=1)
-    t_half = np.where((w > 0) & (log_y >= y_max[:, None] - np.log(2.0)), t, np.inf).min(axis=1)
-    th[:, 0] = y_max
-    th[:, 2] = np.where(np.isfinite(t_half), t_half, _PILOT_MEAN[2])
-    sigma, wt, lam = 0.1, np.ones_like(t), np.full(nb, 1e-2)
-
-    def objective(theta: np.ndarray) -> np.ndarray:
-        f, _ = _curve_and_jacobian(theta, t)
-        fit_term = 0.5 * (wt * w * (log_y - f) ** 2).sum(axis=1) / sigma**2
-        return fit_term + 0.5 * ((theta - _PILOT_MEAN) ** 2 * prec).sum(axis=1)
-
-    def hessian(jac: np.ndarray) -> np.ndarray:
-        return np.einsum("bpi,bpj->bij", jac * (w * wt)[..., None], jac) / sigma**2 + np.diag(prec)[None]
-
-    for it in range(n_iter):
-        f, jac = _curve_and_jacobian(th, t)
-        r = w * (log_y - f)
-        if it >= 3:  # robust weights once the fit is roughly in place
-            sigma = float(np.sqrt((r**2).sum() / w.sum()))
-            wt = (nu + 1) / (nu + (r / sigma) ** 2)
-        h = hessian(jac)
-        grad = np.einsum("bpi,bp->bi", jac * (w * wt)[..., None], r) / sigma**2 - (th - _PILOT_MEAN) * prec
-        damped = h + lam[:, None, None] * np.einsum("bii->bi", h)[:, :, None] * np.eye(5)[None]
-        new = th + np.linalg.solve(damped, grad[..., None])[..., 0]
-        better = objective(new) < objective(th)
-        th = np.where(better[:, None], new, th)
-        lam = np.where(better, lam / 3, lam * 4)
-    h = hessian(_curve_and_jacobian(th, t)[1])
-    return {
-        "theta": th,
-        "se": np.sqrt(np.einsum("bii->bi", np.linalg.inv(h))),
-        "cond_se": 1.0 / np.sqrt(np.einsum("bii->bi", h)),
-        "sigma": sigma,
-    }
-
-
-def _centring(t: np.ndarray, log_y: np.ndarray, w: np.ndarray, design: np.ndarray | None = None) -> list[bool]:
-    """Which of ``(log K, log μ, t_m, t_d, log δ)`` to sample centred for the batches seen whole.
-
-    Centred wins when the data pin each batch's parameter well inside the population spread,
-    non-centred when the population spread is small against what the data say (Papaspiliopoulos,
-    Roberts & Sköld 2007). From :func:`pilot_fit` of those batches: a parameter is centred when there
-    are at least 30 of them and the between-batch spread of the estimates (their residual SD after
-    the campaign mean, the group means and the covariates in ``design``, with the mean squared
-    standard error taken out) is more than twice the conditional standard error; ``log K`` only
-    when ``t_m`` and ``t_d`` are centred too, ``log δ`` never.
-    """
-    n = t.shape[0]
-    if n < _CENTRED_MIN_BATCHES:
-        return [False] * 5
-    fit = pilot_fit(t, log_y, w)
-    x = np.ones((n, 1)) if design is None else np.column_stack([np.ones(n), design])
-    coef, *_ = np.linalg.lstsq(x, fit["theta"], rcond=None)
-    dof = n - np.linalg.matrix_rank(x)
-    if dof < _CENTRED_MIN_BATCHES // 2:  # many groups or covariates: too few batches per spread
-        return [False] * 5
-    resid_var = ((fit["theta"] - x @ coef) ** 2).sum(axis=0) / dof
-    spread = np.sqrt(np.maximum(resid_var - (fit["se"] ** 2).mean(axis=0), 0.0))
-    cond = np.sqrt((fit["cond_se"] ** 2).mean(axis=0))
-    centred = [bool(x) for x in spread > _CENTRED_RATIO * cond]
-    # log delta stays non-centred: a few late points per batch, and its between-batch spread is
-    # often near zero (its pilot spread overstates it: centred, the demo campaign had divergences)
-    centred[4] = False
-    # log K is pinned only together with both asymptotes (it correlates with t_m and t_d at ±0.8)
-    centred[0] = centred[0] and centred[2] and centred[3]
-    return centred
-
-
-def _student_t_sum(theta, sigma, nu, t, log_y, w):  # compiled by numba
-    """``S = Σ w log1p(r²/(ν σ²))`` of the growth curve's residuals ``r`` and its derivatives.
-
-    ``theta`` (batch, 5) holds ``log K, log μ, t_m, t_d, log δ``; ``t, log_y, w`` are (batch, point).
-    Returns ``S, dS/dθ, dS/dσ, dS/dν``. One loop computes the value and the gradient, sharing the
-    exponentials of the two softplus terms and their sigmoids (5 transcendental calls per point).
-    """
-    n_b, n_p = t.shape
-    total, d_sigma = 0.0, 0.0
-    d_theta = np.zeros((n_b, 5))
-    inv = 1.0 / (nu * sigma * sigma)
-    for b in range(n_b):
-        log_k, mu, tm, td, dl = theta[b, 0], math.exp(theta[b, 1]), theta[b, 2], theta[b, 3], math.exp(theta[b, 4])
-        g0 = g1 = g2 = g3 = g4 = 0.0
-        for j in range(n_p):
-            wt = w[b, j]
-            if wt == 0.0:
-                continue
-            tt = t[b, j]
-            s1 = -mu * (tt - tm)
-            e1 = math.exp(-abs(s1))
-            sp1 = max(s1, 0.0) + math.log1p(e1)
-            sg1 = 1.0 / (1.0 + e1) if s1 >= 0.0 else e1 / (1.0 + e1)
-            s2 = tt - td
-            e2 = math.exp(-abs(s2))
-            sp2 = max(s2, 0.0) + math.log1p(e2)
-            sg2 = 1.0 / (1.0 + e2) if s2 >= 0.0 else e2 / (1.0 + e2)
-            r = log_y[b, j] - (log_k - sp1 - dl * sp2)
-            q = r * r * inv
-            total += wt * math.log1p(q)
-            c = wt / (1.0 + q)
-            ds_df = -2.0 * c * r * inv  # dS/d(mean)
-            g0 += ds_df
-            g1 += ds_df * sg1 * mu * (tt - tm)
-            g2 -= ds_df * sg1 * mu
-            g3 += ds_df * dl * sg2
-            g4 -= ds_df * dl * sp2
-            d_sigma += c * q
-        d_theta[b, 0], d_theta[b, 1], d_theta[b, 2], d_theta[b, 3], d_theta[b, 4] = g0, g1, g2, g3, g4
-    return total, d_theta, -2.0 * d_sigma / sigma, -d_sigma / nu
-
-
-_OP_CLASS: list[type] = []
-#: bump when _student_t_sum changes: PyTensor caches compiled Ops on disk by type and this number
-_OP_VERSION = 1
-
-
-def _student_t_op_class() -> type:
-    """The PyTensor Op of :func:`_student_t_sum`, built on first use (PyTensor and numba load then).
-
-    Hand-written because PyTensor's automatic gradient of the same expression evaluates about
-    twice as many exponentials and logarithms per point (the softplus terms and their sigmoids
-    separately) and costs about twice the time per gradient; the gradient is checked against
-    PyTensor's in the tests. Numba compiles it for nutpie and for PyTensor's default (numba) mode;
-    other modes run ``perform``.
-    """
-    if _OP_CLASS:
-        return _OP_CLASS[0]
-    import numba
-    import pytensor.tensor as pt
-    from pytensor.gradient import DisconnectedType, disconnected_type
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
-    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
-
-    kernel = numba.njit(_student_t_sum)
-
-    class GrowthStudentTSum(Op):
-        """``S, dS/dθ, dS/dσ, dS/dν`` of :func:`_student_t_sum`; differentiable in its first output."""
-
-        __props__ = ()
-
-        def make_node(self, theta, sigma, nu, t, log_y, w):
-            ins = [pt.as_tensor_variable(x, dtype="float64") for x in (theta, sigma, nu, t, log_y, w)]
-            return Apply(self, ins, [pt.dscalar(), pt.dmatrix(), pt.dscalar(), pt.dscalar()])
-
-        def perform(self, node, inputs, outputs):
-            for out, value in zip(outputs, kernel(*inputs), strict=True):
-                out[0] = np.asarray(value, dtype="float64")
-
-        def pullback(self, inputs, outputs, cotangents):
-            if not all(isinstance(g.type, DisconnectedType) for g in cotangents[1:]):
-                raise NotImplementedError("second derivatives of the growth likelihood are not implemented")
-            _, d_theta, d_sigma, d_nu = outputs
-            g = cotangents[0]
-            return [g * d_theta, g * d_sigma, g * d_nu] + [disconnected_type() for _ in range(3)]
-
-        def connection_pattern(self, node):
-            return [[True, False, False, False]] * 3 + [[False] * 4] * 3
-
-    GrowthStudentTSum.__module__ = __name__
-    GrowthStudentTSum.__qualname__ = "GrowthStudentTSum"
-
-    @register_funcify_default_op_cache_key(GrowthStudentTSum)
-    def _numba_growth_student_t(op, node=None, **kwargs):
-        inner = numba_njit(_student_t_sum)
-
-        @numba_njit
-        def growth_student_t_sum(theta, sigma, nu, t, log_y, w):
-            total, d_theta, d_sigma, d_nu = inner(theta, sigma[()], nu[()], t, log_y, w)
-            return np.asarray(total), d_theta, np.asarray(d_sigma), np.asarray(d_nu)  # scalars as 0-d arrays
-
-        return growth_student_t_sum, _OP_VERSION
-
-    _OP_CLASS.append(GrowthStudentTSum)
-    return GrowthStudentTSum
-
-
 def __getattr__(name: str) -> Any:
     # the Op class is built lazily (keeps ``import bioworkbench`` light) but must be found by name
-    # when a compiled model is pickled (PyMC sends it to its chain processes)
+    # when a compiled model is pickled (PyMC sends it to its chain processes); it is named as a
+    # member of this module (see growth_likelihood._student_t_op_class)
     if name == "GrowthStudentTSum":
         return _student_t_op_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -581,10 +286,15 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         min_points: int | None = None,
         crash_fraction: float | None = CRASH_FRACTION,
     ) -> dict[str, Any]:
-        """VCD observations of the campaign (offline, unflagged, > 0) as arrays (see :meth:`fit`)."""
+        """VCD observations of the campaign (offline, unflagged, > 0) as arrays (see :meth:`fit`).
+
+        In steps: the samples used (:meth:`_vcd_samples`), collapsed cultures left out and outliers
+        named (:mod:`~bioworkbench.models.growth_screening`), batches with too few samples left out
+        (:meth:`_batches_with_enough`), batches that do not grow named, then the arrays and the
+        sampling coordinates (:func:`~bioworkbench.models.growth_likelihood._prepared_arrays`).
+        """
         from bioworkbench.checks import require_campaign, require_number
-        from bioworkbench.models.base import covariate_matrix
-        from bioworkbench.models.inputs import batch_list, known_times, resolve_covariates, resolve_group
+        from bioworkbench.models.inputs import batch_list, known_times
 
         if isinstance(data, dict) and "t" in data:  # already prepared
             return data
@@ -600,6 +310,19 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         chosen = batch_ids is not None
         ids = batch_list(batch_ids, data, function=fn) if chosen else list(data.batch_ids)
         known = known_times(known_until_h, ids, function=fn)
+        model, level = type(self).__name__, 5  # warnings name the line that called fit: 5 frames up
+        obs = self._vcd_samples(data, ids, known)
+        obs, excluded = _drop_crashes(obs, crash_fraction, model=model, stacklevel=level)
+        suspect = _suspects(obs, model=model, stacklevel=level)
+        obs, ids, left_out = self._batches_with_enough(obs, ids, known, min_points, chosen=chosen, function=fn)
+        obs = obs.sort("batch_id", "time_h")
+        _warn_no_growth(obs, known, model=model, stacklevel=level)
+        arrays = _prepared_arrays(data, obs, ids, known, group=group, covariates=covariates, function=fn)
+        return {**arrays, "excluded": excluded, "suspect": suspect, "left_out": left_out}
+
+    @staticmethod
+    def _vcd_samples(data: Any, ids: list[str], known: dict[str, float]) -> pl.DataFrame:
+        """The offline, unflagged VCD samples above 0 of batches ``ids``; a running batch's up to its time."""
         obs = data.observations.filter(
             (pl.col("variable") == "vcd")
             & (pl.col("source") != "online")
@@ -614,49 +337,23 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
                 .filter(pl.col("_cut").is_null() | (pl.col("time_h") <= pl.col("_cut")))
                 .drop("_cut")
             )
-        excluded: list[dict[str, Any]] = []
-        if crash_fraction is not None:
-            crash = crash_points(obs, fraction=crash_fraction)
-            if crash.height:
-                obs = obs.join(crash.select("batch_id", "time_h"), on=["batch_id", "time_h"], how="anti")
-                excluded = [
-                    {
-                        "batch_id": r["batch_id"],
-                        "time_h": r["time_h"],
-                        "value": r["value"],
-                        "source_file": r["source_file"],
-                        "source_line": r["source_line"],
-                        "reason": f"crash: below {crash_fraction:g} of the batch's earlier maximum VCD",
-                    }
-                    for r in crash.iter_rows(named=True)
-                ]
-                warnings.warn(
-                    f"{type(self).__name__}: {len(excluded)} VCD sample(s) of collapsed cultures left out "
-                    f"(below {crash_fraction:g} of the batch's earlier maximum, never recovered): "
-                    f"{_where(excluded)}. Hint: pass crash_fraction=None to keep them.",
-                    BioWorkbenchWarning,
-                    stacklevel=4,
-                )
-        suspect = [
-            {
-                "batch_id": r["batch_id"],
-                "time_h": r["time_h"],
-                "value": r["value"],
-                "source_file": r["source_file"],
-                "source_line": r["source_line"],
-                "ratio": r["ratio"],
-            }
-            for r in outlier_points(obs).iter_rows(named=True)
-        ]
-        if suspect:
-            warnings.warn(
-                f"{type(self).__name__}: {len(suspect)} VCD sample(s) look like outliers (at least "
-                f"{OUTLIER_RATIO:g}× above or below both neighbours) and are kept: the Student-t likelihood "
-                f"gives them little weight. {_where(suspect, ratio=True)}. Flag them in the data if they are "
-                "errors.",
-                BioWorkbenchWarning,
-                stacklevel=4,
-            )
+        return obs
+
+    def _batches_with_enough(
+        self,
+        obs: pl.DataFrame,
+        ids: list[str],
+        known: dict[str, float],
+        min_points: int,
+        *,
+        chosen: bool,
+        function: str,
+    ) -> tuple[pl.DataFrame, list[str], list[dict[str, str]]]:
+        """The batches with enough samples (``obs``, ``ids``) and those left out with why.
+
+        A batch the user chose (``chosen``) with too few samples is a :class:`SchemaError`; one
+        taken by default is left out with a warning (:func:`~bioworkbench.models.inputs.enough_batches`).
+        """
         n = {b: 0 for b in ids} | dict(obs.group_by("batch_id").len().iter_rows())
         # a running batch (known only up to a time) leans on the campaign: fewer points suffice
         need = {b: min(min_points, 2) if b in known else min_points for b in ids}
@@ -675,73 +372,10 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         if few:
             left_out = [{"batch_id": b, "reason": f"{k} VCD points (needs {need[b]})"} for b, k in few.items()]
             ids = [b for b in ids if b not in few]
-        enough_batches(ids, left_out, function=fn, model=type(self).__name__, data="VCD", stacklevel=4)
+        enough_batches(ids, left_out, function=function, model=type(self).__name__, data="VCD", stacklevel=5)
         if left_out:
             obs = obs.filter(pl.col("batch_id").is_in(ids))
-        obs = obs.sort("batch_id", "time_h")
-        flat = (
-            obs.filter(~pl.col("batch_id").is_in(list(known)))
-            .group_by("batch_id", maintain_order=True)
-            .agg(first=pl.col("value").first(), top=pl.col("value").max(), n=pl.len())
-            .filter(pl.col("top") < NO_GROWTH_RATIO * pl.col("first"))
-        )
-        if flat.height:
-            warnings.warn(
-                f"{type(self).__name__}: {flat.height} batch(es) whose VCD does not grow (highest sample below "
-                f"{NO_GROWTH_RATIO:g}× the first): "
-                + "; ".join(
-                    f"{r['batch_id']} ({r['first']:g} to at most {r['top']:g})" for r in flat.iter_rows(named=True)
-                )
-                + ". A growth curve is not identified by such data: its rate and timing come from the other "
-                "batches, and the sampler may not converge. Leave the batch out or check its counts.",
-                BioWorkbenchWarning,
-                stacklevel=4,
-            )
-        idx = {b: i for i, b in enumerate(ids)}
-        grouping = resolve_group(group, data, ids, function=fn)
-        groups: list[str] = sorted(set(grouping["labels"]))
-        g_of_batch = [groups.index(lab) for lab in grouping["labels"]] if groups else [0] * len(ids)
-        running = set(known)
-        t_c, t_l, sparse = _reference_times(obs, ids, running)
-        b_idx = [idx[b] for b in obs["batch_id"].to_list()]
-        t_d, log_y = (obs["time_h"] / 24).to_list(), obs["value"].log().to_list()
-        whole = [i for i, sp in enumerate(sparse) if not sp]
-        keep = np.isin(b_idx, whole)
-        remap = np.full(len(ids), -1)
-        remap[whole] = np.arange(len(whole))
-        # what the batch-level spread is measured against: group means and covariate effects
-        cov = covariate_matrix(data, list(ids), resolve_covariates(covariates, data, ids, function=fn))
-        design = np.column_stack(
-            [np.asarray(cov["x"], float).reshape(len(ids), -1)]
-            + [(np.asarray(g_of_batch) == k).astype(float) for k in range(1, len(groups))]
-        )
-        dense_whole = _dense_arrays(
-            np.asarray(t_d)[keep],
-            np.asarray(log_y)[keep],
-            remap[np.asarray(b_idx, "int64")[keep]],
-            len(whole),
-            int(np.bincount(np.asarray(b_idx)[keep], minlength=1).max()) if keep.any() else 1,
-        )
-        return {
-            "batch_ids": list(ids),
-            # True: non-centred in every parameter (seen in part); False: the decorrelating coordinates
-            "sparse": sparse,
-            # sampled centred (in the coordinates log K, log mu, a, L) for the batches seen whole?
-            "centred": _centring(*dense_whole, design=design[whole] if design.shape[1] else None),
-            "t_ref": [t_c, t_l],
-            "t": t_d,
-            "log_y": log_y,
-            "b": b_idx,
-            "groups": groups,
-            "g": g_of_batch,
-            "grouping": {"columns": grouping["columns"], "how": grouping["how"], "levels": len(groups)},
-            "t_max": float(obs["time_h"].max() / 24),
-            "covariates": cov,
-            "known_until_h": known,
-            "excluded": excluded,
-            "suspect": suspect,
-            "left_out": left_out,
-        }
+        return obs, ids, left_out
 
     def _notes(self) -> list[str]:
         d = self.data or {}
