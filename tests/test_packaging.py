@@ -231,7 +231,6 @@ def test_moved_names_keep_their_old_import_paths():
 # -------------------------------------------------------------------------------------------------
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 120
-# owned by a concurrent change; to be split or given a "Size:" reason
 SIZE_ALLOWED: set[str] = set()  # modules allowed to be large without a "Size:" line (none)
 
 
