@@ -222,6 +222,11 @@ def _files(folder: str, *patterns: str) -> list[Path]:
 
 CASES = [
     *[(p, "vicell_blu", CELL_COUNTER) for p in _files("beckman_vi_cell_blu", "*.csv")],
+    *[
+        (p, "vicell_xr", CELL_COUNTER)
+        for p in _files("beckman_vi_cell_xr", "*/*.xls", "*/*.xlsx", "*/*.txt")
+        if not p.stem.endswith("_error")
+    ],
     *[(p, "cedex_hires", HIRES) for p in _files("roche_cedex_hires", "*.csv", "*.xlsx")],
     *[(p, "flex2", ANALYSER) for p in _files("novabio_flex2", "*.csv")],
     *[(p, "nucleoview", CELL_COUNTER) for p in _files("chemometec_nucleoview", "*.csv")],
@@ -500,3 +505,70 @@ def test_unknown_file_is_not_guessed(tmp_path: Path) -> None:
         read_instrument(tmp_path / "x.csv")
     with pytest.raises(DataReadError, match="no such file"):
         read_instrument(tmp_path / "missing.csv", instrument="flex2")
+
+
+XR = DATA / "beckman_vi_cell_xr" / "testdata"
+
+
+def test_vicell_xr_kinds_and_lineage() -> None:
+    table = _read(XR / "v2.04" / "Beckman_Vi-Cell-XR_example03_instrumentOutput.xls")
+    first = table.filter((pl.col("sample_id") == "CLB001") & (pl.col("variable") == "viability")).row(0, named=True)
+    # a number cell keeps every digit (calamine's own text of it rounds to 98.344749451)
+    assert first["value"] == 98.3447494506836 and first["raw_value"] == "98.3447494506836"
+    assert (first["source_line"], first["source_cell"]) == (6, "O6")
+    report = _read(XR / "v2.04" / "Beckman_Vi-Cell-XR_report_format.xlsx")
+    vcd = report.filter(pl.col("variable") == "vcd").row(0, named=True)
+    assert (vcd["sample_id"], vcd["source_cell"], vcd["dilution"]) == ("7B", "D14", 1.0)
+    text = _read(XR / "v2.06" / "Beckman_Vi-Cell-XR_example07_instrumentOutput.txt")
+    dead = text.filter(pl.col("variable") == "dead_cell_count").row(0, named=True)
+    assert (dead["value"], dead["source_line"], dead["source_cell"]) == (130.0, 18, None)
+    assert text["dilution"].unique().to_list() == [20.0]
+    assert text["measured_at"].unique().to_list() == [datetime(2023, 9, 29, 5, 21, 32, tzinfo=UTC)]  # RunDate
+
+
+def test_vicell_xr_hidden_row_of_column_numbers_is_not_a_sample() -> None:
+    obs = _read(XR / "v2.06" / "Beckman_Vi-Cell-XR_hiddenRow.xlsx")
+    assert obs["sample_id"].n_unique() == 24 and obs["source_line"].min() == 8
+    assert "0" not in obs["sample_id"].to_list()
+
+
+def test_vicell_xr_missing_column_names_file_row_and_column() -> None:
+    path = XR / "v2.04" / "Beckman_Vi-Cell-XR_example02_instrumentOutput_error.xls"
+    with pytest.raises(SchemaError) as err:
+        read_instrument(path)
+    text = str(err.value)
+    assert str(path) in text and "line 4" in text and 'column "Viability (%)"' in text
+    assert "missing column 'Viability (%)'" in text and "E4 'Sample date'" in text
+
+
+def test_vicell_xr_invalid_date_header() -> None:
+    path = XR / "v2.06" / "Beckman_Vi-Cell-XR_example01_instrumentOutput_invalid_date_header_error.xlsx"
+    with pytest.raises(SchemaError) as err:
+        read_instrument(path, instrument="vicell_xr")
+    text = str(err.value)
+    assert str(path) in text and "line 5" in text and 'column "Sample date/time"' in text
+    assert "E5 'Sample date/timexxx'" in text
+
+
+def test_vicell_xr_unreadable_date_names_the_cell(tmp_path: Path) -> None:
+    src = XR / "v2.06" / "Beckman_Vi-Cell-XR_example07_instrumentOutput.txt"
+    (tmp_path / "xr.txt").write_text(src.read_text().replace("29 Sep 2023  5:21:32 AM", "2023-29-09"))
+    with pytest.raises(SchemaError) as err:
+        read_instrument(tmp_path / "xr.txt")
+    text = str(err.value)
+    assert "line 7" in text and 'column "Sample date/time"' in text and "'2023-29-09'" in text and "day first" in text
+
+
+def test_vicell_xr_text_in_a_number_cell_is_flagged(tmp_path: Path) -> None:
+    src = XR / "v2.06" / "Beckman_Vi-Cell-XR_example08_instrumentOutput.txt"
+    (tmp_path / "xr.txt").write_text(src.read_text().replace("Viability (%) : 85.1", "Viability (%) : n/a"))
+    with pytest.warns(BioWorkbenchWarning, match=r"1 of 8 values flagged \(1 unreadable\)"):
+        obs = read_instrument(tmp_path / "xr.txt")
+    row = obs.filter(pl.col("variable") == "viability").row(0, named=True)
+    assert row["value"] is None and row["raw_value"] == "n/a" and row["source_line"] == 19
+
+
+def test_broken_workbook_is_a_located_read_error(tmp_path: Path) -> None:
+    (tmp_path / "x.xlsx").write_bytes(b"not a zip")
+    with pytest.raises(DataReadError, match=r"x\.xlsx: not a readable \.xls/\.xlsx workbook"):
+        read_instrument(tmp_path / "x.xlsx", instrument="vicell_xr")

@@ -8,7 +8,7 @@ dropped values.
 Formats read (one module per family):
 
 * :mod:`~bioworkbench.instruments.vicell`: Beckman Coulter Vi-CELL BLU (``.csv``, UTF-8 or
-  UTF-16); Vi-CELL XR (``.xls``/``.xlsx``/``.txt`` reports) is not read yet;
+  UTF-16) and Vi-CELL XR (``.xls``/``.xlsx`` results tables and one-sample reports, ``.txt``);
 * :mod:`~bioworkbench.instruments.cedex`: Roche Cedex HiRes (``.csv``, ``.xlsx``) and Cedex Bio HT
   (tab-separated ``#ARC-FILE#`` archives of software 5, 6 and 7);
 * :mod:`~bioworkbench.instruments.flex2`: Nova Biomedical BioProfile FLEX2 (``SampleResults*.csv``);
@@ -25,7 +25,8 @@ Why hand-written: the one maintained open-source reader of these formats, Benchl
 which conflicts with JupyterLab's requirement, and there is no other well-kept reader on PyPI.
 The readers here are small (the formats are simple tables) and are tested value by value
 against the ASM JSON that allotropy produces for the same example files. They use polars,
-and openpyxl (``.xlsx``), both already dependencies.
+fastexcel (calamine: ``.xls`` and ``.xlsx``) and openpyxl (Cedex HiRes ``.xlsx``), all already
+dependencies.
 
 Layer: imports :mod:`bioworkbench.schema`, :mod:`bioworkbench.variables`,
 :mod:`bioworkbench.units`, :mod:`bioworkbench.checks` and :mod:`bioworkbench.errors`; nothing

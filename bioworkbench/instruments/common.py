@@ -542,6 +542,60 @@ def read_sheet(path: Path, sheet: int = 0) -> list[list[object]]:
         wb.close()
 
 
+def read_grid(path: Path, sheet: int = 0) -> list[list[str | None]]:
+    """The cells of an ``.xls`` or ``.xlsx`` spreadsheet as text (through fastexcel, i.e. calamine).
+
+    Returns
+    -------
+    list[list[str | None]]
+        ``grid[r - 1][c - 1]`` is the text of cell (r, c), so that row and cell references are
+        the spreadsheet's own; empty cells are ``None``.
+
+    Raises
+    ------
+    DataReadError
+        The file is not a readable workbook.
+
+    Notes
+    -----
+    Text cells are kept as written. Number cells are written as the shortest text that reads
+    back as the same double (``repr``; integers without ``.0``): calamine's own text of a number
+    rounds it to the digits Excel displays, so each sheet is read twice, once as text and once
+    as numbers, and the number wins where the two differ.
+    """
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        text = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string")
+        numbers = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="float")
+    except Exception as exc:  # calamine raises several kinds for a broken file
+        raise DataReadError(f"{path}: not a readable .xls/.xlsx workbook ({type(exc).__name__}: {exc}).") from None
+    offset = min((c.absolute_index for c in text.available_columns()), default=0)
+    words = text.to_polars()
+    values = numbers.to_polars()
+    grid: list[list[str | None]] = []
+    for words_row, values_row in zip(words.iter_rows(), values.iter_rows(), strict=True):
+        row: list[str | None] = [None] * offset
+        for word, value in zip(words_row, values_row, strict=True):
+            row.append(_cell(word, value))
+        grid.append(row)
+    return grid
+
+
+def _cell(word: str | None, value: float | None) -> str | None:
+    """One cell's text from its text and number readings (see :func:`read_grid`)."""
+    if value is None:
+        return word
+    if word is None:
+        return cell_text(value)
+    try:
+        read_back = float(word)
+    except ValueError:
+        return word  # text, or a date calamine wrote out
+    return word if read_back == value else cell_text(value)
+
+
 def cell_text(value: object) -> str | None:
     """A spreadsheet cell as text: numbers without a trailing ``.0``, dates in ISO 8601."""
     if value is None:

@@ -21,7 +21,7 @@ import polars as pl
 from bioworkbench.checks import require_choice
 from bioworkbench.errors import BioWorkbenchWarning, DataReadError
 from bioworkbench.instruments import cedex, chemometec, flex2, vicell
-from bioworkbench.instruments.common import cell_text, read_sheet, read_text
+from bioworkbench.instruments.common import read_grid, read_text
 from bioworkbench.instruments.samples import apply_dilution, map_samples, number_replicates, replicate_means
 
 __all__ = ["INSTRUMENTS", "Instrument", "detect_instrument", "read_instrument"]
@@ -42,6 +42,12 @@ INSTRUMENTS: dict[str, Instrument] = {
     for i in (
         Instrument(
             "vicell_blu", "Beckman Coulter Vi-CELL BLU cell counter", ".csv (UTF-8, UTF-16)", vicell.read_vicell_blu
+        ),
+        Instrument(
+            "vicell_xr",
+            "Beckman Coulter Vi-CELL XR cell counter",
+            ".xls, .xlsx (results table or one-sample report), .txt",
+            vicell.read_vicell_xr,
         ),
         Instrument("cedex_hires", "Roche Cedex HiRes cell counter", ".csv, .xlsx", cedex.read_cedex_hires),
         Instrument(
@@ -79,8 +85,10 @@ def detect_instrument(path: str | os.PathLike) -> str:
     if not path.is_file():
         raise DataReadError(f"{path}: no such file.")
     if path.suffix.lower() in _EXCEL:
-        grid = read_sheet(path)
-        head = "\n".join(",".join(cell_text(c) or "" for c in row) for row in grid[:40])
+        grid = read_grid(path)
+        head = "\n".join(",".join(c or "" for c in row) for row in grid[:40])
+        if vicell.looks_like_vicell_xr(head):
+            return "vicell_xr"
         if cedex.looks_like_cedex_hires(head):
             return "cedex_hires"
     else:
@@ -89,6 +97,7 @@ def detect_instrument(path: str | os.PathLike) -> str:
         for name, test in (
             ("cedex_bioht", cedex.looks_like_cedex_bioht),
             ("vicell_blu", vicell.looks_like_vicell_blu),
+            ("vicell_xr", vicell.looks_like_vicell_xr),
             ("cedex_hires", cedex.looks_like_cedex_hires),
             ("flex2", flex2.looks_like_flex2),
             ("nc_view", chemometec.looks_like_nc_view),
