@@ -161,6 +161,15 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
     Sampler: ``tune`` defaults to 500 steps with nutpie and 1000 with PyMC's NUTS
     (:data:`DEFAULT_TUNE`) and ``draws`` to 2000 per chain (:data:`DEFAULT_DRAWS`; 4 chains)
     unless the sampler settings or :meth:`fit` give them.
+
+    Parameters
+    ----------
+    priors
+        Replacements for the default priors above, by name (e.g. ``{"peak_vcd": Prior("LogNormal",
+        mu=3.0, sigma=0.5)}``); names not in the table are an error.
+    sampler
+        Sampler settings (``draws``, ``tune``, ``chains``, ``target_accept``, ``backend``) that
+        replace the defaults of :mod:`bioworkbench.models.sampling`.
     """
 
     model_type = "GrowthModel"
@@ -584,7 +593,21 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
 
     @staticmethod
     def curve(theta: np.ndarray, t_days: np.ndarray) -> np.ndarray:
-        """VCD of the model for parameters ``(..., 5)`` (K, μ, t_m, t_d, δ) at ``t_days`` -> ``(..., len(t))``."""
+        """VCD of the model for parameters (K, μ, t_m, t_d, δ) at the given culture days.
+
+        Parameters
+        ----------
+        theta
+            Parameters, shape ``(..., 5)``: peak VCD K (1e6 cells/mL), growth rate μ (1/d),
+            inflection day t_m, decline day t_d and decline rate δ (1/d).
+        t_days
+            Culture days, shape ``(n,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            VCD (1e6 cells/mL), shape ``(..., n)``.
+        """
         K, mu, tm, td, dl = (theta[..., i, None] for i in range(5))
         t = np.asarray(t_days, float)
         log_x = np.log(K) - np.logaddexp(0.0, -mu * (t - tm)) - dl * np.logaddexp(0.0, t - td)
@@ -598,8 +621,20 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         return curves.max(axis=-1), grid[i]
 
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
-        """Per-batch and campaign parameters: growth_rate, peak_vcd, time_of_peak, decline_rate
-        (plus inflection_day, decline_day and the noise scale), with ``mean, sd, lower, upper, prob``."""
+        """Per-batch and campaign parameters with their posterior intervals.
+
+        Parameters
+        ----------
+        prob
+            Central interval probability, in (0, 1).
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per level (``batch`` or ``campaign``), batch and parameter (growth_rate,
+            peak_vcd, time_of_peak, decline_rate, inflection_day, decline_day and the noise scale),
+            with ``mean, sd, lower, upper, prob`` and the unit.
+        """
         from bioworkbench.checks import require_prob
 
         prob = require_prob(prob, function="GrowthModel.summary")
@@ -655,10 +690,31 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
     ) -> pl.DataFrame:
         """VCD trajectories per batch with intervals.
 
-        ``kind="mean"`` gives the posterior of the curve; ``"predictive"`` adds the measurement
-        error (Student-t on the log scale), i.e. where a new measurement would fall.
+        Parameters
+        ----------
+        times_h
+            Culture times in hours (default: every 6 h from 0 to the longest batch, at least 14 days).
+        batch_ids
+            Fitted batches to predict (default: all).
+        prob
+            Central interval probability, in (0, 1).
+        kind
+            ``"mean"``: the posterior of the curve; ``"predictive"``: with the measurement error
+            (Student-t on the log scale), i.e. where a new measurement would fall.
+        random_seed
+            Seed of the predictive noise draws (``kind="predictive"``).
 
-        Returns ``batch_id, time_h, variable, mean, lower, upper, prob``.
+        Returns
+        -------
+        polars.DataFrame
+            ``batch_id, time_h, variable, mean, lower, upper, prob`` (``variable`` is ``vcd``).
+
+        Raises
+        ------
+        ConfigError
+            ``kind`` is neither ``"mean"`` nor ``"predictive"``.
+        ModelNotFittedError
+            The model has not been fitted.
         """
         from bioworkbench.checks import require_choice, require_prob
 
@@ -694,7 +750,20 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         ).with_columns(prob=pl.lit(prob))
 
     def curve_draws(self, batch_id: str, times_h: np.ndarray) -> np.ndarray:
-        """Posterior draws of the VCD curve of one batch at ``times_h``: ``(sample, time)``."""
+        """Posterior draws of the VCD curve of one batch.
+
+        Parameters
+        ----------
+        batch_id
+            A fitted batch.
+        times_h
+            Culture times in hours.
+
+        Returns
+        -------
+        numpy.ndarray
+            VCD (1e6 cells/mL), shape ``(sample, time)`` (chains and draws stacked).
+        """
         self._require_fit()
         fn = "GrowthModel.curve_draws"
         (b,) = _fitted_batches(batch_id, self.data["batch_ids"], fn, single=True)
@@ -702,8 +771,23 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         return self.curve(self._theta()[:, i, :], _times(times_h, fn) / 24)
 
     def unusual(self, prob: float = 0.9) -> pl.DataFrame:
-        """Batches whose parameter interval excludes the campaign median of that parameter's batch
-        means, with how far (robust z of the posterior mean across batches > 2.5 also counts)."""
+        """Batches whose parameters stand out from the campaign.
+
+        A batch is unusual in a parameter when the robust z of its posterior mean across the
+        batches' posterior means (centred on their median, scaled by 1.4826 × MAD) exceeds 2.5 in
+        absolute value.
+
+        Parameters
+        ----------
+        prob
+            Central interval probability, in (0, 1).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``batch_id, parameter, mean, lower, upper, unit, campaign_median, robust_z``, one row per
+            unusual batch and parameter, most unusual first.
+        """
         from bioworkbench.checks import require_prob
 
         s = self.summary(require_prob(prob, function="GrowthModel.unusual")).filter(pl.col("level") == "batch")
