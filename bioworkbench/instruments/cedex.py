@@ -77,13 +77,38 @@ _HIRES_TIMES = [
 
 
 def looks_like_cedex_hires(text: str) -> bool:
-    """Whether the first lines (or first cells, as text) are a Cedex HiRes export's header."""
+    """Whether the first lines (or first cells, as text) are a Cedex HiRes export's header.
+
+    Parameters
+    ----------
+    text
+        The first lines of the file (a spreadsheet's rows as comma-separated text).
+
+    Returns
+    -------
+    bool
+        True when the first line holds ``Cedex ID`` and ``Viable Cell Conc.``.
+    """
     head = header_key(text.split("\n", 1)[0])
     return "cedex id" in head and "viable cell conc." in head
 
 
 def read_cedex_hires(path: Path, *, timezone: str = "UTC") -> pl.DataFrame:
     """Read a Cedex HiRes export (``.csv`` or ``.xlsx``; see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The export, as the instrument wrote it.
+    timezone
+        The IANA zone of the instrument's clock (the export carries no UTC offset).
+
+    Returns
+    -------
+    polars.DataFrame
+        Observations of :data:`~bioworkbench.instruments.OUTPUT_COLUMNS`, batch and time not yet
+        mapped (``source_line`` is the CSV line or spreadsheet row, ``source_cell``
+        the cell of a spreadsheet).
 
     Raises
     ------
@@ -211,13 +236,37 @@ def _test(code: str) -> Quantity | None:
 
 
 def looks_like_cedex_bioht(text: str) -> bool:
-    """Whether a text file is a Cedex Bio HT archive (``#ARC-FILE#`` in its title row)."""
+    """Whether a text file is a Cedex Bio HT archive (``#ARC-FILE#`` in its title row).
+
+    Parameters
+    ----------
+    text
+        The first lines of the file.
+
+    Returns
+    -------
+    bool
+        True when the first line holds ``#ARC-FILE#`` and ``CEDEX``.
+    """
     first = text.lstrip("\ufeff").split("\n", 1)[0]
     return "#ARC-FILE#" in first and "CEDEX" in first.upper()
 
 
 def read_cedex_bioht(path: Path, *, timezone: str = "UTC") -> pl.DataFrame:
     """Read a Cedex Bio HT ``#ARC-FILE#`` archive (software 5, 6 and 7; see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The export, as the instrument wrote it.
+    timezone
+        The IANA zone of the instrument's clock (the archive carries no UTC offset).
+
+    Returns
+    -------
+    polars.DataFrame
+        Observations of :data:`~bioworkbench.instruments.OUTPUT_COLUMNS`, batch and time not yet
+        mapped (``source_line`` is the archive's line).
 
     Raises
     ------

@@ -42,12 +42,35 @@ _NUCLEOVIEW = {
 
 
 def looks_like_nucleoview(text: str) -> bool:
-    """Whether a text file is a NucleoView result (its ``Live (cells/ml)`` line)."""
+    """Whether a text file is a NucleoView result (its ``Live (cells/ml)`` line).
+
+    Parameters
+    ----------
+    text
+        The first lines of the file.
+
+    Returns
+    -------
+    bool
+        True when a line starts ``Live (cells/ml)`` or ``Total (cells/ml)`` followed by ``;`` or
+        ``:``.
+    """
     return bool(re.search(r"^(Live|Total) \(cells/ml\)\s*[;:]", text, flags=re.M | re.I))
 
 
 def looks_like_nc_view(text: str) -> bool:
-    """Whether a text file is an NC-View export (its header row)."""
+    """Whether a text file is an NC-View export (its header row).
+
+    Parameters
+    ----------
+    text
+        The first lines of the file.
+
+    Returns
+    -------
+    bool
+        True when the header starts ``NAME,SAMPLE ID,`` and names ``TOTAL (cells/ml)``.
+    """
     head = header_key(text.lstrip("\ufeff").split("\n", 1)[0])
     return head.startswith("name,sample id,") and "total (cells/ml)" in head
 
@@ -75,6 +98,19 @@ def _key_values(text: str) -> list[tuple[int, str, str]]:
 
 def read_nucleoview(path: Path, *, timezone: str = "UTC") -> pl.DataFrame:
     """Read a NucleoView result file (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The export, as the instrument wrote it.
+    timezone
+        The IANA zone of the instrument's clock; unused: NucleoView writes UTC or its offset.
+
+    Returns
+    -------
+    polars.DataFrame
+        Observations of :data:`~bioworkbench.instruments.OUTPUT_COLUMNS`, batch and time not yet
+        mapped (``source_line`` is the file's line).
 
     Raises
     ------
@@ -144,6 +180,19 @@ _NC_VIEW = {
 
 def read_nc_view(path: Path, *, timezone: str = "UTC") -> pl.DataFrame:
     """Read an NC-View CSV export (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The export, as the instrument wrote it.
+    timezone
+        The IANA zone of the instrument's clock, for the date in each result name.
+
+    Returns
+    -------
+    polars.DataFrame
+        Observations of :data:`~bioworkbench.instruments.OUTPUT_COLUMNS`, batch and time not yet
+        mapped (``source_line`` is the CSV line).
 
     Raises
     ------

@@ -182,6 +182,16 @@ def read_text(path: Path) -> tuple[str, str]:
     option) or, on older Windows software, cp1252; the byte-order mark decides, else UTF-8 is
     tried first.
 
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    tuple[str, str]
+        The text (without a byte-order mark) and the encoding's name.
+
     Raises
     ------
     DataReadError
@@ -204,7 +214,20 @@ def read_text(path: Path) -> tuple[str, str]:
 
 
 def cell_ref(row: int, col: int) -> str:
-    """A spreadsheet cell's name from its 1-based row and column: ``cell_ref(7, 2) == "B7"``."""
+    """A spreadsheet cell's name from its 1-based row and column: ``cell_ref(7, 2) == "B7"``.
+
+    Parameters
+    ----------
+    row
+        The row, from 1.
+    col
+        The column, from 1 (A = 1, Z = 26, AA = 27).
+
+    Returns
+    -------
+    str
+        Column letters followed by the row number.
+    """
     letters = ""
     while col:
         col, rem = divmod(col - 1, 26)
@@ -213,7 +236,18 @@ def cell_ref(row: int, col: int) -> str:
 
 
 def raw_frame(rows: list[dict] | pl.DataFrame) -> pl.DataFrame:
-    """Raw results as a frame of :data:`RAW_SCHEMA` (columns left out are null)."""
+    """Raw results as a frame of :data:`RAW_SCHEMA` (columns left out are null).
+
+    Parameters
+    ----------
+    rows
+        One dict per value, or a frame; columns not in :data:`RAW_SCHEMA` are dropped.
+
+    Returns
+    -------
+    polars.DataFrame
+        The columns of :data:`RAW_SCHEMA`, in its order and types.
+    """
     if isinstance(rows, pl.DataFrame):
         df = rows
     else:
@@ -232,6 +266,12 @@ def parse_times(text: pl.Expr, formats: list[str], timezone: str) -> pl.Expr:
         strftime formats tried in turn; the first that reads a value wins.
     timezone
         The IANA zone of the instrument's clock (its files carry no UTC offset).
+
+    Returns
+    -------
+    polars.Expr
+        Datetimes in UTC (microseconds); a local time that does not exist (a daylight-saving
+        gap) is null, an ambiguous one the earlier.
     """
     clean = text.cast(pl.String).str.strip_chars().str.replace_all(r"\s+", " ")
     tries = [clean.str.to_datetime(format=f, strict=False, time_unit="us") for f in formats]
@@ -320,6 +360,20 @@ def to_canonical_units(df: pl.DataFrame, file: str) -> pl.DataFrame:
     Canonical units are the registry's; for variables the registry does not hold, those of
     :data:`EXTRA_VARIABLES`. One conversion per ``(variable, unit, molar mass)`` group
     (:func:`bioworkbench.units.conversion`).
+
+    Parameters
+    ----------
+    df
+        Results with ``variable``, ``value``, ``raw_unit``, ``molar_mass``, ``source_line`` and
+        ``quantity``.
+    file
+        The file, for the errors.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``df`` with ``value`` converted and ``unit`` the canonical unit (a variable neither the
+        registry nor :data:`EXTRA_VARIABLES` holds keeps its value and unit).
 
     Raises
     ------

@@ -56,7 +56,18 @@ _TIMES = ["%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m-%d-%Y 
 
 
 def looks_like_flex2(text: str) -> bool:
-    """Whether a text file is a FLEX2 sample-results export (its header row)."""
+    """Whether a text file is a FLEX2 sample-results export (its header row).
+
+    Parameters
+    ----------
+    text
+        The first lines of the file.
+
+    Returns
+    -------
+    bool
+        True when the header names ``Sample ID``, ``Gluc`` and ``NH4+``.
+    """
     head = header_key(text.lstrip("\ufeff").split("\n", 1)[0].replace('"', ""))
     return "sample id" in head and ",gluc," in head and ",nh4+," in head
 
@@ -70,6 +81,19 @@ def _unit(text: str | None) -> str | None:
 
 def read_flex2(path: Path, *, timezone: str = "UTC") -> pl.DataFrame:
     """Read a BioProfile FLEX2 CSV export (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The export, as the instrument wrote it.
+    timezone
+        The IANA zone of the instrument's clock (the export carries no UTC offset).
+
+    Returns
+    -------
+    polars.DataFrame
+        Observations of :data:`~bioworkbench.instruments.OUTPUT_COLUMNS`, batch and time not yet
+        mapped (``source_line`` is the CSV line).
 
     Raises
     ------

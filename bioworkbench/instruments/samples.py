@@ -240,6 +240,18 @@ def map_samples(
 def number_replicates(obs: pl.DataFrame) -> pl.DataFrame:
     """Number repeated results of one sample and variable 1, 2, ... in ``replicate``.
 
+    Parameters
+    ----------
+    obs
+        Instrument observations (after :func:`map_samples`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``obs`` with ``replicate`` (Int32, from 1).
+
+    Notes
+    -----
     Results are replicates when they share batch, culture time and variable (once both are
     known), else sample (see the module docstring) and variable; numbered in the order measured.
     """

@@ -63,13 +63,38 @@ _BLU_TIME_FORMATS = ["%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M %p",
 
 
 def looks_like_vicell_blu(text: str) -> bool:
-    """Whether a text file is a Vi-CELL BLU export (its header row)."""
+    """Whether a text file is a Vi-CELL BLU export (its header row).
+
+    Parameters
+    ----------
+    text
+        The first lines of the file.
+
+    Returns
+    -------
+    bool
+        True when the first line is a header starting ``Sample ID,`` with ``Viable (x10^6)
+        cells/mL`` and ``Analysis date/time``.
+    """
     head = header_key(text.lstrip("\ufeff").split("\n", 1)[0])
     return head.startswith("sample id,") and "viable (x10^6) cells/ml" in head and "analysis date/time" in head
 
 
 def read_vicell_blu(path: Path, *, timezone: str = "UTC") -> pl.DataFrame:
     """Read a Vi-CELL BLU CSV export (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The export, as the instrument wrote it.
+    timezone
+        The IANA zone of the instrument's clock (the export carries no UTC offset).
+
+    Returns
+    -------
+    polars.DataFrame
+        Observations of :data:`~bioworkbench.instruments.OUTPUT_COLUMNS`, batch and time not yet
+        mapped (``source_line`` is the CSV line).
 
     Raises
     ------
