@@ -118,27 +118,78 @@ def _rank(reference: pl.DataFrame | None, col: str, value: Any, *, day: float | 
 class BatchReview:
     """Everything the batch report states about one batch (see :func:`batch_review`)."""
 
+    #: the batch reviewed
     batch_id: str
+    #: identity and dates of the batch (:func:`batch_header`): ``batch_id``, ``product``, ``cell_line``,
+    #: ``scale_l`` (L), ``process``, ``status``, ``start`` and ``end`` (datetimes; ``end`` is ``start`` plus the
+    #: last observation or event time), ``duration_d`` (days to that last time), then each CPP ``cpp_*``
     header: dict[str, Any]
+    #: whether the batch is treated as running: its status is ``planned`` or ``running``
+    #: (:data:`RUNNING_STATUSES`), or it is looked at as of a culture day (``known_days > 0``)
     running: bool
+    #: culture day (d) up to which the batch's data go: ``known_days`` when given, else the last
+    #: observation time / 24 of a running batch; ``None`` for a batch that is not running (or has no data yet)
     known_day: float | None
+    #: the release verdict (one row of :func:`~bioworkbench.monitoring.exceptions.release_status`):
+    #: ``batch_id``, ``status``, ``verdict`` (``released``, ``needs review`` or ``not releasable``),
+    #: ``n_exceptions`` and ``reasons`` (a list of plain sentences)
     release: dict[str, Any]
+    #: everything a reviewer must look at for this batch (:func:`~bioworkbench.monitoring.exceptions.exceptions`):
+    #: ``batch_id, category, variable, time_h, value, limit, severity, sentence``; the verdict counts these rows
     exceptions: pl.DataFrame
+    #: expected against present samples per offline variable (:func:`~bioworkbench.monitoring.checks.completeness`):
+    #: ``batch_id, variable, expected, present, missing, missing_days, flagged, flag_reasons``
     completeness: pl.DataFrame
+    #: the band of the campaign's *other* batches per offline variable and culture day
+    #: (:func:`~bioworkbench.monitoring.envelope.envelope`, central share ``prob``): ``variable, unit, time_h,
+    #: center, median, sd, lower, upper, n_batches``, values in each variable's unit
     envelope: pl.DataFrame
+    #: each offline point of this batch against that band
+    #: (:func:`~bioworkbench.monitoring.envelope.envelope_points`): ``batch_id, variable, unit, time_h, value,
+    #: lower, upper, outside`` (``outside``: ``"above"``, ``"below"`` or null)
     envelope_points: pl.DataFrame
+    #: points outside the band per variable against what chance gives
+    #: (:func:`~bioworkbench.monitoring.envelope.envelope_summary`): ``batch_id, variable, n_points, n_outside,
+    #: n_above, n_below, expected, p_value, more_than_expected`` (``expected = n_points · (1 − prob)``)
     envelope_summary: pl.DataFrame
+    #: values outside an alarm or spec limit, CPPs outside their PAR, CQAs out of spec and probe drift
+    #: (:func:`~bioworkbench.monitoring.checks.excursions`), most severe first: ``batch_id, variable, kind,
+    #: start_h, end_h, n_points, value, limit, deviation, relative, direction, severity, sentence``
     excursions: pl.DataFrame
+    #: the batch's harvest quality results against their specs (:func:`~bioworkbench.monitoring.checks.cqa_table`):
+    #: ``batch_id, attribute, value, unit, method, lower, upper, status`` (``in spec``, ``out of spec`` or
+    #: ``no spec``); empty when the batch has no result yet (``known_days`` leaves its results out)
     cqas: pl.DataFrame
+    #: the quality attributes every completed batch must have a result for: those with a specification
+    #: (:func:`~bioworkbench.monitoring.exceptions.expected_results`), sorted
     expected_cqas: list[str]
+    #: this batch's row of :attr:`campaign_outcomes` (status, ``cpp_*``, outcomes such as ``peak_vcd``
+    #: in 1e6 cells/mL, ``final_titer`` in mg/L, CQA results, ``cqas_out_of_spec``; units in :attr:`units`);
+    #: ``None`` when the table has no row for it
     outcome: dict[str, Any] | None
+    #: one row per batch of the campaign, this one included
+    #: (:func:`~bioworkbench.outcomes.campaign_table`: outcome columns, one column per quality attribute and
+    #: ``cqas_out_of_spec``); with ``known_days`` this batch's row is computed from its data up to that day
     campaign_outcomes: pl.DataFrame
+    #: the rows of :attr:`campaign_outcomes` of the *completed* batches other than this one, which ranks and
+    #: medians are made against; for a running batch with data they are recomputed from those batches' data cut
+    #: at :attr:`known_day`, so that values are compared at the same culture day
     reference: pl.DataFrame
+    #: unit and readable label of each outcome column (:func:`~bioworkbench.outcomes.outcome_units`):
+    #: ``column, quantity, unit``, e.g. ``("peak_vcd", "peak viable cell density", "1e6 cells/mL")``
     units: pl.DataFrame
+    #: kinetics of every batch of the campaign (:func:`bioworkbench.kinetics.compute`): long frame
+    #: ``batch_id, time_h, variable, value, unit, method`` (μ, IVCD, specific rates, ...; each row's unit given)
     kinetics: pl.DataFrame
+    #: this batch's tidy observations, online and offline (cut at ``known_days`` when given):
+    #: ``batch_id, time_h, variable, value, unit, source, flag, …``
     observations: pl.DataFrame
+    #: the paragraph that states the outcome and the exceptions in plain words (:func:`narrative`)
     narrative: Safe
+    #: central share of the other batches in the band (e.g. 0.9 for the central 90 %)
     prob: float
+    #: the warnings raised while the review was computed (exclusions, fallbacks), as plain sentences, once each:
+    #: the report's "Notes on the data"
     notes: list[str] = field(default_factory=list)
 
     # -- words ---------------------------------------------------------------------------------
@@ -532,6 +583,43 @@ def narrative(
     rank among the completed batches (at the same culture day for a running batch, whose values are
     "so far", never "final"), CQAs in/out of spec, excursions by severity with the most severe
     named, missing samples and flags. Every data string in it is escaped (:func:`escape`).
+
+    Parameters
+    ----------
+    header
+        The batch's identity and dates (:func:`batch_header`); ``batch_id``, ``product``, ``scale_l``
+        (L), ``status`` and ``duration_d`` (days) are used.
+    outcome
+        The batch's row of :func:`~bioworkbench.outcomes.campaign_table` as a dict: ``peak_<biomass>``
+        (biomass unit; VCD in 1e6 cells/mL) and ``peak_<biomass>_day`` (culture day),
+        ``final_<product>`` (titer in mg/L) and ``final_viability`` (%) are stated when present;
+        ``None``: no outcome is stated.
+    cqas
+        The batch's quality results against their specs
+        (:func:`~bioworkbench.monitoring.checks.cqa_table`: ``attribute, value, unit, status``).
+    excursion_table
+        The batch's excursions (:func:`~bioworkbench.monitoring.checks.excursions`), most severe first:
+        counted by ``severity``; the first row's ``sentence`` is quoted.
+    completeness_table
+        The batch's completeness (:func:`~bioworkbench.monitoring.checks.completeness`): its
+        ``missing`` and ``flagged`` counts are summed.
+    campaign_outcomes
+        The outcome table of the batches to rank against (the completed batches other than this one);
+        a rank is given only when at least 3 of them have the value. ``None``: no ranks.
+    running
+        The batch is running: values are "so far" and "latest", never "final".
+    known_day
+        Culture day (d) the data of a running batch go up to (``None``: no data yet); ranks are then
+        said to be at this day.
+    biomass
+        The biomass variable whose peak is stated (``None``: none).
+    product
+        The product variable whose final (or latest) value is stated (``None``: none).
+
+    Returns
+    -------
+    Safe
+        One paragraph of Markdown-safe text.
     """
     b = escape(header["batch_id"])
     parts = []

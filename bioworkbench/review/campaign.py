@@ -46,7 +46,8 @@ def variability(table: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        One row per column: ``outcome, n, mean, sd, cv_percent, min, median, max``.
+        One row per column: ``outcome, n, mean, sd, cv_pct, min, median, max`` (``cv_pct`` in %; the
+        others in the column's unit; ``n`` counts the non-null values).
     """
     rows = []
     for c in columns:  # a handful of outcome columns
@@ -250,19 +251,47 @@ def _mspc(campaign: Campaign) -> MSPCSection:
 class CampaignReview:
     """Everything the campaign report states (see :func:`campaign_review`)."""
 
+    #: one row per batch (:func:`~bioworkbench.outcomes.campaign_table`): ``batch_id``, ``status``, the
+    #: ``cpp_*`` setpoints, the outcome columns (e.g. ``peak_vcd`` in 1e6 cells/mL, ``final_titer`` in mg/L;
+    #: units from :func:`~bioworkbench.outcomes.outcome_units`), one column per quality attribute (its harvest
+    #: result), ``cqas_out_of_spec`` (count) and ``verdict``, the release verdict of the batch
     table: pl.DataFrame
+    #: exceptions per batch and severity with the release verdict
+    #: (:func:`~bioworkbench.monitoring.exceptions.exception_counts`): ``batch_id, status, critical, major,
+    #: minor, total, verdict, released_by_exception`` (the four counts are numbers of exceptions)
     release: pl.DataFrame
+    #: which batches were exceptional and why, one row per reason (:func:`exceptional_batches`):
+    #: ``batch_id, reason, detail``
     exceptional: pl.DataFrame
+    #: batch-to-batch variability of :attr:`outcome_columns` and of the quality attributes over the
+    #: *completed* batches (:func:`variability`): ``outcome, n, mean, sd, cv_pct, min, median, max``
     variability: pl.DataFrame
+    #: kinetics of every batch (:func:`bioworkbench.kinetics.compute`): long frame
+    #: ``batch_id, time_h, variable, value, unit, method`` (μ, IVCD, specific rates, ...; each row's unit given)
     kinetics: pl.DataFrame
+    #: the quality attributes with a result in ``campaign.quality`` for some batch, sorted
     cqas: list[str]
+    #: the CPP setpoint columns (``cpp_*``) of the batches table
     cpps: list[str]
+    #: batch-wise PCA of the online pH, DO, temperature and pCO2 traces (T² and SPE per batch, 99 % limits),
+    #: or the sentence saying why there is none (no online data, fewer than 3 batches, a failed fit)
     mspc: MSPCSection
+    #: the offline variables whose trajectories are drawn: up to 4 of :data:`TRAJECTORY_VARIABLES` that are
+    #: measured (unflagged) in more than one batch
     trajectory_variables: list[str]
+    #: the outcome columns of :attr:`table` stated and plotted (those of
+    #: :func:`~bioworkbench.outcomes.outcome_units` present in the table, without the ``*_day`` columns)
     outcome_columns: list[str]
+    #: a paragraph in plain words: batches by status, release verdicts, batches with a CQA out of spec, the
+    #: final titer of the completed batches (mean, CV, range, mg/L) and the batches to look at
     narrative: Safe
+    #: the campaign's tidy observations, every batch, online and offline
+    #: (``batch_id, time_h, variable, value, unit, source, flag, …``)
     observations: pl.DataFrame
+    #: the campaign's limits (``name, lower, upper, kind, unit``), drawn on the CQA against CPP grid
     specs: pl.DataFrame
+    #: the warnings raised while the review was computed, and the notes of the MSPC alignment and screening,
+    #: as plain sentences: the report's "Notes on the data"
     notes: list[str] = field(default_factory=list)
 
     def notes_text(self) -> Safe:

@@ -29,11 +29,24 @@ __all__ = ["ForecastSection", "forecast_section"]
 class ForecastSection:
     """The batch report's forecast section (see :func:`forecast_section`)."""
 
+    #: the batch forecast
     batch_id: str
+    #: culture day (d) the forecast looks from, as asked (``known_days`` of :func:`forecast_section`);
+    #: ``0`` when the batch is looked at from its last sample, and when it is not running (nothing forecast)
     known_days: float
+    #: the :class:`~bioworkbench.models.forecast.Forecast` (trajectories, end points, probability of missing
+    #: the titer spec, sampler diagnostics); ``None`` when no forecast was made (the batch is not running, no
+    #: forecast was asked for, it has no data, or the forecast failed: :attr:`text` says which)
     forecast: Any
+    #: all the batch's tidy observations, including those after ``known_days``, so that the plot can show the
+    #: later measurements (not used by the forecast) against it
     observations: pl.DataFrame
+    #: the section's words: the forecast peak VCD (1e6 cells/mL) and its culture day, the harvest day and titer
+    #: (mg/L, when the campaign has titer), each with its interval, the process plan assumed and the
+    #: probability of ending below the titer specification (when there is one), then the sampler diagnostics
+    #: of the growth and titer models; or the one sentence saying why there is no forecast
     text: Safe
+    #: the warnings raised while forecasting, as plain sentences, once each (empty when nothing was forecast)
     notes: list[str] = field(default_factory=list)
 
     def plot(self) -> Any:

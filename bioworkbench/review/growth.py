@@ -130,21 +130,52 @@ def kinetics_per_batch(
 class GrowthReview:
     """Everything the growth report states (see :func:`growth_review`)."""
 
+    #: the campaign's name, the report's heading
     name: str
+    #: the campaign's biomass variable (:func:`~bioworkbench.outcomes.biomass_variable`: ``vcd``, else
+    #: ``cdw``, else ``od600``, ...); ``None`` when it measures no biomass
     biomass: str | None
+    #: the campaign's product variable (:func:`~bioworkbench.outcomes.product_variable`, e.g. ``titer``);
+    #: ``None`` when it has none
     product: str | None
+    #: central probability of the intervals shown (e.g. 0.9 for 90 % intervals)
     prob: float
+    #: the campaign's tidy observations, every batch (``batch_id, time_h, variable, value, unit, source,
+    #: flag, …``), drawn under the fitted growth curves
     observations: pl.DataFrame
+    #: the batches without enough data for the growth model (fewer than :data:`MIN_VCD` unflagged VCD
+    #: samples, or a recorded status other than ``completed``) and why
+    #: (:func:`~bioworkbench.models.usable_batches`): ``batch_id, reason``
     left_out: pl.DataFrame
+    #: the fitted :class:`~bioworkbench.models.GrowthModel` (VCD against culture time); ``None`` when it was
+    #: not fitted (:attr:`why_no_growth` says why)
     growth: Any = None
+    #: the fitted :class:`~bioworkbench.models.TiterModel` (specific productivity qp, pg/cell/d); ``None``
+    #: when it was not fitted (:attr:`why_no_titer` says why)
     titer: Any = None
+    #: the batches the growth model was fitted on (empty without a growth model)
     growth_ids: list[str] = field(default_factory=list)
+    #: the batches the titer model was fitted on, chosen among the growth-model batches with at least
+    #: :data:`MIN_TITER` titer samples (empty without a titer model)
     titer_ids: list[str] = field(default_factory=list)
+    #: one sentence saying why there is no growth model and what is shown instead; empty when it was fitted
     why_no_growth: Safe = _NOTHING
+    #: one sentence saying why there is no titer model; empty when it was fitted
     why_no_titer: Safe = _NOTHING
+    #: without a growth model, the kinetics computed from the samples (:func:`bioworkbench.kinetics.compute`
+    #: on :attr:`biomass`, with glucose as the substrate when it is measured): long frame ``batch_id, time_h,
+    #: variable, value, unit, method``; ``None`` when a growth model was fitted, the campaign measures no
+    #: biomass, or no kinetics could be computed
     kinetics: pl.DataFrame | None = None
+    #: :attr:`kinetics` as one row per batch (:func:`kinetics_per_batch`: peak biomass and its time (h),
+    #: μ max and μ growth, mean specific rates, cumulative yields; each column titled with its unit);
+    #: ``None`` when :attr:`kinetics` is
     per_batch: pl.DataFrame | None = None
+    #: the kinetics section's sentence: how the kinetics were computed and in which units, why they could
+    #: not be, or (with a growth model) where they are reported instead; empty when the campaign has no biomass
     kinetics_note: Safe = _NOTHING
+    #: the warnings raised while the review was computed, as plain sentences, once each: the report's
+    #: "Notes on the data"
     notes: list[str] = field(default_factory=list)
 
     # -- text --------------------------------------------------------------------------------
