@@ -23,7 +23,8 @@ import polars as pl
 
 from bioworkbench.checks import require_number
 from bioworkbench.errors import ArgumentError
-from bioworkbench.interactive.live import OFFLINE_VARIABLES, FolderWatch, ForecastService, LiveSnapshot, _word
+from bioworkbench.interactive.batch_page import BatchPage, FigureData, page_data
+from bioworkbench.interactive.live import FolderWatch, ForecastService, LiveSnapshot, _word
 from bioworkbench.interactive.offline import panel_offline
 
 __all__ = ["DashboardServer", "DashboardSession", "serve"]
@@ -43,8 +44,6 @@ CSS = """
 .bw tr:nth-child(even) { background: #f3f5f7; }
 .bw-muted { color: #555; }
 """
-#: type sizes of the plots' labels, ticks and legends (the titles keep theirs: they are wrapped to fit)
-LARGE = {"labels": "15pt", "xticks": "13pt", "yticks": "13pt", "legend": "13pt"}
 #: what the cards say when forecasts are switched off (one object: a session redraws when it changes)
 FORECASTS_OFF = {"error": "forecasts are switched off"}
 LEVEL_WORDS = {"ok": "On track", "watch": "Watch", "alarm": "Act now"}
@@ -105,42 +104,43 @@ class DashboardServer:
             raise ArgumentError(f"serve: the campaign folder {folder} cannot be read. {self.watch.error}")
         self.forecasts = ForecastService(draws=forecast_draws) if forecast else None
         self._stop = threading.Event()
-        self._figures: dict[tuple[int, str], dict[str, list[Any]]] = {}
-        self._figures_lock = threading.Lock()
+        self._pages: dict[tuple[int, str], dict[str, list[FigureData]]] = {}
+        self._pages_lock = threading.Lock()
         self._thread = threading.Thread(target=self._poll, name="bioworkbench-refresh", daemon=True)
         self._thread.start()
         self._ask_forecast()
 
-    def figures(self, snap: LiveSnapshot, batch_id: str) -> dict[str, list[Any]]:
-        """The batch page's figures of ``batch_id`` in ``snap``, built once and kept for the snapshot.
+    def page_data(self, snap: LiveSnapshot, batch_id: str) -> dict[str, list[FigureData]]:
+        """The batch page's data of ``batch_id`` in ``snap``, computed once and kept for the snapshot.
 
         Parameters
         ----------
         snap
-            The campaign as last read from its folder; a new snapshot drops the figures of the old one.
+            The campaign as last read from its folder; a new snapshot drops the data of the old one.
         batch_id
             The batch whose page is shown.
 
         Returns
         -------
-        dict of str to list
-            The figures of each tab of the batch page (online traces, samples, MSPC), by tab name.
+        dict of str to list of FigureData
+            The figures of each tab of the batch page (online traces, samples, MSPC) as plain
+            columns (:func:`~bioworkbench.interactive.batch_page.page_data`), by tab name.
         """
         key = (id(snap), batch_id)
-        with self._figures_lock:
-            if key not in self._figures:
-                if self._figures and next(iter(self._figures))[0] != id(snap):
-                    self._figures = {}  # a new snapshot: the figures of the old one are dropped
-                self._figures[key] = _batch_figures(snap, batch_id)
-            return self._figures[key]
+        with self._pages_lock:
+            if key not in self._pages:
+                if self._pages and next(iter(self._pages))[0] != id(snap):
+                    self._pages = {}  # a new snapshot: the data of the old one are dropped
+                self._pages[key] = page_data(snap, batch_id)
+            return self._pages[key]
 
     def _prewarm(self) -> None:
-        """Build every running batch's figures now, so that the first visit of a batch page is quick."""
+        """Compute every running batch's page data now, so that the first visit of a batch page is quick."""
         snap = self.watch.snapshot
         for b in snap.running if snap is not None else ():
             if self._stop.is_set() or self.watch.snapshot is not snap:
                 return
-            self.figures(snap, b)
+            self.page_data(snap, b)
 
     def _ask_forecast(self) -> None:
         snap = self.watch.snapshot
@@ -187,17 +187,30 @@ class DashboardSession:
         self.picker = pn.widgets.Select(label="Show", options=[OVERVIEW], value=OVERVIEW, width=320, stylesheets=[CSS])
         self.title = _html("", sizing_mode="stretch_width")
         self.status_line = _html("", sizing_mode="stretch_width")
-        self.body = pn.Column(sizing_mode="stretch_width")
+        # the overview and the batch page are both on the page, one of them hidden: going back and
+        # forth sends nothing but the visibility, and a batch change only new data (BatchPage.show)
+        self.overview = pn.Column(sizing_mode="stretch_width")
+        self.summary = _html("", sizing_mode="stretch_width")
+        self.batch = pn.Column(self.summary, sizing_mode="stretch_width", visible=False)
+        self.page: BatchPage | None = None
+        self.page_snap: LiveSnapshot | None = None
         self.view = pn.Column(
             pn.Row(self.title, self.picker, sizing_mode="stretch_width"),
             self.status_line,
-            self.body,
+            self.overview,
+            self.batch,
             sizing_mode="stretch_width",
         )
         self.picker.param.watch(lambda event: self.render(), "value")
         self.update(force=True)
         period = min(self.server.refresh_s, 5.0) * 1000
         pn.state.add_periodic_callback(self.update, period=int(period))
+        pn.state.onload(self._prebuild)
+
+    def _prebuild(self) -> None:
+        """Once the overview is on screen, make the (hidden) batch page, so the first pick is quick."""
+        if self.page is None and self.snap is not None and self.snap.running:
+            self._batch_page(self.snap.running[0])
 
     # -- state ----------------------------------------------------------------------------------
     def update(self, force: bool = False) -> None:
@@ -229,11 +242,13 @@ class DashboardSession:
         name = html.escape(snap.campaign.name)
         if self.picker.value == OVERVIEW:
             self.title.object = f'<div class="bw"><h1>Running batches – {name}</h1></div>'
-            self.body.objects = [self._overview()]
+            self.overview.objects = [self._overview()]
+            self.batch.visible, self.overview.visible = False, True
         else:
             b = self.picker.value
             self.title.object = f'<div class="bw"><h1>Batch {html.escape(b)} – {name}</h1></div>'
-            self.body.objects = self._batch_page(b)
+            self._batch_page(b)
+            self.overview.visible, self.batch.visible = False, True
 
     def _overview(self) -> Any:
         import panel as pn
@@ -295,79 +310,34 @@ class DashboardSession:
             f"{self._forecast_html(batch_id)}</div>"
         )
 
-    def _batch_page(self, batch_id: str) -> list[Any]:
-        import panel as pn
-
+    def _batch_page(self, batch_id: str) -> None:
+        """Show ``batch_id`` on the batch page: the figures of the snapshot are made once per session."""
         snap = self.snap
         s = snap.batches[batch_id]
-        summary = _html(
-            f'<div class="bw-card {s.level}" style="width:auto"><p>Culture day <b>{s.day:.1f}</b> · '
+        self.summary.object = (
+            f'<div class="bw"><div class="bw-card {s.level}" style="width:auto"><p>Culture day <b>{s.day:.1f}</b> · '
             f'<span class="bw-level">{html.escape(LEVEL_WORDS[s.level])}</span> '
-            f"{html.escape(s.status.split(': ', 1)[1])}</p>{self._forecast_html(batch_id)}</div>",
-            sizing_mode="stretch_width",
+            f"{html.escape(s.status.split(': ', 1)[1])}</p>{self._forecast_html(batch_id)}</div></div>"
         )
-        figs = self.server.figures(snap, batch_id)
-        online, offline, mspc = figs["online"], figs["offline"], figs["mspc"]
-        tabs = pn.Tabs(dynamic=True, stylesheets=[CSS], sizing_mode="stretch_width")
-        tabs.append(("Online vs golden batch", _grid(online, "No golden batch for this batch.", snap.notes)))
-        tabs.append(("Samples vs other batches", _grid(offline, "No campaign envelope (too few completed batches).")))
-        tabs.append(("MSPC charts", _grid(mspc, "No MSPC chart for this batch.", snap.notes)))
-        tabs.append((f"Exceptions ({s.open_exceptions})", self._exceptions(batch_id)))
-        return [summary, tabs]
+        data = self.server.page_data(snap, batch_id)
+        exceptions = self._exceptions(batch_id)
+        if self.page is None or self.page_snap is not snap or not self.page.fits(data):
+            self.page, self.page_snap = BatchPage(data, notes=snap.notes), snap
+            self.batch.objects = [self.summary, self.page.tabs]
+        self.page.show(data, exceptions=exceptions, n_exceptions=s.open_exceptions)
 
-    def _exceptions(self, batch_id: str) -> Any:
+    def _exceptions(self, batch_id: str) -> str:
         ex = self.snap.exceptions
         mine = ex.filter(pl.col("batch_id") == batch_id) if ex.height else ex
         if not mine.height:
-            return _html("<p>No open exceptions.</p>")
+            return "<p>No open exceptions.</p>"
         rows = "".join(
             f"<tr><td><b>{html.escape(r['severity'])}</b></td><td>{html.escape(r['category'])}</td>"
             f"<td>{'' if r['time_h'] is None else f'{r["time_h"] / 24:.1f}'}</td>"
             f"<td>{html.escape(r['sentence'])}</td></tr>"
             for r in mine.iter_rows(named=True)
         )
-        return _html(
-            f"<table><tr><th>Severity</th><th>What</th><th>Day</th><th>Details</th></tr>{rows}</table>",
-            sizing_mode="stretch_width",
-        )
-
-
-def _batch_figures(snap: LiveSnapshot, batch_id: str) -> dict[str, list[Any]]:
-    """The batch page's figures: online traces against the golden batch, offline samples against the
-    campaign envelope, the MSPC charts (each list empty where the snapshot has no such data)."""
-    import holoviews as hv
-
-    from bioworkbench import plots
-
-    obs = snap.campaign.observations.filter(pl.col("batch_id") == batch_id)
-    online = []
-    if snap.golden.height and batch_id in snap.aligned["batch_id"].to_list():
-        for v in snap.golden["variable"].unique(maintain_order=True).to_list():
-            online.append(plots.plot_golden(snap.golden, snap.aligned, batch_id=batch_id, variable=v, width=660))
-    offline = []
-    if snap.envelope.height:
-        have = set(obs.filter(pl.col("source") == "offline")["variable"].to_list())
-        for v in OFFLINE_VARIABLES:
-            if v in have and v in snap.envelope["variable"].to_list():
-                offline.append(plots.plot_envelope(snap.envelope, obs, variable=v, batch_id=batch_id, width=660))
-    mspc = []
-    if snap.monitor.height and batch_id in snap.monitor["batch_id"].to_list():
-        for stat in ("t2", "spe"):
-            mspc.append(plots.plot_control_chart(snap.monitor, statistic=stat, batch_id=batch_id, width=660))
-    large = (hv.opts.Overlay(fontsize=LARGE), hv.opts.Curve(fontsize=LARGE), hv.opts.Area(fontsize=LARGE))
-    return {k: [f.opts(*large) for f in figs] for k, figs in (("online", online), ("offline", offline), ("mspc", mspc))}
-
-
-def _grid(figures: list[Any], empty: str, notes: list[str] = ()) -> Any:
-    """Figures two per row, each its own axes, with larger type; a sentence when there are none."""
-    import panel as pn
-
-    if not figures:
-        return _html(f"<p>{html.escape(empty)}</p>" + "".join(f"<p>{html.escape(n)}</p>" for n in notes))
-    panes = []
-    for f in figures:
-        panes.append(pn.pane.HoloViews(f, linked_axes=False, margin=8))
-    return pn.FlexBox(*panes)
+        return f"<table><tr><th>Severity</th><th>What</th><th>Day</th><th>Details</th></tr>{rows}</table>"
 
 
 def serve(
