@@ -402,7 +402,8 @@ class Explorer:
         import holoviews as hv
         from bokeh.embed import file_html
         from bokeh.models import Div
-        from bokeh.resources import INLINE
+
+        from bioworkbench.interactive.offline import inline_resources
 
         path = Path(path)
         if path.suffix.lower() not in (".html", ".htm"):
@@ -420,10 +421,11 @@ class Explorer:
         if sc is not None:
             figs.append(sc)
         rows = self.table.filter(pl.col("batch_id").is_in(self.shown))
-        # Bokeh alone, resources inlined: Panel's saved pages link their stylesheets from its CDN
+        # Bokeh alone, resources inlined: Panel's saved pages link their stylesheets from its CDN, and
+        # Bokeh's INLINE would list Panel's es-module-shims at a path a saved file cannot load
         page = file_html(
             hv.render(hv.Layout(figs).cols(2).opts(shared_axes=False)) if figs else Div(text=""),
-            resources=INLINE,
+            resources=inline_resources(),
             title=name,
         )
         intro = f'<div style="font-family:sans-serif;margin:8px">{header}</div>'

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["panel_offline"]
+__all__ = ["inline_resources", "panel_offline", "without_remote_icons"]
 
 _DONE = False
 
@@ -62,3 +62,31 @@ def without_remote_icons(text: str) -> str:
 
     text, n = re.subn(_REMOTE_ICON, "", text)
     return text.replace("<head>", '<head><link rel="icon" href="data:,">', 1) if n else text
+
+
+def inline_resources() -> Any:
+    """Bokeh's resources inlined, without the external files that other libraries' models declare.
+
+    Bokeh's ``INLINE`` lists, besides its own inlined bundles, the ``__javascript__`` and ``__css__``
+    files of every model class imported in the process, used on the page or not. Once Panel is
+    imported that includes Panel's ``es-module-shims`` at a relative ``static/extensions/...`` path
+    (for its ESM components), which a saved file cannot load: a failed request and a console error
+    on opening it. A page of Bokeh's own models (what :func:`holoviews.render` makes) needs none
+    of them.
+
+    Returns
+    -------
+    bokeh.resources.Resources
+        Inline resources whose ``js_files`` and ``css_files`` are empty.
+    """
+    from bokeh.resources import Resources
+
+    class _Inline(Resources):
+        def _collect_external_resources(self, resource_attr: str) -> list[str]:
+            return []
+
+        def clone(self, *, components: list[str] | None = None) -> Resources:
+            # Bokeh's bundling clones the resources (as a plain Resources): keep the subclass
+            return _Inline(mode="inline", components=components if components is not None else list(self.components))
+
+    return _Inline(mode="inline")
