@@ -118,7 +118,9 @@ def page_data(snap: LiveSnapshot, batch_id: str) -> dict[str, list[FigureData]]:
                 .sort("day")
             )
             b = (
-                mine.filter(pl.col("variable") == v).select((pl.col("maturity") / 24).alias("day"), "value").sort("day")
+                mine.filter((pl.col("variable") == v) & pl.col("value").is_not_null())  # none past its latest time
+                .select((pl.col("maturity") / 24).alias("day"), "value")
+                .sort("day")
                 if mine.height
                 else pl.DataFrame(schema={"day": pl.Float64, "value": pl.Float64})
             )
