@@ -290,3 +290,147 @@ def test_read_table_names_its_frame_and_first_line(tmp_path):
     assert table.first_line == 2 and table.frame["a"].to_list() == ["1", "2"]
     frame, first_line = table
     assert frame is table.frame and first_line == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# what instrument-like exports need: sorting, replicates, batch/day by pattern, junk, frames
+# ---------------------------------------------------------------------------------------------
+UNSORTED = textwrap.dedent(
+    """\
+    Reactor,Time (d),VCD (1e6 cells/mL),Viability [%],Glucose [g/L],Lactate [mmol/L],Titer (g/L),Sample [mL],Feed total [mL],Comment
+    R1,2,2.3,97.5,4.1,9.0,0.12,4,20,
+    R1,0,0.5,98.5,6.0,1.0,,4,0,
+    R1,1,1.1,98.0,5.2,5.0,0.05,4,0,
+    """
+)
+
+
+def test_rows_out_of_time_order_sorted_with_their_lines(tmp_path):
+    path = write(tmp_path, UNSORTED)
+    with pytest.raises(bw.SchemaError, match=r"time goes backwards.*sort=True"):
+        read_wide(path, MAP)
+    c = read_wide(path, MAP, sort=True)
+    vcd = c.observations.filter(pl.col("variable") == "vcd").sort("time_h")
+    assert vcd["time_h"].to_list() == [0.0, 24.0, 48.0]
+    assert vcd["source_line"].to_list() == [3, 4, 2]  # each value keeps its own line
+    # the cumulative feed is differenced in time order: 20 mL between day 1 and day 2
+    feed = c.events.filter(pl.col("event") == "feed")
+    assert feed["volume_ml"].to_list() == [20.0] and feed["time_h"].to_list() == [36.0]
+    assert read_wide(path, {**MAP, "time": {**MAP["time"], "sort": True}}).observations.equals(c.observations)
+
+
+REPLICATED = "Reactor,Time (d),VCD (1e6 cells/mL)\nR1,0,0.5\nR1,1,1.0\nR1,1,1.2\nR1,1,1.4\nR1,2,2.0\n"
+REP_MAP = {
+    "batch": {"column": "Reactor"},
+    "time": {"column": "Time (d)", "unit": "d"},
+    "columns": {"VCD (1e6 cells/mL)": "vcd"},
+}
+
+
+def test_replicates_error_keep_and_mean(tmp_path):
+    path = write(tmp_path, REPLICATED)
+    with pytest.raises(bw.SchemaError, match=r"duplicate vcd at time_h=24\.0"):
+        read_wide(path, REP_MAP)
+    kept = read_wide(path, REP_MAP, replicates="keep").observations.sort("source_line")
+    assert kept["replicate"].to_list() == [1, 1, 2, 3, 1]
+    assert kept["source_line"].to_list() == [2, 3, 4, 5, 6]
+    mean = read_wide(path, {**REP_MAP, "replicates": "mean"}).observations.sort("time_h")
+    day1 = mean.filter(pl.col("time_h") == 24.0).row(0, named=True)
+    assert day1["value"] == pytest.approx(1.2) and day1["n_replicates"] == 3
+    assert day1["replicate_sd"] == pytest.approx(0.2) and day1["source_line"] == 3
+    assert mean.height == 3 and mean.filter(pl.col("time_h") == 0.0)["replicate_sd"].to_list() == [None]
+    with pytest.raises(bw.ArgumentError, match="replicates must be one of error, keep, mean"):
+        read_wide(path, REP_MAP, replicates="median")
+
+
+def test_mean_leaves_flagged_replicates_out(tmp_path):
+    path = write(tmp_path, REPLICATED.replace("R1,1,1.4", "R1,1,n/a"))
+    with pytest.warns(bw.BioWorkbenchWarning, match="1 cell in number columns hold text"):
+        c = read_wide(path, REP_MAP, replicates="mean", max_junk=0.25)
+    day1 = c.observations.filter(pl.col("time_h") == 24.0).row(0, named=True)
+    assert day1["value"] == pytest.approx(1.1) and day1["n_replicates"] == 2 and day1["flag"] is None
+
+
+SAMPLES = "Sample ID,VCD (1e6 cells/mL)\nB02-D1,1.0\nB01-D0,0.5\nB01-D1,1.1\nB02-D0,0.4\nB01-D2,2.2\n"
+
+
+def test_batch_and_day_from_a_sample_id_pattern(tmp_path):
+    path = write(tmp_path, SAMPLES)
+    cmap = {
+        "batch": {"column": "Sample ID", "pattern": r"(?P<batch_id>B\d+)-D(?P<day>\d+)"},
+        "time": {"sort": True},
+        "columns": {"VCD (1e6 cells/mL)": "vcd"},
+    }
+    with pytest.raises(bw.ConfigError, match="'time' needs a 'column'"):
+        read_wide(path, {**cmap, "time": None, "batch": {"column": "Sample ID"}})
+    c = read_wide(path, {k: v for k, v in cmap.items() if k != "time"}, sort=True)
+    obs = c.observations.sort("batch_id", "time_h")
+    assert obs.select("batch_id", "time_h", "source_line").rows() == [
+        ("B01", 0.0, 3),
+        ("B01", 24.0, 4),
+        ("B01", 48.0, 6),
+        ("B02", 0.0, 5),
+        ("B02", 24.0, 2),
+    ]
+    # the same as a keyword over a map that names the batch otherwise
+    plain = {"batch": {"value": "X"}, "time": {"column": "Sample ID"}, "columns": {"VCD (1e6 cells/mL)": "vcd"}}
+    kw = read_wide(path, plain, batch_from=cmap["batch"], sort=True)
+    assert (
+        kw.observations.sort("batch_id", "time_h").select("batch_id", "time_h").equals(obs.select("batch_id", "time_h"))
+    )
+
+
+def test_sample_id_not_matching_the_pattern_is_located(tmp_path):
+    path = write(tmp_path, SAMPLES.replace("B01-D1,", "QC-7,"))
+    cmap = {
+        "batch": {"column": "Sample ID", "pattern": r"(?P<batch_id>B\d+)-D(?P<day>\d+)"},
+        "columns": {"VCD (1e6 cells/mL)": "vcd"},
+    }
+    with pytest.raises(bw.SchemaError) as err:
+        read_wide(path, cmap, sort=True)
+    issue = err.value.issues[0]
+    assert (issue.line, issue.column) == (4, "Sample ID") and "'QC-7' does not match the batch pattern" in issue.message
+    with pytest.raises(bw.ConfigError, match="no group named 'batch_id'"):
+        read_wide(path, {**cmap, "batch": {"column": "Sample ID", "pattern": r"B\d+"}})
+    with pytest.raises(bw.ConfigError, match="batch_from needs a 'pattern'"):
+        read_wide(path, cmap, batch_from={"column": "Sample ID"})
+
+
+def test_junk_cells_flagged_up_to_max_junk(tmp_path):
+    path = write(tmp_path, GOOD.replace("R1,1,1.1,98.0", "R1,1,1.1,10.00%"))
+    with pytest.raises(bw.SchemaError) as err:
+        read_wide(path, MAP)
+    assert "expected a number for viability, found '10.00%'" in str(err.value) and "max_junk" in str(err.value)
+    with pytest.warns(bw.BioWorkbenchWarning, match=r"1 cell in number columns hold text.*line 3"):
+        c = read_wide(path, MAP, max_junk=0.05)
+    row = c.observations.filter(pl.col("flag") == "unreadable").row(0, named=True)
+    assert row["value"] is None and row["variable"] == "viability"
+    assert (row["source_line"], row["batch_id"]) == (3, "R1")
+    assert "column 'Viability [%]': expected a number for viability, found '10.00%'" in row["flag_reason"]
+    assert c.observations.height == read_wide(write(tmp_path, GOOD, "good.csv"), MAP).observations.height
+    # above the tolerance every such cell is an error again (1 of 23 cells > 1 %)
+    with pytest.raises(bw.SchemaError, match="1 of 23 measurement cells"):
+        read_wide(path, {**MAP, "read": {"max_junk": 0.01}})
+    with pytest.raises(bw.ArgumentError, match="max_junk must be a fraction"):
+        read_wide(path, MAP, max_junk=5)
+
+
+def test_read_from_a_polars_frame_with_lineage(tmp_path):
+    frame = pl.read_csv(write(tmp_path, GOOD), infer_schema_length=0)
+    c = read_wide(frame, MAP, source_name="lims:query-17")
+    from_file = read_wide(write(tmp_path, GOOD, "same.csv"), MAP)
+    assert c.observations.drop("source_file", "source_line").equals(
+        from_file.observations.drop("source_file", "source_line")
+    )
+    assert set(c.observations["source_file"]) == {"lims:query-17"}
+    # row index of the frame (from 0) = CSV line - 2
+    assert (c.observations["source_line"] == from_file.observations["source_line"] - 2).all()
+    assert "lims:query-17" in c.sources and len(c.sources["lims:query-17"]) == 64
+    with pytest.raises(bw.ArgumentError, match="source_name"):
+        read_wide(frame, MAP)
+    bad = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("x")).otherwise(pl.col("Time (d)")).alias("Time (d)")
+    )
+    with pytest.raises(bw.SchemaError) as err:
+        read_wide(bad, MAP, source_name="lims:query-17")
+    assert any((i.file, i.line, i.column) == ("lims:query-17", 1, "Time (d)") for i in err.value.issues)

@@ -25,7 +25,7 @@ from bioworkbench.store import load_yaml
 from bioworkbench.units import conversion, parse_unit, split_header
 from bioworkbench.variables import registry
 
-__all__ = ["ColumnMap", "ColumnSpec", "EventSpec", "column_map"]
+__all__ = ["REPLICATES", "ColumnMap", "ColumnSpec", "EventSpec", "column_map", "pattern_gives_time"]
 
 _TIME_UNITS = ("h", "d", "min", "s", "timestamp")
 _MAP_KEYS = {
@@ -40,12 +40,15 @@ _MAP_KEYS = {
     "ignore",
     "batches",
     "media",
+    "replicates",
 }
+#: what to do with repeated measurements of one (batch, time, variable, source)
+REPLICATES = ("error", "keep", "mean")
 
 _SECTION_KEYS = {
-    "batch": ("column", "template", "from_filename", "value", "prefix"),
-    "time": ("column", "unit", "format", "inoculation", "timezone"),
-    "read": ("separator", "decimal_comma", "sheet", "encoding"),
+    "batch": ("column", "template", "from_filename", "value", "prefix", "pattern"),
+    "time": ("column", "unit", "format", "inoculation", "timezone", "sort"),
+    "read": ("separator", "decimal_comma", "sheet", "encoding", "max_junk"),
     "batches": ("file", "sheet", "key", "columns"),
 }
 _CONTRADICTION_HINT = (
@@ -195,6 +198,9 @@ class ColumnMap:
         Batch metadata given in the map, or ``None``.
     media
         Media compositions given in the map.
+    replicates
+        ``"error"`` (default), ``"keep"`` or ``"mean"``: what :func:`~bioworkbench.io.read_wide`
+        does with repeated measurements of one batch, time, variable and source.
     """
 
     name: str
@@ -208,6 +214,7 @@ class ColumnMap:
     batches: dict[str, Any] | None = None
     media: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
+    replicates: str = "error"
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, path: str | None = None) -> ColumnMap:
@@ -238,7 +245,13 @@ class ColumnMap:
 
         raw = _checked_sections(raw, bad)
         batch = _batch_section(raw.get("batch") or {}, bad)
-        time = _time_section(raw.get("time") or {}, bad)
+        time = _time_section(raw.get("time") or {}, bad) if raw.get("time") or not pattern_gives_time(batch) else {}
+        replicates = raw.get("replicates", "error")
+        if replicates not in REPLICATES:
+            bad(f"replicates {replicates!r} is not one of {', '.join(REPLICATES)}.")
+        junk = (raw.get("read") or {}).get("max_junk", 0.0)
+        if isinstance(junk, bool) or not isinstance(junk, (int, float)) or not 0.0 <= junk <= 1.0:
+            bad(f"read: max_junk must be a fraction between 0 and 1; found {junk!r}.")
         default_source = raw.get("source", "offline")
         if default_source not in SOURCES:
             bad(f"source {default_source!r} is not one of {', '.join(SOURCES)}.")
@@ -265,6 +278,7 @@ class ColumnMap:
             batches=dict(raw["batches"]) if raw.get("batches") else None,
             media=list(raw.get("media") or []),
             description=str(raw.get("description", "")),
+            replicates=str(replicates),
         )
 
     @classmethod
@@ -338,6 +352,26 @@ def _checked_sections(raw: Mapping[str, Any], bad: Bad) -> dict[str, Any]:
     return raw
 
 
+def pattern_gives_time(batch: Mapping[str, Any]) -> bool:
+    """Whether a ``batch`` section's ``pattern`` has a ``day`` or ``hour`` group (the culture time).
+
+    Parameters
+    ----------
+    batch
+        The ``batch`` section of a map (or ``read_wide``'s ``batch_from``).
+
+    Returns
+    -------
+    bool
+        False without a pattern, or for a pattern that is not a regular expression.
+    """
+    try:
+        groups = re.compile(str(batch["pattern"])).groupindex if "pattern" in batch else {}
+    except re.error:
+        return False
+    return "day" in groups or "hour" in groups
+
+
 def _batch_section(batch: Mapping[str, Any], bad: Bad) -> Mapping[str, Any]:
     """The ``batch`` section, checked (``{}`` when it does not say where the batch id comes from)."""
     if not ({"column", "template", "from_filename", "value"} & set(batch)):
@@ -346,6 +380,15 @@ def _batch_section(batch: Mapping[str, Any], bad: Bad) -> Mapping[str, Any]:
             "(a regex with a group named 'batch') or value."
         )
         return {}
+    if "pattern" in batch:
+        if "column" not in batch:
+            bad("batch: pattern is searched in a column; give batch: {column: ..., pattern: ...}.")
+        pattern = _compile(batch["pattern"], "batch: pattern", bad)
+        if pattern is not None and not {"batch_id", "batch"} & set(pattern.groupindex):
+            bad(
+                f"batch: pattern {batch['pattern']!r} has no group named 'batch_id'.",
+                "write it as e.g. '(?P<batch_id>B\\d+)-D(?P<day>\\d+)' (day or hour: the culture time).",
+            )
     if "from_filename" in batch:
         pattern = _compile(batch["from_filename"], "batch: from_filename", bad)
         if pattern is not None and "batch" not in pattern.groupindex:

@@ -2,11 +2,20 @@
 
 :func:`read_wide` reads CSV or Excel exports with a column map (:mod:`bioworkbench.io.column_map`)
 into a :class:`~bioworkbench.Campaign`. Every cell keeps its lineage: ``source_file`` and
-``source_line`` (the line of a CSV file, or the row number of a spreadsheet, header = row 1).
+``source_line`` (the line of a CSV file, or the row number of a spreadsheet, header = row 1; for
+a polars frame, the name the caller gives and the frame's row index).
+
+What lab exports need besides a plain map (each a map key and a keyword of :func:`read_wide`):
+rows out of time order sorted (``time: {sort: true}``), repeated measurements of one sample kept
+as replicates or averaged (``replicates: keep | mean``), batch and culture day taken from a
+sample ID by a pattern (``batch: {column: "Sample ID", pattern: "(?P<batch_id>B\\d+)-D(?P<day>\\d+)"}``),
+and a tolerance for text in number columns (``read: {max_junk: 0.05}``: such cells are kept,
+flagged ``unreadable``, up to that fraction of a file's measurement cells).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -17,7 +26,17 @@ from typing import Any, Literal
 import polars as pl
 
 from bioworkbench.campaign import Campaign
-from bioworkbench.errors import ConfigError, DataReadError, Issue, SchemaError, suggest
+from bioworkbench.errors import ConfigError, Issue, SchemaError, suggest
+from bioworkbench.io._wide_inputs import (
+    FLAG_UNREADABLE,
+    Options,
+    Source,
+    options,
+    replicates_of,
+    sources_of,
+    warn_junk,
+    with_batch_from,
+)
 from bioworkbench.io.column_map import ColumnMap, _check_timezone, column_map
 from bioworkbench.io.tidy import read_table
 from bioworkbench.io.timestamps import parse_timestamps, zone_issues
@@ -42,13 +61,19 @@ def read_wide(
     timezone: str | None = None,
     name: str | None = None,
     description: str | None = None,
+    sort: bool | None = None,
+    replicates: Literal["error", "keep", "mean"] | None = None,
+    batch_from: Mapping[str, str] | None = None,
+    max_junk: float | None = None,
+    source_name: str | None = None,
 ) -> Campaign:
-    """Read wide bioreactor exports (CSV or Excel) into a :class:`~bioworkbench.Campaign`.
+    """Read wide bioreactor exports (CSV or Excel, or polars frames) into a :class:`~bioworkbench.Campaign`.
 
     Parameters
     ----------
     paths
-        One file per batch or one file per campaign (or several of either).
+        One file per batch or one file per campaign (or several of either), or a polars frame
+        holding such a table (then ``source_name`` names it), or a list of files and frames.
     column_map
         A bundled map name, a YAML file or a dict: see :class:`ColumnMap`.
     batches
@@ -67,6 +92,30 @@ def read_wide(
         ``batches`` metadata (``format:``) are read in this zone too, else as UTC.
     name, description
         Of the campaign (default: the map's).
+    sort
+        Accept rows out of time order within a batch and sort them (each keeps its line in
+        ``source_line``); default: the map's ``time: {sort: ...}``, else ``False``, where time
+        going backwards is an error.
+    replicates
+        Repeated measurements of one batch, time, variable and source: ``"error"`` (each repeat
+        is reported as a duplicate), ``"keep"`` (every one a row, numbered 1, 2, ... in a
+        ``replicate`` column in the order of the file) or ``"mean"`` (one row: the mean of the
+        readable, unflagged repeats, with ``n_replicates``, ``replicate_sd`` and the line of the
+        first in ``source_line``). Default: the map's ``replicates:``, else ``"error"``.
+    batch_from
+        ``{"column": "Sample ID", "pattern": r"(?P<batch_id>B\\d+)-D(?P<day>\\d+)"}``: the batch
+        id is the pattern's ``batch_id`` group searched in that column, and its ``day`` or
+        ``hour`` group, where present, is the culture time (over the map's time column). Replaces
+        the map's ``batch`` section; the map may say the same as ``batch: {column:, pattern:}``.
+    max_junk
+        The largest fraction (0-1) of a file's non-empty measurement cells that may hold text
+        that is not a number (``10.00%``, ``n/a``, ``#DIV/0!``): up to it, such a cell is kept
+        without a value, flagged ``unreadable`` with the text in ``flag_reason``, and counted in a
+        warning; above it, every such cell is an error as before. Default: the map's
+        ``read: {max_junk: ...}``, else 0 (none tolerated).
+    source_name
+        The name a polars frame is known by in the lineage (``source_file``) and the errors,
+        e.g. the LIMS query or export it came from; required for a frame.
 
     Returns
     -------
@@ -83,7 +132,16 @@ def read_wide(
         file, line, column and batch. Spreadsheet cells are checked as CSV cells are: ``n/a``,
         ``#DIV/0!`` or a formula without a saved result in a number column is an error at its row.
     ConfigError
-        A ``timezone`` that is not a known IANA time zone name.
+        A ``timezone`` that is not a known IANA time zone name; a ``batch_from`` without a
+        column or a ``batch_id`` group.
+    ArgumentError
+        A frame without ``source_name``, an unknown ``replicates``, a ``max_junk`` outside 0-1.
+
+    Warns
+    -----
+    BioWorkbenchWarning
+        Cells flagged ``unreadable`` under ``max_junk``: how many, and the first few with their
+        line and column.
 
     Notes
     -----
@@ -92,25 +150,30 @@ def read_wide(
     mass balance over an interval only needs what entered between its two samples. Samples
     are taken before additions at the same time (the campaign convention).
 
-    ``source_line`` is the line of a CSV file or the spreadsheet's own row number; empty rows
-    (every cell blank) hold no data and are skipped, without shifting the rows after them.
+    ``source_line`` is the line of a CSV file or the spreadsheet's own row number (for a frame,
+    its row index, from 0); empty rows (every cell blank) hold no data and are skipped, without
+    shifting the rows after them.
+
+    With ``replicates="mean"``: ``value = sum(x_i) / n`` and ``replicate_sd = sqrt(sum((x_i -
+    value)^2) / (n - 1))`` over the ``n`` readable, unflagged repeats ``x_i`` (canonical unit of
+    the variable; ``replicate_sd`` is null for one).
     """
     cmap = column_map_fn(column_map)
+    if batch_from is not None:
+        cmap = with_batch_from(cmap, batch_from)
     tz = timezone if timezone is not None else cmap.time.get("timezone")
     if timezone is not None:
         problems: list[Issue] = []
         _check_timezone(timezone, lambda msg, hint=None: problems.append(Issue(msg, column="timezone", hint=hint)))
         if problems:
             raise ConfigError(SchemaError(problems, context="read_wide: timezone").args[0])
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise DataReadError("read_wide: no files given.")
+    opts = options(cmap, tz, sort=sort, max_junk=max_junk, replicates=replicates)
+    sources = sources_of(paths, source_name)
+    paths = [src.path or Path(src.name) for src in sources]
     issues: list[Issue] = []
     obs_parts, ev_parts, rows_parts = [], [], []
-    for path in paths:
-        part = _read_file(path, cmap, timezone=tz)
+    for src in sources:
+        part = _read_file(src, cmap, opts)
         issues.extend(part.issues)
         if part.rows is not None:
             obs_parts.append(part.observations)
@@ -120,6 +183,8 @@ def read_wide(
         raise SchemaError(issues, context=str(paths[0]) if len(paths) == 1 else None)
     obs, found = to_canonical(pl.concat(obs_parts, how="vertical_relaxed"), line_col="source_line")
     issues.extend(found)
+    warn_junk(obs)
+    obs = replicates_of(obs, opts.replicates)
     obs, found = flag_values(obs, on_invalid=on_invalid)
     issues.extend(found)
     events = pl.concat(ev_parts, how="vertical_relaxed") if ev_parts else None
@@ -142,7 +207,7 @@ def read_wide(
         media=media,
         name=name or cmap.name,
         description=description if description is not None else cmap.description,
-        sources=_sources(paths, cmap),
+        sources=_sources(sources, cmap),
     )
 
 
@@ -156,15 +221,19 @@ class _FilePart:
     rows: pl.DataFrame | None = None
 
 
-def _read_file(path: Path, cmap: ColumnMap, *, timezone: str | None) -> _FilePart:
+def _read_file(src: Source, cmap: ColumnMap, opts: Options) -> _FilePart:
     """Read one export: its columns checked, batch and time read, values melted, events found."""
-    df, first_line = read_table(
-        path,
-        separator=cmap.read.get("separator", ","),
-        decimal_comma=bool(cmap.read.get("decimal_comma", False)),
-        sheet=cmap.read.get("sheet"),
-        encoding=cmap.read.get("encoding", "utf8"),
-    )
+    if src.frame is not None:
+        df, first_line = src.frame, 0
+    else:
+        df, first_line = read_table(
+            src.path,
+            separator=cmap.read.get("separator", ","),
+            decimal_comma=bool(cmap.read.get("decimal_comma", False)),
+            sheet=cmap.read.get("sheet"),
+            encoding=cmap.read.get("encoding", "utf8"),
+        )
+    path = Path(src.name)
     df = df.rename({c: str(c).strip() for c in df.columns})
     found = _check_columns(df, cmap, path)
     if found:
@@ -173,21 +242,26 @@ def _read_file(path: Path, cmap: ColumnMap, *, timezone: str | None) -> _FilePar
     # rows with every cell empty hold nothing (their line numbers are not reused)
     cells = [c for c in df.columns if c != "_line"]
     blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "") for c in cells)
-    df, found = _batch_and_time(df.filter(~blank), cmap, path, timezone=timezone)
+    df, found = _batch_and_time(df.filter(~blank), cmap, path, timezone=opts.timezone, sort=opts.sort)
     if found:
         return _FilePart(found)
-    obs, found_obs = _melt(df, cmap, path)
+    obs, found_obs = _melt(df, cmap, path, max_junk=opts.max_junk)
     ev, found_ev = _events(df, cmap, path)
     return _FilePart(found_obs + found_ev, obs, ev, df)
 
 
-def _sources(paths: list[Path], cmap: ColumnMap) -> dict[str, str]:
-    """The lineage of a campaign read from ``paths``: every file read (data, map, batches) and its sha256."""
-    sources = {str(p): sha256_file(p) for p in paths}
+def _sources(inputs: list[Source], cmap: ColumnMap) -> dict[str, str]:
+    """The lineage of a campaign: every file read (data, map, batches) and its sha256; a frame's
+    sha256 is that of its CSV text."""
+    sources = {
+        s.name: sha256_file(s.path) if s.path is not None else hashlib.sha256(s.frame.write_csv().encode()).hexdigest()
+        for s in inputs
+    }
     if cmap.path:
         sources[cmap.path] = sha256_file(cmap.path)
-    if isinstance(cmap.batches, Mapping) and cmap.batches.get("file"):
-        meta_path = paths[0].parent / cmap.batches["file"]
+    files = [s.path for s in inputs if s.path is not None]
+    if isinstance(cmap.batches, Mapping) and cmap.batches.get("file") and files:
+        meta_path = files[0].parent / cmap.batches["file"]
         if meta_path.exists():
             sources[str(meta_path)] = sha256_file(meta_path)
     return sources
@@ -221,12 +295,34 @@ def _check_columns(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> list[Issue]
 
 
 def _batch_and_time(
-    df: pl.DataFrame, cmap: ColumnMap, path: Path, *, timezone: str | None = None
+    df: pl.DataFrame, cmap: ColumnMap, path: Path, *, timezone: str | None = None, sort: bool = False
 ) -> tuple[pl.DataFrame, list[Issue]]:
     issues: list[Issue] = []
     b = cmap.batch
     prefix = str(b.get("prefix", ""))
-    if "column" in b:
+    pattern_hours = pl.lit(None, dtype=pl.Float64)
+    if "pattern" in b:
+        text = pl.col(b["column"]).cast(pl.String).str.strip_chars()
+        groups = re.compile(str(b["pattern"])).groupindex
+        key = "batch_id" if "batch_id" in groups else "batch"
+        found = text.str.extract_groups(str(b["pattern"]))
+        bid = found.struct.field(key)
+        if "day" in groups:
+            pattern_hours = found.struct.field("day").cast(pl.Float64, strict=False) * 24.0
+        elif "hour" in groups:
+            pattern_hours = found.struct.field("hour").cast(pl.Float64, strict=False)
+        unmatched = df.filter(bid.is_null() & text.is_not_null() & (text != ""))
+        for line, value in unmatched.select("_line", b["column"]).head(20).iter_rows():
+            issues.append(
+                Issue(
+                    f"{value!r} does not match the batch pattern {b['pattern']!r}.",
+                    file=str(path),
+                    line=line,
+                    column=b["column"],
+                    hint="correct the sample ID, or widen the pattern.",
+                )
+            )
+    elif "column" in b:
         bid = pl.col(b["column"]).cast(pl.String).str.strip_chars()
     elif "template" in b:
         parts = re.split(r"({[^{}]+})", b["template"])
@@ -246,7 +342,7 @@ def _batch_and_time(
         bid = pl.lit(m.group("batch"))
     else:
         bid = pl.lit(str(b["value"]))
-    df = df.with_columns((pl.lit(prefix) + bid).alias("_batch"))
+    df = df.with_columns((pl.lit(prefix) + bid).alias("_batch"), _hours=pattern_hours)
     for row in df.filter(pl.col("_batch").is_null()).head(20).iter_rows(named=True):
         issues.append(
             Issue(
@@ -257,6 +353,19 @@ def _batch_and_time(
             )
         )
     t = cmap.time
+    if "column" not in t:  # the culture time is the pattern's day or hour
+        df = df.with_columns(_time_h=pl.col("_hours")).drop("_hours")
+        for row in df.filter(pl.col("_time_h").is_null()).head(20).iter_rows(named=True):
+            issues.append(
+                Issue(
+                    f"no day or hour in {row[b['column']]!r} by the batch pattern {b['pattern']!r}.",
+                    file=str(path),
+                    line=row["_line"],
+                    column=b["column"],
+                    batch=row["_batch"],
+                )
+            )
+        return _in_time_order(df, path, b["column"], sort, issues)
     col, unit = t["column"], t.get("unit", "h")
     raw = df[col]
     if unit == "timestamp":
@@ -275,12 +384,12 @@ def _batch_and_time(
             tmp = df.with_columns(_ts=ts, _t0=t0)
         hours = (pl.col("_ts") - pl.col("_t0")).dt.total_microseconds() / 3.6e9
         df = tmp.with_columns(_time_h=hours).drop("_ts", "_t0")
-        bad = df["_time_h"].is_null() & raw.is_not_null()
+        bad = df["_time_h"].is_null() & raw.is_not_null() & df["_hours"].is_null()
     else:
         num, _ = _numbers(raw)
         scale, _ = conversion(unit, "h")
         df = df.with_columns(_time_h=num * scale)
-        bad = df["_time_h"].is_null() & raw.is_not_null()
+        bad = df["_time_h"].is_null() & raw.is_not_null() & df["_hours"].is_null()
     for row in df.filter(bad).head(20).iter_rows(named=True):
         issues.append(
             Issue(
@@ -292,10 +401,20 @@ def _batch_and_time(
                 batch=row["_batch"],
             )
         )
-    missing_t = df.filter(pl.col("_time_h").is_null() & raw.is_null())
+    missing_t = df.filter(pl.col("_time_h").is_null() & raw.is_null() & pl.col("_hours").is_null())
     for row in missing_t.head(20).iter_rows(named=True):
         issues.append(Issue("time is empty.", file=str(path), line=row["_line"], column=col, batch=row["_batch"]))
-    # time going backwards within a batch, in file order
+    # the pattern's day or hour, where it matched, over the time column
+    df = df.with_columns(_time_h=pl.coalesce("_hours", "_time_h")).drop("_hours")
+    return _in_time_order(df, path, col, sort, issues)
+
+
+def _in_time_order(
+    df: pl.DataFrame, path: Path, col: str, sort: bool, issues: list[Issue]
+) -> tuple[pl.DataFrame, list[Issue]]:
+    """Rows sorted by batch and time (``sort``), or each time going backwards within a batch reported."""
+    if sort:
+        return df.sort("_batch", "_time_h", maintain_order=True, nulls_last=True), issues
     back = df.with_columns(_prev=pl.col("_time_h").shift(1).over("_batch")).filter(pl.col("_time_h") < pl.col("_prev"))
     for row in back.head(20).iter_rows(named=True):
         issues.append(
@@ -305,7 +424,8 @@ def _batch_and_time(
                 line=row["_line"],
                 column=col,
                 batch=row["_batch"],
-                hint="rows of a batch must be in time order; check for a pasted or mis-typed time.",
+                hint="rows of a batch must be in time order; check for a pasted or mis-typed time, "
+                "or read with sort=True (map: time: {sort: true}) if the export is simply not sorted.",
             )
         )
     return df, issues
@@ -324,13 +444,20 @@ def _numbers(s: pl.Series) -> tuple[pl.Series, pl.Series]:
     return values, s.is_not_null() & values.is_null()
 
 
-def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, list[Issue]]:
+def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path, *, max_junk: float = 0.0) -> tuple[pl.DataFrame, list[Issue]]:
     issues: list[Issue] = []
     parts = []
+    read = {spec.header: _numbers(df[spec.header]) for spec in cmap.columns}
+    n_junk = sum(int(bad.sum()) for _, bad in read.values())
+    n_cells = sum(
+        int((df[h].is_not_null() & (df[h].cast(pl.String).str.strip_chars() != "").fill_null(False)).sum())
+        for h in read
+    )
+    tolerated = n_junk > 0 and n_junk <= max_junk * n_cells
     for spec in cmap.columns:
         s = df[spec.header]
-        val, bad = _numbers(s)
-        if bad.any():
+        val, bad = read[spec.header]
+        if bad.any() and not tolerated:
             for row in df.filter(bad).head(20).iter_rows(named=True):
                 v = str(row[spec.header])
                 hint = None
@@ -345,6 +472,11 @@ def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, 
                     hint = "the spreadsheet shows an error in this cell; correct the formula or leave the cell empty."
                 elif v.strip().lower() in ("n/a", "na", "nan", "-", "--", "nd", "n.d.", "none"):
                     hint = "leave the cell empty for a missing value."
+                if hint is None and n_junk:
+                    hint = (
+                        f"{n_junk} of {n_cells} measurement cells in this file hold text; pass max_junk= "
+                        "(map: read: {max_junk: ...}) to keep such cells flagged 'unreadable'."
+                    )
                 issues.append(
                     Issue(
                         f"expected a number for {spec.variable}, found {v!r}.",
@@ -366,16 +498,20 @@ def _melt(df: pl.DataFrame, cmap: ColumnMap, path: Path) -> tuple[pl.DataFrame, 
                     "source": pl.Series([spec.source] * df.height, dtype=pl.String),
                     "source_line": df["_line"].cast(pl.Int64),
                     "_present": s.is_not_null() & ~(s.cast(pl.String).str.strip_chars() == "").fill_null(False),
+                    "_bad": bad,
+                    "_header": pl.Series([spec.header] * df.height, dtype=pl.String),
+                    "_text": s.cast(pl.String).str.strip_chars(),
                 }
             )
         )
     obs = (
         pl.concat(parts)
         .filter(pl.col("_present"))
-        .drop("_present")
         .with_columns(
-            flag=pl.lit(None, dtype=pl.String),
-            flag_reason=pl.lit(None, dtype=pl.String),
+            flag=pl.when("_bad").then(pl.lit(FLAG_UNREADABLE)),
+            flag_reason=pl.when("_bad").then(
+                pl.format("column '{}': expected a number for {}, found '{}'", "_header", "variable", "_text")
+            ),
             source_file=pl.lit(str(path)),
         )
         .select([c.name for c in FRAMES["observations"]])

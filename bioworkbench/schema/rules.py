@@ -319,7 +319,8 @@ def _rules_observations(df, ctx, batch_ids=None, **_):
     report_duplicates(
         df,
         ctx,
-        ["batch_id", "time_h", "variable", "source"],
+        # numbered replicates (read_wide(replicates="keep")) are repeats by design, not duplicates
+        ["batch_id", "time_h", "variable", "source", *(["replicate"] if "replicate" in df.columns else [])],
         "time_h",
         lambda r: f"duplicate {r['variable']} at time_h={r['time_h']} ({r['source']})",
         free=free,
