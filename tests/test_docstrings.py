@@ -38,18 +38,7 @@ from bioworkbench.errors import BioWorkbenchError  # noqa: E402
 CODES = {"GL08", "PR01", "PR02", "RT01"}
 
 # owned by a concurrent change; to be documented
-ALLOWED: set[str] = {
-    "bioworkbench.interactive.dashboard.DashboardServer.app",
-    "bioworkbench.interactive.dashboard.DashboardServer.forecast",
-    "bioworkbench.interactive.dashboard.DashboardSession",
-    "bioworkbench.interactive.dashboard.DashboardSession.render",
-    "bioworkbench.interactive.dashboard.DashboardSession.update",
-    "bioworkbench.interactive.explorer.Explorer",
-    "bioworkbench.interactive.explorer.Explorer.servable",
-    "bioworkbench.interactive.live.BatchStatus",
-    "bioworkbench.interactive.live.FolderWatch.stamp",
-    "bioworkbench.interactive.live.ForecastService.get",
-}
+ALLOWED: set[str] = set()
 
 
 def public_modules() -> Iterator[str]:

@@ -238,7 +238,18 @@ class BatchPage:
         self.show(data)
 
     def fits(self, data: dict[str, list[FigureData]]) -> bool:
-        """Whether ``data`` has the figures of this page (else a new page is made)."""
+        """Whether ``data`` has the figures of this page (else a new page is made).
+
+        Parameters
+        ----------
+        data
+            :func:`page_data` of a batch.
+
+        Returns
+        -------
+        bool
+            Its tabs hold the same figures (keys), in the same order, as this page's.
+        """
         return {tab: [f.key for f in figs] for tab, figs in data.items()} == self.keys
 
     def show(self, data: dict[str, list[FigureData]], *, exceptions: str = "", n_exceptions: int = 0) -> None:

@@ -158,14 +158,27 @@ class DashboardServer:
                 self.watch.error = f"{type(exc).__name__}: {exc}"
 
     def forecast(self) -> dict[str, Any] | None:
-        """The forecast of the current snapshot's running batches (``None`` while being computed)."""
+        """The forecast of the current snapshot's running batches.
+
+        Returns
+        -------
+        dict or None
+            :meth:`ForecastService.get`'s result (``None`` while being computed), or
+            :data:`FORECASTS_OFF` when forecasts are switched off.
+        """
         snap = self.watch.snapshot
         if self.forecasts is None or snap is None:
             return FORECASTS_OFF
         return self.forecasts.get(self.watch.folder, snap.known_h)
 
     def app(self) -> Any:
-        """A new browser session's page."""
+        """A new browser session's page (Panel calls it once per session).
+
+        Returns
+        -------
+        panel.Column
+            The page of a new :class:`DashboardSession`.
+        """
         return DashboardSession(self).view
 
     def close(self) -> None:
@@ -176,7 +189,22 @@ class DashboardServer:
 
 
 class DashboardSession:
-    """One browser's page: the overview of cards or one batch's page, chosen in the batch picker."""
+    """One browser's page: the overview of cards or one batch's page, chosen in the batch picker.
+
+    Parameters
+    ----------
+    server
+        The state shared by all sessions (folder, forecasts, page data).
+
+    Attributes
+    ----------
+    view
+        The page (``panel.Column``): a heading with the "Show" picker, the status line, the
+        overview and the batch page (one of the two hidden).
+    page
+        The batch page's figures (:class:`~bioworkbench.interactive.batch_page.BatchPage`), made
+        once per snapshot when the overview is on screen and updated in place on a batch change.
+    """
 
     def __init__(self, server: DashboardServer) -> None:
         import panel as pn
@@ -214,7 +242,13 @@ class DashboardSession:
 
     # -- state ----------------------------------------------------------------------------------
     def update(self, force: bool = False) -> None:
-        """Re-draw when the folder was re-read or a forecast became ready."""
+        """Re-draw when the folder was re-read or a forecast became ready (called on a period).
+
+        Parameters
+        ----------
+        force
+            Re-draw even if nothing changed.
+        """
         snap = self.server.watch.snapshot
         fc = self.server.forecast()
         if force or snap is not self.snap or fc is not self.forecast:
@@ -238,6 +272,7 @@ class DashboardSession:
 
     # -- pages ----------------------------------------------------------------------------------
     def render(self) -> None:
+        """Draw the page chosen in the picker: the overview's cards or a batch's page."""
         snap = self.snap
         name = html.escape(snap.campaign.name)
         if self.picker.value == OVERVIEW:

@@ -69,6 +69,22 @@ def explore(
 class Explorer:
     """The explorer of :func:`explore`: widgets, linked views and the export of the current view.
 
+    Parameters
+    ----------
+    campaign
+        The campaign.
+    variables, color_by, batch_ids, selected
+        As for :func:`explore`.
+    width, height
+        Size of each trajectory plot, px.
+
+    Raises
+    ------
+    ArgumentError
+        ``campaign`` is not a Campaign.
+    SchemaError
+        An unknown variable, batch column or batch (with the closest names).
+
     Attributes
     ----------
     campaign
@@ -373,7 +389,13 @@ class Explorer:
         return self.layout._repr_mimebundle_(include, exclude)
 
     def servable(self) -> Any:
-        """The explorer's layout, marked servable (``panel serve`` a notebook that ends with it)."""
+        """The explorer's layout, marked servable (``panel serve`` a notebook that ends with it).
+
+        Returns
+        -------
+        panel.Row
+            The pickers beside the views.
+        """
         return self.layout.servable()
 
     def save(self, path: str | os.PathLike, *, title: str | None = None) -> Path:

@@ -61,8 +61,12 @@ class BatchStatus:
         ``"ok"``, ``"watch"`` or ``"alarm"``.
     status
         The level in words ("On track", "Watch", "Act now") and why.
+    reasons
+        The reasons of the level, one sentence each (empty when on track).
     open_exceptions
-        Number of open exceptions; ``by_severity`` counts them by severity.
+        Number of open exceptions.
+    by_severity
+        The open exceptions counted by severity (``{"major": 2}``).
     """
 
     batch_id: str
@@ -369,7 +373,13 @@ class FolderWatch:
         self.read_at: float | None = None
 
     def stamp(self) -> tuple:
-        """Name, size and modification time of every file of the folder (what tells it changed)."""
+        """Name, size and modification time of every file of the folder (what tells it changed).
+
+        Returns
+        -------
+        tuple
+            ``(name, size in bytes, modification time in ns)`` per file, sorted by name.
+        """
         return tuple(
             sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.folder.iterdir() if p.is_file())
         )
@@ -453,6 +463,13 @@ class ForecastService:
 
     def get(self, folder: str | os.PathLike, known_h: dict[str, float]) -> dict[str, Any] | None:
         """The forecast of the batches of ``known_h`` (known up to those hours), or ``None`` while computing.
+
+        Parameters
+        ----------
+        folder
+            The campaign folder (read again in the worker process).
+        known_h
+            ``{batch_id: hours}``: the running batches and their latest observation time.
 
         Returns
         -------
