@@ -379,7 +379,10 @@ class Explorer:
             color=HIGHLIGHT, size=16, tools=["hover"]
         )
         title = f"{yl} vs {xl}: {d.height} batches" + (f", {chosen.height} selected" if sel else "")
-        return (base * layer).opts(hv.opts.Overlay(title=wrap_title(title, self.width), show_legend=bool(sel)))
+        # the legend beside the plot: inside it would hide points
+        return (base * layer).opts(
+            hv.opts.Overlay(title=wrap_title(title, self.width), show_legend=bool(sel), legend_position="right")
+        )
 
     def _scatter(self) -> Any:
         return self.scatter_figure()
@@ -452,7 +455,10 @@ class Explorer:
         )
         intro = f'<div style="font-family:sans-serif;margin:8px">{header}</div>'
         table = f'<div style="font-family:sans-serif;margin:8px">{_html_table(rows, sel)}</div>'
-        page = page.replace("<body>", f"<body>{intro}", 1).replace("</body>", f"{table}</body>", 1)
+        # the page's own <body> is the last one: Bokeh's inlined scripts contain the string too
+        head, body = page.rsplit("<body>", 1)
+        body, tail = body.rsplit("</body>", 1)
+        page = f"{head}<body>{intro}{body}{table}</body>{tail}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
         return path
