@@ -165,6 +165,40 @@ def test_snapshot_of_running_batches(live):
     assert snap.golden.height and snap.envelope.height
 
 
+def test_batch_page_data_and_update_in_place(live):
+    """Every running batch has the same figures; a batch change replaces data and titles, not figures."""
+    from bioworkbench.interactive.batch_page import BatchPage, page_data
+    from bioworkbench.interactive.live import snapshot
+
+    snap = snapshot(live)
+    b7, b8 = page_data(snap, "B07"), page_data(snap, "B08")
+    keys = {tab: [f.key for f in figs] for tab, figs in b7.items()}
+    assert keys == {tab: [f.key for f in figs] for tab, figs in b8.items()}
+    assert [k[1] for k in keys["mspc"]] == ["t2", "spe"] and keys["online"] and keys["offline"][0] == ("offline", "vcd")
+    ph = next(f for f in b7["online"] if f.key == ("online", "ph"))
+    # the aligned pH of B07 up to day 5 (none past its latest time), in days
+    aligned = snap.aligned.filter(
+        (pl.col("batch_id") == "B07") & (pl.col("variable") == "ph") & pl.col("value").is_not_null()
+    ).sort("maturity")
+    assert ph.batch["value"] == aligned["value"].to_list() and max(ph.batch["day"]) == pytest.approx(5.0)
+    assert "B07 vs golden batch" in ph.title.replace("\n", " ")
+    lo = dict(zip(ph.band["day"], ph.band["lower"], strict=True))
+    hi = dict(zip(ph.band["day"], ph.band["upper"], strict=True))
+    expected_out = [d for d, v in zip(ph.batch["day"], ph.batch["value"], strict=True) if v > hi[d] or v < lo[d]]
+    assert ph.out["day"] == expected_out
+
+    page = BatchPage(b7, notes=snap.notes)
+    figure = page._figures[("online", "ph")].figure
+    page.show(b8, exceptions="<p>No open exceptions.</p>", n_exceptions=3)
+    assert page._figures[("online", "ph")].figure is figure  # the same Bokeh figure, new data
+    assert (
+        "B08" in figure.title.text
+        and page._figures[("online", "ph")].batch.data
+        == next(f for f in b8["online"] if f.key == ("online", "ph")).batch
+    )
+    assert page.tabs._names[-1] == "Exceptions (3)"
+
+
 def test_snapshot_status_follows_an_excursion(live):
     """A pH far outside the golden batch at the latest point makes the batch 'Act now'."""
     from bioworkbench.interactive.live import snapshot
