@@ -217,7 +217,8 @@ class BatchPage:
     def __init__(self, data: dict[str, list[FigureData]], *, notes: list[str] = ()) -> None:
         import panel as pn
 
-        from bioworkbench.interactive.dashboard import CSS, _html
+        from bioworkbench.interactive.style import CSS
+        from bioworkbench.interactive.style import html_pane as _html
 
         self.keys = {tab: [f.key for f in figs] for tab, figs in data.items()}
         self._figures: dict[tuple[str, str], _Figure] = {}
