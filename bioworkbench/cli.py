@@ -310,6 +310,50 @@ def serve(
     )
 
 
+def ingest(
+    paths: list[str],
+    *,
+    store: str,
+    batch_from: str | None = None,
+    column_map: str | None = None,
+    timezone: str | None = None,
+) -> bool:
+    """Add what is new in files to a store, one file at a time; print what each file did.
+
+    Parameters
+    ----------
+    paths
+        Instrument exports, LIMS quality tables, campaign folders, or (with ``column_map``) wide
+        exports (see :func:`bioworkbench.database.ingest_files`).
+    store
+        The store's URL (``duckdb:///data/plant.duckdb``, ``postgresql:///bw?host=/run/postgresql``).
+    batch_from
+        Pattern mapping instrument sample IDs to batch and day.
+    column_map
+        Read the files as wide exports with this column map.
+    timezone
+        IANA zone of timestamps written without an offset.
+
+    Returns
+    -------
+    bool
+        Whether some file failed (it is reported on stderr; the other files are still ingested).
+    """
+    from bioworkbench.database import ingest_files, open_store
+
+    failed = False
+    with open_store(store) as db:
+        for path in paths:
+            try:
+                (result,) = ingest_files(db, [path], batch_from=batch_from, column_map=column_map, timezone=timezone)
+            except BioWorkbenchError as exc:
+                print(f"{path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            print(result)
+    return failed
+
+
 def _parse_value(text: str):
     import yaml
 
@@ -400,6 +444,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernel", default=None)
 
     p = sub.add_parser(
+        "ingest",
+        help="add what is new in instrument exports, LIMS quality tables or wide exports to a store",
+        description="Add files to a campaign store (DuckDB or PostgreSQL). A file already ingested (same sha256) is "
+        "skipped and said so; a corrected value supersedes the old one, which stays in the store's history.",
+    )
+    p.add_argument(
+        "paths", nargs="+", metavar="FILES", help="instrument exports, LIMS quality CSV/Excel, campaign folders"
+    )
+    p.add_argument(
+        "--store", default="duckdb:///data/plant.duckdb", help="store URL (default: duckdb:///data/plant.duckdb)"
+    )
+    p.add_argument(
+        "--batch-from",
+        default=None,
+        metavar="REGEX",
+        help="sample ID pattern, e.g. '(?P<batch_id>B\\d+)-D(?P<day>\\d+)'",
+    )
+    p.add_argument(
+        "--map",
+        dest="column_map",
+        default=None,
+        metavar="NAME",
+        help="read the files as wide exports with this column map",
+    )
+    p.add_argument("--timezone", default=None, help="IANA zone of timestamps written without an offset")
+
+    p = sub.add_parser(
         "serve",
         help="serve the operator dashboard of a campaign folder in the browser",
         description="Serve the operator dashboard: running batches as cards (culture day, latest values, "
@@ -449,6 +520,18 @@ def main(argv: list[str] | None = None) -> int:
                 refresh=args.refresh,
                 forecast=not args.no_forecast,
                 forecast_draws=args.forecast_draws,
+            )
+        elif args.command == "ingest":
+            return (
+                1
+                if ingest(
+                    args.paths,
+                    store=args.store,
+                    batch_from=args.batch_from,
+                    column_map=args.column_map,
+                    timezone=args.timezone,
+                )
+                else 0
             )
         elif args.command == "run":
             return (

@@ -119,6 +119,16 @@ class Backend:
         """Close the connection."""
         raise NotImplementedError
 
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of ``table`` after a large change.
+
+        Parameters
+        ----------
+        table
+            The table.
+        """
+        self.execute(f"ANALYZE {table}")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run the statements of the ``with`` block in one transaction (rolled back on error).
@@ -285,6 +295,7 @@ class PostgresBackend(Backend):
             copy.set_types([_pg_type(columns[n]) for n in names])
             for row in frame.select(names).iter_rows():
                 copy.write_row(row)
+        self._con.execute(f"ANALYZE {table}")
 
     def close(self) -> None:
         self._con.close()

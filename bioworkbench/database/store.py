@@ -20,7 +20,7 @@ import polars as pl
 
 from bioworkbench.campaign import Campaign
 from bioworkbench.checks import describe_type
-from bioworkbench.database.backends import Backend, connect
+from bioworkbench.database.backends import Backend, connect, sql_type
 from bioworkbench.database.tables import AUDIT_COLUMNS, INGEST_LOG, KEYS, create_schema, table_columns
 from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, Issue, SchemaError, suggest
 from bioworkbench.schema import FRAMES, UTC, coerce_frame, empty_frame
@@ -123,11 +123,25 @@ def _to_table(name: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(dtype) for c, dtype in cols.items()])
 
 
-def _match(left: str, right: str, columns: Iterable[str], not_null: set[str]) -> str:
-    return " AND ".join(
-        f"{left}.{c} = {right}.{c}" if c in not_null else f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}"
-        for c in columns
-    )
+#: stands for null in a nullable key column, so that keys compare with ``=`` (hash joins in both
+#: databases; ``IS NOT DISTINCT FROM`` leaves PostgreSQL a nested loop)
+_NULL_KEY = {"BIGINT": "-9223372036854775807", "DOUBLE PRECISION": "CAST('NaN' AS DOUBLE PRECISION)", "TEXT": "'\x01'"}
+
+
+def _match_key(left: str, right: str, name: str, not_null: set[str]) -> str:
+    types = table_columns(name)
+    parts = []
+    for c in KEYS[name]:
+        if c in not_null:
+            parts.append(f"{left}.{c} = {right}.{c}")
+        else:
+            null = _NULL_KEY[sql_type(types[c])]
+            parts.append(f"COALESCE({left}.{c}, {null}) = COALESCE({right}.{c}, {null})")
+    return " AND ".join(parts)
+
+
+def _match(left: str, right: str, columns: Iterable[str]) -> str:
+    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in columns)
 
 
 def _placeholders(values: Sequence[Any]) -> str:
@@ -306,23 +320,32 @@ class Store:
         values = [c for c in cols if c not in key]
         not_null = {c.name for c in FRAMES[name] if not c.nullable}
         self._db.load("bw_stage", frame, cols)
-        col_list = ", ".join(cols)
-        same = _match("c", "s", key, not_null) + " AND " + _match("c", "s", values, set())
+        key_match = _match_key("c", "s", name, not_null)
+        same_values = _match("c", "s", values) if values else "TRUE"
+        # the current rows that this ingest corrects: same key, other values
+        self._db.execute("DROP TABLE IF EXISTS bw_old")
+        self._db.execute(
+            f"CREATE TEMP TABLE bw_old AS SELECT c.row_id AS old_id, {', '.join('s.' + k for k in key)} "
+            f"FROM {name} c JOIN bw_stage s ON {key_match} WHERE c.superseded_at IS NULL AND NOT ({same_values})"
+        )
         added = self._db.execute(
-            f"INSERT INTO {name} ({col_list}, ingest_id) "
+            f"INSERT INTO {name} ({', '.join(cols)}, ingest_id) "
             f"SELECT {', '.join('s.' + c for c in cols)}, ? FROM bw_stage s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {name} c WHERE c.superseded_at IS NULL AND {same})",
+            f"WHERE NOT EXISTS (SELECT 1 FROM {name} c "
+            f"WHERE c.superseded_at IS NULL AND {key_match} AND {same_values})",
             [ingest_id],
         )
         superseded = 0
-        if added > 0:
+        if int(self._db.query("SELECT count(*) AS n FROM bw_old")["n"][0]):
             superseded = self._db.execute(
-                f"UPDATE {name} AS o SET superseded_at = ?, superseded_by = n.row_id FROM {name} AS n "
-                f"WHERE n.ingest_id = ? AND o.ingest_id <> ? AND o.superseded_at IS NULL AND "
-                + _match("o", "n", key, not_null),
-                [now, ingest_id, ingest_id],
+                f"UPDATE {name} AS o SET superseded_at = ?, superseded_by = c.row_id FROM bw_old s, {name} AS c "
+                f"WHERE o.row_id = s.old_id AND c.ingest_id = ? AND {key_match}",
+                [now, ingest_id],
             )
+        if added > 10_000:
+            self._db.analyze(name)
         self._db.execute("DROP TABLE IF EXISTS bw_stage")
+        self._db.execute("DROP TABLE IF EXISTS bw_old")
         return added, superseded, frame.height - added
 
     # -- reading --------------------------------------------------------------------------

@@ -130,6 +130,8 @@ def create_schema(backend: Any) -> None:
         }.items():
             backend.execute(f"CREATE INDEX IF NOT EXISTS {name}_key ON {name} ({cols})")
         backend.execute("CREATE INDEX IF NOT EXISTS ingest_log_sha ON ingest_log (sha256)")
+        for name in FRAMES:  # the rows of one ingest, found when it supersedes older ones
+            backend.execute(f"CREATE INDEX IF NOT EXISTS {name}_ingest ON {name} (ingest_id)")
     found = backend.query("SELECT value FROM bw_meta WHERE key = 'store_version'")
     if found.height == 0:
         backend.execute("INSERT INTO bw_meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
