@@ -17,6 +17,7 @@ import pytest
 import xarray as xr
 
 import bioworkbench as bw
+import bioworkbench.twin  # registers FedBatchTwin, which sits above bioworkbench.models
 from bioworkbench.models import BayesModel, GrowthModel, Prior, ResponseSurface, StabilityModel, TiterModel, load
 from bioworkbench.models import base as model_base
 from bioworkbench.models.base import CONFIG_SCHEMA, MODEL_TYPES
@@ -42,6 +43,10 @@ EXAMPLES = {
         "block": "day",
         "priors": {"sigma": Prior("HalfNormal", {"sigma": 0.5}, "SD of the response", "test")},
         "sampler": {"target_accept": 0.95},
+    },
+    "FedBatchTwin": {
+        "priors": {"q_p": Prior("LogNormal", {"mu": 0.0, "sigma": 0.4}, "pg/cell/h", "test")},
+        "sampler": {"draws": 55, "adaptation": "diag"},
     },
     "StabilityModel": {
         "kinetics": "zero_order",

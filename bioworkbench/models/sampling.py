@@ -81,6 +81,10 @@ SAMPLER_DEFAULTS: dict[str, SamplerDefaults] = {
     "ResponseSurface": SamplerDefaults(draws=1000, tune=1000, chains=4),
     # nutpie at target acceptance 0.9 (see "How it is sampled" in bioworkbench.models.stability)
     "StabilityModel": SamplerDefaults(draws=1000, tune=1000, chains=4, nutpie_target_accept=0.9),
+    # the digital twin (bioworkbench.twin): each gradient solves every batch's ODE (~0.3 ms per batch),
+    # so fewer draws on 2 chains; nutpie's low-rank mass matrix, because yields, maintenance and
+    # Monod constants trade off (issue 16: ~150 leapfrog steps per draw with the diagonal, ~29 low-rank)
+    "FedBatchTwin": SamplerDefaults(draws=500, tune=300, chains=2, adaptation="low_rank"),
     # forecast(): on the demo campaign (B14 from day 5, 23 history batches, 3 CPP covariates) 2 chains
     # of 1000 draws gave r̂ 1.017-1.034 and bulk ESS 110-290 for the growth model; 2000 draws r̂ up to
     # 1.012; 4000 draws r̂ ≤ 1.003 and ESS ≥ 1140 (seeds 1-3), no divergences, ~15-30 s on 2 cores

@@ -5,12 +5,17 @@ This first stage holds the numerical core: the model declared once in sympy
 kernels generated from it (:mod:`bioworkbench.twin.codegen` writes ``_kernels.py``), the forward
 solver and log-likelihood gradient (:mod:`bioworkbench.twin.solver`), feed plans
 (:mod:`bioworkbench.twin.feeds`) and the campaign's log-likelihood as a PyTensor Op for PyMC
-(:mod:`bioworkbench.twin.op`). Importing this package loads numba (not sympy, not PyTensor).
+(:mod:`bioworkbench.twin.op`, and with a numba implementation for nutpie in
+:mod:`bioworkbench.twin.pt_op`). Stage 2 adds the calibrated twin, :class:`FedBatchTwin`
+(:mod:`bioworkbench.twin.model`: hierarchy, priors, observation model in PyMC around that Op) and its
+forward simulations of posterior draws (:mod:`bioworkbench.twin.scenarios`: ``predict``,
+``what_if``, ``compare``). Importing this package loads numba (not sympy, not PyTensor, not PyMC).
 """
 
 from __future__ import annotations
 
 from bioworkbench.twin.feeds import FeedPlan
+from bioworkbench.twin.model import FedBatchTwin
 from bioworkbench.twin.op import CampaignLikelihood, loglik_op
 from bioworkbench.twin.parameters import PARAMETERS, default_theta, parameter_names, parameter_table
 from bioworkbench.twin.solver import (
@@ -29,6 +34,7 @@ __all__ = [
     "PARAMETERS",
     "BatchLikelihood",
     "CampaignLikelihood",
+    "FedBatchTwin",
     "FeedPlan",
     "LoglikResult",
     "NonFiniteSolutionError",

@@ -1,0 +1,246 @@
+"""A campaign's batches as the twin's arrays: solver events, observations (censored below the LOD), initial state.
+
+Notes
+-----
+**Observed variables**: the offline readings of :data:`OBSERVED` (``vcd, viability, glucose,
+glutamine, lactate, ammonium, titer``), each with a lognormal (multiplicative) error. A reading
+flagged ``"<LOD"`` is left-censored at the limit of detection that its ``flag_reason`` states
+(``"below the limit of detection (0.3 mmol/L)"``); a titer of 0 (not yet measurable) is left out
+(counted in ``dropped``).
+
+**Initial state**: the offline readings before :data:`INITIAL_WINDOW_H` (the inoculation sample)
+give :math:`X_v`, :math:`X_d = \\mathrm{TCD} - X_v` (or :math:`X_v (100/\\mathrm{viability} - 1)`),
+glucose, glutamine, lactate, ammonium and titer (0 when not measured); the volume is the batch's
+``initial_volume_ml``. An analyte not measured at a batch's inoculation takes the campaign's median
+inoculation reading (listed in ``BatchData.imputed``). These readings define ``y0`` and are not
+used again in the likelihood. A substrate reading below its LOD enters as half the LOD.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ConfigError, suggest
+from bioworkbench.twin import _kernels as K
+from bioworkbench.twin.feeds import FeedPlan
+from bioworkbench.twin.solver import Observations, SolverEvents
+
+__all__ = ["INITIAL_WINDOW_H", "OBSERVED", "BatchData", "batch_data", "initial_state"]
+
+#: the offline variables the twin's likelihood uses (all with a lognormal error)
+OBSERVED: tuple[str, ...] = ("vcd", "viability", "glucose", "glutamine", "lactate", "ammonium", "titer")
+#: readings before this time (h) are the initial state
+INITIAL_WINDOW_H = 1.0
+#: the inoculation readings the initial state needs
+_NEEDED = ("vcd", "glucose", "glutamine", "lactate", "ammonium")
+_LOD_REASON = re.compile(r"limit of detection \((-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)")
+
+
+@dataclass(frozen=True)
+class BatchData:
+    """One batch as the twin sees it.
+
+    Attributes
+    ----------
+    batch_id
+        The batch.
+    plan
+        Its events as a :class:`~bioworkbench.twin.feeds.FeedPlan`.
+    events
+        The plan as the solver's arrays.
+    observations
+        Readings after the initial window (all of them; cut with :meth:`until`).
+    y0
+        Initial state (``_kernels.STATE_NAMES`` order, canonical units).
+    end_h
+        Time of the harvest (or of the last event or reading when there is none).
+    dropped
+        Readings left out (zero titers).
+    imputed
+        Initial readings missing for this batch and taken from the campaign's median at inoculation.
+    """
+
+    batch_id: str
+    plan: FeedPlan
+    events: SolverEvents
+    observations: Observations
+    y0: np.ndarray
+    end_h: float
+    dropped: int
+    imputed: list[str]
+
+    def until(self, known_h: float) -> Observations:
+        """The observations at or before ``known_h``.
+
+        Parameters
+        ----------
+        known_h
+            Last time (h) whose readings are known.
+
+        Returns
+        -------
+        Observations
+        """
+        o = self.observations
+        keep = o.time_h <= known_h
+        return Observations(*(np.ascontiguousarray(getattr(o, f)[keep]) for f in Observations.__slots__))
+
+
+def initial_state(readings: dict[str, float], volume_ml: float, *, lod: dict[str, float], batch_id: str) -> np.ndarray:
+    """The initial state from the inoculation readings.
+
+    Parameters
+    ----------
+    readings
+        Variable -> value of the readings in the initial window.
+    volume_ml
+        Initial working volume (mL).
+    lod
+        Variable -> LOD of the readings that were below it (they enter as half the LOD).
+    batch_id
+        For the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(NY,)``.
+
+    Raises
+    ------
+    ConfigError
+        A reading the state needs is missing (vcd, glucose, glutamine, lactate, ammonium).
+    """
+    missing = [v for v in _NEEDED if v not in readings]
+    if missing:
+        raise ConfigError(
+            f"twin: batch {batch_id} has no offline reading of {', '.join(missing)} before "
+            f"{INITIAL_WINDOW_H:g} h; the twin starts from the inoculation sample's readings "
+            "(vcd, glucose, glutamine, lactate, ammonium)."
+        )
+    val = {k: (lod[k] / 2 if k in lod else v) for k, v in readings.items()}
+    xv = val["vcd"]
+    if "tcd" in val:
+        xd = max(val["tcd"] - xv, 0.0)
+    elif "viability" in val and val["viability"] > 0:
+        xd = xv * (100.0 / val["viability"] - 1.0)
+    else:
+        xd = 0.0
+    return np.array(
+        [xv, xd, val["glucose"], val["glutamine"], val["lactate"], val["ammonium"], val.get("titer", 0.0), volume_ml],
+        dtype=np.float64,
+    )
+
+
+def _lod_values(rows: pl.DataFrame, batch_id: str) -> np.ndarray:
+    reasons = rows["flag_reason"].to_list()
+    out = np.empty(len(reasons))
+    bad = []
+    for i, (r, t, v) in enumerate(zip(reasons, rows["time_h"].to_list(), rows["variable"].to_list(), strict=True)):
+        m = _LOD_REASON.search(r or "")
+        if m is None:
+            bad.append(f"{v} at {t:g} h (reason {r!r})")
+            out[i] = np.nan
+        else:
+            out[i] = float(m.group(1))
+    if bad:
+        raise ConfigError(
+            f"twin: batch {batch_id}: {len(bad)} reading(s) flagged '<LOD' do not state the limit of detection: "
+            + "; ".join(bad[:20])
+            + ". Expected a flag_reason like 'below the limit of detection (0.1 mmol/L)'."
+        )
+    return out
+
+
+def batch_data(campaign, batch_id: str, *, sigma: dict[str, float] | None = None) -> BatchData:
+    """The twin's arrays of one batch of a campaign.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.campaign.Campaign` (frames ``batches, events, observations, media``).
+    batch_id
+        The batch.
+    sigma
+        SD of the log of each observed variable (placeholders; the fit estimates them). Default 0.1.
+
+    Returns
+    -------
+    BatchData
+
+    Raises
+    ------
+    ConfigError
+        An unknown batch, missing initial readings, or an LOD that is not stated.
+    """
+    ids = campaign.batches["batch_id"].to_list()
+    if batch_id not in ids:
+        raise ConfigError(f"twin: no batch {batch_id!r} in the campaign. " + suggest(batch_id, ids, what="Batches"))
+    sigma = sigma or {}
+    ev = campaign.events.filter(pl.col("batch_id") == batch_id)
+    plan = FeedPlan.from_events(ev, batch_id=batch_id) if ev.height else FeedPlan(ev, batch_id=batch_id)
+    obs = campaign.observations.filter(
+        (pl.col("batch_id") == batch_id) & (pl.col("source") == "offline") & pl.col("variable").is_in(OBSERVED)
+    ).drop_nulls("value")
+    censored = (pl.col("flag") == "<LOD").fill_null(False)
+    obs = obs.with_columns(censored.alias("_censored")).sort("time_h", "variable")
+    start = obs.filter(pl.col("time_h") < INITIAL_WINDOW_H)
+    lod_start = start.filter(pl.col("_censored"))
+    lod = dict(zip(lod_start["variable"].to_list(), _lod_values(lod_start, batch_id).tolist(), strict=True))
+    row = campaign.batches.filter(pl.col("batch_id") == batch_id)
+    volume0 = row["initial_volume_ml"][0] if "initial_volume_ml" in row.columns else None
+    if volume0 is None:
+        raise ConfigError(f"twin: batch {batch_id} has no initial_volume_ml in the batches frame.")
+    readings = {v: val for v, val in start.group_by("variable").agg(pl.col("value").mean()).rows()}
+    imputed = [v for v in _NEEDED if v not in readings]
+    if imputed:  # an analyte missed at inoculation: the campaign's median inoculation reading (same medium)
+        every = campaign.observations.filter(
+            (pl.col("source") == "offline")
+            & pl.col("variable").is_in(imputed)
+            & (pl.col("time_h") < INITIAL_WINDOW_H)
+            & (pl.col("flag") != "<LOD").fill_null(True)
+        )
+        readings |= {v: val for v, val in every.group_by("variable").agg(pl.col("value").median()).rows()}
+    y0 = initial_state(readings, float(volume0), lod=lod, batch_id=batch_id)
+
+    later = obs.filter(pl.col("time_h") >= INITIAL_WINDOW_H)
+    zero_titer = (pl.col("variable") == "titer") & (pl.col("value") <= 0)
+    dropped = later.filter(zero_titer).height
+    later = later.filter(~zero_titer)
+    cens = later["_censored"].to_numpy()
+    value = later["value"].to_numpy().astype(np.float64).copy()
+    if cens.any():
+        value[cens] = _lod_values(later.filter(pl.col("_censored")), batch_id)
+    observations = Observations.from_arrays(
+        later["time_h"].to_numpy(),
+        later["variable"].to_numpy(),
+        value,
+        later["variable"].replace_strict(sigma, default=0.1, return_dtype=pl.Float64).to_numpy(),
+        censored=cens,
+    )
+    harvest = ev.filter(pl.col("event") == "harvest")["time_h"]
+    if harvest.len():
+        end_h = float(harvest.min())
+    else:
+        times = [x for x in (ev["time_h"].max(), obs["time_h"].max()) if x is not None]
+        end_h = float(max(times)) if times else 0.0
+    imputed = [v for v in imputed if v in readings]
+    return BatchData(batch_id, plan, plan.to_solver(campaign.media), observations, y0, end_h, dropped, imputed)
+
+
+def observable_index(name: str) -> int:
+    """The index of an observable in ``_kernels.OBSERVABLE_NAMES``.
+
+    Parameters
+    ----------
+    name
+        An observable name.
+
+    Returns
+    -------
+    int
+    """
+    return K.OBSERVABLE_NAMES.index(name)

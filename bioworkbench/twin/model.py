@@ -1,0 +1,458 @@
+"""The digital twin as a Bayesian model: the fed-batch ODE calibrated on a campaign, with partial pooling.
+
+:class:`FedBatchTwin` follows the model contract of :mod:`bioworkbench.models.base`: ``fit`` samples
+the posterior of the kinetic parameters from a campaign's offline data, ``predict`` (and
+``what_if``, ``compare``) simulate posterior draws forward (:mod:`bioworkbench.twin.scenarios`),
+``summary`` tabulates the parameters, ``save``/``bw.models.load`` round-trip.
+
+Notes
+-----
+**Hierarchy.** The parameters of :data:`~bioworkbench.twin.parameters.PARAMETERS` with scope
+``"pooled"`` take one value for the campaign; those with scope ``"batch"`` (``mu_max``, ``kd``,
+``q_p``) a value per batch, lognormal around a population median with a between-batch SD of the log
+(partial pooling). Every parameter is written non-centred (Papaspiliopoulos, Roberts & Sköld 2007;
+Betancourt & Girolami 2015): for a lognormal prior :math:`\\log\\theta = \\mu + s z`,
+:math:`z \\sim N(0, 1)`; per batch :math:`\\log\\theta_b = \\log\\tilde\\theta + \\tau z_b`,
+:math:`\\tau \\sim \\mathrm{HalfNormal}`.
+
+**Observation model.** Each offline reading :math:`x` of ``vcd, viability, glucose, glutamine,
+lactate, ammonium, titer`` is lognormal around the model's observable :math:`m`:
+:math:`\\log x \\sim N(\\log m, \\sigma_k)`, one :math:`\\sigma_k` per variable; a reading below the
+limit of detection :math:`L` contributes :math:`\\log\\Phi((\\log L - \\log m)/\\sigma_k)` (left-censored).
+The ODE, its discrete adjoint and this likelihood run in one compiled Op
+(:mod:`bioworkbench.twin.pt_op`); the priors and the hierarchy are PyMC.
+
+**Initial state** of each batch: its inoculation readings (:mod:`bioworkbench.twin.data`), held fixed.
+
+References
+----------
+- Papaspiliopoulos O, Roberts GO, Sköld M (2007). A general framework for the parametrization of
+  hierarchical models. *Statistical Science* 22(1):59-73.
+- Betancourt M, Girolami M (2015). Hamiltonian Monte Carlo for hierarchical models. In *Current
+  Trends in Bayesian Methodology with Applications*, CRC Press.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ArgumentError, ConfigError, suggest
+from bioworkbench.models.base import BayesModel, Prior
+from bioworkbench.twin import _kernels as K
+from bioworkbench.twin.data import OBSERVED, BatchData, batch_data
+from bioworkbench.twin.parameters import PARAMETERS
+
+__all__ = ["BATCH_PARAMETERS", "H_MAX", "FedBatchTwin"]
+
+#: parameters with a value per batch (partial pooling)
+BATCH_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.scope == "batch")
+#: the largest RK4 step of the calibration (h): 2 h changes the states by ~1e-7 relative to 0.25 h
+#: on a demo batch (benchmarks/bench_twin.py), at a third of the cost of 0.5 h
+H_MAX = 2.0
+_UNITS = {p.name: p.unit for p in PARAMETERS}
+
+
+def _default_priors() -> dict[str, Prior]:
+    out: dict[str, Prior] = {}
+    for p in PARAMETERS:
+        if p.prior == "lognormal":
+            out[p.name] = Prior("LogNormal", {"mu": math.log(p.center), "sigma": p.scale}, p.unit, p.source)
+        else:
+            out[p.name] = Prior("Normal", {"mu": p.center, "sigma": p.scale}, p.unit, p.source)
+    for name in BATCH_PARAMETERS:
+        out[f"sd_{name}"] = Prior(
+            "HalfNormal",
+            {"sigma": 0.3},
+            f"SD of log {name}",
+            "between-batch spread of a CHO rate constant: up to ~±50 % (log-SD 0.3 at one SD)",
+        )
+    out["sigma"] = Prior(
+        "LogNormal",
+        {"mu": math.log(0.1), "sigma": 0.5},
+        "SD of log reading",
+        "analyser CVs of 3-10 % plus model misfit; one per observed variable",
+    )
+    return out
+
+
+class FedBatchTwin(BayesModel):
+    """The fed-batch CHO model calibrated on a campaign (population and per-batch kinetics).
+
+    Parameters
+    ----------
+    priors
+        Overrides of the default priors, by name: each kinetic parameter of
+        :func:`bioworkbench.twin.parameter_table` (``"LogNormal"`` or ``"Normal"``, written
+        non-centred), ``sd_<name>`` for the between-batch SD of each per-batch parameter, and
+        ``sigma`` (the SD of the log of each reading).
+    sampler
+        Overrides of the sampler settings (default from
+        :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`: 500 draws, 300 tuning steps, 2 chains,
+        nutpie with low-rank mass-matrix adaptation).
+
+    Notes
+    -----
+    See the module's Notes for the hierarchy and the observation model.
+    """
+
+    model_type: ClassVar[str] = "FedBatchTwin"
+    default_priors: ClassVar[dict[str, Prior]] = _default_priors()
+    config_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, priors: dict[str, Any] | None = None, sampler: dict[str, Any] | None = None) -> None:
+        super().__init__(priors, sampler)
+        problems = [
+            f"{name}: {self.priors[name].dist}"
+            for name in (p.name for p in PARAMETERS)
+            if self.priors[name].dist not in ("LogNormal", "Normal")
+        ]
+        problems += [
+            f"{name}: {self.priors[name].dist}" for name in BATCH_PARAMETERS if self.priors[name].dist != "LogNormal"
+        ]
+        if problems:
+            raise ConfigError(
+                "FedBatchTwin: the kinetic parameters take 'LogNormal' or 'Normal' priors (per-batch parameters "
+                f"'LogNormal'), written non-centred; found {'; '.join(problems)}."
+            )
+        self._batches: list[BatchData] = []
+        self._packed: dict[str, np.ndarray] | None = None
+
+    # -- data and model ---------------------------------------------------------------------
+    def _prepare(self, data: Any, *, batch_ids: list[str] | None = None, h_max: float = H_MAX) -> dict[str, Any]:
+        from bioworkbench.twin.pt_op import pack
+        from bioworkbench.twin.solver import BatchLikelihood
+
+        campaign = data
+        known = campaign.batches["batch_id"].to_list()
+        if batch_ids is None:
+            b = campaign.batches
+            ids = b.filter(pl.col("status") == "completed")["batch_id"].to_list() if "status" in b.columns else known
+        else:
+            ids = list(batch_ids)
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise ConfigError(
+                    f"FedBatchTwin.fit: unknown batch_ids {unknown}. " + suggest(unknown[0], known, what="Batches")
+                )
+        if not ids:
+            raise ConfigError("FedBatchTwin.fit: no batches to fit (no completed batch; pass batch_ids=).")
+        if not h_max > 0:
+            raise ArgumentError(f"FedBatchTwin.fit: h_max must be positive, got {h_max!r}.")
+        self._batches = [batch_data(campaign, b) for b in ids]
+        liks = [BatchLikelihood(bd.events, bd.observations, h_max=h_max) for bd in self._batches]
+        self._packed = pack(liks)
+        digest = hashlib.sha256()
+        for v in self._packed.values():
+            digest.update(np.ascontiguousarray(v).tobytes())
+        return {
+            "batch_ids": ids,
+            "h_max": float(h_max),
+            "observed": list(OBSERVED),
+            "y0": [bd.y0.tolist() for bd in self._batches],
+            "end_h": [bd.end_h for bd in self._batches],
+            "n_observations": [int(bd.observations.time_h.size) for bd in self._batches],
+            "n_censored": [int(bd.observations.censored.sum()) for bd in self._batches],
+            "dropped": [bd.dropped for bd in self._batches],
+            "packed_sha256": digest.hexdigest(),
+        }
+
+    def _build(self, d: dict[str, Any]) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from bioworkbench.twin.pt_op import campaign_op
+
+        if self._packed is None:
+            raise ArgumentError("FedBatchTwin: build the model from a campaign (fit or build), not from saved data.")
+        n_b = len(d["batch_ids"])
+        coords = {"batch": d["batch_ids"], "observed": d["observed"]}
+        with pm.Model(coords=coords) as model:
+            cols = []
+            for p in PARAMETERS:
+                pr = self.priors[p.name]
+                mu, s = pr.params["mu"], pr.params["sigma"]
+                z = pm.Normal(f"z_{p.name}", 0.0, 1.0)
+                if p.scope == "batch":
+                    median = pm.Deterministic(p.name, pt.exp(mu + s * z))
+                    tau = self.priors[f"sd_{p.name}"].create(f"sd_{p.name}")
+                    z_b = pm.Normal(f"z_{p.name}_b", 0.0, 1.0, dims="batch")
+                    cols.append(pm.Deterministic(f"{p.name}_b", median * pt.exp(tau * z_b), dims="batch"))
+                else:
+                    value = pt.exp(mu + s * z) if pr.dist == "LogNormal" else mu + s * z
+                    cols.append(pt.repeat(pm.Deterministic(p.name, value)[None], n_b))
+            theta = pt.stack(cols, axis=1)
+            sigma = self.priors["sigma"].create("sigma", dims="observed")
+            idx = [K.OBSERVABLE_NAMES.index(v) for v in d["observed"]]
+            sigma_full = pt.set_subtensor(pt.ones(K.NOBS)[idx], sigma)
+            y0 = np.asarray(d["y0"], dtype=np.float64)
+            pm.Potential("loglik", campaign_op(theta, y0, sigma_full, self._packed))
+        return model
+
+    def fit(
+        self,
+        campaign: Any,
+        *,
+        batch_ids: list[str] | None = None,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        random_seed: int | None = None,
+        progressbar: bool = False,
+        h_max: float = H_MAX,
+    ) -> FedBatchTwin:
+        """Calibrate the twin on a campaign: sample the posterior of the kinetic parameters.
+
+        Parameters
+        ----------
+        campaign
+            A :class:`~bioworkbench.campaign.Campaign` with ``batches, events, observations, media``.
+        batch_ids
+            The batches to fit; default the completed batches (``status == "completed"``).
+        draws, tune, chains
+            Posterior draws and tuning steps per chain, number of chains (default: the sampler settings).
+        random_seed
+            Seed of the sampler.
+        progressbar
+            Show the sampler's progress bar.
+        h_max
+            Largest RK4 step of the solver (h).
+
+        Returns
+        -------
+        FedBatchTwin
+            The model, fitted (posterior on ``.idata``, sampler record on ``.sampling``).
+
+        Raises
+        ------
+        ConfigError
+            Unknown batches, no batch to fit, or a batch without the readings the twin needs.
+        ArgumentError
+            A non-positive ``h_max`` or count.
+        """
+        return self._fit(
+            campaign,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            batch_ids=batch_ids,
+            h_max=h_max,
+        )
+
+    # -- results ---------------------------------------------------------------------------------
+    def summary(self, prob: float = 0.9) -> pl.DataFrame:
+        """The kinetic parameters: population values, per-batch values, between-batch SDs and reading SDs.
+
+        Parameters
+        ----------
+        prob
+            Mass of the equal-tailed interval.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``parameter, level, batch_id, mean, sd, lower, upper, prob, unit, r_hat, ess_bulk``;
+            ``level`` is ``"campaign"`` (pooled values and population medians) or ``"batch"``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        """
+        self._require_fit()
+        names: dict[str, tuple[str, str]] = {p.name: (p.name, p.unit) for p in PARAMETERS}
+        names |= {f"sd_{n}": (f"sd_{n}", f"SD of log {n}") for n in BATCH_PARAMETERS}
+        names |= {f"{n}_b": (n, _UNITS[n]) for n in BATCH_PARAMETERS}
+        index = {f"{n}_b": list(self.data["batch_ids"]) for n in BATCH_PARAMETERS}
+        frame = self._summary_frame(names, index, prob)
+        sig = self._summary_frame({"sigma": ("sigma", "SD of log reading")}, {"sigma": self.data["observed"]}, prob)
+        sig = sig.with_columns(
+            parameter=pl.lit("sigma_") + pl.col("batch_id"), level=pl.lit("campaign"), batch_id=pl.lit(None)
+        )
+        return pl.concat([frame, sig.cast(frame.schema)])
+
+    def predict(
+        self,
+        campaign: Any,
+        *,
+        batch_id: str,
+        known_h: float | None = None,
+        prob: float = 0.9,
+        kind: str = "mean",
+        random_seed: int | None = None,
+        draws: int | None = 1000,
+    ):
+        """Predict a batch's trajectories and harvest endpoints under its own events.
+
+        Parameters
+        ----------
+        campaign
+            The campaign holding the batch (its events, inoculation readings and readings so far).
+        batch_id
+            The batch (keyword: the model contract keeps only the data positional).
+        known_h
+            For a running batch: its readings up to this time (h) update its parameters (see
+            :func:`bioworkbench.twin.scenarios.forecast`). ``None``: a fitted batch uses its own
+            posterior; a batch not in the fit uses all its readings.
+        prob
+            Mass of the equal-tailed intervals.
+        kind
+            ``"mean"`` (the model's states) or ``"predictive"`` (a new reading: adds the reading error).
+        random_seed
+            Seed of the population draws, the resampling and the reading error.
+        draws
+            Number of posterior draws simulated (at most the posterior's; ``None``: all).
+
+        Returns
+        -------
+        bioworkbench.twin.scenarios.TwinPrediction
+            ``.trajectory`` and ``.endpoints`` frames (with a ``scenario`` column ``"as planned"``).
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            An unknown batch.
+        ArgumentError
+            ``prob`` outside (0, 1), an unknown ``kind``, ``known_h`` before the first reading.
+        """
+        from bioworkbench.twin.scenarios import forecast
+
+        return forecast(
+            self,
+            campaign,
+            batch_id=batch_id,
+            known_h=known_h,
+            plans=None,
+            prob=prob,
+            kind=kind,
+            random_seed=random_seed,
+            draws=draws,
+        )
+
+    def what_if(
+        self,
+        campaign: Any,
+        *,
+        batch_id: str,
+        known_h: float | None,
+        plan: Any,
+        prob: float = 0.9,
+        random_seed: int | None = None,
+        draws: int | None = 1000,
+    ):
+        """Predict a batch under another feed plan from ``known_h`` on.
+
+        Parameters
+        ----------
+        campaign
+            The campaign holding the batch.
+        batch_id
+            The batch.
+        known_h
+            Time (h) up to which the batch ran as recorded (its events and readings); ``plan``
+            takes over after it. ``None``: ``plan`` replaces the batch's events from the start.
+        plan
+            A :class:`~bioworkbench.twin.FeedPlan` or a frame in the events schema.
+        prob
+            Mass of the equal-tailed intervals.
+        random_seed
+            Seed of the population draws and the resampling.
+        draws
+            Number of posterior draws simulated.
+
+        Returns
+        -------
+        bioworkbench.twin.scenarios.TwinPrediction
+            With ``scenario == "what_if"``.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ConfigError
+            An unknown batch or a plan the solver cannot take (unknown medium, missing volume).
+        """
+        return self.compare(
+            campaign,
+            batch_id=batch_id,
+            known_h=known_h,
+            plans={"what_if": plan},
+            prob=prob,
+            random_seed=random_seed,
+            draws=draws,
+        )
+
+    def compare(
+        self,
+        campaign: Any,
+        *,
+        batch_id: str,
+        known_h: float | None,
+        plans: dict[str, Any],
+        prob: float = 0.9,
+        random_seed: int | None = None,
+        draws: int | None = 1000,
+    ):
+        """Predict a batch under several feed plans with common random numbers.
+
+        Every plan is simulated with the same posterior draws (and the same resampling of them on the
+        batch's readings), so that differences between scenarios are not sampling noise.
+
+        Parameters
+        ----------
+        campaign
+            The campaign holding the batch.
+        batch_id
+            The batch.
+        known_h
+            As in :meth:`what_if`.
+        plans
+            Scenario name -> :class:`~bioworkbench.twin.FeedPlan` or events frame.
+        prob
+            Mass of the equal-tailed intervals.
+        random_seed
+            Seed of the population draws and the resampling.
+        draws
+            Number of posterior draws simulated.
+
+        Returns
+        -------
+        bioworkbench.twin.scenarios.TwinPrediction
+            One ``scenario`` per plan; ``.differences`` holds each endpoint's difference to the first plan.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ArgumentError
+            No plans.
+        """
+        from bioworkbench.twin.scenarios import forecast
+
+        if not plans:
+            raise ArgumentError("FedBatchTwin.compare: pass plans={name: FeedPlan or events frame}.")
+        return forecast(
+            self,
+            campaign,
+            batch_id=batch_id,
+            known_h=known_h,
+            plans=dict(plans),
+            prob=prob,
+            kind="mean",
+            random_seed=random_seed,
+            draws=draws,
+        )
+
+    def _notes(self) -> list[str]:
+        if not self.data:
+            return []
+        n = sum(self.data.get("dropped", []))
+        return [f"{n} zero titer reading(s) left out (below quantification)."] if n else []

@@ -1,0 +1,515 @@
+"""Forward simulation of the twin's posterior draws: predictions, what-ifs and comparisons of feed plans.
+
+:func:`forecast` is what :meth:`FedBatchTwin.predict <bioworkbench.twin.model.FedBatchTwin.predict>`,
+``what_if`` and ``compare`` call. The draws are simulated by compiled loops over the generated
+kernels (one schedule per plan, built once).
+
+Notes
+-----
+**Which parameters a batch gets.**
+
+* A batch of the fit, ``known_h=None``: its own posterior draws (pooled parameters and its
+  ``mu_max, kd, q_p``).
+* Otherwise (a running batch known up to ``known_h``, a batch of the fit asked from ``known_h`` on,
+  or a new batch) the campaign is the prior and the batch's readings up to ``known_h`` update its
+  ``u = log(mu_max, kd, q_p)``. A Laplace approximation of :math:`p(u \\mid x_{\\le t})` at the
+  posterior means of the other parameters (mode by L-BFGS-B with the exact gradient, Hessian by
+  central differences of it) is the proposal :math:`q = N(\\hat u, 1.5^2 \\hat\\Sigma)`. Each of
+  :math:`M` candidates pairs a posterior draw :math:`s` (pooled parameters, population medians
+  :math:`\tilde\theta_s`, between-batch SDs :math:`\tau_s`, reading SDs) with a :math:`u_c\\sim q`
+  and has weight :math:`w_c \\propto p(x_{\\le t}\\mid\theta_c)\\,N(u_c\\mid\\log\tilde\theta_s,\tau_s)/q(u_c)`;
+  the draws are resampled from the candidates by systematic resampling (sampling-importance-
+  resampling: Rubin 1988; Smith & Gelfand 1992). The pooled parameters are not updated by the
+  batch (its readings re-weight whole draws only). The state at ``known_h`` follows from each
+  resampled parameter set: the twin's state estimate is the simulated state given the batch's own
+  events and readings. A batch of the fit asked from ``known_h`` is treated the same way, so that its
+  later readings (used in the fit) do not leak into the prediction. The effective sample size
+  :math:`(\\sum w)^2/\\sum w^2` is reported; when it is small the prediction rests on few candidates
+  (a warning says so): the campaign posterior is too wide for the batch's data (too few draws or
+  batches in the fit).
+
+**Scenarios.** Up to ``known_h`` a batch runs as recorded (the campaign's events); after it, each
+plan's events and continuous feeds. Every plan is simulated with the same draws (common random
+numbers), so each endpoint's difference between plans is computed draw by draw.
+
+**Endpoints** (per draw, then mean and equal-tailed interval): ``final_titer`` (mg/L, at the end),
+``peak_vcd`` (1e6 cells/mL, largest on the 2-hour grid), ``final_viability`` (%), ``min_glucose``
+(mmol/L, smallest on the grid), ``final_volume`` (mL). The end is the plan's harvest, else the
+batch's, else the median harvest time of the fitted batches.
+
+References
+----------
+- Rubin DB (1988). Using the SIR algorithm to simulate posterior distributions. In *Bayesian
+  Statistics 3*, Oxford University Press, 395-402.
+- Smith AFM, Gelfand AE (1992). Bayesian statistics without tears: a sampling-resampling
+  perspective. *The American Statistician* 46(2):84-88.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ArgumentError, BioWorkbenchError, BioWorkbenchWarning, ConfigError
+from bioworkbench.twin import _kernels as K
+from bioworkbench.twin.data import BatchData, batch_data
+from bioworkbench.twin.feeds import FeedPlan
+from bioworkbench.twin.parameters import PARAMETERS
+from bioworkbench.twin.solver import MAX_DOUBLINGS, BatchLikelihood, build_schedule
+
+__all__ = ["ENDPOINTS", "GRID_H", "TwinPrediction", "forecast"]
+
+#: spacing of the reported trajectory (h)
+GRID_H = 2.0
+#: candidates per resampled draw when a batch's parameters are updated on its readings
+CANDIDATES_PER_DRAW = 4
+#: the proposal's covariance is the Laplace covariance times this factor squared (heavier than the target)
+PROPOSAL_INFLATION = 1.5
+#: an effective sample size below this fraction of the draws triggers a warning
+ESS_WARN_FRACTION = 0.05
+#: endpoint -> (observable, reduction, unit)
+ENDPOINTS: dict[str, tuple[str, str, str]] = {
+    "final_titer": ("titer", "last", "mg/L"),
+    "peak_vcd": ("vcd", "max", "1e6 cells/mL"),
+    "final_viability": ("viability", "last", "%"),
+    "min_glucose": ("glucose", "min", "mmol/L"),
+    "final_volume": ("volume", "last", "mL"),
+}
+_OBS = {name: i for i, name in enumerate(K.OBSERVABLE_NAMES)}
+
+
+@dataclass(frozen=True)
+class TwinPrediction:
+    """A prediction of one batch under one or more feed plans.
+
+    Attributes
+    ----------
+    trajectory
+        ``batch_id, scenario, time_h, variable, mean, lower, upper, prob, unit``: each observable on a
+        2-hour grid.
+    endpoints
+        ``batch_id, scenario, quantity, mean, lower, upper, prob, unit`` (see :data:`ENDPOINTS`).
+    differences
+        Each endpoint of each scenario minus the first scenario's, draw by draw (common random numbers):
+        ``batch_id, scenario, quantity, mean, lower, upper, prob, p_greater, unit``; None for one plan.
+    method
+        How the batch's parameters were obtained (see the module's Notes), in words.
+    ess
+        Effective sample size of the importance weights (the number of draws when there were none).
+    n_draws
+        Draws simulated (after dropping any whose solution failed).
+    known_h
+        The time up to which the batch's readings were used (None: its posterior).
+    draws
+        Per scenario, the endpoint draws ``{scenario: {quantity: array}}``.
+    """
+
+    trajectory: pl.DataFrame
+    endpoints: pl.DataFrame
+    differences: pl.DataFrame | None
+    method: str
+    ess: float
+    n_draws: int
+    known_h: float | None
+    draws: dict[str, dict[str, np.ndarray]]
+
+
+# -- compiled loops over draws -----------------------------------------------------------------
+@numba.njit(cache=True)
+def _simulate_draws(theta, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, at, check, substep):
+    """Observables at boundaries ``at`` for each parameter row; status per draw (0 = solved)."""
+    n_d = theta.shape[0]
+    nb = t_b.shape[0] - 1
+    out = np.empty((n_d, at.shape[0], K.NOBS))
+    status = np.zeros(n_d, dtype=np.int64)
+    y_pre = np.empty((nb + 1, K.NY))
+    y_start = np.empty((max(nb, 1), K.NY))
+    j_pre = np.empty((max(j_vout.shape[0], 1), K.NY))
+    pred = np.empty(ob_var.shape[0])
+    tape = np.empty((0, 4, K.NY))
+    info = np.zeros(5)
+    for d in range(n_d):
+        st = K.forward(
+            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
+            ob_start, ob_var, check, substep, MAX_DOUBLINGS, y_pre, y_start, j_pre, pred, tape, info,
+        )  # fmt: skip
+        status[d] = st
+        if st != 0:
+            continue
+        for i in range(at.shape[0]):
+            for k in range(K.NOBS):
+                out[d, i, k] = K.observe(y_pre[at[i]], k)
+    return out, status
+
+
+@numba.njit(cache=True)
+def _loglik_draws(
+    theta, sigma, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, value, lognormal, censored
+):  # fmt: skip
+    """Log-likelihood of the readings for each parameter row (with its own SD per observable)."""
+    n_d = theta.shape[0]
+    n_o = ob_var.shape[0]
+    ll = np.empty(n_d)
+    g_th = np.zeros(K.NTH)
+    g_y = np.zeros(K.NY)
+    g_s = np.zeros(n_o)
+    sig = np.empty(n_o)
+    info = np.zeros(5)
+    for d in range(n_d):
+        for o in range(n_o):
+            sig[o] = sigma[d, ob_var[o]]
+        st, v = K.loglik_grad(
+            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
+            ob_start, ob_var, value, sig, lognormal, censored, True, True, MAX_DOUBLINGS, g_th, g_y, g_s, info,
+        )  # fmt: skip
+        ll[d] = v if st == 0 else -math.inf
+    return ll
+
+
+# -- draws of the parameters ---------------------------------------------------------------------
+def _posterior(twin) -> dict[str, np.ndarray]:
+    cache = getattr(twin, "_draws_cache", None)
+    if cache is not None and cache[0] is twin.idata:
+        return cache[1]
+    out = {p.name: twin.posterior_draws(p.name) for p in PARAMETERS}
+    for p in PARAMETERS:
+        if p.scope == "batch":
+            out[f"{p.name}_b"] = twin.posterior_draws(f"{p.name}_b")
+            out[f"sd_{p.name}"] = twin.posterior_draws(f"sd_{p.name}")
+    sig = twin.posterior_draws("sigma")
+    full = np.ones((sig.shape[0], K.NOBS))
+    for j, name in enumerate(twin.data["observed"]):
+        full[:, _OBS[name]] = sig[:, j]
+    out["sigma"] = full
+    twin._draws_cache = (twin.idata, out)
+    return out
+
+
+def _theta_rows(post: dict[str, np.ndarray], rows: np.ndarray, batch: int | None, z: np.ndarray | None) -> np.ndarray:
+    """Parameter matrix for posterior samples ``rows``: a fitted batch's values, or new ones from ``z``."""
+    theta = np.empty((rows.shape[0], K.NTH))
+    nb = 0
+    for j, p in enumerate(PARAMETERS):
+        if p.scope == "batch":
+            if batch is not None:
+                theta[:, j] = post[f"{p.name}_b"][rows, batch]
+            else:
+                theta[:, j] = post[p.name][rows] * np.exp(post[f"sd_{p.name}"][rows] * z[:, nb])
+            nb += 1
+        else:
+            theta[:, j] = post[p.name][rows]
+    return theta
+
+
+def _systematic(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    positions = (rng.uniform() + np.arange(n)) / n
+    return np.minimum(np.searchsorted(np.cumsum(weights), positions), weights.shape[0] - 1)
+
+
+_BATCH_COLS = np.array([j for j, p in enumerate(PARAMETERS) if p.scope == "batch"])
+_BATCH_NAMES = [PARAMETERS[j].name for j in _BATCH_COLS]
+
+
+def _laplace(post: dict[str, np.ndarray], lik: BatchLikelihood, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mode and covariance of the batch's log ``mu_max, kd, q_p`` given its readings, at the posterior means.
+
+    The pooled parameters, population medians, between-batch SDs and reading SDs are held at their
+    posterior means; the log-posterior (readings' likelihood plus the population's normal on the
+    logs) is maximised with L-BFGS-B using the exact gradient, and its Hessian is taken by central
+    differences of that gradient.
+    """
+    from scipy.optimize import minimize
+
+    base = np.array([post[p.name].mean() for p in PARAMETERS])
+    centre = np.log(base[_BATCH_COLS])
+    tau = np.array([post[f"sd_{n}"].mean() for n in _BATCH_NAMES])
+    sig_obs = post["sigma"].mean(axis=0)[lik.observations.variable]
+
+    def negative(u: np.ndarray) -> tuple[float, np.ndarray]:
+        th = base.copy()
+        th[_BATCH_COLS] = np.exp(u)
+        try:
+            r = lik(th, y0, sig_obs)
+        except BioWorkbenchError:
+            return 1e300, np.zeros_like(u)
+        if not np.isfinite(r.loglik):
+            return 1e300, np.zeros_like(u)
+        zz = (u - centre) / tau
+        return -(r.loglik - 0.5 * zz @ zz), -(r.grad_theta[_BATCH_COLS] * np.exp(u) - zz / tau)
+
+    res = minimize(negative, centre, jac=True, method="L-BFGS-B", options={"maxiter": 200})
+    mode = res.x
+    eps = 1e-4
+    hess = np.empty((mode.size, mode.size))
+    for i in range(mode.size):
+        e = np.zeros(mode.size)
+        e[i] = eps
+        hess[i] = (negative(mode + e)[1] - negative(mode - e)[1]) / (2 * eps)
+    hess = 0.5 * (hess + hess.T)
+    w, v = np.linalg.eigh(hess)
+    w = np.maximum(w, 1.0 / (4.0 * tau.max() ** 2))  # no flatter than the population allows
+    return mode, (v / w) @ v.T
+
+
+def _parameters(twin, bd: BatchData, known_h: float | None, n_draws: int, rng: np.random.Generator):
+    post = _posterior(twin)
+    n_s = post["sigma"].shape[0]
+    ids = list(twin.data["batch_ids"])
+    if known_h is None and bd.batch_id in ids:
+        rows = rng.choice(n_s, size=min(n_draws, n_s), replace=False) if n_draws < n_s else np.arange(n_s)
+        theta = _theta_rows(post, rows, ids.index(bd.batch_id), None)
+        return theta, post["sigma"][rows], f"posterior of {bd.batch_id} (fitted)", float(rows.size)
+    m = max(CANDIDATES_PER_DRAW * n_draws, n_draws)
+    rows = rng.permutation(np.resize(rng.permutation(n_s), m))
+    until = np.inf if known_h is None else known_h
+    obs = bd.until(until)
+    what = "all its readings" if known_h is None else f"its readings up to {known_h:g} h"
+    if obs.time_h.size == 0:
+        z = rng.standard_normal((n_draws, _BATCH_COLS.size))
+        theta = _theta_rows(post, rows[:n_draws], None, z)
+        method = f"campaign population (no readings of {bd.batch_id} yet)"
+        return theta, post["sigma"][rows[:n_draws]], method, float(n_draws)
+    lik = BatchLikelihood(bd.events, obs, h_max=twin.data["h_max"])
+    mode, cov = _laplace(post, lik, bd.y0)
+    chol = np.linalg.cholesky(cov * PROPOSAL_INFLATION**2)
+    eps = rng.standard_normal((m, mode.size))
+    u = mode + eps @ chol.T  # proposal: normal around the batch's mode, inflated
+    log_q = -0.5 * np.sum(eps**2, axis=1)  # up to a constant
+    theta = _theta_rows(post, rows, None, np.zeros((m, _BATCH_COLS.size)))
+    theta[:, _BATCH_COLS] = np.exp(u)
+    log_median = np.column_stack([np.log(post[n][rows]) for n in _BATCH_NAMES])
+    tau = np.column_stack([post[f"sd_{n}"][rows] for n in _BATCH_NAMES])
+    log_prior = np.sum(-0.5 * ((u - log_median) / tau) ** 2 - np.log(tau), axis=1)
+    sigma = post["sigma"][rows]
+    s = lik.schedule
+    ll = _loglik_draws(
+        theta, sigma, bd.y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
+        lik._value, lik._lognormal, lik._censored,
+    )  # fmt: skip
+    log_w = ll + log_prior - log_q
+    if not np.isfinite(log_w).any():
+        raise ConfigError(
+            f"twin: no parameter draw of the campaign reproduces batch {bd.batch_id}'s readings up to "
+            f"{until:g} h (every candidate's likelihood is zero); check its inoculation readings and events."
+        )
+    w = np.exp(log_w - log_w[np.isfinite(log_w)].max())
+    w /= w.sum()
+    ess = float(1.0 / np.sum(w**2))
+    if ess < ESS_WARN_FRACTION * n_draws:
+        warnings.warn(
+            f"twin: the update of {bd.batch_id} on {what} rests on few candidates (effective sample size "
+            f"{ess:.0f} of {m}); its intervals are too narrow. Pass more draws, or refit the twin with the batch.",
+            BioWorkbenchWarning,
+            stacklevel=4,
+        )
+    keep = _systematic(w, n_draws, rng)
+    method = (
+        f"campaign posterior with {bd.batch_id}'s mu_max, kd, q_p updated on {what}: importance sampling "
+        f"from a Laplace proposal ({m} candidates, effective sample size {ess:.0f})"
+    )
+    return theta[keep], sigma[keep], method, ess
+
+
+# -- plans -----------------------------------------------------------------------------------------
+def _as_plan(plan: Any, batch_id: str, name: str) -> FeedPlan:
+    if isinstance(plan, FeedPlan):
+        return plan
+    if isinstance(plan, pl.DataFrame):
+        ids = plan["batch_id"].unique().to_list() if "batch_id" in plan.columns else []
+        if "batch_id" in plan.columns and len(ids) > 1:
+            return FeedPlan.from_events(plan, batch_id=batch_id)
+        return FeedPlan.from_events(plan)
+    raise ArgumentError(f"twin: plan {name!r} is a {type(plan).__name__}; pass a FeedPlan or an events frame.")
+
+
+def _combined(actual: FeedPlan, plan: FeedPlan, known_h: float | None, batch_id: str) -> FeedPlan:
+    """The batch's recorded events before ``known_h``, the plan's from it on."""
+    if known_h is None:
+        events = plan.events.with_columns(batch_id=pl.lit(batch_id))
+        return FeedPlan(events, plan.continuous_feeds, batch_id)
+    past = actual.events.filter(pl.col("time_h") < known_h)
+    future = plan.events.filter(pl.col("time_h") >= known_h).with_columns(batch_id=pl.lit(batch_id))
+    events = pl.concat([past, future.cast(past.schema)])
+    stop = pl.col("stop_h").fill_null(np.inf)
+    before = actual.continuous_feeds.filter(pl.col("start_h") < known_h).with_columns(
+        pl.when(stop > known_h).then(pl.lit(known_h)).otherwise(pl.col("stop_h")).alias("stop_h")
+    )
+    after = plan.continuous_feeds.filter(stop > known_h).with_columns(
+        pl.max_horizontal(pl.col("start_h"), pl.lit(known_h)).alias("start_h")
+    )
+    return FeedPlan(events, pl.concat([before, after]), batch_id)
+
+
+def _end_h(plan: FeedPlan, bd: BatchData, twin, known_h: float | None) -> float:
+    harvest = plan.events.filter(pl.col("event") == "harvest")["time_h"]
+    if harvest.len():
+        return float(harvest.min())
+    has_harvest = bd.plan.events.filter(pl.col("event") == "harvest").height > 0
+    end = bd.end_h if has_harvest else float(np.median(twin.data["end_h"]))
+    return max(end, known_h or 0.0)
+
+
+# -- frames ------------------------------------------------------------------------------------------
+def _interval(x: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lo, hi = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2], axis=axis)
+    return x.mean(axis=axis), lo, hi
+
+
+def _unit(name: str) -> str:
+    from bioworkbench.variables import get_variable
+
+    return get_variable(name).unit
+
+
+def forecast(
+    twin,
+    campaign,
+    *,
+    batch_id: str,
+    known_h: float | None,
+    plans: dict[str, Any] | None,
+    prob: float = 0.9,
+    kind: str = "mean",
+    random_seed: int | None = None,
+    draws: int | None = 1000,
+) -> TwinPrediction:
+    """Simulate a batch's posterior draws forward under its events or under feed plans.
+
+    Parameters
+    ----------
+    twin
+        A fitted :class:`~bioworkbench.twin.model.FedBatchTwin`.
+    campaign
+        The campaign holding the batch.
+    batch_id
+        The batch.
+    known_h
+        Readings up to this time update the batch's parameters (see the module's Notes).
+    plans
+        Scenario name -> plan; None: the batch's own events (scenario ``"as planned"``).
+    prob
+        Mass of the equal-tailed intervals.
+    kind
+        ``"mean"`` or ``"predictive"`` (adds the reading error to the trajectory; endpoints stay states).
+    random_seed
+        Seed of the draws, the resampling and the reading error.
+    draws
+        Number of draws simulated (``None``: as many as the posterior has).
+
+    Returns
+    -------
+    TwinPrediction
+
+    Raises
+    ------
+    ModelNotFittedError
+        The twin has not been fitted.
+    ArgumentError
+        ``prob`` outside (0, 1), an unknown ``kind``, a non-positive ``draws``, or a plan of the wrong type.
+    ConfigError
+        An unknown batch, a plan the solver cannot take, or readings that no draw reproduces.
+    """
+    twin._require_fit()
+    if not 0 < prob < 1:
+        raise ArgumentError(f"twin: prob must lie in (0, 1), got {prob!r}.")
+    if kind not in ("mean", "predictive"):
+        raise ArgumentError(f"twin: kind must be 'mean' or 'predictive', got {kind!r}.")
+    n_post = _posterior(twin)["sigma"].shape[0]
+    n_draws = n_post if draws is None else int(draws)
+    if n_draws < 1:
+        raise ArgumentError(f"twin: draws must be a positive integer, got {draws!r}.")
+    rng = np.random.default_rng(random_seed)
+    bd = batch_data(campaign, batch_id)
+    theta, sigma, method, ess = _parameters(twin, bd, known_h, min(n_draws, n_post), rng)
+    raw = {"as planned": bd.plan} if plans is None else plans
+    scen = {name: _combined(bd.plan, _as_plan(p, batch_id, name), known_h, batch_id) for name, p in raw.items()}
+    noise = rng.standard_normal((theta.shape[0], 1, K.NOBS)) if kind == "predictive" else None
+
+    sims: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    ok = np.ones(theta.shape[0], dtype=bool)
+    for name, plan in scen.items():
+        end = _end_h(plan, bd, twin, known_h)
+        grid = np.unique(np.append(np.arange(0.0, end, GRID_H), end))
+        events = plan.to_solver(campaign.media)
+        s = build_schedule(events, grid, t0=0.0, t_end=end, h_max=twin.data["h_max"])
+        at = np.searchsorted(s.t_b, grid)
+        out, status = _simulate_draws(
+            theta, bd.y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
+            at, True, True,
+        )  # fmt: skip
+        ok &= status == 0
+        sims[name] = (grid, out)
+    if not ok.any():
+        raise ConfigError(f"twin: no draw of {batch_id} could be solved under the plans {list(scen)}.")
+    if not ok.all():
+        warnings.warn(
+            f"twin: {int((~ok).sum())} of {ok.size} draws of {batch_id} could not be solved (unstable steps or "
+            "non-finite states) and were left out.",
+            BioWorkbenchWarning,
+            stacklevel=3,
+        )
+    observed = list(twin.data["observed"])
+    units = {v: _unit(v) if v != "volume" else "mL" for v in K.OBSERVABLE_NAMES}
+    traj_parts, end_rows, end_draws = [], [], {}
+    for name, (grid, out) in sims.items():
+        out = out[ok]
+        if noise is not None:
+            scale = np.array([1.0 if v in observed else 0.0 for v in K.OBSERVABLE_NAMES])
+            out = out * np.exp(noise[ok] * sigma[ok][:, None, :] * scale)
+        mean, lo, hi = _interval(out, prob)
+        n_t = grid.size
+        traj_parts.append(
+            pl.DataFrame(
+                {
+                    "time_h": np.repeat(grid, K.NOBS),
+                    "variable": np.tile(np.array(K.OBSERVABLE_NAMES), n_t),
+                    "mean": mean.ravel(),
+                    "lower": lo.ravel(),
+                    "upper": hi.ravel(),
+                }
+            ).with_columns(scenario=pl.lit(name))
+        )
+        per = {}
+        for q, (var, how, unit) in ENDPOINTS.items():
+            x = out[:, :, _OBS[var]]
+            v = x[:, -1] if how == "last" else (x.max(axis=1) if how == "max" else x.min(axis=1))
+            per[q] = v
+            m, a, b = _interval(v, prob)
+            end_rows.append({"scenario": name, "quantity": q, "mean": m, "lower": a, "upper": b, "unit": unit})
+        end_draws[name] = per
+    trajectory = (
+        pl.concat(traj_parts)
+        .with_columns(batch_id=pl.lit(batch_id), prob=pl.lit(prob), unit=pl.col("variable").replace_strict(units))
+        .select("batch_id", "scenario", "time_h", "variable", "mean", "lower", "upper", "prob", "unit")
+    )
+    endpoints = (
+        pl.DataFrame(end_rows)
+        .with_columns(batch_id=pl.lit(batch_id), prob=pl.lit(prob))
+        .select("batch_id", "scenario", "quantity", "mean", "lower", "upper", "prob", "unit")
+    )
+    differences = None
+    if len(sims) > 1:
+        first = next(iter(end_draws))
+        rows = []
+        for name in list(end_draws)[1:]:
+            for q, (_, _, unit) in ENDPOINTS.items():
+                d = end_draws[name][q] - end_draws[first][q]
+                m, a, b = _interval(d, prob)
+                rows.append(
+                    {"scenario": name, "quantity": q, "mean": m, "lower": a, "upper": b,
+                     "p_greater": float(np.mean(d > 0)), "unit": unit}
+                )  # fmt: skip
+        differences = (
+            pl.DataFrame(rows)
+            .with_columns(batch_id=pl.lit(batch_id), prob=pl.lit(prob), reference=pl.lit(first))
+            .select(
+                "batch_id", "scenario", "reference", "quantity", "mean", "lower", "upper", "prob", "p_greater", "unit"
+            )
+        )
+    return TwinPrediction(trajectory, endpoints, differences, method, ess, int(ok.sum()), known_h, end_draws)
