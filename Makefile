@@ -36,6 +36,7 @@ demo: $(VENV)/.kernel
 
 test: $(VENV)/.kernel
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.kernel

@@ -377,20 +377,8 @@ def _print_frame(df) -> None:
         print(df)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``bioworkbench`` command: parse ``argv`` and call the subcommand's function.
-
-    Parameters
-    ----------
-    argv
-        The arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The exit status: 0, or 1 when a subcommand failed with a bioworkbench error or refused to
-        overwrite a folder (the error is printed to stderr) or, for ``run``, some report failed.
-    """
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one subparser per subcommand, each flag one argument of its function."""
     parser = argparse.ArgumentParser(prog="bioworkbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -488,7 +476,24 @@ def main(argv: list[str] | None = None) -> int:
         "--forecast-draws", type=int, default=1000, help="posterior draws per chain of the forecasts (default: 1000)"
     )
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``bioworkbench`` command: parse ``argv`` and call the subcommand's function.
+
+    Parameters
+    ----------
+    argv
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 1 when a subcommand failed with a bioworkbench error or refused to
+        overwrite a folder (the error is printed to stderr) or, for ``run``, some report failed.
+    """
+    args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
             demo(
