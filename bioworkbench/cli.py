@@ -272,36 +272,42 @@ def run(
 
 
 def serve(
-    campaign: str | Path,
+    campaign: str | Path | None = None,
     *,
+    store: str | None = None,
     port: int = 5006,
     address: str = "127.0.0.1",
     refresh: float = 60.0,
     forecast: bool = True,
     forecast_draws: int = 1000,
 ) -> None:
-    """Serve the operator dashboard of a campaign folder until interrupted (``bioworkbench serve``).
+    """Serve the operator dashboard of a campaign folder or store until interrupted (``bioworkbench serve``).
 
     Parameters
     ----------
     campaign
         The campaign folder, re-read when its files change.
+    store
+        Instead of a folder, a campaign store's URL, re-read when something was added to it.
     port, address
         Where to listen (127.0.0.1: this computer only).
     refresh
-        Seconds between checks of the folder for new data.
+        Seconds between checks of the folder or store for new data.
     forecast, forecast_draws
         Compute harvest titer forecasts in the background, with this many draws per chain.
 
     Raises
     ------
     DataReadError, SchemaError
-        The folder cannot be read.
+        The folder or store cannot be read.
+    ArgumentError
+        Both or neither of ``campaign`` and ``store``.
     """
     from bioworkbench.interactive.dashboard import serve as serve_dashboard
 
     serve_dashboard(
         campaign,
+        store=store,
         port=port,
         address=address,
         refresh=refresh,
@@ -460,12 +466,21 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "serve",
-        help="serve the operator dashboard of a campaign folder in the browser",
+        help="serve the operator dashboard of a campaign folder or store in the browser",
         description="Serve the operator dashboard: running batches as cards (culture day, latest values, "
         "status against the golden batch, open exceptions, harvest titer forecast) and a page per batch. "
-        "The folder is re-read when its files change. Nothing is loaded from the internet.",
+        "The folder is re-read when its files change, the store when something was added to it. "
+        "Nothing is loaded from the internet.",
     )
-    p.add_argument("--campaign", default="data/demo", help="campaign folder (default: data/demo)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--campaign", default="data/demo", help="campaign folder (default: data/demo)")
+    source.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="instead of a folder, a campaign store (duckdb:///data/plant.duckdb or postgresql://user@host/db), "
+        "re-read when its latest ingest changes",
+    )
     p.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
     p.add_argument(
         "--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)"
@@ -519,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "serve":
             serve(
-                args.campaign,
+                None if args.store is not None else args.campaign,
+                store=args.store,
                 port=args.port,
                 address=args.address,
                 refresh=args.refresh,

@@ -269,3 +269,114 @@ def test_import_bioworkbench_does_not_load_panel():
     code = "import sys, bioworkbench as bw; bw.explore; print('panel' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# -- the dashboard watching a store --------------------------------------------------------------
+@pytest.fixture
+def store_url(tmp_path):
+    """A DuckDB store holding a small demo campaign with B02 running (known up to day 5)."""
+    url = f"duckdb:///{tmp_path / 'plant.duckdb'}"
+    with bw.open_store(url) as store:
+        store.add(bw.simulate_campaign(n_batches=6, random_seed=1).as_of({"B02": 120.0}), source="demo")
+    return url
+
+
+def _new_vcd(store, batch_id: str, time_h: float, value: float) -> None:
+    """A new offline VCD sample of ``batch_id``, added to the store as one ingest."""
+    last = store.campaign([batch_id], variables=["vcd"]).observations.filter(pl.col("source") == "offline")
+    store.add({"observations": last.tail(1).with_columns(time_h=pl.lit(time_h), value=pl.lit(value))}, source="lims")
+
+
+def test_store_watch_rereads_only_after_an_ingest(store_url, monkeypatch):
+    from bioworkbench.database import Store
+    from bioworkbench.interactive.store_watch import StoreWatch
+
+    reads = []
+    campaign = Store.campaign
+    monkeypatch.setattr(Store, "campaign", lambda self, *a, **k: reads.append(k) or campaign(self, *a, **k))
+    w = StoreWatch(store_url)
+    assert w.snapshot is None and w.name == "plant"
+    assert w.refresh() is True and len(reads) == 1
+    first = w.snapshot
+    assert first.running == ["B02"] and first.known_h == {"B02": 120.0}
+    assert first.campaign.batch_ids == ["B01", "B02", "B03", "B04", "B05", "B06"]
+    assert w.label == f"store {store_url}"
+    # nothing new: the ingest log is asked, the campaign is not read again
+    assert w.refresh() is False and w.refresh() is False
+    assert len(reads) == 1 and w.reads == 1 and w.snapshot is first
+    with bw.open_store(store_url) as store:
+        _new_vcd(store, "B02", 121.0, 12.345)
+    reads.clear()  # _new_vcd read the store too
+    assert w.refresh() is True and len(reads) == 1 and w.reads == 2 and w.snapshot is not first
+    b02 = w.snapshot.batches["B02"]
+    assert b02.latest.filter(pl.col("variable") == "vcd")["value"][0] == 12.345
+    assert w.snapshot.known_h == {"B02": 121.0} and w.error is None
+    assert w.refresh() is False and len(reads) == 1
+
+
+def test_store_watch_keeps_the_last_snapshot_when_the_store_cannot_be_read(store_url, monkeypatch):
+    from bioworkbench.database import Store
+    from bioworkbench.interactive.store_watch import StoreWatch
+
+    w = StoreWatch(store_url)
+    w.refresh()
+    first = w.snapshot
+    with bw.open_store(store_url) as store:
+        _new_vcd(store, "B02", 121.0, 12.345)
+
+    def broken(self, *args, **kwargs):
+        raise bw.DataReadError("the database went away")
+
+    monkeypatch.setattr(Store, "campaign", broken)
+    assert w.refresh() is True and w.snapshot is first
+    assert w.error == "DataReadError: the database went away"
+    assert w.refresh() is False and w.snapshot is first  # the same error again: nothing new to show
+    monkeypatch.undo()
+    assert w.refresh() is True and w.error is None and w.snapshot.known_h == {"B02": 121.0}
+
+
+def test_store_watch_sends_its_campaign_to_the_forecast(store_url):
+    """The forecast worker gets the snapshot's campaign (it does not open the store a second time)."""
+    from bioworkbench.interactive.store_watch import StoreWatch
+
+    class Service:
+        def get(self, where, known_h, *, campaign=None):
+            self.asked = (where, known_h, campaign)
+            return None
+
+    w, service = StoreWatch(store_url), Service()
+    assert w.forecast(service) is None and not hasattr(service, "asked")  # nothing read yet
+    w.refresh()
+    w.forecast(service)
+    assert service.asked == (store_url, {"B02": 120.0}, w.snapshot.campaign)
+
+
+def test_store_watch_refuses_what_it_cannot_watch(tmp_path):
+    from bioworkbench.interactive.store_watch import StoreWatch
+
+    with pytest.raises(bw.DataReadError, match=r"store file .*nowhere\.duckdb .*does not exist"):
+        StoreWatch(f"duckdb:///{tmp_path / 'nowhere.duckdb'}")
+    assert not (tmp_path / "nowhere.duckdb").exists()  # a watch does not create a store
+    with pytest.raises(bw.ArgumentError, match="in-memory store"):
+        StoreWatch("duckdb:///:memory:")
+    with pytest.raises(bw.ArgumentError, match="must be a store URL"):
+        StoreWatch(None)
+
+
+def test_serve_store_command_refusals(capsys, tmp_path, store_url):
+    from bioworkbench.cli import main
+    from bioworkbench.interactive.dashboard import DashboardServer
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "--store" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse: not allowed with argument --campaign
+        main(["serve", "--campaign", str(tmp_path), "--store", store_url])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["serve", "--store", f"duckdb:///{tmp_path / 'typo.duckdb'}"]) == 1
+    err = capsys.readouterr().err
+    assert "typo.duckdb" in err and "does not exist" in err
+    with pytest.raises(bw.ArgumentError, match="not both"):
+        DashboardServer(tmp_path, store=store_url)
+    with pytest.raises(bw.ArgumentError, match="not neither"):
+        DashboardServer()

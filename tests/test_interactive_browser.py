@@ -212,6 +212,46 @@ def test_dashboard_says_forecast_being_computed(folder, browser):
         served.stop()
 
 
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory) -> str:
+    """A DuckDB store holding a small demo campaign with B02 running (known up to day 5)."""
+    url = f"duckdb:///{tmp_path_factory.mktemp('store') / 'plant.duckdb'}"
+    with bw.open_store(url) as store:
+        store.add(bw.simulate_campaign(n_batches=6, random_seed=1).as_of({"B02": 120.0}), source="demo")
+    return url
+
+
+@pytest.fixture(scope="module")
+def store_server(store_url):
+    from bioworkbench.interactive.dashboard import serve
+
+    served = serve(store=store_url, port=_free_port(), refresh=1.0, forecast=False, threaded=True)
+    yield served
+    served.stop()
+
+
+def test_dashboard_from_a_store_follows_new_ingests(store_server, store_url, browser):
+    """``serve --store``: the running batch's card, and a value added to the store after a refresh."""
+    p = Page(browser)
+    page = p.page
+    page.goto(store_server.url)
+    card = page.locator("#card-B02")
+    card.wait_for(timeout=60_000)
+    assert "Culture day 5.0" in card.inner_text()
+    assert page.get_by_text("Running batches – plant").count() == 1
+    assert page.locator(".bw-card").count() == 1  # B02 is the one running batch
+    with bw.open_store(store_url) as store:
+        last = store.campaign(["B02"], variables=["vcd"]).observations.filter(pl.col("source") == "offline")
+        store.add(
+            {"observations": last.tail(1).with_columns(time_h=pl.lit(5.25 * 24), value=pl.lit(7.777))},
+            source="lims",
+        )
+    card.get_by_text("7.78").wait_for(timeout=60_000)
+    assert "Culture day 5.2" in card.inner_text()
+    p.check_clean()
+    page.close()
+
+
 def test_explorer_export_opens_offline(browser, tmp_path):
     """The exported view opens from a file with no request but to itself and no console error."""
     camp = bw.simulate_campaign(n_batches=12, random_seed=0)

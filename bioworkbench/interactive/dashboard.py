@@ -3,8 +3,9 @@
 An overview of cards, one per running batch (culture day, latest values, status against the golden
 batch, open exceptions, harvest titer forecast), and a page per batch (online traces against the
 golden batch, samples against the campaign envelope, MSPC charts, the exceptions table). The campaign
-folder is re-read in the background every ``refresh`` seconds when its files change; forecasts are
-computed in a separate process and appear when ready.
+folder (or store) is checked in the background every ``refresh`` seconds and re-read when its files
+changed (something was added to the store); forecasts are computed in a separate process and appear
+when ready.
 
 Everything is served by the Panel server itself on 127.0.0.1 by default: Bokeh and Panel resources
 come from the server, the page loads no font, script or style from the internet.
@@ -16,16 +17,16 @@ import html
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from bioworkbench.checks import require_number
-from bioworkbench.errors import ArgumentError
+from bioworkbench.errors import ArgumentError, DataReadError
 from bioworkbench.interactive.batch_page import BatchPage, FigureData, page_data
 from bioworkbench.interactive.live import FolderWatch, ForecastService, LiveSnapshot, _word
 from bioworkbench.interactive.offline import panel_offline
+from bioworkbench.interactive.store_watch import StoreWatch
 from bioworkbench.interactive.style import CSS
 from bioworkbench.interactive.style import html_pane as _html
 
@@ -50,14 +51,17 @@ def _number(value: float) -> str:
 
 
 class DashboardServer:
-    """The shared state of all browser sessions: the watched folder, the forecasts, the refresh thread.
+    """The shared state of all browser sessions: the watched folder or store, the forecasts, the refresh thread.
 
     Parameters
     ----------
     folder
-        The campaign folder.
+        The campaign folder (re-read when its files change).
+    store
+        Instead of a folder, a campaign store's URL (re-read when something was added to it;
+        :class:`~bioworkbench.interactive.store_watch.StoreWatch`).
     refresh
-        Seconds between checks of the folder for new data.
+        Seconds between checks of the folder or store for new data.
     forecast
         Compute harvest forecasts (in a separate process).
     forecast_draws
@@ -66,24 +70,35 @@ class DashboardServer:
     Raises
     ------
     DataReadError
-        The folder does not exist.
+        The folder (or the store's DuckDB file) does not exist, or the folder or store cannot be
+        read (the first read happens here, so the first page is fast).
     ArgumentError
-        ``refresh`` or ``forecast_draws`` is not a positive number.
-    BioWorkbenchError
-        The folder cannot be read (the first read happens here, so the first page is fast).
+        Both or neither of ``folder`` and ``store``; ``refresh`` or ``forecast_draws`` is not a
+        positive number.
     """
 
     def __init__(
-        self, folder: str | os.PathLike, *, refresh: float = 60.0, forecast: bool = True, forecast_draws: int = 1000
+        self,
+        folder: str | os.PathLike | None = None,
+        *,
+        store: str | None = None,
+        refresh: float = 60.0,
+        forecast: bool = True,
+        forecast_draws: int = 1000,
     ) -> None:
         self.refresh_s = float(
             require_number(refresh, function="serve", argument="refresh", minimum=0, min_inclusive=False, unit="s")
         )
         require_number(forecast_draws, function="serve", argument="forecast_draws", minimum=50, integer=True)
-        self.watch = FolderWatch(folder)
+        if (folder is None) == (store is None):
+            raise ArgumentError(
+                "serve: give either a campaign folder or a store URL (--campaign FOLDER or --store URL), "
+                f"not {'both' if store is not None else 'neither'}."
+            )
+        self.watch: FolderWatch | StoreWatch = FolderWatch(folder) if store is None else StoreWatch(store)
         self.watch.refresh()
         if self.watch.snapshot is None:
-            raise ArgumentError(f"serve: the campaign folder {folder} cannot be read. {self.watch.error}")
+            raise DataReadError(f"serve: the {self.watch.label} cannot be read. {self.watch.error}")
         self.forecasts = ForecastService(draws=forecast_draws) if forecast else None
         self._stop = threading.Event()
         self._pages: dict[tuple[int, str], dict[str, list[FigureData]]] = {}
@@ -127,7 +142,7 @@ class DashboardServer:
     def _ask_forecast(self) -> None:
         snap = self.watch.snapshot
         if self.forecasts is not None and snap is not None and snap.running:
-            self.forecasts.get(self.watch.folder, snap.known_h)
+            self.watch.forecast(self.forecasts)
 
     def _poll(self) -> None:
         self._prewarm()
@@ -148,10 +163,9 @@ class DashboardServer:
             :meth:`ForecastService.get`'s result (``None`` while being computed), or
             :data:`FORECASTS_OFF` when forecasts are switched off.
         """
-        snap = self.watch.snapshot
-        if self.forecasts is None or snap is None:
+        if self.forecasts is None or self.watch.snapshot is None:
             return FORECASTS_OFF
-        return self.forecasts.get(self.watch.folder, snap.known_h)
+        return self.watch.forecast(self.forecasts)
 
     def app(self) -> Any:
         """A new browser session's page (Panel calls it once per session).
@@ -358,8 +372,9 @@ class DashboardSession:
 
 
 def serve(
-    campaign: str | os.PathLike,
+    campaign: str | os.PathLike | None = None,
     *,
+    store: str | None = None,
     port: int = 5006,
     address: str = "127.0.0.1",
     refresh: float = 60.0,
@@ -368,16 +383,20 @@ def serve(
     threaded: bool = False,
     show: bool = False,
 ) -> Any:
-    """Serve the operator dashboard of a campaign folder (``bioworkbench serve``).
+    """Serve the operator dashboard of a campaign folder or store (``bioworkbench serve``).
 
     Parameters
     ----------
     campaign
         The campaign folder (re-read when its files change).
+    store
+        Instead of a folder, a campaign store's URL (``duckdb:///data/plant.duckdb``,
+        ``postgresql://user@host/dbname``): its latest ingest is checked every ``refresh``
+        seconds and the campaign read again when it changed.
     port, address
         Where to listen (127.0.0.1 by default: this computer only).
     refresh
-        Seconds between checks of the folder for new data.
+        Seconds between checks of the folder or store for new data.
     forecast, forecast_draws
         Compute harvest titer forecasts (:func:`bioworkbench.models.forecast`, in a separate
         process; the cards say "forecast being computed" until they are ready) with this many
@@ -396,16 +415,16 @@ def serve(
     Raises
     ------
     DataReadError
-        The folder does not exist or cannot be read.
+        The folder (or the store's DuckDB file) does not exist or cannot be read.
     ArgumentError
-        A number out of range.
+        Both or neither of ``campaign`` and ``store``; a number out of range.
     """
     import panel as pn
 
     require_number(port, function="serve", argument="port", minimum=1, integer=True)
     panel_offline()
-    state = DashboardServer(campaign, refresh=refresh, forecast=forecast, forecast_draws=forecast_draws)
-    name = Path(campaign).name
+    state = DashboardServer(campaign, store=store, refresh=refresh, forecast=forecast, forecast_draws=forecast_draws)
+    name = state.watch.name
     kwargs = dict(
         port=port,
         address=address,
@@ -421,7 +440,7 @@ def serve(
         served.server = pn.serve(state.app, **{k: v for k, v in kwargs.items() if k != "start"})
         served.wait_started()
         return served
-    print(f"Dashboard of {campaign}: http://{address}:{port}/ (stop with Ctrl+C)", flush=True)
+    print(f"Dashboard of the {state.watch.label}: http://{address}:{port}/ (stop with Ctrl+C)", flush=True)
     try:
         pn.serve(state.app, **kwargs)
     finally:

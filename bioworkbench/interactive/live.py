@@ -4,6 +4,8 @@ campaign folder against the golden batch, their MSPC charts, open exceptions and
 :func:`snapshot` reads nothing itself; :class:`FolderWatch` re-reads a campaign folder when its
 files change, and :class:`ForecastService` computes forecasts in a separate process so that the
 dashboard paints at once and says "forecast being computed" until they are ready.
+:class:`~bioworkbench.interactive.store_watch.StoreWatch` does for a campaign store what
+:class:`FolderWatch` does for a folder; the dashboard takes either.
 """
 
 from __future__ import annotations
@@ -372,6 +374,33 @@ class FolderWatch:
         self.error: str | None = None
         self.read_at: float | None = None
 
+    @property
+    def name(self) -> str:
+        """The folder's name (the page title says it)."""
+        return self.folder.name
+
+    @property
+    def label(self) -> str:
+        """What is watched, in words: ``campaign folder data/demo``."""
+        return f"campaign folder {self.folder}"
+
+    def forecast(self, service: ForecastService) -> dict[str, Any] | None:
+        """Ask ``service`` for the forecast of the running batches of the current snapshot.
+
+        Parameters
+        ----------
+        service
+            The forecast service; its worker process reads the folder again.
+
+        Returns
+        -------
+        dict or None
+            :meth:`ForecastService.get`'s result (``None`` while being computed, or before the
+            first snapshot).
+        """
+        snap = self.snapshot
+        return None if snap is None else service.get(self.folder, snap.known_h)
+
     def stamp(self) -> tuple:
         """Name, size and modification time of every file of the folder (what tells it changed).
 
@@ -413,12 +442,16 @@ class FolderWatch:
             return True
 
 
-def _forecast_job(folder: str, running: list[str], known_h: dict[str, float], draws: int, seed: int) -> dict:
-    """Run in a worker process: the harvest forecast of ``running`` as plain rows (picklable)."""
+def _forecast_job(source: str | Campaign, running: list[str], known_h: dict[str, float], draws: int, seed: int) -> dict:
+    """Run in a worker process: the harvest forecast of ``running`` as plain rows (picklable).
+
+    ``source`` is a campaign folder (read here) or the campaign itself (sent pickled: a store is
+    not opened from a second process, which a DuckDB file would refuse while another one writes).
+    """
     from bioworkbench.io import read_campaign
     from bioworkbench.models.forecast import forecast
 
-    campaign = read_campaign(folder)
+    campaign = source if isinstance(source, Campaign) else read_campaign(source)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f = forecast(
@@ -444,7 +477,8 @@ class ForecastService:
 
     The dashboard asks with :meth:`get`; the first ask starts the computation and returns
     ``None`` ("being computed"); later asks return the result (or the reason it failed). A
-    forecast is kept for the folder state it was asked for: new data start a new one.
+    forecast is kept for the data it was asked for (the folder or store and how far each running
+    batch is known): new data start a new one.
 
     Parameters
     ----------
@@ -461,15 +495,21 @@ class ForecastService:
         self._results: dict[tuple, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, folder: str | os.PathLike, known_h: dict[str, float]) -> dict[str, Any] | None:
+    def get(
+        self, folder: str | os.PathLike, known_h: dict[str, float], *, campaign: Campaign | None = None
+    ) -> dict[str, Any] | None:
         """The forecast of the batches of ``known_h`` (known up to those hours), or ``None`` while computing.
 
         Parameters
         ----------
         folder
-            The campaign folder (read again in the worker process).
+            The campaign folder (read again in the worker process), or, with ``campaign``, the
+            name of where it came from (a store's URL).
         known_h
             ``{batch_id: hours}``: the running batches and their latest observation time.
+        campaign
+            The campaign itself, sent to the worker process instead of a folder to read (it is
+            sent only when a new forecast starts).
 
         Returns
         -------
@@ -479,14 +519,20 @@ class ForecastService:
         """
         if not known_h:
             return {"error": "no running batch"}
-        key = (str(Path(folder).resolve()), tuple(sorted((b, round(h, 3)) for b, h in known_h.items())))
+        where = str(folder) if campaign is not None else str(Path(folder).resolve())
+        key = (where, tuple(sorted((b, round(h, 3)) for b, h in known_h.items())))
         with self._lock:
             job = self._jobs.get(key)
             if job is None:
                 if self._pool is None:
                     self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
                 job = self._pool.submit(
-                    _forecast_job, key[0], sorted(known_h), dict(known_h), self.draws, self.random_seed
+                    _forecast_job,
+                    campaign if campaign is not None else where,
+                    sorted(known_h),
+                    dict(known_h),
+                    self.draws,
+                    self.random_seed,
                 )
                 self._jobs = {k: v for k, v in self._jobs.items() if not v.done()} | {key: job}
                 self._results = {}
