@@ -240,3 +240,22 @@ def test_cli_ingest(store_url, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "skipped (same sha256" in out
     assert "junk.csv" in err and "--map" in err
+
+
+def test_read_only_duckdb_store_reads_and_refuses_writes(tmp_path, sim):
+    url = f"duckdb:///{tmp_path}/plant.duckdb"
+    with bw.open_store(url) as rw:
+        rw.add(sim, source="sim")
+        stamp = rw.latest_ingest()
+    assert stamp == (1, 1)
+    with bw.open_store(url, read_only=True) as ro:
+        assert ro.latest_ingest() == stamp
+        assert sorted(ro.campaign().batch_ids) == sorted(sim.batch_ids)
+        with pytest.raises(bw.ArgumentError, match="opened read-only"):
+            ro.add(sim, source="again")
+    empty = tmp_path / "other.duckdb"
+    import duckdb
+
+    duckdb.connect(str(empty)).close()  # a DuckDB file that is not a store
+    with pytest.raises(bw.DataReadError, match="not a bioworkbench store"):
+        bw.open_store(f"duckdb:///{empty}", read_only=True)

@@ -64,6 +64,8 @@ class Backend:
     kind: str = ""
     #: the URL the store was opened with (without a password)
     url: str = ""
+    #: opened read-only (a DuckDB file several processes may read at once)
+    read_only: bool = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement written with ``?`` placeholders; return the rows it changed (or -1).
@@ -205,6 +207,7 @@ class DuckDBBackend(Backend):
         except duckdb.Error as exc:
             raise DataReadError(f"open_store: cannot open DuckDB file {path}: {exc}") from exc
         self._con.execute("SET TimeZone = 'UTC'")
+        self.read_only = read_only
         self.url = f"duckdb:///{path}" if path != ":memory:" else "duckdb:///:memory:"
         self.path = path
 

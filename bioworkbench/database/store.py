@@ -22,7 +22,7 @@ from bioworkbench.campaign import Campaign
 from bioworkbench.checks import describe_type
 from bioworkbench.database.backends import Backend, connect, sql_type
 from bioworkbench.database.tables import AUDIT_COLUMNS, INGEST_LOG, KEYS, create_schema, table_columns
-from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, Issue, SchemaError, suggest
+from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, DataReadError, Issue, SchemaError, suggest
 from bioworkbench.schema import FRAMES, UTC, coerce_frame, empty_frame
 
 __all__ = ["DEFAULT_URL", "IngestResult", "Store", "open_store"]
@@ -173,6 +173,17 @@ class Store:
 
     def __init__(self, backend: Backend) -> None:
         self._db = backend
+        if backend.read_only:  # the schema cannot be created: it must be there
+            found = backend.query(
+                "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'ingest_log'"
+            ).row(0)[0]
+            if not found:
+                backend.close()
+                raise DataReadError(
+                    f"open_store: {backend.url} is not a bioworkbench store (it has no ingest_log table); "
+                    "open it without read_only=True to create one."
+                )
+            return
         with self._db.transaction():
             create_schema(self._db)
 
@@ -236,7 +247,7 @@ class Store:
         Raises
         ------
         ArgumentError
-            Neither a Campaign nor a mapping of known frame names.
+            Neither a Campaign nor a mapping of known frame names; a store opened read-only.
         SchemaError
             Missing columns, cells of the wrong type, or two rows with the same key in one frame
             (which of them is the value?), each located.
@@ -247,6 +258,8 @@ class Store:
         listed in the result), so that instrument results may arrive before the batch record.
         Everything happens in one transaction: a failed add leaves the store as it was.
         """
+        if self._db.read_only:
+            raise ArgumentError(f"Store.add: {self.url} was opened read-only (open_store(url, read_only=True)).")
         frames = {name: _to_table(name, frame) for name, frame in _frames_of(data).items()}
         issues = []
         for name, frame in frames.items():
@@ -377,6 +390,19 @@ class Store:
             The columns of :data:`bioworkbench.database.tables.INGEST_LOG`.
         """
         return self._db.query(f"SELECT {', '.join(INGEST_LOG)} FROM ingest_log ORDER BY ingest_id", (), INGEST_LOG)
+
+    def latest_ingest(self) -> tuple[int | None, int]:
+        """The latest ingest's id and the number of ingests, read as one row whatever the log's length.
+
+        A cheap stamp for watchers: it changes exactly when something was added.
+
+        Returns
+        -------
+        (int or None, int)
+            ``(latest ingest_id, number of ingests)``; ``(None, 0)`` for an empty store.
+        """
+        row = self._db.query("SELECT max(ingest_id) AS last, count(*) AS n FROM ingest_log").row(0)
+        return (None if row[0] is None else int(row[0]), int(row[1]))
 
     def batch_ids(self) -> list[str]:
         """The ids of the batches the store holds (current rows), sorted.

@@ -155,8 +155,8 @@ class StoreWatch:
 
         with self._lock:
             try:
-                with open_store(self.url) as store:
-                    stamp = _latest_ingest(store)
+                with open_store(self.url, read_only=True) as store:
+                    stamp = store.latest_ingest()
                     if stamp == self._stamp and self.snapshot is not None:
                         return False
                     self.reads += 1
@@ -169,10 +169,3 @@ class StoreWatch:
                 return changed
             self._stamp, self.snapshot, self.error, self.read_at = stamp, snap, None, time.time()
             return True
-
-
-def _latest_ingest(store: Any) -> tuple[int | None, int]:
-    """``(latest ingest_id, number of ingests)`` of the store's ingest log: one row, whatever its length."""
-    # Store.ingest_log() would read the whole log at every check; this asks the database for one row
-    row = store._db.query("SELECT max(ingest_id) AS last, count(*) AS n FROM ingest_log").row(0)
-    return (None if row[0] is None else int(row[0]), int(row[1]))
