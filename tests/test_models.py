@@ -140,6 +140,59 @@ def test_titer_summary_has_qp_per_batch(fitted, camp):
     assert (qp["mean"] > 1).all() and (qp["mean"] < 200).all()
 
 
+def test_titer_post_shift_segments_add_up_to_the_post_shift_ivcd(camp):
+    from bioworkbench.models.titer import _segment_matrix
+
+    m = TiterModel()
+    m.build(camp)
+    d = m.data
+    seg, tau = _segment_matrix(d)
+    assert seg.shape == (len(d["titer"]), len(d["seg_ivcd"])) and tau.size > 0
+    # unweighted (γ = 0) the segments of a sample sum to its IVCD after the shift
+    np.testing.assert_allclose(seg.sum(axis=1), d["ivcd_post"], rtol=1e-12, atol=1e-12)
+    assert (tau > 0).all() and (np.asarray(d["seg_ivcd"]) >= 0).all()
+    # a sample before its batch's shift has no post-shift segment
+    assert (seg[np.asarray(d["ivcd_post"]) == 0] == 0).all()
+    # weighted by a decline the post-shift IVCD is smaller, the more the later the sample
+    post = np.asarray(d["ivcd_post"])
+    weighted = seg @ np.exp(-0.1 * tau)
+    late = post > 0
+    assert (weighted[late] < post[late]).all()
+    assert m.priors["qp_decline"].unit == "1/d"
+
+
+def test_titer_draws_apply_the_campaign_decline_of_qp(fitted):
+    _, t = fitted
+    i = next(k for k, s in enumerate(t.data["shift_h"]) if s is not None)
+    b, t_s = t.data["batch_ids"][i], t.data["shift_h"][i]
+    # known truth: a constant VCD X after the shift gives ∫ X·exp(-γ(u - t_s)) du = X (1 - exp(-γ D)) / γ
+    x, pre = 10.0, 20.0
+    hours = t_s + np.arange(0.0, 7 * 24 + 1)
+    post = x * (hours - t_s) / 24
+    got = t.titer_draws(b, np.full((1, hours.size), pre), post[None, :], time_h=hours)
+    gamma = t.posterior_draws("qp_decline")
+    assert (gamma > 0).all()
+    a, q1, q2 = (t.posterior_draws(v)[:, i] for v in ("intercept_b", "qp_b", "qp_after_shift_b"))
+    want = a + q1 * pre + q2 * x * -np.expm1(-gamma * 7) / gamma
+    np.testing.assert_allclose(got[:, -1], want, rtol=1e-6)
+    # the decline lowers the titer below a constant qp after the shift
+    assert (got[:, -1] < a + q1 * pre + q2 * post[-1]).all()
+    # the same titer from a coarse grid that starts at the shift (midpoint weights, daily steps)
+    days = hours[::24]
+    coarse = t.titer_draws(b, np.full((1, days.size), pre), (x * (days - t_s) / 24)[None, :], time_h=days)
+    np.testing.assert_allclose(coarse[:, -1], want, rtol=2e-3)
+    p = t.predict(batch_id=b, ivcd_pre=np.full(days.size, pre), ivcd_post=x * (days - t_s) / 24, time_h=days)
+    assert p["time_h"].to_list() == days.tolist() and p["mean"][-1] == pytest.approx(coarse[:, -1].mean())
+    # before the shift no times are needed; after it they are, one per point and ascending
+    t.titer_draws(b, np.ones((1, 2)), np.zeros((1, 2)))
+    with pytest.raises(bw.ArgumentError, match=rf"batch {b}'s qp declines after its shift .* pass time_h"):
+        t.titer_draws(b, np.ones((1, 2)), np.ones((1, 2)))
+    with pytest.raises(bw.ArgumentError, match=r"one per point along the last axis of ivcd_post \(2\); got 3"):
+        t.titer_draws(b, np.ones((1, 2)), np.ones((1, 2)), time_h=[1.0, 2.0, 3.0])
+    with pytest.raises(bw.ArgumentError, match=r"got 2 time\(s\), not ascending"):
+        t.titer_draws(b, np.ones((1, 2)), np.ones((1, 2)), time_h=[200.0, 150.0])
+
+
 def test_compiled_model_is_reused(camp):
     a = GrowthModel(sampler={"backend": "nutpie"}).fit(camp, **FAST)
     b = GrowthModel(sampler={"backend": "nutpie"}).fit(camp, **{**FAST, "random_seed": 2})

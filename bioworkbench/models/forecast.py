@@ -27,9 +27,13 @@ included, so that they can be compared with the measured values):
   plateau (the noise decides it); "the first day within 5 % of the peak" is not.
 * IVCD ``I_s(t) = I_obs(t_k) + ∫_{t_k}^{t} f_s(u) du`` (trapezoid on an hourly grid) from the IVCD
   measured up to the last known sample ``t_k``; ``final_ivcd`` is ``I_s(end_h)``.
-* titer ``= a_s + qp_s · I_s(min(t, t_shift)) + qp'_s · (I_s(t) − I_s(min(t, t_shift)))`` plus the
-  titer assay error (``cv``, ``floor`` of the titer model); ``final_titer`` is that at ``end_h``,
-  i.e. an interval for the titer measured at harvest.
+* titer ``= a_s + qp_s · I_s(min(t, t_shift)) + qp'_s · ∫_{t_shift}^{t} f_s(u) e^{−γ_s (u − t_shift)} du``
+  (0 before the shift; the integral over the measured IVCD up to ``t_k`` and the curve after it,
+  each IVCD segment weighted at its midpoint) plus the titer assay error (``cv``, ``floor`` of the
+  titer model): ``qp'`` is the productivity just after the shift and ``γ`` the campaign's decline
+  of qp after it (:class:`TiterModel`), so that a running batch's first post-shift days, where qp
+  is highest, are extrapolated with the decline seen in the completed batches. ``final_titer`` is
+  that at ``end_h``, i.e. an interval for the titer measured at harvest.
 
 The growth and titer posteriors are sampled separately and combined draw by draw (independence is
 assumed between the two models' parameters). A campaign without titer (e.g. NISTCHO, VCD only) is
@@ -696,15 +700,22 @@ def _draws_to_frames(
         ivcd = i_k + np.concatenate([np.zeros((n, 1)), np.cumsum(steps, axis=1)], axis=1)
         rows.append(("final_ivcd", ivcd[:, -1], "1e6 cells*d/mL", False, True))
         if t is not None:
+            # the measured IVCD before t_a, then the grid: the post-shift IVCD from the shift on, whose
+            # increments the titer model weights by its decline of qp after the shift
+            t_m, i_m = obs_b["time_h"].to_numpy(), obs_b["value"].to_numpy()
+            full_t = np.concatenate([t_m[t_m < t_a], grid])
+            full = np.concatenate([np.broadcast_to(i_m[t_m < t_a], (n, int((t_m < t_a).sum()))), ivcd], axis=1)
             if t_s is None or t_s >= end_h:
-                pre = ivcd
+                pre = full
             elif t_s <= t_a:
-                pre = np.full_like(ivcd, float(np.interp(t_s, obs_b["time_h"].to_numpy(), obs_b["value"].to_numpy())))
+                pre = np.where(full_t[None, :] <= t_s, full, float(np.interp(t_s, t_m, i_m)))
             else:
-                pre = np.where(grid[None, :] <= t_s, ivcd, ivcd[:, [int(np.flatnonzero(grid == t_s)[0])]])
-            tit = t.titer_draws(b, pre, ivcd - pre, kind="predictive", random_seed=int(rng.integers(2**31)))
-            keep_t = np.isin(grid, report_t) & (grid >= t_k)  # titer from the last known sample on
-            out_vars.append(("titer", tit[:, keep_t], grid[keep_t], tit[:, keep_t]))
+                pre = np.where(full_t[None, :] <= t_s, full, ivcd[:, [int(np.flatnonzero(grid == t_s)[0])]])
+            tit = t.titer_draws(
+                b, pre, full - pre, time_h=full_t, kind="predictive", random_seed=int(rng.integers(2**31))
+            )
+            keep_t = np.isin(full_t, report_t) & (full_t >= max(t_k, t_a))  # titer from the last known sample on
+            out_vars.append(("titer", tit[:, keep_t], full_t[keep_t], tit[:, keep_t]))
             rows.insert(0, ("final_titer", tit[:, -1], "mg/L", False, True))
         for var, arr, times, of_mean in out_vars:
             lo, med, hi = np.quantile(arr, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
