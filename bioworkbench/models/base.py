@@ -70,8 +70,10 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG_SCHEMA", "BayesModel", "ForwardPriorPredictive", "Prior", "diagnostics_markdown", "load"]
 
 #: version of what a saved model file records of its configuration (``bw_config``); raise it when
-#: a model's ``config_fields`` or the meaning of one changes, so that :func:`load` refuses old files
-CONFIG_SCHEMA = 1
+#: a model's ``config_fields``, the meaning of one, or a model's parameters change, so that
+#: :func:`load` refuses old files (2: the titer model gained ``qp_decline``; a posterior saved
+#: without it cannot forecast)
+CONFIG_SCHEMA = 2
 #: the start of the warning PyTensor gives once, when its C backend finds no BLAS to link
 _BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 
