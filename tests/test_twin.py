@@ -77,6 +77,13 @@ def test_unknown_batch_is_a_config_error_naming_the_batches(campaign):
         batch_data(campaign, "B1")
 
 
+def test_variables_choose_the_readings_and_unknown_ones_are_refused(campaign):
+    bd = batch_data(campaign, "B01", variables=("vcd", "titer"))
+    assert set(np.array(K.OBSERVABLE_NAMES)[np.unique(bd.observations.variable)]) == {"vcd", "titer"}
+    with pytest.raises(bw.ConfigError, match=r"variables \['ph'\] cannot be observed; choose from vcd, viability"):
+        batch_data(campaign, "B01", variables=("vcd", "ph"))
+
+
 def test_numba_op_equals_the_python_sum(campaign):
     from bioworkbench.twin import BatchLikelihood, CampaignLikelihood, default_theta
 

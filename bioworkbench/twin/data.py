@@ -19,6 +19,7 @@ used again in the likelihood. A substrate reading below its LOD enters as half t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,7 +156,9 @@ def _lod_values(rows: pl.DataFrame, batch_id: str) -> np.ndarray:
     return out
 
 
-def batch_data(campaign, batch_id: str, *, sigma: dict[str, float] | None = None) -> BatchData:
+def batch_data(
+    campaign, batch_id: str, *, sigma: dict[str, float] | None = None, variables: Sequence[str] = OBSERVED
+) -> BatchData:
     """The twin's arrays of one batch of a campaign.
 
     Parameters
@@ -166,6 +169,9 @@ def batch_data(campaign, batch_id: str, *, sigma: dict[str, float] | None = None
         The batch.
     sigma
         SD of the log of each observed variable (placeholders; the fit estimates them). Default 0.1.
+    variables
+        The observed variables whose readings (after the initial window) are the data; a subset of
+        :data:`OBSERVED`.
 
     Returns
     -------
@@ -174,8 +180,13 @@ def batch_data(campaign, batch_id: str, *, sigma: dict[str, float] | None = None
     Raises
     ------
     ConfigError
-        An unknown batch, missing initial readings, or an LOD that is not stated.
+        An unknown batch or variable, missing initial readings, or an LOD that is not stated.
     """
+    bad = [v for v in variables if v not in OBSERVED]
+    if bad or not variables:
+        raise ConfigError(
+            f"twin: variables {bad or list(variables)} cannot be observed; choose from {', '.join(OBSERVED)}."
+        )
     ids = campaign.batches["batch_id"].to_list()
     if batch_id not in ids:
         raise ConfigError(f"twin: no batch {batch_id!r} in the campaign. " + suggest(batch_id, ids, what="Batches"))
@@ -206,7 +217,7 @@ def batch_data(campaign, batch_id: str, *, sigma: dict[str, float] | None = None
         readings |= {v: val for v, val in every.group_by("variable").agg(pl.col("value").median()).rows()}
     y0 = initial_state(readings, float(volume0), lod=lod, batch_id=batch_id)
 
-    later = obs.filter(pl.col("time_h") >= INITIAL_WINDOW_H)
+    later = obs.filter((pl.col("time_h") >= INITIAL_WINDOW_H) & pl.col("variable").is_in(list(variables)))
     zero_titer = (pl.col("variable") == "titer") & (pl.col("value") <= 0)
     dropped = later.filter(zero_titer).height
     later = later.filter(~zero_titer)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -123,7 +124,14 @@ class FedBatchTwin(BayesModel):
         self._packed: dict[str, np.ndarray] | None = None
 
     # -- data and model ---------------------------------------------------------------------
-    def _prepare(self, data: Any, *, batch_ids: list[str] | None = None, h_max: float = H_MAX) -> dict[str, Any]:
+    def _prepare(
+        self,
+        data: Any,
+        *,
+        batch_ids: list[str] | None = None,
+        h_max: float = H_MAX,
+        variables: Sequence[str] = OBSERVED,
+    ) -> dict[str, Any]:
         from bioworkbench.twin.pt_op import pack
         from bioworkbench.twin.solver import BatchLikelihood
 
@@ -143,7 +151,8 @@ class FedBatchTwin(BayesModel):
             raise ConfigError("FedBatchTwin.fit: no batches to fit (no completed batch; pass batch_ids=).")
         if not h_max > 0:
             raise ArgumentError(f"FedBatchTwin.fit: h_max must be positive, got {h_max!r}.")
-        self._batches = [batch_data(campaign, b) for b in ids]
+        variables = [v for v in OBSERVED if v in set(variables)] + [v for v in variables if v not in OBSERVED]
+        self._batches = [batch_data(campaign, b, variables=variables) for b in ids]
         liks = [BatchLikelihood(bd.events, bd.observations, h_max=h_max) for bd in self._batches]
         self._packed = pack(liks)
         digest = hashlib.sha256()
@@ -152,7 +161,7 @@ class FedBatchTwin(BayesModel):
         return {
             "batch_ids": ids,
             "h_max": float(h_max),
-            "observed": list(OBSERVED),
+            "observed": list(variables),
             "y0": [bd.y0.tolist() for bd in self._batches],
             "end_h": [bd.end_h for bd in self._batches],
             "n_observations": [int(bd.observations.time_h.size) for bd in self._batches],
@@ -204,6 +213,7 @@ class FedBatchTwin(BayesModel):
         random_seed: int | None = None,
         progressbar: bool = False,
         h_max: float = H_MAX,
+        variables: Sequence[str] = OBSERVED,
     ) -> FedBatchTwin:
         """Calibrate the twin on a campaign: sample the posterior of the kinetic parameters.
 
@@ -221,6 +231,11 @@ class FedBatchTwin(BayesModel):
             Show the sampler's progress bar.
         h_max
             Largest RK4 step of the solver (h).
+        variables
+            The offline variables the likelihood uses (default all of
+            :data:`~bioworkbench.twin.data.OBSERVED`); leave out one the model cannot follow (on the
+            demo campaign lactate, which the simulated cells take up at high glucose, where the
+            twin's lactate shift needs low glucose) rather than let its reading SD absorb the misfit.
 
         Returns
         -------
@@ -230,7 +245,7 @@ class FedBatchTwin(BayesModel):
         Raises
         ------
         ConfigError
-            Unknown batches, no batch to fit, or a batch without the readings the twin needs.
+            Unknown batches or variables, no batch to fit, or a batch without the readings the twin needs.
         ArgumentError
             A non-positive ``h_max`` or count.
         """
@@ -243,6 +258,7 @@ class FedBatchTwin(BayesModel):
             progressbar=progressbar,
             batch_ids=batch_ids,
             h_max=h_max,
+            variables=variables,
         )
 
     # -- results ---------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ whose gradient is a second Op, so that hierarchy and priors stay in PyMC (``pm.P
 ODE, its adjoint and the observation model run in the compiled kernels. Both Ops read one cached
 evaluation: a sampler that asks for the log-density and its gradient at one point solves once.
 
-Under nutpie's numba backend the Ops run in object mode (PyTensor's fallback for Ops without a numba
-implementation): a Python call per evaluation, each batch then one compiled kernel call.
+Under nutpie's numba backend these Ops run in object mode (PyTensor's fallback for Ops without a numba
+implementation): a Python call per evaluation, each batch then one compiled kernel call. The twin's
+model (:class:`~bioworkbench.twin.model.FedBatchTwin`) uses :mod:`bioworkbench.twin.pt_op` instead,
+whose Op has a numba implementation and compiles into nutpie's model.
 
 PyTensor is imported when :func:`loglik_op` is called, not with this module.
 """

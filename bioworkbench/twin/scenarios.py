@@ -425,7 +425,7 @@ def forecast(
     if n_draws < 1:
         raise ArgumentError(f"twin: draws must be a positive integer, got {draws!r}.")
     rng = np.random.default_rng(random_seed)
-    bd = batch_data(campaign, batch_id)
+    bd = batch_data(campaign, batch_id, variables=twin.data["observed"])
     theta, sigma, method, ess = _parameters(twin, bd, known_h, min(n_draws, n_post), rng)
     raw = {"as planned": bd.plan} if plans is None else plans
     scen = {name: _combined(bd.plan, _as_plan(p, batch_id, name), known_h, batch_id) for name, p in raw.items()}
