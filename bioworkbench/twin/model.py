@@ -306,6 +306,10 @@ class FedBatchTwin(BayesModel):
     ):
         """Predict a batch's trajectories and harvest endpoints under its own events.
 
+        The future is the batch's events in ``campaign``: a running batch cut at its current time
+        (``Campaign.as_of``) has none after the cut, so its prediction runs without further feeds to
+        the median harvest time of the fitted batches; give the planned feeds with :meth:`what_if`.
+
         Parameters
         ----------
         campaign
