@@ -367,6 +367,10 @@ def render_html(executed: Path, target: Path, *, title: str) -> dict[str, int]:
     # nothing may reach out to the internet when the report is opened offline
     body = re.sub(r'<script[^>]+src="https?://[^"]*"[^>]*>\s*</script>', "", body)
     body = re.sub(r'<link[^>]+href="https?://[^"]*"[^>]*>', "", body)
+    # source-map comments of inlined CSS/JS (e.g. Tabulator's, in Panel tables) name CDN files that
+    # developer tools would fetch; the maps are not needed to read the page
+    body = re.sub(r"/\*# sourceMappingURL=https?://[^*]*\*/", "", body)
+    body = re.sub(r"//# sourceMappingURL=https?://[^\s\"'\\]+", "", body)
     target.write_text(_inline_cdn(body), encoding="utf-8")
     return counts
 
