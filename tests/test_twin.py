@@ -202,6 +202,11 @@ def test_save_and_load_round_trip(twin, campaign, tmp_path):
 
 # -- slow: a real calibration ------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 open: on 5 simulated batches, 150 + 150 draws x 2 chains (7.5 min) gave 139 divergences "
+    "and r-hat 2.93 (the posterior is not sampled yet; see the stage-2 note)",
+)
 def test_calibration_recovers_the_batches_and_predicts_a_held_out_harvest():
     sim = _simulated(6, random_seed=2)
     c, truth = sim.campaign, sim.truth
