@@ -51,7 +51,6 @@ _LAZY_MODULES = {
     "database",
     "outcomes",
     "text",
-    "instruments",
     "interactive",
     "twin",
 }
