@@ -27,6 +27,20 @@ def test_bayesian_shelf_life_is_where_the_probability_first_drops_below_target()
     assert report._shelf_life_from_prob(curve, 1.01) == 0.0
 
 
+def test_shelf_life_states_its_monte_carlo_error_where_the_curve_is_flat():
+    # slope between 12 and 18 months: (0.97 - 0.93) / 6 per month; SE of a fraction of 2000 draws at 0.95
+    curve = pl.DataFrame({"time": [0.0, 6, 12, 18, 24], "prob": [1.0, 0.99, 0.97, 0.93, 0.5]})
+    se = math.sqrt(0.95 * 0.05 / 2000)
+    assert report._shelf_life_mc_error(curve, 0.95, 2000) == pytest.approx(se / (0.04 / 6))
+    # four times the draws halve it; a flatter curve widens it
+    assert report._shelf_life_mc_error(curve, 0.95, 8000) == pytest.approx(se / 2 / (0.04 / 6))
+    flat = curve.with_columns(prob=pl.Series([1.0, 0.99, 0.955, 0.945, 0.5]))
+    assert report._shelf_life_mc_error(flat, 0.95, 2000) > 3 * report._shelf_life_mc_error(curve, 0.95, 2000)
+    # no crossing, or below from the start: nothing to state
+    assert math.isnan(report._shelf_life_mc_error(curve, 0.4, 2000))
+    assert math.isnan(report._shelf_life_mc_error(curve, 1.01, 2000))
+
+
 def test_condition_at_picks_the_storage_condition_or_lists_the_temperatures():
     s = pl.DataFrame(
         {

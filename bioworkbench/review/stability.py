@@ -145,6 +145,26 @@ def _shelf_life_from_prob(curve: pl.DataFrame, target: float) -> float:
     return float(t0 + (p0 - target) * (t1 - t0) / (p0 - p1)) if p0 != p1 else float(t0)
 
 
+def _shelf_life_mc_error(curve: pl.DataFrame, target: float, n_draws: int) -> float:
+    """Monte-Carlo error (1 SD, in time units) of :func:`_shelf_life_from_prob`'s crossing time.
+
+    The probability at each time is a fraction of ``n_draws`` posterior draws, so near the crossing
+    its Monte-Carlo standard error is about ``sqrt(p (1 − p) / n)`` (a lower bound: the draws of a
+    Markov chain are autocorrelated); divided by the curve's local slope it becomes an error in time.
+    A flat curve near the target makes the crossing time imprecise even when the probability is not.
+    ``nan`` when there is no crossing inside the curve.
+    """
+    t = curve["time"].to_numpy()
+    p = curve["prob"].to_numpy()
+    below = np.nonzero(p < target)[0]
+    if below.size == 0 or below[0] == 0 or n_draws < 1:
+        return math.nan
+    i = int(below[0])
+    slope = (p[i - 1] - p[i]) / (t[i] - t[i - 1])
+    se = math.sqrt(target * (1.0 - target) / n_draws)
+    return se / slope if slope > 0 else math.inf
+
+
 def bayesian_analysis(
     study: pl.DataFrame,
     *,
@@ -304,7 +324,15 @@ def _analysis(
     elif sl == 0:
         said = f"is below {target:.0%} from the start"
     else:
+        post = model.idata["posterior"].to_dataset()
+        n_draws = int(post.sizes["chain"] * post.sizes["draw"])
+        mc = _shelf_life_mc_error(inspec, target, n_draws)
         said = f"drops below {target:.0%} at {sl:.1f} {tu}s"
+        if math.isfinite(mc):
+            said += (
+                f" (give or take at least {mc:.1f} {tu}: the Monte-Carlo error of {n_draws:,} posterior draws "
+                "where the curve is this flat; more draws narrow it)"
+            )
     text = (
         f"{kinetics.replace('_', '-')} kinetics with an Arrhenius temperature dependence (reference "
         f"{model.config['reference_temperature']:g} °C), fitted on {data.height} results of "
