@@ -149,13 +149,15 @@ class StoreWatch:
         transaction as its data, so a read never sees half an ingest). A store that cannot be
         opened or read (a DuckDB file being written by another process, a PostgreSQL server that
         does not answer) keeps the previous snapshot; the error is in :attr:`error`, and the next
-        refresh tries again.
+        refresh tries again. The store is opened read-write for the moment of the check, not
+        read-only: DuckDB refuses a second connection to a file with another configuration in the
+        same process (a notebook or test that writes to the store while serving it).
         """
         from bioworkbench.database import open_store
 
         with self._lock:
             try:
-                with open_store(self.url, read_only=True) as store:
+                with open_store(self.url) as store:
                     stamp = store.latest_ingest()
                     if stamp == self._stamp and self.snapshot is not None:
                         return False
