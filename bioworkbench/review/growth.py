@@ -209,7 +209,7 @@ class GrowthReview:
         Returns
         -------
         Table or Markdown
-            The table; a sentence instead when it would be empty.
+            The table; empty Markdown when there is none (the section's sentence says why).
         """
         if self.growth is None:
             return markdown("No model was fitted, so no batch was left out of one.")
@@ -290,7 +290,7 @@ class GrowthReview:
         Returns
         -------
         holoviews object or Markdown
-            The figure; a sentence saying what is missing when there is nothing to draw.
+            The figure; empty Markdown when there is nothing to draw (the section's sentence says why).
         """
         from bioworkbench import plots
 
@@ -304,7 +304,7 @@ class GrowthReview:
         Returns
         -------
         holoviews object or Markdown
-            The figure; a sentence saying what is missing when there is nothing to draw.
+            The figure; empty Markdown when there is nothing to draw (the section's sentence says why).
         """
         from bioworkbench import plots
 
@@ -321,7 +321,7 @@ class GrowthReview:
         Returns
         -------
         holoviews object or Markdown
-            The figure; a sentence saying what is missing when there is nothing to draw.
+            The figure; empty Markdown when there is nothing to draw (the section's sentence says why).
         """
         from bioworkbench import plots
 
@@ -335,7 +335,7 @@ class GrowthReview:
         Returns
         -------
         Table or Markdown
-            The table; a sentence instead when it would be empty.
+            The table; empty Markdown when there is none (the section's sentence says why).
         """
         if self.titer is None:
             return markdown("")
@@ -348,7 +348,7 @@ class GrowthReview:
         Returns
         -------
         Table or Markdown
-            The table; a sentence instead when it would be empty.
+            The table; empty Markdown when there is none (the section's sentence says why).
         """
         if self.per_batch is None:
             return markdown("")
@@ -360,7 +360,7 @@ class GrowthReview:
         Returns
         -------
         holoviews object or Markdown
-            The figure; a sentence saying what is missing when there is nothing to draw.
+            The figure; empty Markdown when there is nothing to draw (the section's sentence says why).
         """
         from bioworkbench import plots
 
@@ -379,7 +379,7 @@ class GrowthReview:
         Returns
         -------
         Table or Markdown
-            The table; a sentence instead when it would be empty.
+            The table; empty Markdown when there is none (the section's sentence says why).
         """
         if self.growth is not None:
             found = self.growth.unusual(prob=self.prob)

@@ -18,7 +18,10 @@ What is generated:
   states, the discrete adjoint of that step, the stability check of a step against the
   Jacobian's eigenvalues, the forward sweep over intervals separated by jumps, the reverse
   (adjoint) sweep, and the observation log-likelihood (normal or lognormal, left-censored below a
-  limit of detection).
+  limit of detection). It is copied into the generated module rather than imported from a module
+  of its own: numba's on-disk cache (``cache=True``) does not notice a change in a function that a
+  cached function calls from another file, so sweeps cached against an old right-hand side would
+  survive a change of the model.
 
 Notes
 -----
