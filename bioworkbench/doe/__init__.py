@@ -23,6 +23,7 @@ here (each module says why).
 
 from __future__ import annotations
 
+from bioworkbench.doe.analysis import ANOVA_SOURCES, Analysis, analyze
 from bioworkbench.doe.design import DESIGN_KINDS, POINT_TYPES, Design, blocks_orthogonal, is_rotatable
 from bioworkbench.doe.factorial import fractional_factorial, full_factorial
 from bioworkbench.doe.files import read_design, sidecar_path, write_csv, write_excel
@@ -32,10 +33,13 @@ from bioworkbench.doe.surface import box_behnken, central_composite
 from bioworkbench.doe.words import alias_frame, defining_relation, standard_generators
 
 __all__ = [
+    "ANOVA_SOURCES",
     "DESIGN_KINDS",
     "POINT_TYPES",
+    "Analysis",
     "Design",
     "alias_frame",
+    "analyze",
     "blocks_orthogonal",
     "box_behnken",
     "central_composite",
