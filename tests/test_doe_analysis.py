@@ -390,3 +390,40 @@ def test_exported_from_bw_doe():
     y = d.frame["a"].to_numpy() * 2 + np.linspace(0, 0.1, d.n_runs)
     d2 = dataclasses.replace(d, frame=d.frame.with_columns(pl.Series("y", y)))
     assert analyze(d2, "y", terms="linear").statistics["lack_of_fit_p"][0] is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnostic plots
+# ---------------------------------------------------------------------------------------------
+def test_diagnostic_plots_draw_the_residual_frame():
+    import holoviews as hv
+
+    a = analyze(ccd_frame(), ["yield", "viscosity"], terms="quadratic", factors=TIME_TEMP)
+    fig = bw.plots.plot_residuals(a)
+    hv.render(fig, backend="bokeh")
+    scatters = fig.traverse(lambda x: x, [hv.Scatter])
+    assert len(scatters) == 2
+    got = scatters[0].dimension_values("studentized")
+    expected = a.residuals.filter(pl.col("response") == "yield")["studentized"].to_numpy()
+    assert np.allclose(got, expected)
+    only = bw.plots.plot_residuals(a, response="viscosity", residual="residual")
+    assert len(only.traverse(lambda x: x, [hv.Scatter])) == 1
+
+    normal = bw.plots.plot_normal_probability(a, response="yield")
+    hv.render(normal, backend="bokeh")
+    (pts,) = normal.traverse(lambda x: x, [hv.Scatter])
+    e = pts.dimension_values("residual_value")
+    z = pts.dimension_values("normal_quantile")
+    assert np.all(np.diff(e) >= 0) and np.all(np.diff(z) > 0)
+    assert z[0] == pytest.approx(-z[-1]) and z[0] == pytest.approx(-1.7688, abs=1e-4)  # Φ⁻¹(0.5/13)
+
+    ovp = bw.plots.plot_observed_predicted(a)
+    hv.render(ovp, backend="bokeh")
+    assert "R² = 0.983" in ovp.traverse(lambda x: x, [hv.Overlay])[0].opts.get().kwargs["title"]
+
+    with pytest.raises(SchemaError, match="was not analysed"):
+        bw.plots.plot_residuals(a, response="titer")
+    with pytest.raises(ArgumentError, match=r"bw\.doe\.Analysis"):
+        bw.plots.plot_observed_predicted(ccd_frame())
+    with pytest.raises(ArgumentError, match="residual"):
+        bw.plots.plot_residuals(a, residual="raw")

@@ -23,6 +23,7 @@ Modules, by subject:
 * :mod:`~bioworkbench.plots.monitoring` — MSPC control charts, scores, contributions, golden batch;
 * :mod:`~bioworkbench.plots.outcomes` — outcome variability, CQAs against CPPs;
 * :mod:`~bioworkbench.plots.design` — designs, effects, response surfaces, design space, PAR;
+* :mod:`~bioworkbench.plots.doe_diagnostics` — DoE residuals, observed vs predicted, fraction of design space;
 * :mod:`~bioworkbench.plots.criticality` — CPP impact and the relation graph;
 * :mod:`~bioworkbench.plots.stability` — shelf life and degradation.
 
@@ -47,6 +48,10 @@ _LAZY = {
     "plot_response_surface": "design",
     "plot_design_space": "design",
     "plot_par": "design",
+    **dict.fromkeys(
+        ("plot_residuals", "plot_normal_probability", "plot_observed_predicted", "plot_fraction_of_design_space"),
+        "doe_diagnostics",
+    ),
     "plot_cpp_impact": "criticality",
     "plot_relation_graph": "criticality",
     "plot_shelf_life": "stability",
