@@ -11,6 +11,15 @@ Excel: one workbook with a "design" sheet (the run table) and an "about" sheet (
 columns the lab added (responses such as ``titer``), and checks every run: numbers where numbers
 belong, standard and run orders complete, and natural and coded settings that still agree.
 
+Planned versus actual: real runs deviate from the plan (the lab sets pH 7.0 and measures 6.95). The
+lab records the measured setting in a ``<factor>_actual`` column (an empty cell: run as planned), or,
+with ``read_design(path, allow_actual=True)``, overwrites the natural cell and leaves the coded cell as
+the plan. Either way the design that comes back describes the runs **as performed**: ``<factor>`` holds
+the actual setting and ``<factor>_coded`` its coding, so every analysis of ``design.frame`` (the response
+surface, the classical analysis) uses what was run, while ``<factor>_planned`` keeps the plan and
+:func:`deviations` tabulates the differences. Coded columns the lab deleted are recomputed from the
+natural ones (and a note says so).
+
 The writers (:func:`write_csv`, :func:`write_excel`, :func:`sidecar_path`) live in
 :mod:`bioworkbench.doe.writing`, which :class:`Design`'s ``to_csv``/``to_excel`` call without an
 import cycle; they are re-exported here.
@@ -26,31 +35,41 @@ import numpy as np
 import polars as pl
 import yaml
 
-from bioworkbench.doe.design import DESIGN_KINDS, ID_COLUMNS, POINT_TYPES, Design
+from bioworkbench.doe.design import DESIGN_KINDS, ID_COLUMNS, POINT_TYPES, Design, sig15
 from bioworkbench.doe.writing import FACTOR_HEADER, FIELDS, FORMAT, sidecar_path, write_csv, write_excel
 from bioworkbench.errors import DataReadError, Issue, SchemaError
 
-__all__ = ["read_design", "sidecar_path", "write_csv", "write_excel"]
+__all__ = ["deviations", "read_design", "sidecar_path", "write_csv", "write_excel"]
 
 _TOL = 1e-9  # coded units; generated values carry 15 significant digits
+ACTUAL_SUFFIX = "_actual"
+PLANNED_SUFFIX = "_planned"
 
 
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
-def read_design(path: str | os.PathLike) -> Design:
+def read_design(path: str | os.PathLike, *, allow_actual: bool = False) -> Design:
     """Read a design written by :meth:`Design.to_csv` or :meth:`Design.to_excel` back into a :class:`Design`.
 
     Parameters
     ----------
     path
         ``.csv`` (with its ``.design.yaml`` sidecar) or ``.xlsx``.
+    allow_actual
+        Accept natural settings that no longer match their coded cells as the **measured** settings
+        (the coded cells are then the plan). Default ``False``: such a run is an error, because a
+        changed cell may be a typo; record measured settings in ``<factor>_actual`` columns instead.
 
     Returns
     -------
     Design
-        Equal to the design that was written; columns the lab added (responses) are kept after the
-        coded columns, and rows are sorted by run order.
+        Equal to the design that was written when the lab changed no setting; columns the lab added
+        (responses) are kept after the coded columns, and rows are sorted by run order. When the file
+        carries actual settings (``<factor>_actual`` columns, or changed natural cells with
+        ``allow_actual=True``), ``<factor>`` and ``<factor>_coded`` hold the settings as run and a
+        ``<factor>_planned`` column per factor the plan (see :func:`deviations`); settings outside the
+        studied range are named in ``notes``. Deleted coded columns are recomputed (a note says so).
 
     Raises
     ------
@@ -59,7 +78,8 @@ def read_design(path: str | os.PathLike) -> Design:
     SchemaError
         Missing design columns; a cell that is not a number where one belongs; standard or run orders
         with gaps or repeats; an unknown point type; natural and coded settings of a run that no longer
-        agree (a changed cell). Each problem names the file, line, column and run.
+        agree (a changed cell; see ``allow_actual``); an ``_actual`` cell that is not a number. Each
+        problem names the file, line, column and run.
     """
     path = Path(path)
     if not path.exists():
@@ -93,12 +113,19 @@ def read_design(path: str | os.PathLike) -> Design:
         raise DataReadError(
             f"{path}: unsupported file type {suffix!r}; read_design reads .csv (with sidecar) and .xlsx."
         )
-    return _build(path, meta, columns, extra)
+    return _build(path, meta, columns, extra, allow_actual=bool(allow_actual))
 
 
 def _design_columns(meta: dict[str, Any]) -> list[str]:
+    """The columns read as design columns: ids, natural, coded, and the optional actual and planned settings."""
     names = [f["name"] for f in meta["factors"]]
-    return [*ID_COLUMNS, *names, *(f"{n}_coded" for n in names)]
+    return [
+        *ID_COLUMNS,
+        *names,
+        *(f"{n}_coded" for n in names),
+        *(f"{n}{ACTUAL_SUFFIX}" for n in names),
+        *(f"{n}{PLANNED_SUFFIX}" for n in names),
+    ]
 
 
 def _check_meta(meta: Any, where: Path) -> dict[str, Any]:
@@ -237,10 +264,19 @@ def _number(value: Any, *, integer: bool) -> float | int | None:
     return float(value)
 
 
-def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: dict[str, pl.Series]) -> Design:
+def _build(
+    path: Path,
+    meta: dict[str, Any],
+    columns: dict[str, list],
+    extra: dict[str, pl.Series],
+    *,
+    allow_actual: bool = False,
+) -> Design:
+    """Check every run and assemble the :class:`Design` (settings as run; see the module docstring)."""
     file = str(path)
     ranges = {f["name"]: (float(f["low"]), float(f["high"])) for f in meta["factors"]}
-    needed = _design_columns(meta)
+    names = list(ranges)
+    needed = [*ID_COLUMNS, *names]
     missing = [c for c in needed if c not in columns]
     if missing:
         raise SchemaError(
@@ -249,11 +285,12 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
                 for c in missing
             ]
         )
+    optional = [c for n in names for c in (f"{n}_coded", f"{n}{ACTUAL_SUFFIX}", f"{n}{PLANNED_SUFFIX}") if c in columns]
     n = len(columns["std_order"])
     runs = [columns["run_order"][i] for i in range(n)]
     issues: list[Issue] = []
     parsed: dict[str, list] = {}
-    for c in needed:
+    for c in [*needed, *optional]:
         if c == "point_type":
             parsed[c] = [None if v is None else str(v) for v in columns[c]]
             for i, v in enumerate(parsed[c]):
@@ -268,12 +305,24 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
                     )
             continue
         integer = c in ("std_order", "run_order", "block")
+        blank_ok = c.endswith((ACTUAL_SUFFIX, PLANNED_SUFFIX, "_coded"))  # empty: as planned / recomputed
         parsed[c] = [_number(v, integer=integer) for v in columns[c]]
         for i, v in enumerate(parsed[c]):
-            if v is None:
+            if v is None and not (blank_ok and _blank(columns[c][i])):
                 what = "a whole number" if integer else "a number"
+                hint = (
+                    "record the measured setting as a number (an empty cell means: run as planned)."
+                    if c.endswith(ACTUAL_SUFFIX)
+                    else None
+                )
                 issues.append(
-                    Issue(f"run {runs[i]}: expected {what}, found {columns[c][i]!r}.", file=file, line=i + 2, column=c)
+                    Issue(
+                        f"run {runs[i]}: expected {what}, found {columns[c][i]!r}.",
+                        file=file,
+                        line=i + 2,
+                        column=c,
+                        hint=hint,
+                    )
                 )
     for c in ("std_order", "run_order"):
         values = [v for v in parsed[c] if v is not None]
@@ -297,12 +346,30 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
             issues.append(
                 Issue(f"run {runs[i]}: block {b}; blocks are numbered from 1.", file=file, line=i + 2, column="block")
             )
+    planned: dict[str, list[float | None]] = {}
+    actual: dict[str, list[float | None]] = {}
+    recomputed = [name for name in names if f"{name}_coded" not in columns]
     for name, (lo, hi) in ranges.items():
         mid, half = (lo + hi) / 2, (hi - lo) / 2
-        for i, (x, xc) in enumerate(zip(parsed[name], parsed[f"{name}_coded"], strict=True)):
-            if x is None or xc is None:
+        nat = parsed[name]
+        coded = parsed.get(f"{name}_coded", [None] * n)
+        act = parsed.get(f"{name}{ACTUAL_SUFFIX}")
+        plan = parsed.get(f"{name}{PLANNED_SUFFIX}")
+        # the lab overwrote the natural cell with the measured setting: the coded cell is the plan
+        overwritten = allow_actual and act is None and plan is None
+        planned[name], actual[name] = [], []
+        for i in range(n):
+            x, xc = nat[i], coded[i]
+            if x is None:
+                planned[name].append(None)
+                actual[name].append(None)
                 continue
-            if abs((x - mid) / half - xc) > _TOL * max(1.0, abs(xc)):
+            agree = xc is None or abs((x - mid) / half - xc) <= _TOL * max(1.0, abs(xc))
+            if overwritten:
+                planned[name].append(x if agree else float(sig15(mid + half * xc)))
+                actual[name].append(x)
+                continue
+            if not agree:
                 issues.append(
                     Issue(
                         f"run {runs[i]} (std_order {parsed['std_order'][i]}): {name} = {x:g} is coded "
@@ -311,19 +378,58 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
                         file=file,
                         line=i + 2,
                         column=name,
-                        hint=f"expected {name}_coded = ({name} − {mid:g}) / {half:g}; restore the designed value.",
+                        hint=f"expected {name}_coded = ({name} − {mid:g}) / {half:g}; restore the designed value. "
+                        f"A measured setting that differs from the plan goes in a column {name}{ACTUAL_SUFFIX} "
+                        "(or read with allow_actual=True to take the natural cells as measured).",
                     )
                 )
+            if plan is not None:  # a design read back earlier and written again: natural = as run
+                planned[name].append(x if plan[i] is None else plan[i])
+                actual[name].append(x)
+            else:
+                planned[name].append(x)
+                actual[name].append(x if act is None or act[i] is None else act[i])
     if issues:
         raise SchemaError(issues)
+    has_actual = any(f"{n_}{c}" in columns for n_ in names for c in (ACTUAL_SUFFIX, PLANNED_SUFFIX)) or any(
+        a != p for name in names for a, p in zip(actual[name], planned[name], strict=True)
+    )
     cols: dict[str, pl.Series] = {
         "std_order": pl.Series("std_order", parsed["std_order"], dtype=pl.Int64),
         "run_order": pl.Series("run_order", parsed["run_order"], dtype=pl.Int64),
         "block": pl.Series("block", parsed["block"], dtype=pl.Int64),
         "point_type": pl.Series("point_type", parsed["point_type"], dtype=pl.String),
     }
-    for c in needed[4:]:
-        cols[c] = pl.Series(c, parsed[c], dtype=pl.Float64)
+    notes: list[str] = []
+    for name in names:
+        cols[name] = pl.Series(name, actual[name], dtype=pl.Float64)
+    for name, (lo, hi) in ranges.items():
+        coded = parsed.get(f"{name}_coded", [None] * n)
+        mid, half = (lo + hi) / 2, (hi - lo) / 2
+        values = [
+            xc if (xc is not None and a == p) else (None if a is None else sig15((a - mid) / half) + 0.0)
+            for a, p, xc in zip(actual[name], planned[name], coded, strict=True)
+        ]
+        cols[f"{name}_coded"] = pl.Series(f"{name}_coded", values, dtype=pl.Float64)
+        out = [
+            (runs[i], a)
+            for i, (a, p) in enumerate(zip(actual[name], planned[name], strict=True))
+            if a is not None and a != p and not lo <= a <= hi  # a planned axial point outside is in the plan's notes
+        ]
+        if out:
+            shown = ", ".join(f"run {r}: {a:g}" for r, a in out[:10]) + (" …" if len(out) > 10 else "")
+            notes.append(
+                f"{name} was run outside its studied range {lo:g}–{hi:g} in {len(out)} run(s) ({shown}); "
+                "predictions there extrapolate."
+            )
+    if has_actual:
+        for name in names:
+            cols[f"{name}{PLANNED_SUFFIX}"] = pl.Series(f"{name}{PLANNED_SUFFIX}", planned[name], dtype=pl.Float64)
+    if recomputed:
+        notes.append(
+            f"coded column(s) {', '.join(f'{r}_coded' for r in recomputed)} were not in {path.name}; "
+            "recomputed from the natural settings."
+        )
     cols.update({c: s.alias(c) for c, s in extra.items()})
     frame = pl.DataFrame(list(cols.values())).sort("run_order")
     fields = {}
@@ -332,6 +438,9 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
             continue
         value = meta[key]
         fields[key] = tuple(value) if kind in ("strs", "ints") else value
+    if notes:
+        kept = [t for t in fields.get("notes", ()) if t not in notes]
+        fields["notes"] = (*kept, *notes)
     return Design(
         frame=frame,
         factors=ranges,
@@ -339,3 +448,72 @@ def _build(path: Path, meta: dict[str, Any], columns: dict[str, list], extra: di
         kind=meta["kind"],
         **fields,
     )
+
+
+def _blank(value: Any) -> bool:
+    """An empty cell (``None`` from Excel and CSV; blank text from a CSV read as strings)."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def deviations(design: Design) -> pl.DataFrame:
+    """Planned versus actual settings: one row per run and factor whose setting as run differs from the plan.
+
+    Parameters
+    ----------
+    design
+        A design read by :func:`read_design` from a file with actual settings (``<factor>_planned``
+        columns beside the settings as run); any other design has no deviations.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``run_order, std_order, block, factor, planned, actual, deviation, relative, outside_range``,
+        sorted by run order and factor order; empty (same columns) when every run followed the plan.
+
+    Notes
+    -----
+    ``deviation = actual − planned`` (the factor's unit); ``relative = deviation / (high − low)``, the
+    deviation as a fraction of the studied range (0.125 = an eighth of the range, i.e. a quarter of a
+    coded unit); ``outside_range``: the actual setting lies outside ``[low, high]``. A model fitted on
+    ``design.frame`` uses the actual settings, so deviations cost no bias, only a little precision
+    (the design is no longer exactly the one optimised); large relative deviations change which
+    effects the runs can separate (check the design's correlation of terms again).
+    """
+    schema = {
+        "run_order": pl.Int64,
+        "std_order": pl.Int64,
+        "block": pl.Int64,
+        "factor": pl.String,
+        "planned": pl.Float64,
+        "actual": pl.Float64,
+        "deviation": pl.Float64,
+        "relative": pl.Float64,
+        "outside_range": pl.Boolean,
+    }
+    frame = design.frame
+    parts = []
+    for name, (lo, hi) in design.factors.items():
+        col = f"{name}{PLANNED_SUFFIX}"
+        if col not in frame.columns:
+            continue
+        parts.append(
+            frame.select(
+                "run_order",
+                "std_order",
+                "block",
+                factor=pl.lit(name),
+                planned=pl.col(col),
+                actual=pl.col(name),
+            )
+            .with_columns(deviation=pl.col("actual") - pl.col("planned"))
+            .with_columns(
+                relative=pl.col("deviation") / (hi - lo),
+                outside_range=~pl.col("actual").is_between(lo, hi),
+            )
+            .filter(pl.col("deviation").abs() > _TOL * (hi - lo))
+        )
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    order = {n: i for i, n in enumerate(design.factors)}
+    out = pl.concat(parts).cast(schema)
+    return out.sort(["run_order", pl.col("factor").replace_strict(order, return_dtype=pl.Int64)])
