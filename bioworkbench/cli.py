@@ -233,6 +233,7 @@ def run(
     scheduler: str | None = None,
     workers: int | None = None,
     kernel: str | None = None,
+    changed: bool = False,
 ) -> int:
     """Run many reports in parallel through Dask and print a line per failure (``bioworkbench run``).
 
@@ -248,6 +249,10 @@ def run(
         Local workers (default: one per core).
     kernel
         The Jupyter kernel.
+    changed
+        Run only the reports whose inputs changed since their last completed run, or whose last
+        run did not complete (:func:`bioworkbench.reports.changed.changed_reports`); print a line
+        per report skipped, and why.
 
     Returns
     -------
@@ -256,6 +261,17 @@ def run(
     """
     from bioworkbench.reports import run_many
 
+    if changed:
+        from bioworkbench.reports.changed import changed_reports
+
+        decisions = changed_reports(paths, output_dir=output_dir, kernel=kernel)
+        for d in decisions:
+            print(d)
+        todo = [str(d.file) for d in decisions if d.run]
+        print(f"{len(todo)} of {len(decisions)} reports to run; {len(decisions) - len(todo)} unchanged, skipped.")
+        if not todo:
+            return 0
+        paths = todo
     results = run_many(paths, output_dir=output_dir, scheduler=scheduler, n_workers=workers, kernel=kernel)
     failed = [r for r in results if r["status"] != "completed"]
     print(
@@ -436,6 +452,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per core)")
     p.add_argument("--kernel", default=None)
+    p.add_argument(
+        "--changed",
+        action="store_true",
+        help="run only the reports whose inputs (files, store data, notebook, parameters) changed since their last "
+        "completed run, or whose last run failed; say which are skipped and why",
+    )
 
     p = sub.add_parser(
         "ingest",
@@ -563,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                     scheduler=args.scheduler,
                     workers=args.workers,
                     kernel=args.kernel,
+                    changed=args.changed,
                 )
                 else 0
             )

@@ -7,8 +7,9 @@ exports and LIMS quality results that are new (a file whose sha256 was ingested 
 
 Modules: :mod:`~bioworkbench.database.backends` (the DuckDB and PostgreSQL connections, through
 the ``duckdb`` and ``psycopg`` packages), :mod:`~bioworkbench.database.tables` (the schema),
-:mod:`~bioworkbench.database.store` (the store) and :mod:`~bioworkbench.database.ingest` (files
-in).
+:mod:`~bioworkbench.database.store` (the store), :mod:`~bioworkbench.database.ingest` (files
+in) and :mod:`~bioworkbench.database.selection` (a store URL with a batch selection, as a report's
+``campaign`` names it).
 
 Layer: imports :mod:`bioworkbench.instruments`, :mod:`bioworkbench.io`,
 :mod:`bioworkbench.campaign` and :mod:`bioworkbench.schema`.
@@ -17,6 +18,18 @@ Layer: imports :mod:`bioworkbench.instruments`, :mod:`bioworkbench.io`,
 from __future__ import annotations
 
 from bioworkbench.database.ingest import ingest_files, read_quality
+from bioworkbench.database.selection import SELECTION_KEYS, StoreQuery, is_store_url, parse_store_url
 from bioworkbench.database.store import DEFAULT_URL, IngestResult, Store, open_store
 
-__all__ = ["DEFAULT_URL", "IngestResult", "Store", "ingest_files", "open_store", "read_quality"]
+__all__ = [
+    "DEFAULT_URL",
+    "SELECTION_KEYS",
+    "IngestResult",
+    "Store",
+    "StoreQuery",
+    "ingest_files",
+    "is_store_url",
+    "open_store",
+    "parse_store_url",
+    "read_quality",
+]

@@ -351,7 +351,7 @@ def connect(url: str, *, read_only: bool = False) -> Backend:
     scheme = parts.scheme.lower()
     if scheme == "duckdb":
         path = unquote(url[len("duckdb://") :])
-        if path.startswith("/") and not path.startswith("//"):
+        if path.startswith("/"):
             # duckdb:///data/plant.duckdb -> data/plant.duckdb (relative); duckdb:////abs/x -> /abs/x
             path = path[1:]
         path = path.split("?", 1)[0]

@@ -404,6 +404,95 @@ class Store:
         row = self._db.query("SELECT max(ingest_id) AS last, count(*) AS n FROM ingest_log").row(0)
         return (None if row[0] is None else int(row[0]), int(row[1]))
 
+    def stamp(
+        self,
+        batch_ids: Sequence[str] | None = None,
+        *,
+        since: dt.datetime | dt.date | str | None = None,
+        variables: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """What identifies the data :meth:`campaign` would return for the same selection, cheaply.
+
+        Parameters
+        ----------
+        batch_ids, since, variables
+            The selection, as for :meth:`campaign`.
+
+        Returns
+        -------
+        dict
+            ``batches`` (how many are selected) and ``batches_sha256`` (of their sorted ids),
+            ``last_ingest`` (the newest ingest that wrote a row of the selection, current or
+            superseded, or ``None``) and ``rows`` (how many rows of the selection the store
+            holds, superseded ones included).
+
+        Notes
+        -----
+        The store only appends: an ingest that adds or corrects a value of a selected batch
+        writes a row with a new ``ingest_id``, so ``last_ingest`` and ``rows`` change; a batch
+        entering or leaving the selection (``since``) changes the batches' digest. An ingest
+        that touches only other batches changes nothing here, which is what lets
+        ``bioworkbench run --changed`` skip the reports that do not read them. Media and specs
+        belong to every selection. One aggregate query; no row is sent to the client.
+        """
+        import hashlib
+
+        selected, params = self._selection_sql(batch_ids, since, what="Store.stamp")
+        ids = sorted(self._db.query(selected, params)["batch_id"].to_list())
+        parts, p = [], []
+        for fname in ("batches", *_BATCH_FRAMES):
+            cond = f"batch_id IN ({selected})"
+            args = list(params)
+            if fname == "observations" and variables is not None:
+                variables = [variables] if isinstance(variables, str) else list(variables)
+                cond += f" AND variable IN ({_placeholders(variables)})" if variables else " AND FALSE"
+                args += variables
+            parts.append(f"SELECT ingest_id FROM {fname} WHERE {cond}")
+            p += args
+        parts += ["SELECT ingest_id FROM media", "SELECT ingest_id FROM specs"]
+        row = self._db.query(
+            f"SELECT max(ingest_id) AS last, count(*) AS n FROM ({' UNION ALL '.join(parts)}) AS rows_of_selection",
+            p,
+        ).row(0)
+        return {
+            "batches": len(ids),
+            "batches_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+            "last_ingest": None if row[0] is None else int(row[0]),
+            "rows": int(row[1]),
+        }
+
+    def _selection_sql(self, batch_ids: Sequence[str] | None, since: Any, *, what: str) -> tuple[str, list[Any]]:
+        """The query of the current batch ids a selection names, and its parameters."""
+        where, params = ["superseded_at IS NULL"], []
+        if batch_ids is not None:
+            batch_ids = [batch_ids] if isinstance(batch_ids, str) else list(dict.fromkeys(batch_ids))
+            if not batch_ids:
+                raise ArgumentError(f"{what}: batch_ids is empty; give at least one batch id, or None for all.")
+            where.append(f"batch_id IN ({_placeholders(batch_ids)})")
+            params += batch_ids
+        if since is not None:
+            where.append("start >= ?")
+            params.append(_as_utc(since))
+        return f"SELECT batch_id FROM batches WHERE {' AND '.join(where)}", params
+
+    def selected_batch_ids(
+        self, batch_ids: Sequence[str] | None = None, *, since: dt.datetime | dt.date | str | None = None
+    ) -> list[str]:
+        """The ids of the batches a selection names that the store holds, sorted.
+
+        Parameters
+        ----------
+        batch_ids, since
+            As for :meth:`campaign` (ids the store does not hold are left out, not refused).
+
+        Returns
+        -------
+        list[str]
+            Batch ids.
+        """
+        sql, params = self._selection_sql(batch_ids, since, what="Store.selected_batch_ids")
+        return sorted(self._db.query(sql, params)["batch_id"].to_list())
+
     def batch_ids(self) -> list[str]:
         """The ids of the batches the store holds (current rows), sorted.
 

@@ -31,6 +31,17 @@ key given twice is a :class:`~bioworkbench.errors.ConfigError` naming the file, 
 unknown keys, wrong types, values outside their interval or choices, empty required strings, a
 missing campaign folder, an unreadable batches file (named with the reason) and an unknown batch are
 refused with the valid choices.
+
+A campaign from a store
+-----------------------
+``campaign`` may name a store and a selection of its batches instead of a folder:
+``duckdb:///data/plant.duckdb?batch_ids=B01,B02`` (``since=2024-03-01`` and ``variables=vcd,titer``
+select too; ``postgresql://user@host/db?batch_ids=...`` for a server;
+:func:`bioworkbench.database.parse_store_url`). The checks open the store read-only: an unknown
+query key, a missing store file, a batch the store does not hold, or a ``batch_id`` outside the
+selection is refused naming the parameter file. The value is returned with a relative DuckDB path
+made absolute; :func:`~bioworkbench.reports.run_report` reads the selection and gives the notebook
+a campaign folder holding exactly it.
 """
 
 from __future__ import annotations
@@ -439,9 +450,11 @@ def check_parameters(
         raise ConfigError(f"{where}: " + " ".join(problems))
     full = {k: p.default for k, p in declared.items()} | dict(parameters)
     if "campaign" in declared:
-        full["campaign"] = str(
-            _check_campaign(full["campaign"], where, full.get("batch_id") if "batch_id" in declared else None)
-        )
+        batch_id = full.get("batch_id") if "batch_id" in declared else None
+        if _is_store_url(full["campaign"]):
+            full["campaign"] = str(_check_store(full["campaign"], where, batch_id))
+        else:
+            full["campaign"] = str(_check_campaign(full["campaign"], where, batch_id))
     for key in FILE_PARAMETERS:
         if key in declared and full.get(key):
             full[key] = str(_check_file(full[key], where, key))
@@ -481,6 +494,45 @@ def _check_campaign(folder: Any, where: str, batch_id: str | None) -> Path:
                 f"{where}: batch {batch_id!r} is not in the campaign {path}. " + suggest(batch_id, ids, what="Batches")
             )
     return path
+
+
+def _is_store_url(value: Any) -> bool:
+    from bioworkbench.database.selection import is_store_url
+
+    return is_store_url(value)
+
+
+def _check_store(value: str, where: str, batch_id: str | None) -> Any:
+    """The campaign named as a store URL with a selection, checked: the keys known, the store
+    reachable, the batches asked for in it, and the report's ``batch_id`` among those selected.
+    Returns the :class:`~bioworkbench.database.StoreQuery` (a relative DuckDB path made absolute)."""
+    from bioworkbench.database.selection import parse_store_url
+    from bioworkbench.errors import ArgumentError
+
+    try:
+        query = parse_store_url(value, base=Path.cwd())
+    except ArgumentError as exc:
+        raise ConfigError(f"{where}: campaign {value!r}: {exc}") from None
+    try:
+        with query.open() as store:
+            ids = store.batch_ids()
+            if query.batch_ids is not None:
+                missing = [b for b in query.batch_ids if b not in ids]
+                if missing:
+                    raise ConfigError(
+                        f"{where}: campaign {value!r}: {len(missing)} batch id(s) not in the store "
+                        f"{query.url}: {', '.join(missing[:10])}. " + suggest(missing[0], ids, what="Batches")
+                    )
+            selected = query.selected_batch_ids(store) if batch_id else []
+    except DataReadError as exc:
+        raise ConfigError(f"{where}: campaign {value!r}: {exc}") from None
+    if batch_id and batch_id not in selected:
+        raise ConfigError(
+            f"{where}: batch {batch_id!r} is not among the batches that campaign {value!r} selects "
+            f"({len(selected)}: {', '.join(selected[:10])}{' ...' if len(selected) > 10 else ''}). "
+            + suggest(batch_id, selected, what="Batches")
+        )
+    return query
 
 
 def _batch_ids(batches_file: Path, where: str) -> list[str]:

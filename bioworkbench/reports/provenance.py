@@ -6,7 +6,9 @@ checked again after it finished (a file that changed meanwhile fails the run: th
 other data than the manifest names), the sha256 of the outputs (executed notebook and HTML), the
 random seeds, the versions of the packages that change numbers (in the kernel's environment), the
 environment variables that do (``PYTENSOR_FLAGS``, thread counts…), the platform, git commit, times,
-status and error (:func:`build_manifest`).
+status and error (:func:`build_manifest`). A campaign read from a store adds ``store_input``: the
+store, the selection and its stamp (the newest ingest that wrote a row of it), which is what
+``bioworkbench run --changed`` compares.
 """
 
 from __future__ import annotations
@@ -319,7 +321,8 @@ def build_manifest(
     ----------
     record
         What the run knew before the kernel: ``report, run, parameters, parameter_file, notebook,
-        kernel, inputs_sha256, random_seeds, started``.
+        kernel, inputs_sha256, random_seeds, started`` and, for a campaign from a store,
+        ``store_input``.
     spec
         The kernel spec (versions, Python and environment are the kernel's).
     ended, seconds
@@ -350,6 +353,8 @@ def build_manifest(
         "kernel": record["kernel"],
         "kernel_python": kernel_python(spec),
         "inputs_sha256": record["inputs_sha256"],
+        # a campaign read from a store: its URL, selection and stamp (see reports.run.read_store_selection)
+        "store_input": record.get("store_input"),
         "inputs_changed": inputs_changed,
         "outputs_sha256": dict(outputs),
         "random_seeds": record["random_seeds"],

@@ -45,7 +45,7 @@ from bioworkbench.reports.provenance import (
 )
 from bioworkbench.reports.render import render_html
 
-__all__ = ["KERNEL_NAME", "RunResult", "run_report"]
+__all__ = ["KERNEL_NAME", "RunResult", "is_store_url", "read_store_selection", "run_report"]
 
 #: the Jupyter kernel reports run in unless ``kernel=`` or ``$BW_KERNEL`` says otherwise
 KERNEL_NAME = "bioworkbench"
@@ -177,7 +177,55 @@ def run_report(
     final = out_root / name / run_id
     final.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    inputs = hash_inputs(notebook, params, exclude=out_root)  # before the kernel starts
+    snapshot = Path(tempfile.mkdtemp(prefix="bw-store-campaign-")) if is_store_url(params.get("campaign")) else None
+    try:
+        return _run(
+            name,
+            notebook=notebook,
+            params=params,
+            pfile=pfile,
+            parameter_file=parameter_file,
+            kernel=kernel,
+            spec=spec,
+            out_root=out_root,
+            run_id=run_id,
+            final=final,
+            started=started,
+            t0=t0,
+            snapshot=snapshot,
+            write_index_file=write_index_file,
+            raise_on_failure=raise_on_failure,
+        )
+    finally:
+        if snapshot is not None:
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def _run(
+    name: str,
+    *,
+    notebook: Path,
+    params: dict[str, Any],
+    pfile: Any,
+    parameter_file: Any,
+    kernel: str,
+    spec: Any,
+    out_root: Path,
+    run_id: str,
+    final: Path,
+    started: dt.datetime,
+    t0: float,
+    snapshot: Path | None,
+    write_index_file: bool,
+    raise_on_failure: bool,
+) -> RunResult:
+    """The run itself, once the parameters passed their checks (see :func:`run_report`)."""
+    store_input = None
+    kernel_params = params
+    if snapshot is not None:  # the store's selection, as the campaign folder the notebook reads
+        store_input = read_store_selection(params["campaign"], snapshot / "campaign")
+        kernel_params = dict(params) | {"campaign": str(snapshot / "campaign")}
+    inputs = _store_keys(hash_inputs(notebook, kernel_params, exclude=out_root), snapshot, params)  # before the kernel
     skip = []
     if pfile is not None:  # the bytes the parameters were read from, not a later reading
         skip = [str(pfile.path.resolve())]
@@ -195,11 +243,14 @@ def run_report(
         "random_seeds": {k: v for k, v in params.items() if "seed" in k},
         "started": started.isoformat(timespec="seconds"),
     }
+    if store_input is not None:
+        record["store_input"] = store_input
     with _SigtermAsExit() as sigterm:
         try:
             write_marker(tmp, record)
-            error = _execute(notebook, tmp / f"{name}.ipynb", params, kernel)
-            changed = changed_inputs(inputs, hash_inputs(notebook, params, exclude=out_root), skip=skip)
+            error = _execute(notebook, tmp / f"{name}.ipynb", kernel_params, kernel)
+            after = _store_keys(hash_inputs(notebook, kernel_params, exclude=out_root), snapshot, params)
+            changed = changed_inputs(inputs, after, skip=skip)
             if changed and error is None:
                 error = {"cell": None, "source": None, "ename": "InputsChanged", "evalue": changed_text(changed)}
             manifest = _finish(tmp, record, spec=spec, t0=t0, error=error, changed=changed)
@@ -218,6 +269,90 @@ def run_report(
     if status == "failed" and raise_on_failure:
         raise ReportError(_failure_message(name, final, error, changed))
     return RunResult(name, final, status, manifest)
+
+
+def is_store_url(value: Any) -> bool:
+    """Whether a ``campaign`` parameter names a store (``duckdb://...``, ``postgresql://...``) rather than a folder.
+
+    Parameters
+    ----------
+    value
+        The parameter's value.
+
+    Returns
+    -------
+    bool
+        As :func:`bioworkbench.database.is_store_url`.
+    """
+    from bioworkbench.database.selection import is_store_url as _is
+
+    return _is(value)
+
+
+def read_store_selection(campaign: str, folder: Path) -> dict[str, Any]:
+    """Read the batches a store URL selects and write them as a campaign folder for the notebook.
+
+    Parameters
+    ----------
+    campaign
+        The checked ``campaign`` parameter: a store URL with its selection
+        (:func:`bioworkbench.database.parse_store_url`).
+    folder
+        The campaign folder to write (:meth:`Campaign.write`).
+
+    Returns
+    -------
+    dict
+        What the manifest records of the store input: ``campaign`` (the URL as given to the
+        notebook's parameter), ``store`` (its URL, a password masked), ``selection``,
+        ``stamp`` (:meth:`~bioworkbench.database.Store.stamp`, taken before the rows are read),
+        ``latest_ingest`` (id and number of ingests of the whole store) and ``batches`` (the ids
+        read).
+
+    Raises
+    ------
+    DataReadError
+        The store cannot be opened.
+    ArgumentError, SchemaError
+        The selection cannot be read (a batch no longer in the store) or is not a valid campaign.
+
+    Notes
+    -----
+    The stamp is taken first: data added between the stamp and the read can only make a later
+    ``bioworkbench run --changed`` run the report again, never skip a change. The store only
+    appends, so the rows a run read are those of ingests up to ``stamp["last_ingest"]``;
+    :meth:`~bioworkbench.database.Store.history` shows them later.
+    """
+    from bioworkbench.database.selection import parse_store_url
+
+    query = parse_store_url(campaign)
+    with query.open() as store:
+        stamp = query.stamp(store)
+        latest = store.latest_ingest()
+        data = query.campaign(store)
+        url = store.url
+    data.write(folder)
+    return {
+        "campaign": campaign,
+        "store": url,
+        "selection": query.selection,
+        "stamp": stamp,
+        "latest_ingest": list(latest),
+        "batches": data.batch_ids,
+    }
+
+
+def _store_keys(inputs: dict[str, str], snapshot: Path | None, params: Mapping[str, Any]) -> dict[str, str]:
+    """Name the files of a store selection's temporary campaign folder by the store URL (``URL#file``)."""
+    if snapshot is None:
+        return inputs
+    out = {}
+    for path, digest in inputs.items():
+        p = Path(path)
+        out[f"{params['campaign']}#{p.relative_to(snapshot / 'campaign')}" if p.is_relative_to(snapshot) else path] = (
+            digest
+        )
+    return out
 
 
 def _execute(notebook: Path, executed: Path, params: Mapping[str, Any], kernel: str) -> dict[str, Any] | None:
