@@ -24,7 +24,9 @@ here (each module says why).
 from __future__ import annotations
 
 from bioworkbench.doe.analysis import ANOVA_SOURCES, Analysis, analyze
+from bioworkbench.doe.augment import augment, fold_over
 from bioworkbench.doe.design import DESIGN_KINDS, POINT_TYPES, Design, blocks_orthogonal, is_rotatable
+from bioworkbench.doe.evaluation import DesignEvaluation, evaluate
 from bioworkbench.doe.factorial import fractional_factorial, full_factorial
 from bioworkbench.doe.files import read_design, sidecar_path, write_csv, write_excel
 from bioworkbench.doe.optimal import d_optimal
@@ -38,13 +40,17 @@ __all__ = [
     "POINT_TYPES",
     "Analysis",
     "Design",
+    "DesignEvaluation",
     "alias_frame",
     "analyze",
+    "augment",
     "blocks_orthogonal",
     "box_behnken",
     "central_composite",
     "d_optimal",
     "defining_relation",
+    "evaluate",
+    "fold_over",
     "fractional_factorial",
     "full_factorial",
     "is_rotatable",

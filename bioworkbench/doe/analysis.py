@@ -31,6 +31,7 @@ import polars as pl
 
 from bioworkbench.checks import describe_type, require_frame
 from bioworkbench.doe.design import Design
+from bioworkbench.doe.evaluation import aliased_terms
 from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, ConfigError, Issue, SchemaError
 from bioworkbench.terms import code, factor_ranges, model_matrix, parse_terms, term_powers
 from bioworkbench.text import escape
@@ -445,16 +446,9 @@ def _check_estimable(x: np.ndarray, labels: list[str], response: str, n_blocks_c
             f"at least {p + 1} runs are needed (one more than the parameters, for a residual). Use fewer terms "
             "(e.g. terms='linear') or more runs."
         )
-    if np.linalg.matrix_rank(x) == p:
+    problems = aliased_terms(x, labels)
+    if not problems:
         return
-    problems, kept = [], []
-    for j in range(p):
-        if kept and np.linalg.matrix_rank(x[:, [*kept, j]]) == len(kept):
-            coef = np.linalg.lstsq(x[:, kept], x[:, j], rcond=None)[0]
-            with_ = [f"{c:+.3g}·{labels[k]}" for c, k in zip(coef, kept, strict=True) if abs(c) > 1e-8]
-            problems.append(f"{labels[j]} = {' '.join(with_) or '0'}")
-        else:
-            kept.append(j)
     raise ConfigError(
         f"analyze: response {response!r}: the runs cannot separate every term (the model matrix has rank "
         f"{np.linalg.matrix_rank(x)} < {p} parameters). Aliased: {'; '.join(problems)}. Remove one term of each "

@@ -218,6 +218,47 @@ class Design:
         """
         return model_matrix(self.coded, self.factor_names, parse_terms(terms, self.factor_names))
 
+    def evaluate(
+        self,
+        terms: str | Sequence[str] = "quadratic",
+        *,
+        effect: float = 2.0,
+        sigma: float = 1.0,
+        alpha: float = 0.05,
+        n_points: int = 5000,
+        random_seed: int = 0,
+    ) -> Any:
+        """The design's support for a model: VIF, condition number, D/A/G-efficiency, power, FDS curve.
+
+        See :func:`bioworkbench.doe.evaluation.evaluate` (definitions and references).
+
+        Parameters
+        ----------
+        terms
+            The model (``"linear"``, ``"interactions"``, ``"quadratic"`` or a list of terms).
+        effect
+            Effect to detect: the change in the response from a term's low to its high setting
+            (twice the coded coefficient).
+        sigma
+            Noise standard deviation, in the response's unit.
+        alpha
+            Significance level of each coefficient's two-sided test.
+        n_points
+            Uniform random points of the coded cube for the fraction-of-design-space curve.
+        random_seed
+            Seed of those points.
+
+        Returns
+        -------
+        DesignEvaluation
+            ``terms``, ``criteria`` and ``fds`` frames.
+        """
+        from bioworkbench.doe.evaluation import evaluate
+
+        return evaluate(
+            self, terms, effect=effect, sigma=sigma, alpha=alpha, n_points=n_points, random_seed=random_seed
+        )
+
     # ------------------------------------------------------------------ text
     def _title(self) -> str:
         k = len(self.factors)

@@ -45,6 +45,7 @@ def d_optimal(
     exclude: Exclude | None = None,
     shared: Sequence[str] | None = None,
     block_size: int | None = None,
+    center_points: int = 0,
     n_starts: int = 10,
     max_iter: int = 1000,
     randomize: bool = True,
@@ -75,6 +76,10 @@ def d_optimal(
         Runs come in blocks of ``block_size`` (a bioreactor array) and all runs of a block share one level
         of each factor in ``shared`` (e.g. one temperature per array). ``n_runs`` must be a multiple of
         ``block_size``; the blocks get ``block`` ids.
+    center_points
+        Centre runs (every factor at the middle of its range) added to the ``n_runs`` optimal runs, so
+        that replicates give a pure-error estimate and a lack-of-fit test. With ``shared`` factors they
+        form their own blocks of ``block_size`` runs (a multiple of it), after the others.
     n_starts, max_iter
         Random starts of the exchange algorithm and the most exchanges per start.
     randomize, random_seed, units
@@ -83,7 +88,8 @@ def d_optimal(
     Returns
     -------
     Design
-        ``kind="d_optimal"``, ``point_type="optimal"``, with ``terms``, ``d_efficiency``, ``log_det``,
+        ``kind="d_optimal"``, ``point_type="optimal"`` (``"center"`` for the centre runs), with ``terms``,
+        ``d_efficiency`` and ``log_det`` (of all runs, centre runs included),
         ``n_candidates``, ``n_excluded``, ``shared`` and ``block_size``.
 
     Raises
@@ -94,7 +100,8 @@ def d_optimal(
         ``n_runs`` below the number of parameters; an exclusion that removes every candidate or is not a
         boolean mask; feasible candidates that cannot estimate the model (the inestimable terms are
         named); ``shared`` without ``block_size`` (or the reverse), ``n_runs`` not a multiple of
-        ``block_size``, fewer blocks than the model's whole-block parameters; a factor with one level.
+        ``block_size``, fewer blocks than the model's whole-block parameters; a factor with one level;
+        ``center_points`` not a multiple of ``block_size`` (with ``shared``) or excluded by ``exclude``.
 
     Notes
     -----
@@ -119,12 +126,16 @@ def d_optimal(
     Written here rather than with pyDOE3 1.6 ``doe_optimal``, which takes polynomial degrees rather
     than a term list, never repeats a candidate, has no exclusions, shared levels or random starts,
     and recomputes determinants for every trial swap.
+
+    Centre runs are added after the search, which chooses the ``n_runs`` optimal runs as without them;
+    ``d_efficiency`` and ``log_det`` are then those of all ``n_runs + center_points`` runs.
     """
     ranges = check_factors(factors)
     names = list(ranges)
     n_runs = check_int("n_runs", n_runs, minimum=1)
     n_starts = check_int("n_starts", n_starts, minimum=1)
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    center_points = check_int("center_points", center_points, minimum=0)
     terms = parse_terms(terms, names)
     p = len(terms) + 1
     units = check_units(units, names)
@@ -207,15 +218,16 @@ def d_optimal(
         block = np.ones(n_runs, dtype=np.int64)
     order = np.lexsort((best_idx, block))
     chosen = feasible[best_idx[order]]
-    frame = assemble(
-        coded_all[chosen],
-        ["optimal"] * n_runs,
-        block[order],
-        ranges,
-        randomize=randomize,
-        rng=order_rng,
-        natural=natural_all[chosen],
-    )
+    runs_coded, runs_natural, block = coded_all[chosen], natural_all[chosen], block[order]
+    if center_points:
+        runs_coded, runs_natural, block = _center_runs(
+            runs_coded, runs_natural, block, center_points, ranges, exclude, block_size if shared_idx else None
+        )
+    point_type = ["optimal"] * n_runs + ["center"] * center_points
+    frame = assemble(runs_coded, point_type, block, ranges, randomize=randomize, rng=order_rng, natural=runs_natural)
+    if center_points:  # judged on all runs, the centre runs included
+        x_runs = model_matrix(runs_coded, names, terms)
+        best_ld = float(np.linalg.slogdet(x_runs.T @ x_runs)[1])
     return Design(
         frame=frame,
         factors=ranges,
@@ -224,7 +236,7 @@ def d_optimal(
         random_seed=seed,
         randomized=randomize,
         terms=tuple(terms),
-        d_efficiency=sig15(float(100.0 * np.exp(best_ld / p) / n_runs)),
+        d_efficiency=sig15(float(100.0 * np.exp(best_ld / p) / (n_runs + center_points))),
         log_det=sig15(float(best_ld)),
         n_candidates=n_cand,
         n_excluded=n_excl,
@@ -236,6 +248,43 @@ def d_optimal(
 # ---------------------------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------------------------
+def _center_runs(
+    coded: np.ndarray,
+    natural: np.ndarray,
+    block: np.ndarray,
+    n: int,
+    ranges: Mapping[str, tuple[float, float]],
+    exclude: Exclude | None,
+    block_size: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs with ``n`` centre runs appended (in block 1, or in new blocks of ``block_size``)."""
+    centre = natural_values(np.zeros((1, len(ranges))), ranges)
+    try:
+        excluded = _exclusion_mask(exclude, pl.DataFrame({name: centre[:, j] for j, name in enumerate(ranges)}))
+    except (ConfigError, pl.exceptions.PolarsError, KeyError) as exc:
+        raise ConfigError(
+            f"center_points: exclude could not be evaluated at the centre of the ranges ({exc})."
+        ) from exc
+    if excluded[0]:
+        raise ConfigError(
+            "center_points: the centre of the ranges is excluded by exclude; no centre runs can be added."
+        )
+    if block_size is None:
+        extra = np.ones(n, dtype=np.int64)
+    else:
+        if n % block_size:
+            raise ConfigError(
+                f"center_points={n} with shared factors must fill whole blocks of block_size={block_size}; use "
+                f"center_points={(n // block_size + 1) * block_size}."
+            )
+        extra = block.max() + 1 + np.arange(n) // block_size
+    return (
+        np.vstack([coded, np.zeros((n, len(ranges)))]),
+        np.vstack([natural, np.repeat(centre, n, axis=0)]),
+        np.concatenate([block, extra]),
+    )
+
+
 def _check_candidates(candidates: pl.DataFrame, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
     if not isinstance(candidates, pl.DataFrame):
         raise ConfigError(f"candidates must be a polars DataFrame with one column per factor; got {type(candidates)}.")
