@@ -244,6 +244,8 @@ def fold_over(design: Design, factors: Sequence[str] | None = None, *, random_se
     kind, levels = design.kind, design.levels
     if design.generators:
         facts.update(_folded_relation(design, frame, folded))
+        confounded = ", ".join(facts["blocks_confounded"][:6]) + (" …" if len(facts["blocks_confounded"]) > 6 else "")
+        facts["notes"] += (f"the blocks are confounded with the dropped words {confounded} (and their aliases).",)
         if not facts["generators"]:  # the two halves make the full factorial
             kind, levels = "full_factorial", (2,) * len(names)
     return Design(
