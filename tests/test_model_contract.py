@@ -282,8 +282,8 @@ def test_sampler_defaults_are_the_ones_the_code_had():
     assert sampler_defaults("GrowthModel") == SAMPLER_DEFAULTS["GrowthModel"]
     expected = {  # (draws, tune, chains, nutpie target acceptance) before the table existed
         "GrowthModel": (2000, None, 4, 0.8),
-        "TiterModel": (1000, None, 4, 0.9),
-        "ResponseSurface": (1000, 1000, 4, 0.8),
+        "TiterModel": (1000, 1000, 4, 0.9),  # tune 1000 and low-rank since issue 12 (see sampling.py)
+        "ResponseSurface": (2000, 1000, 4, 0.95),  # issue 14: blocked small designs (see sampling.py)
         "StabilityModel": (1000, 1000, 4, 0.9),
         "forecast": (4000, 1000, 2, 0.8),
         "forecast_section": (1000, 1000, 2, 0.8),

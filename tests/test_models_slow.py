@@ -95,7 +95,9 @@ def recovery():
     campaign, truth = _simulated_qp(RECOVERY_BATCHES, RECOVERY_SEED)
     ids = _completed(truth)
     growth = GrowthModel().fit(campaign, batch_ids=ids, random_seed=1, **FIT)
-    titer = TiterModel().fit(campaign, batch_ids=ids, random_seed=2, **FIT)
+    # the titer model with its default sampler (4 chains, low-rank mass matrix): with FIT's 2 chains
+    # the r̂ of its batch SDs is too noisy to test (1.004-1.012 between runs at ~400 bulk ESS)
+    titer = TiterModel().fit(campaign, batch_ids=ids, random_seed=2)
     return campaign, truth.filter(pl.col("batch_id").is_in(ids)), growth, titer
 
 
