@@ -69,3 +69,16 @@ def small_frames() -> dict[str, pl.DataFrame]:
 @pytest.fixture
 def frames() -> dict[str, pl.DataFrame]:
     return small_frames()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compile_cache_in_session_folder(tmp_path_factory):
+    """Compiled models (bioworkbench.models.compile_cache) go to a folder of this session, never the
+    user's cache; set in the environment so that report kernels started by the tests see it too."""
+    old = os.environ.get("BIOWORKBENCH_CACHE_DIR")
+    os.environ["BIOWORKBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("compiled"))
+    yield
+    if old is None:
+        os.environ.pop("BIOWORKBENCH_CACHE_DIR", None)
+    else:
+        os.environ["BIOWORKBENCH_CACHE_DIR"] = old
