@@ -346,9 +346,58 @@ def _build(
             issues.append(
                 Issue(f"run {runs[i]}: block {b}; blocks are numbered from 1.", file=file, line=i + 2, column="block")
             )
+    planned, actual = _planned_actual(ranges, parsed, columns, runs, issues, file=file, allow_actual=allow_actual)
+    recomputed = [name for name in names if f"{name}_coded" not in columns]
+    if issues:
+        raise SchemaError(issues)
+    has_actual = any(f"{n_}{c}" in columns for n_ in names for c in (ACTUAL_SUFFIX, PLANNED_SUFFIX)) or any(
+        a != p for name in names for a, p in zip(actual[name], planned[name], strict=True)
+    )
+    cols: dict[str, pl.Series] = {
+        "std_order": pl.Series("std_order", parsed["std_order"], dtype=pl.Int64),
+        "run_order": pl.Series("run_order", parsed["run_order"], dtype=pl.Int64),
+        "block": pl.Series("block", parsed["block"], dtype=pl.Int64),
+        "point_type": pl.Series("point_type", parsed["point_type"], dtype=pl.String),
+    }
+    notes = _setting_columns(cols, ranges, parsed, planned, actual, runs)
+    if has_actual:
+        for name in names:
+            cols[f"{name}{PLANNED_SUFFIX}"] = pl.Series(f"{name}{PLANNED_SUFFIX}", planned[name], dtype=pl.Float64)
+    if recomputed:
+        notes.append(
+            f"coded column(s) {', '.join(f'{r}_coded' for r in recomputed)} were not in {path.name}; "
+            "recomputed from the natural settings."
+        )
+    cols.update({c: s.alias(c) for c, s in extra.items()})
+    frame = pl.DataFrame(list(cols.values())).sort("run_order")
+    fields = {k: tuple(meta[k]) if kind in ("strs", "ints") else meta[k] for k, kind in FIELDS.items() if k in meta}
+    if notes:
+        kept = [t for t in fields.get("notes", ()) if t not in notes]
+        fields["notes"] = (*kept, *notes)
+    return Design(
+        frame=frame,
+        factors=ranges,
+        units={f["name"]: f.get("unit") for f in meta["factors"]},
+        kind=meta["kind"],
+        **fields,
+    )
+
+
+def _planned_actual(
+    ranges: dict[str, tuple[float, float]],
+    parsed: dict[str, list],
+    columns: dict[str, list],
+    runs: list[Any],
+    issues: list[Issue],
+    *,
+    file: str,
+    allow_actual: bool,
+) -> tuple[dict[str, list[float | None]], dict[str, list[float | None]]]:
+    """Planned and actual setting of every run and factor (see the module docstring); appends to ``issues``
+    every run whose natural and coded settings disagree when that is not read as a measured setting."""
+    n = len(parsed["std_order"])
     planned: dict[str, list[float | None]] = {}
     actual: dict[str, list[float | None]] = {}
-    recomputed = [name for name in names if f"{name}_coded" not in columns]
     for name, (lo, hi) in ranges.items():
         mid, half = (lo + hi) / 2, (hi - lo) / 2
         nat = parsed[name]
@@ -389,19 +438,21 @@ def _build(
             else:
                 planned[name].append(x)
                 actual[name].append(x if act is None or act[i] is None else act[i])
-    if issues:
-        raise SchemaError(issues)
-    has_actual = any(f"{n_}{c}" in columns for n_ in names for c in (ACTUAL_SUFFIX, PLANNED_SUFFIX)) or any(
-        a != p for name in names for a, p in zip(actual[name], planned[name], strict=True)
-    )
-    cols: dict[str, pl.Series] = {
-        "std_order": pl.Series("std_order", parsed["std_order"], dtype=pl.Int64),
-        "run_order": pl.Series("run_order", parsed["run_order"], dtype=pl.Int64),
-        "block": pl.Series("block", parsed["block"], dtype=pl.Int64),
-        "point_type": pl.Series("point_type", parsed["point_type"], dtype=pl.String),
-    }
+    return planned, actual
+
+
+def _setting_columns(
+    cols: dict[str, pl.Series],
+    ranges: dict[str, tuple[float, float]],
+    parsed: dict[str, list],
+    planned: dict[str, list[float | None]],
+    actual: dict[str, list[float | None]],
+    runs: list[Any],
+) -> list[str]:
+    """Add the natural (as run) and coded columns to ``cols``; return notes on settings run outside the ranges."""
+    n = len(parsed["std_order"])
     notes: list[str] = []
-    for name in names:
+    for name in ranges:
         cols[name] = pl.Series(name, actual[name], dtype=pl.Float64)
     for name, (lo, hi) in ranges.items():
         coded = parsed.get(f"{name}_coded", [None] * n)
@@ -422,32 +473,7 @@ def _build(
                 f"{name} was run outside its studied range {lo:g}–{hi:g} in {len(out)} run(s) ({shown}); "
                 "predictions there extrapolate."
             )
-    if has_actual:
-        for name in names:
-            cols[f"{name}{PLANNED_SUFFIX}"] = pl.Series(f"{name}{PLANNED_SUFFIX}", planned[name], dtype=pl.Float64)
-    if recomputed:
-        notes.append(
-            f"coded column(s) {', '.join(f'{r}_coded' for r in recomputed)} were not in {path.name}; "
-            "recomputed from the natural settings."
-        )
-    cols.update({c: s.alias(c) for c, s in extra.items()})
-    frame = pl.DataFrame(list(cols.values())).sort("run_order")
-    fields = {}
-    for key, kind in FIELDS.items():
-        if key not in meta:
-            continue
-        value = meta[key]
-        fields[key] = tuple(value) if kind in ("strs", "ints") else value
-    if notes:
-        kept = [t for t in fields.get("notes", ()) if t not in notes]
-        fields["notes"] = (*kept, *notes)
-    return Design(
-        frame=frame,
-        factors=ranges,
-        units={f["name"]: f.get("unit") for f in meta["factors"]},
-        kind=meta["kind"],
-        **fields,
-    )
+    return notes
 
 
 def _blank(value: Any) -> bool:

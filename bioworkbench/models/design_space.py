@@ -37,12 +37,54 @@ from bioworkbench.models.inputs import _check_prob, parse_specs
 from bioworkbench.schema import suggest
 from bioworkbench.terms import term_powers
 
-__all__ = ["DesignSpace", "design_space", "optimum", "parse_specs"]
+__all__ = ["SET_POINT_METHODS", "DesignSpace", "SetPoint", "design_space", "optimum", "parse_specs"]
 
 #: grid points above which a map is refused (the computation is points × posterior draws)
 MAX_POINTS = 1_000_000
 #: posterior draws × grid points per chunk (bounds the memory to a few arrays of this many doubles)
 CHUNK_CELLS = 2_000_000
+#: grid points of a map over every free factor (``grid=int``): fewer points per factor beyond two factors
+AUTO_POINTS = 100_000
+#: the set-point methods of :meth:`DesignSpace.set_point`
+SET_POINT_METHODS = ("robust", "best")
+
+
+class SetPoint(dict):
+    """A set point: ``{factor: value}`` (natural units) plus how it was chosen.
+
+    Parameters
+    ----------
+    values
+        ``{factor: value}`` for every factor.
+    method
+        ``"robust"``, ``"best"`` or ``"given"``.
+    prob
+        P(all in spec) for a new run at the point.
+    margin
+        Coded distance from the point to the nearest edge of the design space or of the studied range
+        (``"robust"``; NaN otherwise).
+    on_boundary
+        Factors at an end of their studied range.
+    note
+        What the point is, in plain words.
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, float],
+        *,
+        method: str,
+        prob: float,
+        margin: float = float("nan"),
+        on_boundary: Sequence[str] = (),
+        note: str = "",
+    ) -> None:
+        super().__init__(values)
+        self.method = method
+        self.prob = prob
+        self.margin = margin
+        self.on_boundary = list(on_boundary)
+        self.note = note
 
 
 class DesignSpace:
@@ -77,6 +119,8 @@ class DesignSpace:
         ``{factor: value or list of values}`` of the factors not on the grid (a list gives slices).
     region_fraction : float
         Fraction of the grid points in the design space.
+    notes : list of str
+        What the map covers: the factors on the grid and their points, the factors held and at what.
     """
 
     def __init__(
@@ -100,6 +144,10 @@ class DesignSpace:
         self.block = block
         self.random_seed = random_seed
         self._z = z
+        shape = " × ".join(f"{self.map[f].n_unique()} ({f})" for f in factors_on_grid)
+        self.notes = [f"grid of {shape} points over the studied ranges"] + (
+            ["held: " + ", ".join(f"{k} = {v}" for k, v in fixed.items())] if fixed else []
+        )
 
     @property
     def region_fraction(self) -> float:
@@ -133,42 +181,116 @@ class DesignSpace:
         p, se = _joint_probability(self.model, Xm, self.specs, self.block, self._z)
         return nat.with_columns(prob=pl.Series(p), mc_se=pl.Series(se))
 
-    def set_point(self, point: Mapping[str, float] | None = None) -> dict[str, float]:
-        """The set point: the grid point with the highest probability, or ``point`` completed.
-
-        With ``point=None`` the grid point of highest ``prob`` (ties broken by the point nearest, in coded
-        units, to the centroid of the tied points). A given ``point`` names factors; the others are
-        taken from :attr:`fixed` (a single value) or the centre of their range.
+    def set_point(self, point: Mapping[str, float] | None = None, *, method: str = "robust") -> SetPoint:
+        """The set point: the most robust point of the design space, the most probable one, or ``point`` completed.
 
         Parameters
         ----------
         point
-            ``{factor: value}`` for some factors; ``None``: the best grid point.
+            ``{factor: value}`` for some factors (the others from :attr:`fixed` or the centre of their
+            range); ``None``: chosen by ``method``.
+        method
+            ``"robust"`` (default): the grid point of the design space farthest from its edge, where the edge
+            is where the probability falls below :attr:`prob` **or** the studied range ends (distances in
+            coded units, each factor's half-range being one unit); ties broken by the point nearest (coded)
+            the centroid of the tied points.
+            It lies on the boundary of the studied range only when the whole design space does, and
+            :attr:`SetPoint.note` then says so. With an empty design space, the most probable point (and a
+            note saying so). ``"best"``: the grid point of highest probability (ties: the one nearest the
+            centroid of the tied points), which often sits on the edge of the region.
 
         Returns
         -------
-        dict
-            ``{factor: value}`` for every factor, natural units.
+        SetPoint
+            ``{factor: value}`` for every factor (natural units), with ``method``, ``prob``, ``margin``,
+            ``on_boundary`` and ``note``.
 
         Raises
         ------
         ConfigError
-            An empty map, an unknown factor, a factor with several fixed slices and no value named, or a value
-            that is not a number.
+            An empty map, an unknown factor or method, a factor with several fixed slices and no value
+            named, or a value that is not a number.
+
+        Notes
+        -----
+        ``margin(x) = min(min_i (1 − |x_i|), min_{y ∉ DS} ‖x − y‖)`` over the grid points ``x`` in the design
+        space (coded units; ``y`` the grid points outside it). It is the radius of the largest ball around
+        ``x`` that stays in the design space and the studied ranges, known to within one grid step. The
+        maximiser is the centre of the largest such ball (a Chebyshev centre of the region), the point
+        where process variation of a given size is least likely to leave the design space.
         """
         factors = self.model.factors
-        if point is None:
-            m = self.map
-            if m.height == 0:
-                raise ConfigError("the design-space map is empty.")
-            p = m["prob"].to_numpy()
+        if point is not None:
+            return SetPoint(self._complete(point), method="given", prob=float("nan"))
+        if method not in SET_POINT_METHODS:
+            raise ConfigError(f"method must be one of {', '.join(map(repr, SET_POINT_METHODS))}; got {method!r}.")
+        m = self.map
+        if m.height == 0:
+            raise ConfigError("the design-space map is empty.")
+        several = [f for f, v in self.fixed.items() if isinstance(v, list)]
+        if several:
+            raise ConfigError(
+                f"the map has several slices of {', '.join(several)}; compute the design space with one value "
+                "of each held factor to choose a set point."
+            )
+        names = list(factors)
+        lo = np.array([r[0] for r in factors.values()])
+        hi = np.array([r[1] for r in factors.values()])
+        X = np.column_stack([m[f].to_numpy() for f in names])
+        Xc = (X - (lo + hi) / 2) / ((hi - lo) / 2)
+        p = m["prob"].to_numpy()
+        inside = p >= self.prob
+        grid = [names.index(f) for f in self.factors_on_grid]
+        if method == "best" or not inside.any():
             tied = np.flatnonzero(p >= p.max() - 1e-12)
-            X = np.column_stack([m[f].to_numpy() for f in factors])
-            lo = np.array([r[0] for r in factors.values()])
-            hi = np.array([r[1] for r in factors.values()])
-            Xc = (X[tied] - (lo + hi) / 2) / ((hi - lo) / 2)
-            best = tied[int(np.argmin(((Xc - Xc.mean(axis=0)) ** 2).sum(axis=1)))]
-            return {f: float(X[best, j]) for j, f in enumerate(factors)}
+            best = tied[int(np.argmin(((Xc[tied] - Xc[tied].mean(axis=0)) ** 2).sum(axis=1)))]
+            margin = float("nan")
+        else:
+            from scipy.spatial import cKDTree
+
+            cand = np.flatnonzero(inside)
+            edge = (1.0 - np.abs(Xc[np.ix_(cand, grid)])).min(axis=1)
+            if (~inside).any():
+                dist, _ = cKDTree(Xc[np.ix_(~inside, grid)]).query(Xc[np.ix_(cand, grid)])
+                edge = np.minimum(edge, dist)
+            top = np.flatnonzero(edge >= edge.max() - 1e-12)
+            tied = Xc[cand[top]]
+            best = cand[top[int(np.argmin(((tied - tied.mean(axis=0)) ** 2).sum(axis=1)))]]
+            margin = float(edge.max())
+        tol = 1e-9
+        on_edge = [names[j] for j in grid if abs(abs(Xc[best, j]) - 1.0) <= tol]
+        at = ", ".join(f"{f} = {X[best, j]:.4g}" for j, f in enumerate(names))
+        if not inside.any():
+            note = (
+                f"No grid point reaches P ≥ {self.prob:g} (the design space is empty); the most probable point "
+                f"is {at} (P = {p[best]:.2f}), which is not a set point the data support."
+            )
+        elif method == "best":
+            note = f"The most probable grid point: {at} (P = {p[best]:.2f})."
+        elif on_edge:
+            note = (
+                f"The whole design space lies on the edge of the studied range of {', '.join(on_edge)}: the set "
+                f"point {at} (P = {p[best]:.2f}) is on that edge; the data say nothing beyond it. Extend the "
+                "range in a follow-up design."
+            )
+        else:
+            note = (
+                f"Robust set point {at} (P = {p[best]:.2f}): the centre of the largest region around it that stays "
+                f"in the design space and the studied ranges (radius {margin:.2f} coded units, i.e. "
+                f"{100 * margin:.0f} % of each factor's half-range)."
+            )
+        return SetPoint(
+            {f: float(X[best, j]) for j, f in enumerate(names)},
+            method=method if inside.any() else "best",
+            prob=float(p[best]),
+            margin=margin,
+            on_boundary=on_edge,
+            note=note,
+        )
+
+    def _complete(self, point: Mapping[str, float]) -> dict[str, float]:
+        """``point`` with the other factors taken from :attr:`fixed` or the centre of their range."""
+        factors = self.model.factors
         unknown = [f for f in point if f not in factors]
         if unknown:
             raise ConfigError(
@@ -194,7 +316,8 @@ class DesignSpace:
         Parameters
         ----------
         set_point
-            ``{factor: value}`` (natural units), completed by :meth:`set_point`; default: the best grid point.
+            ``{factor: value}`` (natural units), completed by :meth:`set_point`; default: the robust set
+            point (:meth:`set_point`).
         prob
             Probability threshold (default: :attr:`prob`).
         n_points
@@ -230,7 +353,7 @@ class DesignSpace:
             raise ConfigError(f"prob must be between 0 and 1 (exclusive); got {prob!r}.")
         if int(n_points) < 3:
             raise ConfigError(f"n_points must be at least 3; got {n_points!r}.")
-        sp = self.set_point(set_point)
+        sp = self.set_point(set_point) if set_point is not None else self.set_point()
         factors = self.model.factors
         lines, values = [], {}
         for f, (lo, hi) in factors.items():
@@ -302,7 +425,12 @@ def optimum(model: Any, *, response: str | None = None, prob: float = 0.9) -> pl
         value_upper``. ``kind`` is the most probable kind; ``mean .. upper`` describe the stationary
         point's coordinate (natural units); ``inside_range`` = P(that coordinate within the factor's
         range), ``inside_region`` = P(the whole point within every range); ``value_*`` = the mean
-        response at the stationary point (natural units; with blocks, at the observed blocks' mean level).
+        response at the stationary point (natural units; with blocks, at the observed blocks' mean level);
+        ``eigenvalues`` = the posterior means of the eigenvalues of ``B`` (ascending, the response's units
+        per coded unit squared); ``is_optimum`` = the stationary point is a maximum or a minimum with
+        probability ≥ ``prob`` **and** lies inside the studied region with probability ≥ ``prob``;
+        ``verdict`` says in words what the point is (a saddle, or a point outside the region, is not an
+        optimum: use :meth:`ResponseSurface.optimize` for the best point within the region).
 
     Raises
     ------
@@ -390,6 +518,9 @@ def optimum(model: Any, *, response: str | None = None, prob: float = 0.9) -> pl
         p_sad = 1.0 - p_max - p_min
         kind = ["maximum", "minimum", "saddle"][int(np.argmax([p_max, p_min, p_sad]))]
         inside = np.abs(xs) <= 1.0
+        p_in = float(inside.all(axis=1).mean())
+        ev_mean = y_sd[j] * ev.mean(axis=0)
+        verdict, is_opt = _verdict(kind, p_max, p_min, p_sad, p_in, ev_mean, prob)
         value = y_mean[j] + y_sd[j] * (post["b0"][:, j] + 0.5 * np.einsum("si,si->s", xs, b))
         v_lo, v_hi = np.quantile(value, q)
         nat = xs * (hi_n - lo_n) / 2 + (hi_n + lo_n) / 2
@@ -409,13 +540,41 @@ def optimum(model: Any, *, response: str | None = None, prob: float = 0.9) -> pl
                     "upper": float(hi[i]),
                     "prob": prob,
                     "inside_range": float(inside[:, i].mean()),
-                    "inside_region": float(inside.all(axis=1).mean()),
+                    "inside_region": p_in,
                     "value_mean": float(value.mean()),
                     "value_lower": float(v_lo),
                     "value_upper": float(v_hi),
+                    "eigenvalues": ev_mean.tolist(),
+                    "is_optimum": is_opt,
+                    "verdict": verdict,
                 }
             )
     return pl.DataFrame(rows)
+
+
+def _verdict(
+    kind: str, p_max: float, p_min: float, p_sad: float, p_in: float, ev: np.ndarray, prob: float
+) -> tuple[str, bool]:
+    """What a stationary point is, in words, and whether it is an optimum (see :func:`optimum`)."""
+    evs = ", ".join(f"{e:.3g}" for e in ev)
+    p_kind = max(p_max, p_min)
+    if kind == "saddle":
+        return (
+            f"a saddle (P = {p_sad:.2f}; eigenvalues {evs} of mixed sign): the response rises in some "
+            "directions and falls in others, so this point is not an optimum"
+        ), False
+    if p_kind < prob:
+        return (
+            f"probably a {kind} (P = {p_kind:.2f}, below {prob:g}; eigenvalues {evs}): "
+            "the curvature is uncertain, so it is not an established optimum"
+        ), False
+    if p_in < prob:
+        return (
+            f"a {kind} (P = {p_kind:.2f}; eigenvalues {evs}) outside the studied region "
+            f"(P(inside) = {p_in:.2f}): not an optimum the data support; the best point within the "
+            "region lies on its boundary"
+        ), False
+    return f"a {kind} (P = {p_kind:.2f}; eigenvalues {evs}) inside the studied region", True
 
 
 def design_space(
@@ -438,9 +597,10 @@ def design_space(
         ``{response: (lower, upper)}`` (``None`` for a one-sided spec) or a campaign ``specs`` frame
         (see :func:`parse_specs`). Responses without a spec are not constrained.
     grid
-        Points per factor: an int ``n`` puts the first two factors not in ``fixed`` on an ``n × n`` grid
-        over their ranges (one factor: a line); a mapping ``{factor: n or values}`` chooses the factors
-        and their points (natural units).
+        Points per factor: an int ``n`` puts **every** factor not in ``fixed`` on a grid over its range,
+        ``n`` points each for up to two factors and fewer beyond, so that the grid has at most
+        :data:`AUTO_POINTS` points (``DesignSpace.notes`` states the grid); a mapping ``{factor: n or
+        values}`` chooses the factors and their points (natural units), the others held.
     prob
         Probability that defines the region: ``in_region = P(all in spec) >= prob``.
     fixed
@@ -507,7 +667,9 @@ def design_space(
         free = [f for f in factors if f not in fixed]
         if not free:
             raise ConfigError("every factor is fixed; leave at least one factor off fixed= to vary it over the grid.")
-        for f in free[:2]:
+        if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool) and len(free) > 2:
+            grid = max(2, min(int(grid), int(AUTO_POINTS ** (1 / len(free)) + 1e-9)))
+        for f in free:
             axes[f] = _axis(f, grid, factors[f])
     levels = {}
     for f, (lo, hi) in factors.items():
@@ -558,6 +720,14 @@ def _joint_probability(
 
     See the Notes of :func:`design_space`. Returns ``(prob, mc_se)``, each ``(points,)``.
     """
+    return _joint_probability_fn(model, specs, block, z)(Xm)
+
+
+def _joint_probability_fn(
+    model: Any, specs: Mapping[str, tuple[float | None, float | None]], block: Any, z: np.ndarray
+) -> Any:
+    """:func:`_joint_probability` with everything that does not depend on the points computed once:
+    returns ``f(Xm) -> (prob, mc_se)`` (optimisers call it for one point at a time)."""
     from scipy.special import ndtr
 
     post = model._post()
@@ -581,6 +751,25 @@ def _joint_probability(
     Bl = B[:, d - 1, :] / s_last
     c_lo = (lo[d - 1] - shift[:, d - 1, None]) / s_last
     c_hi = (hi[d - 1] - shift[:, d - 1, None]) / s_last
+    Bs = [np.ascontiguousarray(B[:, i, :]) for i in range(d - 1)]
+    shifts = [shift[:, i, None] for i in range(d - 1)]
+    return lambda Xm: _probability_chunks(Xm, Bs, shifts, lo, hi, Bl, c_lo, c_hi, S, ndtr)
+
+
+def _probability_chunks(
+    Xm: np.ndarray,
+    Bs: list[np.ndarray],
+    shifts: list[np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    Bl: np.ndarray,
+    c_lo: np.ndarray,
+    c_hi: np.ndarray,
+    S: int,
+    ndtr: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunked evaluation of :func:`_joint_probability_fn` (see the Notes of :func:`design_space`)."""
+    d = len(Bs) + 1
     n = Xm.shape[0]
     prob, se = np.empty(n), np.empty(n)
     step = max(1, CHUNK_CELLS // S)
@@ -588,8 +777,8 @@ def _joint_probability(
         Xt = np.ascontiguousarray(Xm[a : a + step].T)
         ok = None
         for i in range(d - 1):
-            y = B[:, i, :] @ Xt
-            y += shift[:, i, None]
+            y = Bs[i] @ Xt
+            y += shifts[i]
             c = np.ones(y.shape, bool) if np.isinf(lo[i]) else y >= lo[i]
             if not np.isinf(hi[i]):
                 c &= y <= hi[i]

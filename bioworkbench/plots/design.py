@@ -10,6 +10,7 @@ See :mod:`bioworkbench.plots` for the conventions shared by every plot.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -313,6 +314,7 @@ def plot_design_space(
     x: str | None = None,
     y: str | None = None,
     set_point: Mapping[str, float] | None = None,
+    slices: Mapping[str, Sequence[float]] | None = None,
     width: int = 420,
     height: int = 340,
 ) -> Any:
@@ -330,6 +332,10 @@ def plot_design_space(
     set_point
         The point marked with a star; by default the space's own set point (none when no point of
         the grid is feasible).
+    slices
+        ``{factor: values}`` of the other grid factors to draw one panel each (the grid levels nearest
+        the values); by default each other grid factor at its low end, at the set point and at its
+        high end (three levels at most, so a map over three or more factors stays readable).
     width, height
         Size of each panel in px.
 
@@ -367,10 +373,17 @@ def plot_design_space(
             * hv.HLine(space.prob).opts(color=HIGHLIGHT, line_dash="dashed")
         ).opts(title=wrap_title(f"P(all CQAs in spec) along {x}", width))
     rest = [g for g in grid if g not in (x, y)]
-    slices = m.select(rest).unique().sort(rest).iter_rows(named=True) if rest else [{}]
     sp = dict(set_point) if set_point is not None else _set_point(space)
+    levels = {}
+    for g in rest:
+        have = np.sort(m[g].unique().to_numpy())
+        want = (slices or {}).get(g)
+        if want is None:
+            want = [have[0], *([sp[g]] if sp and g in sp else []), have[-1]]
+        levels[g] = sorted({float(have[np.argmin(np.abs(have - float(v)))]) for v in want})
+    combos = [dict(zip(rest, c, strict=True)) for c in itertools.product(*levels.values())] if rest else [{}]
     panels = []
-    for level in slices:
+    for level in combos:
         d = m
         for k, v in level.items():
             d = d.filter(pl.col(k) == v)
