@@ -26,11 +26,19 @@ $(VENV)/.kernel: $(VENV)/.installed
 venv: $(VENV)/.installed
 kernel: $(VENV)/.kernel
 
+# the store make demo fills (parameters/campaign_report/store.yaml reports from it) and the files it ingests
+demo: STORE := duckdb:///data/plant.duckdb
+demo: EXAMPLES := bioworkbench/instruments/examples
+demo: STORE_FILES := $(EXAMPLES)/batch_records.csv $(EXAMPLES)/SampleResults2022-06-28_142558.csv $(EXAMPLES)/roche_cedex_hires_example_1.csv
 demo: $(VENV)/.kernel
 	$(BIN)/bioworkbench demo --out $(DEMO) --overwrite
 	$(BIN)/bioworkbench dataset nistcho --out data/nistcho --overwrite
 	$(BIN)/bioworkbench dataset ambr250 --out data/ambr250 --overwrite
 	$(BIN)/bioworkbench demo --out data/demo_live --overwrite --running B14=5 --running B22=7 >/dev/null
+	@echo "ingest into the store $(STORE) (appended to, never emptied): the demo campaign, batch records and two instrument exports"
+	$(BIN)/bioworkbench ingest $(DEMO) $(STORE_FILES) --store $(STORE)
+	@echo "the same files again: each is skipped (already ingested)"
+	$(BIN)/bioworkbench ingest $(DEMO) $(STORE_FILES) --store $(STORE)
 	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/growth_report parameters/doe_report parameters/stability_report -o reports
 	@echo "Operator dashboard (two batches running): $(BIN)/bioworkbench serve --campaign data/demo_live, then open http://127.0.0.1:5006"
 

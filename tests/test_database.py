@@ -7,7 +7,9 @@ PostgreSQL runs for the test session in a temporary folder, on a Unix socket onl
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -17,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 import bioworkbench as bw
 from bioworkbench.cli import main
-from bioworkbench.database import ingest_files, open_store, read_quality
+from bioworkbench.database import ingest_files, open_store, read_batch_records, read_quality
 from bioworkbench.errors import ArgumentError, DataReadError, SchemaError
 
 pytest.importorskip("duckdb")
@@ -205,7 +207,11 @@ def test_ingest_skips_a_file_seen_before(store, sim, tmp_path):
     (first,) = ingest_files(store, [lims])
     assert (first.rows_added, first.skipped) == (2, False)
     (second,) = ingest_files(store, [lims])
-    assert second.skipped and "same sha256" in second.reason and str(lims) in second.reason
+    assert second.skipped and second.reason.startswith(f"already ingested: ingest {first.ingest_id} on ")
+    copy = tmp_path / "lims copy.csv"
+    copy.write_bytes(lims.read_bytes())
+    (third,) = ingest_files(store, [copy])
+    assert third.skipped and f"already ingested: same sha256 as {lims}, ingest {first.ingest_id}" in third.reason
     log = store.ingest_log()
     assert log.filter(pl.col("source") == str(lims))["kind"].to_list() == ["quality"]
 
@@ -238,7 +244,7 @@ def test_cli_ingest(store_url, tmp_path, capsys):
     assert "2 rows added" in (out := capsys.readouterr().out) and "new batch(es) known by id only: B01" in out
     assert main(["ingest", str(lims), str(junk), "--store", store_url]) == 1
     out, err = capsys.readouterr()
-    assert "skipped (same sha256" in out
+    assert "skipped (already ingested: ingest " in out
     assert "junk.csv" in err and "--map" in err
 
 
@@ -259,3 +265,26 @@ def test_read_only_duckdb_store_reads_and_refuses_writes(tmp_path, sim):
     duckdb.connect(str(empty)).close()  # a DuckDB file that is not a store
     with pytest.raises(bw.DataReadError, match="not a bioworkbench store"):
         bw.open_store(f"duckdb:///{empty}", read_only=True)
+
+
+def test_batch_records_give_instrument_readings_their_culture_time(store, tmp_path):
+    examples = Path(bw.__file__).parent / "instruments" / "examples"
+    records, flex2 = examples / "batch_records.csv", examples / "SampleResults2022-06-28_142558.csv"
+    results = ingest_files(store, [records, flex2])
+    assert [r.rows_added for r in results] == [2, 15]
+    assert store.ingest_log()["kind"].to_list() == ["batches", "instrument:flex2"]
+    c = store.campaign(["BATCH_123"], validate=False)
+    assert c.batches["start"].to_list() == [dt.datetime(2022, 6, 20, 9, tzinfo=dt.UTC)]
+    assert c.batches["process"].to_list() == ["fed-batch"]
+    # 2022-06-24 14:34:52 is 4 days, 5 h 34 min 52 s after the start
+    assert c.observations["time_h"].unique().to_list() == [pytest.approx(101.58111, abs=1e-4)]
+    assert "measured_at" not in c.observations.columns
+
+
+def test_batch_records_with_a_bad_start_are_refused_located(tmp_path):
+    bad = tmp_path / "mes.csv"
+    bad.write_text("Batch,start,scale_l\nB01,2024-03-01T08:00:00Z,2\nB02,yesterday,2\n")
+    with pytest.raises(SchemaError) as info:
+        read_batch_records(bad)
+    msg = str(info.value)
+    assert str(bad) in msg and "line 3" in msg and "start" in msg and "yesterday" in msg

@@ -17,7 +17,7 @@ Layer: imports :mod:`bioworkbench.instruments`, :mod:`bioworkbench.io`,
 
 from __future__ import annotations
 
-from bioworkbench.database.ingest import ingest_files, read_quality
+from bioworkbench.database.ingest import ingest_files, read_batch_records, read_quality
 from bioworkbench.database.selection import SELECTION_KEYS, StoreQuery, is_store_url, parse_store_url
 from bioworkbench.database.store import DEFAULT_URL, IngestResult, Store, open_store
 
@@ -31,5 +31,6 @@ __all__ = [
     "is_store_url",
     "open_store",
     "parse_store_url",
+    "read_batch_records",
     "read_quality",
 ]

@@ -9,6 +9,7 @@ the ``duckdb`` package and ``psycopg`` 3 (libpq). Both are imported only when a 
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -117,6 +118,25 @@ class Backend:
         """
         raise NotImplementedError
 
+    def insert(self, table: str, frame: pl.DataFrame, columns: dict[str, Any]) -> int:
+        """Append ``frame``'s rows to table ``table`` as they are, in bulk.
+
+        Parameters
+        ----------
+        table
+            A table of the store.
+        frame
+            The rows; it has every column of ``columns``.
+        columns
+            The columns written (the others take their defaults).
+
+        Returns
+        -------
+        int
+            Rows inserted.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         """Close the connection."""
         raise NotImplementedError
@@ -221,6 +241,16 @@ class DuckDBBackend(Backend):
     def query(self, sql: str, params: Sequence[Any] = (), schema: dict[str, Any] | None = None) -> pl.DataFrame:
         return _cast_result(self._con.sql(sql, params=list(params) or None).pl(), schema)
 
+    def analyze(self, table: str) -> None:
+        """Nothing to do: DuckDB keeps a table's statistics (row counts, per-row-group min/max) as rows
+        are inserted; its ``ANALYZE`` would only refresh distinct counts, reading the whole table.
+
+        Parameters
+        ----------
+        table
+            The table.
+        """
+
     def load(self, table: str, frame: pl.DataFrame, columns: dict[str, Any]) -> None:
         self._con.execute(f"DROP TABLE IF EXISTS {table}")
         cols = ", ".join(f"{name} {sql_type(dtype)}" for name, dtype in columns.items())
@@ -229,6 +259,15 @@ class DuckDBBackend(Backend):
         self._con.register(view, frame.select(list(columns)))
         try:
             self._con.execute(f"INSERT INTO {table} SELECT * FROM {view}")
+        finally:
+            self._con.unregister(view)
+
+    def insert(self, table: str, frame: pl.DataFrame, columns: dict[str, Any]) -> int:
+        view = f"{table}_src"
+        names = ", ".join(columns)
+        self._con.register(view, frame.select(list(columns)))
+        try:
+            return self.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
         finally:
             self._con.unregister(view)
 
@@ -273,6 +312,8 @@ class PostgresBackend(Backend):
         return cur.rowcount
 
     def query(self, sql: str, params: Sequence[Any] = (), schema: dict[str, Any] | None = None) -> pl.DataFrame:
+        if schema:  # rows for a frame: in bulk, as CSV through COPY, parsed by polars
+            return self._query_copy(sql, params, schema)
         with self._con.cursor() as cur:
             cur.execute(self._sql(sql), list(params) or None)
             names = [d.name for d in cur.description]
@@ -289,29 +330,58 @@ class PostgresBackend(Backend):
             return pl.DataFrame(schema={n: (schema or {}).get(n, pl.String) for n in names})
         return _cast_result(pl.concat(chunks), schema)
 
+    def _query_copy(self, sql: str, params: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
+        """A query's rows through ``COPY (query) TO STDOUT`` as CSV: the server writes text in bulk
+        and polars parses it, instead of one Python tuple per row. The parameters are bound on the
+        client by psycopg (``ClientCursor.mogrify``, which quotes them), as COPY takes none."""
+        import psycopg
+
+        text = psycopg.ClientCursor(self._con).mogrify(self._sql(sql), list(params) or None)
+        buffer = io.BytesIO()
+        with self._con.cursor() as cur, cur.copy(f"COPY ({text}) TO STDOUT (FORMAT csv, HEADER)") as copy:
+            for block in copy:
+                buffer.write(block)
+        buffer.seek(0)
+        frame = pl.read_csv(buffer, infer_schema=False)  # every column as text; cast below
+        exprs = []
+        for name in frame.columns:
+            dtype = schema.get(name)
+            col = pl.col(name)
+            if dtype is None:
+                continue
+            if isinstance(dtype, pl.Datetime):  # ISO with the session's zone, UTC: 2024-01-01 03:04:05.123+00
+                exprs.append(col.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_zone="UTC", time_unit="us"))
+            elif dtype == pl.Boolean:
+                exprs.append(col.replace_strict({"t": True, "f": False}, default=None, return_dtype=pl.Boolean))
+            else:  # numbers as PostgreSQL writes them (shortest exact; NaN, Infinity)
+                exprs.append(col.cast(dtype))
+        return frame.with_columns(exprs) if exprs else frame
+
     def load(self, table: str, frame: pl.DataFrame, columns: dict[str, Any]) -> None:
         self._con.execute(f"DROP TABLE IF EXISTS {table}")
         cols = ", ".join(f"{name} {sql_type(dtype)}" for name, dtype in columns.items())
         self._con.execute(f"CREATE TEMP TABLE {table} ({cols})")
-        names = list(columns)
-        with self._con.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
-            copy.set_types([_pg_type(columns[n]) for n in names])
-            for row in frame.select(names).iter_rows():
-                copy.write_row(row)
+        self._copy_in(table, frame, columns)
         self._con.execute(f"ANALYZE {table}")
+
+    def _copy_in(self, table: str, frame: pl.DataFrame, columns: dict[str, Any]) -> None:
+        """CSV in blocks of rows through ``COPY FROM STDIN``: polars writes the text (null unquoted
+        and empty, an empty string quoted, date-times ISO with their offset), the server parses it."""
+        names = list(columns)
+        with self._con.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT csv)") as copy:
+            for block in frame.select(names).iter_slices(_COPY_ROWS):
+                copy.write(block.write_csv(include_header=False).encode())
+
+    def insert(self, table: str, frame: pl.DataFrame, columns: dict[str, Any]) -> int:
+        self._copy_in(table, frame, columns)
+        return frame.height
 
     def close(self) -> None:
         self._con.close()
 
 
-def _pg_type(dtype: Any) -> str:
-    return {
-        "TEXT": "text",
-        "DOUBLE PRECISION": "float8",
-        "BIGINT": "int8",
-        "BOOLEAN": "bool",
-        "TIMESTAMPTZ": "timestamptz",
-    }[sql_type(dtype)]
+#: rows written to COPY at a time (a block's CSV text is held in memory once)
+_COPY_ROWS = 200_000
 
 
 def _redact(url: str) -> str:

@@ -1,9 +1,10 @@
-"""Files into a store: instrument exports, wide exports through a column map, LIMS quality results.
+"""Files into a store: instrument exports, wide exports through a column map, batch records, LIMS results.
 
 :func:`ingest_files` reads each file the way its content says (or as a wide export when a column
 map is given) and adds what is new to a :class:`~bioworkbench.database.Store`; a file whose
 sha256 the store's ingest log already holds is skipped, and the result says when and by whom it
-was ingested. :func:`read_quality` reads a LIMS quality export (CSV or Excel).
+was ingested. :func:`read_quality` reads a LIMS quality export, :func:`read_batch_records` batch
+records (batch, start, ...; CSV or Excel).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from bioworkbench.database.store import IngestResult, Store
 from bioworkbench.errors import ArgumentError, BioWorkbenchWarning, DataReadError, Issue, SchemaError
 from bioworkbench.store import sha256_file
 
-__all__ = ["ingest_files", "read_quality"]
+__all__ = ["ingest_files", "read_batch_records", "read_quality"]
 
+#: columns of read_instrument's frame that the store does not keep (see _read_one)
+_INSTRUMENT_ONLY = ("measured_at", "sampled_at", "vessel", "quantity", "dilution")
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls")
 _BATCH_NAMES = ("batch_id", "batch", "lot", "batch id", "lot number", "batch_no")
 #: ``titer (g/L)`` or ``titer [g/L]``: an attribute and its unit in a wide LIMS header
@@ -47,6 +50,63 @@ def _looks_like_quality(path: Path) -> bool:
         return False
     names = {c.strip().lower() for c in head.columns}
     return bool(names & set(_BATCH_NAMES)) and len(names) >= 2
+
+
+def _batch_column(columns: Iterable[str]) -> str | None:
+    lower = {c.strip().lower(): c for c in columns}
+    return next((lower[n] for n in _BATCH_NAMES if n in lower), None)
+
+
+def _looks_like_batch_records(path: Path) -> bool:
+    try:
+        head = _read_table(path).head(0)
+    except DataReadError:
+        return False
+    names = {c.strip().lower() for c in head.columns}
+    return _batch_column(head.columns) is not None and "start" in names and "attribute" not in names
+
+
+def read_batch_records(path: str | os.PathLike) -> pl.DataFrame:
+    """Read batch records (an MES or batch-record export, CSV or Excel) into a ``batches`` frame.
+
+    Parameters
+    ----------
+    path
+        A table with a batch column (``batch_id``, ``batch``, ``lot``; any case), a ``start``
+        column (ISO 8601 date-times; without an offset taken as UTC), and optionally the other
+        columns of the batches frame (``product``, ``cell_line``, ``scale_l``, ``process``,
+        ``status``, ``initial_volume_ml``) and columns of its own (kept, e.g. ``cpp_ph``).
+
+    Returns
+    -------
+    polars.DataFrame
+        The batches frame, columns cast to the data model's types.
+
+    Raises
+    ------
+    DataReadError
+        The file cannot be read as a table.
+    SchemaError
+        A start that is not a date-time, a number that is not a number (file, line and column of
+        each, all collected).
+
+    Notes
+    -----
+    The start is what gives instrument readings their culture time: an instrument file names a
+    batch and a measurement time, and ``time_h`` is the hours since that batch's start.
+    """
+    from bioworkbench.schema import coerce_frame
+
+    path = Path(path)
+    raw = _read_table(path)
+    batch_col = _batch_column(raw.columns)
+    lower = {c: c.strip().lower() for c in raw.columns}
+    raw = raw.rename({c: ("batch_id" if c == batch_col else lower[c]) for c in raw.columns})
+    raw = raw.with_columns(pl.col(c).str.strip_chars() for c in raw.columns)
+    frame, issues = coerce_frame("batches", raw, file=str(path), first_line=2)
+    if issues:
+        raise SchemaError(issues)
+    return frame
 
 
 def read_quality(path: str | os.PathLike) -> pl.DataFrame:
@@ -169,12 +229,14 @@ def _read_one(
     try:
         instrument = detect_instrument(path)
     except DataReadError:
+        if path.suffix.lower() in _TABLE_SUFFIXES and _looks_like_batch_records(path):
+            return "batches", {"batches": read_batch_records(path)}
         if path.suffix.lower() in _TABLE_SUFFIXES and _looks_like_quality(path):
             return "quality", {"quality": read_quality(path)}
         raise DataReadError(
-            f"{path}: neither an instrument export that bioworkbench recognises nor a LIMS quality table "
-            "(a batch column and attributes). Hint: for a wide bioreactor export give its column map "
-            "(bioworkbench ingest FILE --map NAME)."
+            f"{path}: neither an instrument export that bioworkbench recognises, nor batch records (a batch "
+            "column and 'start'), nor a LIMS quality table (a batch column and attributes). Hint: for a wide "
+            "bioreactor export give its column map (bioworkbench ingest FILE --map NAME)."
         ) from None
     tz = timezone or "UTC"
     obs = read_instrument(path, instrument=instrument, batch_from=batch_from, timezone=tz)
@@ -198,6 +260,10 @@ def _read_one(
             BioWorkbenchWarning,
             stacklevel=3,
         )
+    # what the store does not keep of an instrument's rows, because it follows from what it keeps:
+    # measured_at / sampled_at (time_h counts the hours from the batch's start), vessel (the batch),
+    # quantity (the variable), dilution (already applied; raw_value holds the value as written)
+    placed = placed.drop([c for c in _INSTRUMENT_ONLY if c in placed.columns])
     return f"instrument:{instrument}", {"observations": placed}
 
 
@@ -219,7 +285,9 @@ def ingest_files(
         Instrument exports (read with :func:`bioworkbench.read_instrument`, the instrument
         recognised from the content; culture time from the pattern's day or hour, else from
         the batch's ``start`` in the store when the store knows every batch the file names),
-        LIMS quality tables (:func:`read_quality`), campaign folders
+        batch records (a batch column and ``start``: :func:`read_batch_records`; give them
+        before the instrument files of those batches), LIMS quality tables
+        (:func:`read_quality`), campaign folders
         (:func:`bioworkbench.read_campaign`), or, with ``column_map``, wide bioreactor exports
         (:func:`bioworkbench.read_wide`).
     batch_from
@@ -244,6 +312,15 @@ def ingest_files(
     DataReadError, SchemaError
         A file that cannot be read (the files before it are already in the store, each in its
         own transaction).
+
+    Notes
+    -----
+    Of an instrument file's rows the store keeps the observation columns and the lineage
+    (``sample_id``, ``instrument``, ``replicate``, ``raw_value``, ``raw_unit``,
+    ``source_file``, ``source_line``, ``source_cell``); ``measured_at`` and ``sampled_at``
+    (``time_h`` is the hours since the batch's start), ``vessel`` (the batch), ``quantity``
+    (the variable) and ``dilution`` (applied; ``raw_value`` is the value as written) are not
+    stored.
     """
     if not isinstance(store, Store):
         raise ArgumentError(f"ingest_files: store must be a Store (bw.open_store(url)); got {type(store).__name__}.")
@@ -261,8 +338,9 @@ def ingest_files(
                     source=str(path),
                     sha256=digest,
                     skipped=True,
-                    reason=f"same sha256 as {first['source']}, ingested {first['ingested_at']:%Y-%m-%d %H:%M} UTC "
-                    f"by {first['who']} (ingest {first['ingest_id']})",
+                    reason="already ingested: "
+                    + ("" if first["source"] == str(path) else f"same sha256 as {first['source']}, ")
+                    + f"ingest {first['ingest_id']} on {first['ingested_at']:%Y-%m-%d %H:%M} UTC by {first['who']}",
                 )
             )
             continue

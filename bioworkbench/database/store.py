@@ -332,6 +332,14 @@ class Store:
         key = KEYS[name]
         values = [c for c in cols if c not in key]
         not_null = {c.name for c in FRAMES[name] if not c.nullable}
+        if "batch_id" in key and not self._holds_batches(name, frame["batch_id"]):
+            # batches the table holds no row of: nothing to compare with, every row is new and is
+            # written straight into the table (DuckDB from the frame, PostgreSQL by COPY)
+            added = self._db.insert(
+                name, frame.with_columns(ingest_id=pl.lit(ingest_id)), {**cols, "ingest_id": pl.Int64}
+            )
+            self._after_append(name, added)
+            return added, 0, frame.height - added
         self._db.load("bw_stage", frame, cols)
         key_match = _match_key("c", "s", name, not_null)
         same_values = _match("c", "s", values) if values else "TRUE"
@@ -355,11 +363,23 @@ class Store:
                 f"WHERE o.row_id = s.old_id AND c.ingest_id = ? AND {key_match}",
                 [now, ingest_id],
             )
+        self._after_append(name, added)
+        self._db.execute("DROP TABLE IF EXISTS bw_old")
+        return added, superseded, frame.height - added
+
+    def _holds_batches(self, name: str, batch_ids: pl.Series) -> bool:
+        """Whether table ``name`` holds a row (current or not) of one of these batches. A cheap
+        probe: the ids prune the table's row groups (DuckDB) or use its index (PostgreSQL)."""
+        ids = pl.DataFrame({"batch_id": batch_ids.unique().cast(pl.String)})
+        self._db.load("bw_ids", ids, {"batch_id": pl.String})
+        found = self._db.query(f"SELECT 1 AS found FROM {name} WHERE batch_id IN (SELECT batch_id FROM bw_ids) LIMIT 1")
+        self._db.execute("DROP TABLE IF EXISTS bw_ids")
+        return found.height > 0
+
+    def _after_append(self, name: str, added: int) -> None:
         if added > 10_000:
             self._db.analyze(name)
         self._db.execute("DROP TABLE IF EXISTS bw_stage")
-        self._db.execute("DROP TABLE IF EXISTS bw_old")
-        return added, superseded, frame.height - added
 
     # -- reading --------------------------------------------------------------------------
     def seen(self, sha256: str) -> pl.DataFrame:
@@ -644,12 +664,12 @@ class Store:
                 variables = [variables] if isinstance(variables, str) else list(variables)
                 w.append(f"variable IN ({_placeholders(variables)})" if variables else "FALSE")
                 p += variables
-            order = ", ".join(KEYS[fname])
+            # sorted by polars (in parallel, and cheaper than the database's sort of wide string rows)
             frames[fname] = self._db.query(
-                f"SELECT {', '.join(cols)}, ingest_id FROM {fname} WHERE {' AND '.join(w)} ORDER BY {order}",
+                f"SELECT {', '.join(cols)}, ingest_id FROM {fname} WHERE {' AND '.join(w)}",
                 p,
                 {**cols, "ingest_id": pl.Int64},
-            )
+            ).sort(list(KEYS[fname]), nulls_last=True)
         for fname in ("media", "specs"):
             cols = table_columns(fname)
             frames[fname] = self._db.query(
