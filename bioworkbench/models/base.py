@@ -504,7 +504,9 @@ class BayesModel(abc.ABC):
             compiled = _COMPILED.get(key)
             cached = compiled is not None
             if compiled is None:
-                compiled = nutpie.compile_pymc_model(self._build(d))
+                from bioworkbench.models.compile_cache import compile_nutpie  # disk cache across processes
+
+                compiled = compile_nutpie(self._build(d))
                 _COMPILED[key] = compiled
             compiled = _with_fit_data(compiled, self._shared_data(d), lambda: self._build(d))
             t1 = time.perf_counter()
