@@ -244,3 +244,29 @@ def test_two_processes_compiling_the_same_model(tmp_path):
     assert sorted((s["miss"], s["hit"]) for s in stats) == [(0, 1), (1, 0)]
     assert results[0][1] == results[1][1]  # the same draws
     assert len(list(tmp_path.glob("*.nutpie"))) == 1
+
+
+def test_report_runs_of_one_notebook_go_back_to_back_to_one_worker(tmp_path):
+    """bioworkbench.reports.parallel: each worker takes one notebook's runs in turn, the notebook
+    that took longest last time first; a worker left without a notebook shares the biggest one."""
+    import json
+
+    from bioworkbench.reports.parallel import _estimates, _Lanes
+
+    jobs = [("batch", tmp_path / f"B{i}.yaml") for i in range(4)]
+    jobs += [("growth", tmp_path / "g1.yaml"), ("growth", tmp_path / "g2.yaml"), ("doe", tmp_path / "d.yaml")]
+    run = tmp_path / "out" / "growth" / "run1"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"parameter_file": str(tmp_path / "g1.yaml"), "duration_s": 70.0}))
+    est = _estimates(jobs, tmp_path / "out")
+    assert est == {"batch": 4 * 70.0, "growth": 140.0, "doe": 70.0}  # unknown files: the median known
+    lanes = _Lanes(jobs, {"growth": 140.0, "batch": 20.0, "doe": 60.0})
+    order = {w: [] for w in "ab"}
+    for w in "abababababab":
+        job = lanes.next_for(w)
+        if job is not None:
+            order[w].append(f"{job[1]}:{job[2].stem}")
+    # b finishes doe and starts the batch reports; a, done with growth, shares them from the other end
+    assert order["a"] == ["growth:g1", "growth:g2", "batch:B3", "batch:B2"]
+    assert order["b"] == ["doe:d", "batch:B0", "batch:B1"]
+    assert lanes.next_for("a") is None

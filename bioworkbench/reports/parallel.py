@@ -4,6 +4,17 @@
 Dask cluster (a local one by default; a scheduler address runs the same jobs elsewhere). One failure
 does not stop the others: a file refused before its kernel started is recorded as a run folder
 holding a ``refused`` manifest, so the index lists it.
+
+Order (issue 19): the runs of one notebook fit models of the same structure, so they are run back
+to back in the same worker (:class:`_Lanes`): each worker takes a notebook's runs one after the
+other, the notebooks that took longest last time (``duration_s`` of their manifests in the output
+folder; else the number of runs) first; a worker whose notebook is done takes an untouched notebook,
+and only when none is left shares the runs of the one with most runs left. The first run of a
+notebook compiles its model and keeps it in the compile cache
+(:mod:`bioworkbench.models.compile_cache`); the next runs in that worker load it instead of
+compiling, and two workers never compile the same model at once (the cache's file lock makes the
+second one wait for the first one's entry). Jobs are handed to the workers one at a time, so a
+worker is never left with a queue while another is idle.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +120,56 @@ def _record_refusal(name: str, path: str, output_dir: str, exc: Exception) -> Pa
     return run_dir
 
 
+def _estimates(jobs: Sequence[tuple[str, Path]], output_dir: Path) -> dict[str, float]:
+    """Expected seconds of each notebook's runs: the last recorded ``duration_s`` of each parameter
+    file under ``output_dir`` (the median of the known ones for a file never run; 1 s per run when
+    nothing is known), summed per notebook."""
+    last: dict[str, float] = {}
+    for name in {n for n, _ in jobs}:
+        for m in sorted((output_dir / name).glob("*/manifest.json")):
+            try:
+                rec = json.loads(m.read_text())
+                last[str(Path(rec["parameter_file"]).resolve())] = float(rec["duration_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    known = sorted(last.values())
+    default = known[len(known) // 2] if known else 1.0
+    out: dict[str, float] = {}
+    for name, f in jobs:
+        out[name] = out.get(name, 0.0) + last.get(str(f.resolve()), default)
+    return out
+
+
+class _Lanes:
+    """Which job a free worker runs next: the next run of the notebook it is on, else the first run of
+    the untouched notebook expected to take longest, else a run of the notebook with most runs left."""
+
+    def __init__(self, jobs: Sequence[tuple[str, Path]], estimates: dict[str, float]) -> None:
+        groups: dict[str, list[tuple[int, str, Path]]] = {}
+        for i, (name, f) in enumerate(jobs):
+            groups.setdefault(name, []).append((i, name, f))
+        order = sorted(groups, key=lambda n: (-estimates.get(n, 0.0), n))
+        self.untouched = [groups[n] for n in order]
+        self.started: list[list[tuple[int, str, Path]]] = []
+        self.current: dict[Any, list[tuple[int, str, Path]]] = {}
+
+    def next_for(self, worker: Any) -> tuple[int, str, Path] | None:
+        """The job ``worker`` runs next, or ``None`` when every job has been handed out."""
+        group = self.current.get(worker)
+        if group:
+            return group.pop(0)
+        if self.untouched:
+            group = self.untouched.pop(0)
+            self.started.append(group)
+            self.current[worker] = group
+            return group.pop(0)
+        left = [g for g in self.started if g]
+        if not left:
+            return None
+        group = max(left, key=len)  # shared with the worker on it: take from the other end
+        return group.pop()
+
+
 # The local cluster's work happens in the report kernels, which are processes of their own; Dask's
 # housekeeping competes with them for the same cores. Without a dashboard nobody reads the workers'
 # statistical profiler (a stack sample of every thread every 10 ms) or the system monitor;
@@ -161,6 +222,12 @@ def run_many(
     ------
     ConfigError
         A path does not exist, or no parameter file was found (before any job starts).
+
+    Notes
+    -----
+    The runs of one notebook go back to back to one worker, the notebooks that took longest last
+    time first, so that a model is compiled once and then loaded from the compile cache (see the
+    module docstring).
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -178,8 +245,17 @@ def run_many(
         client = Client(cluster)
     results = []
     try:
-        futures = [
-            client.submit(
+        workers: list[Any] = list(client.scheduler_info().get("workers", {}))
+        workers = workers or [None] * (n_workers or os.cpu_count() or 1)
+        lanes = _Lanes(jobs, _estimates(jobs, Path(out)))
+        running: dict[Any, Any] = {}
+
+        def submit(worker: Any) -> Any:
+            job = lanes.next_for(worker)
+            if job is None:
+                return None
+            i, name, f = job
+            fut = client.submit(
                 _run_one,
                 name,
                 str(f.resolve()),
@@ -188,16 +264,23 @@ def run_many(
                 os.getcwd(),
                 pure=False,
                 key=f"{name}-{f.stem}-{i}",
+                workers=[worker] if worker is not None else None,
+                allow_other_workers=True,  # a worker that left: run it elsewhere rather than wait
             )
-            for i, (name, f) in enumerate(jobs)
-        ]
+            running[fut] = worker
+            return fut
+
+        pending = as_completed([f for f in map(submit, workers) if f is not None])
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(futures), desc="reports", unit="report", file=sys.stderr)
-        for fut in as_completed(futures):
+            bar = tqdm(total=len(jobs), desc="reports", unit="report", file=sys.stderr)
+        for fut in pending:
             res = fut.result()
+            nxt = submit(running.pop(fut))
+            if nxt is not None:
+                pending.add(nxt)
             results.append(res)
             write_index(out)
             if bar is not None:
