@@ -28,7 +28,7 @@ from bioworkbench.doe.augment import augment, fold_over
 from bioworkbench.doe.design import DESIGN_KINDS, POINT_TYPES, Design, blocks_orthogonal, is_rotatable
 from bioworkbench.doe.evaluation import DesignEvaluation, evaluate
 from bioworkbench.doe.factorial import fractional_factorial, full_factorial
-from bioworkbench.doe.files import read_design, sidecar_path, write_csv, write_excel
+from bioworkbench.doe.files import deviations, read_design, sidecar_path, write_csv, write_excel
 from bioworkbench.doe.optimal import d_optimal
 from bioworkbench.doe.space_filling import latin_hypercube
 from bioworkbench.doe.surface import box_behnken, central_composite
@@ -49,6 +49,7 @@ __all__ = [
     "central_composite",
     "d_optimal",
     "defining_relation",
+    "deviations",
     "evaluate",
     "fold_over",
     "fractional_factorial",
