@@ -749,8 +749,10 @@ def design_space_summary(space: Any) -> Safe:
         return Safe(text)
     row = sp.row(0, named=True) if isinstance(sp, pl.DataFrame) else dict(sp)
     at = escape(", ".join(f"{k} = {row[k]:.4g}" for k in grid if k in row))
-    pr = f" (P = {row['prob']:.2f})" if "prob" in row and row["prob"] is not None else ""
-    return Safe(text + f" Set point: {at}{pr}.")
+    p = getattr(sp, "prob", row.get("prob"))  # a SetPoint carries its probability as an attribute
+    pr = f" (P = {p:.2f})" if p is not None else ""
+    note = getattr(sp, "note", "")
+    return Safe(text + f" Set point: {at}{pr}." + (f" {escape(note)}" if note else ""))
 
 
 def campaign_relation_graph(

@@ -220,3 +220,29 @@ def test_cpp_impact_from_campaign_fits_completed_batches_on_observed_ranges(monk
     # every batch on request
     cr.cpp_impact_from_campaign(c, statuses=None, draws=10, tune=20, chains=1)
     assert seen["frame"].height == c.batches.height > completed.height
+
+
+def test_design_space_summary_states_the_set_points_probability_and_how_it_was_chosen():
+    from bioworkbench.criticality import design_space_summary
+    from bioworkbench.models.design_space import SetPoint
+
+    class Space:  # the attributes design_space_summary reads from a DesignSpace
+        prob = 0.9
+        factors_on_grid = ("temp", "ph")
+        map = pl.DataFrame(
+            {
+                "temp": [35.0, 36.0, 37.0],
+                "ph": [6.9, 7.0, 7.1],
+                "prob": [0.5, 0.95, 0.92],
+                "in_region": [False, True, True],
+            }
+        )
+
+        def set_point(self):
+            return SetPoint(
+                {"temp": 36.0, "ph": 7.0}, method="robust", prob=0.95, margin=0.5, note="Farthest from the edge."
+            )
+
+    text = str(design_space_summary(Space()))
+    assert "67% of the grid meets the requirement" in text
+    assert "(P = 0.95). Farthest from the edge." in text
