@@ -300,3 +300,16 @@ def test_cli_run_changed_with_real_runs(project, capsys):
     assert "1 of 1 reports completed" in out
     runs = sorted((project / "out" / "tiny").iterdir())
     assert len(runs) == 3 and "batches B03\n" in _stdout(runs[-1])
+
+
+def test_a_password_in_the_store_url_is_refused(project):
+    pytest.importorskip("psycopg")
+    declared = notebook_parameters(project / "notebooks" / "tiny.ipynb")
+    with pytest.raises(ConfigError, match=r"a\.yaml: campaign names a store URL with a password.*~/.pgpass"):
+        check_parameters(
+            "tiny", {"campaign": "postgresql://bw:secret@db.lab/plant?batch_ids=B01"}, declared, source="a.yaml"
+        )
+    with pytest.raises(ConfigError, match=r"with a password"):
+        check_parameters(
+            "tiny", {"campaign": "postgresql:///plant?host=/run/pg&password=secret"}, declared, source="a.yaml"
+        )

@@ -38,8 +38,9 @@ A campaign from a store
 ``duckdb:///data/plant.duckdb?batch_ids=B01,B02`` (``since=2024-03-01`` and ``variables=vcd,titer``
 select too; ``postgresql://user@host/db?batch_ids=...`` for a server;
 :func:`bioworkbench.database.parse_store_url`). The checks open the store read-only: an unknown
-query key, a missing store file, a batch the store does not hold, or a ``batch_id`` outside the
-selection is refused naming the parameter file. The value is returned with a relative DuckDB path
+query key, a password in the URL (it would be recorded in every manifest: keep it in
+``~/.pgpass``), a missing store file, a batch the store does not hold, or a ``batch_id`` outside
+the selection is refused naming the parameter file. The value is returned with a relative DuckDB path
 made absolute; :func:`~bioworkbench.reports.run_report` reads the selection and gives the notebook
 a campaign folder holding exactly it.
 """
@@ -506,6 +507,8 @@ def _check_store(value: str, where: str, batch_id: str | None) -> Any:
     """The campaign named as a store URL with a selection, checked: the keys known, the store
     reachable, the batches asked for in it, and the report's ``batch_id`` among those selected.
     Returns the :class:`~bioworkbench.database.StoreQuery` (a relative DuckDB path made absolute)."""
+    from urllib.parse import urlsplit
+
     from bioworkbench.database.selection import parse_store_url
     from bioworkbench.errors import ArgumentError
 
@@ -513,6 +516,12 @@ def _check_store(value: str, where: str, batch_id: str | None) -> Any:
         query = parse_store_url(value, base=Path.cwd())
     except ArgumentError as exc:
         raise ConfigError(f"{where}: campaign {value!r}: {exc}") from None
+    if urlsplit(query.url).password is not None or "password=" in query.url:
+        raise ConfigError(
+            f"{where}: campaign names a store URL with a password; a parameter is recorded in every run's "
+            "manifest and page. Keep the password in ~/.pgpass (or the file $PGPASSFILE names) and leave it "
+            "out of the URL."
+        )
     try:
         with query.open() as store:
             ids = store.batch_ids()
