@@ -7,23 +7,31 @@ what :meth:`bioworkbench.models.base.BayesModel.fit` calls instead of
 compiled object to the cache directory; the next process with the same graph loads it.
 
 What was measured (24-batch demo campaign, growth model, default priors, a fresh process each time,
-2 shared cores under a load average of 7-13, so times are inflated 2-5x against a quiet machine):
+2 shared cores under a load average of 5-13, so times are 2-5x those of a quiet machine;
+``benchmarks/bench_cold_start.py`` repeats the end-to-end ones):
 
-=====================================================  =============================================
-lever                                                  compile (s) in a fresh process
-=====================================================  =============================================
-today, PyTensor's numba disk cache empty               101
-today, PyTensor's numba disk cache warm (the default)  25-34: 6-7 graph + PyTensor functions,
-                                                       22-28 nutpie's two numba ``cfunc`` wrappers
-nutpie 0.16 ``compile_pymc_model(model, cache=True)``  no gain: the wrappers are closures over uuid
-                                                       keys, so numba's index never matches; it
-                                                       writes a new entry into site-packages each time
-pickle/cloudpickle of nutpie's compiled object         fails (numba ``CFunc`` and locks do not pickle)
-the compiled object, its ``cfunc`` libraries as        0.4-1 (load + key); the draws for a seed equal
-object code (this module)                              those of the process that compiled it
-nutpie's JAX backend                                   not installed (no jax); it also calls back
-                                                       into Python for every gradient
-=====================================================  =============================================
+=========================================================  ==========================================
+lever                                                      compile in a fresh process
+=========================================================  ==========================================
+(a) today, PyTensor's numba disk cache empty               101 s
+(b) today, PyTensor's numba disk cache warm (its default)  25-34 s: 6-7 s graph, rewrites and PyTensor
+                                                           functions, 22-28 s nutpie's two numba
+                                                           ``cfunc`` wrappers (which link every
+                                                           PyTensor function again)
+(c) nutpie 0.16 ``compile_pymc_model(model, cache=True)``  no gain: its wrappers are closures over
+                                                           uuid keys, so numba's index never matches;
+                                                           it writes a new entry into site-packages
+                                                           every time
+(d) pickle / cloudpickle nutpie's compiled object as is    fails (numba ``CFunc`` objects, locks)
+(d') that object with its ``cfunc`` libraries as object    1.3-2.0 s (build 0.8, key 0.02, load
+     code (this module)                                    0.5-1.2); the draws for a seed are those
+                                                           of the process that compiled it
+(e) nutpie's JAX backend                                   not installed (no jax); it would also call
+                                                           back into Python for every gradient
+=========================================================  ==========================================
+
+A Jupyter kernel restarted between two fits of the growth model: 28.7 s compile in the first kernel,
+1.5 s after the restart.
 
 PyTensor's numba cache (``config.numba__cache``, on by default, under ``config.base_compiledir``)
 already holds the compiled PyTensor functions; what it cannot skip is the graph building, the
@@ -32,8 +40,7 @@ whole :class:`nutpie.compile_pymc.CompiledPyMCModel`: its two C callbacks as num
 object code (what numba's own cache stores), its initial-point function (a PyTensor function,
 pickled with the shared variables it reads, so that setting a ``pm.Data`` value still moves the
 chains' start) and its shapes. The PyTensor logp and expand functions, which nutpie only uses to
-compile, are left out. Loading is ~0.2-1 s; see ``benchmarks/bench_cold_start.py`` for the
-reports.
+compile, are left out.
 
 The key (:func:`model_key`) is a sha256 of everything that changes the compiled code:
 
@@ -42,8 +49,9 @@ The key (:func:`model_key`) is a sha256 of everything that changes the compiled 
   variable (``pm.Data``) with its name, type and the shape of its current value (not its values:
   they are set for each fit with nutpie's ``with_data``), the transforms, the initial-value
   strategies, the deterministics and potentials, ``check_bounds``, the coords' names and sizes;
-* the source of every op that is not PyTensor's or PyMC's (all ``*.py`` files of its package
-  folder inside bioworkbench, e.g. the growth likelihood and the twin's kernels);
+* the source of every op that is not PyTensor's or PyMC's: its module and, for an op of
+  bioworkbench, the bioworkbench modules its module-level names come from (the twin's op: its
+  kernels and solver);
 * the versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie, cloudpickle and
   bioworkbench, PyTensor's ``floatX`` and numba ``fastmath`` flags, and the CPU numba compiles for
   (its target triple, name and features: object code of another CPU is never loaded).

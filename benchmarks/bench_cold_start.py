@@ -1,0 +1,259 @@
+"""Benchmark: model reports from a fresh process, with the compile cache cold and warm (issue 19).
+
+Every measurement runs in a new process (a subprocess, or a report kernel), with
+``BIOWORKBENCH_CACHE_DIR`` pointing at a folder of this benchmark: "cold" is an empty folder (the
+process compiles and writes its models), "warm" the same folder afterwards. "off" runs with
+``BIOWORKBENCH_CACHE=0``: every process compiles, as before the cache. PyTensor's own numba cache
+(``~/.pytensor``) is left as it is (warm on a machine that has fitted the models before), unless
+``--pytensor-cold`` gives it an empty folder for the cold and off rows.
+
+Targets (issue 19), on the 24-batch demo:
+
+* ``growth fit``: ``GrowthModel().fit(bw.datasets.demo(), random_seed=1)`` (its default sampler
+  settings) in a new process with a warm cache: the fit (data to posterior) < 4 s, its compile
+  < 1 s (``model.sampling["compile_s"]``: build, key and load). ``process`` is the whole
+  subprocess (Python start, imports, simulating the demo, fit);
+* ``forecast``, ``DoE``, ``stability`` reports: ``bioworkbench report NAME -f FILE`` from command
+  to HTML with a warm cache < 15 s each (``parameters/batch_report/B14_forecast_day5.yaml``,
+  ``parameters/doe_report/demo.yaml``, both ``parameters/stability_report/*.yaml``);
+* the ``make demo`` report run (``bioworkbench run parameters/campaign_report parameters/batch_report
+  parameters/growth_report parameters/doe_report parameters/stability_report``, after ``make demo``
+  wrote the data): warm at least 2x faster than off.
+
+``notebook restart`` checks the JupyterLab case: a kernel of the project's Jupyter kernel fits the
+growth model, is restarted, and fits it again; the second fit's compile time is what a user
+restarting a notebook waits for.
+
+The machine's load average is printed with every row: other processes on a 2-core machine slow every
+timing, so compare rows of one run.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_cold_start.py               # everything (~30-60 min on 2 cores)
+    .venv/bin/python benchmarks/bench_cold_start.py --skip-full   # without the make-demo runs
+    .venv/bin/python benchmarks/bench_cold_start.py --only growth reports
+
+The exit status is 0 whatever the targets say (missed targets are FAIL lines in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GROWTH_FIT_TARGET_S = 4.0
+COMPILE_TARGET_S = 1.0
+REPORT_TARGET_S = 15.0
+FULL_SPEEDUP_TARGET = 2.0
+REPORTS = [
+    ("forecast", "batch_report", "parameters/batch_report/B14_forecast_day5.yaml"),
+    ("DoE", "doe_report", "parameters/doe_report/demo.yaml"),
+    ("stability (LeBlond)", "stability_report", "parameters/stability_report/leblond_potency.yaml"),
+    ("stability (simulated)", "stability_report", "parameters/stability_report/simulated.yaml"),
+]
+FULL_RUN = [
+    "parameters/campaign_report",
+    "parameters/batch_report",
+    "parameters/growth_report",
+    "parameters/doe_report",
+    "parameters/stability_report",
+]
+
+GROWTH_SCRIPT = """
+import json, time, warnings
+t0 = time.perf_counter()
+warnings.simplefilter("ignore")
+import bioworkbench as bw
+from bioworkbench.models import GrowthModel
+from bioworkbench.models import compile_cache
+campaign = bw.datasets.demo()
+t1 = time.perf_counter()
+m = GrowthModel().fit(campaign, random_seed=1)
+t2 = time.perf_counter()
+print(json.dumps({"fit": t2 - t1, "compile": m.sampling["compile_s"], "sample": m.sampling["sample_s"],
+                  "before_fit": t1 - t0, "stats": compile_cache.STATS}))
+"""
+
+KERNEL_FIT = """
+import time, warnings, json
+warnings.simplefilter("ignore")
+import bioworkbench as bw
+from bioworkbench.models import GrowthModel
+from bioworkbench.models import compile_cache
+_t = time.perf_counter()
+_m = GrowthModel().fit(bw.datasets.demo(), random_seed=1)
+print(json.dumps({"fit": time.perf_counter() - _t, "compile": _m.sampling["compile_s"], "stats": compile_cache.STATS}))
+"""
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _env(cache: Path | None, pytensor_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if cache is None:
+        env["BIOWORKBENCH_CACHE"] = "0"
+    else:
+        env["BIOWORKBENCH_CACHE"] = "1"
+        env["BIOWORKBENCH_CACHE_DIR"] = str(cache)
+    if pytensor_dir is not None:
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={pytensor_dir}"
+    return env
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        print(f"  FAILED ({out.returncode}): {' '.join(cmd)}\n{out.stderr[-3000:]}")
+    return wall, out.stdout
+
+
+def growth(cache: Path, label: str, pytensor_dir: Path | None) -> dict[str, Any]:
+    wall, out = _timed([sys.executable, "-c", GROWTH_SCRIPT], _env(cache, pytensor_dir))
+    rec = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    row = {"what": "growth fit (new process)", "cache": label, "wall": wall, **rec, "load": _load()}
+    print(
+        f"  growth fit, cache {label}: process {wall:.1f} s, fit {rec.get('fit', float('nan')):.1f} s "
+        f"(compile {rec.get('compile', float('nan')):.2f}, sample {rec.get('sample', float('nan')):.1f}), "
+        f"{rec.get('stats')}, load {_load()}"
+    )
+    return row
+
+
+def report(what: str, name: str, pfile: str, cache: Path, label: str, out: Path, pt: Path | None) -> dict:
+    cmd = [str(BIN / "bioworkbench"), "report", name, "-f", pfile, "-o", str(out)]
+    wall, _ = _timed(cmd, _env(cache, pt))
+    print(f"  {what} report, cache {label}: {wall:.1f} s, load {_load()}")
+    return {"what": f"{what} report", "cache": label, "wall": wall, "load": _load()}
+
+
+def full_run(cache: Path | None, label: str, out: Path, pt: Path | None) -> dict[str, Any]:
+    cmd = [str(BIN / "bioworkbench"), "run", *FULL_RUN, "-o", str(out)]
+    wall, _ = _timed(cmd, _env(cache, pt))
+    runs = list(out.glob("*/*/manifest.json"))
+    done = sum(json.loads(p.read_text()).get("status") == "completed" for p in runs)
+    print(f"  make-demo report run, cache {label}: {wall:.1f} s ({done}/{len(runs)} completed), load {_load()}")
+    return {"what": f"make-demo report run ({len(runs)} reports)", "cache": label, "wall": wall, "load": _load()}
+
+
+def notebook_restart(cache: Path) -> list[dict[str, Any]]:
+    """Fit in a Jupyter kernel, restart it, fit again (what a user restarting a notebook waits for)."""
+    from jupyter_client.manager import start_new_kernel
+
+    os.environ["BIOWORKBENCH_CACHE_DIR"] = str(cache)  # the kernel inherits the environment
+    os.environ["BIOWORKBENCH_CACHE"] = "1"
+    km, kc = start_new_kernel(kernel_name=os.environ.get("BW_KERNEL", "bioworkbench"), cwd=str(ROOT))
+    rows = []
+    try:
+        for label in ("first kernel", "after restart"):
+            if rows:
+                km.restart_kernel(now=True)
+                kc.wait_for_ready(timeout=120)
+            outputs: list[str] = []
+
+            def keep(msg: dict, outputs: list[str] = outputs) -> None:
+                if msg["msg_type"] == "stream":
+                    outputs.append(msg["content"].get("text", ""))
+
+            t0 = time.perf_counter()
+            kc.execute_interactive(KERNEL_FIT, timeout=900, output_hook=keep)
+            wall = time.perf_counter() - t0
+            rec = next((json.loads(t) for t in "".join(outputs).splitlines() if t.startswith("{")), {})
+            rows.append({"what": "notebook fit", "cache": label, "wall": wall, **rec, "load": _load()})
+            print(f"  notebook fit, {label}: cell {wall:.1f} s, compile {rec.get('compile')}, {rec.get('stats')}")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"\nCold start, compile cache (issue 19); {os.cpu_count()} cores, load {_load()}")
+    head = f"{'measurement':<36} {'cache':<14} {'wall s':>7} {'fit s':>6} {'compile s':>9} {'sample s':>8} {'load':>15}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        fit = f"{r['fit']:.1f}" if "fit" in r else ""
+        comp = f"{r['compile']:.2f}" if "compile" in r else ""
+        samp = f"{r['sample']:.1f}" if "sample" in r else ""
+        print(f"{r['what']:<36} {r['cache']:<14} {r['wall']:>7.1f} {fit:>6} {comp:>9} {samp:>8} {r['load']:>15}")
+    print("\nTargets")
+    by = {(r["what"], r["cache"]): r for r in rows}
+    g = by.get(("growth fit (new process)", "warm"))
+    if g and "fit" in g:
+        ok = g["fit"] < GROWTH_FIT_TARGET_S and g["compile"] < COMPILE_TARGET_S
+        print(
+            f"  {'PASS' if ok else 'FAIL'}  growth fit in a new process, warm cache: fit {g['fit']:.1f} s "
+            f"(< {GROWTH_FIT_TARGET_S:g}), compile {g['compile']:.2f} s (< {COMPILE_TARGET_S:g}); "
+            f"the process, imports included: {g['wall']:.1f} s"
+        )
+    for what, _, _ in REPORTS:
+        r = by.get((f"{what} report", "warm"))
+        if r:
+            ok = r["wall"] < REPORT_TARGET_S
+            print(f"  {'PASS' if ok else 'FAIL'}  {what} report, warm cache: {r['wall']:.1f} s (< {REPORT_TARGET_S:g})")
+    full = {k[1]: v for k, v in by.items() if k[0].startswith("make-demo")}
+    if "off" in full and "warm" in full:
+        ratio = full["off"]["wall"] / full["warm"]["wall"]
+        ok = ratio >= FULL_SPEEDUP_TARGET
+        print(
+            f"  {'PASS' if ok else 'FAIL'}  make-demo report run, warm vs off: {ratio:.2f}x "
+            f"({full['off']['wall']:.0f} s -> {full['warm']['wall']:.0f} s; cold {full.get('cold', {}).get('wall', float('nan')):.0f} s)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parts = ["growth", "reports", "restart", "full"]
+    ap.add_argument("--only", nargs="+", choices=parts, default=parts, help="what to measure")
+    ap.add_argument("--skip-full", action="store_true", help="leave out the make-demo report runs")
+    ap.add_argument("--pytensor-cold", action="store_true", help="an empty PyTensor compiledir for cold/off rows")
+    ap.add_argument("--keep", action="store_true", help="keep the benchmark's folder")
+    a = ap.parse_args(argv)
+    todo = [p for p in a.only if not (a.skip_full and p == "full")]
+    missing = [p for p in ("data/demo", "data/nistcho", "data/ambr250") if not (ROOT / p).is_dir()]
+    if missing and ("full" in todo or "reports" in todo):
+        print(f"run `make demo` first: {', '.join(missing)} missing")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="bench_cold_start-"))
+    print(f"bench_cold_start: {todo}; folder {work}; load at start {_load()}")
+    rows: list[dict[str, Any]] = []
+    try:
+        cache = work / "cache"
+        pt = work / "pytensor" if a.pytensor_cold else None
+        if "growth" in todo:
+            rows.append(growth(cache, "cold", pt))
+            rows.append(growth(cache, "warm", None))
+            rows.append(growth(cache, "warm", None))
+        if "reports" in todo:
+            for what, name, pfile in REPORTS:
+                rows.append(report(what, name, pfile, cache, "cold", work / "reports", pt))
+                rows.append(report(what, name, pfile, cache, "warm", work / "reports", None))
+        if "restart" in todo:
+            rows += notebook_restart(work / "cache-restart")
+        if "full" in todo:
+            rows.append(full_run(None, "off", work / "full-off", pt))
+            rows.append(full_run(work / "cache-full", "cold", work / "full-cold", pt))
+            rows.append(full_run(work / "cache-full", "warm", work / "full-warm", None))
+    finally:
+        print_table(rows)
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
