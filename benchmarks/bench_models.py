@@ -12,6 +12,9 @@ fitted three ways in one process, each with its own defaults for ``draws`` and `
 * ``nutpie cold``: ``GrowthModel().fit(campaign, chains=...)``, our default path: nutpie, 1000
   draws, 300 tuning steps (:data:`bioworkbench.models.growth.DEFAULT_TUNE`), the first fit of this
   structure (numba compile; PyTensor's disk cache may hold parts of it from earlier runs).
+  The disk cache of compiled models (:mod:`bioworkbench.models.compile_cache`) is pointed at an
+  empty temporary folder, so this row compiles; ``benchmarks/bench_cold_start.py`` measures that
+  cache across processes.
 * ``nutpie warm``: a second ``GrowthModel().fit(...)`` of the same structure (another seed); the
   compiled model comes from the in-process cache (``model.sampling["compiled_from_cache"]``).
 * ``pm.sample``: ``pm.sample(model=GrowthModel().build(campaign), nuts_sampler="pymc", ...)`` on
@@ -304,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         a.sizes, a.draws, a.tune = [8], 200, 200
     warnings.filterwarnings("ignore", category=UserWarning)
+    import tempfile
+
+    from bioworkbench.models import compile_cache
+
+    compile_cache.configure(directory=tempfile.mkdtemp(prefix="bench_models-compiled-"))  # "cold" compiles
     print(
         f"bench_models: sizes {a.sizes}, draws={a.draws or 'default'}, tune={a.tune or 'default'}, "
         f"chains={a.chains}, seed={a.seed}; load at start {_load()}"
