@@ -26,10 +26,9 @@ def _duckdb_file(url: str) -> str | None:
     """The DuckDB file a store URL names (as :func:`bioworkbench.database.backends.connect` reads it), else None."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "duckdb":
-        path = unquote(url[len("duckdb://") :])
-        if path.startswith("/") and not path.startswith("//"):
-            path = path[1:]
-        return path.split("?", 1)[0]
+        path = unquote(url[len("duckdb://") :]).split("?", 1)[0]
+        # duckdb:///data/x -> data/x (relative); duckdb:////abs/x -> /abs/x (as the store reads it)
+        return path[1:] if path.startswith("/") else path
     if not scheme and url.endswith((".duckdb", ".db")):
         return url
     return None
