@@ -380,3 +380,11 @@ def test_serve_store_command_refusals(capsys, tmp_path, store_url):
         DashboardServer(tmp_path, store=store_url)
     with pytest.raises(bw.ArgumentError, match="not neither"):
         DashboardServer()
+
+
+def test_store_watch_reads_the_duckdb_file_of_a_url_as_the_store_does():
+    from bioworkbench.interactive.store_watch import _duckdb_file
+
+    assert _duckdb_file("duckdb:///data/plant.duckdb?batch_ids=B01") == "data/plant.duckdb"
+    assert _duckdb_file("duckdb:////tmp/plant.duckdb") == "/tmp/plant.duckdb"
+    assert _duckdb_file("postgresql://lab/plant") is None
