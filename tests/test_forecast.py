@@ -199,3 +199,16 @@ def test_same_seed_same_forecast(camp, fc4):
     again = forecast(camp, RUNNING, known_days=4, **TINY)
     assert_frame_equal(_ends(fc4), _ends(again))
     np.testing.assert_array_equal(fc4.trajectory["mean"].to_numpy(), again.trajectory["mean"].to_numpy())
+
+
+def test_forecast_samples_both_models_at_its_own_step_size_unless_told(camp, fc4):
+    from bioworkbench.models.sampling import sampler_defaults
+
+    own = sampler_defaults("forecast").nutpie_target_accept
+    for model in (fc4.growth, fc4.titer):
+        if model.sampling["backend"] == "nutpie":
+            assert model.sampling["target_accept"] == own
+    told = forecast(camp, RUNNING, known_days=4, sampler={"nutpie_target_accept": 0.7}, **TINY)
+    assert told.growth.sampler["nutpie_target_accept"] == 0.7
+    with pytest.raises(bw.ConfigError, match="nutpie_target_accept must be a number between 0 and 1; got 1.5"):
+        forecast(camp, RUNNING, known_days=4, sampler={"nutpie_target_accept": 1.5}, **TINY)

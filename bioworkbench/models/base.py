@@ -86,6 +86,7 @@ def _sampler_settings(defaults: SamplerDefaults) -> dict[str, Any]:
         "tune": defaults.tune,  # None: per backend (bioworkbench.models.sampling.TUNE_BY_BACKEND)
         "chains": defaults.chains,
         "target_accept": defaults.target_accept,  # PyMC NUTS only
+        "nutpie_target_accept": defaults.nutpie_target_accept,  # nutpie's NUTS
         "cores": None,
         "adaptation": defaults.adaptation,  # nutpie mass-matrix adaptation: "diag" or "low_rank"
     }
@@ -206,7 +207,8 @@ class BayesModel(abc.ABC):
     priors
         Overrides of :attr:`default_priors`, by name (a :class:`Prior` or a mapping).
     sampler
-        Overrides of the sampler defaults (``draws``, ``tune``, ``chains``, ...).
+        Overrides of the sampler defaults (``draws``, ``tune``, ``chains``, ``adaptation``,
+        ``nutpie_target_accept`` for nutpie, ``target_accept`` for PyMC's NUTS, ...).
     """
 
     model_type: ClassVar[str] = "BayesModel"
@@ -242,6 +244,10 @@ class BayesModel(abc.ABC):
             )
         if sampler.get("backend", "auto") not in ("auto", "nutpie", "pymc"):
             raise ConfigError(f"sampler backend must be 'auto', 'nutpie' or 'pymc'; got {sampler['backend']!r}.")
+        for k in ("target_accept", "nutpie_target_accept"):
+            v = sampler.get(k)
+            if v is not None and not (isinstance(v, int | float) and 0.0 < float(v) < 1.0):
+                raise ConfigError(f"{type(self).__name__}: sampler {k} must be a number between 0 and 1; got {v!r}.")
         self.sampler: dict[str, Any] = defaults | sampler
         self.idata: Any = None
         self.data: dict[str, Any] | None = None
@@ -520,7 +526,7 @@ class BayesModel(abc.ABC):
                 cores=self.sampler["cores"] or min(chains, 4),
                 save_warmup=False,
                 adaptation=self.sampler["adaptation"],
-                target_accept=defaults.nutpie_target_accept,
+                target_accept=self.sampler["nutpie_target_accept"],
             )
             t2 = time.perf_counter()
         else:
@@ -550,7 +556,7 @@ class BayesModel(abc.ABC):
             "chains": chains,
             "random_seed": random_seed,
             "adaptation": self.sampler["adaptation"] if backend == "nutpie" else "jitter+adapt_diag",
-            "target_accept": defaults.nutpie_target_accept if backend == "nutpie" else self.sampler["target_accept"],
+            "target_accept": self.sampler["nutpie_target_accept" if backend == "nutpie" else "target_accept"],
             "compiled_from_cache": cached,
             "compile_s": round(t1 - t0, 3),
             "sample_s": round(t2 - t1, 3),

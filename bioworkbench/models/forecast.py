@@ -356,10 +356,12 @@ def forecast(
     gcov = cov if growth_covariates is None else resolve_covariates(growth_covariates, cut, ids, function=fn)
     days = _sample_days(hist_vcd, end_h, sample_days)
 
+    # the forecast's own step size (bioworkbench.models.sampling, "forecast") unless the caller sets one
+    model_sampler = {"nutpie_target_accept": sampler_defaults("forecast").nutpie_target_accept} | dict(sampler or {})
     with warnings.catch_warnings():
         # the models' notes on the data (left-out samples, suspected outliers) are kept in the diagnostics
         warnings.simplefilter("ignore", BioWorkbenchWarning)
-        g = GrowthModel(priors=growth_priors, sampler=sampler).fit(
+        g = GrowthModel(priors=growth_priors, sampler=model_sampler).fit(
             cut,
             batch_ids=ids,
             known_until_h=known,
@@ -375,7 +377,7 @@ def forecast(
     if with_titer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BioWorkbenchWarning)
-            t = TiterModel(priors=titer_priors, sampler=sampler).fit(
+            t = TiterModel(priors=titer_priors, sampler=model_sampler).fit(
                 cut,
                 batch_ids=ids,
                 known_until_h=known,
