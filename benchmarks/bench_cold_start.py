@@ -222,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-full", action="store_true", help="leave out the make-demo report runs")
     ap.add_argument("--pytensor-cold", action="store_true", help="an empty PyTensor compiledir for cold/off rows")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark's folder")
+    ap.add_argument(
+        "--full-modes",
+        nargs="+",
+        choices=["off", "cold", "warm"],
+        default=["off", "cold", "warm"],
+        help="which make-demo report runs (warm needs cold before it)",
+    )
     a = ap.parse_args(argv)
     todo = [p for p in a.only if not (a.skip_full and p == "full")]
     missing = [p for p in ("data/demo", "data/nistcho", "data/ambr250") if not (ROOT / p).is_dir()]
@@ -245,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         if "restart" in todo:
             rows += notebook_restart(work / "cache-restart")
         if "full" in todo:
-            rows.append(full_run(None, "off", work / "full-off", pt))
-            rows.append(full_run(work / "cache-full", "cold", work / "full-cold", pt))
-            rows.append(full_run(work / "cache-full", "warm", work / "full-warm", None))
+            for mode in a.full_modes:
+                cache_full = None if mode == "off" else work / "cache-full"
+                rows.append(full_run(cache_full, mode, work / f"full-{mode}", None if mode == "warm" else pt))
     finally:
         print_table(rows)
         if not a.keep:

@@ -270,3 +270,14 @@ def test_report_runs_of_one_notebook_go_back_to_back_to_one_worker(tmp_path):
     assert order["a"] == ["growth:g1", "growth:g2", "batch:B3", "batch:B2"]
     assert order["b"] == ["doe:d", "batch:B0", "batch:B1"]
     assert lanes.next_for("a") is None
+
+
+def test_an_op_s_source_is_its_own_module_not_the_whole_package():
+    """The growth likelihood's op names itself a member of ``growth`` (to be found by name); its
+    source is ``growth_likelihood.py``, so editing the sampler defaults keeps the compiled models."""
+    from bioworkbench.models import growth
+
+    op = growth.GrowthStudentTSum
+    assert op.__module__ == "bioworkbench.models.growth"
+    assert cc._op_module(op) == "bioworkbench.models.growth_likelihood"
+    assert cc._source_modules(cc._op_module(op)) == ["bioworkbench.models.growth_likelihood"]

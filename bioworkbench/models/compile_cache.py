@@ -49,9 +49,11 @@ The key (:func:`model_key`) is a sha256 of everything that changes the compiled 
   variable (``pm.Data``) with its name, type and the shape of its current value (not its values:
   they are set for each fit with nutpie's ``with_data``), the transforms, the initial-value
   strategies, the deterministics and potentials, ``check_bounds``, the coords' names and sizes;
-* the source of every op that is not PyTensor's or PyMC's: its module and, for an op of
-  bioworkbench, the bioworkbench modules its module-level names come from (the twin's op: its
-  kernels and solver);
+* the source of every op that is not PyTensor's or PyMC's: the module whose file defines its
+  methods and, for an op of bioworkbench, the bioworkbench modules that module's names come from
+  (the growth likelihood's op: ``growth_likelihood.py`` only; the twin's op: ``pt_op.py``, its
+  kernels, its solver and the errors). Not the whole package: an edit of the sampler defaults
+  must not throw every compiled model away;
 * the versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie, cloudpickle and
   bioworkbench, PyTensor's ``floatX`` and numba ``fastmath`` flags, and the CPU numba compiles for
   (its target triple, name and features: object code of another CPU is never loaded).
@@ -227,6 +229,19 @@ def _source_modules(module_name: str) -> list[str]:
     return sorted(found)
 
 
+def _op_module(op_type: type) -> str:
+    """The module whose file defines an op's methods (an op class may claim another ``__module__``
+    to be found by name: the growth likelihood's op is defined in ``growth_likelihood``)."""
+    for attr in vars(op_type).values():
+        code = getattr(attr, "__code__", None)
+        if code is not None:
+            for name, mod in list(sys.modules.items()):
+                if getattr(mod, "__file__", None) == code.co_filename:
+                    return name
+            break
+    return op_type.__module__
+
+
 def _source_digest(module_name: str, seen: dict[str, str]) -> str:
     """sha256 of the source files an op's numba code comes from (:func:`_source_modules`; only the
     op's own module when it is not part of bioworkbench)."""
@@ -312,7 +327,7 @@ def _graph_description(model: Any) -> dict[str, Any]:
     for node in toposort(outputs + inits):
         op = node.op
         mod = type(op).__module__
-        source = None if mod.split(".")[0] in root_modules else _source_digest(mod, seen_sources)
+        source = None if mod.split(".")[0] in root_modules else _source_digest(_op_module(type(op)), seen_sources)
         nodes.append([_canon(op), source, [ref(i) for i in node.inputs], [str(o.type) for o in node.outputs]])
         for o in node.outputs:
             ref(o)
