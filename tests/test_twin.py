@@ -68,7 +68,7 @@ def test_batch_data_reads_lod_from_the_flag_reason_and_starts_from_the_inoculati
     first = campaign.observations.filter(
         (pl.col("batch_id") == "B01") & (pl.col("time_h") < 1) & (pl.col("variable") == "vcd")
     )["value"][0]
-    assert bd.y0[0] == first and bd.y0[7] == campaign.batches["initial_volume_ml"][0]
+    assert bd.y0[0] == first and bd.y0[-1] == campaign.batches["initial_volume_ml"][0]
     assert set(np.array(K.OBSERVABLE_NAMES)[np.unique(obs.variable)]) <= set(OBSERVED)
 
 
@@ -90,7 +90,6 @@ def test_numba_op_equals_the_python_sum(campaign):
     bds = [batch_data(campaign, b) for b in FIT_IDS[:2]]
     liks = [BatchLikelihood(b.events, b.observations, h_max=2.0) for b in bds]
     theta = np.tile(default_theta(), (2, 1))
-    theta[:, 11] = 3.0
     y0 = np.vstack([b.y0 for b in bds])
     sigma = np.linspace(0.05, 0.2, K.NOBS)
     got = campaign_loglik_grad(theta, y0, sigma, *pack(liks).values())
@@ -104,7 +103,7 @@ def test_the_model_compiles_for_nutpie_without_the_object_mode_fallback(twin):
     # the fixture's fit recorded every warning: none from PyTensor falling back to object mode
     assert not [w for w in twin._fit_warnings if "object mode" in w], twin._fit_warnings
     names = {v.name for v in twin.build(twin._campaign, batch_ids=FIT_IDS).free_RVs}
-    assert {"z_mu_max_b", "sd_mu_max", "z_k_glc", "sigma"} <= names
+    assert {"log_mu_max_b", "sd_mu_max", "z_k_glc", "z_sigma"} <= names
 
 
 def test_priors_must_be_lognormal_or_normal():
@@ -125,7 +124,7 @@ def test_fit_keeps_the_posterior_and_the_summary_has_every_parameter(twin):
     s = twin.summary()
     assert {"mean", "lower", "upper", "prob", "unit"} <= set(s.columns)
     batch = s.filter(pl.col("level") == "batch")
-    assert sorted(batch["parameter"].unique().to_list()) == ["kd", "mu_max", "q_p"]
+    assert sorted(batch["parameter"].unique().to_list()) == ["kd", "mu_max", "q_p", "y_lac_glc"]
     assert sorted(batch["batch_id"].unique().to_list()) == FIT_IDS
     assert s.filter(pl.col("parameter") == "sigma_titer").height == 1
     assert s.filter(pl.col("parameter") == "y_x_glc")["unit"][0] == "(1e6 cells/mL)/(mmol/L)"
@@ -200,27 +199,108 @@ def test_save_and_load_round_trip(twin, campaign, tmp_path):
     assert_frame_equal(a, b)
 
 
+def test_recommend_feed_says_what_to_feed_with_its_probability(twin, campaign):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        r = twin.recommend_feed(
+            campaign, batch_id="B02", known_h=120.0, constraints={"glucose": (5.0, None)}, n_candidates=3,
+            draws=20, random_seed=0,
+        )  # fmt: skip
+    c = r.candidates
+    assert c["scenario"][0] == "as is" and c.height == 4
+    assert ((c["p_constraints"] >= 0) & (c["p_constraints"] <= 1)).all()
+    last = campaign.events.filter(
+        (pl.col("batch_id") == "B02") & (pl.col("event") == "feed") & (pl.col("time_h") < 120.0)
+    )["volume_ml"][-1]
+    assert c["volume_ml"][0] == last and c["volume_ml"][1] == pytest.approx(0.5 * last)
+    assert r.volume_ml in c["volume_ml"].to_list()
+    # the recommended feeds are the batch's remaining feed times, all at the recommended volume
+    later = campaign.events.filter(
+        (pl.col("batch_id") == "B02") & (pl.col("event") == "feed") & (pl.col("time_h") >= 120.0)
+    )
+    assert r.feeds["time_h"].to_list() == later["time_h"].to_list()
+    assert set(r.feeds["volume_ml"]) == {r.volume_ml}
+    chosen = c.filter(pl.col("volume_ml") == r.volume_ml)
+    if c["feasible"].any():  # the best mean objective among the candidates that meet the constraints
+        assert chosen["objective_mean"][0] == c.filter(pl.col("feasible"))["objective_mean"].max()
+    assert r.sentence.startswith(f"Feed {r.volume_ml:.0f} mL of FeedA")
+    assert "glucose at or above 5 mmol/L" in r.sentence and "Caveats" in r.sentence
+    assert set(r.outcome["quantity"]) == set(ENDPOINTS)
+
+
+def test_recommend_feed_refuses_what_the_twin_cannot_judge(twin, campaign):
+    with pytest.raises(bw.ConfigError, match="'osmolality' is not a variable the twin models"):
+        twin.recommend_feed(campaign, batch_id="B02", known_h=120.0, constraints={"osmolality": (None, 400)})
+    with pytest.raises(bw.ArgumentError, match="objective 'titer' is not an endpoint"):
+        twin.recommend_feed(campaign, batch_id="B02", known_h=120.0, objective="titer")
+    with pytest.raises(bw.ConfigError, match="has no feed before 24 h"):
+        twin.recommend_feed(campaign, batch_id="B02", known_h=24.0)
+
+
 # -- slow: a real calibration ------------------------------------------------------------------------------
+def _centred_log(x: np.ndarray) -> np.ndarray:
+    """log x minus its mean over the last axis (batches): what is identifiable of a per-batch rate whose
+    absolute level the twin's other factors share with the simulator's."""
+    lx = np.log(x)
+    return lx - lx.mean(axis=-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    """A campaign simulated with known truth, calibrated on its first 7 completed batches."""
+    sim = bw.simulate_campaign(13, random_seed=3, online_interval_min=60, return_truth=True)
+    ok = sim.truth.filter(~pl.col("aborted"))["batch_id"].to_list()
+    fit_ids, held_out = ok[:7], ok[7:]
+    twin = FedBatchTwin().fit(sim.campaign, batch_ids=fit_ids, draws=300, tune=300, chains=2, random_seed=4)
+    return sim, twin, fit_ids, held_out
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 open: on 5 simulated batches, 150 + 150 draws x 2 chains (7.5 min) gave 139 divergences "
-    "and r-hat 2.93 (the posterior is not sampled yet; see the stage-2 note)",
-)
-def test_calibration_recovers_the_batches_and_predicts_a_held_out_harvest():
-    sim = _simulated(6, random_seed=2)
-    c, truth = sim.campaign, sim.truth
-    ok = truth.filter(~pl.col("aborted"))["batch_id"].to_list()
-    fit_ids, held_out = ok[:-1], ok[-1]
-    twin = FedBatchTwin().fit(c, batch_ids=fit_ids, draws=150, tune=150, chains=2, random_seed=4)
-    assert twin.diagnostics()["divergences"] == 0
-    # the fitted batches' final titer: inside the 90 % interval of the twin's prediction, or within 15 %
-    for b in fit_ids:
-        e = twin.predict(c, batch_id=b, random_seed=0).endpoints.filter(pl.col("quantity") == "final_titer")
-        true = truth.filter(pl.col("batch_id") == b)["final_titer_mg_l"][0]
-        assert e["lower"][0] * 0.85 <= true <= e["upper"][0] * 1.15, b
-    # held out from day 5: the harvest titer within the prediction's 90 % interval (widened by 15 %)
-    p = twin.predict(c, batch_id=held_out, known_h=120.0, random_seed=0)
-    e = p.endpoints.filter(pl.col("quantity") == "final_titer")
-    true = truth.filter(pl.col("batch_id") == held_out)["final_titer_mg_l"][0]
-    assert e["lower"][0] * 0.85 <= true <= e["upper"][0] * 1.15
+def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
+    sim, twin, fit_ids, _ = calibrated
+    d = twin.diagnostics()
+    assert d["divergences"] == 0 and d["max_rhat"] <= 1.01, d
+    truth = sim.truth.filter(pl.col("batch_id").is_in(fit_ids)).sort("batch_id")
+    ph = sim.campaign.batches.filter(pl.col("batch_id").is_in(fit_ids)).sort("batch_id")["cpp_ph_setpoint"]
+    post = {n: twin.posterior_draws(f"{n}_b") for n in ("q_p", "mu_max", "y_lac_glc")}
+    want = {
+        # between-batch differences of productivity and growth (the simulator's pH factor on growth included)
+        "q_p": _centred_log(truth["qp_pg_per_cell_day"].to_numpy()),
+        "mu_max": _centred_log((truth["mu_max_per_day"] * np.exp(-(((ph - 7.0) / 0.35) ** 2))).to_numpy()),
+        # the lactate yield follows the pH set point: 0.65 (1 + 2 (pH - 7)) mol/mol
+        "y_lac_glc": (0.65 * (1.0 + 2.0 * (ph - 7.0))).to_numpy(),
+    }
+    for name, true in want.items():
+        draws = _centred_log(post[name]) if name != "y_lac_glc" else post[name]
+        lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
+        covered = (lo <= true) & (true <= hi)
+        assert covered.mean() >= 0.8, (name, lo, true, hi)
+    # pooled yields and rates of the simulator, in the twin's units (per h; the amino acids in feed
+    # glutamine equivalents: 250 / 20 mmol/L of FeedA)
+    pooled = {"y_x_glc": 0.5, "y_x_gln": 3.5, "y_amm_gln": 0.8, "m_amm": 0.012 / 24, "a_qp": np.log(1.6) / -3.5}
+    for name, true in pooled.items():
+        lo, hi = np.quantile(twin.posterior_draws(name), [0.05, 0.95])
+        assert lo <= true <= hi, (name, lo, true, hi)
+
+
+@pytest.mark.slow
+def test_held_out_harvest_is_predicted_from_day_5_and_narrows_as_days_are_added(calibrated):
+    sim, twin, _, held_out = calibrated
+    covered = []
+    for b in held_out:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+            p = twin.predict(sim.campaign, batch_id=b, known_h=120.0, random_seed=0)
+        e = p.endpoints.filter(pl.col("quantity") == "final_titer")
+        true = sim.truth.filter(pl.col("batch_id") == b)["final_titer_mg_l"][0]
+        covered.append(e["lower"][0] <= true <= e["upper"][0])
+    assert np.mean(covered) >= 0.8, covered
+    # state estimation: the harvest interval narrows as the running batch's days are added
+    widths = []
+    for day in (3, 5, 8):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+            p = twin.predict(sim.campaign, batch_id=held_out[0], known_h=24.0 * day + 2.0, random_seed=0)
+        e = p.endpoints.filter(pl.col("quantity") == "final_titer")
+        widths.append(e["upper"][0] - e["lower"][0])
+    assert widths[0] > widths[1] > widths[2], widths

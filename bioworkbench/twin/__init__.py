@@ -9,15 +9,20 @@ solver and log-likelihood gradient (:mod:`bioworkbench.twin.solver`), feed plans
 :mod:`bioworkbench.twin.pt_op`). Stage 2 adds the calibrated twin, :class:`FedBatchTwin`
 (:mod:`bioworkbench.twin.model`: hierarchy, priors, observation model in PyMC around that Op) and its
 forward simulations of posterior draws (:mod:`bioworkbench.twin.scenarios`: ``predict``,
-``what_if``, ``compare``). Importing this package loads numba (not sympy, not PyTensor, not PyMC).
+``what_if``, ``compare``), sampled from the posterior mode (:mod:`bioworkbench.twin.calibrate`);
+``recommend_feed`` (:mod:`bioworkbench.twin.recommend`) chooses a running batch's next feed volume;
+:mod:`bioworkbench.twin.report` holds what the twin_report notebook shows. Importing this package
+loads numba (not sympy, not PyTensor, not PyMC).
 """
 
 from __future__ import annotations
 
+from bioworkbench.twin import report
 from bioworkbench.twin.feeds import FeedPlan
 from bioworkbench.twin.model import FedBatchTwin
 from bioworkbench.twin.op import CampaignLikelihood, loglik_op
 from bioworkbench.twin.parameters import PARAMETERS, default_theta, parameter_names, parameter_table
+from bioworkbench.twin.recommend import FeedRecommendation
 from bioworkbench.twin.solver import (
     BatchLikelihood,
     LoglikResult,
@@ -36,6 +41,7 @@ __all__ = [
     "CampaignLikelihood",
     "FedBatchTwin",
     "FeedPlan",
+    "FeedRecommendation",
     "LoglikResult",
     "NonFiniteSolutionError",
     "Observations",
@@ -47,5 +53,6 @@ __all__ = [
     "observables",
     "parameter_names",
     "parameter_table",
+    "report",
     "simulate",
 ]

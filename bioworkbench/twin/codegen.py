@@ -23,6 +23,9 @@ What is generated:
   cached function calls from another file, so sweeps cached against an old right-hand side would
   survive a change of the model.
 
+Size: about 480 of its lines are the template of the generated code (:data:`_TEMPLATE`, one string:
+the sweeps, the campaign sum and the loops over posterior draws), not functions of this module.
+
 Notes
 -----
 **Discrete adjoint of RK4** (the exact gradient of the computed solution, not of the ODE; Hager
@@ -64,13 +67,21 @@ integrates each interval again from its stored start state instead.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from bioworkbench.twin.equations import INPUTS, OBSERVABLES, STATES, SymbolicModel, symbolic_model
+from bioworkbench.twin.equations import (
+    INITIAL_FROM_PARAMETERS,
+    INPUTS,
+    OBSERVABLES,
+    STATES,
+    SymbolicModel,
+    symbolic_model,
+)
 
 __all__ = ["KERNELS_PATH", "generate_source", "write_kernels"]
 
@@ -319,6 +330,8 @@ def forward(th, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob
     """
     nb = t_b.shape[0] - 1
     y = y0.copy()
+    for q in range(INIT_STATE.shape[0]):
+        y[INIT_STATE[q]] = th[INIT_THETA[q]]
     z = np.empty(NY)
     znew = np.empty(NY)
     stages = np.empty((4, NY))
@@ -524,7 +537,117 @@ def loglik_grad(th, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start
         return 0, ll
     adjoint(th, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var,
             y_pre, y_start, j_pre, tape, info[3] == 1.0, gbar, g_th, g_y0)
+    for q in range(INIT_STATE.shape[0]):
+        g_th[INIT_THETA[q]] += g_y0[INIT_STATE[q]]
+        g_y0[INIT_STATE[q]] = 0.0
     return 0, ll
+
+@njit(cache=True)
+def campaign_loglik_grad(theta, y0, sigma, offsets, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start,
+                         ob_var, value, lognormal, censored, flags):
+    """Summed log-likelihood and gradients over batches packed end to end (bioworkbench.twin.pt_op.pack).
+
+    Parameters
+    ----------
+    theta, y0, sigma
+        Parameter matrix (B, NTH), initial states (B, NY), SD of each observable (NOBS,).
+    offsets, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, value, lognormal, censored, flags
+        The packed arrays of bioworkbench.twin.pt_op.pack; flags = [check, substep, max_doublings].
+
+    Returns
+    -------
+    tuple
+        (loglik, d/dtheta (B, NTH), d/dy0 (B, NY), d/dsigma (NOBS,)); -inf and zeros when a batch fails
+        (unstable after sub-stepping, non-finite, or a non-positive lognormal prediction).
+    """
+    n_b = offsets.shape[0] - 1
+    g_theta = np.zeros((n_b, NTH))
+    g_y0 = np.zeros((n_b, NY))
+    g_sigma = np.zeros(NOBS)
+    info = np.zeros(5)
+    total = 0.0
+    check = flags[0] != 0
+    substep = flags[1] != 0
+    for b in range(n_b):
+        a0, a1 = offsets[b, 0], offsets[b + 1, 0]
+        s0, s1 = offsets[b, 1], offsets[b + 1, 1]
+        c0, c1 = offsets[b, 2], offsets[b + 1, 2]
+        j0, j1 = offsets[b, 3], offsets[b + 1, 3]
+        o0, o1 = offsets[b, 4], offsets[b + 1, 4]
+        var = ob_var[o0:o1]
+        sig = np.empty(o1 - o0)
+        for o in range(o1 - o0):
+            sig[o] = sigma[var[o]]
+        g_sig = np.zeros(o1 - o0)
+        g_th = np.zeros(NTH)
+        g_y = np.zeros(NY)
+        status, ll = loglik_grad(
+            np.ascontiguousarray(theta[b]), np.ascontiguousarray(y0[b]), t_b[a0:a1], nsub[s0:s1].copy(),
+            np.ascontiguousarray(u_seg[s0:s1]), jb_start[c0:c1], j_vout[j0:j1], j_vin[j0:j1],
+            np.ascontiguousarray(j_c[j0:j1]), ob_start[c0:c1], var, value[o0:o1], sig,
+            lognormal[o0:o1] != 0.0, censored[o0:o1] != 0.0, check, substep, flags[2], g_th, g_y, g_sig, info,
+        )
+        if status != 0 or not math.isfinite(ll):
+            return -math.inf, np.zeros((n_b, NTH)), np.zeros((n_b, NY)), np.zeros(NOBS)
+        total += ll
+        for j in range(NTH):
+            g_theta[b, j] = g_th[j]
+        for i in range(NY):
+            g_y0[b, i] = g_y[i]
+        for o in range(o1 - o0):
+            g_sigma[var[o]] += g_sig[o]
+    return total, g_theta, g_y0, g_sigma
+
+
+@njit(cache=True)
+def simulate_draws(theta, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, at, check, substep,
+                   max_doublings):
+    """Observables at boundaries at for each parameter row (n_d, len(at), NOBS); status per draw (0 = solved)."""
+    n_d = theta.shape[0]
+    nb = t_b.shape[0] - 1
+    out = np.empty((n_d, at.shape[0], NOBS))
+    status = np.zeros(n_d, dtype=np.int64)
+    y_pre = np.empty((nb + 1, NY))
+    y_start = np.empty((max(nb, 1), NY))
+    j_pre = np.empty((max(j_vout.shape[0], 1), NY))
+    pred = np.empty(ob_var.shape[0])
+    tape = np.empty((0, 4, NY))
+    info = np.zeros(5)
+    for d in range(n_d):
+        st = forward(
+            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
+            ob_start, ob_var, check, substep, max_doublings, y_pre, y_start, j_pre, pred, tape, info,
+        )
+        status[d] = st
+        if st != 0:
+            continue
+        for i in range(at.shape[0]):
+            for k in range(NOBS):
+                out[d, i, k] = observe(y_pre[at[i]], k)
+    return out, status
+
+
+@njit(cache=True)
+def loglik_draws(theta, sigma, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, value,
+                 lognormal, censored, max_doublings):
+    """Log-likelihood of the readings for each parameter row, with its own SD per observable (sigma (n_d, NOBS))."""
+    n_d = theta.shape[0]
+    n_o = ob_var.shape[0]
+    ll = np.empty(n_d)
+    g_th = np.zeros(NTH)
+    g_y = np.zeros(NY)
+    g_s = np.zeros(n_o)
+    sig = np.empty(n_o)
+    info = np.zeros(5)
+    for d in range(n_d):
+        for o in range(n_o):
+            sig[o] = sigma[d, ob_var[o]]
+        st, v = loglik_grad(
+            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
+            ob_start, ob_var, value, sig, lognormal, censored, True, True, max_doublings, g_th, g_y, g_s, info,
+        )
+        ll[d] = v if st == 0 else -math.inf
+    return ll
 '''
 
 
@@ -537,7 +660,18 @@ def generate_source() -> str:
         A Python module: names and sizes, the generated model kernels and the RK4 / adjoint code.
     """
     m = symbolic_model()
-    medium_index = {s.medium_variable: i for i, s in enumerate(STATES) if s.medium_variable is not None}
+    medium_index: dict[str, int] = {}
+    copies = []  # (state, state whose medium concentration it takes): a second state on one media variable
+    for i, st in enumerate(STATES):
+        if st.medium_variable is None:
+            continue
+        if st.medium_variable in medium_index:
+            copies.append((i, medium_index[st.medium_variable]))
+        else:
+            medium_index[st.medium_variable] = i
+    names = [st.name for st in STATES]
+    pnames = [str(t) for t in m.theta]
+    init = [(names.index(k), pnames.index(v)) for k, v in INITIAL_FROM_PARAMETERS.items()]
     header = [
         '"""Numba kernels of the fed-batch twin. GENERATED by bioworkbench.twin.codegen from equations.py: do not edit.',  # noqa: E501
         "",
@@ -559,6 +693,10 @@ def generate_source() -> str:
         f"INPUT_NAMES = {tuple(INPUTS)!r}",
         f"OBSERVABLE_NAMES = {tuple(OBSERVABLES)!r}",
         f"MEDIUM_STATE_INDEX = {medium_index!r}",
+        f"MEDIUM_COPIES = {tuple(copies)!r}  # (state, state whose medium concentration it takes)",
+        "# states whose initial value is a parameter: y0[INIT_STATE[q]] is replaced by theta[INIT_THETA[q]]",
+        f"INIT_STATE = np.array({[a for a, _ in init]!r}, dtype=np.int64)",
+        f"INIT_THETA = np.array({[b for _, b in init]!r}, dtype=np.int64)",
         f"NY = {len(m.y)}",
         f"NTH = {len(m.theta)}",
         f"NU = {len(m.u)}",
@@ -566,8 +704,15 @@ def generate_source() -> str:
         "",
         "",
     ]
-    body = _model_kernels(m)
-    return "\n".join(header + body) + _TEMPLATE
+    body = "\n".join(_model_kernels(m)) + _TEMPLATE
+    digest = hashlib.sha256((body + repr(header)).encode()).hexdigest()
+    header += [
+        "#: fingerprint of the generated code (a cache key for compilations that call these kernels)",
+        f"KERNELS_SHA256 = {digest!r}",
+        "",
+        "",
+    ]
+    return "\n".join(header) + body
 
 
 def write_kernels(path: Path = KERNELS_PATH) -> Path:

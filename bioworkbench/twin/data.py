@@ -11,9 +11,11 @@ flagged ``"<LOD"`` is left-censored at the limit of detection that its ``flag_re
 **Initial state**: the offline readings before :data:`INITIAL_WINDOW_H` (the inoculation sample)
 give :math:`X_v`, :math:`X_d = \\mathrm{TCD} - X_v` (or :math:`X_v (100/\\mathrm{viability} - 1)`),
 glucose, glutamine, lactate, ammonium and titer (0 when not measured); the volume is the batch's
-``initial_volume_ml``. An analyte not measured at a batch's inoculation takes the campaign's median
-inoculation reading (listed in ``BatchData.imputed``). These readings define ``y0`` and are not
-used again in the likelihood. A substrate reading below its LOD enters as half the LOD.
+``initial_volume_ml``; the culture age is 0; the hidden amino-acid pool starts at the parameter
+``n0`` (the kernels put it in; its entry here is a placeholder). An analyte not measured at a
+batch's inoculation takes the campaign's median inoculation reading (listed in
+``BatchData.imputed``). These readings define ``y0`` and are not used again in the likelihood. A
+substrate reading below its LOD enters as half the LOD.
 """
 
 from __future__ import annotations
@@ -130,10 +132,12 @@ def initial_state(readings: dict[str, float], volume_ml: float, *, lod: dict[str
         xd = xv * (100.0 / val["viability"] - 1.0)
     else:
         xd = 0.0
+    # the lumped amino acids' initial value is a parameter (the kernels replace this entry); age 0
     return np.array(
-        [xv, xd, val["glucose"], val["glutamine"], val["lactate"], val["ammonium"], val.get("titer", 0.0), volume_ml],
+        [xv, xd, val["glucose"], val["glutamine"], val["lactate"], val["ammonium"], val.get("titer", 0.0), 0.0, 0.0,
+         volume_ml],
         dtype=np.float64,
-    )
+    )  # fmt: skip
 
 
 def _lod_values(rows: pl.DataFrame, batch_id: str) -> np.ndarray:

@@ -9,37 +9,48 @@ Notes
 -----
 **Units** (the project's canonical units): time h; viable and dead cells :math:`X_v, X_d` in
 1e6 cells/mL; glucose :math:`G`, glutamine :math:`Q`, lactate :math:`L`, ammonium :math:`A` in mmol/L;
-product :math:`P` in mg/L; volume :math:`V` in mL. Specific rates are pmol/cell/h (times 1e6 cells/mL
-gives mmol/L/h) and pg/cell/h (times 1e6 cells/mL gives mg/L/h).
+product :math:`P` in mg/L; the lumped amino acids other than glutamine :math:`N` (hidden: no reading)
+in mmol/L of glutamine equivalents; culture age :math:`a` in h; volume :math:`V` in mL. Specific
+rates are pmol/cell/h (times 1e6 cells/mL gives mmol/L/h) and pg/cell/h (times 1e6 cells/mL gives
+mg/L/h).
 
 **Inputs** :math:`u`, constant between events: the temperature set point :math:`T` (degC), a
 continuous feed :math:`F` (mL/h) and the feed medium's concentrations :math:`G_{in}, Q_{in}, L_{in},
-A_{in}` (mmol/L). The dilution rate is :math:`D = F/V`.
+A_{in}, N_{in}` (mmol/L). The dilution rate is :math:`D = F/V`. A medium brings the lumped amino
+acids at its glutamine concentration (:math:`N_{in} = Q_{in}`): the unit of :math:`N` is "what a
+feed brings per mmol of glutamine", so the media table needs no column for them and the scale of
+:math:`N` is fixed; the basal medium's :math:`N(0) = n_0` is a parameter.
 
-**Kinetics** (parameters in :data:`bioworkbench.twin.parameters.PARAMETERS`; Xing et al. 2010,
-Kontoravdi et al. 2010, López-Meza et al. 2016), with temperature factors
-:math:`f_a(T) = e^{a (T - 36.5)}`:
+**Kinetics** (parameters in :data:`bioworkbench.twin.parameters.PARAMETERS`, with their sources),
+with temperature factors :math:`f_a(T) = e^{a (T - 36.5)}`, :math:`\Delta_c = \max(0, 36.5 - T)`,
+:math:`\phi_Q = \sigma(\mathrm{logit}_{Q})`, :math:`\phi_P = \sigma(\mathrm{logit}_{P})` (logistic
+function) and :math:`s_X = X/(K_X+X)`:
 
 .. math::
 
-    \mu &= \mu_{max} f_{a_\mu}(T)\,\frac{G}{K_G+G}\,\frac{Q}{K_Q+Q}\,
-           \frac{K_{IL}}{K_{IL}+L}\,\frac{K_{IA}}{K_{IA}+A}\\
-    k_D &= k_d f_{a_{kd}}(T)\Big(1+\frac{A}{K_{dA}}\Big) + k_{d,starve}\frac{K_G}{K_G+G}\\
-    q_G &= \frac{\mu}{Y_{X/G}} + m_G\frac{G}{K_G+G}, \qquad
-    q_Q = \frac{\mu}{Y_{X/Q}} + m_Q\frac{Q}{K_Q+Q}\\
-    q_L &= Y_{L/G}\,q_G - q_{L,max}\frac{L}{K_L+L}\,\frac{K_{G,shift}}{K_{G,shift}+G}
-           \quad\text{(lactate uptake when glucose is low)}\\
+    \mu &= \mu_{max} f_{a_\mu}(T)\,\frac{1}{1+e^{(a - t_{arrest})/w_{arrest}}}\,s_G\,
+           \big(\phi_Q + (1-\phi_Q)\,s_Q\big)\,s_N\,\frac{K_{IL}}{K_{IL}+L}\,\frac{K_{IA}}{K_{IA}+A}\\
+    k_D &= k_d f_{a_{kd}}(T)\big(1+e^{(a - t_{age})/w_{age}}\big) + k_{d,starve}(1-s_G)
+           + k_{d,N}(1-s_N)\\
+    q_G &= \frac{\mu}{Y_{X/G}} + m_G f_{a_m}(T)\,s_G, \qquad
+    q_Q = \Big(\frac{\mu}{Y_{X/Q}} + m_Q\Big)s_Q, \qquad
+    q_N = \Big(\frac{\mu}{Y_{X/N}} + m_N\Big)s_N\\
+    1 - \sigma_{shift} &= \frac{G}{K_{G,shift}+G}\,e^{-a_L\Delta_c}
+           \quad\text{(the lactate shift: low glucose or the cold phase)}\\
+    q_L &= Y_{L/G}\,q_G\,(1-\sigma_{shift}) - q_{L,max}\,s_L\,\sigma_{shift}\\
     \dot X_v &= (\mu - k_D - D)X_v, \qquad \dot X_d = k_D X_v - (k_{lys} + D) X_d\\
     \dot G &= -q_G X_v + D(G_{in}-G), \qquad \dot Q = -q_Q X_v - k_{deg}Q + D(Q_{in}-Q)\\
-    \dot L &= q_L X_v + D(L_{in}-L), \qquad \dot A = Y_{A/Q}\,q_Q X_v + k_{deg} Q + D(A_{in}-A)\\
-    \dot P &= q_p f_{a_{qp}}(T) X_v - D P, \qquad \dot V = F
+    \dot L &= q_L X_v + D(L_{in}-L), \qquad \dot A = (Y_{A/Q}\,q_Q + m_A) X_v + k_{deg} Q + D(A_{in}-A)\\
+    \dot N &= -q_N X_v + D(N_{in}-N), \qquad
+    \dot P = q_p f_{a_{qp}}(T)\big(\phi_P + (1-\phi_P)s_N\big) X_v - D P, \qquad
+    \dot a = 1, \qquad \dot V = F
 
 Every uptake vanishes with its substrate, so the exact solution stays non-negative.
 
 **Volume events** are jumps of the state: a removal of :math:`v_{out}` (sample) followed by an
 addition of :math:`v_{in}` of a medium with concentrations :math:`c`:
 :math:`V^+ = V - v_{out} + v_{in}`, :math:`C^+ = \big(C (V - v_{out}) + c\,v_{in}\big)/V^+` for every
-other state (cells and product have :math:`c = 0`).
+other concentration (cells and product have :math:`c = 0`); the culture age is not changed.
 
 **Observables**: ``vcd`` :math:`X_v`, ``tcd`` :math:`X_v + X_d`, ``viability``
 :math:`100 X_v/(X_v+X_d)` (%), ``glucose``, ``glutamine``, ``lactate``, ``ammonium``, ``titer``,
@@ -75,11 +86,26 @@ STATES: tuple[State, ...] = (
     State("lactate", "mmol/L", "lactate", "lactate"),
     State("ammonium", "mmol/L", "ammonium", "ammonium"),
     State("titer", "mg/L", None, "product"),
+    State("nutrients", "mmol/L", "glutamine", "lumped amino acids (hidden), in glutamine equivalents of the feed"),
+    State("age", "h", None, "culture age (time since inoculation); not changed by volume events"),
     State("volume", "mL", None, "working volume"),
 )
 
+#: states whose initial value is a parameter (state name -> parameter name), not a reading
+INITIAL_FROM_PARAMETERS: dict[str, str] = {"nutrients": "n0"}
+#: states that volume events leave unchanged (not concentrations)
+NOT_MIXED: tuple[str, ...] = ("age",)
+
 #: the input vector u, constant between events
-INPUTS: tuple[str, ...] = ("temperature", "feed_ml_per_h", "glucose_in", "glutamine_in", "lactate_in", "ammonium_in")
+INPUTS: tuple[str, ...] = (
+    "temperature",
+    "feed_ml_per_h",
+    "glucose_in",
+    "glutamine_in",
+    "lactate_in",
+    "ammonium_in",
+    "nutrients_in",
+)
 
 #: the observables, named as the project's variables
 OBSERVABLES: tuple[str, ...] = (
@@ -120,34 +146,45 @@ def symbolic_model() -> SymbolicModel:
         observables and the volume jump.
     """
     y = sp.symbols([s.name for s in STATES], real=True)
-    xv, xd, glc, gln, lac, amm, titer, vol = y
+    xv, xd, glc, gln, lac, amm, titer, nut, age, vol = y
     th = sp.symbols([p.name for p in PARAMETERS], real=True)
     p = dict(zip([q.name for q in PARAMETERS], th, strict=True))
     u = sp.symbols(INPUTS, real=True)
-    temp, feed, glc_in, gln_in, lac_in, amm_in = u
+    temp, feed, glc_in, gln_in, lac_in, amm_in, nut_in = u
 
     dtemp = temp - REFERENCE_TEMPERATURE_C
+    cold = sp.Max(0, -dtemp)  # degC below the reference (an input: not differentiated)
     s_glc = glc / (p["k_glc"] + glc)
     s_gln = gln / (p["k_gln"] + gln)
+    s_nut = nut / (p["k_nut"] + nut)
+    gln_free = 1 / (1 + sp.exp(-p["logit_gln_free"]))
+    qp_free = 1 / (1 + sp.exp(-p["logit_qp_free"]))
+    arrest = 1 / (1 + sp.exp((age - p["t_arrest"]) / p["w_arrest"]))
     mu = (
         p["mu_max"]
         * sp.exp(p["a_mu"] * dtemp)
+        * arrest
         * s_glc
-        * s_gln
+        * (gln_free + (1 - gln_free) * s_gln)
+        * s_nut
         * p["ki_lac"]
         / (p["ki_lac"] + lac)
         * p["ki_amm"]
         / (p["ki_amm"] + amm)
     )
-    kdeath = p["kd"] * sp.exp(p["a_kd"] * dtemp) * (1 + amm / p["kd_amm"]) + p["kd_starve"] * p["k_glc"] / (
-        p["k_glc"] + glc
+    kdeath = (
+        p["kd"] * sp.exp(p["a_kd"] * dtemp) * (1 + sp.exp((age - p["t_age"]) / p["w_age"]))
+        + p["kd_starve"] * p["k_glc"] / (p["k_glc"] + glc)
+        + p["kd_nut"] * p["k_nut"] / (p["k_nut"] + nut)
     )
-    q_glc = mu / p["y_x_glc"] + p["m_glc"] * s_glc
-    q_gln = mu / p["y_x_gln"] + p["m_gln"] * s_gln
-    q_lac = p["y_lac_glc"] * q_glc - p["q_lac_max"] * lac / (p["k_lac"] + lac) * p["k_glc_shift"] / (
-        p["k_glc_shift"] + glc
-    )
-    q_p = p["q_p"] * sp.exp(p["a_qp"] * dtemp)
+    q_glc = mu / p["y_x_glc"] + p["m_glc"] * sp.exp(p["a_m_glc"] * dtemp) * s_glc
+    q_gln = (mu / p["y_x_gln"] + p["m_gln"]) * s_gln
+    q_nut = (mu / p["y_x_nut"] + p["m_nut"]) * s_nut
+    # the lactate shift: 1 - shift = (1 - low-glucose switch) * (1 - cold switch)
+    no_shift = glc / (p["k_glc_shift"] + glc) * sp.exp(-p["a_lac"] * cold)
+    shift = 1 - no_shift
+    q_lac = p["y_lac_glc"] * q_glc * no_shift - p["q_lac_max"] * lac / (p["k_lac"] + lac) * shift
+    q_p = p["q_p"] * sp.exp(p["a_qp"] * dtemp) * (qp_free + (1 - qp_free) * s_nut)
     dil = feed / vol
 
     rhs = (
@@ -156,8 +193,10 @@ def symbolic_model() -> SymbolicModel:
         -q_glc * xv + dil * (glc_in - glc),
         -q_gln * xv - p["k_deg_gln"] * gln + dil * (gln_in - gln),
         q_lac * xv + dil * (lac_in - lac),
-        p["y_amm_gln"] * q_gln * xv + p["k_deg_gln"] * gln + dil * (amm_in - amm),
+        (p["y_amm_gln"] * q_gln + p["m_amm"]) * xv + p["k_deg_gln"] * gln + dil * (amm_in - amm),
         q_p * xv - dil * titer,
+        -q_nut * xv + dil * (nut_in - nut),
+        sp.Integer(1),
         feed,
     )
 
@@ -166,7 +205,11 @@ def symbolic_model() -> SymbolicModel:
     v_out, v_in = sp.symbols("v_out v_in", real=True)
     c = sp.symbols([f"c_{s.name}" for s in STATES], real=True)
     v_new = vol - v_out + v_in
-    jump = (*((yi * (vol - v_out) + ci * v_in) / v_new for yi, ci in zip(y[:-1], c[:-1], strict=True)), v_new)
+    mixed = (
+        yi if s.name in NOT_MIXED else (yi * (vol - v_out) + ci * v_in) / v_new
+        for s, yi, ci in zip(STATES[:-1], y[:-1], c[:-1], strict=True)
+    )
+    jump = (*mixed, v_new)
 
     return SymbolicModel(
         y=tuple(y),

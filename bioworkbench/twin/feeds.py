@@ -41,7 +41,10 @@ __all__ = ["FeedPlan"]
 _SHIFT = re.compile(r"temperature\s+(-?\d+(?:\.\d+)?)\s*->\s*(-?\d+(?:\.\d+)?)\s*degC", re.IGNORECASE)
 _CONTINUOUS_SCHEMA = {"start_h": pl.Float64, "stop_h": pl.Float64, "ml_per_h": pl.Float64, "medium": pl.String}
 #: the input columns of the continuous feed's concentrations, by state index
-_INPUT_OF_STATE = {s: K.INPUT_NAMES.index(f"{K.STATE_NAMES[s]}_in") for s in K.MEDIUM_STATE_INDEX.values()}
+_INPUT_OF_STATE = {
+    s: K.INPUT_NAMES.index(f"{K.STATE_NAMES[s]}_in")
+    for s in (*K.MEDIUM_STATE_INDEX.values(), *(dst for dst, _ in K.MEDIUM_COPIES))
+}
 
 
 def _empty_continuous() -> pl.DataFrame:
@@ -287,7 +290,9 @@ class FeedPlan:
         -------
         dict[str, numpy.ndarray]
             Medium -> shape ``(NY,)`` concentrations (0 for states the medium does not list; variables
-            the model does not track, such as glutamate, are left out).
+            the model does not track, such as glutamate, are left out). A hidden state declared on a
+            listed variable (``_kernels.MEDIUM_COPIES``: the lumped amino acids, in glutamine
+            equivalents) takes that variable's concentration.
 
         Raises
         ------
@@ -317,6 +322,8 @@ class FeedPlan:
                     )
                     continue
                 conc[K.MEDIUM_STATE_INDEX[var]] = value
+            for dst, src in K.MEDIUM_COPIES:  # a hidden state carried in proportion to a listed variable
+                conc[dst] = conc[src]
             out[m] = conc
         if problems:
             raise ConfigError("FeedPlan: " + "; ".join(problems) + ".")

@@ -9,11 +9,14 @@ Notes
 -----
 **Hierarchy.** The parameters of :data:`~bioworkbench.twin.parameters.PARAMETERS` with scope
 ``"pooled"`` take one value for the campaign; those with scope ``"batch"`` (``mu_max``, ``kd``,
-``q_p``) a value per batch, lognormal around a population median with a between-batch SD of the log
-(partial pooling). Every parameter is written non-centred (Papaspiliopoulos, Roberts & Sköld 2007;
-Betancourt & Girolami 2015): for a lognormal prior :math:`\\log\\theta = \\mu + s z`,
-:math:`z \\sim N(0, 1)`; per batch :math:`\\log\\theta_b = \\log\\tilde\\theta + \\tau z_b`,
-:math:`\\tau \\sim \\mathrm{HalfNormal}`.
+``y_lac_glc``, ``q_p``: what differs between the batches of a campaign: growth, death, the lactate
+yield that follows the pH set point, productivity) a value per batch, lognormal around a
+population median with a between-batch SD of the log (partial pooling). The campaign-level
+parameters are written non-centred (Papaspiliopoulos, Roberts & Sköld 2007; Betancourt &
+Girolami 2015): for a lognormal prior :math:`\\log\\theta = \\mu + s z`, :math:`z \\sim N(0, 1)`.
+The per-batch values are centred, :math:`\\log\\theta_b \\sim N(\\log\\tilde\\theta, \\tau)`,
+:math:`\\tau \\sim \\mathrm{HalfNormal}`: a batch's own readings pin its value much more tightly
+than the population spread, the case where the centred form samples better.
 
 **Observation model.** Each offline reading :math:`x` of ``vcd, viability, glucose, glutamine,
 lactate, ammonium, titer`` is lognormal around the model's observable :math:`m`:
@@ -56,6 +59,17 @@ BATCH_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.scope 
 #: on a demo batch (benchmarks/bench_twin.py), at a third of the cost of 0.5 h
 H_MAX = 2.0
 _UNITS = {p.name: p.unit for p in PARAMETERS}
+#: typical SD of the log of a reading (analyser CV plus a little model misfit): the centre of each
+#: variable's prior; viability's is small because it is a ratio of counts near 100 %
+READING_SD: dict[str, float] = {
+    "vcd": 0.08,
+    "viability": 0.03,
+    "glucose": 0.06,
+    "glutamine": 0.08,
+    "lactate": 0.08,
+    "ammonium": 0.06,
+    "titer": 0.06,
+}
 
 
 def _default_priors() -> dict[str, Prior]:
@@ -74,9 +88,10 @@ def _default_priors() -> dict[str, Prior]:
         )
     out["sigma"] = Prior(
         "LogNormal",
-        {"mu": math.log(0.1), "sigma": 0.5},
-        "SD of log reading",
-        "analyser CVs of 3-10 % plus model misfit; one per observed variable",
+        {"mu": 0.0, "sigma": 0.5},
+        "factor on READING_SD",
+        "SD of the log of each reading = READING_SD[variable] x this factor: analyser CVs of 3-10 % plus model "
+        "misfit; one factor per observed variable",
     )
     return out
 
@@ -187,15 +202,22 @@ class FedBatchTwin(BayesModel):
                 mu, s = pr.params["mu"], pr.params["sigma"]
                 z = pm.Normal(f"z_{p.name}", 0.0, 1.0)
                 if p.scope == "batch":
-                    median = pm.Deterministic(p.name, pt.exp(mu + s * z))
+                    pm.Deterministic(p.name, pt.exp(mu + s * z))
                     tau = self.priors[f"sd_{p.name}"].create(f"sd_{p.name}")
-                    z_b = pm.Normal(f"z_{p.name}_b", 0.0, 1.0, dims="batch")
-                    cols.append(pm.Deterministic(f"{p.name}_b", median * pt.exp(tau * z_b), dims="batch"))
+                    # centred: each batch's readings pin its value far more tightly than the population
+                    # spread does, where the non-centred form would tie its draws to the median and SD
+                    log_b = pm.Normal(f"log_{p.name}_b", mu + s * z, tau, dims="batch")
+                    cols.append(pm.Deterministic(f"{p.name}_b", pt.exp(log_b), dims="batch"))
                 else:
                     value = pt.exp(mu + s * z) if pr.dist == "LogNormal" else mu + s * z
                     cols.append(pt.repeat(pm.Deterministic(p.name, value)[None], n_b))
             theta = pt.stack(cols, axis=1)
-            sigma = self.priors["sigma"].create("sigma", dims="observed")
+            pr = self.priors["sigma"]
+            z_s = pm.Normal("z_sigma", 0.0, 1.0, dims="observed")
+            centre = np.log([READING_SD[v] for v in d["observed"]])
+            sigma = pm.Deterministic(
+                "sigma", pt.exp(centre + pr.params["mu"] + pr.params["sigma"] * z_s), dims="observed"
+            )
             idx = [K.OBSERVABLE_NAMES.index(v) for v in d["observed"]]
             sigma_full = pt.set_subtensor(pt.ones(K.NOBS)[idx], sigma)
             y0 = np.asarray(d["y0"], dtype=np.float64)
@@ -260,6 +282,14 @@ class FedBatchTwin(BayesModel):
             h_max=h_max,
             variables=variables,
         )
+
+    def _fit(self, data: Any, **kwargs: Any) -> FedBatchTwin:
+        """Sample with nutpie from the posterior mode (:mod:`bioworkbench.twin.calibrate`), else as every model."""
+        if self._backend() != "nutpie":
+            return super()._fit(data, **kwargs)
+        from bioworkbench.twin.calibrate import sample_from_mode
+
+        return sample_from_mode(self, data, **kwargs)
 
     # -- results ---------------------------------------------------------------------------------
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
@@ -470,6 +500,67 @@ class FedBatchTwin(BayesModel):
             random_seed=random_seed,
             draws=draws,
         )
+
+    def recommend_feed(
+        self,
+        campaign: Any,
+        *,
+        batch_id: str,
+        known_h: float,
+        objective: str = "final_titer",
+        constraints: dict[str, Any] | None = None,
+        prob: float = 0.9,
+        bounds: tuple[float, float] | None = None,
+        n_candidates: int = 9,
+        draws: int = 400,
+        random_seed: int | None = None,
+    ):
+        """Recommend the volume of a running batch's remaining feeds, with the probability of meeting constraints.
+
+        Parameters
+        ----------
+        campaign
+            The campaign holding the batch.
+        batch_id
+            The batch.
+        known_h
+            Time (h) up to which the batch ran as recorded; the recommendation covers the feeds from it on.
+        objective
+            The endpoint to maximise (posterior mean), e.g. ``"final_titer"``.
+        constraints
+            ``{variable: (lower, upper)}`` required from ``known_h`` to the end; default glucose >= 5
+            mmol/L and viability >= 70 %.
+        prob
+            Required probability that every constraint holds.
+        bounds
+            ``(low, high)`` mL per feed (default 0.5 and 2 times the last feed volume).
+        n_candidates
+            Volumes evenly spaced over ``bounds``.
+        draws
+            Posterior draws simulated per candidate.
+        random_seed
+            Seed of the draws.
+
+        Returns
+        -------
+        bioworkbench.twin.recommend.FeedRecommendation
+            ``.sentence`` says what to do, with the predicted outcome, its interval and the probability.
+
+        Raises
+        ------
+        ModelNotFittedError
+            The model has not been fitted.
+        ArgumentError
+            An unknown objective, ``prob`` outside (0, 1), bad bounds or counts.
+        ConfigError
+            A constraint on a variable the twin does not model, or a batch without a feed before ``known_h``.
+        """
+        from bioworkbench.twin.recommend import recommend_feed
+
+        return recommend_feed(
+            self, campaign, batch_id=batch_id, known_h=known_h, objective=objective, constraints=constraints,
+            prob=prob, bounds=bounds, n_candidates=n_candidates, draws=draws, random_seed=random_seed,
+        )  # fmt: skip
 
     def _notes(self) -> list[str]:
         if not self.data:

@@ -58,104 +58,80 @@ class Parameter:
     source: str
 
 
+_P = Parameter
 _X = "Xing et al. 2010"
 _K = "Kontoravdi et al. 2010"
 _L = "López-Meza et al. 2016"
 _OP = "Ozturk & Palsson 1990"
 _T = "Trummer et al. 2006"
+_G = "Goudar et al. 2005"
+_N = "Noh et al. 2018"
+_M = "Mulukutla et al. 2012"
 
 #: the parameter vector, in kernel order. Specific rates in pmol/cell/h, which times
 #: 1e6 cells/mL gives mmol/L/h; yields of cells in (1e6 cells/mL)/(mmol/L) = 1e9 cells/mmol.
+#: "nutrients" are the lumped amino acids other than glutamine (a hidden state) in glutamine
+#: equivalents of the feed: a medium brings them at its glutamine concentration.
 PARAMETERS: tuple[Parameter, ...] = (
     # growth
-    Parameter(
-        "mu_max", "1/h", "lognormal", 0.04, 0.5, "batch", "maximum specific growth rate at 36.5 degC", f"{_X}; {_L}"
-    ),
-    Parameter(
-        "k_glc",
-        "mmol/L",
-        "lognormal",
-        0.75,
-        0.7,
-        "pooled",
-        "Monod constant of glucose (growth, uptake, starvation)",
-        f"{_X}; {_K}",
-    ),
-    Parameter(
-        "k_gln",
-        "mmol/L",
-        "lognormal",
-        0.2,
-        0.7,
-        "pooled",
-        "Monod constant of glutamine (growth, uptake)",
-        f"{_X}; {_K}",
-    ),
-    Parameter("ki_lac", "mmol/L", "lognormal", 40.0, 0.7, "pooled", "lactate at which growth is halved", f"{_X}; {_K}"),
-    Parameter(
-        "ki_amm", "mmol/L", "lognormal", 10.0, 0.7, "pooled", "ammonium at which growth is halved", f"{_X}; {_K}"
-    ),
+    _P("mu_max", "1/h", "lognormal", 0.045, 0.4, "batch", "maximum specific growth rate at 36.5 degC", f"{_X}; {_L}"),
+    _P("k_glc", "mmol/L", "lognormal", 0.75, 0.7, "pooled", "Monod constant of glucose (growth, uptake, starvation)",
+       f"{_X}; {_K}"),
+    _P("k_gln", "mmol/L", "lognormal", 0.2, 0.7, "pooled", "Monod constant of glutamine (growth, uptake)",
+       f"{_X}; {_K}"),
+    _P("logit_gln_free", "logit", "normal", 0.0, 1.5, "pooled",
+       "logit of the fraction of growth that needs no glutamine (glutamine-synthetase cell lines)", _N),
+    _P("k_nut", "mmol/L (gln eq.)", "lognormal", 0.1, 1.0, "pooled",
+       "Monod constant of the lumped amino acids (growth, uptake, starvation, productivity)", _K),
+    _P("ki_lac", "mmol/L", "lognormal", 40.0, 0.7, "pooled", "lactate at which growth is halved", f"{_X}; {_K}"),
+    _P("ki_amm", "mmol/L", "lognormal", 10.0, 0.7, "pooled", "ammonium at which growth is halved", f"{_X}; {_K}"),
+    _P("t_arrest", "h", "lognormal", 168.0, 0.3, "pooled", "culture age at which growth is halved (growth arrest)", _G),
+    _P("w_arrest", "h", "lognormal", 24.0, 0.5, "pooled", "time scale of the growth arrest (logistic in age)", _G),
     # death and lysis
-    Parameter("kd", "1/h", "lognormal", 0.002, 0.7, "batch", "basal specific death rate at 36.5 degC", f"{_X}; {_L}"),
-    Parameter(
-        "kd_amm", "mmol/L", "lognormal", 10.0, 0.7, "pooled", "ammonium at which the basal death rate doubles", _K
-    ),
-    Parameter("kd_starve", "1/h", "lognormal", 0.01, 0.7, "pooled", "extra death rate when glucose is exhausted", _X),
-    Parameter("k_lys", "1/h", "lognormal", 0.002, 0.7, "pooled", "lysis rate of dead cells", _X),
-    # glucose, glutamine
-    Parameter(
-        "y_x_glc", "(1e6 cells/mL)/(mmol/L)", "lognormal", 0.3, 0.5, "pooled", "cell yield on glucose", f"{_X}; {_L}"
-    ),
-    Parameter("m_glc", "pmol/cell/h", "lognormal", 0.01, 0.7, "pooled", "glucose maintenance uptake", f"{_X}; {_L}"),
-    Parameter("y_x_gln", "(1e6 cells/mL)/(mmol/L)", "lognormal", 1.0, 0.7, "pooled", "cell yield on glutamine", _X),
-    Parameter("m_gln", "pmol/cell/h", "lognormal", 0.001, 1.0, "pooled", "glutamine maintenance uptake", _X),
-    Parameter(
-        "k_deg_gln",
-        "1/h",
-        "lognormal",
-        0.004,
-        0.3,
-        "pooled",
-        "first-order decomposition of glutamine in the medium",
-        _OP,
-    ),
-    # lactate (production from glucose; uptake when glucose is low: the lactate shift), ammonium
-    Parameter(
-        "y_lac_glc", "mol/mol", "lognormal", 1.2, 0.4, "pooled", "lactate made per glucose taken up", f"{_X}; {_K}"
-    ),
-    Parameter("q_lac_max", "pmol/cell/h", "lognormal", 0.01, 0.7, "pooled", "maximum specific lactate uptake", _X),
-    Parameter("k_lac", "mmol/L", "lognormal", 2.0, 0.7, "pooled", "Monod constant of lactate uptake", _X),
-    Parameter(
-        "k_glc_shift",
-        "mmol/L",
-        "lognormal",
-        2.0,
-        0.7,
-        "pooled",
-        "glucose below which cells switch to lactate uptake",
-        _X,
-    ),
-    Parameter(
-        "y_amm_gln",
-        "mol/mol",
-        "lognormal",
-        0.8,
-        0.3,
-        "pooled",
-        "ammonium released per glutamine taken up",
-        f"{_X}; {_K}",
-    ),
+    _P("kd", "1/h", "lognormal", 0.001, 0.7, "batch", "basal specific death rate at 36.5 degC", f"{_X}; {_L}"),
+    _P("t_age", "h", "lognormal", 264.0, 0.3, "pooled", "culture age at which the ageing death equals the basal one",
+       _G),
+    _P("w_age", "h", "lognormal", 72.0, 0.5, "pooled", "e-folding time of the ageing death (Gompertz)", _G),
+    _P("kd_starve", "1/h", "lognormal", 0.01, 0.7, "pooled", "extra death rate when glucose is exhausted", _X),
+    _P("kd_nut", "1/h", "lognormal", 0.005, 1.0, "pooled", "extra death rate when the amino acids are exhausted", _K),
+    _P("k_lys", "1/h", "lognormal", 0.002, 0.7, "pooled", "lysis rate of dead cells", _X),
+    # glucose, glutamine, amino acids
+    _P("y_x_glc", "(1e6 cells/mL)/(mmol/L)", "lognormal", 0.3, 0.5, "pooled", "cell yield on glucose", f"{_X}; {_L}"),
+    _P("m_glc", "pmol/cell/h", "lognormal", 0.02, 0.7, "pooled", "glucose maintenance uptake at 36.5 degC",
+       f"{_X}; {_L}"),
+    _P("a_m_glc", "1/degC", "normal", 0.1, 0.1, "pooled", "log-change of the glucose maintenance per degC", _T),
+    _P("y_x_gln", "(1e6 cells/mL)/(mmol/L)", "lognormal", 2.0, 0.7, "pooled", "cell yield on glutamine", _X),
+    _P("m_gln", "pmol/cell/h", "lognormal", 0.001, 1.0, "pooled", "glutamine maintenance uptake", _X),
+    _P("k_deg_gln", "1/h", "lognormal", 0.003, 0.7, "pooled", "first-order decomposition of glutamine in the medium",
+       _OP),
+    _P("y_x_nut", "(1e6 cells/mL)/(mmol/L gln eq.)", "lognormal", 10.0, 1.0, "pooled",
+       "cell yield on the lumped amino acids", _K),
+    _P("m_nut", "pmol/cell/h (gln eq.)", "lognormal", 0.002, 1.0, "pooled", "maintenance uptake of the amino acids",
+       _K),
+    _P("n0", "mmol/L (gln eq.)", "lognormal", 1.0, 1.0, "pooled",
+       "lumped amino acids of the basal medium at inoculation (the state's initial value)", _K),
+    # lactate (production from glucose; uptake after the shift, when cold or when glucose is low), ammonium
+    _P("y_lac_glc", "mol/mol", "lognormal", 1.0, 0.5, "batch", "lactate made per glucose taken up before the shift",
+       f"{_X}; {_K}"),
+    _P("q_lac_max", "pmol/cell/h", "lognormal", 0.015, 0.7, "pooled", "maximum specific lactate uptake", _X),
+    _P("k_lac", "mmol/L", "lognormal", 2.0, 0.7, "pooled", "Monod constant of lactate uptake", _X),
+    _P("k_glc_shift", "mmol/L", "lognormal", 2.0, 0.7, "pooled", "glucose below which cells switch to lactate uptake",
+       _X),
+    _P("a_lac", "1/degC", "lognormal", 1.0, 0.7, "pooled",
+       "cold switch to lactate uptake: 1 - exp(-a_lac * degC below 36.5)", f"{_T}; {_M}"),
+    _P("y_amm_gln", "mol/mol", "lognormal", 0.8, 0.3, "pooled", "ammonium released per glutamine taken up",
+       f"{_X}; {_K}"),
+    _P("m_amm", "pmol/cell/h", "lognormal", 0.0005, 1.0, "pooled",
+       "ammonium released from other amino acids (deamination)", _K),
     # product
-    Parameter("q_p", "pg/cell/h", "lognormal", 0.8, 0.5, "batch", "specific productivity at 36.5 degC", f"{_X}; {_L}"),
+    _P("q_p", "pg/cell/h", "lognormal", 0.8, 0.5, "batch", "specific productivity at 36.5 degC", f"{_X}; {_L}"),
+    _P("logit_qp_free", "logit", "normal", 0.0, 1.5, "pooled",
+       "logit of the fraction of productivity kept when the amino acids are exhausted", _K),
     # temperature: rate(T) = rate(36.5 degC) * exp(a * (T - 36.5 degC))
-    Parameter("a_mu", "1/degC", "normal", 0.1, 0.1, "pooled", "log-change of mu_max per degC", f"{_K}; {_T}"),
-    Parameter(
-        "a_kd", "1/degC", "normal", 0.1, 0.1, "pooled", "log-change of the basal death rate per degC", f"{_K}; {_T}"
-    ),
-    Parameter(
-        "a_qp", "1/degC", "normal", -0.1, 0.1, "pooled", "log-change of q_p per degC (negative: colder makes more)", _T
-    ),
-)
+    _P("a_mu", "1/degC", "normal", 0.1, 0.1, "pooled", "log-change of mu_max per degC", f"{_K}; {_T}"),
+    _P("a_kd", "1/degC", "normal", 0.1, 0.1, "pooled", "log-change of the basal death rate per degC", f"{_K}; {_T}"),
+    _P("a_qp", "1/degC", "normal", -0.1, 0.1, "pooled", "log-change of q_p per degC (negative: colder makes more)", _T),
+)  # fmt: skip
 
 
 def parameter_names() -> list[str]:

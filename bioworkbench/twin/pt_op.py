@@ -22,10 +22,8 @@ batch whose steps stay unstable after sub-stepping, or whose solution is not fin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
@@ -37,8 +35,8 @@ from bioworkbench.twin.solver import MAX_DOUBLINGS, BatchLikelihood
 
 __all__ = ["PACKED_FIELDS", "TwinLoglik", "campaign_loglik_grad", "campaign_op", "pack"]
 
-#: bump when campaign_loglik_grad changes: PyTensor caches numba compilations by Op type and this number
-_OP_VERSION = 1
+#: PyTensor caches numba compilations by Op type and this number: it follows the generated kernels
+_OP_VERSION = int(K.KERNELS_SHA256[:12], 16)
 
 #: the packed arrays, in the Op's input order (after theta, y0, sigma)
 PACKED_FIELDS = (
@@ -94,65 +92,9 @@ def pack(likelihoods: Sequence[BatchLikelihood], *, check: bool = True, substep:
     return {k: out[k] for k in PACKED_FIELDS}
 
 
-def _campaign_loglik_grad(
-    theta, y0, sigma, offsets, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var,
-    value, lognormal, censored, flags,
-):  # fmt: skip
-    """Summed log-likelihood and its gradients over the packed batches (compiled by numba).
-
-    Parameters
-    ----------
-    theta, y0, sigma
-        Parameter matrix (B, NTH), initial states (B, NY), SD of each observable (NOBS,).
-    offsets, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, value, lognormal, censored, flags
-        The packed arrays of :func:`pack`.
-
-    Returns
-    -------
-    tuple
-        ``(loglik, d/dtheta (B, NTH), d/dy0 (B, NY), d/dsigma (NOBS,))``; ``-inf`` and zeros when a
-        batch fails (unstable after sub-stepping, non-finite, or a non-positive lognormal prediction).
-    """
-    n_b = offsets.shape[0] - 1
-    g_theta = np.zeros((n_b, K.NTH))
-    g_y0 = np.zeros((n_b, K.NY))
-    g_sigma = np.zeros(K.NOBS)
-    info = np.zeros(5)
-    total = 0.0
-    check = flags[0] != 0
-    substep = flags[1] != 0
-    for b in range(n_b):
-        a0, a1 = offsets[b, 0], offsets[b + 1, 0]
-        s0, s1 = offsets[b, 1], offsets[b + 1, 1]
-        c0, c1 = offsets[b, 2], offsets[b + 1, 2]
-        j0, j1 = offsets[b, 3], offsets[b + 1, 3]
-        o0, o1 = offsets[b, 4], offsets[b + 1, 4]
-        var = ob_var[o0:o1]
-        sig = np.empty(o1 - o0)
-        for o in range(o1 - o0):
-            sig[o] = sigma[var[o]]
-        g_sig = np.zeros(o1 - o0)
-        g_th = np.zeros(K.NTH)
-        g_y = np.zeros(K.NY)
-        status, ll = K.loglik_grad(
-            np.ascontiguousarray(theta[b]), np.ascontiguousarray(y0[b]), t_b[a0:a1], nsub[s0:s1].copy(),
-            np.ascontiguousarray(u_seg[s0:s1]), jb_start[c0:c1], j_vout[j0:j1], j_vin[j0:j1],
-            np.ascontiguousarray(j_c[j0:j1]), ob_start[c0:c1], var, value[o0:o1], sig,
-            lognormal[o0:o1] != 0.0, censored[o0:o1] != 0.0, check, substep, flags[2], g_th, g_y, g_sig, info,
-        )  # fmt: skip
-        if status != 0 or not math.isfinite(ll):
-            return -math.inf, np.zeros((n_b, K.NTH)), np.zeros((n_b, K.NY)), np.zeros(K.NOBS)
-        total += ll
-        for j in range(K.NTH):
-            g_theta[b, j] = g_th[j]
-        for i in range(K.NY):
-            g_y0[b, i] = g_y[i]
-        for o in range(o1 - o0):
-            g_sigma[var[o]] += g_sig[o]
-    return total, g_theta, g_y0, g_sigma
-
-
-campaign_loglik_grad = numba.njit(cache=True)(_campaign_loglik_grad)
+#: the summed log-likelihood and its gradients over packed batches (compiled by numba): generated into
+#: ``_kernels`` with the sweeps it calls, so that numba's on-disk cache follows a change of the model
+campaign_loglik_grad = K.campaign_loglik_grad
 
 
 class TwinLoglik(Op):

@@ -9,10 +9,10 @@ Notes
 **Which parameters a batch gets.**
 
 * A batch of the fit, ``known_h=None``: its own posterior draws (pooled parameters and its
-  ``mu_max, kd, q_p``).
+  ``mu_max, kd, y_lac_glc, q_p``).
 * Otherwise (a running batch known up to ``known_h``, a batch of the fit asked from ``known_h`` on,
   or a new batch) the campaign is the prior and the batch's readings up to ``known_h`` update its
-  ``u = log(mu_max, kd, q_p)``. A Laplace approximation of :math:`p(u \\mid x_{\\le t})` at the
+  ``u = log(mu_max, kd, y_lac_glc, q_p)``. A Laplace approximation of :math:`p(u \\mid x_{\\le t})` at the
   posterior means of the other parameters (mode by L-BFGS-B with the exact gradient, Hessian by
   central differences of it) is the proposal :math:`q = N(\\hat u, 1.5^2 \\hat\\Sigma)`. Each of
   :math:`M` candidates pairs a posterior draw :math:`s` (pooled parameters, population medians
@@ -47,12 +47,10 @@ References
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 import polars as pl
 
@@ -108,6 +106,9 @@ class TwinPrediction:
         The time up to which the batch's readings were used (None: its posterior).
     draws
         Per scenario, the endpoint draws ``{scenario: {quantity: array}}``.
+    paths
+        Per scenario, ``(time_h, values)``: the 2-hour grid and each draw's observables on it,
+        shape ``(n_draws, n_times, len(_kernels.OBSERVABLE_NAMES))`` (for constraints over time).
     """
 
     trajectory: pl.DataFrame
@@ -118,58 +119,10 @@ class TwinPrediction:
     n_draws: int
     known_h: float | None
     draws: dict[str, dict[str, np.ndarray]]
+    paths: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-# -- compiled loops over draws -----------------------------------------------------------------
-@numba.njit(cache=True)
-def _simulate_draws(theta, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, at, check, substep):
-    """Observables at boundaries ``at`` for each parameter row; status per draw (0 = solved)."""
-    n_d = theta.shape[0]
-    nb = t_b.shape[0] - 1
-    out = np.empty((n_d, at.shape[0], K.NOBS))
-    status = np.zeros(n_d, dtype=np.int64)
-    y_pre = np.empty((nb + 1, K.NY))
-    y_start = np.empty((max(nb, 1), K.NY))
-    j_pre = np.empty((max(j_vout.shape[0], 1), K.NY))
-    pred = np.empty(ob_var.shape[0])
-    tape = np.empty((0, 4, K.NY))
-    info = np.zeros(5)
-    for d in range(n_d):
-        st = K.forward(
-            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
-            ob_start, ob_var, check, substep, MAX_DOUBLINGS, y_pre, y_start, j_pre, pred, tape, info,
-        )  # fmt: skip
-        status[d] = st
-        if st != 0:
-            continue
-        for i in range(at.shape[0]):
-            for k in range(K.NOBS):
-                out[d, i, k] = K.observe(y_pre[at[i]], k)
-    return out, status
-
-
-@numba.njit(cache=True)
-def _loglik_draws(
-    theta, sigma, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, value, lognormal, censored
-):  # fmt: skip
-    """Log-likelihood of the readings for each parameter row (with its own SD per observable)."""
-    n_d = theta.shape[0]
-    n_o = ob_var.shape[0]
-    ll = np.empty(n_d)
-    g_th = np.zeros(K.NTH)
-    g_y = np.zeros(K.NY)
-    g_s = np.zeros(n_o)
-    sig = np.empty(n_o)
-    info = np.zeros(5)
-    for d in range(n_d):
-        for o in range(n_o):
-            sig[o] = sigma[d, ob_var[o]]
-        st, v = K.loglik_grad(
-            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
-            ob_start, ob_var, value, sig, lognormal, censored, True, True, MAX_DOUBLINGS, g_th, g_y, g_s, info,
-        )  # fmt: skip
-        ll[d] = v if st == 0 else -math.inf
-    return ll
+# -- compiled loops over draws: K.simulate_draws, K.loglik_draws (generated with the kernels they call)
 
 
 # -- draws of the parameters ---------------------------------------------------------------------
@@ -217,7 +170,7 @@ _BATCH_NAMES = [PARAMETERS[j].name for j in _BATCH_COLS]
 
 
 def _laplace(post: dict[str, np.ndarray], lik: BatchLikelihood, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mode and covariance of the batch's log ``mu_max, kd, q_p`` given its readings, at the posterior means.
+    """Mode and covariance of the batch's log ``mu_max, kd, y_lac_glc, q_p`` given its readings, at the posterior means.
 
     The pooled parameters, population medians, between-batch SDs and reading SDs are held at their
     posterior means; the log-posterior (readings' likelihood plus the population's normal on the
@@ -288,9 +241,9 @@ def _parameters(twin, bd: BatchData, known_h: float | None, n_draws: int, rng: n
     log_prior = np.sum(-0.5 * ((u - log_median) / tau) ** 2 - np.log(tau), axis=1)
     sigma = post["sigma"][rows]
     s = lik.schedule
-    ll = _loglik_draws(
+    ll = K.loglik_draws(
         theta, sigma, bd.y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
-        lik._value, lik._lognormal, lik._censored,
+        lik._value, lik._lognormal, lik._censored, MAX_DOUBLINGS,
     )  # fmt: skip
     log_w = ll + log_prior - log_q
     if not np.isfinite(log_w).any():
@@ -310,7 +263,7 @@ def _parameters(twin, bd: BatchData, known_h: float | None, n_draws: int, rng: n
         )
     keep = _systematic(w, n_draws, rng)
     method = (
-        f"campaign posterior with {bd.batch_id}'s mu_max, kd, q_p updated on {what}: importance sampling "
+        f"campaign posterior with {bd.batch_id}'s {', '.join(_BATCH_NAMES)} updated on {what}: importance sampling "
         f"from a Laplace proposal ({m} candidates, effective sample size {ess:.0f})"
     )
     return theta[keep], sigma[keep], method, ess
@@ -439,9 +392,9 @@ def forecast(
         events = plan.to_solver(campaign.media)
         s = build_schedule(events, grid, t0=0.0, t_end=end, h_max=twin.data["h_max"])
         at = np.searchsorted(s.t_b, grid)
-        out, status = _simulate_draws(
+        out, status = K.simulate_draws(
             theta, bd.y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
-            at, True, True,
+            at, True, True, MAX_DOUBLINGS,
         )  # fmt: skip
         ok &= status == 0
         sims[name] = (grid, out)
@@ -456,9 +409,10 @@ def forecast(
         )
     observed = list(twin.data["observed"])
     units = {v: _unit(v) if v != "volume" else "mL" for v in K.OBSERVABLE_NAMES}
-    traj_parts, end_rows, end_draws = [], [], {}
+    traj_parts, end_rows, end_draws, paths = [], [], {}, {}
     for name, (grid, out) in sims.items():
         out = out[ok]
+        paths[name] = (grid, out)
         if noise is not None:
             scale = np.array([1.0 if v in observed else 0.0 for v in K.OBSERVABLE_NAMES])
             out = out * np.exp(noise[ok] * sigma[ok][:, None, :] * scale)
@@ -512,4 +466,4 @@ def forecast(
                 "batch_id", "scenario", "reference", "quantity", "mean", "lower", "upper", "prob", "p_greater", "unit"
             )
         )
-    return TwinPrediction(trajectory, endpoints, differences, method, ess, int(ok.sum()), known_h, end_draws)
+    return TwinPrediction(trajectory, endpoints, differences, method, ess, int(ok.sum()), known_h, end_draws, paths)

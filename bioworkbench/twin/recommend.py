@@ -1,0 +1,330 @@
+"""The next feeds of a running batch chosen by the twin: the feed volume that best serves an objective, constrained.
+
+:func:`recommend_feed` is what :meth:`FedBatchTwin.recommend_feed
+<bioworkbench.twin.model.FedBatchTwin.recommend_feed>` calls.
+
+Notes
+-----
+**Candidates.** The batch runs as recorded up to ``known_h``. From then on it is fed on the batch's
+own rhythm (the times of its remaining feeds in the campaign; for a running batch with none recorded
+yet, every 24 h after its last feed until the end, the median harvest time of the fitted batches)
+with the medium of its last feed. Every remaining feed gets the same volume :math:`v`; the
+candidates are ``n_candidates`` volumes evenly spaced over ``bounds`` (mL per feed), plus the batch's
+last feed volume (continuing as is). All candidates are simulated with the same posterior draws of
+the batch (common random numbers, :func:`bioworkbench.twin.scenarios.forecast`), so that their
+differences are not sampling noise.
+
+**Constraints.** ``{variable: (lower, upper)}`` (``None`` for an open side) on a modelled variable
+(``vcd, tcd, viability, glucose, glutamine, lactate, ammonium, titer, volume``), required at every
+time from ``known_h`` to the end on the 2-hour grid. For each candidate,
+:math:`P(\\text{all}) = \\frac1S\\sum_s \\mathbb 1[\\text{every constraint holds along draw } s]`.
+
+**Choice.** Among the candidates with :math:`P(\\text{all}) \\ge` ``prob``, the one with the largest
+posterior mean of ``objective`` (an endpoint of :data:`~bioworkbench.twin.scenarios.ENDPOINTS`);
+when none reaches ``prob``, the one with the largest :math:`P(\\text{all})`, and the sentence says
+that no candidate met the constraints at that probability.
+
+The probabilities are the twin's: they hold if the model's structure is right for the process and
+the batch behaves like the campaign it was calibrated on (state estimation from ``known_h`` uses only
+the batch's own readings). A grid over one volume is a deliberately simple search: it is exact
+about what it compares and cannot return a plan the operator could not run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from bioworkbench.errors import ArgumentError, ConfigError, suggest
+from bioworkbench.schema.frames import schema_of
+from bioworkbench.twin import _kernels as K
+from bioworkbench.twin.feeds import FeedPlan
+from bioworkbench.twin.scenarios import ENDPOINTS, forecast
+
+__all__ = ["FeedRecommendation", "recommend_feed"]
+
+_CONSTRAINED = tuple(v for v in K.OBSERVABLE_NAMES)
+_AS_IS = "as is"
+
+
+@dataclass(frozen=True)
+class FeedRecommendation:
+    """The twin's recommendation for a running batch's next feeds.
+
+    Attributes
+    ----------
+    batch_id
+        The batch.
+    known_h
+        Time (h) up to which the batch ran as recorded and its readings were used.
+    volume_ml
+        The recommended volume of each remaining feed (mL).
+    medium
+        The feed medium.
+    feeds
+        ``time_h, volume_ml, medium``: the recommended feeds.
+    outcome
+        The endpoints under the recommendation (``quantity, mean, lower, upper, prob, unit``).
+    p_constraints
+        Probability that every constraint holds from ``known_h`` to the end.
+    feasible
+        Whether ``p_constraints`` reaches ``prob``.
+    candidates
+        One row per candidate: ``scenario, volume_ml, objective_mean, objective_lower, objective_upper,
+        p_constraints, feasible`` (the first row continues the last feed volume).
+    plan
+        The recommended plan from ``known_h`` on.
+    sentence
+        The recommendation in words, with its probability and caveats.
+    method
+        How the batch's parameters were obtained.
+    """
+
+    batch_id: str
+    known_h: float
+    volume_ml: float
+    medium: str
+    feeds: pl.DataFrame
+    outcome: pl.DataFrame
+    p_constraints: float
+    feasible: bool
+    candidates: pl.DataFrame
+    plan: FeedPlan
+    sentence: str
+    method: str
+
+
+def _feed_times(plan: FeedPlan, known_h: float, end_h: float) -> tuple[np.ndarray, float, str]:
+    """The remaining feed times, the last feed volume and its medium."""
+    feeds = plan.events.filter(pl.col("event") == "feed").drop_nulls("volume_ml")
+    past = feeds.filter(pl.col("time_h") < known_h)
+    if past.height == 0:
+        raise ConfigError(
+            f"recommend_feed: batch {plan.batch_id} has no feed before {known_h:g} h; the twin recommends the "
+            "volume of a feed the batch already receives (its medium and rhythm). Pass a later known_h."
+        )
+    last_t, last_v, medium = past.select("time_h", "volume_ml", "medium").row(-1)
+    future = feeds.filter((pl.col("time_h") >= known_h) & (pl.col("time_h") < end_h))["time_h"].to_numpy()
+    if future.size == 0:
+        step = np.arange(last_t + 24.0, end_h - 1.0, 24.0)
+        future = step[step >= known_h]
+    if future.size == 0:
+        raise ConfigError(
+            f"recommend_feed: batch {plan.batch_id} has no feed left between {known_h:g} h and its end ({end_h:g} h)."
+        )
+    return future.astype(np.float64), float(last_v), str(medium)
+
+
+def _plan(batch_id: str, times: np.ndarray, volume: float, medium: str) -> FeedPlan:
+    n = times.size if volume > 0 else 0
+    events = pl.DataFrame(
+        {
+            "batch_id": [batch_id] * n,
+            "time_h": times[:n].tolist(),
+            "event": ["feed"] * n,
+            "volume_ml": [float(volume)] * n,
+            "medium": [medium] * n,
+            "note": [None] * n,
+        },
+        schema=schema_of("events"),
+    )
+    return FeedPlan(events, batch_id=batch_id)
+
+
+def _check(objective: str, constraints: dict[str, Any], prob: float, bounds: Any) -> dict[str, tuple]:
+    if objective not in ENDPOINTS:
+        raise ArgumentError(
+            f"recommend_feed: objective {objective!r} is not an endpoint. " + suggest(objective, list(ENDPOINTS))
+        )
+    if not 0 < prob < 1:
+        raise ArgumentError(f"recommend_feed: prob must lie in (0, 1), got {prob!r}.")
+    if bounds is not None:
+        lo, hi = bounds
+        if not 0 <= lo < hi:
+            raise ArgumentError(f"recommend_feed: bounds must be (low, high) mL with 0 <= low < high, got {bounds!r}.")
+    out = {}
+    problems = []
+    for var, lim in constraints.items():
+        if var not in _CONSTRAINED:
+            problems.append(
+                f"{var!r} is not a variable the twin models (osmolality and pH are not among its states); "
+                f"constrain one of {', '.join(_CONSTRAINED)}"
+            )
+            continue
+        try:
+            lo, hi = lim
+        except (TypeError, ValueError):
+            problems.append(f"{var!r}: expected (lower, upper) with None for an open side, got {lim!r}")
+            continue
+        if lo is None and hi is None:
+            problems.append(f"{var!r}: both sides are None")
+            continue
+        out[var] = (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+    if problems:
+        raise ConfigError("recommend_feed: " + "; ".join(problems) + ".")
+    return out
+
+
+def _constraint_text(limits: dict[str, tuple[float, float]]) -> str:
+    units = {"vcd": "1e6 cells/mL", "tcd": "1e6 cells/mL", "viability": "%", "titer": "mg/L", "volume": "mL"}
+    parts = []
+    for var, (lo, hi) in limits.items():
+        unit = units.get(var, "mmol/L")
+        if np.isfinite(lo) and np.isfinite(hi):
+            parts.append(f"{var} between {lo:g} and {hi:g} {unit}")
+        elif np.isfinite(lo):
+            parts.append(f"{var} at or above {lo:g} {unit}")
+        else:
+            parts.append(f"{var} at or below {hi:g} {unit}")
+    return " and ".join(parts)
+
+
+def recommend_feed(
+    twin,
+    campaign,
+    *,
+    batch_id: str,
+    known_h: float,
+    objective: str = "final_titer",
+    constraints: dict[str, Any] | None = None,
+    prob: float = 0.9,
+    bounds: tuple[float, float] | None = None,
+    n_candidates: int = 9,
+    draws: int = 400,
+    random_seed: int | None = None,
+) -> FeedRecommendation:
+    """Recommend the volume of a running batch's remaining feeds (see the module's Notes).
+
+    Parameters
+    ----------
+    twin
+        A fitted :class:`~bioworkbench.twin.model.FedBatchTwin`.
+    campaign
+        The campaign holding the batch (its events and readings up to ``known_h`` are used).
+    batch_id
+        The batch.
+    known_h
+        Time (h) up to which the batch ran as recorded; the recommendation covers the feeds from it on.
+    objective
+        The endpoint to maximise (posterior mean), e.g. ``"final_titer"``.
+    constraints
+        ``{variable: (lower, upper)}`` required from ``known_h`` to the end (default glucose >= 5 mmol/L
+        and viability >= 70 %, the demo's alarm limits).
+    prob
+        Required probability that every constraint holds.
+    bounds
+        ``(low, high)`` mL per feed searched (default 0.5 and 2 times the last feed volume).
+    n_candidates
+        Volumes evenly spaced over ``bounds`` (the last feed volume is always a candidate too).
+    draws
+        Posterior draws simulated per candidate.
+    random_seed
+        Seed of the draws.
+
+    Returns
+    -------
+    FeedRecommendation
+
+    Raises
+    ------
+    ModelNotFittedError
+        The twin has not been fitted.
+    ArgumentError
+        An unknown objective, ``prob`` outside (0, 1), bad bounds or counts.
+    ConfigError
+        A constraint on a variable the twin does not model, or a batch without a feed before ``known_h``.
+    """
+    from bioworkbench.twin.data import batch_data
+    from bioworkbench.twin.scenarios import _end_h
+
+    twin._require_fit()
+    if constraints is None:
+        constraints = {"glucose": (5.0, None), "viability": (70.0, None)}
+    limits = _check(objective, constraints, prob, bounds)
+    if n_candidates < 2 or draws < 10:
+        raise ArgumentError(f"recommend_feed: n_candidates >= 2 and draws >= 10; got {n_candidates}, {draws}.")
+    bd = batch_data(campaign, batch_id, variables=twin.data["observed"])
+    end_h = _end_h(bd.plan, bd, twin, known_h)
+    times, last_v, medium = _feed_times(bd.plan, known_h, end_h)
+    lo, hi = bounds if bounds is not None else (0.5 * last_v, 2.0 * last_v)
+    volumes = [last_v, *np.linspace(lo, hi, n_candidates).tolist()]
+    names = [_AS_IS] + [f"{v:.1f} mL" for v in volumes[1:]]
+    plans = {n: _plan(batch_id, times, v, medium) for n, v in zip(names, volumes, strict=True)}
+    pred = forecast(
+        twin, campaign, batch_id=batch_id, known_h=known_h, plans=plans, prob=prob, draws=draws,
+        random_seed=random_seed,
+    )  # fmt: skip
+    rows = []
+    for name, v in zip(names, volumes, strict=True):
+        grid, out = pred.paths[name]
+        after = grid >= known_h
+        ok = np.ones(out.shape[0], dtype=bool)
+        for var, (a, b) in limits.items():
+            x = out[:, after, K.OBSERVABLE_NAMES.index(var)]
+            ok &= (x.min(axis=1) >= a) & (x.max(axis=1) <= b)
+        y = pred.draws[name][objective]
+        q_lo, q_hi = np.quantile(y, [(1 - prob) / 2, (1 + prob) / 2])
+        rows.append((name, v, float(y.mean()), float(q_lo), float(q_hi), float(ok.mean())))
+    cand = pl.DataFrame(
+        rows,
+        schema=["scenario", "volume_ml", "objective_mean", "objective_lower", "objective_upper", "p_constraints"],
+        orient="row",
+    ).with_columns(feasible=pl.col("p_constraints") >= prob)
+    feasible = cand.filter(pl.col("feasible"))
+    best = (
+        feasible.sort("objective_mean", descending=True)
+        if feasible.height
+        else cand.sort("p_constraints", descending=True)
+    ).row(0, named=True)
+    name = best["scenario"]
+    outcome = pred.endpoints.filter(pl.col("scenario") == name).drop("batch_id", "scenario")
+    feeds = plans[name].events.select("time_h", "volume_ml", "medium")
+    as_is = cand.row(0, named=True)
+    unit = ENDPOINTS[objective][2]
+    diff = pred.draws[name][objective] - pred.draws[_AS_IS][objective]
+    sentence = _sentence(best, as_is, times, medium, objective, unit, limits, prob, float(diff.mean()), known_h)
+    return FeedRecommendation(
+        batch_id=batch_id,
+        known_h=float(known_h),
+        volume_ml=float(best["volume_ml"]),
+        medium=medium,
+        feeds=feeds,
+        outcome=outcome,
+        p_constraints=float(best["p_constraints"]),
+        feasible=bool(best["feasible"]),
+        candidates=cand,
+        plan=plans[name],
+        sentence=sentence,
+        method=pred.method,
+    )
+
+
+def _sentence(best, as_is, times, medium, objective, unit, limits, prob, diff, known_h) -> str:
+    days = f"day {times[0] / 24:.0f}" if times.size == 1 else f"days {times[0] / 24:.0f}-{times[-1] / 24:.0f}"
+    what = objective.replace("_", " ")
+    head = (
+        f"Feed {best['volume_ml']:.0f} mL of {medium} at each of the remaining {times.size} feed(s) ({days}): "
+        f"the twin predicts a {what} of {best['objective_mean']:,.0f} {unit} "
+        f"({prob:.0%} interval {best['objective_lower']:,.0f}-{best['objective_upper']:,.0f}), "
+        f"{diff:+,.0f} {unit} against continuing at {as_is['volume_ml']:.0f} mL"
+    )
+    if limits:
+        cons = _constraint_text(limits)
+        if best["feasible"]:
+            head += f", with a {best['p_constraints']:.0%} probability of keeping {cons} until harvest."
+        else:
+            head += (
+                f". No candidate keeps {cons} with {prob:.0%} probability; this one comes closest "
+                f"({best['p_constraints']:.0%}): act on the constraint first (e.g. a glucose bolus)."
+            )
+    else:
+        head += "."
+    caveat = (
+        f" Caveats: the batch's state is estimated from its own readings up to {known_h:g} h and the campaign "
+        "it was calibrated on; the probabilities assume the twin's kinetics describe this process, and feed volumes "
+        "outside the campaign's range are extrapolation."
+    )
+    return head + caveat
