@@ -208,7 +208,8 @@ class Optimum:
             )
         if self.on_boundary:
             text += (
-                f" {', '.join(self.on_boundary)} sit(s) at the end of the studied range: the optimum may lie beyond "
+                f" {' and '.join(self.on_boundary)} {'sits' if len(self.on_boundary) == 1 else 'sit'} at the end of "
+                "the studied range: the optimum may lie beyond "
                 "it, where the data say nothing; extend the range in a follow-up design before moving the set point."
             )
         if self.held:
