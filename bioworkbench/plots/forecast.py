@@ -103,15 +103,17 @@ def plot_forecast(
         )
         panel = panel * p.hvplot.line(x="day", y="mean", color=BAND, label="forecast", **opts)
         o = measured.filter(pl.col("variable") == var).select(
-            (pl.col("time_h") / 24).alias("day"), "value", pl.col("time_h")
+            (pl.col("time_h") / 24).alias("day"), "value", pl.col("time_h"), "batch_id"
         )
         known = o.filter(pl.col("time_h") <= known_h)
         later = o.filter(pl.col("time_h") > known_h)
         if not known.is_empty():
-            panel = panel * known.hvplot.scatter(x="day", y="value", color="black", size=30, label="known", **opts)
+            panel = panel * known.hvplot.scatter(
+                x="day", y="value", color="black", size=30, label="known", hover_cols=["batch_id"], **opts
+            )
         if not later.is_empty():
             panel = panel * later.hvplot.scatter(
-                x="day", y="value", color=OTHERS, size=30, label="after the forecast", **opts
+                x="day", y="value", color=OTHERS, size=30, label="after the forecast", hover_cols=["batch_id"], **opts
             )
         panel = panel * hv.VLine(known_h / 24).opts(color="black", line_dash="dotted")
         if var == "titer" and spec_lower is not None:
