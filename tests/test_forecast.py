@@ -210,5 +210,5 @@ def test_forecast_samples_both_models_at_its_own_step_size_unless_told(camp, fc4
             assert model.sampling["target_accept"] == own
     told = forecast(camp, RUNNING, known_days=4, sampler={"nutpie_target_accept": 0.7}, **TINY)
     assert told.growth.sampler["nutpie_target_accept"] == 0.7
-    with pytest.raises(bw.ConfigError, match="nutpie_target_accept must be a number between 0 and 1; got 1.5"):
+    with pytest.raises(bw.ConfigError, match=r"nutpie_target_accept must be a number between 0 and 1; got 1\.5"):
         forecast(camp, RUNNING, known_days=4, sampler={"nutpie_target_accept": 1.5}, **TINY)
