@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from bioworkbench.doe.design import Design, check_int, check_levels, natural_values, seed_streams, sig15
+from bioworkbench.doe.design import Design, check_int, natural_values, seed_streams, sig15
 from bioworkbench.doe.evaluation import aliased_terms
-from bioworkbench.doe.optimal import Exclude, _check_candidates, _exclusion_mask, _fedorov
+from bioworkbench.doe.optimal import Exclude, _candidate_set, _exclusion_mask, _fedorov
 from bioworkbench.doe.words import _identify_generators, defining_group, parse_generators, word_letters
 from bioworkbench.errors import ArgumentError, ConfigError
 from bioworkbench.schema import suggest
-from bioworkbench.terms import LETTERS, code, factor_letters, model_matrix, parse_terms
+from bioworkbench.terms import LETTERS, factor_letters, model_matrix, parse_terms
 
 __all__ = ["augment", "fold_over"]
 
@@ -95,16 +95,7 @@ def augment(
     model = parse_terms(terms, names)
     seed, order_rng, search_rng = seed_streams(random_seed)
 
-    if candidates is None:
-        from pyDOE3 import fullfact
-
-        lv = check_levels(levels, names)
-        cand_coded = -1.0 + 2.0 * fullfact(lv) / (np.array(lv) - 1.0)
-        cand_natural = natural_values(cand_coded, ranges)
-        cand_frame = pl.DataFrame({n: cand_natural[:, j] for j, n in enumerate(names)})
-    else:
-        cand_natural = _check_candidates(candidates, ranges)
-        cand_coded, cand_frame = code(cand_natural, ranges), candidates
+    cand_coded, cand_natural, cand_frame = _candidate_set(candidates, levels, ranges, names)
     excluded = _exclusion_mask(exclude, cand_frame)
     if excluded.all():
         raise ConfigError(f"augment: exclude removes all {len(excluded)} candidates; relax the exclusion.")

@@ -8,6 +8,7 @@ restarts, in that order and on the same local state; splitting it is left to a l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -141,18 +142,7 @@ def d_optimal(
     units = check_units(units, names)
     seed, order_rng, search_rng = seed_streams(random_seed)
 
-    # candidates
-    if candidates is None:
-        from pyDOE3 import fullfact
-
-        lv = check_levels(levels, names)
-        coded_all = -1.0 + 2.0 * fullfact(lv) / (np.array(lv) - 1.0)
-        natural_all = natural_values(coded_all, ranges)
-        cand_frame = pl.DataFrame({n: natural_all[:, j] for j, n in enumerate(names)})
-    else:
-        natural_all = _check_candidates(candidates, ranges)
-        coded_all = code(natural_all, ranges)
-        cand_frame = candidates
+    coded_all, natural_all, cand_frame = _candidate_set(candidates, levels, ranges, names)
     n_cand = len(coded_all)
     excluded = _exclusion_mask(exclude, cand_frame)
     n_excl = int(excluded.sum())
@@ -283,6 +273,22 @@ def _center_runs(
         np.vstack([natural, np.repeat(centre, n, axis=0)]),
         np.concatenate([block, extra]),
     )
+
+
+def _candidate_set(
+    candidates: Any, levels: Any, ranges: Any, names: Any
+) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+    """The candidate runs (coded, natural, as a frame): the given ones, checked, or a full factorial
+    grid of ``levels`` per factor (pyDOE3) over ``ranges``."""
+    if candidates is None:
+        from pyDOE3 import fullfact
+
+        lv = check_levels(levels, names)
+        coded = -1.0 + 2.0 * fullfact(lv) / (np.array(lv) - 1.0)
+        natural = natural_values(coded, ranges)
+        return coded, natural, pl.DataFrame({n: natural[:, j] for j, n in enumerate(names)})
+    natural = _check_candidates(candidates, ranges)
+    return code(natural, ranges), natural, candidates
 
 
 def _check_candidates(candidates: pl.DataFrame, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
