@@ -47,6 +47,7 @@ EXAMPLES = {
     "FedBatchTwin": {
         "priors": {"q_p": Prior("LogNormal", {"mu": 0.0, "sigma": 0.4}, "pg/cell/h", "test")},
         "sampler": {"draws": 55, "adaptation": "diag"},
+        "fixed": ["k_glc", "ki_amm"],
     },
     "StabilityModel": {
         "kinetics": "zero_order",

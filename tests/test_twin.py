@@ -20,6 +20,8 @@ import bioworkbench.simulate as simulate_module
 from bioworkbench.twin import FedBatchTwin, FeedPlan
 from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.data import OBSERVED, batch_data
+from bioworkbench.twin.model import FIXED
+from bioworkbench.twin.parameters import PARAMETERS
 from bioworkbench.twin.pt_op import campaign_loglik_grad, pack
 from bioworkbench.twin.scenarios import ENDPOINTS
 
@@ -103,7 +105,28 @@ def test_the_model_compiles_for_nutpie_without_the_object_mode_fallback(twin):
     # the fixture's fit recorded every warning: none from PyTensor falling back to object mode
     assert not [w for w in twin._fit_warnings if "object mode" in w], twin._fit_warnings
     names = {v.name for v in twin.build(twin._campaign, batch_ids=FIT_IDS).free_RVs}
-    assert {"log_mu_max_b", "sd_mu_max", "z_k_glc", "z_sigma"} <= names
+    assert {"log_mu_max_b", "sd_mu_max", "z_y_x_glc", "z_sigma"} <= names
+    # the parameters held at their prior median are constants of the model, not sampled
+    assert not {f"z_{n}" for n in FIXED} & names
+
+
+def test_fixed_parameters_are_validated_and_sampled_when_released(campaign):
+    with pytest.raises(bw.ConfigError, match=r"'mu_max' has a value per batch"):
+        FedBatchTwin(fixed=["mu_max"])
+    with pytest.raises(bw.ConfigError, match=r"unknown parameter 'k_glx'.*k_glc"):
+        FedBatchTwin(fixed=["k_glx"])
+    with pytest.raises(bw.ConfigError, match="list of parameter names"):
+        FedBatchTwin(fixed="k_glc")
+    assert FedBatchTwin().fixed == [p.name for p in PARAMETERS if p.name in FIXED]
+    released = FedBatchTwin(fixed=[], priors={"k_glc": {"dist": "LogNormal", "mu": 0.0, "sigma": 0.5}})
+    names = {v.name for v in released.build(campaign, batch_ids=FIT_IDS[:2]).free_RVs}
+    assert {f"z_{n}" for n in FIXED} <= names
+    assert released.get_config()["fixed"] == []
+    # a fixed value is the prior's median
+    held = FedBatchTwin(fixed=["k_glc"], priors={"k_glc": {"dist": "LogNormal", "mu": np.log(0.3), "sigma": 0.5}})
+    model = held.build(campaign, batch_ids=FIT_IDS[:2])
+    assert "z_k_glc" not in {v.name for v in model.free_RVs}
+    assert float(model["k_glc"].eval()) == pytest.approx(0.3)
 
 
 def test_priors_must_be_lognormal_or_normal():
@@ -123,6 +146,9 @@ def test_fit_keeps_the_posterior_and_the_summary_has_every_parameter(twin):
     assert twin.sampling["backend"] == "nutpie" and twin.sampling["adaptation"] == "low_rank"
     s = twin.summary()
     assert {"mean", "lower", "upper", "prob", "unit"} <= set(s.columns)
+    fixed = s.filter(pl.col("level") == "fixed")
+    assert sorted(fixed["parameter"].to_list()) == sorted(FIXED)
+    assert fixed["r_hat"].null_count() == fixed.height and (fixed["lower"] == fixed["upper"]).all()
     batch = s.filter(pl.col("level") == "batch")
     assert sorted(batch["parameter"].unique().to_list()) == ["kd", "mu_max", "q_p", "y_lac_glc"]
     assert sorted(batch["batch_id"].unique().to_list()) == FIT_IDS
@@ -258,10 +284,12 @@ def calibrated():
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 open: the calibration does not converge yet. Measured here (7 batches of seed 3, 300 + 300 draws "
-    "x 2 chains, start at the posterior mode, NUTS depth 6): 34 divergences, r-hat 1.53; on the 12 demo batches "
-    "(300 + 200 draws): 31 leapfrog steps per draw, 12 divergences, r-hat 1.27, worst in the parameters the data "
-    "barely inform (k_glc, a_lac, ki_amm)",
+    reason="issue 16 open: the calibration converges but the twin's per-batch values are biased against the "
+    "simulator's (a different model: its pH and lactate laws are not the twin's, and the parameters the twin holds "
+    "at their literature values differ from the simulator's). Measured here (7 batches of seed 3, 300 + 300 draws x 2 "
+    "chains): 0 divergences, r-hat 1.017, 14 leapfrog steps per draw; 90 % intervals cover the centred q_p and "
+    "mu_max of 4 of 7 batches, y_lac_glc of 1 of 7 (all within 0.04 of the truth), y_x_gln (3.55-3.76 for 3.5) "
+    "and a_qp (-0.129 to -0.113 for -0.134) narrowly miss",
 )
 def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
     sim, twin, fit_ids, _ = calibrated
@@ -292,8 +320,9 @@ def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
 
 @pytest.mark.slow
 def test_held_out_harvest_is_predicted_from_day_5_and_narrows_as_days_are_added(calibrated):
-    """Passes (measured) although the calibration above has not converged: the batch's own readings carry the
-    prediction of its harvest; the state estimate narrows the interval day 3 -> 5 -> 8."""
+    """The held-out batches' harvest from day 5 is covered although the per-batch values above are biased against
+    the simulator's: the batch's own readings carry the prediction of its harvest; the state estimate narrows
+    the interval day 3 -> 5 -> 8."""
     sim, twin, _, held_out = calibrated
     covered = []
     for b in held_out:

@@ -72,8 +72,8 @@ __all__ = ["CONFIG_SCHEMA", "BayesModel", "ForwardPriorPredictive", "Prior", "di
 #: version of what a saved model file records of its configuration (``bw_config``); raise it when
 #: a model's ``config_fields``, the meaning of one, or a model's parameters change, so that
 #: :func:`load` refuses old files (2: the titer model gained ``qp_decline``; a posterior saved
-#: without it cannot forecast)
-CONFIG_SCHEMA = 2
+#: without it cannot forecast; 3: the twin gained ``fixed``, parameters held at their prior median)
+CONFIG_SCHEMA = 3
 #: the start of the warning PyTensor gives once, when its C backend finds no BLAS to link
 _BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 
@@ -1093,7 +1093,7 @@ def _plain_issues(
 
 def _extreme(ds: Any, fn: Any) -> float:
     """Max or min over every variable of an xarray Dataset of r̂ or ESS (NaN ignored)."""
-    vals = [float(np.nanmax(v.values) if fn is max else np.nanmin(v.values)) for v in ds.data_vars.values() if v.size]
+    vals = [x for v in ds.data_vars.values() for x in np.ravel(np.asarray(v.values, dtype=np.float64))]
     vals = [v for v in vals if v == v]
     return float(fn(vals)) if vals else float("nan")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bioworkbench.twin import report
 from bioworkbench.twin.feeds import FeedPlan
-from bioworkbench.twin.model import FedBatchTwin
+from bioworkbench.twin.model import FIXED, FedBatchTwin
 from bioworkbench.twin.op import CampaignLikelihood, loglik_op
 from bioworkbench.twin.parameters import PARAMETERS, default_theta, parameter_names, parameter_table
 from bioworkbench.twin.recommend import FeedRecommendation
@@ -36,6 +36,7 @@ from bioworkbench.twin.solver import (
 )
 
 __all__ = [
+    "FIXED",
     "PARAMETERS",
     "BatchLikelihood",
     "CampaignLikelihood",

@@ -18,6 +18,21 @@ The per-batch values are centred, :math:`\\log\\theta_b \\sim N(\\log\\tilde\\th
 :math:`\\tau \\sim \\mathrm{HalfNormal}`: a batch's own readings pin its value much more tightly
 than the population spread, the case where the centred form samples better.
 
+**Parameters held at their prior median.** A fed-batch campaign run as planned never shows some
+of the conditions the model describes: glucose or amino acids run out, cells age past the harvest,
+the culture is cooled far enough to switch to lactate uptake. The parameters of those conditions
+(:data:`FIXED`) are then informed by their priors only, and their weak, non-linear trade-offs with
+the parameters the data do inform leave the posterior non-log-concave (measured on the 12 demo
+batches: the Hessian of the log posterior at the L-BFGS optimum had negative eigenvalues along
+``k_glc``, ``kd_starve`` and ``k_nut``; 300 + 200 draws on 2 chains ran 31 leapfrog steps per draw,
+12 divergences, r̂ 1.27). :class:`FedBatchTwin` holds them at their prior median by default (a
+constant in the model, shown with level ``"fixed"`` in :meth:`~FedBatchTwin.summary`); with them
+held the same fit ran 15 steps per draw without divergences. ``fixed=()`` samples every parameter,
+for a campaign that does inform them (one with starved or chilled batches); a fixed value is set
+through the parameter's prior (its median). Predictions do not carry the uncertainty of a fixed
+parameter: a what-if that drives a batch into one of those conditions (a feed plan that starves it)
+rests on the literature value, which the twin report says.
+
 **Observation model.** Each offline reading :math:`x` of ``vcd, viability, glucose, glutamine,
 lactate, ammonium, titer`` is lognormal around the model's observable :math:`m`:
 :math:`\\log x \\sim N(\\log m, \\sigma_k)`, one :math:`\\sigma_k` per variable; a reading below the
@@ -51,10 +66,18 @@ from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.data import OBSERVED, BatchData, batch_data
 from bioworkbench.twin.parameters import PARAMETERS
 
-__all__ = ["BATCH_PARAMETERS", "H_MAX", "FedBatchTwin"]
+__all__ = ["BATCH_PARAMETERS", "FIXED", "H_MAX", "FedBatchTwin"]
 
 #: parameters with a value per batch (partial pooling)
 BATCH_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.scope == "batch")
+#: parameters held at their prior median unless ``fixed=`` says otherwise (see the module's Notes): the
+#: Monod constants and death rates of glucose and amino-acid exhaustion, the fraction of productivity
+#: kept without amino acids, ageing death, the cold switch to lactate uptake and its glucose threshold,
+#: and ammonium inhibition (the demo's ammonium stays below a third of the prior's half-inhibition level)
+FIXED: tuple[str, ...] = (
+    "k_glc", "k_nut", "ki_amm", "t_age", "w_age", "kd_starve", "kd_nut", "k_glc_shift", "a_lac", "logit_qp_free",
+    "a_kd",
+)  # fmt: skip
 #: the largest RK4 step of the calibration (h): 2 h changes the states by ~1e-7 relative to 0.25 h
 #: on a demo batch (benchmarks/bench_twin.py), at a third of the cost of 0.5 h
 H_MAX = 2.0
@@ -110,6 +133,9 @@ class FedBatchTwin(BayesModel):
         Overrides of the sampler settings (default from
         :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`: 500 draws, 300 tuning steps, 2 chains,
         nutpie with low-rank mass-matrix adaptation).
+    fixed
+        Names of pooled parameters held at their prior median instead of sampled (default
+        :data:`FIXED`; ``()`` samples them all).
 
     Notes
     -----
@@ -118,10 +144,28 @@ class FedBatchTwin(BayesModel):
 
     model_type: ClassVar[str] = "FedBatchTwin"
     default_priors: ClassVar[dict[str, Prior]] = _default_priors()
-    config_fields: ClassVar[tuple[str, ...]] = ()
+    config_fields: ClassVar[tuple[str, ...]] = ("fixed",)
 
-    def __init__(self, priors: dict[str, Any] | None = None, sampler: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        priors: dict[str, Any] | None = None,
+        sampler: dict[str, Any] | None = None,
+        fixed: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(priors, sampler)
+        fixed = FIXED if fixed is None else fixed
+        if isinstance(fixed, str):
+            raise ConfigError(f"FedBatchTwin: fixed= takes a list of parameter names, got the string {fixed!r}.")
+        pooled = [p.name for p in PARAMETERS if p.scope == "pooled"]
+        for name in fixed:
+            if name in BATCH_PARAMETERS:
+                raise ConfigError(
+                    f"FedBatchTwin: {name!r} has a value per batch and cannot be fixed; fixed= takes pooled "
+                    f"parameters ({', '.join(pooled)})."
+                )
+            if name not in pooled:
+                raise ConfigError(f"FedBatchTwin: fixed= names an unknown parameter {name!r}. " + suggest(name, pooled))
+        self.fixed: list[str] = [n for n in pooled if n in set(fixed)]
         problems = [
             f"{name}: {self.priors[name].dist}"
             for name in (p.name for p in PARAMETERS)
@@ -200,6 +244,10 @@ class FedBatchTwin(BayesModel):
             for p in PARAMETERS:
                 pr = self.priors[p.name]
                 mu, s = pr.params["mu"], pr.params["sigma"]
+                if p.name in self.fixed:
+                    value = pt.as_tensor(math.exp(mu) if pr.dist == "LogNormal" else float(mu))
+                    cols.append(pt.repeat(pm.Deterministic(p.name, value)[None], n_b))
+                    continue
                 z = pm.Normal(f"z_{p.name}", 0.0, 1.0)
                 if p.scope == "batch":
                     pm.Deterministic(p.name, pt.exp(mu + s * z))
@@ -304,7 +352,8 @@ class FedBatchTwin(BayesModel):
         -------
         polars.DataFrame
             ``parameter, level, batch_id, mean, sd, lower, upper, prob, unit, r_hat, ess_bulk``;
-            ``level`` is ``"campaign"`` (pooled values and population medians) or ``"batch"``.
+            ``level`` is ``"campaign"`` (pooled values and population medians), ``"batch"``, or
+            ``"fixed"`` (held at the prior median: no interval, no r̂).
 
         Raises
         ------
@@ -317,6 +366,11 @@ class FedBatchTwin(BayesModel):
         names |= {f"{n}_b": (n, _UNITS[n]) for n in BATCH_PARAMETERS}
         index = {f"{n}_b": list(self.data["batch_ids"]) for n in BATCH_PARAMETERS}
         frame = self._summary_frame(names, index, prob)
+        frame = frame.with_columns(
+            level=pl.when(pl.col("parameter").is_in(self.fixed)).then(pl.lit("fixed")).otherwise(pl.col("level")),
+            r_hat=pl.when(pl.col("parameter").is_in(self.fixed)).then(None).otherwise(pl.col("r_hat")),
+            ess_bulk=pl.when(pl.col("parameter").is_in(self.fixed)).then(None).otherwise(pl.col("ess_bulk")),
+        )
         sig = self._summary_frame({"sigma": ("sigma", "SD of log reading")}, {"sigma": self.data["observed"]}, prob)
         sig = sig.with_columns(
             parameter=pl.lit("sigma_") + pl.col("batch_id"), level=pl.lit("campaign"), batch_id=pl.lit(None)

@@ -117,6 +117,14 @@ def calibration_text(twin, cov: pl.DataFrame) -> str:
         if d["divergences"] == 0 and d["max_rhat"] <= 1.01
         else "**The chains do not agree (r̂ above 1.01 or divergences): read the intervals as indicative only.**"
     )
+    fixed = list(getattr(twin, "fixed", []))
+    if fixed:
+        conv += (
+            f" {len(fixed)} parameters of conditions a campaign run as planned does not show (glucose or amino "
+            f"acids exhausted, late ageing, the cold switch to lactate uptake, ammonium inhibition: "
+            f"{', '.join(fixed)}) are held at their literature values, level 'fixed' in the table: a plan that "
+            "drives a batch into those conditions is predicted from those values, with no uncertainty of their own."
+        )
     p = float(cov["prob"][0])
     worst = cov.sort("share").row(0, named=True)
     cover = (
