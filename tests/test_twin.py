@@ -129,6 +129,34 @@ def test_fixed_parameters_are_validated_and_sampled_when_released(campaign):
     assert float(model["k_glc"].eval()) == pytest.approx(0.3)
 
 
+def test_the_compiled_twin_is_kept_on_disk_and_its_log_density_read_through_the_c_callback(twin):
+    # the fit compiled through the compile cache (tests/conftest.py points it at a session folder);
+    # the object nutpie compiled in this process still has PyTensor's logp function to compare with
+    from bioworkbench.models import base, compile_cache
+    from bioworkbench.twin.calibrate import log_density
+
+    fresh = next(v for k, v in base._COMPILED.items() if k[0] == "FedBatchTwin")
+    assert fresh.logp_func is not None
+    x = np.asarray(fresh.initial_point_func(0), dtype=np.float64)
+    assert np.all(x == fresh.initial_point_func(1))  # no jitter: the mode search starts at the prior centres
+    lp, grad = log_density(fresh)(x)
+    want_lp, want_grad = fresh.logp_func(x)
+    assert lp == pytest.approx(float(want_lp), rel=1e-12)
+    np.testing.assert_allclose(grad, np.asarray(want_grad), rtol=1e-10, atol=1e-10)
+    # a new process would load it: forget this process's copy, compile the same model again
+    compile_cache._LOADED.clear()
+    before = compile_cache.STATS["hit"]
+    loaded = compile_cache.compile_nutpie(twin.build(twin._campaign, batch_ids=FIT_IDS), jitter=False)
+    assert compile_cache.STATS["hit"] == before + 1
+    assert type(loaded.compiled_logp_func).__name__ == "_StoredCFunc" and loaded.logp_func is None
+    lp2, grad2 = log_density(loaded)(x)
+    assert lp2 == lp and np.array_equal(grad2, grad)
+    # a point where the model is not finite reads as -inf, not as an error
+    bad = x.copy()
+    bad[:] = 1e6
+    assert log_density(loaded)(bad)[0] == -np.inf
+
+
 def test_priors_must_be_lognormal_or_normal():
     with pytest.raises(bw.ConfigError, match=r"mu_max: HalfNormal"):
         FedBatchTwin(priors={"mu_max": {"dist": "HalfNormal", "sigma": 0.1}})

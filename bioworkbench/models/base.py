@@ -658,6 +658,7 @@ class BayesModel(abc.ABC):
         stats = self.idata["sample_stats"].to_dataset()
         div = int(stats["diverging"].sum()) if "diverging" in stats else 0
         n_chains = post.sizes.get("chain", 1)
+        post = _varying(post)
         rhat = az.rhat(post) if n_chains > 1 else None
         ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
         max_rhat = _extreme(rhat, max) if rhat is not None else float("nan")
@@ -697,14 +698,15 @@ class BayesModel(abc.ABC):
 
         post = self.idata["posterior"].to_dataset()
         multi = post.sizes.get("chain", 1) > 1
-        rhat = az.rhat(post) if multi else None
-        ess = az.ess(post, method="bulk")
+        varying = _varying(post)
+        rhat = az.rhat(varying) if multi else None
+        ess = az.ess(varying, method="bulk")
         rows = []
         for var, (label, unit) in names.items():
             x = self.posterior_draws(var)
             s = self._summarise(x, prob)
-            r = rhat[var].values if rhat is not None else np.full(x.shape[1:], np.nan)
-            e = ess[var].values
+            r = rhat[var].values if rhat is not None and var in rhat else np.full(x.shape[1:], np.nan)
+            e = ess[var].values if var in ess else np.full(x.shape[1:], np.nan)
             labels = index.get(var)
             if labels is None:
                 rows.append(_row(label, "campaign", None, s, None, unit) | {"r_hat": float(r), "ess_bulk": float(e)})
@@ -1089,6 +1091,13 @@ def _plain_issues(
             f"intervals are noisy and may move in a rerun. Rerun with more draws ({more_draws})."
         )
     return issues
+
+
+def _varying(post: Any) -> Any:
+    """The variables of a posterior Dataset that vary over the draws: a constant (a parameter a model holds
+    fixed, kept as a deterministic) has no r̂ or ESS, and ArviZ would divide by its zero variance."""
+    keep = [k for k, v in post.data_vars.items() if v.size and np.ptp(np.asarray(v.values, dtype=np.float64)) > 0]
+    return post[keep]
 
 
 def _extreme(ds: Any, fn: Any) -> float:

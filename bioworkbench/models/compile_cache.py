@@ -563,20 +563,25 @@ def _for_model(compiled: Any, model: Any) -> Any:
     return dataclasses.replace(compiled, user_data=user_data, dims=dims, _coords=coords)
 
 
-def _compile(model: Any, **kwargs: Any) -> Any:
+def _compile(model: Any, jitter: bool = True, **kwargs: Any) -> Any:
     import nutpie
 
+    if not jitter:
+        kwargs["jitter_rvs"] = set()
     with _keep_compile_results():
         return nutpie.compile_pymc_model(model, **kwargs)
 
 
-def compile_nutpie(model: Any, **kwargs: Any) -> Any:
+def compile_nutpie(model: Any, *, jitter: bool = True, **kwargs: Any) -> Any:
     """nutpie's compiled model of ``model``, from the disk cache when a process compiled it before.
 
     Parameters
     ----------
     model
         A ``pymc.Model``.
+    jitter
+        ``False``: the initial-point function gives the model's initial point without nutpie's
+        random jitter (``jitter_rvs=set()``; part of the key).
     **kwargs
         Options of ``nutpie.compile_pymc_model``; any given compiles without the cache.
 
@@ -598,13 +603,15 @@ def compile_nutpie(model: Any, **kwargs: Any) -> Any:
     folder = cache_dir()
     if folder is None or kwargs:
         STATS["disabled"] += 1
-        return _compile(model, **kwargs)
+        return _compile(model, jitter, **kwargs)
     try:
         key = model_key(model)
+        if not jitter:
+            key = hashlib.sha256(f"{key} without jitter".encode()).hexdigest()
     except Exception as exc:  # a graph this module cannot describe: no key, no cache
         STATS["uncacheable"] += 1
         log.info("compile cache: no key for this model (%s: %s); compiling", type(exc).__name__, exc)
-        return _compile(model)
+        return _compile(model, jitter)
     if key in _LOADED:
         STATS["hit"] += 1
         return _for_model(_LOADED[key], model)
@@ -614,13 +621,13 @@ def compile_nutpie(model: Any, **kwargs: Any) -> Any:
     except OSError as exc:
         STATS["uncacheable"] += 1
         log.info("compile cache: cannot create %s (%s); compiling", folder, exc)
-        return _compile(model)
+        return _compile(model, jitter)
     loaded = _read(path, key)
     if loaded is None:
         with _lock(path):
             loaded = _read(path, key)  # written by another process while this one waited
             if loaded is None:
-                compiled = _compile(model)
+                compiled = _compile(model, jitter)
                 payload = _payload(compiled)
                 if payload is None:
                     STATS["uncacheable"] += 1

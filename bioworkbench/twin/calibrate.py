@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAP_MAXITER", "MAXDEPTH", "START_OFFSET", "posterior_mode", "sample_from_mode"]
+__all__ = ["MAP_MAXITER", "MAXDEPTH", "START_OFFSET", "log_density", "posterior_mode", "sample_from_mode"]
 
 #: largest number of L-BFGS iterations of the search for the start
 MAP_MAXITER = 400
@@ -48,13 +48,55 @@ MAXDEPTH = 6
 START_OFFSET = 0.05
 
 
+def log_density(compiled: Any) -> Any:
+    """The log density and its gradient of a compiled nutpie model, through its C callback.
+
+    The callback is what nutpie's sampler calls (``(dim, x, grad out, logp out, user data) -> status``),
+    so this works as well for a model loaded from the compile cache
+    (:mod:`bioworkbench.models.compile_cache`), which keeps no PyTensor functions.
+
+    Parameters
+    ----------
+    compiled
+        A compiled nutpie PyMC model (fresh or from the cache).
+
+    Returns
+    -------
+    callable
+        ``f(x) -> (logp, grad)`` in the unconstrained coordinates; ``logp`` is ``-inf`` (gradient
+        zero) where the callback reports a failure or a non-finite value.
+    """
+    import ctypes
+
+    fn = compiled.compiled_logp_func.ctypes
+    n = int(compiled.n_dim)
+    dp = ctypes.POINTER(ctypes.c_double)
+
+    def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        grad, logp = np.zeros(n), np.zeros(1)
+        status = fn(
+            ctypes.c_uint64(n),
+            x.ctypes.data_as(dp),
+            grad.ctypes.data_as(dp),
+            logp.ctypes.data_as(dp),
+            ctypes.c_void_p(compiled.user_data.ctypes.data),
+        )
+        if status != 0 or not np.isfinite(logp[0]):
+            return -np.inf, np.zeros(n)
+        return float(logp[0]), grad
+
+    return f
+
+
 def posterior_mode(compiled: Any, x0: np.ndarray, *, maxiter: int = MAP_MAXITER) -> tuple[np.ndarray, float]:
     """The maximum of a compiled nutpie model's log density, by L-BFGS from ``x0``.
 
     Parameters
     ----------
     compiled
-        A compiled nutpie PyMC model (its ``logp_func`` gives the log density and its gradient).
+        A compiled nutpie PyMC model (its C callback gives the log density and its gradient:
+        :func:`log_density`).
     x0
         Start, in the unconstrained coordinates.
     maxiter
@@ -67,12 +109,13 @@ def posterior_mode(compiled: Any, x0: np.ndarray, *, maxiter: int = MAP_MAXITER)
     """
     from scipy.optimize import minimize
 
+    logp_grad = log_density(compiled)
+
     def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
-        logp, grad = compiled.logp_func(x)
-        logp = float(logp)
+        logp, grad = logp_grad(x)
         if not np.isfinite(logp):
             return 1e300, np.zeros_like(x)
-        return -logp, -np.asarray(grad, dtype=np.float64)
+        return -logp, -grad
 
     x0 = np.asarray(x0, dtype=np.float64)
     res = minimize(negative, x0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
@@ -110,7 +153,7 @@ def sample_from_mode(
     """
     import nutpie
 
-    from bioworkbench.models import base
+    from bioworkbench.models import base, compile_cache
 
     base._resolve_blas_flags()
     d = twin._prepare(data, **kwargs)
@@ -133,7 +176,11 @@ def sample_from_mode(
     compiled = base._COMPILED.get(key)
     cached = compiled is not None
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(twin._build(d), jitter_rvs=set())
+        # through the disk cache: a new process (a report kernel, a restarted notebook) loads the model
+        # another one compiled (without nutpie's jitter: the search for the mode starts at the prior centres)
+        before = compile_cache.STATS["hit"]
+        compiled = compile_cache.compile_nutpie(twin._build(d), jitter=False)
+        cached = compile_cache.STATS["hit"] > before
         base._COMPILED[key] = compiled
     t1 = time.perf_counter()
     centre = np.asarray(compiled.initial_point_func(0), dtype=np.float64)
