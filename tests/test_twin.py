@@ -274,6 +274,12 @@ def test_recommend_feed_says_what_to_feed_with_its_probability(twin, campaign):
     )
     assert r.feeds["time_h"].to_list() == later["time_h"].to_list()
     assert set(r.feeds["volume_ml"]) == {r.volume_ml}
+    # everything else the batch's events hold after known_h stays as planned (shift, boluses, base, samples)
+    planned = campaign.events.filter(pl.col("batch_id") == "B02")
+    others = ~((pl.col("event") == "feed") & (pl.col("medium") == "FeedA") & (pl.col("time_h") >= 120.0))
+    cols = ["time_h", "event", "volume_ml", "medium"]
+    assert r.plan.events.filter(others).select(cols).equals(planned.filter(others).sort("time_h").select(cols))
+    assert planned.filter(others & (pl.col("time_h") >= 120.0) & (pl.col("event") != "sample")).height > 0
     chosen = c.filter(pl.col("volume_ml") == r.volume_ml)
     if c["feasible"].any():  # the best mean objective among the candidates that meet the constraints
         assert chosen["objective_mean"][0] == c.filter(pl.col("feasible"))["objective_mean"].max()

@@ -8,7 +8,9 @@ Notes
 **Candidates.** The batch runs as recorded up to ``known_h``. From then on it is fed on the batch's
 own rhythm (the times of its remaining feeds in the campaign; for a running batch with none recorded
 yet, every 24 h after its last feed until the end, the median harvest time of the fitted batches)
-with the medium of its last feed. Every remaining feed gets the same volume :math:`v`; the
+with its main feed medium (the one with the most volume fed so far); everything else the batch's
+events hold after ``known_h`` (the temperature shift, glucose boluses, base, samples, other media)
+stays as planned. Every remaining main feed gets the same volume :math:`v`; the
 candidates are ``n_candidates`` volumes evenly spaced over ``bounds`` (mL per feed), plus the batch's
 last feed volume (continuing as is). All candidates are simulated with the same posterior draws of
 the batch (common random numbers, :func:`bioworkbench.twin.scenarios.forecast`), so that their
@@ -98,7 +100,10 @@ class FeedRecommendation:
 
 
 def _feed_times(plan: FeedPlan, known_h: float, end_h: float) -> tuple[np.ndarray, float, str]:
-    """The remaining feed times, the last feed volume and its medium."""
+    """The remaining times of the batch's main feed, its last volume before ``known_h`` and its medium.
+
+    The main feed is the medium of ``feed`` events with the largest volume fed before ``known_h`` (a
+    bolus of glucose or base is another event and is left as planned)."""
     feeds = plan.events.filter(pl.col("event") == "feed").drop_nulls("volume_ml")
     past = feeds.filter(pl.col("time_h") < known_h)
     if past.height == 0:
@@ -106,8 +111,11 @@ def _feed_times(plan: FeedPlan, known_h: float, end_h: float) -> tuple[np.ndarra
             f"recommend_feed: batch {plan.batch_id} has no feed before {known_h:g} h; the twin recommends the "
             "volume of a feed the batch already receives (its medium and rhythm). Pass a later known_h."
         )
-    last_t, last_v, medium = past.select("time_h", "volume_ml", "medium").row(-1)
-    future = feeds.filter((pl.col("time_h") >= known_h) & (pl.col("time_h") < end_h))["time_h"].to_numpy()
+    totals = past.group_by("medium", maintain_order=True).agg(pl.col("volume_ml").sum()).sort("volume_ml")
+    medium = totals["medium"][-1]
+    main = feeds.filter(pl.col("medium").eq_missing(medium))
+    last_t, last_v = main.filter(pl.col("time_h") < known_h).select("time_h", "volume_ml").row(-1)
+    future = main.filter((pl.col("time_h") >= known_h) & (pl.col("time_h") < end_h))["time_h"].to_numpy()
     if future.size == 0:
         step = np.arange(last_t + 24.0, end_h - 1.0, 24.0)
         future = step[step >= known_h]
@@ -118,11 +126,18 @@ def _feed_times(plan: FeedPlan, known_h: float, end_h: float) -> tuple[np.ndarra
     return future.astype(np.float64), float(last_v), str(medium)
 
 
-def _plan(batch_id: str, times: np.ndarray, volume: float, medium: str) -> FeedPlan:
+def _plan(base: FeedPlan, known_h: float, times: np.ndarray, volume: float, medium: str) -> FeedPlan:
+    """The batch's own plan with its main feed from ``known_h`` on at ``times``, ``volume`` mL each.
+
+    Everything else the plan holds after ``known_h`` stays: the temperature shift, glucose boluses,
+    base, samples, other media and continuous feeds (a running batch cut at ``known_h`` has none)."""
+    events = base.events
+    replaced = (pl.col("event") == "feed") & pl.col("medium").eq_missing(medium) & (pl.col("time_h") >= known_h)
+    kept = events.filter(~replaced)
     n = times.size if volume > 0 else 0
-    events = pl.DataFrame(
+    new = pl.DataFrame(
         {
-            "batch_id": [batch_id] * n,
+            "batch_id": [base.batch_id] * n,
             "time_h": times[:n].tolist(),
             "event": ["feed"] * n,
             "volume_ml": [float(volume)] * n,
@@ -131,7 +146,8 @@ def _plan(batch_id: str, times: np.ndarray, volume: float, medium: str) -> FeedP
         },
         schema=schema_of("events"),
     )
-    return FeedPlan(events, batch_id=batch_id)
+    merged = pl.concat([kept, new.select(kept.columns).cast(kept.schema)]).sort("time_h", maintain_order=True)
+    return FeedPlan(merged, continuous_feeds=base.continuous_feeds, batch_id=base.batch_id)
 
 
 def _check(objective: str, constraints: dict[str, Any], prob: float, bounds: Any) -> dict[str, tuple]:
@@ -252,7 +268,7 @@ def recommend_feed(
     lo, hi = bounds if bounds is not None else (0.5 * last_v, 2.0 * last_v)
     volumes = [last_v, *np.linspace(lo, hi, n_candidates).tolist()]
     names = [_AS_IS] + [f"{v:.1f} mL" for v in volumes[1:]]
-    plans = {n: _plan(batch_id, times, v, medium) for n, v in zip(names, volumes, strict=True)}
+    plans = {n: _plan(bd.plan, known_h, times, v, medium) for n, v in zip(names, volumes, strict=True)}
     pred = forecast(
         twin, campaign, batch_id=batch_id, known_h=known_h, plans=plans, prob=prob, draws=draws,
         random_seed=random_seed,
@@ -281,7 +297,13 @@ def recommend_feed(
     ).row(0, named=True)
     name = best["scenario"]
     outcome = pred.endpoints.filter(pl.col("scenario") == name).drop("batch_id", "scenario")
-    feeds = plans[name].events.select("time_h", "volume_ml", "medium")
+    feeds = (
+        plans[name]
+        .events.filter(
+            (pl.col("event") == "feed") & pl.col("medium").eq_missing(medium) & (pl.col("time_h") >= known_h)
+        )
+        .select("time_h", "volume_ml", "medium")
+    )
     as_is = cand.row(0, named=True)
     unit = ENDPOINTS[objective][2]
     diff = pred.draws[name][objective] - pred.draws[_AS_IS][objective]
