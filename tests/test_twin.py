@@ -157,6 +157,17 @@ def test_the_compiled_twin_is_kept_on_disk_and_its_log_density_read_through_the_
     assert log_density(loaded)(bad)[0] == -np.inf
 
 
+def test_the_sampler_settings_given_are_the_ones_used(twin):
+    assert twin.sampling["target_accept"] == 0.8 and twin.sampling["adaptation"] == "low_rank"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        other = FedBatchTwin(sampler={"nutpie_target_accept": 0.9, "adaptation": "diag"}).fit(
+            twin._campaign, batch_ids=FIT_IDS, draws=5, tune=5, chains=1, random_seed=1
+        )
+    assert other.sampling["target_accept"] == 0.9 and other.sampling["adaptation"] == "diag"
+    assert other.sampling["compiled_from_cache"]  # the same model: compiled once in this process
+
+
 def test_priors_must_be_lognormal_or_normal():
     with pytest.raises(bw.ConfigError, match=r"mu_max: HalfNormal"):
         FedBatchTwin(priors={"mu_max": {"dist": "HalfNormal", "sigma": 0.1}})

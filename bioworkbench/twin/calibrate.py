@@ -164,7 +164,6 @@ def sample_from_mode(
     chains = base._positive_int(chains or twin.sampler["chains"], "chains", name)
     if random_seed is not None:
         random_seed = base._positive_int(random_seed, "random_seed", name, zero=True)
-    defaults = twin.sampler_defaults()
     t0 = time.perf_counter()
     key = (
         name,
@@ -201,7 +200,7 @@ def sample_from_mode(
         cores=twin.sampler["cores"] or min(chains, 4),
         save_warmup=False,
         adaptation=twin.sampler["adaptation"],
-        target_accept=defaults.nutpie_target_accept,
+        target_accept=twin.sampler["nutpie_target_accept"],
         maxdepth=MAXDEPTH,
     )
     t3 = time.perf_counter()
@@ -213,7 +212,7 @@ def sample_from_mode(
         "chains": chains,
         "random_seed": random_seed,
         "adaptation": twin.sampler["adaptation"],
-        "target_accept": defaults.nutpie_target_accept,
+        "target_accept": twin.sampler["nutpie_target_accept"],
         "start": "posterior mode (L-BFGS)",
         "maxdepth": MAXDEPTH,
         "log_density_at_start": round(logp_mode, 3),
