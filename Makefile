@@ -39,7 +39,7 @@ demo: $(VENV)/.kernel
 	$(BIN)/bioworkbench ingest $(DEMO) $(STORE_FILES) --store $(STORE)
 	@echo "the same files again: each is skipped (already ingested)"
 	$(BIN)/bioworkbench ingest $(DEMO) $(STORE_FILES) --store $(STORE)
-	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/growth_report parameters/doe_report parameters/stability_report -o reports
+	$(BIN)/bioworkbench run parameters/campaign_report parameters/batch_report parameters/growth_report parameters/doe_report parameters/stability_report parameters/twin_report -o reports
 	@echo "Operator dashboard (two batches running): $(BIN)/bioworkbench serve --campaign data/demo_live, then open http://127.0.0.1:5006"
 
 test: $(VENV)/.kernel
