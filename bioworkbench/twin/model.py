@@ -366,10 +366,11 @@ class FedBatchTwin(BayesModel):
         names |= {f"{n}_b": (n, _UNITS[n]) for n in BATCH_PARAMETERS}
         index = {f"{n}_b": list(self.data["batch_ids"]) for n in BATCH_PARAMETERS}
         frame = self._summary_frame(names, index, prob)
+        fixed = pl.col("parameter").is_in(self.fixed)  # constants: no interval, r̂ or ESS (null, not NaN)
         frame = frame.with_columns(
-            level=pl.when(pl.col("parameter").is_in(self.fixed)).then(pl.lit("fixed")).otherwise(pl.col("level")),
-            r_hat=pl.when(pl.col("parameter").is_in(self.fixed)).then(None).otherwise(pl.col("r_hat")),
-            ess_bulk=pl.when(pl.col("parameter").is_in(self.fixed)).then(None).otherwise(pl.col("ess_bulk")),
+            level=pl.when(fixed).then(pl.lit("fixed")).otherwise(pl.col("level")),
+            r_hat=pl.when(~fixed).then(pl.col("r_hat")),
+            ess_bulk=pl.when(~fixed).then(pl.col("ess_bulk")),
         )
         sig = self._summary_frame({"sigma": ("sigma", "SD of log reading")}, {"sigma": self.data["observed"]}, prob)
         sig = sig.with_columns(
