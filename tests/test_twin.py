@@ -209,6 +209,24 @@ def test_predict_a_fitted_batch_has_the_frames_and_units(twin, campaign):
     assert p.method.startswith("posterior of B01") and p.n_draws == 20
 
 
+def test_the_trajectory_holds_each_feed_and_reading_time_with_the_state_before_the_feed(twin, campaign):
+    # a reading drawn just before a feed, and the glucose trough before it, are on the trajectory itself
+    p = twin.predict(campaign, batch_id="B01", random_seed=0)
+    glc = p.trajectory.filter(pl.col("variable") == "glucose").sort("time_h")
+    t, mean = glc["time_h"].to_numpy(), glc["mean"].to_numpy()
+    end = batch_data(campaign, "B01").end_h
+    ev = campaign.events.filter((pl.col("batch_id") == "B01") & (pl.col("time_h") < end))
+    feeds = np.unique(ev.filter(pl.col("event").is_in(["feed", "bolus"]))["time_h"].to_numpy())
+    readings = campaign.observations.filter(
+        (pl.col("batch_id") == "B01") & (pl.col("variable") == "glucose") & (pl.col("time_h") <= end)
+    )["time_h"].to_numpy()
+    assert feeds.size >= 3 and np.isin(feeds, t).all() and np.isin(readings, t).all()
+    at = np.searchsorted(t, feeds)
+    assert (mean[at] < mean[at + 1]).all()  # before the feed, then after it
+    min_glucose = p.endpoints.filter(pl.col("quantity") == "min_glucose")["mean"][0]
+    assert min_glucose <= mean.min() + 1e-9
+
+
 def test_predict_a_running_batch_uses_its_readings_up_to_known_h(twin, campaign):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bw.BioWorkbenchWarning)  # few draws: a small effective sample size

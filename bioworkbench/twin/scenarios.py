@@ -33,8 +33,11 @@ plan's events and continuous feeds. Every plan is simulated with the same draws 
 numbers), so each endpoint's difference between plans is computed draw by draw.
 
 **Endpoints** (per draw, then mean and equal-tailed interval): ``final_titer`` (mg/L, at the end),
-``peak_vcd`` (1e6 cells/mL, largest on the 2-hour grid), ``final_viability`` (%), ``min_glucose``
-(mmol/L, smallest on the grid), ``final_volume`` (mL). The end is the plan's harvest, else the
+``peak_vcd`` (1e6 cells/mL, largest on the grid), ``final_viability`` (%), ``min_glucose``
+(mmol/L, smallest on the grid), ``final_volume`` (mL). The grid holds every :data:`GRID_H` hours,
+every event time (with the state *before* the event: the trough just before a feed) and every
+reading's time, so ``min_glucose`` and the recommendation's constraints see the lowest glucose
+between feeds, and a reading drawn just before a feed is compared with the state it saw. The end is the plan's harvest, else the
 batch's, else the median harvest time of the fitted batches.
 
 References
@@ -320,6 +323,19 @@ def _unit(name: str) -> str:
     return get_variable(name).unit
 
 
+def _grid(end: float, jump_time_h: np.ndarray, reading_time_h: np.ndarray) -> np.ndarray:
+    """The trajectory's times: every ``GRID_H``, every jump and every reading up to ``end``.
+
+    The state recorded at a jump time is the one before the jump, so the grid holds each trough
+    just before a feed (the smallest glucose between feeds) and each reading's own time (a reading
+    taken just before a feed is compared with the state it saw, not with one interpolated across
+    the feed).
+    """
+    times = [np.arange(0.0, end, GRID_H), [end], jump_time_h, reading_time_h]
+    grid = np.unique(np.concatenate([np.asarray(t, dtype=np.float64) for t in times]))
+    return grid[(grid >= 0.0) & (grid <= end)]
+
+
 def forecast(
     twin,
     campaign,
@@ -388,8 +404,8 @@ def forecast(
     ok = np.ones(theta.shape[0], dtype=bool)
     for name, plan in scen.items():
         end = _end_h(plan, bd, twin, known_h)
-        grid = np.unique(np.append(np.arange(0.0, end, GRID_H), end))
         events = plan.to_solver(campaign.media)
+        grid = _grid(end, events.jump_time_h, bd.observations.time_h)
         s = build_schedule(events, grid, t0=0.0, t_end=end, h_max=twin.data["h_max"])
         at = np.searchsorted(s.t_b, grid)
         out, status = K.simulate_draws(
