@@ -188,6 +188,7 @@ def test_fit_keeps_the_posterior_and_the_summary_has_every_parameter(twin):
     fixed = s.filter(pl.col("level") == "fixed")
     assert sorted(fixed["parameter"].to_list()) == sorted(FIXED)
     assert fixed["r_hat"].null_count() == fixed.height and (fixed["lower"] == fixed["upper"]).all()
+    assert (fixed["sd"] == 0.0).all()
     batch = s.filter(pl.col("level") == "batch")
     assert sorted(batch["parameter"].unique().to_list()) == ["kd", "mu_max", "q_p", "y_lac_glc"]
     assert sorted(batch["batch_id"].unique().to_list()) == FIT_IDS
@@ -315,6 +316,29 @@ def test_recommend_feed_says_what_to_feed_with_its_probability(twin, campaign):
     assert r.sentence.startswith(f"Feed {r.volume_ml:.0f} mL of FeedA")
     assert "glucose at or above 5 mmol/L" in r.sentence and "Caveats" in r.sentence
     assert set(r.outcome["quantity"]) == set(ENDPOINTS)
+    # the sentence says whether the volume lies within what the calibration batches were fed
+    fed = campaign.events.filter(
+        pl.col("batch_id").is_in(FIT_IDS) & (pl.col("event") == "feed") & (pl.col("medium") == "FeedA")
+    )["volume_ml"]
+    assert r.campaign_range_ml == (fed.min(), fed.max())
+    lo, hi = r.campaign_range_ml
+    assert r.extrapolation == (not 0.95 * lo <= r.volume_ml <= 1.05 * hi)
+    assert (f"outside the {lo:.0f}-{hi:.0f} mL per feed" in r.sentence) == r.extrapolation
+    assert (f"within the {lo:.0f}-{hi:.0f} mL per feed" in r.sentence) != r.extrapolation
+    assert r.at_bound == (r.volume_ml in (c["volume_ml"][1], c["volume_ml"][-1]))
+
+
+def test_recommend_feed_says_when_the_volume_lies_outside_what_the_campaign_was_fed(twin, campaign):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        # the largest final volume: the most feed, at the top of a search range far beyond anything fed
+        r = twin.recommend_feed(
+            campaign, batch_id="B02", known_h=120.0, objective="final_volume", constraints={},
+            bounds=(150.0, 200.0), n_candidates=2, draws=10, random_seed=0,
+        )  # fmt: skip
+    assert r.volume_ml == 200.0 and r.extrapolation and r.at_bound
+    assert "200 mL per feed lies outside the" in r.sentence and "osmolality" in r.sentence
+    assert "It is the largest volume searched (150-200 mL)" in r.sentence
 
 
 def test_recommend_feed_refuses_what_the_twin_cannot_judge(twin, campaign):

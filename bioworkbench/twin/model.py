@@ -369,6 +369,7 @@ class FedBatchTwin(BayesModel):
         fixed = pl.col("parameter").is_in(self.fixed)  # constants: no interval, r̂ or ESS (null, not NaN)
         frame = frame.with_columns(
             level=pl.when(fixed).then(pl.lit("fixed")).otherwise(pl.col("level")),
+            sd=pl.when(fixed).then(0.0).otherwise(pl.col("sd")),  # not the rounding noise of a constant's SD
             r_hat=pl.when(~fixed).then(pl.col("r_hat")),
             ess_bulk=pl.when(~fixed).then(pl.col("ess_bulk")),
         )

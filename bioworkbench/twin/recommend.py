@@ -18,7 +18,8 @@ differences are not sampling noise.
 
 **Constraints.** ``{variable: (lower, upper)}`` (``None`` for an open side) on a modelled variable
 (``vcd, tcd, viability, glucose, glutamine, lactate, ammonium, titer, volume``), required at every
-time from ``known_h`` to the end on the 2-hour grid. For each candidate,
+time from ``known_h`` to the end on the trajectory's grid (every 2 h, and every event and reading
+time with the state before the event, so the trough before each feed is checked). For each candidate,
 :math:`P(\\text{all}) = \\frac1S\\sum_s \\mathbb 1[\\text{every constraint holds along draw } s]`.
 
 **Choice.** Among the candidates with :math:`P(\\text{all}) \\ge` ``prob``, the one with the largest
@@ -28,8 +29,17 @@ that no candidate met the constraints at that probability.
 
 The probabilities are the twin's: they hold if the model's structure is right for the process and
 the batch behaves like the campaign it was calibrated on (state estimation from ``known_h`` uses only
-the batch's own readings). A grid over one volume is a deliberately simple search: it is exact
-about what it compares and cannot return a plan the operator could not run.
+the batch's own readings).
+
+**What the data support.** The volumes per feed of the medium that the calibration batches received
+(``campaign_range_ml``) are the only evidence the twin has of how the process answers to feeding.
+A recommended volume outside that range (beyond its ends by more than :data:`RANGE_TOLERANCE`) is
+flagged ``extrapolation`` and the sentence says so with the range, and that the twin does not model
+osmolality (which rises with feed); a choice at the end of the searched ``bounds`` is flagged
+``at_bound`` (the objective might improve further out, but further from the data).
+
+A grid over one volume is a deliberately simple search: it is exact about what it compares and
+cannot return a plan the operator could not run.
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ __all__ = ["FeedRecommendation", "recommend_feed"]
 
 _CONSTRAINED = tuple(v for v in K.OBSERVABLE_NAMES)
 _AS_IS = "as is"
+#: a volume more than this fraction outside the calibration batches' range is an extrapolation
+RANGE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,13 @@ class FeedRecommendation:
         The recommendation in words, with its probability and caveats.
     method
         How the batch's parameters were obtained.
+    campaign_range_ml
+        ``(smallest, largest)`` volume per feed of ``medium`` in the calibration batches (mL); None
+        when they were never fed with it.
+    extrapolation
+        Whether ``volume_ml`` lies outside ``campaign_range_ml`` (see the module's Notes).
+    at_bound
+        Whether ``volume_ml`` is the smallest or largest volume searched (and not the batch's own).
     """
 
     batch_id: str
@@ -97,6 +116,9 @@ class FeedRecommendation:
     plan: FeedPlan
     sentence: str
     method: str
+    campaign_range_ml: tuple[float, float] | None
+    extrapolation: bool
+    at_bound: bool
 
 
 def _feed_times(plan: FeedPlan, known_h: float, end_h: float) -> tuple[np.ndarray, float, str]:
@@ -148,6 +170,34 @@ def _plan(base: FeedPlan, known_h: float, times: np.ndarray, volume: float, medi
     )
     merged = pl.concat([kept, new.select(kept.columns).cast(kept.schema)]).sort("time_h", maintain_order=True)
     return FeedPlan(merged, continuous_feeds=base.continuous_feeds, batch_id=base.batch_id)
+
+
+def _campaign_range(twin, campaign, medium: str) -> tuple[float, float] | None:
+    """Smallest and largest volume per feed of ``medium`` in the twin's calibration batches."""
+    fed = campaign.events.filter(
+        pl.col("batch_id").is_in(list(twin.data["batch_ids"]))
+        & (pl.col("event") == "feed")
+        & pl.col("medium").eq_missing(medium)
+        & (pl.col("volume_ml") > 0)
+    )["volume_ml"]
+    return (float(fed.min()), float(fed.max())) if fed.len() else None
+
+
+def _support_text(volume: float, medium: str, span: tuple[float, float] | None, extrapolation: bool) -> str:
+    if span is None:
+        return (
+            f" The calibration batches were never fed {medium}: the twin has no evidence of how the process answers "
+            "to it, and the prediction is an extrapolation of its kinetics (osmolality, which rises with feed, is "
+            "not modelled)."
+        )
+    where = f"the {span[0]:.0f}-{span[1]:.0f} mL per feed of {medium} that the calibration batches received"
+    if extrapolation:
+        return (
+            f" {volume:.0f} mL per feed lies outside {where}: the twin has not seen the process there, so the "
+            "prediction is an extrapolation of its kinetics (osmolality, which rises with feed, is not modelled); "
+            "confirm it with a smaller step first."
+        )
+    return f" {volume:.0f} mL per feed lies within {where}."
 
 
 def _check(objective: str, constraints: dict[str, Any], prob: float, bounds: Any) -> dict[str, tuple]:
@@ -307,7 +357,18 @@ def recommend_feed(
     as_is = cand.row(0, named=True)
     unit = ENDPOINTS[objective][2]
     diff = pred.draws[name][objective] - pred.draws[_AS_IS][objective]
+    span = _campaign_range(twin, campaign, medium)
+    v = float(best["volume_ml"])
+    extrapolation = span is None or not (span[0] * (1 - RANGE_TOLERANCE) <= v <= span[1] * (1 + RANGE_TOLERANCE))
+    at_bound = name != _AS_IS and v in (volumes[1], volumes[-1])
     sentence = _sentence(best, as_is, times, medium, objective, unit, limits, prob, float(diff.mean()), known_h)
+    sentence += _support_text(v, medium, span, extrapolation)
+    if at_bound:
+        side = "largest" if v == volumes[-1] else "smallest"
+        sentence += (
+            f" It is the {side} volume searched ({volumes[1]:.0f}-{volumes[-1]:.0f} mL): the objective might improve "
+            "further out, but further from the data."
+        )
     return FeedRecommendation(
         batch_id=batch_id,
         known_h=float(known_h),
@@ -321,6 +382,9 @@ def recommend_feed(
         plan=plans[name],
         sentence=sentence,
         method=pred.method,
+        campaign_range_ml=span,
+        extrapolation=extrapolation,
+        at_bound=at_bound,
     )
 
 
@@ -346,7 +410,6 @@ def _sentence(best, as_is, times, medium, objective, unit, limits, prob, diff, k
         head += "."
     caveat = (
         f" Caveats: the batch's state is estimated from its own readings up to {known_h:g} h and the campaign "
-        "it was calibrated on; the probabilities assume the twin's kinetics describe this process, and feed volumes "
-        "outside the campaign's range are extrapolation."
+        "it was calibrated on; the probabilities assume the twin's kinetics describe this process."
     )
     return head + caveat
