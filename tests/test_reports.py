@@ -47,7 +47,11 @@ NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 #: the notebooks that draw with bw.plots, so their HTML must carry BokehJS and plot data
 PLOTTING = sorted(n for n in NOTEBOOKS if "bw.plots." in (ROOT / "notebooks" / f"{n}.ipynb").read_text())
 #: notebooks that fit Bayesian models (slow to start: the model is compiled in every kernel)
-FITTING = sorted(n for n in NOTEBOOKS if ".fit(" in (ROOT / "notebooks" / f"{n}.ipynb").read_text())
+FITTING = sorted(
+    n
+    for n in NOTEBOOKS
+    if any(s in (ROOT / "notebooks" / f"{n}.ipynb").read_text() for s in (".fit(", "growth_review(", "twin_review("))
+)
 #: small sampling settings for the tests (STYLE: report notebooks run with small CI parameters)
 CI_PARAMETERS = {"draws": 50, "tune": 50, "chains": 2}
 N_BATCHES = 6

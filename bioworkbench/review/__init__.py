@@ -7,6 +7,8 @@
 * :mod:`~bioworkbench.review.forecast` — :func:`forecast_section` for a running batch;
 * :mod:`~bioworkbench.review.growth` — :func:`growth_review`: the growth and titer models where
   their data exist, the kinetics per batch where they do not;
+* :mod:`~bioworkbench.review.twin` — :func:`twin_review`: the digital twin where the campaign records
+  what it needs, what is missing where it does not;
 * :mod:`~bioworkbench.review.stability` — the Bayesian stability analysis and the shelf-life
   comparison of the stability report;
 * :mod:`~bioworkbench.text` and :mod:`~bioworkbench.review.display` — escaping data text,
@@ -42,6 +44,7 @@ from bioworkbench.review.stability import (
     comparison_sentence,
     describe_study,
 )
+from bioworkbench.review.twin import TwinReview, twin_review
 from bioworkbench.text import Safe, escape, markdown_text
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "GrowthReview",
     "Safe",
     "Table",
+    "TwinReview",
     "batch_header",
     "batch_review",
     "bayesian_analysis",
@@ -81,5 +85,6 @@ __all__ = [
     "outcomes",
     "sensor_agreement",
     "table",
+    "twin_review",
     "variability",
 ]

@@ -32,7 +32,7 @@ from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.feeds import FeedPlan
 from bioworkbench.twin.solver import Observations, SolverEvents
 
-__all__ = ["INITIAL_WINDOW_H", "OBSERVED", "BatchData", "batch_data", "initial_state"]
+__all__ = ["INITIAL_WINDOW_H", "OBSERVED", "BatchData", "batch_data", "initial_state", "readiness", "require_ready"]
 
 #: the offline variables the twin's likelihood uses (all with a lognormal error)
 OBSERVED: tuple[str, ...] = ("vcd", "viability", "glucose", "glutamine", "lactate", "ammonium", "titer")
@@ -40,6 +40,8 @@ OBSERVED: tuple[str, ...] = ("vcd", "viability", "glucose", "glutamine", "lactat
 INITIAL_WINDOW_H = 1.0
 #: the inoculation readings the initial state needs
 _NEEDED = ("vcd", "glucose", "glutamine", "lactate", "ammonium")
+#: biomass variables of a microbial culture (the twin models mammalian cells: viable and dead densities)
+_MICROBIAL = ("cdw", "od600", "wet_cell_weight")
 _LOD_REASON = re.compile(r"limit of detection \((-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)")
 
 
@@ -259,3 +261,135 @@ def observable_index(name: str) -> int:
     int
     """
     return K.OBSERVABLE_NAMES.index(name)
+
+
+def readiness(campaign, *, batch_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """What the twin needs of each batch, and whether the campaign records it.
+
+    Parameters
+    ----------
+    campaign
+        A :class:`~bioworkbench.campaign.Campaign`.
+    batch_ids
+        The batches to check (default: every batch).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``batch_id, requirement, ok, detail``; one row per batch and requirement:
+
+        * ``viable cell density`` — offline VCD readings (the twin models mammalian cells as viable
+          and dead densities; a culture whose biomass is dry weight or OD600 is not one);
+        * ``inoculation readings`` — VCD before :data:`INITIAL_WINDOW_H` h, and glucose, glutamine,
+          lactate and ammonium then (or, for a batch that missed one, any batch's at inoculation);
+        * ``initial volume`` — ``initial_volume_ml`` in the batches frame (the mass balances of feeds
+          and samples need the working volume);
+        * ``feed records`` — a fed-batch process has feeds in the events frame, with media whose
+          concentrations the media frame gives;
+        * ``substrate readings`` — glucose or glutamine readings after inoculation (to calibrate the
+          substrate balances).
+    """
+    ids = campaign.batches["batch_id"].to_list() if batch_ids is None else list(batch_ids)
+    offline = campaign.observations.filter(pl.col("source") == "offline").drop_nulls("value")
+    start = offline.filter(pl.col("time_h") < INITIAL_WINDOW_H)
+    at_start = set(start.filter((pl.col("flag") != "<LOD").fill_null(True))["variable"].to_list())
+    process = (
+        dict(campaign.batches.select("batch_id", "process").rows()) if "process" in campaign.batches.columns else {}
+    )
+    volume = (
+        dict(campaign.batches.select("batch_id", "initial_volume_ml").rows())
+        if "initial_volume_ml" in campaign.batches.columns
+        else {}
+    )
+    rows = []
+    for b in ids:
+        mine = offline.filter(pl.col("batch_id") == b)
+        have = set(mine["variable"].to_list())
+        first = set(start.filter(pl.col("batch_id") == b)["variable"].to_list())
+        later = set(mine.filter(pl.col("time_h") >= INITIAL_WINDOW_H)["variable"].to_list())
+        microbial = sorted(have & set(_MICROBIAL))
+        vcd = "vcd" in have
+        why_vcd = (
+            ""
+            if vcd
+            else "no offline VCD readings"
+            + (
+                f"; biomass is recorded as {', '.join(microbial)} (a microbial culture?): the twin models mammalian "
+                "cells as viable and dead cell densities"
+                if microbial
+                else ""
+            )
+        )
+        lacking = [v for v in _NEEDED if v != "vcd" and v not in first and v not in at_start]
+        parts = [f"no VCD before {INITIAL_WINDOW_H:g} h"] if "vcd" not in first else []
+        if lacking:
+            parts.append(f"no {', '.join(lacking)} before {INITIAL_WINDOW_H:g} h in this batch or any other")
+        why_start = "; ".join(parts) + " (the initial state)" if parts else ""
+        v0 = volume.get(b)
+        why_volume = (
+            ""
+            if v0 is not None and v0 > 0
+            else (
+                "initial_volume_ml is missing from the batches frame" if v0 is None else f"initial_volume_ml is {v0!r}"
+            )
+        )
+        why_feed = _feed_problem(campaign, b, process.get(b))
+        why_substrate = (
+            ""
+            if later & {"glucose", "glutamine"}
+            else ("no glucose or glutamine readings after inoculation (the substrate balances cannot be calibrated)")
+        )
+        for requirement, why in (
+            ("viable cell density", why_vcd),
+            ("inoculation readings", why_start),
+            ("initial volume", why_volume),
+            ("feed records", why_feed),
+            ("substrate readings", why_substrate),
+        ):
+            rows.append((b, requirement, not why, why or "recorded"))
+    return pl.DataFrame(rows, schema=["batch_id", "requirement", "ok", "detail"], orient="row")
+
+
+def _feed_problem(campaign, batch_id: str, process: str | None) -> str:
+    ev = campaign.events.filter(pl.col("batch_id") == batch_id)
+    fed = ev.filter(pl.col("event").is_in(["feed", "bolus"]) & (pl.col("volume_ml") > 0))
+    if fed.height == 0:
+        if process is not None and "fed" in process.lower():
+            return f"a {process} process with no feed in the events frame (the twin would simulate it unfed)"
+        return ""
+    try:
+        plan = FeedPlan.from_events(ev, batch_id=batch_id)
+        plan.to_solver(campaign.media)
+    except ConfigError as err:
+        return str(err)
+    return ""
+
+
+def require_ready(campaign, batch_ids: Sequence[str], *, who: str = "FedBatchTwin.fit") -> None:
+    """Raise one error listing every requirement of :func:`readiness` that batches fail.
+
+    Parameters
+    ----------
+    campaign
+        The campaign.
+    batch_ids
+        The batches the twin is to use.
+    who
+        Named at the start of the message.
+
+    Raises
+    ------
+    ConfigError
+        A requirement fails for some batch: one line per requirement with the number of batches,
+        the first of them and the reason.
+    """
+    table = readiness(campaign, batch_ids=batch_ids)
+    failed = table.filter(~pl.col("ok"))
+    if failed.height == 0:
+        return
+    lines = []
+    for (requirement,), g in failed.group_by(["requirement"], maintain_order=True):
+        ids = g["batch_id"].to_list()
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        lines.append(f"{requirement}: {len(ids)} of {len(batch_ids)} batches ({shown}): {g['detail'][0]}")
+    raise ConfigError(f"{who}: the campaign lacks what the twin needs. " + "; ".join(lines) + ".")

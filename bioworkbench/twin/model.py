@@ -63,7 +63,7 @@ import polars as pl
 from bioworkbench.errors import ArgumentError, ConfigError, suggest
 from bioworkbench.models.base import BayesModel, Prior
 from bioworkbench.twin import _kernels as K
-from bioworkbench.twin.data import OBSERVED, BatchData, batch_data
+from bioworkbench.twin.data import OBSERVED, BatchData, batch_data, require_ready
 from bioworkbench.twin.parameters import PARAMETERS
 
 __all__ = ["BATCH_PARAMETERS", "FIXED", "H_MAX", "FedBatchTwin"]
@@ -211,6 +211,7 @@ class FedBatchTwin(BayesModel):
         if not h_max > 0:
             raise ArgumentError(f"FedBatchTwin.fit: h_max must be positive, got {h_max!r}.")
         variables = [v for v in OBSERVED if v in set(variables)] + [v for v in variables if v not in OBSERVED]
+        require_ready(campaign, ids)
         self._batches = [batch_data(campaign, b, variables=variables) for b in ids]
         liks = [BatchLikelihood(bd.events, bd.observations, h_max=h_max) for bd in self._batches]
         self._packed = pack(liks)
