@@ -64,7 +64,12 @@ Correctness: an entry holds a header (format, key, versions, payload size and sh
 payload. An entry whose header, size, checksum or key does not match, or that does not unpickle, is
 logged (``logging``, level INFO: no warning reaches a report) and removed, and the model is
 compiled again; it is never used. A model whose compiled code holds process addresses (numba's
-"dynamic globals", e.g. large constant arrays) is compiled every time and not written.
+"dynamic globals", e.g. large constant arrays) is compiled every time and not written. nutpie bakes
+the value of every ``pm.Data`` at compile time into its callbacks as a placeholder (replaced by the
+fit's data at run time), and numba refers to an array over 1e6 bytes by its address; unless LLVM
+drops the unused placeholder (it did for a 1-D array, not for a 2-D one beside other ``pm.Data``),
+the model is not kept. The log line names such arrays; the titer model's dense segment matrix was
+one (issue 19).
 
 Concurrency: an entry is written to a temporary file in the cache folder and renamed into place
 (``os.replace``, atomic), so a reader sees a whole entry or none; a per-key file lock (``filelock``,
@@ -458,7 +463,17 @@ def _payload(compiled: Any) -> bytes | None:
     for f in (compiled.compiled_logp_func, compiled.compiled_expand_func):
         cres = getattr(f, "_bw_cres", None)
         if cres is None or cres.library.has_dynamic_globals:
-            log.info("compile cache: the compiled model holds process addresses (numba dynamic globals); not kept")
+            # nutpie bakes each pm.Data's value at compile time into its callbacks (a placeholder
+            # it replaces at run time); numba refers to an array over 1e6 bytes by its address
+            big = [
+                f"{getattr(var, 'name', key)} ({compiled.shared_data[key].nbytes:,} bytes)"
+                for var, key in compiled.shared_var_keys.items()
+                if compiled.shared_data[key].nbytes > 10**6
+            ]
+            log.info(
+                "compile cache: the compiled model holds process addresses (numba dynamic globals%s); not kept",
+                f"; pm.Data over 1e6 bytes, the likely cause: {', '.join(big)}" if big else "",
+            )
             return None
     slim = dataclasses.replace(compiled, logp_func=None, expand_func=None)
     buf = io.BytesIO()

@@ -211,6 +211,28 @@ def _segment_matrix(d: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     else 0, so that ``S @ exp(-γ·τ)`` is each sample's decline-weighted post-shift IVCD and
     ``S.sum(axis=1)`` its ``ivcd_post``; ``τ`` (d) the segments' midpoints after the shift.
     """
+    inside, dx, tau = _segment_mask(d)
+    return np.where(inside, dx[None, :], 0.0), tau
+
+
+def _segment_pairs(d: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of :func:`_segment_matrix` that can be non-zero: ``(j, k, S[j, k], τ)``.
+
+    ``j`` (titer sample) and ``k`` (segment) index the pairs where segment ``k`` is of sample
+    ``j``'s batch and ends at or before it, in row-major order; ``S[j, k] = d_ivcd_k``. Each
+    sample's decline-weighted post-shift IVCD is the sum over its pairs of ``S[j, k]·exp(-γ·τ_k)``,
+    the same terms as the row of ``S @ exp(-γ·τ)``. A batch has a pair for each of its titer
+    samples and each post-shift segment before it, so the pairs grow with the batches, where the
+    matrix grows with their square (the demo forecast's 23 batches: 1,078 pairs, 54,384 matrix
+    entries).
+    """
+    inside, dx, tau = _segment_mask(d)
+    j, k = np.nonzero(inside)
+    return j.astype("int64"), k.astype("int64"), dx[k], tau
+
+
+def _segment_mask(d: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inside, d_ivcd, τ)``: ``inside[j, k]`` whether segment ``k`` counts for titer sample ``j``."""
     b = np.asarray(d["b"], "int64")
     t = np.asarray(d["time_h"], float)
     sb = np.asarray(d.get("seg_b") or [], "int64")
@@ -219,7 +241,7 @@ def _segment_matrix(d: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     tau = np.asarray(d.get("seg_tau_d") or [], float)
     # sample times are VCD sample times, i.e. segment ends: the tolerance only absorbs rounding
     inside = (b[:, None] == sb[None, :]) & (te[None, :] <= t[:, None] + 1e-6)
-    return np.where(inside, dx[None, :], 0.0), tau
+    return inside, dx, tau
 
 
 def _decline_weights(tau_d: np.ndarray, gamma: np.ndarray) -> np.ndarray:
@@ -480,15 +502,19 @@ class TiterModel(ForwardPriorPredictive, BayesModel):
     def _structure(self, d: dict[str, Any]) -> tuple:
         covariates = tuple((d.get("covariates") or {}).get("names", ()))
         n_seg = padded_size(len(d.get("seg_ivcd") or []), 64)
-        return (len(d["batch_ids"]), padded_size(len(d["titer"]), 64), n_seg, covariates)
+        n_pairs = padded_size(len(_segment_pairs(d)[0]), 64)
+        return (len(d["batch_ids"]), padded_size(len(d["titer"]), 64), n_seg, n_pairs, covariates)
 
     def _padded(self, d: dict[str, Any]) -> dict[str, np.ndarray]:
-        _, no, ns, _ = self._structure(d)
+        _, no, ns, npairs, _ = self._structure(d)
         n = len(d["titer"])
         pad = np.zeros(no - n)
-        seg_ivcd, tau = _segment_matrix(d)
+        obs, seg, seg_ivcd, tau = _segment_pairs(d)
+        # padding pairs add 0 to sample 0: S[j, k] = 0 times a finite weight
         return {
-            "seg_ivcd": np.pad(seg_ivcd, ((0, no - n), (0, ns - tau.size))),
+            "pair_obs": np.pad(obs, (0, npairs - obs.size)),
+            "pair_seg": np.pad(seg, (0, npairs - seg.size)),
+            "pair_ivcd": np.pad(seg_ivcd, (0, npairs - seg_ivcd.size)),
             "seg_tau_d": np.pad(tau, (0, ns - tau.size)),
             "titer": np.concatenate([np.asarray(d["titer"], float), pad]),
             "ivcd_pre": np.concatenate([np.asarray(d["ivcd_pre"], float), pad]),
@@ -514,7 +540,15 @@ class TiterModel(ForwardPriorPredictive, BayesModel):
             x1 = pm.Data("ivcd_pre", arr["ivcd_pre"])
             b = pm.Data("b", arr["b"])
             w = pm.Data("w", arr["w"])
-            seg_ivcd = pm.Data("seg_ivcd", arr["seg_ivcd"])
+            # the post-shift segment matrix S by its possibly non-zero entries (S[j, k], j, k), not as
+            # a dense (samples x segments) array: nutpie bakes every pm.Data's value at compile time
+            # into the compiled code as a placeholder, numba refers to an array over 1e6 bytes by its
+            # process address, and the dense S of the demo campaign (512 x 256 float64, 1,048,576
+            # bytes) kept that address in the code, so the disk compile cache could not keep the
+            # model (compile_cache; issue 19)
+            pair_obs = pm.Data("pair_obs", arr["pair_obs"])
+            pair_seg = pm.Data("pair_seg", arr["pair_seg"])
+            pair_ivcd = pm.Data("pair_ivcd", arr["pair_ivcd"])
             seg_tau = pm.Data("seg_tau_d", arr["seg_tau_d"])
             qp_c = p["qp"].create("qp_campaign")
             ratio_c = p["shift_ratio"].create("shift_ratio_campaign")
@@ -542,8 +576,10 @@ class TiterModel(ForwardPriorPredictive, BayesModel):
             qp = pm.Deterministic("qp_b", pt.exp(m - log_r / 2), dims="batch")
             qp2 = pm.Deterministic("qp_after_shift_b", pt.exp(m + log_r / 2), dims="batch")
             a = pm.Deterministic("intercept_b", a_c + sd_a * z_a, dims="batch")
-            # post-shift IVCD weighted by the campaign's decline of qp, exp(-γ·τ) at each segment's midpoint
-            x2 = pt.dot(seg_ivcd, pt.exp(-gamma * seg_tau))
+            # post-shift IVCD weighted by the campaign's decline of qp, exp(-γ·τ) at each segment's
+            # midpoint: x2_j = Σ_k S[j, k]·exp(-γ·τ_k), summed over sample j's pairs
+            decline = pt.exp(-gamma * seg_tau)
+            x2 = pt.inc_subtensor(pt.zeros_like(x1)[pair_obs], pair_ivcd * decline[pair_seg])
             mean = a[b] + qp[b] * x1 + qp2[b] * x2
             cv = p["cv"].create("cv")
             s0 = p["floor"].create("floor")
