@@ -224,7 +224,7 @@ def twin_review(
     known_h: float,
     n_fit: int = 12,
     draws: int = 500,
-    tune: int = 300,
+    tune: int = 600,
     chains: int = 2,
     prob: float = 0.9,
     random_seed: int | None = None,

@@ -37,8 +37,8 @@ numbers), so each endpoint's difference between plans is computed draw by draw.
 (mmol/L, smallest on the grid), ``final_volume`` (mL). The grid holds every :data:`GRID_H` hours,
 every event time (with the state *before* the event: the trough just before a feed) and every
 reading's time, so ``min_glucose`` and the recommendation's constraints see the lowest glucose
-between feeds, and a reading drawn just before a feed is compared with the state it saw. The end is the plan's harvest, else the
-batch's, else the median harvest time of the fitted batches.
+between feeds, and a reading drawn just before a feed is compared with the state it saw. The end is the plan's
+harvest, else the batch's, else the median harvest time of the fitted batches.
 
 References
 ----------
