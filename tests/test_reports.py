@@ -1039,3 +1039,37 @@ def test_growth_report_on_nistcho_with_its_parameter_file_fits_vcd_and_says_tite
     assert "FB2-A-R1" in text and "2 VCD points (needs 4)" in text
     assert "6 VCD sample(s) of collapsed cultures left out" in text
     assert _n_figures(res.html.read_text()) >= 31 + 4  # a panel per batch and the four forests
+
+
+def test_twin_report_states_the_calibration_in_words(reports):
+    text = " ".join(" ".join(_page(_run(reports, "twin_report").html)[1].text).split())
+    assert "Every batch records what the twin needs." in text
+    assert re.search(r"The twin was calibrated on \d batches: \d+ divergent transitions?, largest r̂ \d\.\d{3}", text)
+    assert re.search(r"Of the readings, \d+% lie inside the 90% predictive bands", text)
+    assert "**" not in text  # the emphasis is rendered, not shown as asterisks
+    assert re.search(r"Feed \d+ mL of FeedA at each of the remaining \d+ feed\(s\)", text)
+    assert "per feed of FeedA that the calibration batches received" in text
+
+
+@pytest.mark.parametrize(
+    ("dataset", "missing"),
+    [
+        ("nistcho", "Missing: inoculation readings (33 batches"),
+        ("ambr250", "Missing: viable cell density (11 batches: no offline VCD readings; biomass is recorded as cdw"),
+    ],
+)
+def test_twin_report_on_a_real_campaign_says_what_is_missing_and_predicts_nothing(tmp_path, dataset, missing):
+    folder = bw.datasets.write(dataset, tmp_path / "data" / dataset)
+    res = run_report(
+        "twin_report",
+        parameter_file=ROOT / "parameters" / "twin_report" / f"{dataset}.yaml",
+        parameters={"campaign": str(folder)},
+        output_dir=tmp_path / "reports",
+        kernel=KERNEL,
+    )
+    assert res.status == "completed"
+    text = " ".join(" ".join(_page(res.html)[1].text).split())
+    _assert_clean_page(text, _notebook(res.run_dir / "twin_report.ipynb"))
+    assert "The digital twin cannot be calibrated on" in text and missing in text
+    assert "No model was fitted, so this report makes no prediction or recommendation." in text
+    assert "No recommendation: the twin was not calibrated." in text and "predicts a final titer" not in text

@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from bioworkbench.checks import require_campaign, require_number, require_prob
@@ -112,7 +113,8 @@ class TwinReview:
 
         if self.twin is None:
             return Safe("No calibration: the twin was not fitted (see above).")
-        return Safe(escape(calibration_text(self.twin, self.coverage)))
+        # built from numbers and the twin's own parameter names, with Markdown emphasis: trusted as it is
+        return Safe(calibration_text(self.twin, self.coverage))
 
     def coverage_table(self) -> Any:
         """The share of each variable's readings inside the predictive band.
@@ -240,7 +242,9 @@ def twin_review(
     known_h
         Hours of the running batch known so far.
     n_fit
-        Most calibration batches (the first completed batches that have what the twin needs).
+        Most calibration batches: of the completed batches that have what the twin needs (in the
+        campaign's order), ``n_fit`` spread evenly from the first to the last, so that a campaign run
+        as a design (feed rates, shift days) is covered, not only its first runs.
     draws, tune, chains, random_seed
         Sampler settings.
     prob
@@ -279,7 +283,10 @@ def twin_review(
     b = campaign.batches
     done = b.filter(pl.col("status") == "completed") if "status" in b.columns else b
     candidates = [i for i in done["batch_id"].to_list() if i != batch_id]
-    rev.fit_ids = [i for i in candidates if i in good][:n_fit]
+    pool = [i for i in candidates if i in good]
+    if len(pool) > n_fit:  # spread over the campaign: a design's later runs (other feed rates) are covered too
+        pool = [pool[i] for i in np.linspace(0, len(pool) - 1, n_fit).round().astype(int)]
+    rev.fit_ids = pool
     if not rev.fit_ids:
         rev.why_no_twin = Safe(
             f"The digital twin cannot be calibrated on {escape(campaign.name)}: none of its "

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from bioworkbench.text import plural
 from bioworkbench.twin.data import OBSERVED
 
 __all__ = ["calibration_fit", "calibration_text", "coverage", "plot_calibration"]
@@ -108,8 +109,9 @@ def calibration_text(twin, cov: pl.DataFrame) -> str:
     d = twin.diagnostics()
     n = len(twin.data["batch_ids"])
     steps = float(twin.idata["sample_stats"]["n_steps"].mean())
+    div = plural(d["divergences"], "divergent transition", "divergent transitions")
     conv = (
-        f"The twin was calibrated on {n} batches: {d['divergences']} divergent transitions, largest r̂ "
+        f"The twin was calibrated on {plural(n, 'batch', 'batches')}: {div}, largest r̂ "
         f"{d['max_rhat']:.3f}, {steps:.0f} leapfrog steps per draw. "
     )
     conv += (
