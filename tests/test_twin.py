@@ -296,7 +296,10 @@ def test_recommend_feed_says_what_to_feed_with_its_probability(twin, campaign):
     last = campaign.events.filter(
         (pl.col("batch_id") == "B02") & (pl.col("event") == "feed") & (pl.col("time_h") < 120.0)
     )["volume_ml"][-1]
-    assert c["volume_ml"][0] == last and c["volume_ml"][1] == pytest.approx(0.5 * last)
+    # searched over the volumes per feed the calibration batches received (45 and 75 mL here)
+    lo, hi = r.campaign_range_ml
+    assert hi - lo > 25 and c["volume_ml"][0] == last
+    assert c["volume_ml"][1] == pytest.approx(lo) and c["volume_ml"][-1] == pytest.approx(hi)
     assert r.volume_ml in c["volume_ml"].to_list()
     # the recommended feeds are the batch's remaining feed times, all at the recommended volume
     later = campaign.events.filter(
@@ -321,11 +324,26 @@ def test_recommend_feed_says_what_to_feed_with_its_probability(twin, campaign):
         pl.col("batch_id").is_in(FIT_IDS) & (pl.col("event") == "feed") & (pl.col("medium") == "FeedA")
     )["volume_ml"]
     assert r.campaign_range_ml == (fed.min(), fed.max())
-    lo, hi = r.campaign_range_ml
     assert r.extrapolation == (not 0.95 * lo <= r.volume_ml <= 1.05 * hi)
     assert (f"outside the {lo:.0f}-{hi:.0f} mL per feed" in r.sentence) == r.extrapolation
     assert (f"within the {lo:.0f}-{hi:.0f} mL per feed" in r.sentence) != r.extrapolation
     assert r.at_bound == (r.volume_ml in (c["volume_ml"][1], c["volume_ml"][-1]))
+
+
+def test_recommend_feed_searches_wider_only_when_the_calibration_batches_were_fed_alike(twin, campaign):
+    # the same twin, with B03 recorded as fed like B01 and B02: no range of volumes to search within
+    alike = campaign.events.with_columns(
+        volume_ml=pl.when((pl.col("batch_id") == "B03") & (pl.col("event") == "feed"))
+        .then(46.0)
+        .otherwise(pl.col("volume_ml"))
+    )
+    camp = bw.Campaign(**(campaign.frames() | {"events": alike}), name=campaign.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        r = twin.recommend_feed(camp, batch_id="B02", known_h=120.0, n_candidates=2, draws=10, random_seed=0)
+    last = r.candidates["volume_ml"][0]
+    assert r.campaign_range_ml == (45.12, 46.0)
+    assert r.candidates["volume_ml"].to_list()[1:] == pytest.approx([0.5 * last, 2.0 * last])
 
 
 def test_recommend_feed_says_when_the_volume_lies_outside_what_the_campaign_was_fed(twin, campaign):

@@ -590,7 +590,8 @@ class FedBatchTwin(BayesModel):
         prob
             Required probability that every constraint holds.
         bounds
-            ``(low, high)`` mL per feed (default 0.5 and 2 times the last feed volume).
+            ``(low, high)`` mL per feed; default: the range of volumes per feed the calibration batches
+            received (see :mod:`bioworkbench.twin.recommend`).
         n_candidates
             Volumes evenly spaced over ``bounds``.
         draws

@@ -12,7 +12,12 @@ with its main feed medium (the one with the most volume fed so far); everything 
 events hold after ``known_h`` (the temperature shift, glucose boluses, base, samples, other media)
 stays as planned. Every remaining main feed gets the same volume :math:`v`; the
 candidates are ``n_candidates`` volumes evenly spaced over ``bounds`` (mL per feed), plus the batch's
-last feed volume (continuing as is). All candidates are simulated with the same posterior draws of
+last feed volume (continuing as is). By default ``bounds`` is the range of volumes per feed of that
+medium in the calibration batches (``campaign_range_ml``): the volumes the twin has seen the process
+answer to. Only when the calibration batches were all fed about the same (a range narrower than
+:data:`MIN_RANGE_FRACTION` of its top) or never with this medium does the default widen to 0.5-2 times
+the batch's last feed volume, and the recommendation is then flagged an extrapolation; a wider
+search is asked for explicitly with ``bounds``. All candidates are simulated with the same posterior draws of
 the batch (common random numbers, :func:`bioworkbench.twin.scenarios.forecast`), so that their
 differences are not sampling noise.
 
@@ -62,6 +67,8 @@ _CONSTRAINED = tuple(v for v in K.OBSERVABLE_NAMES)
 _AS_IS = "as is"
 #: a volume more than this fraction outside the calibration batches' range is an extrapolation
 RANGE_TOLERANCE = 0.05
+#: a calibration range narrower than this fraction of its top is no range to search (the default widens)
+MIN_RANGE_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -282,7 +289,8 @@ def recommend_feed(
     prob
         Required probability that every constraint holds.
     bounds
-        ``(low, high)`` mL per feed searched (default 0.5 and 2 times the last feed volume).
+        ``(low, high)`` mL per feed searched; default: the calibration batches' range of volumes per
+        feed of the medium (see the module's Notes).
     n_candidates
         Volumes evenly spaced over ``bounds`` (the last feed volume is always a candidate too).
     draws
@@ -315,7 +323,13 @@ def recommend_feed(
     bd = batch_data(campaign, batch_id, variables=twin.data["observed"])
     end_h = _end_h(bd.plan, bd, twin, known_h)
     times, last_v, medium = _feed_times(bd.plan, known_h, end_h)
-    lo, hi = bounds if bounds is not None else (0.5 * last_v, 2.0 * last_v)
+    span = _campaign_range(twin, campaign, medium)
+    if bounds is not None:
+        lo, hi = bounds
+    elif span is not None and span[1] - span[0] >= MIN_RANGE_FRACTION * span[1]:
+        lo, hi = span
+    else:
+        lo, hi = 0.5 * last_v, 2.0 * last_v
     volumes = [last_v, *np.linspace(lo, hi, n_candidates).tolist()]
     names = [_AS_IS] + [f"{v:.1f} mL" for v in volumes[1:]]
     plans = {n: _plan(bd.plan, known_h, times, v, medium) for n, v in zip(names, volumes, strict=True)}
@@ -357,7 +371,6 @@ def recommend_feed(
     as_is = cand.row(0, named=True)
     unit = ENDPOINTS[objective][2]
     diff = pred.draws[name][objective] - pred.draws[_AS_IS][objective]
-    span = _campaign_range(twin, campaign, medium)
     v = float(best["volume_ml"])
     extrapolation = span is None or not (span[0] * (1 - RANGE_TOLERANCE) <= v <= span[1] * (1 + RANGE_TOLERANCE))
     at_bound = name != _AS_IS and v in (volumes[1], volumes[-1])
