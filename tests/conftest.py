@@ -82,3 +82,19 @@ def _compile_cache_in_session_folder(tmp_path_factory):
         os.environ.pop("BIOWORKBENCH_CACHE_DIR", None)
     else:
         os.environ["BIOWORKBENCH_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def compile_cache_folder(tmp_path, monkeypatch):
+    """An empty compile-cache folder for one test (through the environment, as report kernels see it)
+    and a fresh in-memory state: nothing compiled or loaded in this process yet."""
+    from bioworkbench.models import base
+    from bioworkbench.models import compile_cache as cc
+
+    monkeypatch.setenv(cc.ENV_DIR, str(tmp_path / "compiled"))
+    monkeypatch.delenv(cc.ENV_ENABLED, raising=False)
+    monkeypatch.setattr(cc, "_settings", {"directory": None, "enabled": None})
+    monkeypatch.setattr(cc, "_LOADED", {})
+    monkeypatch.setattr(cc, "STATS", dict.fromkeys(cc.STATS, 0))
+    monkeypatch.setattr(base, "_COMPILED", {})
+    return tmp_path / "compiled"

@@ -52,14 +52,9 @@ def draws(compiled, seed: int = 3) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """An empty cache folder for one test (through the environment, as report kernels see it)."""
-    monkeypatch.setenv(cc.ENV_DIR, str(tmp_path / "compiled"))
-    monkeypatch.delenv(cc.ENV_ENABLED, raising=False)
-    monkeypatch.setattr(cc, "_settings", {"directory": None, "enabled": None})
-    monkeypatch.setattr(cc, "_LOADED", {})
-    monkeypatch.setattr(cc, "STATS", dict.fromkeys(cc.STATS, 0))
-    return tmp_path / "compiled"
+def cache(compile_cache_folder):
+    """An empty cache folder and a fresh in-memory state (tests/conftest.py)."""
+    return compile_cache_folder
 
 
 @pytest.fixture(scope="module")

@@ -43,15 +43,9 @@ def demo_data():
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """An empty cache folder and a fresh in-memory state (no model compiled in this process)."""
-    monkeypatch.setenv(cc.ENV_DIR, str(tmp_path / "compiled"))
-    monkeypatch.delenv(cc.ENV_ENABLED, raising=False)
-    monkeypatch.setattr(cc, "_settings", {"directory": None, "enabled": None})
-    monkeypatch.setattr(cc, "_LOADED", {})
-    monkeypatch.setattr(cc, "STATS", dict.fromkeys(cc.STATS, 0))
-    monkeypatch.setattr(model_base, "_COMPILED", {})
-    return tmp_path / "compiled"
+def cache(compile_cache_folder):
+    """An empty cache folder and a fresh in-memory state (tests/conftest.py)."""
+    return compile_cache_folder
 
 
 def test_segment_pairs_give_the_segment_matrix_product(demo_data):
