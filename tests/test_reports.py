@@ -1049,6 +1049,14 @@ def test_twin_report_states_the_calibration_in_words(reports):
     assert "**" not in text  # the emphasis is rendered, not shown as asterisks
     assert re.search(r"Feed \d+ mL of FeedA at each of the remaining \d+ feed\(s\)", text)
     assert "per feed of FeedA that the calibration batches received" in text
+    # B02 of the small campaign is complete: its last titer reading is set against the day-5 prediction
+    m = re.search(
+        r"its last titer reading, (?P<v>[\d,]+) mg/L at [\d.]+ h, lies (?P<w>inside|below|above) the 90% predictive "
+        r"band for a reading then \((?P<lo>[\d,]+)-(?P<hi>[\d,]+) mg/L\)",
+        text,
+    )
+    v, lo, hi = (float(m[k].replace(",", "")) for k in ("v", "lo", "hi"))
+    assert m["w"] == ("inside" if lo <= v <= hi else ("below" if v < lo else "above"))
 
 
 @pytest.mark.parametrize(

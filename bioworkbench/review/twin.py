@@ -68,6 +68,9 @@ class TwinReview:
     prediction: Any = None
     comparison: Any = None
     recommendation: Any = None
+    #: when the campaign holds the running batch's later titer readings (a completed batch replayed as
+    #: running), one sentence comparing its last titer reading with the predictive band; else empty
+    hindsight: Safe = _NOTHING
     #: warnings raised while computing
     notes: list[str] = field(default_factory=list)
 
@@ -154,7 +157,7 @@ class TwinReview:
         """
         if self.prediction is None:
             return self.why_no_prediction or Safe("No prediction: the twin was not calibrated.")
-        return Safe(f"Parameters of {escape(self.batch_id)}: {escape(self.prediction.method)}.")
+        return Safe(f"Parameters of {escape(self.batch_id)}: {escape(self.prediction.method)}. {self.hindsight}")
 
     def plot_running(self) -> Any:
         """The running batch's predicted trajectory to harvest, with its readings.
@@ -318,6 +321,7 @@ def twin_review(
         options = {"known_h": known_h, "prob": prob, "random_seed": random_seed}
         try:
             rev.prediction = rev.twin.predict(campaign, batch_id=batch_id, **options)
+            rev.hindsight = _hindsight(rev, campaign, options)
             plan = FeedPlan.from_events(campaign.events, batch_id=batch_id)
             plans = {name: plan.scaled(f, from_h=known_h) for name, f in PLAN_FACTORS.items()}
             rev.comparison = rev.twin.compare(campaign, batch_id=batch_id, plans=plans, **options)
@@ -325,6 +329,31 @@ def twin_review(
         except BioWorkbenchError as exc:
             rev.why_no_prediction = Safe(f"{escape(batch_id)} could not be followed: {escape(str(exc))}")
     return rev
+
+
+def _hindsight(rev: TwinReview, campaign: Campaign, options: dict[str, Any]) -> Safe:
+    """The batch's last titer reading after ``known_h`` against the predictive band of a reading then."""
+    later = campaign.observations.filter(
+        (pl.col("batch_id") == rev.batch_id)
+        & (pl.col("source") == "offline")
+        & (pl.col("variable") == "titer")
+        & (pl.col("time_h") > rev.known_h)
+        & pl.col("flag").is_null()
+    ).drop_nulls("value")
+    if later.is_empty():
+        return _NOTHING
+    t, value = later.sort("time_h").select("time_h", "value").row(-1)
+    reading = rev.twin.predict(campaign, batch_id=rev.batch_id, kind="predictive", **options).trajectory
+    band = reading.filter((pl.col("variable") == "titer") & (pl.col("time_h") == t))
+    if band.is_empty():  # after the predicted end (a harvest later than planned)
+        return _NOTHING
+    lo, hi = band["lower"][0], band["upper"][0]
+    where = "inside" if lo <= value <= hi else ("below" if value < lo else "above")
+    return Safe(
+        f"The campaign holds {escape(rev.batch_id)}'s readings after {rev.known_h:g} h, which the prediction did not "
+        f"use: its last titer reading, {value:,.0f} mg/L at {t:g} h, lies {where} the {rev.prob:.0%} predictive "
+        f"band for a reading then ({lo:,.0f}-{hi:,.0f} mg/L)."
+    )
 
 
 def _missing_words(ready: pl.DataFrame) -> str:
