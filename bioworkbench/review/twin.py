@@ -97,13 +97,13 @@ class TwinReview:
         -------
         Table or Markdown
         """
-        failed = self.readiness.filter(~pl.col("ok"))
+        from bioworkbench.twin.data import gaps
+
+        failed = gaps(self.readiness)
         if failed.is_empty():
             return markdown("Every batch records what the twin needs.")
-        grouped = failed.group_by("requirement", maintain_order=True).agg(
-            pl.len().alias("batches"), pl.col("batch_id").first().alias("first batch"), pl.col("detail").first()
-        )
-        return table(grouped)
+        first = pl.col("batch_ids").list.first().alias("first batch")
+        return table(failed.select("requirement", "batches", first, "detail"))
 
     def calibration_text(self) -> Safe:
         """Whether the sampler converged, and how many readings the predictive bands hold.
@@ -358,9 +358,7 @@ def _hindsight(rev: TwinReview, campaign: Campaign, options: dict[str, Any]) -> 
 
 def _missing_words(ready: pl.DataFrame) -> str:
     """``Missing: initial volume (34 batches: initial_volume_ml is missing ...); ...``."""
-    failed = ready.filter(~pl.col("ok"))
-    parts = [
-        f"{req} ({plural(g.height, 'batch', 'batches')}: {g['detail'][0]})"
-        for (req,), g in failed.group_by(["requirement"], maintain_order=True)
-    ]
+    from bioworkbench.twin.data import gaps
+
+    parts = [f"{req} ({plural(n, 'batch', 'batches')}: {detail})" for req, n, _, detail in gaps(ready).iter_rows()]
     return "Missing: " + "; ".join(parts) + "." if parts else ""

@@ -32,7 +32,16 @@ from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.feeds import FeedPlan
 from bioworkbench.twin.solver import Observations, SolverEvents
 
-__all__ = ["INITIAL_WINDOW_H", "OBSERVED", "BatchData", "batch_data", "initial_state", "readiness", "require_ready"]
+__all__ = [
+    "INITIAL_WINDOW_H",
+    "OBSERVED",
+    "BatchData",
+    "batch_data",
+    "gaps",
+    "initial_state",
+    "readiness",
+    "require_ready",
+]
 
 #: the offline variables the twin's likelihood uses (all with a lognormal error)
 OBSERVED: tuple[str, ...] = ("vcd", "viability", "glucose", "glutamine", "lactate", "ammonium", "titer")
@@ -365,6 +374,28 @@ def _feed_problem(campaign, batch_id: str, process: str | None) -> str:
     return ""
 
 
+def gaps(table: pl.DataFrame) -> pl.DataFrame:
+    """The requirements of a :func:`readiness` table that some batch fails, one row each.
+
+    Parameters
+    ----------
+    table
+        From :func:`readiness`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``requirement, batches, batch_ids, detail``: the number of batches failing it, their ids (in
+        the table's order) and the first one's reason; in the order of the requirements; empty when
+        every requirement holds.
+    """
+    return (
+        table.filter(~pl.col("ok"))
+        .group_by("requirement", maintain_order=True)
+        .agg(pl.len().alias("batches"), pl.col("batch_id").alias("batch_ids"), pl.col("detail").first())
+    )
+
+
 def require_ready(campaign, batch_ids: Sequence[str], *, who: str = "FedBatchTwin.fit") -> None:
     """Raise one error listing every requirement of :func:`readiness` that batches fail.
 
@@ -383,13 +414,11 @@ def require_ready(campaign, batch_ids: Sequence[str], *, who: str = "FedBatchTwi
         A requirement fails for some batch: one line per requirement with the number of batches,
         the first of them and the reason.
     """
-    table = readiness(campaign, batch_ids=batch_ids)
-    failed = table.filter(~pl.col("ok"))
-    if failed.height == 0:
+    failed = gaps(readiness(campaign, batch_ids=batch_ids))
+    if failed.is_empty():
         return
     lines = []
-    for (requirement,), g in failed.group_by(["requirement"], maintain_order=True):
-        ids = g["batch_id"].to_list()
-        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-        lines.append(f"{requirement}: {len(ids)} of {len(batch_ids)} batches ({shown}): {g['detail'][0]}")
+    for requirement, n, ids, detail in failed.iter_rows():
+        shown = ", ".join(ids[:5]) + (f" and {n - 5} more" if n > 5 else "")
+        lines.append(f"{requirement}: {n} of {len(batch_ids)} batches ({shown}): {detail}")
     raise ConfigError(f"{who}: the campaign lacks what the twin needs. " + "; ".join(lines) + ".")
