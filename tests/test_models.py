@@ -100,6 +100,31 @@ def test_growth_outputs_are_tidy(fitted, camp):
         g.predict(batch_ids=["nope"])
 
 
+def test_peak_is_the_maximum_of_the_curve_also_at_the_ends_of_the_range():
+    rng = np.random.default_rng(0)
+    n = 400
+    theta = np.column_stack(
+        [
+            rng.uniform(5, 30, n),  # K
+            rng.uniform(0.3, 3.0, n),  # mu
+            rng.uniform(-2, 8, n),  # t_m
+            rng.uniform(-3, 20, n),  # t_d: some decline from day 0, some after t_end
+            rng.uniform(0.05, 2.0, n),  # delta
+        ]
+    )
+    # still growing at day 14 (inflection at 20, decline from 30); declining from day 0
+    theta = np.vstack([theta, [10.0, 0.5, 20.0, 30.0, 0.5], [10.0, 1.0, -10.0, -5.0, 2.0]])
+    value, day = GrowthModel.peak(theta, 14.0)
+    grid = np.linspace(0.0, 14.0, 140_001)
+    curves = GrowthModel.curve(theta, grid)
+    assert np.all(value >= curves.max(axis=1) * (1 - 1e-12))  # never below the grid's maximum
+    np.testing.assert_allclose(value, curves.max(axis=1), rtol=1e-8)
+    np.testing.assert_allclose(day, grid[curves.argmax(axis=1)], atol=2e-4)
+    # a curve still rising at the end peaks at the end; one falling from day 0 at day 0
+    assert day[-2] == 14.0 and day[-1] == 0.0
+    np.testing.assert_allclose(GrowthModel.peak(theta[None, :3], 14.0)[0], value[None, :3])  # any leading shape
+
+
 def test_save_load_round_trip_gives_same_predictions(fitted, tmp_path):
     for m in fitted:
         path = m.save(tmp_path / f"{m.model_type}.nc")

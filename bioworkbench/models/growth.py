@@ -613,12 +613,48 @@ class GrowthModel(ForwardPriorPredictive, BayesModel):
         log_x = np.log(K) - np.logaddexp(0.0, -mu * (t - tm)) - dl * np.logaddexp(0.0, t - td)
         return np.exp(log_x)
 
+    @staticmethod
+    def peak(theta: np.ndarray, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Peak VCD and its day of the model curve on ``[0, t_end]`` (days).
+
+        The log curve :math:`\\log K - \\mathrm{softplus}(-\\mu (t - t_m)) - \\delta\\,\\mathrm{softplus}(t - t_d)`
+        is concave in :math:`t` (softplus is convex, :math:`\\mu, \\delta > 0`): its slope
+        :math:`\\mu\\,\\sigma(-\\mu (t - t_m)) - \\delta\\,\\sigma(t - t_d)` falls with :math:`t`, so the
+        maximum is where the slope crosses zero (or an end of the range when it does not), found by
+        bisection to 1e-7 d. This is exact where a grid search is not, and takes milliseconds for the
+        8,000 draws x 24 batches a grid of 0.05 d took seconds for.
+
+        Parameters
+        ----------
+        theta
+            Parameters, shape ``(..., 5)``, as for :meth:`curve`.
+        t_end
+            The last day of the range (the culture's end).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Peak VCD (1e6 cells/mL) and its day, each of shape ``theta.shape[:-1]``.
+        """
+        from scipy.special import expit
+
+        mu, tm, td, dl = (theta[..., i] for i in (1, 2, 3, 4))
+
+        def slope(t: np.ndarray) -> np.ndarray:
+            return mu * expit(-mu * (t - tm)) - dl * expit(t - td)
+
+        lo, hi = np.zeros(mu.shape), np.full(mu.shape, float(t_end))
+        for _ in range(int(np.ceil(np.log2(max(t_end, 1.0) / 1e-7)))):
+            mid = 0.5 * (lo + hi)
+            up = slope(mid) > 0.0
+            lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+        day = np.where(slope(hi) >= 0.0, hi, 0.5 * (lo + hi))  # rising at t_end: the peak is the end
+        day = np.where(slope(np.zeros(mu.shape)) <= 0.0, 0.0, day)  # falling from day 0
+        log_x = np.log(theta[..., 0]) - np.logaddexp(0.0, -mu * (day - tm)) - dl * np.logaddexp(0.0, day - td)
+        return np.exp(log_x), day
+
     def _peaks(self, t_end: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        t_end = t_end or max(self.data["t_max"], 14.0)
-        grid = np.arange(0.0, t_end + 1e-9, 0.05)
-        curves = self.curve(self._theta(), grid)
-        i = curves.argmax(axis=-1)
-        return curves.max(axis=-1), grid[i]
+        return self.peak(self._theta(), t_end or max(self.data["t_max"], 14.0))
 
     def summary(self, prob: float = 0.9) -> pl.DataFrame:
         """Per-batch and campaign parameters with their posterior intervals.
