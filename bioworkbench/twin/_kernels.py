@@ -11,7 +11,21 @@ Size: generated; the Jacobian and the vector-Jacobian products are long straight
 import math
 
 import numpy as np
-from numba import njit, objmode
+import numba
+from numba import objmode
+
+
+def njit(**options):
+    """numba.njit with fixed, strict floating-point flags (no fastmath).
+
+    A kernel that numba first compiles while typing a caller takes the caller's fastmath flags
+    (PyTensor's numba functions allow contraction and reassociation), is cached on disk under its
+    signature alone, and is copied into every compiled model that calls it; the process then runs
+    whichever copy it loaded first. With fastmath those copies round differently, so the same fit
+    gave other draws in a process that had compiled the twin than in one that loaded it from the
+    compile cache. Strict flags make every copy the same function of its inputs.
+    """
+    return numba.njit(fastmath=False, error_model='python', **options)
 
 STATE_NAMES = ('xv', 'xd', 'glucose', 'glutamine', 'lactate', 'ammonium', 'titer', 'nutrients', 'age', 'volume')
 PARAMETER_NAMES = ('mu_max', 'k_glc', 'k_gln', 'logit_gln_free', 'k_nut', 'ki_lac', 'ki_amm', 't_arrest', 'w_arrest', 'kd', 't_age', 'w_age', 'kd_starve', 'kd_nut', 'k_lys', 'y_x_glc', 'm_glc', 'a_m_glc', 'y_x_gln', 'm_gln', 'k_deg_gln', 'y_x_nut', 'm_nut', 'n0', 'y_lac_glc', 'q_lac_max', 'k_lac', 'k_glc_shift', 'a_lac', 'y_amm_gln', 'm_amm', 'q_p', 'logit_qp_free', 'a_mu', 'a_kd', 'a_qp')
@@ -29,7 +43,7 @@ NOBS = 9
 
 
 #: fingerprint of the generated code (a cache key for compilations that call these kernels)
-KERNELS_SHA256 = 'db45bd892a8038678d668814f37d179e3ee0015568adc7c7f50500fac854f68a'
+KERNELS_SHA256 = '1d123597d873dab470aae68446acf5384ecf4208e0e88873e9a9c338c51999af'
 
 @njit(cache=True)
 def rhs(y, th, u, out):
