@@ -658,9 +658,8 @@ class BayesModel(abc.ABC):
         stats = self.idata["sample_stats"].to_dataset()
         div = int(stats["diverging"].sum()) if "diverging" in stats else 0
         n_chains = post.sizes.get("chain", 1)
-        post = _varying(post)
-        rhat = az.rhat(post) if n_chains > 1 else None
-        ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
+        rhat, ess_b = self._rhat_ess()
+        ess_t = az.ess(_varying(post), method="tail")
         max_rhat = _extreme(rhat, max) if rhat is not None else float("nan")
         min_b, min_t = _extreme(ess_b, min), _extreme(ess_t, min)
         draws = post.sizes.get("draw")
@@ -685,6 +684,21 @@ class BayesModel(abc.ABC):
         """What the reader of the diagnostics should know about the data or the model's choices."""
         return []
 
+    def _rhat_ess(self) -> tuple[Any, Any]:
+        """r̂ (``None`` for one chain) and bulk ESS of the varying posterior variables, computed once per
+        posterior: :meth:`diagnostics` and the summaries both need them, and ArviZ takes seconds for a
+        large posterior (it loops over the scalars in Python)."""
+        import arviz as az
+
+        cache = getattr(self, "_rhat_ess_cache", None)
+        if cache is not None and cache[0] is self.idata:
+            return cache[1]
+        post = _varying(self.idata["posterior"].to_dataset())
+        rhat = az.rhat(post) if post.sizes.get("chain", 1) > 1 else None
+        out = (rhat, az.ess(post, method="bulk"))
+        self._rhat_ess_cache = (self.idata, out)
+        return out
+
     def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
         lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         return {"mean": draws.mean(axis=0), "sd": draws.std(axis=0), "lower": lo, "upper": hi}
@@ -694,13 +708,8 @@ class BayesModel(abc.ABC):
     ) -> pl.DataFrame:
         """Tidy summary of posterior variables: ``names`` maps variable -> (label, unit); ``index``
         maps variable -> labels of its one dimension (absent: scalar)."""
-        import arviz as az
 
-        post = self.idata["posterior"].to_dataset()
-        multi = post.sizes.get("chain", 1) > 1
-        varying = _varying(post)
-        rhat = az.rhat(varying) if multi else None
-        ess = az.ess(varying, method="bulk")
+        rhat, ess = self._rhat_ess()
         rows = []
         for var, (label, unit) in names.items():
             x = self.posterior_draws(var)
