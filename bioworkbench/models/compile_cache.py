@@ -55,8 +55,9 @@ The key (:func:`model_key`) is a sha256 of everything that changes the compiled 
   kernels, its solver and the errors). Not the whole package: an edit of the sampler defaults
   must not throw every compiled model away;
 * the versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie, cloudpickle and
-  bioworkbench, PyTensor's ``floatX`` and numba ``fastmath`` flags, and the CPU numba compiles for
-  (its target triple, name and features: object code of another CPU is never loaded).
+  bioworkbench, PyTensor's ``floatX``, the numba ``fastmath`` flag models are compiled with (off),
+  and the CPU numba compiles for (its target triple, name and features: object code of another CPU
+  is never loaded).
 
 The coords' labels are not in the key: a hit takes its dims and coords from the model being fitted.
 
@@ -111,6 +112,9 @@ ENV_DIR = "BIOWORKBENCH_CACHE_DIR"
 ENV_ENABLED = "BIOWORKBENCH_CACHE"
 #: the layout of an entry; raise it when what is stored changes
 FORMAT = 1
+#: PyTensor's numba ``fastmath`` while compiling: off, so that a compiled model's draws for a seed do
+#: not depend on whether this process compiled its functions or loaded them (see :func:`_compile`)
+STRICT_FASTMATH = False
 #: how long a process waits for another one compiling the same model before compiling it itself
 LOCK_TIMEOUT_S = 600.0
 #: counts of this process: ``hit`` (loaded), ``miss`` (compiled and written), ``rejected`` (an entry
@@ -214,7 +218,7 @@ def _versions() -> dict[str, str]:
             out[name] = "?"
     out["cpu"] = repr(cpu_target.target_context.codegen().magic_tuple())
     out["floatX"] = str(pytensor.config.floatX)
-    out["fastmath"] = str(pytensor.config.numba__fastmath)
+    out["fastmath"] = f"{STRICT_FASTMATH} (set by compile_nutpie)"
     return out
 
 
@@ -579,11 +583,20 @@ def _for_model(compiled: Any, model: Any) -> Any:
 
 
 def _compile(model: Any, jitter: bool = True, **kwargs: Any) -> Any:
+    """nutpie's compile of ``model`` with strict floating point (PyTensor's numba ``fastmath`` off).
+
+    With fastmath (PyTensor's default) numba may contract and reassociate, and every compiled
+    function holds its own copy of the functions it calls; a process runs the copy of each it loaded
+    first. A process that compiled PyTensor's functions afresh therefore drew other values for the
+    same seed than one that loaded the model from this cache (measured: growth and titer models of
+    the demo, twin). Strict flags make every copy the same function of its inputs.
+    """
     import nutpie
+    import pytensor
 
     if not jitter:
         kwargs["jitter_rvs"] = set()
-    with _keep_compile_results():
+    with _keep_compile_results(), pytensor.config.change_flags(numba__fastmath=STRICT_FASTMATH):
         return nutpie.compile_pymc_model(model, **kwargs)
 
 
@@ -610,10 +623,10 @@ def compile_nutpie(model: Any, *, jitter: bool = True, **kwargs: Any) -> Any:
 
     Notes
     -----
-    The draws of a loaded model for a given seed are those of the process that compiled it
-    (the same machine code and initial-point function). Two fresh compiles of one model in
-    processes with different ``PYTHONHASHSEED`` may order floating-point operations differently
-    and give different draws for the same seed; the cache makes them repeatable.
+    The draws of a loaded model for a given seed are those of the process that compiled it (the
+    same machine code and initial-point function). Models are compiled with PyTensor's numba
+    ``fastmath`` off: with it on, a process that compiled PyTensor's functions afresh drew other
+    values than the processes that loaded the model (see :func:`_compile`).
     """
     folder = cache_dir()
     if folder is None or kwargs:
