@@ -33,7 +33,9 @@ Sampling coordinates (the model above is unchanged by them; they only change wha
 * In large campaigns (at least 30 batches seen whole, i.e. with a sample by ``t_c`` and one after
   ``t_L``) a pilot fit (:func:`pilot_fit`, per-batch MAP) chooses which of ``log K, log μ, t_m, t_d``
   to sample centred (:func:`_centring`): those whose between-batch spread is well above what each
-  batch's data leave uncertain. Centred, they are sampled in coordinates the data pin down almost
+  batch's data leave uncertain; with 15-29 such batches only ``log μ`` and ``t_m`` together, when
+  both spreads exceed six conditional standard errors (the demo campaign: 31 leapfrog steps per draw
+  instead of 84). Centred, they are sampled in coordinates the data pin down almost
   independently: ``log K``, ``log μ``, the early asymptote ``a = log K − μ (t_m − t_c)`` (log VCD of
   the exponential phase extrapolated to day ``t_c``) and the late asymptote ``L = log K − δ (t_L −
   t_d)`` (the decline line at day ``t_L``); ``t_m = t_c + (log K − a)/μ``, ``t_d = t_L − (log K −
