@@ -303,6 +303,19 @@ def _aborted(campaign) -> str:
     return campaign.batches.filter(pl.col("status") != "completed")["batch_id"][0]
 
 
+def test_mid_sized_campaigns_centre_growth_rate_and_inflection_day_only_when_the_data_pin_them():
+    """15-29 whole batches: log μ and t_m centred together when both spreads exceed six conditional SEs (the demo's
+    23), nothing for NISTCHO's 25 cultures in 10 groups (ratios ~5: centred, its fit had 50 divergences)."""
+    import warnings
+
+    demo = bw.datasets.demo()
+    assert GrowthModel()._prepare(demo)["centred"] == [False, True, True, False, False]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        nist = GrowthModel()._prepare(bw.datasets.nistcho())
+    assert nist["centred"] == [False] * 5
+
+
 def test_collapsed_culture_is_left_out_with_a_warning(camp):
     b = camp.batch_ids[1]
     vcd = (pl.col("batch_id") == b) & (pl.col("variable") == "vcd") & (pl.col("time_h") > 250)
