@@ -286,7 +286,7 @@ def test_sampler_defaults_are_the_ones_the_code_had():
         "TiterModel": (1000, 1000, 4, 0.9),  # tune 1000 and low-rank since issue 12 (see sampling.py)
         "ResponseSurface": (2000, 1000, 4, 0.95),  # issue 14: blocked small designs (see sampling.py)
         "StabilityModel": (1000, 1000, 4, 0.9),
-        "forecast": (4000, 1000, 2, 0.95),  # nutpie 0.95 since issue 12 (see sampling.py)
+        "forecast": (2500, 1000, 2, 0.95),  # nutpie 0.95 since issue 12; 2500 draws since issue 16 (see sampling.py)
         "forecast_section": (1000, 1000, 2, 0.8),
         "stability_section": (1000, 1000, 2, 0.8),
     }

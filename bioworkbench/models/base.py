@@ -690,13 +690,17 @@ class BayesModel(abc.ABC):
         large posterior (it loops over the scalars in Python)."""
         import arviz as az
 
+        full = self.idata["posterior"].to_dataset()
+        # keyed on the posterior and its variables: some models add draws after sampling (the stability
+        # model's integrated-out initial values), which must not meet a cache computed before them
+        key = (self.idata, tuple(full.data_vars))
         cache = getattr(self, "_rhat_ess_cache", None)
-        if cache is not None and cache[0] is self.idata:
+        if cache is not None and cache[0][0] is key[0] and cache[0][1] == key[1]:
             return cache[1]
-        post = _varying(self.idata["posterior"].to_dataset())
+        post = _varying(full)
         rhat = az.rhat(post) if post.sizes.get("chain", 1) > 1 else None
         out = (rhat, az.ess(post, method="bulk"))
-        self._rhat_ess_cache = (self.idata, out)
+        self._rhat_ess_cache = (key, out)
         return out
 
     def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
