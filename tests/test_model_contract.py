@@ -283,7 +283,7 @@ def test_sampler_defaults_are_the_ones_the_code_had():
     assert sampler_defaults("GrowthModel") == SAMPLER_DEFAULTS["GrowthModel"]
     expected = {  # (draws, tune, chains, nutpie target acceptance) before the table existed
         "GrowthModel": (2000, None, 4, 0.8),
-        "TiterModel": (1000, 1000, 4, 0.9),  # tune 1000 and low-rank since issue 12 (see sampling.py)
+        "TiterModel": (2000, 1000, 4, 0.9),  # tune 1000, low-rank: issue 12; 2000 draws: issue 19
         "ResponseSurface": (2000, 1000, 4, 0.95),  # issue 14: blocked small designs (see sampling.py)
         "StabilityModel": (1000, 1000, 4, 0.9),
         "forecast": (2500, 1000, 2, 0.95),  # nutpie 0.95 since issue 12; 2500 draws since issue 16 (see sampling.py)
