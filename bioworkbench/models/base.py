@@ -60,6 +60,7 @@ from bioworkbench.errors import (
     Issue,
     ModelNotFittedError,
 )
+from bioworkbench.models import convergence
 from bioworkbench.models.sampling import SAMPLER_DEFAULTS, SamplerDefaults
 from bioworkbench.schema import suggest
 from bioworkbench.text import escape
@@ -648,8 +649,6 @@ class BayesModel(abc.ABC):
             (``sampler_backend``, ``chains``, ``draws``, ``sampler_tune``, ...), ``issues`` (a list of
             sentences), ``notes`` and ``ok``.
         """
-        import arviz as az
-
         self._require_fit()
         cache = getattr(self, "_diagnostics_cache", None)
         if cache is not None and cache[0] is self.idata:  # r̂ and ESS of a large posterior take seconds
@@ -659,7 +658,7 @@ class BayesModel(abc.ABC):
         div = int(stats["diverging"].sum()) if "diverging" in stats else 0
         n_chains = post.sizes.get("chain", 1)
         rhat, ess_b = self._rhat_ess()
-        ess_t = az.ess(_varying(post), method="tail")
+        ess_t = convergence.ess(_varying(post), "tail")
         max_rhat = _extreme(rhat, max) if rhat is not None else float("nan")
         min_b, min_t = _extreme(ess_b, min), _extreme(ess_t, min)
         draws = post.sizes.get("draw")
@@ -686,10 +685,8 @@ class BayesModel(abc.ABC):
 
     def _rhat_ess(self) -> tuple[Any, Any]:
         """r̂ (``None`` for one chain) and bulk ESS of the varying posterior variables, computed once per
-        posterior: :meth:`diagnostics` and the summaries both need them, and ArviZ takes seconds for a
-        large posterior (it loops over the scalars in Python)."""
-        import arviz as az
-
+        posterior: :meth:`diagnostics` and the summaries both need them (vectorised in
+        :mod:`~bioworkbench.models.convergence`, the values of ArviZ)."""
         full = self.idata["posterior"].to_dataset()
         # keyed on the posterior and its variables: some models add draws after sampling (the stability
         # model's integrated-out initial values), which must not meet a cache computed before them
@@ -698,8 +695,8 @@ class BayesModel(abc.ABC):
         if cache is not None and cache[0][0] is key[0] and cache[0][1] == key[1]:
             return cache[1]
         post = _varying(full)
-        rhat = az.rhat(post) if post.sizes.get("chain", 1) > 1 else None
-        out = (rhat, az.ess(post, method="bulk"))
+        rhat = convergence.rhat(post) if post.sizes.get("chain", 1) > 1 else None
+        out = (rhat, convergence.ess(post, "bulk"))
         self._rhat_ess_cache = (key, out)
         return out
 

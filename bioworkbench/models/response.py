@@ -71,6 +71,7 @@ import numpy as np
 import polars as pl
 
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, Issue, ModelNotFittedError, SchemaError
+from bioworkbench.models import convergence
 from bioworkbench.models._gaussian import _block_marginal, _block_posterior, _mvnormal_logp, _residual_chol
 from bioworkbench.models.base import BayesModel, Prior
 from bioworkbench.models.inputs import _check_prob, _run_label, as_frame, numeric_columns
@@ -873,8 +874,6 @@ class ResponseSurface(BayesModel):
         polars.DataFrame
             ``parameter, response, term, mean, sd, lower, upper, prob, r_hat, ess_bulk``.
         """
-        import arviz as az
-
         _check_prob(prob)
         post = self._post()
         y_mean, y_sd = self._scale()
@@ -908,8 +907,8 @@ class ResponseSurface(BayesModel):
                     "lower": float(lo),
                     "upper": float(hi),
                     "prob": prob,
-                    "r_hat": float(az.rhat(cd)) if chains > 1 else float("nan"),
-                    "ess_bulk": float(az.ess(cd, method="bulk")),
+                    "r_hat": float(convergence.array_rhat(cd)) if chains > 1 else float("nan"),
+                    "ess_bulk": float(convergence.array_ess(cd)),
                 }
             )
         return pl.DataFrame(rows, schema_overrides={"term": pl.String})
