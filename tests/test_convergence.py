@@ -85,3 +85,20 @@ def test_ranks_average_ties_as_scipy_does():
     x = np.round(rng.normal(size=(500, 6)), 1)
     x[:, 5] = 2.0
     np.testing.assert_array_equal(convergence._ranks(x), rankdata(x, method="average", axis=0))
+
+
+def test_chains_stuck_at_different_values_get_a_huge_rhat_not_nan():
+    # every draw is equally far from the median, so the folded r̂ is NaN; r̂ is the bulk one, as in ArviZ
+    stuck = xr.Dataset({"x": (("chain", "draw"), np.vstack([np.full(1000, 0.3), np.full(1000, 1.7)]))})
+    with np.errstate(all="ignore"):
+        ours, ref = convergence.rhat(stuck)["x"].item(), az.rhat(stuck)["x"].item()
+    assert ours > 1e6 and ours == pytest.approx(ref)
+
+
+def test_large_variables_are_done_in_chunks_with_the_same_values(monkeypatch):
+    x = np.asarray(_posterior(4, 300)["theta"].values)
+    whole = (convergence.array_rhat(x), convergence.array_ess(x), convergence.array_ess(x, "tail"))
+    monkeypatch.setattr(convergence, "_CHUNK", 4 * 300 * 5)  # 5 scalars per chunk: 3 chunks of 12
+    chunked = (convergence.array_rhat(x), convergence.array_ess(x), convergence.array_ess(x, "tail"))
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -3,6 +3,7 @@ Bayesian Arrhenius model's contract (fast: no real MCMC beyond one tiny PyMC run
 
 from __future__ import annotations
 
+import copy
 import itertools
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 import bioworkbench as bw
 from bioworkbench.errors import BioWorkbenchWarning, ConfigError, ModelNotFittedError, SchemaError
+from bioworkbench.models import convergence
 from bioworkbench.models.base import Prior, load
 from bioworkbench.models.stability import StabilityModel, _extent_pt
 from bioworkbench.stability.degradation import degradation_extent, extent_to_reduced_time
@@ -481,6 +483,25 @@ def test_save_load_round_trip_reproduces_predictions(fitted, tmp_path):
         back.time_to_limit(lower=90, condition=30.0, random_seed=2),
     )
     assert_frame_equal(fitted.summary(), back.summary())
+
+
+def test_diagnostics_see_draws_added_to_the_posterior_after_sampling(fitted):
+    # fit() checks convergence before it adds the initial values' draws (as here, a new posterior node
+    # on the same idata); the cached diagnostics must not hide a variable that came later
+    import xarray as xr
+
+    model = copy.copy(fitted)
+    model.idata = fitted.idata.copy()
+    before = model.diagnostics()
+    ds = model.idata["posterior"].to_dataset()
+    n_chain, n_draw = ds.sizes["chain"], ds.sizes["draw"]
+    trend = np.broadcast_to(np.arange(n_draw, dtype=float), (n_chain, n_draw))  # never mixes
+    ds["drift"] = (("chain", "draw"), trend)
+    model.idata["posterior"] = xr.DataTree(ds)
+    after = model.diagnostics()
+    drift_ess = float(convergence.array_ess(trend))
+    assert drift_ess < before["min_ess_bulk"]
+    assert after["min_ess_bulk"] == pytest.approx(drift_ess) and not after["ok"]
 
 
 def test_initial_values_are_drawn_from_their_conditional(fitted):

@@ -650,8 +650,9 @@ class BayesModel(abc.ABC):
             sentences), ``notes`` and ``ok``.
         """
         self._require_fit()
+        key = self._posterior_key()
         cache = getattr(self, "_diagnostics_cache", None)
-        if cache is not None and cache[0] is self.idata:  # r̂ and ESS of a large posterior take seconds
+        if cache is not None and _same_key(cache[0], key):  # r̂ and ESS of a large posterior take seconds
             return {**cache[1], "issues": list(cache[1]["issues"]), "notes": self._notes()}
         post = self.idata["posterior"].to_dataset()
         stats = self.idata["sample_stats"].to_dataset()
@@ -676,7 +677,7 @@ class BayesModel(abc.ABC):
             "issues": issues,
             "notes": self._notes(),
         }
-        self._diagnostics_cache = (self.idata, out)
+        self._diagnostics_cache = (key, out)
         return {**out, "issues": list(issues)}
 
     def _notes(self) -> list[str]:
@@ -687,18 +688,21 @@ class BayesModel(abc.ABC):
         """r̂ (``None`` for one chain) and bulk ESS of the varying posterior variables, computed once per
         posterior: :meth:`diagnostics` and the summaries both need them (vectorised in
         :mod:`~bioworkbench.models.convergence`, the values of ArviZ)."""
-        full = self.idata["posterior"].to_dataset()
-        # keyed on the posterior and its variables: some models add draws after sampling (the stability
-        # model's integrated-out initial values), which must not meet a cache computed before them
-        key = (self.idata, tuple(full.data_vars))
+        key = self._posterior_key()
         cache = getattr(self, "_rhat_ess_cache", None)
-        if cache is not None and cache[0][0] is key[0] and cache[0][1] == key[1]:
+        if cache is not None and _same_key(cache[0], key):
             return cache[1]
-        post = _varying(full)
+        post = _varying(self.idata["posterior"].to_dataset())
         rhat = convergence.rhat(post) if post.sizes.get("chain", 1) > 1 else None
         out = (rhat, convergence.ess(post, "bulk"))
         self._rhat_ess_cache = (key, out)
         return out
+
+    def _posterior_key(self) -> tuple[Any, tuple[str, ...]]:
+        """What the caches of r̂, ESS and diagnostics are keyed on: the posterior object and its variables.
+        Some models add draws after sampling (the stability model's integrated-out initial values, after
+        ``fit`` has checked convergence), which must not meet a cache computed before them."""
+        return (self.idata, tuple(self.idata["posterior"].to_dataset().data_vars))
 
     def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
         lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -1101,6 +1105,10 @@ def _plain_issues(
             f"intervals are noisy and may move in a rerun. Rerun with more draws ({more_draws})."
         )
     return issues
+
+
+def _same_key(a: tuple[Any, tuple[str, ...]], b: tuple[Any, tuple[str, ...]]) -> bool:
+    return a[0] is b[0] and a[1] == b[1]
 
 
 def _varying(post: Any) -> Any:

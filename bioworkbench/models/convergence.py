@@ -3,7 +3,7 @@
 The definitions are those of Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021), "Rank-normalization,
 folding, and localization: an improved R̂ for assessing convergence of MCMC", *Bayesian Analysis* 16(2),
 667-718, as ArviZ implements them (``arviz_stats.base.diagnostics``), and the values agree with
-``arviz.rhat`` / ``arviz.ess`` to round-off (tests/test_convergence.py):
+``arviz.rhat`` / ``arviz.ess`` to 1e-9 (tests/test_convergence.py):
 
 * chains are split in halves (the first ``⌊n/2⌋`` and the last ``⌊n/2⌋`` draws);
 * rank normalisation: ranks over all split draws (ties averaged), ``z = Φ⁻¹((r − 3/8) / (S − 3/4 + 1))``
@@ -20,8 +20,9 @@ folding, and localization: an improved R̂ for assessing convergence of MCMC", *
 
 Why hand-written: ArviZ evaluates these one scalar at a time in a Python loop (``arviz_stats``'
 ``make_ufunc``; its numba backend was slower still, measured): about 1.8 s for the 24-batch growth model
-of the demo in every fit, and more for the forecast. Here every scalar of a variable is done in one
-array operation: the same numbers in a few tens of milliseconds.
+of the demo in every fit, and more for the forecast. Here the scalars of a variable are done together,
+in chunks of at most ``_CHUNK`` values (memory stays near ten times a chunk): 3-5 times faster on
+the growth model's posterior (0.9-1.2 s against 2.8-5.0 s for 192 scalars × 8,000 draws, measured).
 """
 
 from __future__ import annotations
@@ -51,8 +52,7 @@ def ess(posterior: Any, method: str = "bulk") -> Any:
 
 def array_rhat(draws: np.ndarray) -> np.ndarray:
     """:func:`rhat` of an array of draws shaped ``(chain, draw, *shape)``: an array of ``shape``."""
-    x = np.asarray(draws, dtype=np.float64)
-    return _rhat_rank(x.reshape(x.shape[0], x.shape[1], -1)).reshape(x.shape[2:])
+    return _chunked(draws, _rhat_rank)
 
 
 def array_ess(draws: np.ndarray, method: str = "bulk") -> np.ndarray:
@@ -60,8 +60,20 @@ def array_ess(draws: np.ndarray, method: str = "bulk") -> np.ndarray:
     fn = {"bulk": _ess_bulk, "tail": _ess_tail}.get(method)
     if fn is None:
         raise ValueError(f"ess: method must be 'bulk' or 'tail', got {method!r}")
+    return _chunked(draws, fn)
+
+
+#: values (chains × draws × scalars) handled at once; the work arrays are about ten times this
+_CHUNK = 4_000_000
+
+
+def _chunked(draws: np.ndarray, fn: Any) -> np.ndarray:
     x = np.asarray(draws, dtype=np.float64)
-    return fn(x.reshape(x.shape[0], x.shape[1], -1)).reshape(x.shape[2:])
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    step = max(1, _CHUNK // max(1, flat.shape[0] * flat.shape[1]))
+    parts = [fn(flat[:, :, i : i + step]) for i in range(0, flat.shape[2], step)]
+    out = np.concatenate(parts) if parts else np.empty(0)
+    return out.reshape(x.shape[2:])
 
 
 def _per_variable(posterior: Any, fn: Any) -> Any:
@@ -130,7 +142,10 @@ def _rhat_rank(x: np.ndarray) -> np.ndarray:
         return out
     s = _split(x[..., ok])
     folded = np.abs(s - np.median(s.reshape(-1, s.shape[2]), axis=0))
-    out[ok] = np.maximum(_split_rhat(_z_scale(s)), _split_rhat(_z_scale(folded)))
+    bulk, tail = _split_rhat(_z_scale(s)), _split_rhat(_z_scale(folded))
+    # Python's max(bulk, tail), as ArviZ: a NaN tail (every draw equally far from the median, e.g. chains
+    # stuck at different values) keeps the bulk r̂; np.maximum would turn it into NaN and hide it
+    out[ok] = np.where(tail > bulk, tail, bulk)
     return out
 
 
