@@ -37,26 +37,73 @@ _BLOM = 3 / 8
 
 
 def rhat(posterior: Any) -> Any:
-    """Rank-normalised split-r̂ of every variable of a posterior ``xarray.Dataset`` (``chain``, ``draw``
-    first), as :func:`arviz.rhat` with ``method="rank"``; NaN where fewer than 2 chains or 4 draws."""
+    """Rank-normalised split-r̂ of every variable of a posterior, as :func:`arviz.rhat` (``method="rank"``).
+
+    Parameters
+    ----------
+    posterior
+        An ``xarray.Dataset`` whose variables have the dimensions ``chain`` and ``draw``.
+
+    Returns
+    -------
+    xarray.Dataset
+        One r̂ per scalar of each variable (the variable's other dimensions); NaN where a scalar has a
+        missing draw, or there are fewer than 2 chains or 4 draws.
+    """
     return _per_variable(posterior, array_rhat)
 
 
 def ess(posterior: Any, method: str = "bulk") -> Any:
-    """Bulk or tail effective sample size of every variable of a posterior ``xarray.Dataset``, as
-    :func:`arviz.ess` with ``method="bulk"`` or ``"tail"`` (its default ``prob``)."""
+    """Bulk or tail effective sample size of every variable of a posterior, as :func:`arviz.ess`.
+
+    Parameters
+    ----------
+    posterior
+        An ``xarray.Dataset`` whose variables have the dimensions ``chain`` and ``draw``.
+    method
+        ``"bulk"`` or ``"tail"`` (at ArviZ's default ``prob``, ``stats.ci_prob``).
+
+    Returns
+    -------
+    xarray.Dataset
+        One ESS per scalar of each variable; NaN where a scalar has a missing draw or fewer than 4 draws.
+    """
     if method not in ("bulk", "tail"):
         raise ValueError(f"ess: method must be 'bulk' or 'tail', got {method!r}")
     return _per_variable(posterior, lambda x: array_ess(x, method))
 
 
 def array_rhat(draws: np.ndarray) -> np.ndarray:
-    """:func:`rhat` of an array of draws shaped ``(chain, draw, *shape)``: an array of ``shape``."""
+    """:func:`rhat` of an array of draws.
+
+    Parameters
+    ----------
+    draws
+        Draws shaped ``(chain, draw, *shape)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The r̂ of each scalar, shaped ``shape``.
+    """
     return _chunked(draws, _rhat_rank)
 
 
 def array_ess(draws: np.ndarray, method: str = "bulk") -> np.ndarray:
-    """:func:`ess` of an array of draws shaped ``(chain, draw, *shape)``: an array of ``shape``."""
+    """:func:`ess` of an array of draws.
+
+    Parameters
+    ----------
+    draws
+        Draws shaped ``(chain, draw, *shape)``.
+    method
+        ``"bulk"`` or ``"tail"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The ESS of each scalar, shaped ``shape``.
+    """
     fn = {"bulk": _ess_bulk, "tail": _ess_tail}.get(method)
     if fn is None:
         raise ValueError(f"ess: method must be 'bulk' or 'tail', got {method!r}")
