@@ -702,7 +702,7 @@ class BayesModel(abc.ABC):
         """What the caches of r̂, ESS and diagnostics are keyed on: the posterior object and its variables.
         Some models add draws after sampling (the stability model's integrated-out initial values, after
         ``fit`` has checked convergence), which must not meet a cache computed before them."""
-        return (self.idata, tuple(self.idata["posterior"].to_dataset().data_vars))
+        return (self.idata, tuple(self.idata["posterior"].data_vars))
 
     def _summarise(self, draws: np.ndarray, prob: float) -> dict[str, float]:
         lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
