@@ -811,7 +811,12 @@ def _tiny_notebook(folder: Path) -> Path:
         "import os, subprocess, sys\n"
         "sleeper = 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)'\n"
         "child = subprocess.Popen([sys.executable, '-c', sleeper])  # deaf to the interrupt before a shutdown\n"
-        "print('pids', os.getpid(), child.pid)"
+        "print('pids', os.getpid(), child.pid)\n"
+        "from ipykernel.connect import get_connection_info\n"
+        "info = get_connection_info(unpack=True)\n"
+        "folder = os.path.dirname(info['ip'])\n"
+        "mode = oct(os.stat(folder).st_mode & 0o777) if info['transport'] == 'ipc' else '-'\n"
+        "print('transport', info['transport'], mode, info['ip'])"
     )
     last = nbformat.v4.new_code_cell("if fail:\n    raise ValueError('asked to fail')")
     nb = nbformat.v4.new_notebook(cells=[params, body, last])
@@ -854,6 +859,32 @@ def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail
     assert kernel_pid != os.getpid()
     assert not _alive(kernel_pid), "the kernel outlived its run"
     assert not _alive(child_pid), "a process started by the kernel outlived the run"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="ZeroMQ's IPC transport needs Unix-domain sockets")
+def test_report_kernel_listens_on_private_unix_sockets(campaign_dir, tmp_path):
+    """The report kernel talks over ZeroMQ IPC (no TCP port on 127.0.0.1 that other users of the
+    machine could reach, no ipykernel warning about unencrypted TCP), its socket files in a folder
+    only the user can enter, removed after the run."""
+    _tiny_notebook(tmp_path / "notebooks")
+    res = run_report(
+        "tiny",
+        parameters={"campaign": str(campaign_dir)},
+        output_dir=tmp_path / "out",
+        notebooks=tmp_path / "notebooks",
+        kernel=KERNEL,
+    )
+    nb = _notebook(res.run_dir / "tiny.ipynb")
+    text = "".join(
+        "".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+        for c in nb["cells"]
+        for o in c.get("outputs", [])
+        if o.get("name") == "stdout"
+    )
+    transport, mode, ip = re.search(r"transport (\S+) (\S+) (\S+)", text).groups()
+    assert (transport, mode) == ("ipc", "0o700")
+    assert Path(ip).parent.name.startswith("bw-kernel-")
+    assert not Path(ip).parent.exists(), "the socket folder outlived the run"
 
 
 def test_iri_grammar_is_skipped_only_while_importing(tmp_path):

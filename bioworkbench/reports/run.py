@@ -363,6 +363,7 @@ def _execute(notebook: Path, executed: Path, params: Mapping[str, Any], kernel: 
         from papermill.exceptions import PapermillExecutionError
 
     _quiet_papermill_parameter_guess()
+    sockets = tempfile.mkdtemp(prefix="bw-kernel-") if os.name == "posix" else None
     try:
         pm.execute_notebook(
             str(notebook),
@@ -376,6 +377,7 @@ def _execute(notebook: Path, executed: Path, params: Mapping[str, Any], kernel: 
             # every output has arrived once the last cell replied: kill the kernel's process group
             # rather than wait for its atexit hooks and interpreter teardown (see benchmarks/bench_reports.py)
             shutdown_kernel="immediate",
+            **_kernel_transport(sockets),
         )
     except PapermillExecutionError as exc:
         return {
@@ -387,7 +389,26 @@ def _execute(notebook: Path, executed: Path, params: Mapping[str, Any], kernel: 
         }
     except Exception as exc:  # kernel died, timeout...
         return {"cell": None, "source": None, "ename": type(exc).__name__, "evalue": str(exc)}
+    finally:
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
     return None
+
+
+def _kernel_transport(sockets: str | None) -> dict[str, Any]:
+    """Papermill's options that make the report kernel listen on Unix-domain sockets in ``sockets``.
+
+    Over TCP the kernel's ports on 127.0.0.1 are open to every user of the machine, and ipykernel
+    (7.4) logs a warning about unencrypted traffic at every start. ZeroMQ's IPC transport uses
+    socket files instead: they live in a folder of this run (``mkdtemp``: mode 0700, so no other user
+    can connect; parallel workers never share one, whereas jupyter_client's default IPC name is
+    relative to the working folder). Windows has no IPC transport: TCP there (``sockets`` is ``None``).
+    """
+    if sockets is None:
+        return {}
+    from traitlets.config import Config
+
+    return {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})}
 
 
 def _finish(
