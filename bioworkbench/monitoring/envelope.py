@@ -281,7 +281,7 @@ def envelope_summary(points: pl.DataFrame, *, prob: float = 0.90, alpha: float =
     than chance. The points of one batch are correlated in time, so the tail is a screening figure,
     not an exact test.
     """
-    from scipy.stats import binom
+    from scipy.special import bdtrc  # binom.sf(k, n, p) of scipy.stats, without importing scipy.stats (0.4 s)
 
     points = require_frame(
         points, function="envelope_summary", argument="points", columns=("batch_id", "variable", "outside")
@@ -293,7 +293,7 @@ def envelope_summary(points: pl.DataFrame, *, prob: float = 0.90, alpha: float =
         n_above=(pl.col("outside") == "above").sum().cast(pl.Int64),
         n_below=(pl.col("outside") == "below").sum().cast(pl.Int64),
     )
-    pv = binom.sf(out["n_outside"].to_numpy() - 1, out["n_points"].to_numpy(), p_out)
+    pv = bdtrc(out["n_outside"].to_numpy() - 1, out["n_points"].to_numpy(), p_out)
     return (
         out.with_columns(
             expected=pl.col("n_points") * p_out,

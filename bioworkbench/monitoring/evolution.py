@@ -210,13 +210,13 @@ class BatchEvolutionModel:
         ConfigError
             ``prob`` is not strictly between 0 and 1.
         """
-        from scipy import stats
+        from scipy.special import stdtrit  # t.ppf(q, df) = stdtrit(df, q); see bioworkbench.monitoring.limits
 
         if not self._fitted:
             raise ModelNotFittedError("BatchEvolutionModel has no model yet; call .fit(aligned) first.")
         n = self.n_batches_.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            half = stats.t.ppf((1.0 + lim.check_prob(prob)) / 2.0, n - 1.0) * np.sqrt(1.0 + 1.0 / n)
+            half = stdtrit(n - 1.0, (1.0 + lim.check_prob(prob)) / 2.0) * np.sqrt(1.0 + 1.0 / n)
         sd = np.sqrt(np.diagonal(self.score_cov_, axis1=1, axis2=2))
         j, a = sd.shape
         return pl.DataFrame(

@@ -6,7 +6,11 @@ eigenvalues) and a probability; tests check them against independently computed 
 statistics come from (scaling, SVD or NIPALS with missing data, scores of incomplete batches, on-line T²
 and SPE, cross-validated residuals) is :mod:`bioworkbench.monitoring.pca`; the screening of columns before
 a fit is :mod:`bioworkbench.monitoring.screening`. scipy is imported inside the functions, so importing
-this module stays light.
+this module stays light, and the quantiles come from :mod:`scipy.special`, the functions
+:mod:`scipy.stats` evaluates them with (``beta.ppf(q, a, b) = betaincinv(a, b, q)``, ``f.ppf(q, m, n) =
+fdtri(m, n, q)``, ``chi2.ppf(q, k) = 2 gammaincinv(k/2, q)``, ``norm.ppf(q) = ndtri(q)``, ``t.ppf(q, k) =
+stdtrit(k, q)``; equal to them, tests/test_monitoring_quantiles.py): importing scipy.stats takes 0.4 s of
+every batch report, which needs nothing else of it.
 
 References
 ----------
@@ -108,14 +112,14 @@ def t2_limit_training(n_batches: int | np.ndarray, n_components: int, prob: floa
     :math:`n-1`) follows a scaled Beta distribution, not an F distribution (Tracy, Young & Mason
     1992; Nomikos & MacGregor 1995 use it for the reference batches).
     """
-    from scipy import stats
+    from scipy.special import betaincinv
 
     p = check_prob(prob)
     if np.ndim(n_batches) == 0:
         _check_sizes(int(n_batches), n_components, extra=2)
     n, a = np.asarray(n_batches, dtype=np.float64), float(n_components)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(n >= a + 2, (n - 1.0) ** 2 / n * stats.beta.ppf(p, a / 2.0, (n - a - 1.0) / 2.0), np.nan)
+        out = np.where(n >= a + 2, (n - 1.0) ** 2 / n * betaincinv(a / 2.0, (n - a - 1.0) / 2.0, p), np.nan)
     return float(out) if out.ndim == 0 else out
 
 
@@ -148,14 +152,14 @@ def t2_limit_new(n_batches: int | np.ndarray, n_components: int, prob: float = 0
     definition as for the reference batches) follows this scaled F distribution (Tracy, Young &
     Mason 1992; Nomikos & MacGregor 1995, also for the on-line T² of a running batch).
     """
-    from scipy import stats
+    from scipy.special import fdtri
 
     p = check_prob(prob)
     if np.ndim(n_batches) == 0:
         _check_sizes(int(n_batches), n_components, extra=1)
     n, a = np.asarray(n_batches, dtype=np.float64), float(n_components)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(n >= a + 1, a * (n * n - 1.0) / (n * (n - a)) * stats.f.ppf(p, a, n - a), np.nan)
+        out = np.where(n >= a + 1, a * (n * n - 1.0) / (n * (n - a)) * fdtri(a, n - a, p), np.nan)
     return float(out) if out.ndim == 0 else out
 
 
@@ -184,7 +188,7 @@ def spe_limit_box(spe: np.ndarray, prob: float = 0.99) -> np.ndarray | float:
     :math:`g\chi^2_h` with matched first two moments; Nomikos & MacGregor (1995) estimate the
     moments from the reference SPE values, which needs no eigenvalues and works per maturity.
     """
-    from scipy import stats
+    from scipy.special import gammaincinv
 
     p = check_prob(prob)
     x = np.asarray(spe, dtype=np.float64)
@@ -195,7 +199,7 @@ def spe_limit_box(spe: np.ndarray, prob: float = 0.99) -> np.ndarray | float:
         warnings.simplefilter("ignore", RuntimeWarning)  # columns with fewer than two values
         m = np.nanmean(x, axis=0)
         v = np.nanvar(x, axis=0, ddof=1)
-        limit = v / (2.0 * m) * stats.chi2.ppf(p, 2.0 * m * m / v)
+        limit = v / (2.0 * m) * (2.0 * gammaincinv(m * m / v, p))
     limit = np.where(m <= 0.0, 0.0, np.where(v <= 0.0, m, limit))
     limit = np.where(count < 2, np.nan, limit)
     return float(limit[0]) if scalar else limit
@@ -257,14 +261,14 @@ def spe_limit_jackson_mudholkar(theta: tuple[float, float, float], prob: float =
     with fewer batches than unfolded columns): then the result is NaN with a
     :class:`~bioworkbench.errors.BioWorkbenchWarning`, and the Box limit should be used.
     """
-    from scipy import stats
+    from scipy.special import ndtri
 
     p = check_prob(prob)
     t1, t2, t3 = (float(x) for x in theta)
     if t1 <= 0.0 or t2 <= 0.0:
         return 0.0
     h0 = 1.0 - 2.0 * t1 * t3 / (3.0 * t2 * t2)
-    z = float(stats.norm.ppf(p))
+    z = float(ndtri(p))
     base = z * math.sqrt(2.0 * t2 * h0 * h0) / t1 + 1.0 + t2 * h0 * (h0 - 1.0) / (t1 * t1)
     if h0 <= 0.0 or base <= 0.0:
         warnings.warn(

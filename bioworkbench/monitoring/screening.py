@@ -45,7 +45,7 @@ def _screen_columns(x: np.ndarray) -> dict[str, np.ndarray | float]:
     the mean of the others, whose sum of squares is :math:`SS_{-i} = SS - d_i^2 n_c/(n_c-1)`; so
     :math:`r_{ic} = |d_i|\frac{n_c}{n_c-1}\big/\sqrt{SS_{-i}/(n_c-2)}` (closed form, no loop).
     """
-    from scipy import stats
+    from scipy.special import stdtrit  # t.ppf(q, df) = stdtrit(df, q); see bioworkbench.monitoring.limits
 
     p = x.shape[1]
     obs = ~np.isnan(x)
@@ -68,7 +68,7 @@ def _screen_columns(x: np.ndarray) -> dict[str, np.ndarray | float]:
     n_active = max(int(basic.sum()), 1)
     with np.errstate(invalid="ignore"):
         # chance level: the largest of n·p leave-one-out t statistics of normal data (Bonferroni)
-        chance = np.sqrt(1.0 + 1.0 / (c - 1.0)) * stats.t.ppf(1.0 - SCREEN_ALPHA / (2.0 * c * n_active), c - 2.0)
+        chance = np.sqrt(1.0 + 1.0 / (c - 1.0)) * stdtrit(c - 2.0, 1.0 - SCREEN_ALPHA / (2.0 * c * n_active))
     cutoff = np.fmax(math.sqrt(n_active), np.nan_to_num(chance, nan=0.0))
     one = basic & (r > cutoff)
     reason = np.full(p, "", dtype=object)

@@ -139,7 +139,7 @@ def plot_scores(
     the score variances ``s²`` of the ``n`` reference batches.
     """
     import numpy as np
-    from scipy import stats
+    from scipy.special import betaincinv  # beta.ppf(q, a, b); see bioworkbench.monitoring.limits
 
     fn = "plot_scores"
     require_name(x, function=fn, argument="x")
@@ -156,7 +156,7 @@ def plot_scores(
     if n < 4:
         raise SchemaError(f"plot_scores needs at least 4 batches for the ellipse; got {n}.")
     sx, sy = ref[x].var(), ref[y].var()
-    t2 = (n - 1) ** 2 / n * stats.beta.ppf(prob, 1.0, (n - 3) / 2)
+    t2 = (n - 1) ** 2 / n * betaincinv(1.0, (n - 3) / 2, prob)
     a = np.linspace(0, 2 * np.pi, 200)
     ell = hv.Curve((np.sqrt(t2 * sx) * np.cos(a), np.sqrt(t2 * sy) * np.sin(a))).opts(
         color=HIGHLIGHT, line_dash="dashed"
