@@ -1112,3 +1112,37 @@ def test_twin_report_on_a_real_campaign_says_what_is_missing_and_predicts_nothin
     assert "The digital twin cannot be calibrated on" in text and missing in text
     assert "No model was fitted, so this report makes no prediction or recommendation." in text
     assert "No recommendation: the twin was not calibrated." in text and "predicts a final titer" not in text
+
+
+def test_page_does_not_depend_on_the_pages_rendered_before(tmp_path):
+    """The exporter is made once per process (its templates compile in 0.15 s); a page rendered after
+    another equals the page a fresh exporter renders, apart from nbconvert's random element ids."""
+    import nbformat
+
+    from bioworkbench.reports import render
+
+    def notebook(name: str, marker: str) -> Path:
+        cell = nbformat.v4.new_code_cell("x")
+        cell.outputs = [
+            nbformat.v4.new_output("display_data", data={"text/markdown": f"**{marker}**"}),
+            nbformat.v4.new_output("display_data", data={"application/javascript": f"console.log('{marker}')"}),
+            nbformat.v4.new_output("stream", name="stdout", text=f"{marker}\n"),
+        ]
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {marker}"), cell]), path)
+        return path
+
+    a, b = notebook("a", "alpha-marker"), notebook("b", "beta-marker")
+    render._exporter.cache_clear()
+    render.render_html(a, tmp_path / "a.html", title="A")
+    render.render_html(b, tmp_path / "b_after_a.html", title="B")
+    render._exporter.cache_clear()
+    render.render_html(b, tmp_path / "b_alone.html", title="B")
+
+    def page(name: str) -> str:
+        text = (tmp_path / name).read_text()
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+    after, alone = page("b_after_a.html"), page("b_alone.html")
+    assert "beta-marker" in after and "alpha-marker" not in after
+    assert after == alone

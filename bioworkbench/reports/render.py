@@ -21,6 +21,7 @@ Panel's CDN stylesheets and scripts are replaced by data URIs of the files of th
 
 from __future__ import annotations
 
+import functools
 import json
 import linecache
 import os
@@ -339,15 +340,34 @@ def render_html(executed: Path, target: Path, *, title: str) -> dict[str, int]:
     jQuery is written; remaining remote ``<script src>`` and ``<link href>`` are removed and Panel's
     CDN files inlined (see the module docstring).
     """
-    import jinja2
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(executed, as_version=4)
     for cell in nb.cells:  # empty display outputs (HoloViews comms) cannot be rendered: drop them
         if cell.get("outputs"):
             cell["outputs"] = [o for o in cell["outputs"] if o.get("output_type") != "display_data" or o.get("data")]
     counts = _safe_outputs(nb)
+    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
+    # nothing may reach out to the internet when the report is opened offline
+    body = re.sub(r'<script[^>]+src="https?://[^"]*"[^>]*>\s*</script>', "", body)
+    body = re.sub(r'<link[^>]+href="https?://[^"]*"[^>]*>', "", body)
+    # source-map comments of inlined CSS/JS (e.g. Tabulator's, in Panel tables) name CDN files that
+    # developer tools would fetch; the maps are not needed to read the page
+    body = re.sub(r"/\*# sourceMappingURL=https?://[^*]*\*/", "", body)
+    body = re.sub(r"//# sourceMappingURL=https?://[^\s\"'\\]+", "", body)
+    target.write_text(_inline_cdn(body), encoding="utf-8")
+    return counts
+
+
+@functools.cache
+def _exporter() -> Any:
+    """The page's nbconvert exporter, made once per process: building it compiles its Jinja templates
+    (0.15 s), which a report worker would otherwise repeat for every report. ``from_notebook_node``
+    keeps nothing of a notebook (its resources are made per call), so the pages do not depend on
+    which reports the process rendered before (tests/test_reports.py)."""
+    import jinja2
+    from nbconvert import HTMLExporter
+
     exporter = HTMLExporter(
         template_name="lab",
         extra_loaders=[jinja2.DictLoader({"bw_report.html.j2": _TEMPLATE})],
@@ -363,16 +383,7 @@ def render_html(executed: Path, target: Path, *, title: str) -> dict[str, int]:
     exporter.mermaid_layout_elk_js_url = ""
     exporter.widget_renderer_url = ""
     exporter.jquery_url = ""
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-    # nothing may reach out to the internet when the report is opened offline
-    body = re.sub(r'<script[^>]+src="https?://[^"]*"[^>]*>\s*</script>', "", body)
-    body = re.sub(r'<link[^>]+href="https?://[^"]*"[^>]*>', "", body)
-    # source-map comments of inlined CSS/JS (e.g. Tabulator's, in Panel tables) name CDN files that
-    # developer tools would fetch; the maps are not needed to read the page
-    body = re.sub(r"/\*# sourceMappingURL=https?://[^*]*\*/", "", body)
-    body = re.sub(r"//# sourceMappingURL=https?://[^\s\"'\\]+", "", body)
-    target.write_text(_inline_cdn(body), encoding="utf-8")
-    return counts
+    return exporter
 
 
 _CDN = re.compile(r"https://cdn\.holoviz\.org/panel/[^/\s\"']+/dist/([^\s\"'?)\\]+)(\?[^\s\"')\\]*)?")
