@@ -411,3 +411,61 @@ def test_return_truth_gives_a_named_result_and_seed_is_a_deprecated_name_of_rand
         pytest.raises(bw.ArgumentError, match="seed=2 and random_seed=3 both given; pass random_seed only"),
     ):
         simulate_campaign(3, random_seed=3, seed=2, days=5, online_interval_min=240)
+
+
+# -- the continuously fed batch ---------------------------------------------------------------
+def test_one_plain_centre_point_batch_is_fed_by_a_continuous_pump(frames, truth):
+    """Its FeedA comes as hourly pump volumes (the daily bolus volume / 24) between the day-3 sample and
+    the harvest, never as a bolus at a sample; the volume it is observed at balances the events."""
+    from bioworkbench.simulate import CONTINUOUS_FEED_MIN_BATCHES
+
+    assert CONTINUOUS_FEED_MIN_BATCHES <= 24
+    pumped = truth.filter(pl.col("continuous_feed"))
+    assert pumped.height == 1
+    assert not (pumped["probe_drift"].any() or pumped["aborted"].any()) and pumped["missing_sample_day"].is_null().all()
+    bid = pumped["batch_id"][0]
+    batch = frames["batches"].filter(pl.col("batch_id") == bid)
+    assert batch["cpp_feed_rate_pct"][0] == CPP_LEVELS["cpp_feed_rate_pct"][1]
+    ev = frames["events"].filter(pl.col("batch_id") == bid)
+    samples = ev.filter(pl.col("event") == "sample")["time_h"].to_numpy()
+    feeds = ev.filter(pl.col("event") == "feed")
+    t = feeds["time_h"].to_numpy()
+    day3 = samples[np.argmin(np.abs(samples - 72.0))]
+    harvest = ev.filter(pl.col("event") == "harvest")["time_h"][0]
+    np.testing.assert_array_equal(t, np.arange(np.floor(day3) + 1.0, np.ceil(harvest)))
+    assert (feeds["medium"] == "FeedA").all()
+    hourly = batch["cpp_feed_rate_pct"][0] * batch["initial_volume_ml"][0] / 100.0 / 24.0
+    np.testing.assert_allclose(feeds["volume_ml"].to_numpy(), hourly, rtol=1e-12)
+    note = ev.filter(pl.col("event") == "note")
+    assert note.height == 1 and note["time_h"][0] == day3 and "continuous pump" in note["note"][0]
+    # the bolus-fed batches of the same design point get the same daily volume at their samples
+    same = frames["batches"].filter(
+        (pl.col("cpp_feed_rate_pct") == batch["cpp_feed_rate_pct"][0]) & (pl.col("batch_id") != bid)
+    )
+    other = frames["events"].filter((pl.col("batch_id") == same["batch_id"][0]) & (pl.col("event") == "feed"))
+    assert other.height == 11 and not np.isin(t, other["time_h"].to_numpy()).all()
+    # volume balance: each observed volume (before its sample) = initial + additions - removals before it
+    vol = frames["observations"].filter((pl.col("batch_id") == bid) & (pl.col("variable") == "volume"))
+    sign = pl.when(pl.col("event").is_in(["sample", "harvest"])).then(-1.0).otherwise(1.0)
+    moves = ev.filter(pl.col("volume_ml").is_not_null() & (pl.col("event") != "inoculation"))
+    for row in vol.iter_rows(named=True):
+        before = moves.filter(pl.col("time_h") < row["time_h"]).select((sign * pl.col("volume_ml")).sum()).item()
+        assert row["value"] == pytest.approx(batch["initial_volume_ml"][0] + before, abs=0.05 + 1e-9), row  # 0.1 mL
+
+
+def test_the_pump_leaves_every_other_batch_as_it_was(monkeypatch):
+    """The pumped batch is chosen without a random draw and whole hours are integration steps anyway: the
+    other batches' frames are identical to a simulation without a pump."""
+    import bioworkbench.simulate as sim
+
+    with_pump, truth = _simulate_frames(12, 4, online_interval_min=60)
+    monkeypatch.setattr(sim, "CONTINUOUS_FEED_MIN_BATCHES", 10**6)
+    without, truth0 = _simulate_frames(12, 4, online_interval_min=60)
+    assert truth["continuous_feed"].sum() == 1 and not truth0["continuous_feed"].any()
+    bid = truth.filter(pl.col("continuous_feed"))["batch_id"][0]
+    for name in ("observations", "events", "batches"):
+        assert_frame_equal(
+            with_pump[name].filter(pl.col("batch_id") != bid), without[name].filter(pl.col("batch_id") != bid)
+        )
+    changed = with_pump["events"].filter((pl.col("batch_id") == bid) & (pl.col("event") == "feed")).height
+    assert changed > 100

@@ -647,3 +647,25 @@ def test_loglik_op_samples_under_nutpie():
     truth = [[_theta()[NAMES.index("mu_max")], _theta()[NAMES.index("q_p")]], [0.045, 0.7]]
     assert truth[0] == [0.045, 0.8]
     np.testing.assert_allclose(np.median(draws, axis=0), truth, rtol=0.05)
+
+
+def test_a_pump_fed_demo_batch_reaches_the_twin_as_its_hourly_volumes():
+    """The simulator's continuously fed batch (hourly pump volumes in the events table) reaches the twin with
+    every pumped volume, and the twin's volume at each sample equals the recorded one (0.1 mL rounding)."""
+    from bioworkbench.simulate import simulate_campaign
+    from bioworkbench.twin.data import batch_data
+
+    sim = simulate_campaign(12, 2, online_interval_min=60, return_truth=True)
+    bid = sim.truth.filter(pl.col("continuous_feed"))["batch_id"][0]
+    data = batch_data(sim.campaign, bid)
+    feeds = sim.campaign.events.filter((pl.col("batch_id") == bid) & (pl.col("event") == "feed"))
+    assert feeds.height > 200
+    assert np.isin(feeds["time_h"].to_numpy(), data.events.jump_time_h).all()
+    added = sim.campaign.events.filter((pl.col("batch_id") == bid) & pl.col("event").is_in(["feed", "bolus", "base"]))[
+        "volume_ml"
+    ]
+    assert data.events.jump_v_in_ml.sum() == pytest.approx(added.sum(), rel=1e-12)
+    vol = sim.campaign.observations.filter((pl.col("batch_id") == bid) & (pl.col("variable") == "volume"))
+    t = vol["time_h"].to_numpy()
+    states = simulate(_theta(), data.y0, data.events, t, h_max=1.0)
+    np.testing.assert_allclose(states[:, VOL], vol["value"].to_numpy(), atol=0.05 + 1e-6)

@@ -266,8 +266,9 @@ def _events_frame(
     ev = run.events
     n_b = len(ids)
     notes: list[str | None] = [None]
+    t_event = np.where(np.isnan(ev["t"]), t_sample_h[ev["b"], ev["d"]], ev["t"])  # NaN: at the sample
     parts = [
-        (ev["b"], t_sample_h[ev["b"], ev["d"]], ev["kind"], ev["vol"], ev["medium"], 0),
+        (ev["b"], t_event, ev["kind"], ev["vol"], ev["medium"], 0),
         (np.arange(n_b), np.zeros(n_b), _EV["inoculation"], np.nan, 0, 0),
     ]
 
@@ -282,6 +283,16 @@ def _events_frame(
         "shift",
         f"temperature {_K.temp_high:g} -> {_K.temp_low:g} degC",
     )
+    first_feed = int(np.argmax(sched.day >= _K.first_feed_day))
+    for pb in np.flatnonzero(p["continuous"]):
+        rate = p["feed_pct"][pb] * p["v0"][pb] / 100.0 / 24.0
+        extra(
+            np.array([pb]),
+            t_sample_h[[pb], first_feed],
+            "note",
+            f"FeedA by continuous pump at {rate:.3g} mL/h until harvest; "
+            "feed rows are the pump totaliser's hourly volumes",
+        )
     mb, md = np.nonzero(sched.missing)
     extra(mb, t_sample_h[mb, md], "note", "sample missed (cell counter and analyser down)")
     if aborted_b >= 0:

@@ -247,8 +247,8 @@ class _Run:
     hourly: np.ndarray  # (n_hours + 1, n_states, n_batches) state before the events
     at_sample: np.ndarray  # (n_batches, n_days, n_states) state at each sample, before it
     vol_at_sample: np.ndarray  # (n_batches, n_days) mL, before the sample
-    events: dict[str, np.ndarray]  # b, d, kind, vol, medium of sample/feed/bolus/base/harvest
-    additions: dict[str, np.ndarray]  # b, d, medium, vol, glucose/glutamine mmol really added
+    events: dict[str, np.ndarray]  # b, d, t (h; NaN: at sample d), kind, vol, medium of every volume event
+    additions: dict[str, np.ndarray]  # b, d, t, medium, vol, glucose/glutamine mmol really added
 
 
 def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run:
@@ -269,8 +269,15 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
     hourly[0] = y
     at_sample = np.full((n_b, n_d, _NS), np.nan)
     vol_at_sample = np.full((n_b, n_d), np.nan)
-    ev: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "d", "kind", "vol", "medium")}
-    adds: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "d", "medium", "vol", "glc", "gln")}
+    ev: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "d", "t", "kind", "vol", "medium")}
+    adds: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "d", "t", "medium", "vol", "glc", "gln")}
+    # the continuously fed batches: FeedA pumped at the daily bolus volume / 24 per hour, added at each
+    # whole hour (a knot of the integration grid) after the first feeding sample and before the harvest
+    pumped = np.flatnonzero(p["continuous"])
+    first_feed = int(np.argmax(sched.day >= _K.first_feed_day))
+    pump_from = sched.step[pumped, first_feed]
+    pump_to = sched.step[pumped, sched.harvest_day[pumped]]
+    pump_ml = p["feed_pct"][pumped] * p["v0"][pumped] / 100.0 / 24.0
 
     flat = sched.step.ravel()
     order = np.argsort(flat, kind="stable")
@@ -278,14 +285,15 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
     steps, first = np.unique(flat[order], return_index=True)
     bounds = dict(zip(steps.tolist(), zip(first, [*first[1:], order.size], strict=True), strict=True))
 
-    def record(kind: str, b: np.ndarray, d: np.ndarray, v: np.ndarray | None, medium: int) -> None:
+    def record(kind: str, b: np.ndarray, d: np.ndarray, v: np.ndarray | None, medium: int, t: float = np.nan) -> None:
         ev["b"].append(b)
         ev["d"].append(d)
+        ev["t"].append(np.full(b.size, t))
         ev["kind"].append(np.full(b.size, _EV[kind]))
         ev["vol"].append(np.full(b.size, np.nan) if v is None else v)
         ev["medium"].append(np.full(b.size, medium))
 
-    def add(name: str, b: np.ndarray, d: np.ndarray, v: np.ndarray, kind: str) -> None:
+    def add(name: str, b: np.ndarray, d: np.ndarray, v: np.ndarray, kind: str, t: float = np.nan) -> None:
         glc0, gln0 = y[_GLC, b] * vol[b], y[_GLN, b] * vol[b]
         y[:, b] *= vol[b] / (vol[b] + v)
         y[np.ix_(rows, b)] += medium_vec[name][:, None] * (v / (vol[b] + v))
@@ -293,11 +301,12 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
         code = _MEDIUM_NAMES.index(name)
         adds["b"].append(b)
         adds["d"].append(d)
+        adds["t"].append(np.full(b.size, t))
         adds["medium"].append(np.full(b.size, code))
         adds["vol"].append(v)
         adds["glc"].append((y[_GLC, b] * vol[b] - glc0) / 1000.0)  # mL * mmol/L -> mmol
         adds["gln"].append((y[_GLN, b] * vol[b] - gln0) / 1000.0)
-        record(kind, b, d, v, code)
+        record(kind, b, d, v, code, t)
 
     glc_col = _NOISE_COL["glucose"]
     glc_missing_col = _MAY_BE_MISSING.index("glucose")
@@ -323,7 +332,7 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
             harvest = d == sched.harvest_day[b]
             record("harvest", b[harvest], d[harvest], vol[b[harvest]].copy(), 0)
             live = ~harvest
-            feed = live & (sched.day[d] >= _K.first_feed_day)
+            feed = live & (sched.day[d] >= _K.first_feed_day) & ~p["continuous"][b]
             v_feed = np.where(feed, p["feed_pct"][b] * p["v0"][b] / 100.0, 0.0)
             v_pre = vol[b].copy()
             if feed.any():
@@ -341,6 +350,10 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
             base = live & (base_ml >= 0.5)
             if base.any():
                 add("Base", b[base], d[base], base_ml[base], "base")
+        if pumped.size and k % _STEPS_PER_H == 0:
+            on = (pump_from < k) & (k < pump_to)
+            if on.any():
+                add("FeedA", pumped[on], np.full(on.sum(), -1), pump_ml[on], "feed", k / _STEPS_PER_H)
         if k_next is None:
             break
         t, h = k * tick, (k_next - k) * tick
