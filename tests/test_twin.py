@@ -447,3 +447,25 @@ def test_held_out_harvest_is_predicted_from_day_5_and_narrows_as_days_are_added(
         e = p.endpoints.filter(pl.col("quantity") == "final_titer")
         widths.append(e["upper"][0] - e["lower"][0])
     assert widths[0] > widths[1] > widths[2], widths
+
+
+def test_a_pump_fed_calibration_batch_counts_by_its_rate_in_the_searched_range():
+    """Hourly pump volumes (2.5 mL) are 60 mL per daily feed: the range of volumes per feed the recommendation
+    searches is not dragged down to them; batches on the batch's own rhythm count as recorded."""
+    from types import SimpleNamespace
+
+    from bioworkbench.twin.recommend import _campaign_range
+
+    rows = [("B01", 24.0 * d + 0.3 * (d % 2), "feed", 45.0, "FeedA") for d in range(3, 14)]
+    rows += [("B02", 24.0 * d - 0.4 * (d % 2), "feed", 75.0, "FeedA") for d in range(3, 14)]
+    rows += [("B03", float(h), "feed", 2.5, "FeedA") for h in range(73, 336)]
+    rows += [("B04", 24.0 * d, "feed", 500.0, "FeedA") for d in range(3, 14)]  # not a calibration batch
+    events = pl.DataFrame(rows, schema=["batch_id", "time_h", "event", "volume_ml", "medium"], orient="row")
+    twin = SimpleNamespace(data={"batch_ids": ["B01", "B02", "B03"]})
+    campaign = SimpleNamespace(events=events)
+    assert _campaign_range(twin, campaign, "FeedA", 24.0) == pytest.approx((45.0, 75.0))
+    twin.data["batch_ids"] = ["B01", "B03"]
+    assert _campaign_range(twin, campaign, "FeedA", 24.0) == pytest.approx((45.0, 60.0))
+    # a pump-fed batch being recommended: the daily boluses count as their hourly rate
+    assert _campaign_range(twin, campaign, "FeedA", 1.0) == pytest.approx((45.0 / 24.0, 2.5), rel=0.02)
+    assert _campaign_range(twin, campaign, "Glc", 24.0) is None

@@ -37,7 +37,9 @@ the batch behaves like the campaign it was calibrated on (state estimation from 
 the batch's own readings).
 
 **What the data support.** The volumes per feed of the medium that the calibration batches received
-(``campaign_range_ml``) are the only evidence the twin has of how the process answers to feeding.
+(``campaign_range_ml``) are the only evidence the twin has of how the process answers to feeding; a
+batch fed at another rhythm (a continuous pump's hourly volumes) counts by its rate, as the volume
+per feed at this batch's interval.
 A recommended volume outside that range (beyond its ends by more than :data:`RANGE_TOLERANCE`) is
 flagged ``extrapolation`` and the sentence says so with the range, and that the twin does not model
 osmolality (which rises with feed); a choice at the end of the searched ``bounds`` is flagged
@@ -179,15 +181,41 @@ def _plan(base: FeedPlan, known_h: float, times: np.ndarray, volume: float, medi
     return FeedPlan(merged, continuous_feeds=base.continuous_feeds, batch_id=base.batch_id)
 
 
-def _campaign_range(twin, campaign, medium: str) -> tuple[float, float] | None:
-    """Smallest and largest volume per feed of ``medium`` in the twin's calibration batches."""
+#: feed intervals within this factor of the batch's own count as the same rhythm (jittered daily feeds)
+SAME_RHYTHM = 1.25
+
+
+def _feed_interval(times: np.ndarray) -> float | None:
+    """The median time (h) between consecutive feeds, or None with fewer than two feed times."""
+    gaps = np.diff(np.unique(times))
+    return float(np.median(gaps)) if gaps.size else None
+
+
+def _campaign_range(twin, campaign, medium: str, interval_h: float | None = None) -> tuple[float, float] | None:
+    """Smallest and largest volume per feed of ``medium`` in the twin's calibration batches.
+
+    Volumes of a batch fed at the rhythm of the recommended batch (median feed interval within a factor
+    :data:`SAME_RHYTHM` of ``interval_h``) count as recorded. A batch fed at another rhythm, such as a
+    pump whose totaliser logs hourly volumes against daily boluses, counts by its rate: its volumes times
+    ``interval_h`` over its own median interval (2.5 mL an hour is 60 mL per daily feed, not 2.5 mL).
+    """
     fed = campaign.events.filter(
         pl.col("batch_id").is_in(list(twin.data["batch_ids"]))
         & (pl.col("event") == "feed")
         & pl.col("medium").eq_missing(medium)
         & (pl.col("volume_ml") > 0)
-    )["volume_ml"]
-    return (float(fed.min()), float(fed.max())) if fed.len() else None
+    )
+    if not fed.height:
+        return None
+    volumes = []
+    for (_,), rows in fed.group_by("batch_id"):
+        v = rows["volume_ml"].to_numpy()
+        own = _feed_interval(rows["time_h"].to_numpy())
+        if interval_h is not None and own is not None and not 1 / SAME_RHYTHM <= own / interval_h <= SAME_RHYTHM:
+            v = v * (interval_h / own)
+        volumes.append(v)
+    v = np.concatenate(volumes)
+    return float(v.min()), float(v.max())
 
 
 def _support_text(volume: float, medium: str, span: tuple[float, float] | None, extrapolation: bool) -> str:
@@ -323,7 +351,8 @@ def recommend_feed(
     bd = batch_data(campaign, batch_id, variables=twin.data["observed"])
     end_h = _end_h(bd.plan, bd, twin, known_h)
     times, last_v, medium = _feed_times(bd.plan, known_h, end_h)
-    span = _campaign_range(twin, campaign, medium)
+    own = bd.plan.events.filter((pl.col("event") == "feed") & pl.col("medium").eq_missing(medium))["time_h"]
+    span = _campaign_range(twin, campaign, medium, _feed_interval(np.concatenate([own.to_numpy(), times])))
     if bounds is not None:
         lo, hi = bounds
     elif span is not None and span[1] - span[0] >= MIN_RANGE_FRACTION * span[1]:
