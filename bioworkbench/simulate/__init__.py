@@ -269,6 +269,19 @@ def _design(n_batches: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {n: runs[:, i].astype(np.float64) for i, n in enumerate(names)}
 
 
+def _continuous_batch(design: dict[str, np.ndarray], special: list[int]) -> np.ndarray:
+    """Which batch a pump feeds (a Boolean per batch): from :data:`CONTINUOUS_FEED_MIN_BATCHES` batches on,
+    the last centre-point batch that is not ``special``. No random draw, so the other batches do not change."""
+    n = design["cpp_feed_rate_pct"].size
+    out = np.zeros(n, dtype=bool)
+    if n >= CONTINUOUS_FEED_MIN_BATCHES:
+        centre = np.flatnonzero(design["cpp_feed_rate_pct"] == CPP_LEVELS["cpp_feed_rate_pct"][1])
+        plain = np.setdiff1d(centre, special)
+        if plain.size:
+            out[plain[-1]] = True
+    return out
+
+
 def _batch_ids(n_batches: int) -> list[str]:
     width = max(2, len(str(n_batches)))
     return [f"B{i:0{width}d}" for i in range(1, n_batches + 1)]
@@ -323,7 +336,6 @@ def _simulate_frames(
         "y_lac": _K.y_lac_glc * (1.0 + _K.lac_ph_slope * (sp - 7.0)),
         "base_gain": 1.0 + _K.base_ph_slope * (sp - 7.0),
         "contam_d": np.full(n_batches, np.inf),
-        "continuous": np.zeros(n_batches, dtype=bool),
     }
 
     # the sampling schedule and the special batches
@@ -351,11 +363,7 @@ def _simulate_frames(
     miss_d = rng.integers(1, n_d - 1, miss_b.size)
     missing = np.zeros((n_batches, n_d), dtype=bool)
     missing[miss_b, miss_d] = True
-    if n_batches >= CONTINUOUS_FEED_MIN_BATCHES:  # no random draw: the other batches do not change
-        centre = np.flatnonzero(design["cpp_feed_rate_pct"] == CPP_LEVELS["cpp_feed_rate_pct"][1])
-        plain = np.setdiff1d(centre, [drift_b, aborted_b, *miss_b.tolist()])
-        if plain.size:
-            p["continuous"][plain[-1]] = True
+    p["continuous"] = _continuous_batch(design, [drift_b, aborted_b, *miss_b.tolist()])
     after_harvest = np.arange(n_d)[None, :] > harvest_day[:, None]
     sched = _Schedule(
         step=np.where(after_harvest, -1, step),

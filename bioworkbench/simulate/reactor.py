@@ -251,6 +251,18 @@ class _Run:
     additions: dict[str, np.ndarray]  # b, d, t, medium, vol, glucose/glutamine mmol really added
 
 
+def _pump_schedule(p: dict[str, np.ndarray], sched: _Schedule) -> tuple[np.ndarray, ...]:
+    """The continuously fed batches (indices), the steps their pump runs between and its hourly volume (mL).
+
+    FeedA is pumped at the daily bolus volume / 24 per hour, added at each whole hour (a knot of the
+    integration grid: ``_STEPS_PER_H`` is a multiple of ``_MAX_STEP``) after the first feeding sample and
+    before the harvest."""
+    pumped = np.flatnonzero(p["continuous"])
+    first_feed = int(np.argmax(sched.day >= _K.first_feed_day))
+    pump_ml = p["feed_pct"][pumped] * p["v0"][pumped] / 100.0 / 24.0
+    return pumped, sched.step[pumped, first_feed], sched.step[pumped, sched.harvest_day[pumped]], pump_ml
+
+
 def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run:
     """RK4 over the whole campaign, with the events applied at their steps."""
     n_b, n_d = sched.step.shape
@@ -271,13 +283,7 @@ def _integrate(p: dict[str, np.ndarray], sched: _Schedule, n_steps: int) -> _Run
     vol_at_sample = np.full((n_b, n_d), np.nan)
     ev: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "d", "t", "kind", "vol", "medium")}
     adds: dict[str, list[np.ndarray]] = {k: [] for k in ("b", "d", "t", "medium", "vol", "glc", "gln")}
-    # the continuously fed batches: FeedA pumped at the daily bolus volume / 24 per hour, added at each
-    # whole hour (a knot of the integration grid) after the first feeding sample and before the harvest
-    pumped = np.flatnonzero(p["continuous"])
-    first_feed = int(np.argmax(sched.day >= _K.first_feed_day))
-    pump_from = sched.step[pumped, first_feed]
-    pump_to = sched.step[pumped, sched.harvest_day[pumped]]
-    pump_ml = p["feed_pct"][pumped] * p["v0"][pumped] / 100.0 / 24.0
+    pumped, pump_from, pump_to, pump_ml = _pump_schedule(p, sched)
 
     flat = sched.step.ravel()
     order = np.argsort(flat, kind="stable")
