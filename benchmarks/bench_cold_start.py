@@ -20,7 +20,8 @@ Targets (issue 19), on the 24-batch demo:
   parameters/growth_report parameters/doe_report parameters/stability_report``, after ``make demo``
   wrote the data): warm at least 2x faster than "today", the code on which the issue was filed
   (``--baseline``: commit :data:`ISSUE_FILED_AT` in a git worktree, its own demo data, the same
-  interpreter and packages); warm against off is printed as well (what the cache alone gives).
+  interpreter and packages, run twice: the second run, with PyTensor's own cache warm for that code as
+  ours is, is the comparison); warm against off is printed as well (what the cache alone gives).
 
 ``notebook restart`` checks the JupyterLab case: a kernel of the project's Jupyter kernel fits the
 growth model, is restarted, and fits it again; the second fit's compile time is what a user
@@ -153,12 +154,15 @@ def full_run(cache: Path | None, label: str, out: Path, pt: Path | None) -> dict
     return {"what": f"make-demo report run ({len(runs)} reports)", "cache": label, "wall": wall, "load": _load()}
 
 
-def baseline_run(ref: str, work: Path) -> dict[str, Any]:
-    """The make-demo report run of the code as issue 19 found it (commit ``ref``), on this machine.
+def baseline_run(ref: str, work: Path) -> list[dict[str, Any]]:
+    """The make-demo report run of the code as issue 19 found it (commit ``ref``), on this machine, twice.
 
     A git worktree of ``ref`` is imported through ``PYTHONPATH`` by this interpreter and by the report
     kernels (they inherit the environment); its demo data are written by its own code, as its
-    ``make demo`` did, then its report run is timed. The worktree is removed afterwards.
+    ``make demo`` did, then its report run is timed twice. The first run may find PyTensor's own numba
+    cache (``~/.pytensor``) without that code's functions and compile them (measured: 393 s, then 256 s
+    again); the second is the one to compare with a warm run of today's code, every cache warm on both
+    sides. The worktree is removed afterwards.
     """
     tree = work / "baseline"
     subprocess.run(
@@ -187,27 +191,33 @@ def baseline_run(ref: str, work: Path) -> dict[str, Any]:
              f"{ex}/roche_cedex_hires_example_1.csv", "--store", "duckdb:///data/plant.duckdb"],
         ):  # fmt: skip
             subprocess.run([*bw, *cmd], cwd=tree, env=env, check=True, capture_output=True)
-        out = work / "full-baseline"
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [*bw, "run", *FULL_RUN, "-o", str(out)], cwd=tree, env=env, capture_output=True, text=True
-        )
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            print(f"  FAILED ({proc.returncode}): baseline report run\n{proc.stderr[-3000:]}")
+        rows = []
+        for label in ("1st", "2nd"):
+            out = work / f"full-baseline-{label}"
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [*bw, "run", *FULL_RUN, "-o", str(out)], cwd=tree, env=env, capture_output=True, text=True
+            )
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(f"  FAILED ({proc.returncode}): baseline report run\n{proc.stderr[-3000:]}")
+            runs = list(out.glob("*/*/manifest.json"))
+            done = sum(json.loads(p.read_text()).get("status") == "completed" for p in runs)
+            print(
+                f"  make-demo report run of {ref} (issue 19 filed), {label}: {wall:.1f} s "
+                f"({done}/{len(runs)} completed), load {_load()}"
+            )
+            rows.append(
+                {
+                    "what": f"make-demo report run ({len(runs)} reports)",
+                    "cache": f"at {ref[:7]} {label}",
+                    "wall": wall,
+                    "load": _load(),
+                }
+            )
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
-    runs = list(out.glob("*/*/manifest.json"))
-    done = sum(json.loads(p.read_text()).get("status") == "completed" for p in runs)
-    print(
-        f"  make-demo report run of {ref} (issue 19 filed): {wall:.1f} s ({done}/{len(runs)} completed), load {_load()}"
-    )
-    return {
-        "what": f"make-demo report run ({len(runs)} reports)",
-        "cache": f"at {ref[:7]}",
-        "wall": wall,
-        "load": _load(),
-    }
+    return rows
 
 
 def notebook_restart(cache: Path) -> list[dict[str, Any]]:
@@ -267,13 +277,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             ok = r["wall"] < REPORT_TARGET_S
             print(f"  {'PASS' if ok else 'FAIL'}  {what} report, warm cache: {r['wall']:.1f} s (< {REPORT_TARGET_S:g})")
     full = {k[1]: v for k, v in by.items() if k[0].startswith("make-demo")}
-    base = next((v for k, v in full.items() if k.startswith("at ")), None)
-    if base and "warm" in full:
-        ratio = base["wall"] / full["warm"]["wall"]
+    base = {k.split()[-1]: v for k, v in full.items() if k.startswith("at ")}
+    if "2nd" in base and "warm" in full:
+        ratio = base["2nd"]["wall"] / full["warm"]["wall"]
         ok = ratio >= FULL_SPEEDUP_TARGET
         print(
             f"  {'PASS' if ok else 'FAIL'}  make-demo report run, warm vs the code when the issue was filed "
-            f"({base['cache'][3:]}): {ratio:.2f}x ({base['wall']:.0f} s -> {full['warm']['wall']:.0f} s)"
+            f"({base['2nd']['cache'][3:10]}, its 2nd run): {ratio:.2f}x ({base['2nd']['wall']:.0f} s -> "
+            f"{full['warm']['wall']:.0f} s; its 1st run {base['1st']['wall']:.0f} s)"
         )
     if "off" in full and "warm" in full:
         ratio = full["off"]["wall"] / full["warm"]["wall"]
@@ -332,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 cache_full = None if mode == "off" else work / "cache-full"
                 rows.append(full_run(cache_full, mode, work / f"full-{mode}", None if mode == "warm" else pt))
             if a.baseline:
-                rows.append(baseline_run(a.baseline, work))
+                rows += baseline_run(a.baseline, work)
     finally:
         print_table(rows)
         if not a.keep:
