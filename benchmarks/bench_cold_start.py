@@ -279,20 +279,24 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     full = {k[1]: v for k, v in by.items() if k[0].startswith("make-demo")}
     base = {k.split()[-1]: v for k, v in full.items() if k.startswith("at ")}
     if "2nd" in base and "warm" in full:
-        ratio = base["2nd"]["wall"] / full["warm"]["wall"]
-        ok = ratio >= FULL_SPEEDUP_TARGET
-        print(
-            f"  {'PASS' if ok else 'FAIL'}  make-demo report run, warm vs the code when the issue was filed "
-            f"({base['2nd']['cache'][3:10]}, its 2nd run): {ratio:.2f}x ({base['2nd']['wall']:.0f} s -> "
-            f"{full['warm']['wall']:.0f} s; its 1st run {base['1st']['wall']:.0f} s)"
+        _speedup(
+            f"warm vs the code when the issue was filed ({base['2nd']['cache'][3:10]}, its 2nd run)",
+            base["2nd"]["wall"],
+            full["warm"]["wall"],
+            f"; its 1st run {base['1st']['wall']:.0f} s",
         )
     if "off" in full and "warm" in full:
-        ratio = full["off"]["wall"] / full["warm"]["wall"]
-        ok = ratio >= FULL_SPEEDUP_TARGET
-        print(
-            f"  {'PASS' if ok else 'FAIL'}  make-demo report run, warm vs off: {ratio:.2f}x "
-            f"({full['off']['wall']:.0f} s -> {full['warm']['wall']:.0f} s; cold {full.get('cold', {}).get('wall', float('nan')):.0f} s)"
-        )
+        cold = full.get("cold", {}).get("wall", float("nan"))
+        _speedup("warm vs off", full["off"]["wall"], full["warm"]["wall"], f"; cold {cold:.0f} s")
+
+
+def _speedup(what: str, before: float, after: float, detail: str) -> None:
+    ratio = before / after
+    ok = ratio >= FULL_SPEEDUP_TARGET
+    print(
+        f"  {'PASS' if ok else 'FAIL'}  make-demo report run, {what}: {ratio:.2f}x "
+        f"({before:.0f} s -> {after:.0f} s{detail})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
