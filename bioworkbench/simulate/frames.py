@@ -28,11 +28,13 @@ from bioworkbench.simulate.reactor import (
     _NOISE,
     _NOISE_COL,
     _OSMOLYTES,
+    _STEPS_PER_H,
     _TITER,
     _XD,
     _XV,
     _contamination,
     _measure,
+    _pump_schedule,
     _Run,
     _Schedule,
     _theta,
@@ -283,12 +285,10 @@ def _events_frame(
         "shift",
         f"temperature {_K.temp_high:g} -> {_K.temp_low:g} degC",
     )
-    first_feed = int(np.argmax(sched.day >= _K.first_feed_day))
-    for pb in np.flatnonzero(p["continuous"]):
-        rate = p["feed_pct"][pb] * p["v0"][pb] / 100.0 / 24.0
+    for pb, start, _, rate in zip(*_pump_schedule(p, sched), strict=True):
         extra(
             np.array([pb]),
-            t_sample_h[[pb], first_feed],
+            np.array([start / _STEPS_PER_H]),
             "note",
             f"FeedA by continuous pump at {rate:.3g} mL/h until harvest; "
             "feed rows are the pump totaliser's hourly volumes",
