@@ -105,7 +105,7 @@ def plot_design(
     hv = setup()
     by = color if color in frame.columns else None
     keys = [*factors, *([by] if by else [])]
-    counted = frame.group_by(keys).agg(runs=pl.len())
+    counted = frame.group_by(keys).agg(runs=pl.len()).sort(keys)  # polars' group order varies run to run
     panels = []
     for i, a in enumerate(factors):
         for b in factors[i + 1 :]:
