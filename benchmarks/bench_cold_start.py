@@ -21,7 +21,9 @@ Targets (issue 19), on the 24-batch demo:
   wrote the data): warm at least 2x faster than "today", the code on which the issue was filed
   (``--baseline``: commit :data:`ISSUE_FILED_AT` in a git worktree, its own demo data, the same
   interpreter and packages, run twice: the second run, with PyTensor's own cache warm for that code as
-  ours is, is the comparison); warm against off is printed as well (what the cache alone gives).
+  ours is, is the comparison); warm against off is printed as well (what the cache alone gives), and
+  with ``--full-modes ... warm-plain`` warm against a warm run in plain kernels (``BW_FORK_KERNELS=0``:
+  what the report fork server, :mod:`bioworkbench.reports.forkserver`, gives).
 
 ``notebook restart`` checks the JupyterLab case: a kernel of the project's Jupyter kernel fits the
 growth model, is restarted, and fits it again; the second fit's compile time is what a user
@@ -146,8 +148,10 @@ def report(what: str, name: str, pfile: str, cache: Path, label: str, out: Path,
 
 
 def full_run(cache: Path | None, label: str, out: Path, pt: Path | None) -> dict[str, Any]:
+    """The make-demo report run; ``label`` ``warm-plain`` is a warm run in plain kernels (no fork server)."""
     cmd = [str(BIN / "bioworkbench"), "run", *FULL_RUN, "-o", str(out)]
-    wall, _ = _timed(cmd, _env(cache, pt))
+    env = _env(cache, pt) | ({"BW_FORK_KERNELS": "0"} if label == "warm-plain" else {})
+    wall, _ = _timed(cmd, env)
     runs = list(out.glob("*/*/manifest.json"))
     done = sum(json.loads(p.read_text()).get("status") == "completed" for p in runs)
     print(f"  make-demo report run, cache {label}: {wall:.1f} s ({done}/{len(runs)} completed), load {_load()}")
@@ -285,6 +289,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             full["warm"]["wall"],
             f"; its 1st run {base['1st']['wall']:.0f} s",
         )
+    if "warm-plain" in full and "warm" in full:
+        _speedup("warm vs warm in plain kernels (the fork server's part)", full["warm-plain"]["wall"],
+                 full["warm"]["wall"], "")  # fmt: skip
     if "off" in full and "warm" in full:
         cold = full.get("cold", {}).get("wall", float("nan"))
         _speedup("warm vs off", full["off"]["wall"], full["warm"]["wall"], f"; cold {cold:.0f} s")
@@ -316,9 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--full-modes",
         nargs="+",
-        choices=["off", "cold", "warm"],
+        choices=["off", "cold", "warm", "warm-plain"],
         default=["off", "cold", "warm"],
-        help="which make-demo report runs (warm needs cold before it)",
+        help="which make-demo report runs (warm needs cold before it; warm-plain: warm, without the fork server)",
     )
     a = ap.parse_args(argv)
     todo = [p for p in a.only if not (a.skip_full and p == "full")]

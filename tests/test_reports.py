@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
@@ -809,6 +810,7 @@ def _tiny_notebook(folder: Path) -> Path:
     params.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
         "import os, subprocess, sys\n"
+        "print('preloaded', 'pymc' in sys.modules, os.getppid())  # the notebook imports no pymc\n"
         "sleeper = 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)'\n"
         "child = subprocess.Popen([sys.executable, '-c', sleeper])  # deaf to the interrupt before a shutdown\n"
         "print('pids', os.getpid(), child.pid)\n"
@@ -835,11 +837,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _gone(pid: int, *, within_s: float) -> bool:
+    """Whether process ``pid`` has gone, waiting up to ``within_s`` (a forked kernel exits a moment
+    after its relay was killed)."""
+    deadline = time.monotonic() + within_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["plain", "forked"])
 @pytest.mark.parametrize("fail", [False, True], ids=["completed", "failed"])
-def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail):
+def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail, fork):
     """run_report kills the kernel's process group once the last cell replied, rather than wait
     for a graceful shutdown: after a completed or a failed run neither the kernel nor a
-    process it started (here one deaf to SIGINT) is left running."""
+    process it started (here one deaf to SIGINT) is left running. The same for a kernel forked by
+    the report fork server (which has imported PyMC before the kernel's first cell)."""
     _tiny_notebook(tmp_path / "notebooks")
     kwargs = {
         "parameters": {"campaign": str(campaign_dir), "fail": fail},
@@ -847,25 +862,35 @@ def test_no_kernel_or_kernel_child_outlives_its_run(campaign_dir, tmp_path, fail
         "notebooks": tmp_path / "notebooks",
         "kernel": KERNEL,
         "raise_on_failure": False,
+        "fork_kernel": fork,
     }
     res = run_report("tiny", **kwargs)
     assert res.status == ("failed" if fail else "completed")
+    assert res.manifest["kernel_forked"] is fork
     if fail:
         assert res.manifest["error"]["ename"] == "ValueError"
     nb = _notebook(res.run_dir / "tiny.ipynb")
     outputs = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stdout"]
     text = "".join("".join(o["text"]) if isinstance(o["text"], list) else o["text"] for o in outputs)
     kernel_pid, child_pid = map(int, re.search(r"pids (\d+) (\d+)", text).groups())
+    preloaded, parent = re.search(r"preloaded (\w+) (\d+)", text).groups()
     assert kernel_pid != os.getpid()
-    assert not _alive(kernel_pid), "the kernel outlived its run"
-    assert not _alive(child_pid), "a process started by the kernel outlived the run"
+    if fork:
+        from bioworkbench.reports.forkserver import _SERVERS
+
+        assert preloaded == "True" and int(parent) in {s.process.pid for s in _SERVERS.values()}
+    else:
+        assert preloaded == "False" and int(parent) == os.getpid()
+    assert _gone(kernel_pid, within_s=5.0 if fork else 0.0), "the kernel outlived its run"
+    assert _gone(child_pid, within_s=5.0 if fork else 0.0), "a process started by the kernel outlived the run"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="ZeroMQ's IPC transport needs Unix-domain sockets")
-def test_report_kernel_listens_on_private_unix_sockets(campaign_dir, tmp_path):
+@pytest.mark.parametrize("fork", [False, True], ids=["plain", "forked"])
+def test_report_kernel_listens_on_private_unix_sockets(campaign_dir, tmp_path, fork):
     """The report kernel talks over ZeroMQ IPC (no TCP port on 127.0.0.1 that other users of the
     machine could reach, no ipykernel warning about unencrypted TCP), its socket files in a folder
-    only the user can enter, removed after the run."""
+    only the user can enter, removed after the run; a forked kernel too."""
     _tiny_notebook(tmp_path / "notebooks")
     res = run_report(
         "tiny",
@@ -873,6 +898,7 @@ def test_report_kernel_listens_on_private_unix_sockets(campaign_dir, tmp_path):
         output_dir=tmp_path / "out",
         notebooks=tmp_path / "notebooks",
         kernel=KERNEL,
+        fork_kernel=fork,
     )
     nb = _notebook(res.run_dir / "tiny.ipynb")
     text = "".join(

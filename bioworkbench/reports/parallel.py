@@ -79,6 +79,7 @@ def _run_one(name: str, path: str, output_dir: str, kernel: str | None, cwd: str
             kernel=kernel,
             write_index_file=False,
             raise_on_failure=False,
+            fork_kernel=True,
         )
         return {
             "name": name,

@@ -321,8 +321,8 @@ def build_manifest(
     ----------
     record
         What the run knew before the kernel: ``report, run, parameters, parameter_file, notebook,
-        kernel, inputs_sha256, random_seeds, started`` and, for a campaign from a store,
-        ``store_input``.
+        kernel, inputs_sha256, random_seeds, started``, ``kernel_forked`` (whether the kernel was
+        forked by the report fork server) and, for a campaign from a store, ``store_input``.
     spec
         The kernel spec (versions, Python and environment are the kernel's).
     ended, seconds
@@ -352,6 +352,8 @@ def build_manifest(
         "notebook": record["notebook"],
         "kernel": record["kernel"],
         "kernel_python": kernel_python(spec),
+        # forked by the report fork server, which had imported the report stack (reports.forkserver)
+        "kernel_forked": bool(record.get("kernel_forked", False)),
         "inputs_sha256": record["inputs_sha256"],
         # a campaign read from a store: its URL, selection and stamp (see reports.run.read_store_selection)
         "store_input": record.get("store_input"),

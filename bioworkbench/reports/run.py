@@ -32,6 +32,7 @@ from typing import Any
 from bioworkbench._imports import without_iri_grammar
 from bioworkbench.errors import ConfigError, ReportError, suggest
 from bioworkbench.reports.folders import MARKER, clear_debris, move_into_place, write_marker
+from bioworkbench.reports.forkserver import ForkServer, forked_kernel_options, shared_server
 from bioworkbench.reports.index import write_index
 from bioworkbench.reports.params import check_parameters, find_notebook, notebook_parameters, read_parameter_file
 from bioworkbench.reports.provenance import (
@@ -123,6 +124,7 @@ def run_report(
     notebooks: str | os.PathLike | None = None,
     write_index_file: bool = True,
     raise_on_failure: bool = True,
+    fork_kernel: bool = False,
 ) -> RunResult:
     """Run report ``name`` with a parameter file and/or parameters; return where it was written.
 
@@ -140,6 +142,11 @@ def run_report(
         The folder of the notebooks (default :func:`~bioworkbench.reports.params.notebooks_dir`).
     write_index_file, raise_on_failure
         Rewrite the index after the run; raise :class:`ReportError` when the notebook failed.
+    fork_kernel
+        Fork the kernel from this process's report fork server, which has imported the report
+        stack once (:mod:`bioworkbench.reports.forkserver`; started on first use). Pays off for
+        many runs in one process (:func:`~bioworkbench.reports.parallel.run_many` does it); where
+        kernels cannot be forked the run uses a plain kernel. The manifest records which.
 
     Returns
     -------
@@ -195,6 +202,7 @@ def run_report(
             snapshot=snapshot,
             write_index_file=write_index_file,
             raise_on_failure=raise_on_failure,
+            fork_kernel=fork_kernel,
         )
     finally:
         if snapshot is not None:
@@ -218,6 +226,7 @@ def _run(
     snapshot: Path | None,
     write_index_file: bool,
     raise_on_failure: bool,
+    fork_kernel: bool,
 ) -> RunResult:
     """The run itself, once the parameters passed their checks (see :func:`run_report`)."""
     store_input = None
@@ -245,10 +254,12 @@ def _run(
     }
     if store_input is not None:
         record["store_input"] = store_input
+    server = shared_server(spec.argv, spec.env) if fork_kernel else None
+    record["kernel_forked"] = server is not None
     with _SigtermAsExit() as sigterm:
         try:
             write_marker(tmp, record)
-            error = _execute(notebook, tmp / f"{name}.ipynb", kernel_params, kernel)
+            error = _execute(notebook, tmp / f"{name}.ipynb", kernel_params, kernel, server)
             after = _store_keys(hash_inputs(notebook, kernel_params, exclude=out_root), snapshot, params)
             changed = changed_inputs(inputs, after, skip=skip)
             if changed and error is None:
@@ -355,9 +366,12 @@ def _store_keys(inputs: dict[str, str], snapshot: Path | None, params: Mapping[s
     return out
 
 
-def _execute(notebook: Path, executed: Path, params: Mapping[str, Any], kernel: str) -> dict[str, Any] | None:
+def _execute(
+    notebook: Path, executed: Path, params: Mapping[str, Any], kernel: str, server: ForkServer | None = None
+) -> dict[str, Any] | None:
     """Run the notebook with papermill into ``executed``; the error of the failing cell (or of the
-    kernel: died, timed out), or ``None`` when every cell ran."""
+    kernel: died, timed out), or ``None`` when every cell ran. With ``server`` the kernel is forked
+    by that fork server."""
     with without_iri_grammar():  # jsonschema's IRI grammar is not built: see bioworkbench._imports
         import papermill as pm
         from papermill.exceptions import PapermillExecutionError
@@ -378,6 +392,7 @@ def _execute(notebook: Path, executed: Path, params: Mapping[str, Any], kernel: 
             # rather than wait for its atexit hooks and interpreter teardown (see benchmarks/bench_reports.py)
             shutdown_kernel="immediate",
             **_kernel_transport(sockets),
+            **(forked_kernel_options(server) if server is not None else {}),
         )
     except PapermillExecutionError as exc:
         return {

@@ -1,0 +1,425 @@
+"""Report kernels forked from a process that has already imported the report stack (issue 19).
+
+A plain report kernel starts Python and ipykernel, then imports polars, NumPy, SciPy, Bokeh,
+nbconvert, bioworkbench and, for a model report, PyMC and PyTensor, before the notebook's own work.
+During ``bioworkbench run`` both cores are busy, so this work costs wall time report after report.
+
+A fork server pays it once per report worker. :class:`ForkServer` starts the server with the
+kernel's interpreter and environment (``python -c '... serve(sys.argv[1])' SOCKET``); it imports
+:data:`PRELOAD` (nothing runs, no kernel starts) and then waits on a Unix socket in a private folder
+(``mkdtemp``: mode 0700). Each report's kernel is then started by jupyter_client as usual, but the
+command it runs is the relay (:mod:`bioworkbench.reports._relay`): the relay hands its working
+folder, environment and standard streams to the server, which forks; the child takes them over,
+starts a session of its own and runs ipykernel exactly as ``python -m ipykernel_launcher -f
+CONNECTION_FILE`` would. The relay passes on the signals jupyter_client sends (interrupt,
+terminate) and exits when the kernel exits; when the relay is killed, the kernel's process group is.
+
+Isolation is that of a fresh process: every kernel is a new child of a server that never ran
+notebook code, so nothing one report does (a warning shown once, a global set, a loaded extension)
+reaches another. What the server did before forking is importing modules that behave the same
+inside and outside IPython; those that do not (:data:`IPYTHON_AWARE`) are left to the kernel. The
+server is single-threaded and never starts an event loop or a ZeroMQ context, so the child inherits
+no thread, lock or socket it could not use (OpenBLAS re-creates its threads after a fork; polars'
+thread pool is not started by an import). Measured on the 39 reports of ``make demo``: the same
+outputs as plain kernels, cell for cell; a batch report 4.8 s instead of 5.9 s.
+
+Why not a library: multiprocessing's forkserver forks functions from a pickled call, not processes
+that take over another process's streams and are managed by jupyter_client; jupyter_client's kernel
+provisioners would need a provisioner that can watch and signal a process that is not its child,
+which the relay gives in 60 lines. Linux only (``os.pidfd_open``); elsewhere reports run in plain
+kernels, as they do with ``BW_FORK_KERNELS=0``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PRELOAD", "ForkServer", "forked_kernel_options", "shared_server"]
+
+#: imported by the server before it forks kernels: what the report notebooks import that behaves the
+#: same whether or not it is imported inside IPython (see :data:`IPYTHON_AWARE`). Not ipykernel: its
+#: ``IPKernelApp`` reads ``$JPY_PARENT_PID`` (set by jupyter_client for each kernel) at import
+PRELOAD: tuple[str, ...] = (
+    "numpy",
+    "polars",
+    "scipy.special",
+    "IPython",
+    "nbformat",
+    # what HoloViews, hvplot and Panel import of other packages (measured in a kernel: 1.56 s -> 0.85 s
+    # for `bw.plots.setup()`); matplotlib reads $MPLBACKEND, set as ipykernel sets it (see serve)
+    "nbconvert",
+    "bleach",
+    "mistune",
+    "pygments",
+    "bs4",
+    "tinycss2",
+    "pyparsing",
+    "param",
+    "narwhals.stable.v1",
+    "narwhals.stable.v2",
+    "PIL.Image",
+    "PIL.PngImagePlugin",
+    "PIL.ImageSequence",
+    "PIL.GimpGradientFile",
+    "PIL.GimpPaletteFile",
+    "PIL.PaletteFile",
+    "tornado.web",
+    "tornado.websocket",
+    "tornado.wsgi",
+    "tqdm",
+    "matplotlib",
+    "matplotlib.colors",
+    "matplotlib.cm",
+    "colorcet",
+    "bokeh.models",
+    "bokeh.plotting",
+    "bokeh.io",
+    "bokeh.embed",
+    "bokeh.embed.notebook",
+    "bokeh.resources",
+    "bokeh.document",
+    "bokeh.server.server",
+    "bokeh.application.handlers",
+    "bokeh.command.util",
+    "bioworkbench",
+    "bioworkbench.plots",
+    "bioworkbench.review",
+    "bioworkbench.monitoring",
+    "bioworkbench.kinetics",
+    "bioworkbench.campaign",
+    "bioworkbench.doe",
+    "bioworkbench.stability",
+    "bioworkbench.models",
+    "bioworkbench.twin",
+    "pymc",
+)
+#: modules that decide at import whether they run inside IPython (HoloViews picks its notebook
+#: extension by ``builtins.__IPYTHON__``, pyviz_comms its comms by ``builtins.get_ipython``, hvplot
+#: registers a cell hook, matplotlib's pyplot its display hook): imported by the server they would
+#: behave as outside a notebook in every kernel (measured: a page without BokehJS; an extra output).
+#: The server refuses to start when :data:`PRELOAD` pulled one in. ``tests/test_forkserver.py``
+#: checks that a forked kernel's outputs are those of a plain one.
+IPYTHON_AWARE: tuple[str, ...] = (
+    "holoviews",
+    "panel",
+    "hvplot",
+    "pyviz_comms",
+    "matplotlib.pyplot",
+    "tqdm.auto",
+    "tqdm.notebook",
+    "ipywidgets",
+)
+#: the line the server prints on its standard output when it accepts requests
+READY = "bioworkbench fork server ready"
+_RELAY = Path(__file__).with_name("_relay.py")
+#: the server's program (``-m`` would import this module twice: as ``__main__`` and from the package)
+_SERVE = "import sys; from bioworkbench.reports.forkserver import serve; serve(sys.argv[1])"
+_LENGTH = struct.Struct("!Q")
+
+
+# -- the server (in its own process) -------------------------------------------------------------
+def _preload(modules: tuple[str, ...]) -> list[str]:
+    """Import ``modules``; those that fail are skipped (a kernel imports them itself, and fails there).
+
+    As in a report kernel: jsonschema without its IRI grammar (:mod:`bioworkbench._imports`).
+    """
+    from bioworkbench._imports import without_iri_grammar
+
+    failed = []
+    with warnings.catch_warnings(), without_iri_grammar():  # a kernel that imports them shows its own warnings
+        warnings.simplefilter("ignore")
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # any failure: leave it to the kernel
+                failed.append(name)
+    return failed
+
+
+def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """A relay's request: its JSON body and its standard streams (three file descriptors)."""
+    head, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)
+    if len(head) != _LENGTH.size or len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise OSError("a request without its length or its three streams")
+    (size,) = _LENGTH.unpack(head)
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(min(1 << 20, size - len(body)))
+        if not chunk:
+            raise OSError("a request cut short")
+        body += chunk
+    return json.loads(body), fds
+
+
+def serve(path: str) -> None:
+    """Import :data:`PRELOAD`, then fork a kernel for every request on the Unix socket ``path``.
+
+    Parameters
+    ----------
+    path
+        The socket to listen on (its folder should be private to the user).
+
+    Notes
+    -----
+    Returns when the process that started the server has gone (checked every second).
+    """
+    parent = os.getppid()
+    # what ipykernel sets before a kernel runs any code, so that matplotlib imported here reads it too
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    preload = os.environ.get("BW_FORK_PRELOAD")
+    failed = _preload(tuple(filter(None, preload.split(","))) if preload is not None else PRELOAD)
+    if failed:
+        print(f"fork server: not preloaded (the kernels import them): {', '.join(failed)}", file=sys.stderr)
+    aware = [m for m in IPYTHON_AWARE if m in sys.modules]
+    if aware:
+        sys.exit(f"fork server: preloading imported {', '.join(aware)}, which a kernel must import itself")
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited kernels leave no zombie; their relays watch them
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(16)
+        listener.settimeout(1.0)
+        print(READY, flush=True)
+        while os.getppid() == parent:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(30.0)
+                try:
+                    request, fds = _receive(conn)
+                except (OSError, ValueError) as exc:
+                    print(f"fork server: refused a request: {exc}", file=sys.stderr)
+                    continue
+                with warnings.catch_warnings():
+                    # Python warns of any thread at fork: the server's are OpenBLAS's (re-created in the
+                    # child) and the idle ones of polars' allocator; its thread pool is not started
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    conn.close()
+                    _kernel(request, fds)  # never returns
+                for fd in fds:
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps({"pid": pid}).encode())
+
+
+def _exit_with_relay(relay: int) -> None:
+    """Once the process ``relay`` has gone (jupyter_client killed it), kill this kernel's process
+    group: the kernel and what it started, as jupyter_client kills a plain kernel's group."""
+    with contextlib.suppress(OSError):
+        select.select([os.pidfd_open(relay)], [], [])
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def _kernel(request: dict[str, Any], fds: list[int]) -> None:
+    """In the forked child: become the kernel the relay asked for; exits the process."""
+    code: Any = 1
+    try:
+        os.setsid()  # a session of its own, like a kernel jupyter_client starts
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        argv = list(request["argv"])
+        # as `python -m ipykernel_launcher` would: the launcher drops sys.path[0] ('' of the server's
+        # `python -c`); IPython puts '' back
+        if sys.path and sys.path[0] == "":
+            del sys.path[0]
+        threading.Thread(target=_exit_with_relay, args=(int(request["relay"]),), daemon=True).start()
+        from ipykernel import kernelapp
+
+        i = argv.index("ipykernel_launcher") if "ipykernel_launcher" in argv else len(argv)
+        sys.argv = [kernelapp.__file__, *argv[i + 1 :]]
+        kernelapp.launch_new_instance()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:  # report it on the kernel's stderr, then exit
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(0 if code is None else code if isinstance(code, int) else 1)
+
+
+# -- the client (in the process that runs the reports) ------------------------------------------
+def _forkable(argv: list[str]) -> bool:
+    """Whether a kernel spec's command is ipykernel's launcher, which the server can stand in for."""
+    return (
+        len(argv) >= 5
+        and argv[-4:-1] == ["-m", "ipykernel_launcher", "-f"]
+        and all(a.startswith("-X") for a in argv[1:-4])
+    )
+
+
+class ForkServer:
+    """A fork server for the kernels of one kernel spec, started with the kernel's interpreter.
+
+    Parameters
+    ----------
+    kernel_argv
+        The kernel spec's command (``[python, ..., "-m", "ipykernel_launcher", "-f",
+        "{connection_file}"]``); the server runs with the same interpreter and ``-X`` options.
+    env
+        The server's environment (default: this process's, plus nothing).
+    timeout
+        Seconds to wait for the server to have imported :data:`PRELOAD`.
+
+    Raises
+    ------
+    OSError
+        The server exited or did not get ready in time.
+    """
+
+    def __init__(self, kernel_argv: list[str], env: dict[str, str] | None = None, timeout: float = 180.0) -> None:
+        self.kernel_argv = list(kernel_argv)
+        self.folder = tempfile.mkdtemp(prefix="bw-forkserver-")
+        self.path = os.path.join(self.folder, "kernels.sock")
+        python, *flags = self.kernel_argv[: self.kernel_argv.index("-m")]
+        self.python = python
+        self.process = subprocess.Popen(
+            [python, *flags, "-c", _SERVE, self.path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        while line and line.strip() != READY:  # a module printed while it was imported
+            line = self.process.stdout.readline()
+        if line.strip() != READY:
+            self.close()
+            raise OSError(f"the report fork server did not start (exit code {self.process.poll()})")
+
+    @property
+    def alive(self) -> bool:
+        """Whether the server still runs."""
+        return self.process.poll() is None
+
+    def launcher(self) -> list[str]:
+        """The command jupyter_client runs for a kernel: the relay, then the kernel spec's own command.
+
+        Returns
+        -------
+        list of str
+            ``[python, -I, -S, _relay.py, SOCKET, --, *kernel_argv]``.
+        """
+        return [self.python, "-I", "-S", str(_RELAY), self.path, "--"]
+
+    def close(self) -> None:
+        """Stop the server and remove its folder (the kernels it started run on until their relays exit)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_SERVERS: dict[tuple[str, ...], ForkServer] = {}
+
+
+def shared_server(kernel_argv: list[str], env: dict[str, str] | None = None) -> ForkServer | None:
+    """This process's fork server for ``kernel_argv``, started on first use and stopped at exit.
+
+    Parameters
+    ----------
+    kernel_argv
+        The kernel spec's command.
+    env
+        Environment variables the kernel spec adds.
+
+    Returns
+    -------
+    ForkServer or None
+        None where kernels cannot be forked: not Linux (no ``os.pidfd_open``), a kernel that is not
+        ipykernel's launcher, ``$BW_FORK_KERNELS`` set to ``0``, or a server that failed to start
+        (the reports then run in plain kernels).
+    """
+    if not hasattr(os, "pidfd_open") or os.environ.get("BW_FORK_KERNELS", "1") == "0" or not _forkable(kernel_argv):
+        return None
+    key = (*kernel_argv, *sorted(f"{k}={v}" for k, v in (env or {}).items()))
+    server = _SERVERS.get(key)
+    if server is not None and server.alive:
+        return server
+    try:
+        server = ForkServer(kernel_argv, env=os.environ | (env or {}))
+    except OSError as exc:
+        warnings.warn(f"report kernels are started plainly: {exc}", RuntimeWarning, stacklevel=2)
+        return None
+    if not _SERVERS:
+        atexit.register(_close_all)
+    _SERVERS[key] = server
+    return server
+
+
+def _close_all() -> None:
+    for server in _SERVERS.values():
+        server.close()
+    _SERVERS.clear()
+
+
+def forked_kernel_options(server: ForkServer) -> dict[str, Any]:
+    """Papermill's options that start the kernel through ``server``'s relay.
+
+    Parameters
+    ----------
+    server
+        A running fork server.
+
+    Returns
+    -------
+    dict
+        ``kernel_manager_class``: a kernel manager whose command is the relay's followed by the
+        kernel spec's.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    prefix = server.launcher()
+
+    class ForkedKernelManager(AsyncKernelManager):
+        """A kernel manager whose kernel is forked by the report fork server."""
+
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            return [*prefix, *super().format_kernel_cmd(extra_arguments)]
+
+    return {"kernel_manager_class": ForkedKernelManager}

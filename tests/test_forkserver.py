@@ -1,0 +1,155 @@
+"""The report fork server (:mod:`bioworkbench.reports.forkserver`) and its relay.
+
+Runs through ``run_report`` in both modes are in ``tests/test_reports.py`` (the kernel and what it
+started are gone after the run; the kernel listens on private Unix sockets). Here: the relay passes
+an interrupt on, falls back to a plain kernel without a server, and the server survives bad requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from bioworkbench.reports.forkserver import ForkServer, _forkable, forked_kernel_options, shared_server
+
+KERNEL = os.environ.get("BW_KERNEL", "bioworkbench")
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="kernels are forked on Linux only")
+
+
+@pytest.fixture(scope="module")
+def server():
+    spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    srv = ForkServer(spec.argv, env=os.environ | spec.env)
+    yield srv
+    srv.close()
+    assert not Path(srv.folder).exists()
+
+
+async def _in_kernel(manager_class, code: str, *, interrupt_after_s: float | None = None) -> dict:
+    """Run ``code`` in a kernel of ``manager_class``; the execute reply and the stdout text."""
+    km = manager_class(kernel_name=KERNEL)
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=120)
+        msg_id = kc.execute(code)
+        if interrupt_after_s is not None:
+            await asyncio.sleep(interrupt_after_s)
+            await km.interrupt_kernel()
+        reply = await kc.get_shell_msg(timeout=60)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        out = []
+        while True:
+            msg = await kc.get_iopub_msg(timeout=10)
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        return {"reply": reply["content"], "stdout": "".join(out), "relay": km.provisioner.pid}
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
+_WHO = "import os, sys; print(os.getpid(), os.getppid(), 'pymc' in sys.modules, os.getcwd())"
+
+
+def test_forked_kernel_is_a_child_of_the_server_with_the_stack_imported(server):
+    res = asyncio.run(_in_kernel(forked_kernel_options(server)["kernel_manager_class"], _WHO))
+    pid, ppid, preloaded, cwd = res["stdout"].split()
+    assert int(ppid) == server.process.pid and int(pid) != res["relay"]
+    assert preloaded == "True" and cwd == os.getcwd()
+
+
+def test_an_interrupt_reaches_the_forked_kernel(server):
+    """jupyter_client signals the relay's process group; the relay passes SIGINT on to the kernel."""
+    cls = forked_kernel_options(server)["kernel_manager_class"]
+    res = asyncio.run(_in_kernel(cls, "import time\ntime.sleep(60)", interrupt_after_s=3.0))
+    assert res["reply"]["status"] == "error" and res["reply"]["ename"] == "KeyboardInterrupt"
+
+
+def test_without_a_server_the_relay_becomes_a_plain_kernel(tmp_path):
+    """The socket is gone (the server stopped): the relay execs the kernel spec's own command."""
+    from types import SimpleNamespace
+
+    relay = Path(__import__("bioworkbench.reports._relay", fromlist=["x"]).__file__)
+    gone = SimpleNamespace(launcher=lambda: [sys.executable, "-I", "-S", str(relay), str(tmp_path / "no.sock"), "--"])
+    res = asyncio.run(_in_kernel(forked_kernel_options(gone)["kernel_manager_class"], _WHO))
+    pid, ppid, preloaded, _ = res["stdout"].split()
+    assert int(pid) == res["relay"] and int(ppid) == os.getpid() and preloaded == "False"
+
+
+def test_the_server_refuses_a_bad_request_and_serves_the_next(server):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:  # no streams, no length
+        s.connect(server.path)
+        s.sendall(b"hello")
+    res = asyncio.run(_in_kernel(forked_kernel_options(server)["kernel_manager_class"], _WHO))
+    assert int(res["stdout"].split()[1]) == server.process.pid and server.alive
+
+
+def test_only_ipykernels_launcher_is_forked(monkeypatch):
+    py = sys.executable
+    assert _forkable([py, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    assert _forkable([py, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    assert not _forkable([py, "-m", "some_other_kernel", "-f", "{connection_file}"])
+    assert not _forkable([py, "-E", "-m", "ipykernel_launcher", "-f", "{connection_file}"])  # an option it cannot copy
+    assert not _forkable(["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"])
+    monkeypatch.setenv("BW_FORK_KERNELS", "0")
+    assert shared_server([py, "-m", "ipykernel_launcher", "-f", "{connection_file}"]) is None
+
+
+_PLOT = (
+    "import bioworkbench as bw, polars as pl\n"
+    "bw.plots.setup()\n"
+    "pl.DataFrame({'x': [1, 2, 3], 'y': [2.0, 1.0, 3.0]}).hvplot.line(x='x', y='y')"
+)
+
+
+async def _outputs(manager_class, code: str) -> list:
+    """The kinds of output ``code`` shows in a kernel of ``manager_class``, in order."""
+    km = manager_class(kernel_name=KERNEL)
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=120)
+        kc.execute(code)
+        kinds = []
+        while True:
+            msg = await kc.get_iopub_msg(timeout=120)
+            if msg["msg_type"] in ("display_data", "execute_result"):
+                kinds.append((msg["msg_type"], sorted(msg["content"]["data"])))
+            elif msg["msg_type"] in ("stream", "error"):
+                kinds.append((msg["msg_type"], msg["content"].get("text") or msg["content"].get("evalue")))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" and kinds:
+                return kinds
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
+def test_a_forked_kernel_shows_what_a_plain_one_shows(server):
+    """HoloViews, hvplot, Panel and pyviz_comms decide at import whether they run in IPython: the server
+    does not preload them (imported there, the page lost BokehJS, or gained an output). The plots'
+    set-up and a plot give the same outputs in a forked kernel as in a plain one."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    plain = asyncio.run(_outputs(AsyncKernelManager, _PLOT))
+    forked = asyncio.run(_outputs(forked_kernel_options(server)["kernel_manager_class"], _PLOT))
+    assert forked == plain
+    assert ("execute_result", ["application/vnd.holoviews_exec.v0+json", "text/html", "text/plain"]) in plain
+
+
+def test_the_server_refuses_to_preload_what_must_be_imported_in_ipython(monkeypatch):
+    spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    monkeypatch.setenv("BW_FORK_PRELOAD", "numpy,holoviews")
+    with pytest.raises(OSError, match="did not start"):
+        ForkServer(spec.argv, env=os.environ | spec.env, timeout=120)
