@@ -108,10 +108,12 @@ PRELOAD: tuple[str, ...] = (
     "bioworkbench.models",
     "bioworkbench.twin",
     "pymc",
+    "nutpie",
+    "arviz",  # with matplotlib's pyplot, whose backend is loaded at the first figure (in the kernel)
 )
 #: modules that decide at import whether they run inside IPython (HoloViews picks its notebook
 #: extension by ``builtins.__IPYTHON__``, pyviz_comms its comms by ``builtins.get_ipython``, hvplot
-#: registers a cell hook, matplotlib's pyplot its display hook): imported by the server they would
+#: registers a cell hook): imported by the server they would
 #: behave as outside a notebook in every kernel (measured: a page without BokehJS; an extra output).
 #: The server refuses to start when :data:`PRELOAD` pulled one in. ``tests/test_forkserver.py``
 #: checks that a forked kernel's outputs are those of a plain one.
@@ -120,7 +122,6 @@ IPYTHON_AWARE: tuple[str, ...] = (
     "panel",
     "hvplot",
     "pyviz_comms",
-    "matplotlib.pyplot",
     "tqdm.auto",
     "tqdm.notebook",
     "ipywidgets",
