@@ -33,7 +33,8 @@ def server():
 
 
 async def _in_kernel(manager_class, code: str, *, interrupt_after_s: float | None = None) -> dict:
-    """Run ``code`` in a kernel of ``manager_class``; the execute reply and the stdout text."""
+    """Run ``code`` in a kernel of ``manager_class``: the execute reply, the stdout text, the kinds of
+    output shown (in order) and the pid of the process jupyter_client started."""
     km = manager_class(kernel_name=KERNEL)
     await km.start_kernel()
     kc = km.client()
@@ -44,16 +45,20 @@ async def _in_kernel(manager_class, code: str, *, interrupt_after_s: float | Non
         if interrupt_after_s is not None:
             await asyncio.sleep(interrupt_after_s)
             await km.interrupt_kernel()
-        reply = await kc.get_shell_msg(timeout=60)
+        reply = await kc.get_shell_msg(timeout=120)
         assert reply["parent_header"]["msg_id"] == msg_id
-        out = []
+        out, kinds = [], []
         while True:
-            msg = await kc.get_iopub_msg(timeout=10)
+            msg = await kc.get_iopub_msg(timeout=30)
             if msg["msg_type"] == "stream":
                 out.append(msg["content"]["text"])
+            if msg["msg_type"] in ("display_data", "execute_result"):
+                kinds.append((msg["msg_type"], sorted(msg["content"]["data"])))
+            elif msg["msg_type"] in ("stream", "error"):
+                kinds.append((msg["msg_type"], msg["content"].get("text") or msg["content"].get("evalue")))
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        return {"reply": reply["content"], "stdout": "".join(out), "relay": km.provisioner.pid}
+        return {"reply": reply["content"], "stdout": "".join(out), "outputs": kinds, "relay": km.provisioner.pid}
     finally:
         kc.stop_channels()
         await km.shutdown_kernel(now=True)
@@ -113,37 +118,14 @@ _PLOT = (
 )
 
 
-async def _outputs(manager_class, code: str) -> list:
-    """The kinds of output ``code`` shows in a kernel of ``manager_class``, in order."""
-    km = manager_class(kernel_name=KERNEL)
-    await km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        await kc.wait_for_ready(timeout=120)
-        kc.execute(code)
-        kinds = []
-        while True:
-            msg = await kc.get_iopub_msg(timeout=120)
-            if msg["msg_type"] in ("display_data", "execute_result"):
-                kinds.append((msg["msg_type"], sorted(msg["content"]["data"])))
-            elif msg["msg_type"] in ("stream", "error"):
-                kinds.append((msg["msg_type"], msg["content"].get("text") or msg["content"].get("evalue")))
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" and kinds:
-                return kinds
-    finally:
-        kc.stop_channels()
-        await km.shutdown_kernel(now=True)
-
-
 def test_a_forked_kernel_shows_what_a_plain_one_shows(server):
     """HoloViews, hvplot, Panel and pyviz_comms decide at import whether they run in IPython: the server
     does not preload them (imported there, the page lost BokehJS, or gained an output). The plots'
     set-up and a plot give the same outputs in a forked kernel as in a plain one."""
     from jupyter_client.manager import AsyncKernelManager
 
-    plain = asyncio.run(_outputs(AsyncKernelManager, _PLOT))
-    forked = asyncio.run(_outputs(forked_kernel_options(server)["kernel_manager_class"], _PLOT))
+    plain = asyncio.run(_in_kernel(AsyncKernelManager, _PLOT))["outputs"]
+    forked = asyncio.run(_in_kernel(forked_kernel_options(server)["kernel_manager_class"], _PLOT))["outputs"]
     assert forked == plain
     assert ("execute_result", ["application/vnd.holoviews_exec.v0+json", "text/html", "text/plain"]) in plain
 
