@@ -135,3 +135,60 @@ def test_the_server_refuses_to_preload_what_must_be_imported_in_ipython(monkeypa
     monkeypatch.setenv("BW_FORK_PRELOAD", "numpy,holoviews")
     with pytest.raises(OSError, match="did not start"):
         ForkServer(spec.argv, env=os.environ | spec.env, timeout=120)
+
+
+def test_two_forked_kernels_draw_different_unseeded_numbers_and_look_launched(server):
+    """NumPy's global generator is reseeded in each kernel (it is not at a fork); sys.argv[0] is the
+    launcher's, as under `python -m ipykernel_launcher` (pyviz_comms looks at it)."""
+    cls = forked_kernel_options(server)["kernel_manager_class"]
+    code = "import sys, numpy; print(numpy.random.random(), sys.argv[0].endswith('ipykernel_launcher.py'))"
+    a, b = (asyncio.run(_in_kernel(cls, code))["stdout"].split() for _ in range(2))
+    assert a[0] != b[0] and a[1] == b[1] == "True"
+
+
+def test_the_server_kills_the_kernel_whose_relay_was_killed(server):
+    """jupyter_client kills a kernel by killing its relay's process group; the kernel's group goes too."""
+    import signal
+    import time
+
+    async def run() -> int:
+        km = forked_kernel_options(server)["kernel_manager_class"](kernel_name=KERNEL)
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=120)
+            kc.execute("import os; print(os.getpid())")
+            while True:
+                msg = await kc.get_iopub_msg(timeout=30)
+                if msg["msg_type"] == "stream":
+                    kernel = int(msg["content"]["text"])
+                    break
+            os.kill(km.provisioner.pid, signal.SIGKILL)
+            return kernel
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    kernel = asyncio.run(run())
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{kernel}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{kernel}")
+
+
+def test_a_refused_request_leaves_no_descriptor_open_in_the_server(server):
+    fds_before = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+    for body in (b"not json", b"x" * 10):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(server.path)
+            socket.send_fds(s, [len(body).to_bytes(8, "big")], [0, 1, 2])
+            s.sendall(body[:-2] if body.startswith(b"x") else body)  # the second one cut short
+    res = asyncio.run(_in_kernel(forked_kernel_options(server)["kernel_manager_class"], _WHO))
+    assert int(res["stdout"].split()[1]) == server.process.pid
+    import time
+
+    deadline = time.monotonic() + 5  # the kernel's pidfds are closed once the server saw its relay go
+    while len(os.listdir(f"/proc/{server.process.pid}/fd")) != fds_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir(f"/proc/{server.process.pid}/fd")) == fds_before

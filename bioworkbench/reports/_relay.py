@@ -5,8 +5,9 @@ in a few milliseconds): it asks the fork server listening on the Unix socket ``S
 (:mod:`bioworkbench.reports.forkserver`), handing over its working folder, its environment and its
 standard streams, then stands in for that kernel: the signals jupyter_client sends it (interrupt,
 terminate) are passed on to the kernel's process group, and it exits when the kernel exits. When
-jupyter_client kills it, the kernel's process group is killed a moment later. If the server cannot
-be reached, it becomes the plain kernel of ``KERNEL_ARGV`` (``exec``), exactly what would have run
+jupyter_client kills it, the server kills the kernel's process group; when the process that started
+it has gone, it kills the kernel's process group itself. If the server cannot be reached (before any
+fork), it becomes the plain kernel of ``KERNEL_ARGV`` (``exec``), exactly what would have run
 without a fork server.
 """
 
@@ -22,8 +23,9 @@ import sys
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def _ask(path: str, argv: list[str]) -> int:
-    """Ask the server at ``path`` for a kernel; its process id."""
+def _ask(path: str, argv: list[str]) -> tuple[int, int]:
+    """Ask the server at ``path`` for a kernel: its process id and a pidfd of it (opened by the server
+    right after the fork, so it is that process even if it has already exited)."""
     request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "relay": os.getpid()}
     body = json.dumps(request).encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -31,13 +33,13 @@ def _ask(path: str, argv: list[str]) -> int:
         s.connect(path)
         socket.send_fds(s, [struct.pack("!Q", len(body))], [0, 1, 2])
         s.sendall(body)
-        reply = b""
-        while chunk := s.recv(4096):
-            reply += chunk
+        reply, fds, _, _ = socket.recv_fds(s, 4096, 1)
     pid = json.loads(reply or b"{}").get("pid")
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or pid <= 0 or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
         raise OSError(f"the fork server at {path} started no kernel: {reply!r}")
-    return pid
+    return pid, fds[0]
 
 
 def main(args: list[str]) -> None:
@@ -45,9 +47,9 @@ def main(args: list[str]) -> None:
     path, sep, argv = args[0], args[1], args[2:]
     if sep != "--" or not argv:
         sys.exit("usage: _relay.py SOCKET -- KERNEL_ARGV...")
+    parent = os.pidfd_open(os.getppid())
     try:
-        pid = _ask(path, argv)
-        pidfd = os.pidfd_open(pid)
+        pid, kernel = _ask(path, argv)
     except (OSError, ValueError):
         os.execv(argv[0], argv)  # no server: be the plain kernel
 
@@ -59,7 +61,11 @@ def main(args: list[str]) -> None:
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
-    select.select([pidfd], [], [])  # readable once the kernel has exited (retried after a signal)
+    # readable once the kernel has exited, or once the process that started this relay has gone
+    # (then the kernel goes too); select is retried after a signal
+    ready, _, _ = select.select([kernel, parent], [], [])
+    if kernel not in ready:
+        forward(signal.SIGKILL, None)
     sys.exit(0)
 
 

@@ -12,15 +12,18 @@ command it runs is the relay (:mod:`bioworkbench.reports._relay`): the relay han
 folder, environment and standard streams to the server, which forks; the child takes them over,
 starts a session of its own and runs ipykernel exactly as ``python -m ipykernel_launcher -f
 CONNECTION_FILE`` would. The relay passes on the signals jupyter_client sends (interrupt,
-terminate) and exits when the kernel exits; when the relay is killed, the kernel's process group is.
+terminate) and exits when the kernel exits; when the relay is killed, the server kills the kernel's
+process group (a kernel also exits when the server has gone, as ipykernel's parent poller sees it).
 
 Isolation is that of a fresh process: every kernel is a new child of a server that never ran
 notebook code, so nothing one report does (a warning shown once, a global set, a loaded extension)
 reaches another. What the server did before forking is importing modules that behave the same
 inside and outside IPython; those that do not (:data:`IPYTHON_AWARE`) are left to the kernel. The
-server is single-threaded and never starts an event loop or a ZeroMQ context, so the child inherits
-no thread, lock or socket it could not use (OpenBLAS re-creates its threads after a fork; polars'
-thread pool is not started by an import). Measured on the 39 reports of ``make demo``: the same
+server runs no Python thread and never starts an event loop or a ZeroMQ context, so the child
+inherits no lock or socket it could not use (its native threads: OpenBLAS re-creates its own after a
+fork; polars' allocator threads are idle and its thread pool is not started by an import). NumPy's
+global generator is reseeded in each kernel (``random`` reseeds itself); the kernels of one server
+share its ``str`` hash seed. Measured on the 39 reports of ``make demo``: the same
 outputs as plain kernels, cell for cell; a batch report 4.8 s instead of 5.9 s.
 
 Why not a library: multiprocessing's forkserver forks functions from a pickled call, not processes
@@ -46,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -132,6 +136,11 @@ _RELAY = Path(__file__).with_name("_relay.py")
 #: the server's program (``-m`` would import this module twice: as ``__main__`` and from the package)
 _SERVE = "import sys; from bioworkbench.reports.forkserver import serve; serve(sys.argv[1])"
 _LENGTH = struct.Struct("!Q")
+#: kernel commands jupyter_client runs with its own interpreter
+_BARE_PYTHON = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+#: a relay's request: at most this many seconds and bytes (its environment is the bulk)
+_REQUEST_S = 30.0
+_MAX_REQUEST = 16 << 20
 
 
 # -- the server (in its own process) -------------------------------------------------------------
@@ -154,20 +163,32 @@ def _preload(modules: tuple[str, ...]) -> list[str]:
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """A relay's request: its JSON body and its standard streams (three file descriptors)."""
+    """A relay's request: its JSON body and its standard streams (three file descriptors).
+
+    Within :data:`_REQUEST_S` seconds in all and :data:`_MAX_REQUEST` bytes; the descriptors are
+    closed when the request is refused.
+    """
+    deadline = time.monotonic() + _REQUEST_S
+    conn.settimeout(_REQUEST_S)
     head, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)
-    if len(head) != _LENGTH.size or len(fds) != 3:
+    try:
+        if len(head) != _LENGTH.size or len(fds) != 3:
+            raise OSError("a request without its length or its three streams")
+        (size,) = _LENGTH.unpack(head)
+        if size > _MAX_REQUEST:
+            raise OSError(f"a request of {size} bytes")
+        body = b""
+        while len(body) < size:
+            conn.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = conn.recv(min(1 << 20, size - len(body)))
+            if not chunk:
+                raise OSError("a request cut short")
+            body += chunk
+        return json.loads(body), fds
+    except (OSError, ValueError):
         for fd in fds:
             os.close(fd)
-        raise OSError("a request without its length or its three streams")
-    (size,) = _LENGTH.unpack(head)
-    body = b""
-    while len(body) < size:
-        chunk = conn.recv(min(1 << 20, size - len(body)))
-        if not chunk:
-            raise OSError("a request cut short")
-        body += chunk
-    return json.loads(body), fds
+        raise
 
 
 def serve(path: str) -> None:
@@ -180,9 +201,15 @@ def serve(path: str) -> None:
 
     Notes
     -----
-    Returns when the process that started the server has gone (checked every second).
+    The server watches the relay of every kernel it forked: when a relay has gone (jupyter_client
+    killed it), the kernel's process group is killed, as jupyter_client kills a plain kernel's.
+    Returns when the process that started the server has gone (checked every second). Ctrl-C in the
+    terminal is left to the process that started it.
     """
     parent = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.path and sys.path[0] == "":  # `python -c`: the working folder would shadow what is preloaded
+        del sys.path[0]
     # what ipykernel sets before a kernel runs any code, so that matplotlib imported here reads it too
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     preload = os.environ.get("BW_FORK_PRELOAD")
@@ -192,42 +219,70 @@ def serve(path: str) -> None:
     aware = [m for m in IPYTHON_AWARE if m in sys.modules]
     if aware:
         sys.exit(f"fork server: preloading imported {', '.join(aware)}, which a kernel must import itself")
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited kernels leave no zombie; their relays watch them
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited kernels leave no zombie
+    relays: dict[int, tuple[int, int]] = {}  # relay's pidfd -> (kernel's pid, kernel's pidfd)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(path)
         listener.listen(16)
-        listener.settimeout(1.0)
         print(READY, flush=True)
         while os.getppid() == parent:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(30.0)
-                try:
-                    request, fds = _receive(conn)
-                except (OSError, ValueError) as exc:
-                    print(f"fork server: refused a request: {exc}", file=sys.stderr)
-                    continue
-                with warnings.catch_warnings():
-                    # Python warns of any thread at fork: the server's are OpenBLAS's (re-created in the
-                    # child) and the idle ones of polars' allocator; its thread pool is not started
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    pid = os.fork()
-                if pid == 0:
-                    listener.close()
-                    conn.close()
-                    _kernel(request, fds)  # never returns
-                for fd in fds:
-                    os.close(fd)
-                with contextlib.suppress(OSError):
-                    conn.sendall(json.dumps({"pid": pid}).encode())
+            ready, _, _ = select.select([listener, *relays], [], [], 1.0)
+            for fd in ready:
+                if fd is listener:
+                    _serve_one(listener, relays)
+                else:
+                    _relay_gone(fd, relays)
+
+
+def _serve_one(listener: socket.socket, relays: dict[int, tuple[int, int]]) -> None:
+    """Accept one relay's request, fork its kernel, and hand the relay the kernel's pid and pidfd."""
+    conn, _ = listener.accept()
+    with conn:
+        try:
+            request, fds = _receive(conn)
+        except (OSError, ValueError) as exc:
+            print(f"fork server: refused a request: {exc}", file=sys.stderr)
+            return
+        with warnings.catch_warnings():
+            # Python warns of any thread at fork: the server's are OpenBLAS's (re-created in the
+            # child) and the idle ones of polars' allocator; its thread pool is not started
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            listener.close()
+            conn.close()
+            for fd in relays:
+                os.close(fd)
+            for _, kfd in relays.values():
+                os.close(kfd)
+            _kernel(request, fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        try:  # opened before the kernel can have exited and been reaped: it is this kernel's
+            kernel_fd = os.pidfd_open(pid)
+            relay_fd = os.pidfd_open(int(request["relay"]))
+        except (OSError, ValueError, KeyError):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        relays[relay_fd] = (pid, kernel_fd)
+        with contextlib.suppress(OSError):
+            socket.send_fds(conn, [json.dumps({"pid": pid}).encode()], [kernel_fd])
+
+
+def _relay_gone(relay_fd: int, relays: dict[int, tuple[int, int]]) -> None:
+    """A relay has exited: kill its kernel's process group if the kernel still runs."""
+    pid, kernel_fd = relays.pop(relay_fd)
+    if not select.select([kernel_fd], [], [], 0)[0]:  # the kernel has not exited
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    os.close(kernel_fd)
+    os.close(relay_fd)
 
 
 def _exit_with_relay(relay: int) -> None:
-    """Once the process ``relay`` has gone (jupyter_client killed it), kill this kernel's process
-    group: the kernel and what it started, as jupyter_client kills a plain kernel's group."""
+    """Once the process ``relay`` has gone, kill this kernel's process group: the server does it too,
+    this covers a server that has gone."""
     with contextlib.suppress(OSError):
         select.select([os.pidfd_open(relay)], [], [])
     os.killpg(os.getpgid(0), signal.SIGKILL)
@@ -252,15 +307,23 @@ def _kernel(request: dict[str, Any], fds: list[int]) -> None:
         # `python -c`); IPython puts '' back
         if sys.path and sys.path[0] == "":
             del sys.path[0]
+        if "numpy.random" in sys.modules:  # NumPy's global generator does not reseed itself at a fork
+            sys.modules["numpy.random"].seed()
         threading.Thread(target=_exit_with_relay, args=(int(request["relay"]),), daemon=True).start()
+        import importlib.util
+
         from ipykernel import kernelapp
 
         i = argv.index("ipykernel_launcher") if "ipykernel_launcher" in argv else len(argv)
-        sys.argv = [kernelapp.__file__, *argv[i + 1 :]]
+        # the launcher's path, as `python -m ipykernel_launcher` has it (pyviz_comms looks at it)
+        launcher = importlib.util.find_spec("ipykernel_launcher")
+        sys.argv = [launcher.origin if launcher and launcher.origin else kernelapp.__file__, *argv[i + 1 :]]
         kernelapp.launch_new_instance()
         code = 0
     except SystemExit as exc:
         code = exc.code
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
     except BaseException:  # report it on the kernel's stderr, then exit
         import traceback
 
@@ -304,28 +367,35 @@ class ForkServer:
 
     def __init__(self, kernel_argv: list[str], env: dict[str, str] | None = None, timeout: float = 180.0) -> None:
         self.kernel_argv = list(kernel_argv)
+        python, *flags = self.kernel_argv[: self.kernel_argv.index("-m")]
+        # as jupyter_client runs a spec whose command is a bare `python`: this interpreter
+        self.python = sys.executable if python in _BARE_PYTHON else python
         self.folder = tempfile.mkdtemp(prefix="bw-forkserver-")
         self.path = os.path.join(self.folder, "kernels.sock")
-        python, *flags = self.kernel_argv[: self.kernel_argv.index("-m")]
-        self.python = python
-        self.process = subprocess.Popen(
-            [python, *flags, "-c", _SERVE, self.path],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [self.python, *flags, "-c", _SERVE, self.path],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                env=env,
+                cwd=self.folder,  # no matplotlibrc or module of some working folder
+                text=True,
+            )
+        except OSError:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline() if ready else ""
-        while line and line.strip() != READY:  # a module printed while it was imported
-            line = self.process.stdout.readline()
-        if line.strip() != READY:
-            self.close()
-            raise OSError(f"the report fork server did not start (exit code {self.process.poll()})")
+        deadline = time.monotonic() + timeout
+        line = ""
+        while line.strip() != READY:  # lines before it: a module printed while it was imported
+            ready, _, _ = select.select([self.process.stdout], [], [], max(deadline - time.monotonic(), 0.0))
+            line = self.process.stdout.readline() if ready else ""
+            if not line:
+                self.close()
+                raise OSError(f"the report fork server did not start (exit code {self.process.poll()})")
 
     @property
     def alive(self) -> bool:
@@ -338,12 +408,12 @@ class ForkServer:
         Returns
         -------
         list of str
-            ``[python, -I, -S, _relay.py, SOCKET, --, *kernel_argv]``.
+            ``[python, -I, -S, _relay.py, SOCKET, --]``, to be followed by the kernel spec's command.
         """
         return [self.python, "-I", "-S", str(_RELAY), self.path, "--"]
 
     def close(self) -> None:
-        """Stop the server and remove its folder (the kernels it started run on until their relays exit)."""
+        """Stop the server and remove its folder (the kernels it started exit with it)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -357,6 +427,7 @@ class ForkServer:
 
 
 _SERVERS: dict[tuple[str, ...], ForkServer] = {}
+_SERVERS_LOCK = threading.Lock()
 
 
 def shared_server(kernel_argv: list[str], env: dict[str, str] | None = None) -> ForkServer | None:
@@ -379,18 +450,19 @@ def shared_server(kernel_argv: list[str], env: dict[str, str] | None = None) -> 
     if not hasattr(os, "pidfd_open") or os.environ.get("BW_FORK_KERNELS", "1") == "0" or not _forkable(kernel_argv):
         return None
     key = (*kernel_argv, *sorted(f"{k}={v}" for k, v in (env or {}).items()))
-    server = _SERVERS.get(key)
-    if server is not None and server.alive:
+    with _SERVERS_LOCK:  # one server per kernel spec, also for a worker running several reports at once
+        server = _SERVERS.get(key)
+        if server is not None and server.alive:
+            return server
+        try:
+            server = ForkServer(kernel_argv, env=os.environ | (env or {}))
+        except OSError as exc:
+            warnings.warn(f"report kernels are started plainly: {exc}", RuntimeWarning, stacklevel=2)
+            return None
+        if not _SERVERS:
+            atexit.register(_close_all)
+        _SERVERS[key] = server
         return server
-    try:
-        server = ForkServer(kernel_argv, env=os.environ | (env or {}))
-    except OSError as exc:
-        warnings.warn(f"report kernels are started plainly: {exc}", RuntimeWarning, stacklevel=2)
-        return None
-    if not _SERVERS:
-        atexit.register(_close_all)
-    _SERVERS[key] = server
-    return server
 
 
 def _close_all() -> None:
