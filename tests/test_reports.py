@@ -947,8 +947,9 @@ def test_quiet_cluster_settings_are_dask_settings():
 
 def test_report_modules_import_one_way_and_no_science():
     """``bioworkbench.reports`` is a package by subject whose modules import each other one way
-    (params → provenance → folders → index → run → parallel, render beside) and nothing of the
-    analyses: the runner runs notebooks, it knows nothing of science."""
+    (params → provenance → folders → index → run → parallel, render and forkserver beside; the relay
+    imports nothing of the package) and nothing of the analyses: the runner runs notebooks, it knows
+    nothing of science (the fork server names the modules to preload, as strings)."""
     import ast
     import graphlib
 
@@ -976,9 +977,12 @@ def test_report_modules_import_one_way_and_no_science():
         "run",
         "parallel",
         "changed",
+        "forkserver",
+        "_relay",
     }
     order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
     assert order.index("params") < order.index("run") < order.index("parallel")
+    assert order.index("forkserver") < order.index("run") and graph["forkserver"] == graph["_relay"] == set()
     assert outside == {
         "bioworkbench._imports",
         "bioworkbench.checks",
