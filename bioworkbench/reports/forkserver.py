@@ -117,8 +117,8 @@ PRELOAD: tuple[str, ...] = (
 )
 #: modules that decide at import whether they run inside IPython (HoloViews picks its notebook
 #: extension by ``builtins.__IPYTHON__``, pyviz_comms its comms by ``builtins.get_ipython``, hvplot
-#: registers a cell hook): imported by the server they would
-#: behave as outside a notebook in every kernel (measured: a page without BokehJS; an extra output).
+#: registers a cell hook): imported by the server they would behave as outside a notebook in every
+#: kernel (measured: a page without BokehJS; an extra output).
 #: The server refuses to start when :data:`PRELOAD` pulled one in. ``tests/test_forkserver.py``
 #: checks that a forked kernel's outputs are those of a plain one.
 IPYTHON_AWARE: tuple[str, ...] = (
@@ -451,9 +451,12 @@ def shared_server(kernel_argv: list[str], env: dict[str, str] | None = None) -> 
         return None
     key = (*kernel_argv, *sorted(f"{k}={v}" for k, v in (env or {}).items()))
     with _SERVERS_LOCK:  # one server per kernel spec, also for a worker running several reports at once
-        server = _SERVERS.get(key)
-        if server is not None and server.alive:
-            return server
+        server = _SERVERS.pop(key, None)
+        if server is not None:
+            if server.alive:
+                _SERVERS[key] = server
+                return server
+            server.close()  # it died: remove its folder before starting another
         try:
             server = ForkServer(kernel_argv, env=os.environ | (env or {}))
         except OSError as exc:
