@@ -64,14 +64,29 @@ async def _in_kernel(manager_class, code: str, *, interrupt_after_s: float | Non
         await km.shutdown_kernel(now=True)
 
 
-_WHO = "import os, sys; print(os.getpid(), os.getppid(), 'pymc' in sys.modules, os.getcwd())"
+_WHO = (
+    "import gc, os, sys; from bioworkbench.units import ureg\n"
+    "print(os.getpid(), os.getppid(), 'pymc' in sys.modules, ureg.cache_info().currsize, gc.get_freeze_count() > 0,"
+    " os.getcwd())"
+)
 
 
 def test_forked_kernel_is_a_child_of_the_server_with_the_stack_imported(server):
+    """... with the units registry built, and what was preloaded out of the garbage collector's walks."""
     res = asyncio.run(_in_kernel(forked_kernel_options(server)["kernel_manager_class"], _WHO))
-    pid, ppid, preloaded, cwd = res["stdout"].split()
+    pid, ppid, preloaded, units, frozen, cwd = res["stdout"].split()
     assert int(ppid) == server.process.pid and int(pid) != res["relay"]
-    assert preloaded == "True" and cwd == os.getcwd()
+    assert preloaded == "True" and units == "1" and frozen == "True" and cwd == os.getcwd()
+
+
+def test_a_preload_entry_that_fails_is_left_to_the_kernel():
+    from bioworkbench.reports.forkserver import _preload
+
+    assert _preload(("json", "json:dumps", "bioworkbench.units:no_such_cache", "no_such_module")) == [
+        "json:dumps",  # a function that needs arguments
+        "bioworkbench.units:no_such_cache",
+        "no_such_module",
+    ]
 
 
 def test_an_interrupt_reaches_the_forked_kernel(server):
@@ -88,8 +103,9 @@ def test_without_a_server_the_relay_becomes_a_plain_kernel(tmp_path):
     relay = Path(__import__("bioworkbench.reports._relay", fromlist=["x"]).__file__)
     gone = SimpleNamespace(launcher=lambda: [sys.executable, "-I", "-S", str(relay), str(tmp_path / "no.sock"), "--"])
     res = asyncio.run(_in_kernel(forked_kernel_options(gone)["kernel_manager_class"], _WHO))
-    pid, ppid, preloaded, _ = res["stdout"].split()
+    pid, ppid, preloaded, units, frozen, _ = res["stdout"].split()
     assert int(pid) == res["relay"] and int(ppid) == os.getpid() and preloaded == "False"
+    assert units == "0" and frozen == "False"  # a plain kernel builds its registry at its first use
 
 
 def test_the_server_refuses_a_bad_request_and_serves_the_next(server):

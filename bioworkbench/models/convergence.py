@@ -150,10 +150,12 @@ def _split(x: np.ndarray) -> np.ndarray:
 
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Ranks (1-based, ties averaged) of each column of ``x``: ``scipy.stats.rankdata(method="average",
-    axis=0)`` in one sort (of the transposed, contiguous array: a sort along strided memory is slow)."""
+    axis=0)`` in one sort (of the transposed, contiguous array: a sort along strided memory is slow).
+    The sort need not be stable (ties get their group's mean rank whatever their order): NumPy's default
+    sort took half the time of its stable one on a growth posterior (16,000 draws × 60 scalars)."""
     m, k = x.shape
     xt = np.ascontiguousarray(x.T)
-    order = np.argsort(xt, axis=1, kind="stable")
+    order = np.argsort(xt, axis=1)
     s = np.take_along_axis(xt, order, axis=1)
     new = np.ones((k, m), dtype=bool)
     new[:, 1:] = s[:, 1:] != s[:, :-1]
