@@ -208,3 +208,45 @@ def test_a_refused_request_leaves_no_descriptor_open_in_the_server(server):
     while len(os.listdir(f"/proc/{server.process.pid}/fd")) != fds_before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(os.listdir(f"/proc/{server.process.pid}/fd")) == fds_before
+
+
+def test_the_forked_kernels_client_is_ready_when_iopub_brought_the_idle_of_an_answered_request():
+    """IOPub not yet connected at the first request (its messages lost): ask again; ready at the idle
+    status of the request the reply answers, without waiting for a quiet IOPub; a dead kernel is said."""
+    from queue import Empty
+
+    from bioworkbench.reports.forkserver import _prompt_client
+
+    def msg(kind, parent, state=None):
+        return {"msg_type": kind, "parent_header": {"msg_id": parent}, "content": {"execution_state": state}}
+
+    class Channel:
+        def __init__(self, items):
+            self.items = list(items)
+
+        async def get_msg(self, timeout):
+            if not self.items or self.items[0] is Empty:
+                self.items[:1] = []
+                raise Empty
+            return self.items.pop(0)
+
+    client = _prompt_client()()
+    sent, alive = [], [True]
+    client.kernel_info = lambda: sent.append(f"k{len(sent)}")
+
+    async def is_alive():
+        return alive[0]
+
+    client.is_alive = is_alive
+    reply = {**msg("kernel_info_reply", "k1"), "content": {"protocol_version": "5.3"}}
+    client._shell_channel = Channel([{**msg("kernel_info_reply", "k0"), "content": {}}, reply])
+    # the first request's IOPub messages were lost; the second's come after a stale one and a busy
+    after = [msg("status", "k1", "idle"), msg("status", "k9", "busy")]
+    client._iopub_channel = Channel([Empty, msg("status", "k0", "idle"), msg("status", "k1", "busy"), *after])
+    client._handle_kernel_info_reply = lambda r: sent.append(("handled", r["parent_header"]["msg_id"]))
+    asyncio.run(client.wait_for_ready(timeout=5))
+    assert sent == ["k0", "k1", ("handled", "k1")]
+    assert client.iopub_channel.items == [msg("status", "k9", "busy")]  # what follows is left to the reader
+    client._shell_channel, client._iopub_channel, alive[0] = Channel([]), Channel([]), False
+    with pytest.raises(RuntimeError, match="Kernel died before replying"):
+        asyncio.run(client.wait_for_ready(timeout=5))

@@ -124,6 +124,8 @@ PRELOAD: tuple[str, ...] = (
     "pint",
     "bioworkbench.units:ureg",
     "bioworkbench.variables:registry",
+    # PyTensor's search for a BLAS to link (0.3 s of every model report; its warning silenced as in a fit)
+    "bioworkbench.models.base:_resolve_blas_flags",
     "pymc",
     "nutpie",
     "arviz",  # with matplotlib's pyplot, whose backend is loaded at the first figure (in the kernel)
@@ -507,16 +509,63 @@ def forked_kernel_options(server: ForkServer) -> dict[str, Any]:
     -------
     dict
         ``kernel_manager_class``: a kernel manager whose command is the relay's followed by the
-        kernel spec's.
+        kernel spec's, and whose clients are :class:`PromptKernelClient`.
     """
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Type
 
     prefix = server.launcher()
 
     class ForkedKernelManager(AsyncKernelManager):
         """A kernel manager whose kernel is forked by the report fork server."""
 
+        client_factory = Type(_prompt_client(), klass="jupyter_client.asynchronous.AsyncKernelClient")
+
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             return [*prefix, *super().format_kernel_cmd(extra_arguments)]
 
     return {"kernel_manager_class": ForkedKernelManager}
+
+
+def _prompt_client() -> type:
+    """jupyter_client's asynchronous kernel client, ready as soon as the kernel has answered.
+
+    ``wait_for_ready`` of jupyter_client 8 asks for ``kernel_info`` until the reply and an IOPub
+    message have come (IOPub connected), then reads IOPub until it has been quiet for 0.2 s: every
+    kernel start waits those 0.2 s (measured: ready 0.41 s after the start request, 0.2 s of it the
+    quiet period). This client is ready when IOPub has brought the idle status of the request the
+    reply answers: IOPub is connected, and the kernel has published all it will for that request.
+    Messages before it are dropped, as jupyter_client drops them; papermill's client reads only the
+    messages of its own requests.
+    """
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class PromptKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            while True:
+                self.kernel_info()
+                with contextlib.suppress(Empty):
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                    if reply["msg_type"] == "kernel_info_reply" and await self._idle_seen(reply["parent_header"]):
+                        self._handle_kernel_info_reply(reply)
+                        return
+                if not await self.is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+        async def _idle_seen(self, request: dict[str, Any]) -> bool:
+            """Whether IOPub brings the idle status of ``request`` (each message within 0.2 s)."""
+            while True:
+                msg = await self.iopub_channel.get_msg(timeout=0.2)  # Empty: not connected yet, ask again
+                if (
+                    msg["msg_type"] == "status"
+                    and msg["parent_header"].get("msg_id") == request.get("msg_id")
+                    and msg["content"].get("execution_state") == "idle"
+                ):
+                    return True
+
+    return PromptKernelClient
