@@ -210,9 +210,10 @@ def test_a_refused_request_leaves_no_descriptor_open_in_the_server(server):
     assert len(os.listdir(f"/proc/{server.process.pid}/fd")) == fds_before
 
 
-def test_the_forked_kernels_client_is_ready_when_iopub_brought_the_idle_of_an_answered_request():
-    """IOPub not yet connected at the first request (its messages lost): ask again; ready at the idle
-    status of the request the reply answers, without waiting for a quiet IOPub; a dead kernel is said."""
+def test_the_forked_kernels_client_is_ready_when_iopub_brought_the_idle_of_its_request():
+    """A reply, and on IOPub the idle status of one of the client's kernel_info requests: ready, without
+    waiting for a quiet IOPub. Asked again when IOPub is not connected yet (its messages lost) or when no
+    reply came; a reply that lags one request behind does not keep it waiting; a dead kernel is said."""
     from queue import Empty
 
     from bioworkbench.reports.forkserver import _prompt_client
@@ -230,23 +231,32 @@ def test_the_forked_kernels_client_is_ready_when_iopub_brought_the_idle_of_an_an
                 raise Empty
             return self.items.pop(0)
 
-    client = _prompt_client()()
-    sent, alive = [], [True]
-    client.kernel_info = lambda: sent.append(f"k{len(sent)}")
+    def client(shell, iopub, alive=True):
+        c = _prompt_client()()
+        c.asked = []
+        c.kernel_info = lambda: c.asked.append(f"k{len(c.asked)}") or c.asked[-1]
 
-    async def is_alive():
-        return alive[0]
+        async def is_alive():
+            return alive
 
-    client.is_alive = is_alive
-    reply = {**msg("kernel_info_reply", "k1"), "content": {"protocol_version": "5.3"}}
-    client._shell_channel = Channel([{**msg("kernel_info_reply", "k0"), "content": {}}, reply])
-    # the first request's IOPub messages were lost; the second's come after a stale one and a busy
-    after = [msg("status", "k1", "idle"), msg("status", "k9", "busy")]
-    client._iopub_channel = Channel([Empty, msg("status", "k0", "idle"), msg("status", "k1", "busy"), *after])
-    client._handle_kernel_info_reply = lambda r: sent.append(("handled", r["parent_header"]["msg_id"]))
-    asyncio.run(client.wait_for_ready(timeout=5))
-    assert sent == ["k0", "k1", ("handled", "k1")]
-    assert client.iopub_channel.items == [msg("status", "k9", "busy")]  # what follows is left to the reader
-    client._shell_channel, client._iopub_channel, alive[0] = Channel([]), Channel([]), False
+        c.is_alive = is_alive
+        c._shell_channel, c._iopub_channel = Channel(shell), Channel(iopub)
+        c._handle_kernel_info_reply = lambda r: c.asked.append(("handled", r["parent_header"]["msg_id"]))
+        return c
+
+    reply = {**msg("kernel_info_reply", "k0"), "content": {"protocol_version": "5.3"}}
+    # the first request's IOPub messages were lost: asked again; ready at the idle of the second
+    iopub = [Empty, msg("status", "k1", "busy"), msg("status", "k1", "idle"), msg("status", "k9", "busy")]
+    c = client([reply, {**reply, "parent_header": {"msg_id": "k1"}}], iopub)
+    asyncio.run(c.wait_for_ready(timeout=5))
+    assert c.asked == ["k0", "k1", ("handled", "k1")]
+    assert c.iopub_channel.items == [msg("status", "k9", "busy")]  # what follows is left to the reader
+    # no reply within a second: asked again; the first reply then comes, and the second request's idle
+    c = client([Empty, reply], [msg("status", "k0", "busy"), msg("status", "k1", "busy"), msg("status", "k1", "idle")])
+    asyncio.run(c.wait_for_ready(timeout=5))
+    assert c.asked == ["k0", "k1", ("handled", "k0")] and not c.iopub_channel.items
+    # the idle status of another request, or a busy one, is not enough: IOPub then quiet; the kernel has died
+    c = client([reply], [msg("status", "k9", "idle"), msg("status", "k0", "busy")], alive=False)
     with pytest.raises(RuntimeError, match="Kernel died before replying"):
-        asyncio.run(client.wait_for_ready(timeout=5))
+        asyncio.run(c.wait_for_ready(timeout=5))
+    assert c.asked == ["k0"] and not c.iopub_channel.items

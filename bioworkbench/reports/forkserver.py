@@ -530,13 +530,13 @@ def forked_kernel_options(server: ForkServer) -> dict[str, Any]:
 def _prompt_client() -> type:
     """jupyter_client's asynchronous kernel client, ready as soon as the kernel has answered.
 
-    ``wait_for_ready`` of jupyter_client 8 asks for ``kernel_info`` until the reply and an IOPub
-    message have come (IOPub connected), then reads IOPub until it has been quiet for 0.2 s: every
-    kernel start waits those 0.2 s (measured: ready 0.41 s after the start request, 0.2 s of it the
-    quiet period). This client is ready when IOPub has brought the idle status of the request the
-    reply answers: IOPub is connected, and the kernel has published all it will for that request.
-    Messages before it are dropped, as jupyter_client drops them; papermill's client reads only the
-    messages of its own requests.
+    ``wait_for_ready`` of jupyter_client 8 asks for ``kernel_info`` until a reply and an IOPub message
+    have come (IOPub connected), then reads IOPub until it has been quiet for 0.2 s: every kernel start
+    waits those 0.2 s (measured: ready 0.41 s after the start request, 0.2 s of it the quiet period).
+    This client is ready when a reply has come and IOPub has brought the idle status of one of its
+    ``kernel_info`` requests: IOPub is connected, and the kernel has published all it will for that
+    request. Messages of the other requests may follow; papermill's client reads only the messages of
+    its own requests, as it does after jupyter_client's wait.
     """
     from queue import Empty
 
@@ -545,11 +545,13 @@ def _prompt_client() -> type:
     class PromptKernelClient(AsyncKernelClient):
         async def wait_for_ready(self, timeout: float | None = None) -> None:
             deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            asked: set[str] = set()
             while True:
-                self.kernel_info()
-                with contextlib.suppress(Empty):
+                asked.add(self.kernel_info())
+                with contextlib.suppress(Empty):  # no reply within 1 s, or IOPub not connected yet: ask again
                     reply = await self.shell_channel.get_msg(timeout=1)
-                    if reply["msg_type"] == "kernel_info_reply" and await self._idle_seen(reply["parent_header"]):
+                    if reply["msg_type"] == "kernel_info_reply":
+                        await self._idle_of_one(asked)
                         self._handle_kernel_info_reply(reply)
                         return
                 if not await self.is_alive():
@@ -557,15 +559,16 @@ def _prompt_client() -> type:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
-        async def _idle_seen(self, request: dict[str, Any]) -> bool:
-            """Whether IOPub brings the idle status of ``request`` (each message within 0.2 s)."""
+        async def _idle_of_one(self, asked: set[str]) -> None:
+            """Read IOPub until the idle status of one of the ``asked`` requests (:class:`queue.Empty` when
+            IOPub is quiet for 0.2 s)."""
             while True:
-                msg = await self.iopub_channel.get_msg(timeout=0.2)  # Empty: not connected yet, ask again
+                msg = await self.iopub_channel.get_msg(timeout=0.2)
                 if (
                     msg["msg_type"] == "status"
-                    and msg["parent_header"].get("msg_id") == request.get("msg_id")
+                    and msg["parent_header"].get("msg_id") in asked
                     and msg["content"].get("execution_state") == "idle"
                 ):
-                    return True
+                    return
 
     return PromptKernelClient
