@@ -108,6 +108,16 @@ def test_without_a_server_the_relay_becomes_a_plain_kernel(tmp_path):
     assert units == "0" and frozen == "False"  # a plain kernel builds its registry at its first use
 
 
+def test_a_plain_report_kernel_is_waited_for_by_the_prompt_client():
+    from bioworkbench.reports.forkserver import prompt_kernel_options
+
+    cls = prompt_kernel_options()["kernel_manager_class"]
+    assert type(cls(kernel_name=KERNEL).client()).__name__ == "PromptKernelClient"
+    res = asyncio.run(_in_kernel(cls, _WHO))
+    pid, ppid, preloaded, *_ = res["stdout"].split()
+    assert int(pid) == res["relay"] and int(ppid) == os.getpid() and preloaded == "False"
+
+
 def test_the_server_refuses_a_bad_request_and_serves_the_next(server):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:  # no streams, no length
         s.connect(server.path)

@@ -32,7 +32,7 @@ from typing import Any
 from bioworkbench._imports import without_iri_grammar
 from bioworkbench.errors import ConfigError, ReportError, suggest
 from bioworkbench.reports.folders import MARKER, clear_debris, move_into_place, write_marker
-from bioworkbench.reports.forkserver import ForkServer, forked_kernel_options, shared_server
+from bioworkbench.reports.forkserver import ForkServer, forked_kernel_options, prompt_kernel_options, shared_server
 from bioworkbench.reports.index import write_index
 from bioworkbench.reports.params import check_parameters, find_notebook, notebook_parameters, read_parameter_file
 from bioworkbench.reports.provenance import (
@@ -392,7 +392,7 @@ def _execute(
             # rather than wait for its atexit hooks and interpreter teardown (see benchmarks/bench_reports.py)
             shutdown_kernel="immediate",
             **_kernel_transport(sockets),
-            **(forked_kernel_options(server) if server is not None else {}),
+            **(forked_kernel_options(server) if server is not None else prompt_kernel_options()),
         )
     except PapermillExecutionError as exc:
         return {
