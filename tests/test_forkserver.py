@@ -46,10 +46,13 @@ async def _in_kernel(manager_class, code: str, *, interrupt_after_s: float | Non
             await asyncio.sleep(interrupt_after_s)
             await km.interrupt_kernel()
         reply = await kc.get_shell_msg(timeout=120)
-        assert reply["parent_header"]["msg_id"] == msg_id
+        while reply["parent_header"]["msg_id"] != msg_id:  # a late reply to a kernel_info of the start
+            reply = await kc.get_shell_msg(timeout=120)
         out, kinds = [], []
         while True:
             msg = await kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
             if msg["msg_type"] == "stream":
                 out.append(msg["content"]["text"])
             if msg["msg_type"] in ("display_data", "execute_result"):
@@ -270,3 +273,8 @@ def test_the_forked_kernels_client_is_ready_when_iopub_brought_the_idle_of_its_r
     with pytest.raises(RuntimeError, match="Kernel died before replying"):
         asyncio.run(c.wait_for_ready(timeout=5))
     assert c.asked == ["k0"] and not c.iopub_channel.items
+    # IOPub busy with other messages: the wait still ends at the deadline
+    c = client([reply], [msg("status", "k9", "busy")] * 1000)
+    with pytest.raises(RuntimeError, match="didn't respond in 0 seconds"):
+        asyncio.run(c.wait_for_ready(timeout=0))
+    assert len(c.iopub_channel.items) == 1000

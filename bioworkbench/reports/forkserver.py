@@ -24,12 +24,12 @@ inherits no lock or socket it could not use (its native threads: OpenBLAS re-cre
 fork; polars' allocator threads are idle and its thread pool is not started by an import). NumPy's
 global generator is reseeded in each kernel (``random`` reseeds itself); the kernels of one server
 share its ``str`` hash seed. What the server imported is frozen out of the garbage collector's
-reach (``gc.freeze``, as Python's documentation advises for a process that forks without exec): it
-lives as long as the kernel anyway, and every full collection in a kernel would otherwise walk the
-whole preloaded heap (measured: 0.27 s per collection; a kernel's exit took 0.29 s instead of
-0.03 s, two such collections, and a batch report's cells 0.2 s more). Measured on the 39 reports
-of ``make demo``: the same outputs as plain kernels, cell for cell; a batch report 4.8 s instead of
-5.9 s.
+reach (``gc.freeze``, which Python's documentation gives for a process that forks without exec): it
+lives as long as the kernel anyway (a kernel that reloads modules keeps the old ones' cycles), and
+every full collection in a kernel would otherwise walk the whole preloaded heap (measured: 0.27 s
+per collection; a kernel's exit took 0.29 s instead of 0.03 s, two such collections, and a batch
+report's cells 0.2 s more). Measured on the 39 reports of ``make demo``: the same outputs as plain
+kernels, cell for cell; a batch report 3.4 s instead of 5.5 s (median of one run).
 
 Every report kernel, forked or plain (:func:`prompt_kernel_options`), is waited for by a client that
 is ready as soon as the kernel has answered, without jupyter_client's 0.2 s quiet period
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -128,7 +129,8 @@ PRELOAD: tuple[str, ...] = (
     "pint",
     "bioworkbench.units:ureg",
     "bioworkbench.variables:registry",
-    # PyTensor's search for a BLAS to link (0.3 s of every model report; its warning silenced as in a fit)
+    # PyTensor's search for a BLAS to link (0.3 s of every model report), its warning silenced as in a fit:
+    # a forked kernel never shows it, where a plain one shows it to code that compiles before any fit
     "bioworkbench.models.base:_resolve_blas_flags",
     "pymc",
     "nutpie",
@@ -523,7 +525,7 @@ def forked_kernel_options(server: ForkServer) -> dict[str, Any]:
     class ForkedKernelManager(AsyncKernelManager):
         """A kernel manager whose kernel is forked by the report fork server."""
 
-        client_factory = Type(_prompt_client(), klass="jupyter_client.asynchronous.AsyncKernelClient")
+        client_factory = Type(_prompt_client(), klass="jupyter_client.asynchronous.AsyncKernelClient", config=True)
 
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             return [*prefix, *super().format_kernel_cmd(extra_arguments)]
@@ -546,11 +548,12 @@ def prompt_kernel_options() -> dict[str, Any]:
     class PromptKernelManager(AsyncKernelManager):
         """jupyter_client's kernel manager, with clients ready as soon as the kernel has answered."""
 
-        client_factory = Type(_prompt_client(), klass="jupyter_client.asynchronous.AsyncKernelClient")
+        client_factory = Type(_prompt_client(), klass="jupyter_client.asynchronous.AsyncKernelClient", config=True)
 
     return {"kernel_manager_class": PromptKernelManager}
 
 
+@functools.cache
 def _prompt_client() -> type:
     """jupyter_client's asynchronous kernel client, ready as soon as the kernel has answered.
 
@@ -575,7 +578,7 @@ def _prompt_client() -> type:
                 with contextlib.suppress(Empty):  # no reply within 1 s, or IOPub not connected yet: ask again
                     reply = await self.shell_channel.get_msg(timeout=1)
                     if reply["msg_type"] == "kernel_info_reply":
-                        await self._idle_of_one(asked)
+                        await self._idle_of_one(asked, deadline)
                         self._handle_kernel_info_reply(reply)
                         return
                 if not await self.is_alive():
@@ -583,10 +586,12 @@ def _prompt_client() -> type:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
-        async def _idle_of_one(self, asked: set[str]) -> None:
+        async def _idle_of_one(self, asked: set[str], deadline: float) -> None:
             """Read IOPub until the idle status of one of the ``asked`` requests (:class:`queue.Empty` when
-            IOPub is quiet for 0.2 s)."""
+            IOPub is quiet for 0.2 s, or at ``deadline``)."""
             while True:
+                if time.monotonic() > deadline:
+                    raise Empty
                 msg = await self.iopub_channel.get_msg(timeout=0.2)
                 if (
                     msg["msg_type"] == "status"
