@@ -190,10 +190,42 @@ def test_fit_keeps_the_posterior_and_the_summary_has_every_parameter(twin):
     assert fixed["r_hat"].null_count() == fixed.height and (fixed["lower"] == fixed["upper"]).all()
     assert (fixed["sd"] == 0.0).all()
     batch = s.filter(pl.col("level") == "batch")
-    assert sorted(batch["parameter"].unique().to_list()) == ["kd", "mu_max", "q_p", "y_lac_glc"]
+    assert sorted(batch["parameter"].unique().to_list()) == ["kd", "mu_max", "q_p", "x0", "y_lac_glc"]
     assert sorted(batch["batch_id"].unique().to_list()) == FIT_IDS
+    assert set(batch.filter(pl.col("parameter") == "x0")["unit"]) == {"1e6 cells/mL"}
     assert s.filter(pl.col("parameter") == "sigma_titer").height == 1
     assert s.filter(pl.col("parameter") == "y_x_glc")["unit"][0] == "(1e6 cells/mL)/(mmol/L)"
+
+
+def test_the_initial_vcd_is_estimated_around_the_inoculation_reading(twin, campaign):
+    """x0_b is the reading times exp(sigma_vcd z) per draw; a fitted batch's prediction starts from those draws (dead
+    cells scaled alike, so the initial viability is the reading's), not from the reading itself."""
+    x0 = twin.posterior_draws("x0_b")
+    sd = twin.posterior_draws("sigma")[:, twin.data["observed"].index("vcd")]
+    z = twin.posterior_draws("z_x0")
+    reading = np.array([batch_data(campaign, b).y0[0] for b in FIT_IDS])
+    np.testing.assert_allclose(x0, reading * np.exp(sd[:, None] * z), rtol=1e-9)
+    p = twin.predict(campaign, batch_id="B01", random_seed=0, draws=None)
+    first = p.trajectory.filter((pl.col("variable") == "vcd") & (pl.col("time_h") == 0.0))
+    assert first["mean"][0] == pytest.approx(x0[:, 0].mean(), rel=1e-6)
+    assert first["mean"][0] != pytest.approx(reading[0], rel=1e-6)
+    via = p.trajectory.filter((pl.col("variable") == "viability") & (pl.col("time_h") == 0.0))["mean"][0]
+    y0 = batch_data(campaign, "B01").y0
+    assert via == pytest.approx(100 * y0[0] / (y0[0] + y0[1]), rel=1e-9)
+
+
+def test_a_running_batch_estimates_its_initial_vcd_from_its_readings(twin, campaign):
+    """An inoculation count 30 % high: the update on the batch's own readings pulls its initial VCD back toward what
+    its growth shows (the reading's normal, SD the VCD reading SD, is one term of the update)."""
+    early_vcd = (pl.col("batch_id") == "B04") & (pl.col("variable") == "vcd") & (pl.col("time_h") < 1.0)
+    obs = campaign.observations.with_columns(value=pl.when(early_vcd).then(pl.col("value") * 1.3).otherwise("value"))
+    high = bw.Campaign(**(campaign.frames() | {"observations": obs}), name=campaign.name)
+    reading, true_reading = batch_data(high, "B04").y0[0], batch_data(campaign, "B04").y0[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bw.BioWorkbenchWarning)
+        p = twin.predict(high, batch_id="B04", known_h=96.0, random_seed=0)
+    start = p.trajectory.filter((pl.col("variable") == "vcd") & (pl.col("time_h") == 0.0))["mean"][0]
+    assert true_reading < start < 0.95 * reading, (true_reading, start, reading)
 
 
 def test_predict_a_fitted_batch_has_the_frames_and_units(twin, campaign):
@@ -376,25 +408,56 @@ def _centred_log(x: np.ndarray) -> np.ndarray:
     return lx - lx.mean(axis=-1, keepdims=True)
 
 
+def _simulator_values() -> dict[str, float]:
+    """The simulator's values of the parameters the twin holds fixed, in the twin's units (per h; the amino acids in
+    glutamine equivalents of FeedA, 250 / 20 mmol/L): a recovery study estimates what the data inform and is given
+    the rest. (The cold switch: the simulator's lactate producers fall linearly over its 3.5 degC shift.)"""
+    from bioworkbench.simulate import reactor as R
+
+    k = R._K
+    aa_per_gln = R._MEDIA["FeedA"]["_aa"] / R._MEDIA["FeedA"]["glutamine"]
+    cold = k.temp_high - k.temp_low
+    return {
+        "k_glc": k.k_glc, "k_nut": k.k_aa / aa_per_gln, "k_nut_up": k.k_aa_uptake / aa_per_gln, "ki_amm": k.ki_nh4,
+        "t_age": 24.0 * k.age_d, "n_age": k.age_power, "kd_starve": k.kd_glc / 24.0, "kd_nut": k.kd_starve / 24.0,
+        "k_glc_shift": k.k_glc_shift, "a_lac": 1.0 / cold, "logit_qp_free": float(np.log(k.qp_aa_free / (1 - k.qp_aa_free))),
+        "a_kd": float(np.log(1.0 - k.kd_cold) / -cold),
+    }  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def calibrated():
-    """A campaign simulated with known truth, calibrated on its first 7 completed batches."""
+    """A campaign simulated with known truth, calibrated on its first 7 completed batches; the parameters the twin
+    holds fixed are given at the simulator's values (through their priors' medians)."""
+    import math
+
+    from bioworkbench.models.base import Prior
+
     sim = bw.simulate_campaign(13, random_seed=3, online_interval_min=60, return_truth=True)
     ok = sim.truth.filter(~pl.col("aborted"))["batch_id"].to_list()
     fit_ids, held_out = ok[:7], ok[7:]
-    twin = FedBatchTwin().fit(sim.campaign, batch_ids=fit_ids, draws=300, tune=300, chains=2, random_seed=4)
+    priors = {}
+    for name, value in _simulator_values().items():
+        d = FedBatchTwin.default_priors[name]
+        centre = math.log(value) if d.dist == "LogNormal" else value
+        priors[name] = Prior(d.dist, {**d.params, "mu": centre}, d.unit, "the simulator's value")
+    assert set(priors) == set(FIXED)
+    twin = FedBatchTwin(priors=priors).fit(
+        sim.campaign, batch_ids=fit_ids, draws=500, tune=600, chains=2, random_seed=4
+    )
     return sim, twin, fit_ids, held_out
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 open: the calibration converges but the twin's per-batch values are biased against the "
-    "simulator's (a different model: its pH and lactate laws are not the twin's, and the parameters the twin holds "
-    "at their literature values differ from the simulator's). Measured here (7 batches of seed 3, 300 + 300 draws x 2 "
-    "chains): 0 divergences, r-hat 1.017, 14 leapfrog steps per draw; 90 % intervals cover the centred q_p and "
-    "mu_max of 4 of 7 batches, y_lac_glc of 1 of 7 (all within 0.04 of the truth), y_x_gln (3.55-3.76 for 3.5) "
-    "and a_qp (-0.129 to -0.113 for -0.134) narrowly miss",
+    reason="issue 16 open: measured here (7 batches of seed 3, 500 + 600 draws x 2 chains, the fixed parameters at "
+    "the simulator's values): 4 divergent transitions, r-hat 1.009; 90 % intervals cover the centred mu_max of 7 of 7 "
+    "batches, q_p of 6 of 7, y_lac_glc of 5 of 7 (0.6502-0.682 for 0.650, 0.529-0.553 for 0.520); y_x_gln misses "
+    "(3.55-3.75 for 3.5: the twin's glutamine decomposes in the medium, the simulator's does not), the other pooled "
+    "yields and rates are covered. Before the model's laws were brought to the simulator's (Hill arrest, Weibull "
+    "ageing, second-order starvation deaths, own amino-acid uptake constant, the temperature's approach, a linear "
+    "cold switch) and the initial VCD estimated, 4, 4 and 1 of 7",
 )
 def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
     sim, twin, fit_ids, _ = calibrated

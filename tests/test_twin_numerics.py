@@ -245,7 +245,9 @@ def test_rk4_converges_with_order_four(solver_events):
         np.abs(simulate(th, Y0, solver_events, SAMPLE_TIMES, h_max=h) - ref).max() / np.abs(ref).max(axis=0).max()
         for h in (2.0, 1.0)
     ]
-    assert 10 < errors[0] / errors[1] < 22, errors
+    # halving the step divides the error by 2^4 = 16 for order four; measured 23 (2^4.5: the error is still
+    # pre-asymptotic at 2 h, where the half-hour steps of the temperature's approach cut some intervals short)
+    assert 10 < errors[0] / errors[1] < 32, errors
 
 
 def test_observation_at_a_jump_time_sees_the_state_before_the_jump(solver_events):
@@ -365,20 +367,21 @@ def test_stiffness_check_fires_on_a_stiff_parameter_set(solver_events):
 
 
 def test_step_check_catches_a_substrate_running_out_within_an_interval(solver_events):
-    """An amino-acid Monod constant of 1e-4 (glutamine equivalents): when the pool runs out, uptake
-    switches off within minutes (day 9) and a 0.5 h step overshoots to a negative pool, past the Monod pole."""
-    th = _theta(k_nut=1e-4)
-    with pytest.raises(StiffnessError, match=r"at t = 214.7 h makes nutrients negative \(-0.0105\)"):
+    """Amino-acid Monod constants of 1e-4 (glutamine equivalents): when the pool runs out, uptake
+    switches off within minutes (day 8) and a 0.5 h step overshoots to a negative pool, past the Monod pole."""
+    th = _theta(k_nut=1e-4, k_nut_up=1e-4)
+    with pytest.raises(StiffnessError, match=r"at t = 189.6 h makes nutrients negative \(-0.00262\)"):
         simulate(th, Y0, solver_events, SAMPLE_TIMES, on_stiff="raise")
     ref = _reference(th, Y0, solver_events, SAMPLE_TIMES)
 
     def err(states):
         return (np.abs(states - ref).max(axis=0) / np.abs(ref).max(axis=0)).max()
 
-    # measured: sub-stepping 0.7 % (dead cells), ignoring the check 11 % (the pool itself)
+    # measured: sub-stepping 1.5 % (dead cells: the death of exhaustion switches on within minutes at this
+    # constant), ignoring the check 57 % (the pool itself)
     substep = err(simulate(th, Y0, solver_events, SAMPLE_TIMES, on_stiff="substep"))
-    assert substep < 0.01
-    assert err(simulate(th, Y0, solver_events, SAMPLE_TIMES, on_stiff="ignore")) > 5 * substep
+    assert substep < 0.02
+    assert err(simulate(th, Y0, solver_events, SAMPLE_TIMES, on_stiff="ignore")) > 10 * substep
 
 
 def test_stiffness_check_is_quiet_on_the_plausible_parameter_set(solver_events):
@@ -502,12 +505,16 @@ def test_feed_plan_scaled_changes_only_the_feeds_from_the_given_time():
 def test_feed_plan_bolus_and_continuous_reach_the_solver():
     plan = FeedPlan.from_events(_events())
     se0 = plan.to_solver(MEDIA)
-    se = plan.bolus([50.0, 74.0], 12.0, "Glc", event="bolus").continuous(200.0, 1.5, "FeedA").to_solver(MEDIA)
+    plan2 = plan.bolus([50.0, 74.0], 12.0, "Glc", event="bolus").continuous(200.0, 1.5, "FeedA")
+    se = plan2.to_solver(MEDIA, temperature_tau_h=0.0)  # the set point's steps (the approach is tested above)
     assert se.jump_time_h.shape[0] == se0.jump_time_h.shape[0] + 2
     k = np.flatnonzero(se.jump_time_h == 50.0)
     assert se.jump_v_in_ml[k] == 12.0 and se.jump_conc[k, 2] == 2220.0
     # temperature shift and the continuous feed are inputs: 36.5 degC, 33 degC from 144 h, FeedA from 200 h
     np.testing.assert_array_equal(se.input_time_h, [-np.inf, 144.0, 200.0])
+    # with the approach, FeedA comes after its steps, at 33 degC
+    lagged = plan2.to_solver(MEDIA)
+    assert lagged.input_time_h[-1] == 200.0 and lagged.inputs[-1, 0] == 33.0 and lagged.inputs[-1, 1] == 1.5
     np.testing.assert_array_equal(se.inputs[:, 0], [36.5, 33.0, 33.0])
     np.testing.assert_array_equal(se.inputs[:, 1], [0.0, 0.0, 1.5])
     assert se.inputs[2, K.INPUT_NAMES.index("glucose_in")] == 300.0
@@ -547,6 +554,45 @@ def test_temperature_profile_reads_the_shift_note():
     ph_only = _events().with_columns(pl.col("note").str.replace("temperature 36.5 -> 33 degC", "pH 7.0 -> 6.9"))
     times, temps = FeedPlan.from_events(ph_only).temperature_profile(initial_temperature_c=37.0)
     np.testing.assert_array_equal(temps, [37.0])
+
+
+def test_the_culture_approaches_a_new_set_point_first_order():
+    """Each step of the temperature input holds the exact mean of T_sp + (T_0 - T_sp) exp(-(t - t_s)/tau) over it, the
+    set point after four time constants; a second shift during the approach starts from where the culture is."""
+    from bioworkbench.twin.feeds import TEMPERATURE_STEP_H, TEMPERATURE_TAU_H
+
+    plan = FeedPlan.from_events(_events())
+    times, temps = plan.temperature_course()
+    n = int(np.ceil(4 * TEMPERATURE_TAU_H / TEMPERATURE_STEP_H))
+    assert times.size == n + 2 and times[1] == 144.0 and times[-1] == 144.0 + n * TEMPERATURE_STEP_H
+    assert temps[0] == 36.5 and temps[-1] == 33.0
+    fine = np.linspace(0.0, TEMPERATURE_STEP_H, 20001)
+    for k in (0, 3, n - 1):
+        exact = 33.0 + 3.5 * np.exp(-(TEMPERATURE_STEP_H * k + fine) / TEMPERATURE_TAU_H)
+        assert temps[k + 1] == pytest.approx(np.trapezoid(exact, fine) / TEMPERATURE_STEP_H, abs=1e-9)
+    assert np.all(np.diff(temps[1:]) < 0)  # monotone approach
+    # tau 0: the set point's steps, as the solver's inputs
+    np.testing.assert_array_equal(plan.temperature_course(tau_h=0.0)[1], [36.5, 33.0])
+    se = plan.to_solver(MEDIA, temperature_tau_h=0.0)
+    np.testing.assert_array_equal(se.inputs[:, 0], [36.5, 33.0])
+    np.testing.assert_array_equal(plan.to_solver(MEDIA).inputs[:, 0], temps)
+    # back up to 36.5 degC one hour after the shift: from the culture's temperature then, not from 33
+    back = pl.concat(
+        [
+            _events(),
+            _events()
+            .filter(pl.col("event") == "shift")
+            .with_columns(time_h=145.0, note=pl.lit("temperature 33 -> 36.5 degC")),
+        ]
+    ).sort("time_h")
+    t2, temps2 = FeedPlan.from_events(back).temperature_course()
+    at_145 = 33.0 + 3.5 * np.exp(-1.0 / TEMPERATURE_TAU_H)
+    first_back = temps2[np.searchsorted(t2, 145.0)]
+    decay = 1 - np.exp(-TEMPERATURE_STEP_H / TEMPERATURE_TAU_H)
+    assert first_back == pytest.approx(36.5 + (at_145 - 36.5) * TEMPERATURE_TAU_H * decay / TEMPERATURE_STEP_H)
+    assert temps2[-1] == 36.5 and t2[np.searchsorted(t2, 145.0) - 1] == 144.5
+    with pytest.raises(ConfigError, match="tau_h must be a time >= 0"):
+        plan.temperature_course(tau_h=-1.0)
 
 
 def test_colder_shift_slows_growth_and_raises_productivity(solver_events):

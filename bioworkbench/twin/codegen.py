@@ -602,7 +602,8 @@ def campaign_loglik_grad(theta, y0, sigma, offsets, t_b, nsub, u_seg, jb_start, 
 @njit(cache=True)
 def simulate_draws(theta, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, at, check, substep,
                    max_doublings):
-    """Observables at boundaries at for each parameter row (n_d, len(at), NOBS); status per draw (0 = solved)."""
+    """Observables at boundaries at for each parameter row and initial state (y0 (n_d, NY)): (n_d, len(at), NOBS);
+    status per draw (0 = solved)."""
     n_d = theta.shape[0]
     nb = t_b.shape[0] - 1
     out = np.empty((n_d, at.shape[0], NOBS))
@@ -615,8 +616,8 @@ def simulate_draws(theta, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob
     info = np.zeros(5)
     for d in range(n_d):
         st = forward(
-            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
-            ob_start, ob_var, check, substep, max_doublings, y_pre, y_start, j_pre, pred, tape, info,
+            np.ascontiguousarray(theta[d]), np.ascontiguousarray(y0[d]), t_b, nsub.copy(), u_seg, jb_start, j_vout,
+            j_vin, j_c, ob_start, ob_var, check, substep, max_doublings, y_pre, y_start, j_pre, pred, tape, info,
         )
         status[d] = st
         if st != 0:
@@ -630,7 +631,8 @@ def simulate_draws(theta, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob
 @njit(cache=True)
 def loglik_draws(theta, sigma, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_c, ob_start, ob_var, value,
                  lognormal, censored, max_doublings):
-    """Log-likelihood of the readings for each parameter row, with its own SD per observable (sigma (n_d, NOBS))."""
+    """Log-likelihood of the readings for each parameter row, initial state (y0 (n_d, NY)) and SD per observable
+    (sigma (n_d, NOBS))."""
     n_d = theta.shape[0]
     n_o = ob_var.shape[0]
     ll = np.empty(n_d)
@@ -643,8 +645,9 @@ def loglik_draws(theta, sigma, y0, t_b, nsub, u_seg, jb_start, j_vout, j_vin, j_
         for o in range(n_o):
             sig[o] = sigma[d, ob_var[o]]
         st, v = loglik_grad(
-            np.ascontiguousarray(theta[d]), y0, t_b, nsub.copy(), u_seg, jb_start, j_vout, j_vin, j_c,
-            ob_start, ob_var, value, sig, lognormal, censored, True, True, max_doublings, g_th, g_y, g_s, info,
+            np.ascontiguousarray(theta[d]), np.ascontiguousarray(y0[d]), t_b, nsub.copy(), u_seg, jb_start, j_vout,
+            j_vin, j_c, ob_start, ob_var, value, sig, lognormal, censored, True, True, max_doublings, g_th, g_y, g_s,
+            info,
         )
         ll[d] = v if st == 0 else -math.inf
     return ll

@@ -15,7 +15,13 @@ concentration :math:`c` mixes as :math:`C \\leftarrow (CV + cv)/(V+v)`.
 
 **Temperature**: a ``shift`` event whose note reads ``temperature A -> B degC`` sets the set point to
 B from its time on; the set point before the first shift is A (or ``initial_temperature_c``).
-Other shift notes (pH, DO) do not change the model's inputs.
+Other shift notes (pH, DO) do not change the model's inputs. The culture does not jump to a new set
+point: the jacket's control brings it there in hours. The model's temperature follows each set point
+change as a first-order approach, :math:`T(t) = T_{sp} + (T_0 - T_{sp})e^{-(t-t_s)/\tau}` with
+:data:`TEMPERATURE_TAU_H` (2 h, the order of a bench-scale reactor's cooling; ``temperature_tau_h=``
+of :meth:`FeedPlan.to_solver` changes it, 0 makes steps), as the solver's piecewise-constant inputs:
+steps of :data:`TEMPERATURE_STEP_H` for four time constants, each holding the exact mean of
+:math:`T(t)` over its step (so the temperature's integral is kept), then the set point.
 
 **Continuous feeds**: ``ml_per_h`` of ``medium`` from ``start_h`` to ``stop_h``; overlapping feeds add
 up, their inflow concentration being the flow-weighted mean of their media.
@@ -36,7 +42,12 @@ from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.solver import SolverEvents
 from bioworkbench.variables import get_variable
 
-__all__ = ["FeedPlan"]
+__all__ = ["TEMPERATURE_STEP_H", "TEMPERATURE_TAU_H", "FeedPlan"]
+
+#: h, time constant of the culture's approach to a new temperature set point
+TEMPERATURE_TAU_H = 2.0
+#: h, the steps in which the solver's temperature input follows that approach
+TEMPERATURE_STEP_H = 0.5
 
 _SHIFT = re.compile(r"temperature\s+(-?\d+(?:\.\d+)?)\s*->\s*(-?\d+(?:\.\d+)?)\s*degC", re.IGNORECASE)
 _CONTINUOUS_SCHEMA = {"start_h": pl.Float64, "stop_h": pl.Float64, "ml_per_h": pl.Float64, "medium": pl.String}
@@ -278,6 +289,56 @@ class FeedPlan:
             temps[0] = 36.5
         return np.array(times), np.array(temps, dtype=np.float64)
 
+    def temperature_course(
+        self, *, initial_temperature_c: float | None = None, tau_h: float = TEMPERATURE_TAU_H
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The culture's temperature as steps: the set points approached first-order (see the module's Notes).
+
+        Parameters
+        ----------
+        initial_temperature_c
+            See :meth:`temperature_profile`.
+        tau_h
+            Time constant of the approach (h); 0 gives the set points' steps.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(times_h, temperature_c)``, the first time ``-inf``: each value holds from its time on.
+
+        Raises
+        ------
+        ConfigError
+            A negative or non-finite ``tau_h``.
+        """
+        if not (np.isfinite(tau_h) and tau_h >= 0):
+            raise ConfigError(f"FeedPlan.temperature_course: tau_h must be a time >= 0 (h), got {tau_h!r}.")
+        t_sp, sp = self.temperature_profile(initial_temperature_c=initial_temperature_c)
+        if tau_h == 0 or t_sp.size == 1:
+            return t_sp, sp
+        n = int(np.ceil(4.0 * tau_h / TEMPERATURE_STEP_H))  # steps until the set point is taken as reached
+        times, temps = [-np.inf], [float(sp[0])]
+        current = float(sp[0])  # the culture's temperature when the next set point is given
+        for i in range(1, t_sp.size):
+            start, target = float(t_sp[i]), float(sp[i])
+            end = float(t_sp[i + 1]) if i + 1 < t_sp.size else np.inf
+            for k in range(n):
+                a = start + k * TEMPERATURE_STEP_H
+                if a >= end:
+                    break
+                b = min(a + TEMPERATURE_STEP_H, end)
+                decay_a, decay_b = np.exp(-(a - start) / tau_h), np.exp(-(b - start) / tau_h)
+                times.append(a)  # the exact mean of T over [a, b]
+                temps.append(target + (current - target) * tau_h * (decay_a - decay_b) / (b - a))
+            reached = start + n * TEMPERATURE_STEP_H
+            if reached < end:
+                times.append(reached)
+                temps.append(target)
+                current = target
+            else:  # the next set point comes before this one is reached
+                current = target + (current - target) * np.exp(-(end - start) / tau_h)
+        return np.array(times), np.array(temps, dtype=np.float64)
+
     def media_concentrations(self, media: pl.DataFrame) -> dict[str, np.ndarray]:
         """Each medium the plan uses as a concentration vector over the model's states.
 
@@ -329,7 +390,13 @@ class FeedPlan:
             raise ConfigError("FeedPlan: " + "; ".join(problems) + ".")
         return out
 
-    def to_solver(self, media: pl.DataFrame, *, initial_temperature_c: float | None = None) -> SolverEvents:
+    def to_solver(
+        self,
+        media: pl.DataFrame,
+        *,
+        initial_temperature_c: float | None = None,
+        temperature_tau_h: float = TEMPERATURE_TAU_H,
+    ) -> SolverEvents:
         """The solver's arrays: jumps for the volume events, steps of the inputs (temperature, continuous feeds).
 
         Parameters
@@ -338,6 +405,8 @@ class FeedPlan:
             The media frame, for each medium's concentrations.
         initial_temperature_c
             See :meth:`temperature_profile`.
+        temperature_tau_h
+            Time constant of the culture's approach to a new set point (h; see :meth:`temperature_course`).
 
         Returns
         -------
@@ -370,7 +439,7 @@ class FeedPlan:
         v_out = np.where(removal, vol, 0.0)
         v_in = np.where(removal, 0.0, vol)
 
-        t_temp, temps = self.temperature_profile(initial_temperature_c=initial_temperature_c)
+        t_temp, temps = self.temperature_course(initial_temperature_c=initial_temperature_c, tau_h=temperature_tau_h)
         cont = self.continuous_feeds
         starts = cont["start_h"].to_numpy().astype(np.float64)
         stops = cont["stop_h"].fill_null(np.inf).to_numpy().astype(np.float64)

@@ -24,6 +24,10 @@ References
   DOT, pH, and temperature on the performance of Epo-Fc expressing CHO cells cultivated in
   controlled batch bioreactors. *Biotechnol. Bioeng.* 94(6):1033-1044 (lower temperature: slower
   growth and death, higher specific productivity).
+- Hill AV (1910). The possible effects of the aggregation of the molecules of haemoglobin on its
+  dissociation curves. *J. Physiol.* 40(Suppl):iv-vii (the Hill function of the growth arrest).
+- Weibull W (1951). A statistical distribution function of wide applicability. *J. Appl. Mech.*
+  18(3):293-297 (a hazard that grows as a power of age: the ageing death).
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ _T = "Trummer et al. 2006"
 _G = "Goudar et al. 2005"
 _N = "Noh et al. 2018"
 _M = "Mulukutla et al. 2012"
+_H = "Hill 1910"
+_W = "Weibull 1951"
 
 #: the parameter vector, in kernel order. Specific rates in pmol/cell/h, which times
 #: 1e6 cells/mL gives mmol/L/h; yields of cells in (1e6 cells/mL)/(mmol/L) = 1e9 cells/mmol.
@@ -86,12 +92,14 @@ PARAMETERS: tuple[Parameter, ...] = (
     _P("ki_lac", "mmol/L", "lognormal", 40.0, 0.7, "pooled", "lactate at which growth is halved", f"{_X}; {_K}"),
     _P("ki_amm", "mmol/L", "lognormal", 10.0, 0.7, "pooled", "ammonium at which growth is halved", f"{_X}; {_K}"),
     _P("t_arrest", "h", "lognormal", 168.0, 0.3, "pooled", "culture age at which growth is halved (growth arrest)", _G),
-    _P("w_arrest", "h", "lognormal", 24.0, 0.5, "pooled", "time scale of the growth arrest (logistic in age)", _G),
+    _P("n_arrest", "1", "lognormal", 5.0, 0.5, "pooled", "steepness of the growth arrest (Hill coefficient in age)",
+       f"{_G}; {_H}"),
     # death and lysis
     _P("kd", "1/h", "lognormal", 0.001, 0.7, "batch", "basal specific death rate at 36.5 degC", f"{_X}; {_L}"),
     _P("t_age", "h", "lognormal", 264.0, 0.3, "pooled", "culture age at which the ageing death equals the basal one",
        _G),
-    _P("w_age", "h", "lognormal", 72.0, 0.5, "pooled", "e-folding time of the ageing death (Gompertz)", _G),
+    _P("n_age", "1", "lognormal", 4.0, 0.5, "pooled", "power of the age in the ageing death (Weibull hazard)",
+       f"{_G}; {_W}"),
     _P("kd_starve", "1/h", "lognormal", 0.01, 0.7, "pooled", "extra death rate when glucose is exhausted", _X),
     _P("kd_nut", "1/h", "lognormal", 0.005, 1.0, "pooled", "extra death rate when the amino acids are exhausted", _K),
     _P("k_lys", "1/h", "lognormal", 0.002, 0.7, "pooled", "lysis rate of dead cells", _X),
@@ -106,6 +114,8 @@ PARAMETERS: tuple[Parameter, ...] = (
        _OP),
     _P("y_x_nut", "(1e6 cells/mL)/(mmol/L gln eq.)", "lognormal", 10.0, 1.0, "pooled",
        "cell yield on the lumped amino acids", _K),
+    _P("k_nut_up", "mmol/L (gln eq.)", "lognormal", 0.05, 1.0, "pooled", "Monod constant of the amino-acid uptake",
+       _K),
     _P("m_nut", "pmol/cell/h (gln eq.)", "lognormal", 0.002, 1.0, "pooled", "maintenance uptake of the amino acids",
        _K),
     _P("n0", "mmol/L (gln eq.)", "lognormal", 1.0, 1.0, "pooled",
@@ -117,8 +127,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     _P("k_lac", "mmol/L", "lognormal", 2.0, 0.7, "pooled", "Monod constant of lactate uptake", _X),
     _P("k_glc_shift", "mmol/L", "lognormal", 2.0, 0.7, "pooled", "glucose below which cells switch to lactate uptake",
        _X),
-    _P("a_lac", "1/degC", "lognormal", 1.0, 0.7, "pooled",
-       "cold switch to lactate uptake: 1 - exp(-a_lac * degC below 36.5)", f"{_T}; {_M}"),
+    _P("a_lac", "1/degC", "lognormal", 0.3, 0.7, "pooled",
+       "cold switch to lactate uptake: fraction of lactate producers switched per degC below 36.5", f"{_T}; {_M}"),
     _P("y_amm_gln", "mol/mol", "lognormal", 0.8, 0.3, "pooled", "ammonium released per glutamine taken up",
        f"{_X}; {_K}"),
     _P("m_amm", "pmol/cell/h", "lognormal", 0.0005, 1.0, "pooled",

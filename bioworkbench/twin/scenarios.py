@@ -8,16 +8,19 @@ Notes
 -----
 **Which parameters a batch gets.**
 
-* A batch of the fit, ``known_h=None``: its own posterior draws (pooled parameters and its
-  ``mu_max, kd, y_lac_glc, q_p``).
+* A batch of the fit, ``known_h=None``: its own posterior draws (pooled parameters, its
+  ``mu_max, kd, y_lac_glc, q_p`` and its initial VCD ``x0_b``).
 * Otherwise (a running batch known up to ``known_h``, a batch of the fit asked from ``known_h`` on,
   or a new batch) the campaign is the prior and the batch's readings up to ``known_h`` update its
-  ``u = log(mu_max, kd, y_lac_glc, q_p)``. A Laplace approximation of :math:`p(u \\mid x_{\\le t})` at the
-  posterior means of the other parameters (mode by L-BFGS-B with the exact gradient, Hessian by
-  central differences of it) is the proposal :math:`q = N(\\hat u, 1.5^2 \\hat\\Sigma)`. Each of
-  :math:`M` candidates pairs a posterior draw :math:`s` (pooled parameters, population medians
-  :math:`\tilde\theta_s`, between-batch SDs :math:`\tau_s`, reading SDs) with a :math:`u_c\\sim q`
-  and has weight :math:`w_c \\propto p(x_{\\le t}\\mid\theta_c)\\,N(u_c\\mid\\log\tilde\theta_s,\tau_s)/q(u_c)`;
+  ``u = log(mu_max, kd, y_lac_glc, q_p)`` and the log-ratio of its initial VCD to the inoculation
+  reading (normal, SD the VCD reading SD, as in the fit). A Laplace approximation of
+  :math:`p(u \\mid x_{\\le t})` at the posterior means of the other parameters (mode by L-BFGS-B with
+  the exact gradient, Hessian by central differences of it) is the proposal
+  :math:`q = N(\\hat u, 1.5^2 \\hat\\Sigma)`. Each of :math:`M` candidates pairs a posterior draw
+  :math:`s` (pooled parameters, population medians :math:`\tilde\theta_s`, between-batch SDs
+  :math:`\tau_s`, reading SDs) with a :math:`u_c\\sim q` and has weight :math:`w_c \\propto p(x_{\\le
+  t}\\mid\theta_c)\\,N(u_c\\mid\\log\tilde\theta_s,\tau_s)/q(u_c)` (the initial VCD's normal, with
+  draw :math:`s`'s VCD reading SD, among the priors);
   the draws are resampled from the candidates by systematic resampling (sampling-importance-
   resampling: Rubin 1988; Smith & Gelfand 1992). The pooled parameters are not updated by the
   batch (its readings re-weight whole draws only). The state at ``known_h`` follows from each
@@ -61,6 +64,7 @@ from bioworkbench.errors import ArgumentError, BioWorkbenchError, BioWorkbenchWa
 from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.data import BatchData, batch_data
 from bioworkbench.twin.feeds import FeedPlan
+from bioworkbench.twin.model import READING_SD
 from bioworkbench.twin.parameters import PARAMETERS
 from bioworkbench.twin.solver import MAX_DOUBLINGS, BatchLikelihood, build_schedule
 
@@ -143,6 +147,11 @@ def _posterior(twin) -> dict[str, np.ndarray]:
     for j, name in enumerate(twin.data["observed"]):
         full[:, _OBS[name]] = sig[:, j]
     out["sigma"] = full
+    observed = list(twin.data["observed"])
+    out["sd_vcd"] = sig[:, observed.index("vcd")] if "vcd" in observed else np.full(sig.shape[0], READING_SD["vcd"])
+    # a twin saved before the initial VCD was estimated starts every batch from its inoculation reading
+    has_x0 = "x0_b" in twin.idata["posterior"].data_vars
+    out["x0_b"] = twin.posterior_draws("x0_b") if has_x0 else None
     twin._draws_cache = (twin.idata, out)
     return out
 
@@ -172,32 +181,43 @@ _BATCH_COLS = np.array([j for j, p in enumerate(PARAMETERS) if p.scope == "batch
 _BATCH_NAMES = [PARAMETERS[j].name for j in _BATCH_COLS]
 
 
+def _with_x0(y0: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+    """Initial states, one row per log-ratio: viable and dead cells of ``y0`` scaled by ``exp(log_ratio)``."""
+    rows = np.repeat(y0[None, :], np.size(log_ratio), axis=0)
+    rows[:, :2] *= np.exp(np.asarray(log_ratio, dtype=np.float64).reshape(-1))[:, None]
+    return rows
+
+
 def _laplace(post: dict[str, np.ndarray], lik: BatchLikelihood, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mode and covariance of the batch's log ``mu_max, kd, y_lac_glc, q_p`` given its readings, at the posterior means.
+    """Mode and covariance of the batch's log ``mu_max, kd, y_lac_glc, q_p`` and the log-ratio of its initial VCD to
+    the reading, given its readings, at the posterior means.
 
     The pooled parameters, population medians, between-batch SDs and reading SDs are held at their
     posterior means; the log-posterior (readings' likelihood plus the population's normal on the
-    logs) is maximised with L-BFGS-B using the exact gradient, and its Hessian is taken by central
-    differences of that gradient.
+    logs and the reading's normal on the initial VCD) is maximised with L-BFGS-B using the exact
+    gradient, and its Hessian is taken by central differences of that gradient.
     """
     from scipy.optimize import minimize
 
     base = np.array([post[p.name].mean() for p in PARAMETERS])
-    centre = np.log(base[_BATCH_COLS])
-    tau = np.array([post[f"sd_{n}"].mean() for n in _BATCH_NAMES])
+    centre = np.append(np.log(base[_BATCH_COLS]), 0.0)
+    tau = np.append([post[f"sd_{n}"].mean() for n in _BATCH_NAMES], post["sd_vcd"].mean())
     sig_obs = post["sigma"].mean(axis=0)[lik.observations.variable]
+    nb = _BATCH_COLS.size
 
     def negative(u: np.ndarray) -> tuple[float, np.ndarray]:
         th = base.copy()
-        th[_BATCH_COLS] = np.exp(u)
+        th[_BATCH_COLS] = np.exp(u[:nb])
+        y = _with_x0(y0, u[nb])[0]
         try:
-            r = lik(th, y0, sig_obs)
+            r = lik(th, y, sig_obs)
         except BioWorkbenchError:
             return 1e300, np.zeros_like(u)
         if not np.isfinite(r.loglik):
             return 1e300, np.zeros_like(u)
         zz = (u - centre) / tau
-        return -(r.loglik - 0.5 * zz @ zz), -(r.grad_theta[_BATCH_COLS] * np.exp(u) - zz / tau)
+        grad = np.append(r.grad_theta[_BATCH_COLS] * np.exp(u[:nb]), r.grad_y0[:2] @ y[:2])
+        return -(r.loglik - 0.5 * zz @ zz), -(grad - zz / tau)
 
     res = minimize(negative, centre, jac=True, method="L-BFGS-B", options={"maxiter": 200})
     mode = res.x
@@ -219,18 +239,22 @@ def _parameters(twin, bd: BatchData, known_h: float | None, n_draws: int, rng: n
     ids = list(twin.data["batch_ids"])
     if known_h is None and bd.batch_id in ids:
         rows = rng.choice(n_s, size=min(n_draws, n_s), replace=False) if n_draws < n_s else np.arange(n_s)
-        theta = _theta_rows(post, rows, ids.index(bd.batch_id), None)
-        return theta, post["sigma"][rows], f"posterior of {bd.batch_id} (fitted)", float(rows.size)
+        b = ids.index(bd.batch_id)
+        theta = _theta_rows(post, rows, b, None)
+        ratio = np.zeros(rows.size) if post["x0_b"] is None else np.log(post["x0_b"][rows, b] / bd.y0[0])
+        what = f"posterior of {bd.batch_id} (fitted)"
+        return theta, post["sigma"][rows], _with_x0(bd.y0, ratio), what, float(rows.size)
     m = max(CANDIDATES_PER_DRAW * n_draws, n_draws)
     rows = rng.permutation(np.resize(rng.permutation(n_s), m))
     until = np.inf if known_h is None else known_h
     obs = bd.until(until)
     what = "all its readings" if known_h is None else f"its readings up to {known_h:g} h"
     if obs.time_h.size == 0:
-        z = rng.standard_normal((n_draws, _BATCH_COLS.size))
-        theta = _theta_rows(post, rows[:n_draws], None, z)
+        z = rng.standard_normal((n_draws, _BATCH_COLS.size + 1))
+        theta = _theta_rows(post, rows[:n_draws], None, z[:, :-1])
+        y0 = _with_x0(bd.y0, post["sd_vcd"][rows[:n_draws]] * z[:, -1])  # the inoculation reading's error
         method = f"campaign population (no readings of {bd.batch_id} yet)"
-        return theta, post["sigma"][rows[:n_draws]], method, float(n_draws)
+        return theta, post["sigma"][rows[:n_draws]], y0, method, float(n_draws)
     lik = BatchLikelihood(bd.events, obs, h_max=twin.data["h_max"])
     mode, cov = _laplace(post, lik, bd.y0)
     chol = np.linalg.cholesky(cov * PROPOSAL_INFLATION**2)
@@ -238,14 +262,15 @@ def _parameters(twin, bd: BatchData, known_h: float | None, n_draws: int, rng: n
     u = mode + eps @ chol.T  # proposal: normal around the batch's mode, inflated
     log_q = -0.5 * np.sum(eps**2, axis=1)  # up to a constant
     theta = _theta_rows(post, rows, None, np.zeros((m, _BATCH_COLS.size)))
-    theta[:, _BATCH_COLS] = np.exp(u)
-    log_median = np.column_stack([np.log(post[n][rows]) for n in _BATCH_NAMES])
-    tau = np.column_stack([post[f"sd_{n}"][rows] for n in _BATCH_NAMES])
+    theta[:, _BATCH_COLS] = np.exp(u[:, :-1])
+    y0 = _with_x0(bd.y0, u[:, -1])
+    log_median = np.column_stack([*(np.log(post[n][rows]) for n in _BATCH_NAMES), np.zeros(m)])
+    tau = np.column_stack([*(post[f"sd_{n}"][rows] for n in _BATCH_NAMES), post["sd_vcd"][rows]])
     log_prior = np.sum(-0.5 * ((u - log_median) / tau) ** 2 - np.log(tau), axis=1)
     sigma = post["sigma"][rows]
     s = lik.schedule
     ll = K.loglik_draws(
-        theta, sigma, bd.y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
+        theta, sigma, y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
         lik._value, lik._lognormal, lik._censored, MAX_DOUBLINGS,
     )  # fmt: skip
     log_w = ll + log_prior - log_q
@@ -269,7 +294,7 @@ def _parameters(twin, bd: BatchData, known_h: float | None, n_draws: int, rng: n
         f"campaign posterior with {bd.batch_id}'s {', '.join(_BATCH_NAMES)} updated on {what}: importance sampling "
         f"from a Laplace proposal ({m} candidates, effective sample size {ess:.0f})"
     )
-    return theta[keep], sigma[keep], method, ess
+    return theta[keep], sigma[keep], y0[keep], method, ess
 
 
 # -- plans -----------------------------------------------------------------------------------------
@@ -395,7 +420,7 @@ def forecast(
         raise ArgumentError(f"twin: draws must be a positive integer, got {draws!r}.")
     rng = np.random.default_rng(random_seed)
     bd = batch_data(campaign, batch_id, variables=twin.data["observed"])
-    theta, sigma, method, ess = _parameters(twin, bd, known_h, min(n_draws, n_post), rng)
+    theta, sigma, y0, method, ess = _parameters(twin, bd, known_h, min(n_draws, n_post), rng)
     raw = {"as planned": bd.plan} if plans is None else plans
     scen = {name: _combined(bd.plan, _as_plan(p, batch_id, name), known_h, batch_id) for name, p in raw.items()}
     noise = rng.standard_normal((theta.shape[0], 1, K.NOBS)) if kind == "predictive" else None
@@ -409,7 +434,7 @@ def forecast(
         s = build_schedule(events, grid, t0=0.0, t_end=end, h_max=twin.data["h_max"])
         at = np.searchsorted(s.t_b, grid)
         out, status = K.simulate_draws(
-            theta, bd.y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
+            theta, y0, s.t_b, s.nsub, s.u_seg, s.jb_start, s.j_vout, s.j_vin, s.j_c, s.ob_start, s.ob_var,
             at, True, True, MAX_DOUBLINGS,
         )  # fmt: skip
         ok &= status == 0
