@@ -69,16 +69,17 @@ from bioworkbench.errors import ArgumentError, ConfigError, suggest
 from bioworkbench.models.base import BayesModel, Prior
 from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.data import OBSERVED, BatchData, batch_data, require_ready
-from bioworkbench.twin.parameters import PARAMETERS
+from bioworkbench.twin.parameters import PARAMETERS, READING_SD
 
-__all__ = ["BATCH_PARAMETERS", "FIXED", "H_MAX", "FedBatchTwin"]
+__all__ = ["BATCH_PARAMETERS", "FIXED", "H_MAX", "READING_SD", "FedBatchTwin"]
 
 #: parameters with a value per batch (partial pooling)
 BATCH_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.scope == "batch")
 #: parameters held at their prior median unless ``fixed=`` says otherwise (see the module's Notes): the
-#: Monod constants and death rates of glucose and amino-acid exhaustion, the fraction of productivity
-#: kept without amino acids, ageing death, the cold switch to lactate uptake and its glucose threshold,
-#: and ammonium inhibition (the demo's ammonium stays below a third of the prior's half-inhibition level)
+#: Monod constants and death rates of glucose and amino-acid exhaustion (and of the amino acids' uptake),
+#: the fraction of productivity kept without amino acids, ageing death, the cold switch to lactate uptake
+#: and its glucose threshold, and ammonium inhibition (the demo's ammonium stays below a third of the
+#: prior's half-inhibition level)
 FIXED: tuple[str, ...] = (
     "k_glc", "k_nut", "k_nut_up", "ki_amm", "t_age", "n_age", "kd_starve", "kd_nut", "k_glc_shift",
     "a_lac", "logit_qp_free", "a_kd",
@@ -87,17 +88,6 @@ FIXED: tuple[str, ...] = (
 #: on a demo batch (benchmarks/bench_twin.py), at a third of the cost of 0.5 h
 H_MAX = 2.0
 _UNITS = {p.name: p.unit for p in PARAMETERS}
-#: typical SD of the log of a reading (analyser CV plus a little model misfit): the centre of each
-#: variable's prior; viability's is small because it is a ratio of counts near 100 %
-READING_SD: dict[str, float] = {
-    "vcd": 0.08,
-    "viability": 0.03,
-    "glucose": 0.06,
-    "glutamine": 0.08,
-    "lactate": 0.08,
-    "ammonium": 0.06,
-    "titer": 0.06,
-}
 
 
 def _default_priors() -> dict[str, Prior]:

@@ -37,7 +37,15 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-__all__ = ["PARAMETERS", "REFERENCE_TEMPERATURE_C", "Parameter", "default_theta", "parameter_names", "parameter_table"]
+__all__ = [
+    "PARAMETERS",
+    "READING_SD",
+    "REFERENCE_TEMPERATURE_C",
+    "Parameter",
+    "default_theta",
+    "parameter_names",
+    "parameter_table",
+]
 
 #: temperature (degC) at which the rate constants are stated; the temperature factors are 1 there
 REFERENCE_TEMPERATURE_C = 36.5
@@ -142,6 +150,19 @@ PARAMETERS: tuple[Parameter, ...] = (
     _P("a_kd", "1/degC", "normal", 0.1, 0.1, "pooled", "log-change of the basal death rate per degC", f"{_K}; {_T}"),
     _P("a_qp", "1/degC", "normal", -0.1, 0.1, "pooled", "log-change of q_p per degC (negative: colder makes more)", _T),
 )  # fmt: skip
+
+
+#: typical SD of the log of a reading (analyser CV plus a little model misfit): the centre of each
+#: variable's prior; viability's is small because it is a ratio of counts near 100 %
+READING_SD: dict[str, float] = {
+    "vcd": 0.08,
+    "viability": 0.03,
+    "glucose": 0.06,
+    "glutamine": 0.08,
+    "lactate": 0.08,
+    "ammonium": 0.06,
+    "titer": 0.06,
+}
 
 
 def parameter_names() -> list[str]:

@@ -64,8 +64,7 @@ from bioworkbench.errors import ArgumentError, BioWorkbenchError, BioWorkbenchWa
 from bioworkbench.twin import _kernels as K
 from bioworkbench.twin.data import BatchData, batch_data
 from bioworkbench.twin.feeds import FeedPlan
-from bioworkbench.twin.model import READING_SD
-from bioworkbench.twin.parameters import PARAMETERS
+from bioworkbench.twin.parameters import PARAMETERS, READING_SD
 from bioworkbench.twin.solver import MAX_DOUBLINGS, BatchLikelihood, build_schedule
 
 __all__ = ["ENDPOINTS", "GRID_H", "TwinPrediction", "forecast"]
