@@ -411,7 +411,8 @@ def _centred_log(x: np.ndarray) -> np.ndarray:
 def _simulator_values() -> dict[str, float]:
     """The simulator's values of the parameters the twin holds fixed, in the twin's units (per h; the amino acids in
     glutamine equivalents of FeedA, 250 / 20 mmol/L): a recovery study estimates what the data inform and is given
-    the rest. (The cold switch: the simulator's lactate producers fall linearly over its 3.5 degC shift.)"""
+    the rest. (The cold switch: the simulator's lactate producers fall linearly over its 3.5 degC shift. Glutamine
+    does not decompose in the simulator's medium: the twin's decomposition rate, which it samples, is centred near 0.)"""
     from bioworkbench.simulate import reactor as R
 
     k = R._K
@@ -421,14 +422,15 @@ def _simulator_values() -> dict[str, float]:
         "k_glc": k.k_glc, "k_nut": k.k_aa / aa_per_gln, "k_nut_up": k.k_aa_uptake / aa_per_gln, "ki_amm": k.ki_nh4,
         "t_age": 24.0 * k.age_d, "n_age": k.age_power, "kd_starve": k.kd_glc / 24.0, "kd_nut": k.kd_starve / 24.0,
         "k_glc_shift": k.k_glc_shift, "a_lac": 1.0 / cold, "logit_qp_free": float(np.log(k.qp_aa_free / (1 - k.qp_aa_free))),
-        "a_kd": float(np.log(1.0 - k.kd_cold) / -cold),
+        "a_kd": float(np.log(1.0 - k.kd_cold) / -cold), "k_deg_gln": 1e-5,
     }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def calibrated():
     """A campaign simulated with known truth, calibrated on its first 7 completed batches; the parameters the twin
-    holds fixed are given at the simulator's values (through their priors' medians)."""
+    holds fixed are given at the simulator's values (through their priors' medians). Target acceptance 0.9: with the
+    default 0.8 the sampler hit 4 divergent transitions here; 1000 draws: with 500, r-hat reached 1.025."""
     import math
 
     from bioworkbench.models.base import Prior
@@ -441,24 +443,14 @@ def calibrated():
         d = FedBatchTwin.default_priors[name]
         centre = math.log(value) if d.dist == "LogNormal" else value
         priors[name] = Prior(d.dist, {**d.params, "mu": centre}, d.unit, "the simulator's value")
-    assert set(priors) == set(FIXED)
-    twin = FedBatchTwin(priors=priors).fit(
-        sim.campaign, batch_ids=fit_ids, draws=500, tune=600, chains=2, random_seed=4
+    assert set(priors) == {*FIXED, "k_deg_gln"}
+    twin = FedBatchTwin(priors=priors, sampler={"nutpie_target_accept": 0.9}).fit(
+        sim.campaign, batch_ids=fit_ids, draws=1000, tune=600, chains=2, random_seed=4
     )
     return sim, twin, fit_ids, held_out
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 open: measured here (7 batches of seed 3, 500 + 600 draws x 2 chains, the fixed parameters at "
-    "the simulator's values): 4 divergent transitions, r-hat 1.009; 90 % intervals cover the centred mu_max of 7 of 7 "
-    "batches, q_p of 6 of 7, y_lac_glc of 5 of 7 (0.6502-0.682 for 0.650, 0.529-0.553 for 0.520); y_x_gln misses "
-    "(3.55-3.75 for 3.5: the twin's glutamine decomposes in the medium, the simulator's does not), the other pooled "
-    "yields and rates are covered. Before the model's laws were brought to the simulator's (Hill arrest, Weibull "
-    "ageing, second-order starvation deaths, own amino-acid uptake constant, the temperature's approach, a linear "
-    "cold switch) and the initial VCD estimated, 4, 4 and 1 of 7",
-)
 def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
     sim, twin, fit_ids, _ = calibrated
     d = twin.diagnostics()
@@ -480,7 +472,10 @@ def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
         assert covered.mean() >= 0.8, (name, lo, true, hi)
     # pooled yields and rates of the simulator, in the twin's units (per h; the amino acids in feed
     # glutamine equivalents: 250 / 20 mmol/L of FeedA)
+    # (measured: 0 divergences, r-hat 1.006; per batch 7 of 7 mu_max, 6 of 7 q_p and y_lac_glc covered)
     pooled = {"y_x_glc": 0.5, "y_x_gln": 3.5, "y_amm_gln": 0.8, "m_amm": 0.012 / 24, "a_qp": np.log(1.6) / -3.5}
+    # the temperature factors, lactate inhibition and uptake, and lysis (laws the twin shares with the simulator)
+    pooled |= {"a_mu": np.log(0.7) / -3.5, "ki_lac": 60.0, "q_lac_max": 0.45 / 24, "k_lac": 2.0, "k_lys": 0.08 / 24}
     for name, true in pooled.items():
         lo, hi = np.quantile(twin.posterior_draws(name), [0.05, 0.95])
         assert lo <= true <= hi, (name, lo, true, hi)
@@ -488,9 +483,8 @@ def test_calibration_converges_and_covers_the_identifiable_truth(calibrated):
 
 @pytest.mark.slow
 def test_held_out_harvest_is_predicted_from_day_5_and_narrows_as_days_are_added(calibrated):
-    """The held-out batches' harvest from day 5 is covered although the per-batch values above are biased against
-    the simulator's: the batch's own readings carry the prediction of its harvest; the state estimate narrows
-    the interval day 3 -> 5 -> 8."""
+    """The held-out batches' harvest from day 5 is covered: the batch's own readings update its values around the
+    campaign's; the state estimate narrows the interval day 3 -> 5 -> 8."""
     sim, twin, _, held_out = calibrated
     covered = []
     for b in held_out:
