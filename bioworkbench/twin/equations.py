@@ -201,8 +201,8 @@ def symbolic_model() -> SymbolicModel:
     gln_free = 1 / (1 + sp.exp(-p["logit_gln_free"]))
     qp_free = 1 / (1 + sp.exp(-p["logit_qp_free"]))
     # culture age plus AGE_OFFSET_H: the powers of age and their derivatives stay finite at inoculation
-    aged = (age + AGE_OFFSET_H) / p["t_arrest"]
-    arrest = 1 / (1 + sp.exp(p["n_arrest"] * sp.log(aged)))
+    aged = age + AGE_OFFSET_H
+    arrest = 1 / (1 + sp.exp(p["n_arrest"] * sp.log(aged / p["t_arrest"])))
     mu = (
         p["mu_max"]
         * sp.exp(p["a_mu"] * dtemp)
@@ -216,7 +216,7 @@ def symbolic_model() -> SymbolicModel:
         / (p["ki_amm"] + amm)
     )
     kdeath = (
-        p["kd"] * sp.exp(p["a_kd"] * dtemp) * (1 + sp.exp(p["n_age"] * sp.log((age + AGE_OFFSET_H) / p["t_age"])))
+        p["kd"] * sp.exp(p["a_kd"] * dtemp) * (1 + sp.exp(p["n_age"] * sp.log(aged / p["t_age"])))
         + p["kd_starve"] / (1 + (glc / p["k_glc"]) ** 2)
         + p["kd_nut"] / (1 + (nut / p["k_nut"]) ** 2)
     )

@@ -271,10 +271,9 @@ class FedBatchTwin(BayesModel):
             sd_vcd = sigma[d["observed"].index("vcd")] if "vcd" in d["observed"] else READING_SD["vcd"]
             y0_read = np.asarray(d["y0"], dtype=np.float64)
             z_x0 = pm.Normal("z_x0", 0.0, 1.0, dims="batch")
-            log_x0 = np.log(y0_read[:, 0]) + sd_vcd * z_x0
-            x0 = pm.Deterministic("x0_b", pt.exp(log_x0), dims="batch")
-            ratio = (y0_read[:, 1] / y0_read[:, 0])[:, None] * np.array([0.0, 1.0]) + np.array([1.0, 0.0])
-            y0 = pt.set_subtensor(pt.as_tensor(y0_read)[:, :2], x0[:, None] * ratio)
+            cells = y0_read[:, :2] * pt.exp(sd_vcd * z_x0)[:, None]
+            pm.Deterministic("x0_b", cells[:, 0], dims="batch")
+            y0 = pt.set_subtensor(pt.as_tensor(y0_read)[:, :2], cells)
             pm.Potential("loglik", campaign_op(theta, y0, sigma_full, self._packed))
         return model
 
