@@ -13,6 +13,7 @@ of detection as left-censored), with the model's 36 parameters at the prior cent
   and the start with that cache filled, each in a new process;
 * calibration (stage 2, ``--calibration``): ``bw.twin.FedBatchTwin().fit`` on the 12 completed batches
   of ``bw.simulate_campaign(13, random_seed=0)`` with ``--draws``/``--tune`` per chain on 2 chains
+  (default: the twin's own, :data:`bioworkbench.models.sampling.SAMPLER_DEFAULTS`)
   (nutpie, low-rank mass matrix), cold (an empty compile cache: compile + sample), again in the same
   process, and in a new process that loads the compiled model from the disk cache;
   leapfrog steps per draw, divergences, max r̂;
@@ -48,6 +49,7 @@ import numpy as np
 import polars as pl
 
 import bioworkbench as bw
+from bioworkbench.models.sampling import sampler_defaults
 from bioworkbench.twin import BatchLikelihood, FeedPlan, Observations, default_theta, parameter_names, simulate
 from bioworkbench.twin._kernels import OBSERVABLE_NAMES
 from bioworkbench.twin.op import CampaignLikelihood
@@ -317,8 +319,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="50 repetitions, no cold-start subprocesses")
     parser.add_argument("--calibration", action="store_true", help="also fit the twin on 12 batches and time a what-if")
-    parser.add_argument("--draws", type=int, default=500, help="calibration draws per chain")
-    parser.add_argument("--tune", type=int, default=300, help="calibration tuning steps per chain")
+    twin_defaults = sampler_defaults("FedBatchTwin")
+    parser.add_argument(
+        "--draws", type=int, default=twin_defaults.draws, help="calibration draws per chain (default: the twin's)"
+    )
+    parser.add_argument(
+        "--tune", type=int, default=twin_defaults.tune, help="calibration tuning steps per chain (default: the twin's)"
+    )
     args = parser.parse_args()
     repeat = 50 if args.quick else 300
 

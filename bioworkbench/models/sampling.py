@@ -98,8 +98,12 @@ SAMPLER_DEFAULTS: dict[str, SamplerDefaults] = {
     # with the parameters no planned campaign informs held fixed (bioworkbench.twin.model.FIXED), 12 demo
     # batches of the benchmark's campaign: 14 steps per draw, 0 divergences, r̂ 1.009, bulk ESS ≥ 379 with
     # 300 tuning steps; on the demo campaign (12 batches without B14) 300 left r̂ 1.029, 14 divergences and
-    # bulk ESS 71 (seed 1), 600 r̂ 1.014-1.017, 0-5 divergences and ESS 220-331 (seeds 1, 2)
-    "FedBatchTwin": SamplerDefaults(draws=500, tune=600, chains=2, adaptation="low_rank"),
+    # bulk ESS 71 (seed 1), 600 r̂ 1.014-1.017, 0-5 divergences and ESS 220-331 (seeds 1, 2).
+    # Since tuning caps trees at depth 5 (bioworkbench.twin.calibrate.MAXDEPTH) it costs 40 % fewer leapfrog
+    # steps, and 700 draws after 500 tuning steps take less time than 500 after 600 did: demo campaign
+    # (seeds 1, 2) 54-56 s instead of 68 s (compiled model cached), 0 divergences, r̂ 1.009-1.012, bulk
+    # ESS ≥ 551 (was r̂ 1.012-1.014, ESS 387-428)
+    "FedBatchTwin": SamplerDefaults(draws=700, tune=500, chains=2, adaptation="low_rank"),
     # forecast(): on the demo campaign (B14 from day 5, 23 history batches, 3 CPP covariates) 2 chains
     # of 1000 draws gave r̂ 1.017-1.034 and bulk ESS 110-290 for the growth model; 2000 draws r̂ up to
     # 1.012; 4000 draws r̂ ≤ 1.003 and ESS ≥ 1140 (seeds 1-3), no divergences, ~15-30 s on 2 cores.

@@ -228,9 +228,9 @@ def twin_review(
     batch_id: str,
     known_h: float,
     n_fit: int = 12,
-    draws: int = 500,
-    tune: int = 600,
-    chains: int = 2,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
     prob: float = 0.9,
     random_seed: int | None = None,
 ) -> TwinReview:
@@ -249,7 +249,7 @@ def twin_review(
         campaign's order), ``n_fit`` spread evenly from the first to the last, so that a campaign run
         as a design (feed rates, shift days) is covered, not only its first runs.
     draws, tune, chains, random_seed
-        Sampler settings.
+        Sampler settings (``None``: the twin's defaults, :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`).
     prob
         Central probability of the intervals.
 
@@ -273,8 +273,9 @@ def twin_review(
     prob = require_prob(prob, function=fn)
     known_h = float(require_number(known_h, function=fn, argument="known_h", minimum=0.0))
     sampler = {
-        arg: int(require_number(value, function=fn, argument=arg, minimum=low, integer=True))
-        for arg, (value, low) in {"draws": (draws, 1), "tune": (tune, 1), "chains": (chains, 1)}.items()
+        arg: int(require_number(value, function=fn, argument=arg, minimum=1, integer=True))
+        for arg, value in {"draws": draws, "tune": tune, "chains": chains}.items()
+        if value is not None
     }
     n_fit = int(require_number(n_fit, function=fn, argument="n_fit", minimum=1, integer=True))
     ids = campaign.batches["batch_id"].to_list()

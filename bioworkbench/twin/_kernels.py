@@ -24,8 +24,12 @@ def njit(**options):
     whichever copy it loaded first. With fastmath those copies round differently, so the same fit
     gave other draws in a process that had compiled the twin than in one that loaded it from the
     compile cache. Strict flags make every copy the same function of its inputs.
+
+    NumPy's error model: a division by zero gives inf or nan, which the solver and the likelihood
+    already reject (a non-finite state, a log-likelihood of -inf), instead of raising; without the
+    test for zero before every division a gradient costs about 6 % less.
     """
-    return numba.njit(fastmath=False, error_model='python', **options)
+    return numba.njit(fastmath=False, error_model='numpy', **options)
 
 STATE_NAMES = ('xv', 'xd', 'glucose', 'glutamine', 'lactate', 'ammonium', 'titer', 'nutrients', 'age', 'volume')
 PARAMETER_NAMES = ('mu_max', 'k_glc', 'k_gln', 'logit_gln_free', 'k_nut', 'ki_lac', 'ki_amm', 't_arrest', 'n_arrest', 'kd', 't_age', 'n_age', 'kd_starve', 'kd_nut', 'k_lys', 'y_x_glc', 'm_glc', 'a_m_glc', 'y_x_gln', 'm_gln', 'k_deg_gln', 'y_x_nut', 'k_nut_up', 'm_nut', 'n0', 'y_lac_glc', 'q_lac_max', 'k_lac', 'k_glc_shift', 'a_lac', 'y_amm_gln', 'm_amm', 'q_p', 'logit_qp_free', 'a_mu', 'a_kd', 'a_qp')
@@ -43,7 +47,7 @@ NOBS = 9
 
 
 #: fingerprint of the generated code (a cache key for compilations that call these kernels)
-KERNELS_SHA256 = 'ce28f4e1f1dd1eff2ad1cd95e9e30f601703999832d79b5da40cf00cf46a027f'
+KERNELS_SHA256 = '89a3f5d908c5dacc8a7d4ad560b97b4054e1f93f58d857f791c0f103a1a808fe'
 
 @njit(cache=True)
 def rhs(y, th, u, out):

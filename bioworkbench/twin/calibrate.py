@@ -40,10 +40,15 @@ __all__ = ["MAP_MAXITER", "MAXDEPTH", "START_OFFSET", "log_density", "posterior_
 
 #: largest number of L-BFGS iterations of the search for the start
 MAP_MAXITER = 400
-#: largest NUTS tree depth (at most 2**MAXDEPTH - 1 leapfrog steps per draw): before the mass matrix has
-#: adapted, the first tuning draws would run to 1,023 steps each; capped, they cost 63 and tuning still
-#: adapts the mass matrix from them (measured on the 12 demo batches: 14 steps per draw after tuning)
-MAXDEPTH = 6
+#: largest NUTS tree depth (at most 2**MAXDEPTH - 1 leapfrog steps per draw). Before the mass matrix has
+#: adapted, the first tuning draws would run to 1,023 steps each; capped at 31 they cost about 24 instead of
+#: about 48 at depth 6, and tuning still adapts the mass matrix from their draws and gradients. After tuning
+#: the twin takes about 10 steps per draw, well under the cap. Measured with 500 tuning steps on 12 demo
+#: batches (seeds 1, 2) and on the benchmark's 12 simulated batches (seed 1): 8,400-9,000 leapfrog steps of
+#: tuning per chain at depth 5 against about 14,300 with 600 steps at depth 6, no divergence. A shorter early
+#: window of nutpie's (its mass matrix switched every 25 draws instead of 10) saved as much on these campaigns
+#: but left 1-4 divergences on the recovery campaign of tests/test_twin.py, where depth 5 alone leaves none.
+MAXDEPTH = 5
 #: distance of each chain's start from the mode in every unconstrained coordinate (random sign)
 START_OFFSET = 0.05
 

@@ -126,7 +126,7 @@ class FedBatchTwin(BayesModel):
         ``sigma`` (the SD of the log of each reading).
     sampler
         Overrides of the sampler settings (default from
-        :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`: 500 draws, 600 tuning steps, 2 chains,
+        :data:`~bioworkbench.models.sampling.SAMPLER_DEFAULTS`: 700 draws, 500 tuning steps, 2 chains,
         nutpie with low-rank mass-matrix adaptation).
     fixed
         Names of pooled parameters held at their prior median instead of sampled (default
