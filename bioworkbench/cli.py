@@ -189,6 +189,11 @@ def report(
 ) -> Path:
     """Run one report notebook and print where its HTML and the index are (``bioworkbench report``).
 
+    The kernel is forked by a report server an earlier command left running, if one of the same code,
+    packages and settings is there; otherwise the report runs in a plain kernel and then leaves such a
+    server for the next command (it exits after 15 idle minutes; :mod:`bioworkbench.reports.warmserver`,
+    ``BW_REPORT_SERVER=0`` turns it off).
+
     Parameters
     ----------
     name
@@ -220,6 +225,7 @@ def report(
         parameters=parameters,
         output_dir=output_dir,
         kernel=kernel,
+        fork_kernel="warm",  # a kernel forked by a server an earlier command left (reports.warmserver)
     )
     print(f"{res.status}: {res.html}")
     print(f"index: {Path(output_dir).resolve() / 'index.html'}")

@@ -6,6 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+# report commands run by the tests leave no report server behind them (tests/test_warm_server.py turns it on)
+os.environ["BW_REPORT_SERVER"] = "0"
 SHARED = Path(os.environ.get("BW_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 

@@ -947,7 +947,8 @@ def test_quiet_cluster_settings_are_dask_settings():
 
 def test_report_modules_import_one_way_and_no_science():
     """``bioworkbench.reports`` is a package by subject whose modules import each other one way
-    (params → provenance → folders → index → run → parallel, render and forkserver beside; the relay
+    (params → provenance → folders → index → run → parallel, render and forkserver beside, warmserver on
+    forkserver; the relay
     imports nothing of the package) and nothing of the analyses: the runner runs notebooks, it knows
     nothing of science (the fork server names the modules to preload, as strings)."""
     import ast
@@ -978,11 +979,13 @@ def test_report_modules_import_one_way_and_no_science():
         "parallel",
         "changed",
         "forkserver",
+        "warmserver",
         "_relay",
     }
     order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
     assert order.index("params") < order.index("run") < order.index("parallel")
     assert order.index("forkserver") < order.index("run") and graph["forkserver"] == graph["_relay"] == set()
+    assert graph["warmserver"] == {"forkserver"} and "warmserver" in graph["run"]
     assert outside == {
         "bioworkbench._imports",
         "bioworkbench.checks",

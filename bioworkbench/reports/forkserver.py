@@ -229,9 +229,15 @@ def serve(path: str) -> None:
     The server watches the relay of every kernel it forked: when a relay has gone (jupyter_client
     killed it), the kernel's process group is killed, as jupyter_client kills a plain kernel's.
     Returns when the process that started the server has gone (checked every second). Ctrl-C in the
-    terminal is left to the process that started it.
+    terminal is left to the process that started it. A server that outlives the command that started
+    it (:mod:`bioworkbench.reports.warmserver`: ``$BW_FORK_IDLE_S`` and ``$BW_FORK_LOCK`` set) first
+    takes the lock file (another server holding it: returns at once), and returns after that many
+    seconds without a kernel, or when its socket has been removed or replaced; it removes its socket.
     """
     parent = os.getppid()
+    idle = float(os.environ["BW_FORK_IDLE_S"]) if os.environ.get("BW_FORK_IDLE_S") else None
+    if idle is not None and not _hold_lock(os.environ["BW_FORK_LOCK"]):
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.path and sys.path[0] == "":  # `python -c`: the working folder would shadow what is preloaded
         del sys.path[0]
@@ -253,14 +259,54 @@ def serve(path: str) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(path)
         listener.listen(16)
+        inode = os.stat(path).st_ino
         print(READY, flush=True)
-        while os.getppid() == parent:
+        last = time.monotonic()
+        while _serving(parent, idle, last, relays, path, inode):
             ready, _, _ = select.select([listener, *relays], [], [], 1.0)
             for fd in ready:
                 if fd is listener:
                     _serve_one(listener, relays)
                 else:
                     _relay_gone(fd, relays)
+                last = time.monotonic()
+        if idle is not None:
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+
+
+#: the lock a server outliving its command holds (closed in every kernel it forks)
+_LOCK_FD: list[int] = []
+
+
+def _hold_lock(lock_path: str) -> bool:
+    """Take the lock file ``lock_path`` for the life of this server; False when another process holds it."""
+    import fcntl
+
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _LOCK_FD.append(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return True
+
+
+def _serving(parent: int, idle: float | None, last: float, relays: dict, path: str, inode: int) -> bool:
+    """Whether the server goes on: its parent is there; or, for a server outliving its command, its socket
+    is still its own and a kernel runs or the last request is less than ``idle`` seconds old."""
+    if idle is None:
+        return os.getppid() == parent
+    try:
+        if os.stat(path).st_ino != inode:
+            return False
+    except OSError:
+        return False
+    return bool(relays) or time.monotonic() - last < idle
 
 
 def _serve_one(listener: socket.socket, relays: dict[int, tuple[int, int]]) -> None:
@@ -280,6 +326,8 @@ def _serve_one(listener: socket.socket, relays: dict[int, tuple[int, int]]) -> N
         if pid == 0:
             listener.close()
             conn.close()
+            for fd in _LOCK_FD:  # the lock is the server's: a kernel outliving it must not hold it
+                os.close(fd)
             for fd in relays:
                 os.close(fd)
             for _, kfd in relays.values():

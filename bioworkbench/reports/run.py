@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bioworkbench.reports.warmserver as warmserver
 from bioworkbench._imports import without_iri_grammar
 from bioworkbench.errors import ConfigError, ReportError, suggest
 from bioworkbench.reports.folders import MARKER, clear_debris, move_into_place, write_marker
@@ -124,7 +125,7 @@ def run_report(
     notebooks: str | os.PathLike | None = None,
     write_index_file: bool = True,
     raise_on_failure: bool = True,
-    fork_kernel: bool = False,
+    fork_kernel: bool | str = False,
 ) -> RunResult:
     """Run report ``name`` with a parameter file and/or parameters; return where it was written.
 
@@ -147,6 +148,8 @@ def run_report(
         stack once (:mod:`bioworkbench.reports.forkserver`; started on first use). Pays off for
         many runs in one process (:func:`~bioworkbench.reports.parallel.run_many` does it); where
         kernels cannot be forked the run uses a plain kernel. The manifest records which.
+        ``"warm"`` (``bioworkbench report``): fork it from a server an earlier command left running,
+        or run a plain kernel and then leave such a server (:mod:`bioworkbench.reports.warmserver`).
 
     Returns
     -------
@@ -186,7 +189,7 @@ def run_report(
     t0 = time.perf_counter()
     snapshot = Path(tempfile.mkdtemp(prefix="bw-store-campaign-")) if is_store_url(params.get("campaign")) else None
     try:
-        return _run(
+        res = _run(
             name,
             notebook=notebook,
             params=params,
@@ -207,6 +210,9 @@ def run_report(
     finally:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
+    if fork_kernel == "warm" and not res.manifest.get("kernel_forked"):  # leave a server for the next command
+        warmserver.start(spec.argv, os.environ | spec.env)
+    return res
 
 
 def _run(
@@ -226,7 +232,7 @@ def _run(
     snapshot: Path | None,
     write_index_file: bool,
     raise_on_failure: bool,
-    fork_kernel: bool,
+    fork_kernel: bool | str,
 ) -> RunResult:
     """The run itself, once the parameters passed their checks (see :func:`run_report`)."""
     store_input = None
@@ -254,7 +260,10 @@ def _run(
     }
     if store_input is not None:
         record["store_input"] = store_input
-    server = shared_server(spec.argv, spec.env) if fork_kernel else None
+    if fork_kernel == "warm":
+        server: ForkServer | warmserver.WarmServer | None = warmserver.find(spec.argv, os.environ | spec.env)
+    else:
+        server = shared_server(spec.argv, spec.env) if fork_kernel else None
     record["kernel_forked"] = server is not None
     with _SigtermAsExit() as sigterm:
         try:
@@ -367,7 +376,11 @@ def _store_keys(inputs: dict[str, str], snapshot: Path | None, params: Mapping[s
 
 
 def _execute(
-    notebook: Path, executed: Path, params: Mapping[str, Any], kernel: str, server: ForkServer | None = None
+    notebook: Path,
+    executed: Path,
+    params: Mapping[str, Any],
+    kernel: str,
+    server: ForkServer | warmserver.WarmServer | None = None,
 ) -> dict[str, Any] | None:
     """Run the notebook with papermill into ``executed``; the error of the failing cell (or of the
     kernel: died, timed out), or ``None`` when every cell ran. With ``server`` the kernel is forked
