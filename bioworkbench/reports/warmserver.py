@@ -150,6 +150,10 @@ class WarmServer:
 
 
 def _paths(kernel_argv: list[str], env: dict[str, str]) -> tuple[Path, Path] | None:
+    """The socket and the lock file of this key's server; None when turned off, when kernels of this spec
+    cannot be forked, or when there is no private folder (or it is too deep for a socket)."""
+    if not enabled() or not _forkable(kernel_argv):
+        return None
     folder = runtime_dir()
     if folder is None:
         return None
@@ -198,8 +202,6 @@ def find(kernel_argv: list[str], env: dict[str, str]) -> WarmServer | None:
         None when turned off, when kernels of this spec cannot be forked, or when no server of this
         key listens.
     """
-    if not enabled() or not _forkable(kernel_argv):
-        return None
     paths = _paths(kernel_argv, env)
     if paths is None or not _listening(paths[0]):
         return None
@@ -224,8 +226,6 @@ def start(kernel_argv: list[str], env: dict[str, str]) -> int | None:
     """
     import fcntl
 
-    if not enabled() or not _forkable(kernel_argv):
-        return None
     paths = _paths(kernel_argv, env)
     if paths is None:
         return None
