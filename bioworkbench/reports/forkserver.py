@@ -65,7 +65,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PRELOAD", "ForkServer", "forked_kernel_options", "prompt_kernel_options", "shared_server"]
+__all__ = [
+    "PRELOAD",
+    "ForkServer",
+    "can_fork",
+    "forked_kernel_options",
+    "interpreter",
+    "prompt_kernel_options",
+    "shared_server",
+]
 
 #: imported by the server before it forks kernels: what the report notebooks import that behaves the
 #: same whether or not it is imported inside IPython (see :data:`IPYTHON_AWARE`). Not ipykernel: its
@@ -423,6 +431,39 @@ def _forkable(argv: list[str]) -> bool:
     )
 
 
+def can_fork(kernel_argv: list[str]) -> bool:
+    """Whether kernels of this spec can be forked here.
+
+    Parameters
+    ----------
+    kernel_argv
+        The kernel spec's command.
+
+    Returns
+    -------
+    bool
+        Linux (``os.pidfd_open``), not turned off by ``BW_FORK_KERNELS=0``, and ipykernel's launcher.
+    """
+    return hasattr(os, "pidfd_open") and os.environ.get("BW_FORK_KERNELS", "1") != "0" and _forkable(kernel_argv)
+
+
+def interpreter(kernel_argv: list[str]) -> tuple[str, list[str]]:
+    """The interpreter and its ``-X`` options of a forkable kernel spec's command.
+
+    Parameters
+    ----------
+    kernel_argv
+        The kernel spec's command (``[python, ..., "-m", "ipykernel_launcher", ...]``).
+
+    Returns
+    -------
+    tuple
+        The interpreter (this one for a bare ``python``, as jupyter_client runs it) and its options.
+    """
+    python, *flags = kernel_argv[: kernel_argv.index("-m")]
+    return (sys.executable if python in _BARE_PYTHON else python), flags
+
+
 class ForkServer:
     """A fork server for the kernels of one kernel spec, started with the kernel's interpreter.
 
@@ -444,9 +485,7 @@ class ForkServer:
 
     def __init__(self, kernel_argv: list[str], env: dict[str, str] | None = None, timeout: float = 180.0) -> None:
         self.kernel_argv = list(kernel_argv)
-        python, *flags = self.kernel_argv[: self.kernel_argv.index("-m")]
-        # as jupyter_client runs a spec whose command is a bare `python`: this interpreter
-        self.python = sys.executable if python in _BARE_PYTHON else python
+        self.python, flags = interpreter(self.kernel_argv)
         self.folder = tempfile.mkdtemp(prefix="bw-forkserver-")
         self.path = os.path.join(self.folder, "kernels.sock")
         try:
@@ -524,7 +563,7 @@ def shared_server(kernel_argv: list[str], env: dict[str, str] | None = None) -> 
         ipykernel's launcher, ``$BW_FORK_KERNELS`` set to ``0``, or a server that failed to start
         (the reports then run in plain kernels).
     """
-    if not hasattr(os, "pidfd_open") or os.environ.get("BW_FORK_KERNELS", "1") == "0" or not _forkable(kernel_argv):
+    if not can_fork(kernel_argv):
         return None
     key = (*kernel_argv, *sorted(f"{k}={v}" for k, v in (env or {}).items()))
     with _SERVERS_LOCK:  # one server per kernel spec, also for a worker running several reports at once

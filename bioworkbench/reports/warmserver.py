@@ -46,7 +46,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bioworkbench.reports.forkserver import _BARE_PYTHON, _RELAY, _SERVE, _forkable
+from bioworkbench.reports.forkserver import _RELAY, _SERVE, can_fork, interpreter
 
 __all__ = ["ENV_NAMES", "ENV_PREFIXES", "IDLE_S", "WarmServer", "find", "fingerprint", "runtime_dir", "start"]
 
@@ -61,15 +61,15 @@ ENV_NAMES = ("HOME", "PATH", "LANG", "LC_ALL", "TZ", "XDG_CACHE_HOME", "XDG_CONF
 
 
 def enabled() -> bool:
-    """Whether report commands use and leave warm servers (Linux, not turned off by the environment).
+    """Whether report commands use and leave warm servers (not turned off by ``BW_REPORT_SERVER=0``).
 
     Returns
     -------
     bool
-        False with ``BW_REPORT_SERVER=0`` or ``BW_FORK_KERNELS=0``, or where kernels cannot be forked.
+        False with ``BW_REPORT_SERVER=0``; where kernels cannot be forked at all
+        (:func:`~bioworkbench.reports.forkserver.can_fork`) no server is used either.
     """
-    off = os.environ.get("BW_REPORT_SERVER", "1") == "0" or os.environ.get("BW_FORK_KERNELS", "1") == "0"
-    return hasattr(os, "pidfd_open") and not off
+    return os.environ.get("BW_REPORT_SERVER", "1") != "0"
 
 
 def runtime_dir() -> Path | None:
@@ -152,7 +152,7 @@ class WarmServer:
 def _paths(kernel_argv: list[str], env: dict[str, str]) -> tuple[Path, Path] | None:
     """The socket and the lock file of this key's server; None when turned off, when kernels of this spec
     cannot be forked, or when there is no private folder (or it is too deep for a socket)."""
-    if not enabled() or not _forkable(kernel_argv):
+    if not enabled() or not can_fork(kernel_argv):
         return None
     folder = runtime_dir()
     if folder is None:
@@ -162,11 +162,6 @@ def _paths(kernel_argv: list[str], env: dict[str, str]) -> tuple[Path, Path] | N
     if len(os.fsencode(sock)) >= _SUN_PATH:  # a Unix socket's path has at most 107 bytes
         return None
     return sock, folder / f"fork-{key}.lock"
-
-
-def _python(kernel_argv: list[str]) -> tuple[str, list[str]]:
-    python, *flags = kernel_argv[: kernel_argv.index("-m")]
-    return (sys.executable if python in _BARE_PYTHON else python), flags
 
 
 def _listening(path: Path) -> bool:
@@ -205,7 +200,7 @@ def find(kernel_argv: list[str], env: dict[str, str]) -> WarmServer | None:
     paths = _paths(kernel_argv, env)
     if paths is None or not _listening(paths[0]):
         return None
-    return WarmServer(_python(kernel_argv)[0], str(paths[0]))
+    return WarmServer(interpreter(kernel_argv)[0], str(paths[0]))
 
 
 def start(kernel_argv: list[str], env: dict[str, str]) -> int | None:
@@ -239,7 +234,7 @@ def start(kernel_argv: list[str], env: dict[str, str]) -> int | None:
         os.close(fd)
     with contextlib.suppress(FileNotFoundError):  # a server killed without cleaning up left it
         sock.unlink()
-    python, flags = _python(kernel_argv)
+    python, flags = interpreter(kernel_argv)
     idle = os.environ.get("BW_REPORT_SERVER_IDLE_S", str(IDLE_S))
     process = subprocess.Popen(
         [python, *flags, "-c", _SERVE, str(sock)],
